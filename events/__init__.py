@@ -1,0 +1,1 @@
+"""The alliance event contract: envelope, event families, reference data and the topic registry."""

@@ -1,0 +1,87 @@
+"""The topic registry: every topic the backbone uses, with explicit partitions and cleanup policy.
+
+Nothing is auto-created: ``python -m infra provision`` creates exactly these topics.
+Names: alliance.ingest.<university>, alliance.events.<family>, alliance.dlq, alliance.agg.<name>.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from events.reference import UNIVERSITIES
+
+
+class Family(StrEnum):
+    RECRUITMENT = "recruitment"
+    JOBFAIR = "jobfair"
+    MENTORING = "mentoring"
+    SERVICES = "services"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool = False
+    retention_ms: int | None = None
+    description: str = ""
+    extra_config: dict[str, str] = field(default_factory=dict)
+
+    def config(self) -> dict[str, str]:
+        cfg = {"cleanup.policy": "compact" if self.compacted else "delete"}
+        if self.retention_ms is not None:
+            cfg["retention.ms"] = str(self.retention_ms)
+        if self.compacted:
+            cfg.setdefault("min.cleanable.dirty.ratio", "0.1")
+            cfg.setdefault("segment.ms", str(60 * 60 * 1000))
+        cfg.update(self.extra_config)
+        return cfg
+
+
+INGEST_PARTITIONS = 3
+EVENT_PARTITIONS = 6
+AGG_PARTITIONS = 3
+DLQ_TOPIC = "alliance.dlq"
+WEEK_MS = 7 * 24 * 3600 * 1000
+
+
+def ingest_topic(university: str) -> str:
+    return f"alliance.ingest.{university}"
+
+
+def family_topic(family: Family | str) -> str:
+    return f"alliance.events.{Family(family).value}"
+
+
+def agg_topic(name: str) -> str:
+    return f"alliance.agg.{name}"
+
+
+AGGREGATES: dict[str, str] = {
+    "postings-by-segment": "open postings and positions by industry x city x employer type (alliance, per university)",
+    "posting-funnel": "applications, offers, acceptances and rates per job posting",
+    "fairs": "job-fair live stats: booths, distinct check-ins, offers at the fair",
+    "mentors": "mentor pool by university and expertise, sessions held",
+    "service-guarantee": "per job seeker progress on the 1-1-3-1 service guarantee, and fully-served count",
+    "windows": "hourly and daily event counts per family and university",
+}
+
+
+def registry() -> list[TopicSpec]:
+    specs = [
+        TopicSpec(ingest_topic(code), INGEST_PARTITIONS, retention_ms=WEEK_MS,
+                  description=f"raw events published by {u.name}")
+        for code, u in UNIVERSITIES.items()
+    ]
+    specs += [
+        TopicSpec(family_topic(f), EVENT_PARTITIONS, description=f"validated, deduplicated {f} events")
+        for f in Family
+    ]
+    specs.append(TopicSpec(DLQ_TOPIC, INGEST_PARTITIONS, retention_ms=4 * WEEK_MS,
+                           description="rejected input, with x-alliance-reject-* reason headers"))
+    specs += [
+        TopicSpec(agg_topic(name), AGG_PARTITIONS, compacted=True, description=desc)
+        for name, desc in AGGREGATES.items()
+    ]
+    return specs

@@ -1,0 +1,1 @@
+"""Local infrastructure (single-node Kafka in KRaft mode, PostgreSQL), settings and wiring."""

@@ -1,0 +1,79 @@
+"""``python -m infra <command>``: local services, provisioning, and the main demo job.
+
+Commands:
+  up          start the local Kafka (KRaft) and PostgreSQL (unless ALLIANCE_* point elsewhere)
+  down        stop them
+  status      say what runs where
+  provision   create the registry's topics (explicit partitions, compaction; no auto-creation)
+  run         the main job: up + provision + migrate + workers + a realistic demo stream
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from infra.errors import InfraError
+from infra.local import LocalStack
+from infra.settings import load_settings
+from infra.topics import provision
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    LocalStack(load_settings()).up()
+    return _cmd_status(args)
+
+
+def _cmd_down(_: argparse.Namespace) -> int:
+    LocalStack(load_settings()).down()
+    return 0
+
+
+def _cmd_status(_: argparse.Namespace) -> int:
+    for name, state in LocalStack(load_settings()).status().items():
+        print(f"{name:9} {state}")
+    return 0
+
+
+def _cmd_provision(_: argparse.Namespace) -> int:
+    settings = load_settings()
+    report = provision(settings.bootstrap, replication_factor=settings.replication_factor)
+    print(f"topics created: {len(report.created)}, already present: {len(report.existing)}")
+    for name in report.created:
+        print(f"  + {name}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from infra.run import run_main_job
+
+    return run_main_job(load_settings(), duration=args.duration, keep=args.keep, events=args.events)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start local Kafka and PostgreSQL").set_defaults(func=_cmd_up)
+    sub.add_parser("down", help="stop local Kafka and PostgreSQL").set_defaults(func=_cmd_down)
+    sub.add_parser("status", help="what runs where").set_defaults(func=_cmd_status)
+    sub.add_parser("provision", help="create the registry's topics").set_defaults(func=_cmd_provision)
+    run = sub.add_parser("run", help="the main job: stack + workers + demo stream")
+    run.add_argument("--events", type=int, default=20000, help="demo events to publish (default 20000)")
+    run.add_argument("--duration", type=float, default=0.0,
+                     help="seconds to keep running after the demo (0 = stop when the demo is processed)")
+    run.add_argument("--keep", action="store_true", help="leave broker and database running afterwards")
+    run.set_defaults(func=_cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except InfraError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

