@@ -1,0 +1,94 @@
+"""The envelope every event carries, and the constrained types used by the payloads."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import Annotated, ClassVar
+from uuid import UUID, uuid4
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from events.reference import UNIVERSITIES
+
+SCHEMA_VERSION = 1
+MAX_EVENT_BYTES = 16 * 1024
+
+_PHONE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)")
+
+
+def _no_personal_data(value: str) -> str:
+    if _PHONE.search(value):
+        raise ValueError("looks like a phone number; personal data must not leave the university")
+    return value
+
+
+def _known_university(value: str) -> str:
+    if value not in UNIVERSITIES:
+        raise ValueError(f"unknown university code {value!r}; members: {', '.join(sorted(UNIVERSITIES))}")
+    return value
+
+
+def _plausible_date(value: date) -> date:
+    if not date(2000, 1, 1) <= value <= date(2100, 1, 1):
+        raise ValueError("date outside 2000-01-01 .. 2100-01-01")
+    return value
+
+
+def _plausible_datetime(value: datetime) -> datetime:
+    _plausible_date(value.date())
+    return value.astimezone(UTC)
+
+
+EntityId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.:-]{0,79}$", description="stable entity id")]
+SeekerId = Annotated[
+    str,
+    Field(pattern=r"^ps_[0-9a-f]{32}$", description="HMAC pseudonym of a student id (events.privacy)"),
+]
+UniversityCode = Annotated[str, AfterValidator(_known_university)]
+ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_personal_data)]
+LongText = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_no_personal_data)]
+Timestamp = Annotated[AwareDatetime, AfterValidator(_plausible_datetime)]
+Day = Annotated[date, AfterValidator(_plausible_date)]
+Count = Annotated[int, Field(ge=0, le=1_000_000)]
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class Event(BaseModel):
+    """The envelope. Subclasses pin ``type`` to a Literal and give ``data`` a payload model.
+
+    ``subject`` is the partition key: the id of the entity the event is about (``key_field`` of ``data``).
+    It may be omitted on input and is then filled from the payload; when given it must match.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    key_field: ClassVar[str]
+    family: ClassVar[str]
+
+    event_id: UUID = Field(default_factory=uuid4)
+    type: str
+    source: UniversityCode = Field(description="code of the member university that publishes the event")
+    occurred_at: Timestamp
+    schema_version: Annotated[int, Field(ge=1, le=SCHEMA_VERSION)] = SCHEMA_VERSION
+    subject: EntityId | None = None
+    data: Payload
+
+    @model_validator(mode="after")
+    def _subject_matches(self) -> Event:
+        expected = getattr(self.data, self.key_field)
+        if self.subject is None:
+            object.__setattr__(self, "subject", expected)  # filled once, during validation
+        elif self.subject != expected:
+            raise ValueError(f"subject {self.subject!r} must equal data.{self.key_field} {expected!r}")
+        return self
+
+    @property
+    def key(self) -> bytes:
+        return str(self.subject).encode()
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()

@@ -1,0 +1,78 @@
+"""Encoding and strict decoding of events (JSON on the wire), with field-level errors."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, TypeAdapter, ValidationError
+
+from events import jobfair, mentoring, recruitment, services
+from events.base import MAX_EVENT_BYTES, Event
+from events.errors import EventValidationError, FieldProblem
+
+ALL_EVENTS: tuple[type[Event], ...] = recruitment.EVENTS + jobfair.EVENTS + mentoring.EVENTS + services.EVENTS
+EVENT_TYPES: dict[str, type[Event]] = {cls.model_fields["type"].default: cls for cls in ALL_EVENTS}
+
+AnyEvent = Annotated[
+    recruitment.JobPosted | recruitment.JobPostingUpdated | recruitment.JobPostingClosed
+    | recruitment.ApplicationSubmitted | recruitment.OfferMade | recruitment.OfferAccepted
+    | recruitment.OfferDeclined | recruitment.Hired | recruitment.EmployerFlagged
+    | jobfair.JobFairScheduled | jobfair.BoothRegistered | jobfair.StudentCheckedIn
+    | jobfair.OnSiteOfferMade | jobfair.JobFairClosed
+    | mentoring.MentorRegistered | mentoring.MentorAssigned | mentoring.MentoringSessionHeld
+    | services.PolicyBriefingDelivered | services.CareerCounsellingHeld | services.JobRecommended
+    | services.TrainingOrInternshipOffered,
+    Field(discriminator="type"),
+]
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyEvent)
+assert len(EVENT_TYPES) == len(ALL_EVENTS), "duplicate event type names"
+
+
+def family_of(event_type: str) -> str:
+    cls = EVENT_TYPES.get(event_type)
+    if cls is None:
+        raise EventValidationError([FieldProblem("type", f"unknown event type {event_type!r}")], event_type)
+    return cls.family
+
+
+def _problems(exc: ValidationError) -> list[FieldProblem]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = [str(p) for p in err["loc"]]
+        if loc and loc[0] in EVENT_TYPES:  # the discriminator's branch name is not a field
+            loc = loc[1:]
+        field = ".".join(loc) or "event"
+        msg = err["msg"]
+        if err["type"] == "union_tag_invalid":
+            field, msg = "type", f"unknown event type {err.get('input', {}).get('type')!r}" \
+                if isinstance(err.get("input"), dict) else "unknown event type"
+        elif err["type"] == "union_tag_not_found":
+            field, msg = "type", "missing event type"
+        problems.append(FieldProblem(field, msg))
+    return problems
+
+
+def decode(raw: bytes | str) -> Event:
+    """Strictly decode one event; raises EventValidationError naming each bad field."""
+    if len(raw) > MAX_EVENT_BYTES:
+        raise EventValidationError([FieldProblem("event", f"{len(raw)} bytes exceeds {MAX_EVENT_BYTES}")])
+    try:
+        event: Event = _ADAPTER.validate_json(raw, strict=True)
+    except ValidationError as exc:
+        raise EventValidationError(_problems(exc)) from None
+    return event
+
+
+def from_dict(obj: dict[str, Any]) -> Event:
+    """Validate a mapping (e.g. one parsed CSV/JSONL line) with JSON semantics."""
+    import json
+
+    try:
+        raw = json.dumps(obj, default=str)
+    except (TypeError, ValueError) as exc:
+        raise EventValidationError([FieldProblem("event", f"not serialisable: {exc}")]) from None
+    return decode(raw)
+
+
+def encode(event: Event) -> bytes:
+    return event.to_json()

@@ -1,0 +1,44 @@
+"""Root exception of the events package."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class EventError(ValueError):
+    """Anything wrong with an event."""
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"
+
+
+class EventValidationError(EventError):
+    """An event that does not satisfy the contract; ``problems`` name each field and reason."""
+
+    def __init__(self, problems: list[FieldProblem], event_type: str | None = None) -> None:
+        self.problems = problems
+        self.event_type = event_type
+        super().__init__("; ".join(str(p) for p in problems) or "invalid event")
+
+    @property
+    def reason_code(self) -> str:
+        """One of a small fixed set (REASON_CODES), for DLQ headers and metric labels."""
+        first = self.problems[0] if self.problems else None
+        if first is None:
+            return "invalid"
+        if first.field == "type":
+            return "unknown_type"
+        if first.field == "event" and "exceeds" in first.reason:
+            return "oversized"
+        if first.field == "event" and "JSON" in first.reason:
+            return "malformed"
+        return "invalid"
+
+
+REASON_CODES = ("invalid", "unknown_type", "oversized", "malformed", "duplicate", "spoofed_source")
