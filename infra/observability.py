@@ -1,0 +1,281 @@
+"""Prometheus metrics of the pipeline, and the small HTTP server that exposes them.
+
+Rules (DESIGN.md): prefix ``alliance_``, base units (``_seconds``, ``_total``), small fixed label sets,
+injected registries (never the process-global default), no per-event or per-student labels.
+
+* :class:`PipelineMetrics` - the Faust worker's own metrics (served by :func:`serve` on
+  ``Settings.metrics_port``, 9464). Faust's internal sensors are registered by the worker on the faust
+  web port (6066) with ``name_prefix=FAUST_SENSOR_PREFIX`` on a *separate* registry, so the two scrape
+  targets never expose the same series twice.
+* :func:`serve` - ``/metrics`` (Prometheus text format), ``/healthz`` (200 while the process lives) and
+  ``/readyz`` (200 when ``ready()`` is true, else 503).
+* :func:`consumer_lag` / :func:`set_consumer_lag` - lag per assigned partition of an aiokafka consumer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+from events.errors import REASON_CODES
+from events.topics import AGGREGATES, Family
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaConsumer
+
+METRIC_PREFIX = "alliance_"
+FAUST_SENSOR_PREFIX = "alliance_faust"
+"""``name_prefix`` the worker passes to ``faust.sensors.prometheus.setup_prometheus_sensors``."""
+
+FAMILIES: tuple[str, ...] = tuple(f.value for f in Family)
+STAGES: tuple[str, ...] = ("ingest", "tables", "aggregate")
+AGGREGATE_NAMES: tuple[str, ...] = tuple(AGGREGATES)
+
+# occurred_at -> table update: events may be published by a university minutes or hours late.
+EVENT_LATENCY_BUCKETS: tuple[float, ...] = (
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0,
+)
+# Kafka record timestamp -> table update: inside the pipeline, normally milliseconds.
+PIPELINE_LATENCY_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)
+BATCH_BUCKETS: tuple[float, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+
+class PipelineMetrics:
+    """Metrics of the Faust worker, registered on the injected ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.events_ingested = Counter(
+            "alliance_events_ingested_total",
+            "Valid, deduplicated events accepted by the ingest agent.",
+            ["family", "university"], registry=registry,
+        )
+        self.events_rejected = Counter(
+            "alliance_events_rejected_total",
+            "Events routed to the dead-letter topic, by reason (events.errors.REASON_CODES).",
+            ["university", "reason"], registry=registry,
+        )
+        self.event_latency = Histogram(
+            "alliance_event_latency_seconds",
+            "Time from the event's occurred_at to the table update that reflects it.",
+            ["family"], buckets=EVENT_LATENCY_BUCKETS, registry=registry,
+        )
+        self.pipeline_latency = Histogram(
+            "alliance_pipeline_latency_seconds",
+            "Time from the Kafka record timestamp to the table update, by pipeline stage.",
+            ["stage"], buckets=PIPELINE_LATENCY_BUCKETS, registry=registry,
+        )
+        self.aggregates_published = Counter(
+            "alliance_aggregates_published_total",
+            "Records published to the compacted alliance.agg.* topics.",
+            ["aggregate"], registry=registry,
+        )
+        self.table_keys = Gauge(
+            "alliance_table_keys",
+            "Keys held in a Faust table (this worker's active partitions).",
+            ["table"], registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "alliance_consumer_lag_messages",
+            "Messages between the consumer position and the partition end offset.",
+            ["group", "topic", "partition"], registry=registry,
+        )
+        self.batch_events = Histogram(
+            "alliance_worker_batch_events",
+            "Events handled per batch (stream.take) by an agent.",
+            ["agent"], buckets=BATCH_BUCKETS, registry=registry,
+        )
+        # Series that exist from the start, so rate()/absent() alerts see 0 rather than nothing.
+        for family in FAMILIES:
+            self.event_latency.labels(family=family)
+        for stage in STAGES:
+            self.pipeline_latency.labels(stage=stage)
+        for aggregate in AGGREGATE_NAMES:
+            self.aggregates_published.labels(aggregate=aggregate)
+
+    def prime(self, universities: Iterable[str]) -> None:
+        """Create the zero-valued ingest/reject series of every member university."""
+        for university in universities:
+            for family in FAMILIES:
+                self.events_ingested.labels(family=family, university=university)
+            for reason in REASON_CODES:
+                self.events_rejected.labels(university=university, reason=reason)
+
+    # Convenience recorders: they keep label values inside the fixed sets.
+
+    def record_ingested(self, family: str, university: str, occurred_at: datetime | None = None,
+                        *, now: float | None = None) -> None:
+        _check(family, FAMILIES, "family")
+        self.events_ingested.labels(family=family, university=university).inc()
+        if occurred_at is not None:
+            self.observe_event_latency(family, occurred_at, now=now)
+
+    def record_rejected(self, university: str, reason: str) -> None:
+        _check(reason, REASON_CODES, "reason")
+        self.events_rejected.labels(university=university, reason=reason).inc()
+
+    def observe_event_latency(self, family: str, occurred_at: datetime, *, now: float | None = None) -> None:
+        """``occurred_at`` must be timezone-aware; negative values (clock skew) are clamped to 0."""
+        _check(family, FAMILIES, "family")
+        now_s = time.time() if now is None else now
+        self.event_latency.labels(family=family).observe(max(0.0, now_s - occurred_at.timestamp()))
+
+    def observe_pipeline_latency(self, stage: str, record_timestamp_ms: int | float,
+                                 *, now: float | None = None) -> None:
+        """``record_timestamp_ms`` is the Kafka record timestamp (milliseconds since the epoch)."""
+        _check(stage, STAGES, "stage")
+        now_s = time.time() if now is None else now
+        self.pipeline_latency.labels(stage=stage).observe(max(0.0, now_s - record_timestamp_ms / 1000.0))
+
+    def record_aggregate(self, aggregate: str, n: int = 1) -> None:
+        _check(aggregate, AGGREGATE_NAMES, "aggregate")
+        self.aggregates_published.labels(aggregate=aggregate).inc(n)
+
+    def set_table_keys(self, table: str, keys: int) -> None:
+        self.table_keys.labels(table=table).set(keys)
+
+    def observe_batch(self, agent: str, events: int) -> None:
+        self.batch_events.labels(agent=agent).observe(events)
+
+
+def _check(value: str, allowed: tuple[str, ...], what: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"{what} {value!r} is not one of {', '.join(allowed)}")
+
+
+# --------------------------------------------------------------------------------------------- HTTP
+
+
+def metrics_app(registry: CollectorRegistry, *, ready: Callable[[], bool]) -> web.Application:
+    """The aiohttp application behind :func:`serve` (exposed for embedding in another app)."""
+
+    async def metrics(_: web.Request) -> web.Response:
+        body = generate_latest(registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        try:
+            ok = bool(ready())
+        except Exception as exc:  # a failing readiness probe means "not ready", never a 500
+            return web.json_response({"status": "not ready", "error": str(exc)}, status=503)
+        return web.json_response({"status": "ready" if ok else "not ready"}, status=200 if ok else 503)
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+async def serve(registry: CollectorRegistry, port: int, *, ready: Callable[[], bool],
+                host: str = "0.0.0.0") -> web.AppRunner:
+    """Start the metrics/health server; returns the runner (``await runner.cleanup()`` to stop).
+
+    ``port=0`` picks a free port: read it back with :func:`bound_port`.
+    """
+    runner = web.AppRunner(metrics_app(registry, ready=ready), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    """The TCP port a started runner listens on."""
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    raise RuntimeError("runner is not listening on a TCP port")
+
+
+# ---------------------------------------------------------------------------------------- consumer lag
+
+
+async def consumer_lag(consumer: AIOKafkaConsumer, group: str) -> dict[tuple[str, int], int]:
+    """Lag (end offset - position, never negative) of every partition assigned to ``consumer``.
+
+    ``group`` is accepted for symmetry with :func:`set_consumer_lag`; the lag itself only depends on
+    the consumer's assignment. End offsets come from one ListOffsets request (the high watermark for
+    the default read_uncommitted isolation level).
+    """
+    del group
+    assigned = sorted(consumer.assignment(), key=lambda tp: (tp.topic, tp.partition))
+    if not assigned:
+        return {}
+    ends = await consumer.end_offsets(assigned)
+    lags: dict[tuple[str, int], int] = {}
+    for tp in assigned:
+        end = ends.get(tp)
+        if end is None:
+            continue
+        position = await consumer.position(tp)
+        lags[(tp.topic, tp.partition)] = max(0, int(end) - int(position))
+    return lags
+
+
+def set_consumer_lag(gauge: Gauge, group: str, lags: Mapping[tuple[str, int], int]) -> None:
+    """Publish ``lags`` on ``gauge`` (labels group, topic, partition).
+
+    Partitions of ``group`` that are no longer in ``lags`` (revoked by a rebalance) are removed, so a
+    worker never reports a stale lag for a partition another worker now owns.
+    """
+    current = {(t, int(p)) for t, p in lags}
+    for metric in gauge.collect():
+        for sample in metric.samples:
+            labels = sample.labels
+            if labels.get("group") != group:
+                continue
+            key = (labels.get("topic", ""), int(labels.get("partition", "-1")))
+            if key not in current:
+                try:
+                    gauge.remove(group, key[0], str(key[1]))
+                except KeyError:
+                    pass
+    for (topic, partition), lag in lags.items():
+        gauge.labels(group=group, topic=topic, partition=str(partition)).set(lag)
+
+
+async def update_consumer_lag(gauge: Gauge, consumer: AIOKafkaConsumer,
+                              group: str) -> dict[tuple[str, int], int]:
+    """:func:`consumer_lag` then :func:`set_consumer_lag`; returns the lags."""
+    lags = await consumer_lag(consumer, group)
+    set_consumer_lag(gauge, group, lags)
+    return lags
+
+
+def metric_names(registry: CollectorRegistry) -> set[str]:
+    """Every series name a registry can expose (with _total/_bucket/_sum/_count/_created suffixes)."""
+    names: set[str] = set()
+    for metric in registry.collect():
+        names.add(metric.name)
+        if metric.type == "counter":
+            names.update({metric.name + "_total", metric.name + "_created"})
+        elif metric.type == "histogram":
+            names.update(metric.name + s for s in ("_bucket", "_sum", "_count", "_created"))
+        elif metric.type == "summary":
+            names.update(metric.name + s for s in ("_sum", "_count", "_created"))
+    return names
+
+
+def faust_sensor_names(prefix: str = FAUST_SENSOR_PREFIX) -> set[str]:
+    """Series names of faust's Prometheus sensors (faust.sensors.prometheus) for ``prefix``."""
+    from faust.sensors.prometheus import FaustMetrics
+
+    registry = CollectorRegistry()
+    FaustMetrics.create(registry, prefix)
+    return metric_names(registry)
