@@ -1,0 +1,91 @@
+"""External command-line tools the project's checks need, located or installed by the project itself.
+
+``promtool`` (checks Prometheus configs, rules and metric exposition) comes from the Debian package
+``prometheus``. :func:`ensure_promtool` returns its path and installs the package when it is missing
+(as root, with apt-get), without leaving a Prometheus server running.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+from infra.errors import InfraError
+
+PROMTOOL_PACKAGE = "prometheus"
+_POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
+_lock = threading.Lock()
+
+
+class ToolError(InfraError):
+    """A required external tool is missing and could not be installed."""
+
+
+def find_promtool() -> str | None:
+    """Path of promtool (``ALLIANCE_PROMTOOL``, then PATH, then /usr/bin), or None."""
+    explicit = os.environ.get("ALLIANCE_PROMTOOL")
+    if explicit and os.access(explicit, os.X_OK):
+        return explicit
+    found = shutil.which("promtool")
+    if found:
+        return found
+    default = "/usr/bin/promtool"
+    return default if os.access(default, os.X_OK) else None
+
+
+def ensure_promtool(*, timeout: float = 900.0) -> str:
+    """Path of promtool, installing the Debian package ``prometheus`` first if it is missing."""
+    with _lock:
+        found = find_promtool()
+        if found:
+            return found
+        _apt_install(PROMTOOL_PACKAGE, timeout=timeout)
+        found = find_promtool()
+        if not found:
+            raise ToolError(f"apt-get installed {PROMTOOL_PACKAGE!r} but promtool is still not on PATH")
+        return found
+
+
+def _apt_install(package: str, *, timeout: float) -> None:
+    if shutil.which("apt-get") is None:
+        raise ToolError(f"promtool is missing and apt-get is not available: install the {package!r} "
+                        "package (or set ALLIANCE_PROMTOOL to a promtool binary)")
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        raise ToolError(f"promtool is missing: run `sudo apt-get install -y --no-install-recommends "
+                        f"{package}` (installing needs root), or set ALLIANCE_PROMTOOL")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "--no-install-recommends", package]
+    # The package's maintainer scripts would start a Prometheus server; a policy-rc.d that answers 101
+    # ("action forbidden") stops invoke-rc.d from doing so. Only ours is removed afterwards.
+    own_policy = not _POLICY_RC_D.exists()
+    if own_policy:
+        _POLICY_RC_D.write_text("#!/bin/sh\n# temporary, written by infra.tools\nexit 101\n")
+        _POLICY_RC_D.chmod(0o755)
+    try:
+        if _run(install, env, timeout) != 0:
+            # Package lists may be missing or stale on a fresh machine: update once and retry.
+            if _run(["apt-get", "update"], env, timeout) != 0:
+                raise ToolError("apt-get update failed (see output above)")
+            if _run(install, env, timeout) != 0:
+                raise ToolError(f"apt-get install {package} failed (see output above)")
+    finally:
+        if own_policy:
+            _POLICY_RC_D.unlink(missing_ok=True)
+
+
+def _run(cmd: list[str], env: dict[str, str], timeout: float) -> int:
+    try:
+        proc = subprocess.run(cmd, env=env, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise ToolError(f"{' '.join(cmd)} did not finish within {timeout:.0f}s") from exc
+    return proc.returncode
+
+
+def promtool(*args: str, stdin: str | None = None, cwd: Path | None = None,
+             timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    """Run ``promtool args...`` (installing it if needed); never raises on a non-zero exit."""
+    return subprocess.run([ensure_promtool(), *args], input=stdin, cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, check=False)
