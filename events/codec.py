@@ -54,8 +54,9 @@ def _problems(exc: ValidationError) -> list[FieldProblem]:
 
 def decode(raw: bytes | str) -> Event:
     """Strictly decode one event; raises EventValidationError naming each bad field."""
-    if len(raw) > MAX_EVENT_BYTES:
-        raise EventValidationError([FieldProblem("event", f"{len(raw)} bytes exceeds {MAX_EVENT_BYTES}")])
+    size = len(raw.encode()) if isinstance(raw, str) else len(raw)  # the limit is in UTF-8 bytes
+    if size > MAX_EVENT_BYTES:
+        raise EventValidationError([FieldProblem("event", f"{size} bytes exceeds {MAX_EVENT_BYTES}")])
     try:
         event: Event = _ADAPTER.validate_json(raw, strict=True)
     except ValidationError as exc:
@@ -68,7 +69,7 @@ def from_dict(obj: dict[str, Any]) -> Event:
     import json
 
     try:
-        raw = json.dumps(obj, default=str)
+        raw = json.dumps(obj, default=str, ensure_ascii=False)  # sized as on the wire
     except (TypeError, ValueError) as exc:
         raise EventValidationError([FieldProblem("event", f"not serialisable: {exc}")]) from None
     return decode(raw)
