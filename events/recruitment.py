@@ -60,8 +60,8 @@ class JobPostingUpdatedData(Payload):
     posting_id: EntityId
     title: ShortText | None = None
     positions: int | None = Field(default=None, ge=1, le=10_000)
-    salary_min: int | None = Salary
-    salary_max: int | None = Salary
+    salary_min: int | None = Field(default=None, ge=0, le=1_000_000, description="monthly salary in CNY")
+    salary_max: int | None = Field(default=None, ge=0, le=1_000_000, description="monthly salary in CNY")
     deadline: Day | None = None
 
     @model_validator(mode="after")

@@ -43,6 +43,7 @@ INGEST_PARTITIONS = 3
 EVENT_PARTITIONS = 6
 AGG_PARTITIONS = 3
 DLQ_TOPIC = "alliance.dlq"
+PARTIALS_TOPIC = "alliance.internal.partials"  # per-partition partial aggregates -> the rollup agent
 WEEK_MS = 7 * 24 * 3600 * 1000
 
 
@@ -80,6 +81,8 @@ def registry() -> list[TopicSpec]:
     ]
     specs.append(TopicSpec(DLQ_TOPIC, INGEST_PARTITIONS, retention_ms=4 * WEEK_MS,
                            description="rejected input, with x-alliance-reject-* reason headers"))
+    specs.append(TopicSpec(PARTIALS_TOPIC, AGG_PARTITIONS, retention_ms=24 * 3600 * 1000,
+                           description="per-partition partial aggregates, keyed aggregate|dimensions"))
     specs += [
         TopicSpec(agg_topic(name), AGG_PARTITIONS, compacted=True, description=desc)
         for name, desc in AGGREGATES.items()

@@ -1,0 +1,1 @@
+"""Stream processors (faust-streaming): ingest, shared employment tables, counters, aggregated topics."""

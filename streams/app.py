@@ -1,0 +1,107 @@
+"""The Faust application factory. Nothing happens at import time: ``create_app(settings)`` builds it.
+
+Agents (explicitly named):
+  ingest   alliance.ingest.*  -> validate, dedupe (table ingest-seen), spoofing check
+                               -> alliance.events.<family> | alliance.dlq (x-alliance-reject-* headers)
+  tables   alliance.events.*  -> entity state tables, per-partition partial aggregates (table partials)
+                               -> alliance.agg.<per-entity aggregates> and alliance.internal.partials
+  rollup   alliance.internal.partials -> table rollups -> alliance.agg.<rollup aggregates>
+"""
+
+from __future__ import annotations
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from events.reference import UNIVERSITIES
+from events.topics import (
+    AGG_PARTITIONS,
+    DLQ_TOPIC,
+    EVENT_PARTITIONS,
+    INGEST_PARTITIONS,
+    PARTIALS_TOPIC,
+    Family,
+    family_topic,
+    ingest_topic,
+)
+from infra.settings import Settings
+from streams.domains import domains
+from streams.pipeline import Pipeline
+
+
+def broker_url(bootstrap: str) -> str:
+    return ";".join(f"kafka://{hp.strip()}" for hp in bootstrap.split(",") if hp.strip())
+
+
+def create_app(
+    settings: Settings,
+    *,
+    app_id: str = "alliance-streams",
+    registry: CollectorRegistry | None = None,
+    batch_size: int = 1000,
+    batch_within: float = 0.05,
+    web_port: int | None = None,
+    ingest_topics: list[str] | None = None,
+    topic_names: dict[str, str] | None = None,
+) -> faust.App:
+    """Build the worker app. ``topic_names`` renames topics (tests use unique names per test)."""
+    names = topic_names or {}
+
+    def n(name: str) -> str:
+        return names.get(name, name)
+
+    app = faust.App(
+        app_id,
+        broker=broker_url(settings.bootstrap),
+        store="memory://",
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=True,  # only faust's own changelog topics; ours come from the registry
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=web_port is not None,
+        web_port=web_port or settings.web_port,
+        web_in_thread=False,
+        broker_commit_every=10_000,
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=8192,
+        producer_linger_ms=5,
+        producer_max_batch_size=512 * 1024,
+        table_cleanup_interval=60.0,
+    )
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    sources = ingest_topics or [n(ingest_topic(u)) for u in UNIVERSITIES]
+    ingest = app.topic(*sources, **raw)
+    families = app.topic(*[n(family_topic(f)) for f in Family], **raw)
+    partials_topic = app.topic(n(PARTIALS_TOPIC), **raw)
+
+    seen = app.Table("ingest-seen", partitions=INGEST_PARTITIONS, default=None)
+    states = app.Table("entity-state", partitions=EVENT_PARTITIONS, default=None)
+    partials = app.Table("partials", partitions=EVENT_PARTITIONS, default=None)
+    rollups = app.Table("rollups", partitions=AGG_PARTITIONS, default=None)
+
+    pipeline = Pipeline(
+        app=app, registry=registry, seen=seen, states=states, partials=partials, rollups=rollups,
+        domains=domains(), topic=n, dlq=n(DLQ_TOPIC),
+    )
+    app.alliance_pipeline = pipeline  # type: ignore[attr-defined]
+
+    @app.agent(ingest, name="ingest")
+    async def ingest_agent(stream: faust.StreamT[bytes]) -> None:
+        async for batch in stream.take_events(batch_size, within=batch_within):
+            await pipeline.ingest(batch)
+
+    @app.agent(families, name="tables")
+    async def tables_agent(stream: faust.StreamT[bytes]) -> None:
+        async for batch in stream.take_events(batch_size, within=batch_within):
+            await pipeline.tables(batch)
+
+    @app.agent(partials_topic, name="rollup")
+    async def rollup_agent(stream: faust.StreamT[bytes]) -> None:
+        async for batch in stream.take_events(batch_size, within=batch_within):
+            await pipeline.rollup(batch)
+
+    from streams.views import register_views
+
+    register_views(app, pipeline)
+    return app
+

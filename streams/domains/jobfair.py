@@ -1,0 +1,70 @@
+"""Job fairs: live stats per fair (booths, distinct students checked in, on-site offers).
+
+Order-insensitive: booths, seekers and offers are sets, so a student checking in twice (or a re-sent
+check-in) counts once; a check-in published after the fair closed still counts (it happened during it).
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from typing import Any
+
+from events import jobfair as j
+from events.base import Event
+from streams.domains import Domain
+from streams.state import Contributions, State
+
+
+def state_key(event: Event) -> str:
+    return f"fair:{event.subject}"
+
+
+def _new(fair_id: str) -> State:
+    return {"fair_id": fair_id, "scheduled": False, "closed": False, "booths": [], "seekers": [],
+            "onsite_offers": [], "updated_at": None}
+
+
+def _add(state: State, name: str, item: str) -> None:
+    items: list[str] = state[name]
+    if item not in items:
+        items = list(items)
+        insort(items, item)
+        state[name] = items
+
+
+def apply(state: State | None, event: Event) -> State:
+    s = dict(state) if state else _new(str(event.subject))
+    d = event.data
+    if isinstance(event, j.JobFairScheduled):
+        s.update(scheduled=True, name=d.name, host_university=d.host_university, city=d.city.value,
+                 starts_at=d.starts_at.isoformat(), ends_at=d.ends_at.isoformat())
+    elif isinstance(event, j.BoothRegistered):
+        _add(s, "booths", d.booth_id)
+    elif isinstance(event, j.StudentCheckedIn):
+        _add(s, "seekers", d.seeker_id)
+        if d.booth_id is not None:
+            _add(s, "booths", d.booth_id)
+    elif isinstance(event, j.OnSiteOfferMade):
+        _add(s, "onsite_offers", d.offer_id)
+    elif isinstance(event, j.JobFairClosed):
+        s["closed"] = True
+    ts = event.occurred_at.isoformat()
+    s["updated_at"] = max(ts, s["updated_at"] or ts)
+    return s
+
+
+def contributions(state: State) -> Contributions:
+    return {}
+
+
+def view(state: State) -> tuple[str, str, dict[str, Any]] | None:
+    value = {
+        "status": "closed" if state["closed"] else ("open" if state["scheduled"] else "pending"),
+        "name": state.get("name"), "host_university": state.get("host_university"), "city": state.get("city"),
+        "booths": len(state["booths"]), "distinct_checkins": len(state["seekers"]),
+        "onsite_offers": len(state["onsite_offers"]),
+    }
+    return "fairs", state["fair_id"], value
+
+
+DOMAIN = Domain("jobfair", state_key, apply, contributions, view)

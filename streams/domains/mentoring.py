@@ -1,0 +1,60 @@
+"""The "Double Hundred" mentor pool: mentors by university and expertise, assignments, sessions held.
+
+A session or assignment that arrives before its mentor's registration is kept and counted once the
+registration arrives (the pool needs the mentor's university and expertise).
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from typing import Any
+
+from events import mentoring as m
+from events.base import Event
+from streams.domains import Domain
+from streams.state import Contributions, State, dimkey, with_all
+
+
+def state_key(event: Event) -> str:
+    return f"mentor:{event.subject}"
+
+
+def _add(state: State, name: str, item: str) -> None:
+    if item not in state[name]:
+        items = list(state[name])
+        insort(items, item)
+        state[name] = items
+
+
+def apply(state: State | None, event: Event) -> State:
+    s = dict(state) if state else {"mentor_id": event.subject, "registered": False, "sessions": [],
+                                   "seekers": [], "minutes": 0, "updated_at": None}
+    d = event.data
+    if isinstance(event, m.MentorRegistered):
+        s.update(registered=True, university=d.university, expertise=d.expertise.value,
+                 industry=d.industry.value)
+    elif isinstance(event, m.MentorAssigned):
+        _add(s, "seekers", d.seeker_id)
+    elif isinstance(event, m.MentoringSessionHeld):
+        if d.session_id not in s["sessions"]:
+            _add(s, "sessions", d.session_id)
+            s["minutes"] = s["minutes"] + d.duration_minutes
+    ts = event.occurred_at.isoformat()
+    s["updated_at"] = max(ts, s["updated_at"] or ts)
+    return s
+
+
+def contributions(state: State) -> Contributions:
+    if not state["registered"]:
+        return {}
+    values = {"mentors": 1, "sessions": len(state["sessions"]), "seekers_assigned": len(state["seekers"]),
+              "session_minutes": state["minutes"]}
+    dims = {"university": state["university"], "expertise": state["expertise"]}
+    return {("mentors", dimkey(d)): values for d in with_all(dims, "university")}
+
+
+def view(state: State) -> tuple[str, str, dict[str, Any]] | None:
+    return None
+
+
+DOMAIN = Domain("mentoring", state_key, apply, contributions, view)

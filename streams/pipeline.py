@@ -1,0 +1,160 @@
+"""Faust glue: runs the pure ingest/engine/rollup code on batches of events and writes the results.
+
+Table writes go through :func:`put`, which sends each changelog record to the partition of the event that
+caused it (batches mix partitions, so Faust's "current event" would be wrong for all but the last one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from events.codec import decode, encode
+from events.topics import PARTIALS_TOPIC, agg_topic, family_topic
+from infra.observability import PipelineMetrics
+from streams import engine, rollup
+from streams.domains import Domain
+from streams.ingest import Accepted, classify
+from streams.state import Values
+
+Headers = list[tuple[str, bytes]]
+
+
+def put(table: faust.Table, partition: int, key: str, value: Any) -> None:
+    table.data[key] = value
+    table.send_changelog(partition, key, value)
+
+
+def _json(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+
+
+@dataclass
+class Pipeline:
+    app: faust.App
+    registry: CollectorRegistry | None
+    seen: faust.Table
+    states: faust.Table
+    partials: faust.Table
+    rollups: faust.Table
+    domains: dict[str, Domain]
+    topic: Callable[[str], str]
+    dlq: str
+    metrics: PipelineMetrics | None = None
+    last_batch_at: dict[str, float] = field(default_factory=dict)
+    events_processed: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.registry is not None and self.metrics is None:
+            self.metrics = PipelineMetrics(self.registry)
+
+    async def _send(self, futures: list[Any], topic: str, key: bytes | None, value: bytes | None,
+                    headers: Headers | None = None) -> None:
+        futures.append(await self.app.producer.send(topic, key, value, None, None, headers))
+
+    def _done(self, agent: str, n: int) -> None:
+        self.last_batch_at[agent] = time.time()
+        self.events_processed[agent] = self.events_processed.get(agent, 0) + n
+        if self.metrics is not None:
+            self.metrics.observe_batch(agent, n)
+
+    # ------------------------------------------------------------------ ingest
+    async def ingest(self, batch: Sequence[faust.EventT[bytes]]) -> None:
+        futures: list[Any] = []
+        fresh: set[str] = set()
+        m = self.metrics
+        for ev in batch:
+            msg = ev.message
+            result = classify(ev.value, msg.topic, lambda eid: eid in fresh or self.seen.get(eid) is not None)
+            if isinstance(result, Accepted):
+                event = result.event
+                event_id = str(event.event_id)
+                fresh.add(event_id)
+                put(self.seen, msg.partition, event_id, 1)
+                headers = [("x-alliance-ingest-topic", msg.topic.encode()),
+                           ("x-alliance-ingest-offset", str(msg.offset).encode())]
+                await self._send(futures, self.topic(family_topic(event.family)), event.key, encode(event), headers)
+                if m is not None:
+                    m.record_ingested(event.family, event.source)
+                    m.observe_pipeline_latency("ingest", msg.timestamp * 1000)
+            else:
+                headers = [
+                    ("x-alliance-reject-reason", result.reason.encode()),
+                    ("x-alliance-reject-detail", result.detail.encode()),
+                    ("x-alliance-source-topic", msg.topic.encode()),
+                    ("x-alliance-source-partition", str(msg.partition).encode()),
+                    ("x-alliance-source-offset", str(msg.offset).encode()),
+                    ("x-alliance-university", result.university.encode()),
+                ]
+                if result.event_id:
+                    headers.append(("x-alliance-event-id", result.event_id.encode()))
+                await self._send(futures, self.dlq, msg.key, ev.value, headers)
+                if m is not None:
+                    m.record_rejected(result.university, result.reason)
+        await asyncio.gather(*futures)
+        self._done("ingest", len(batch))
+
+    # ------------------------------------------------------------------ tables
+    async def tables(self, batch: Sequence[faust.EventT[bytes]]) -> None:
+        items = [(ev.message.partition, decode(ev.value)) for ev in batch]
+        result = engine.process(items, self.domains, self.states.get, self.partials.get)
+        futures: list[Any] = []
+        for key, (partition, state) in result.states.items():
+            put(self.states, partition, key, state)
+        now = datetime.now(UTC).isoformat()
+        for pk, values in result.partials.items():
+            put(self.partials, pk[2], engine.partial_key(pk), values)
+            body = {"aggregate": pk[0], "key": pk[1], "member": f"p{pk[2]}", "partial": values, "at": now}
+            await self._send(futures, self.topic(PARTIALS_TOPIC),
+                             f"{pk[0]}|{pk[1]}".encode(), _json(body))
+        for aggregate, key, value in result.views:
+            record = {"aggregate": aggregate, "key": {"id": key}, "value": value,
+                      "updated_at": result.view_times.get(key) or now}
+            await self._send(futures, self.topic(agg_topic(aggregate)), key.encode(), _json(record))
+        await asyncio.gather(*futures)
+        if self.metrics is not None:
+            for (partition, event), ev in zip(items, batch, strict=True):
+                del partition
+                self.metrics.observe_event_latency(event.family, event.occurred_at)
+                self.metrics.observe_pipeline_latency("tables", ev.message.timestamp * 1000)
+            for aggregate, _, _ in result.views:
+                self.metrics.record_aggregate(aggregate)
+            self.metrics.set_table_keys("entity-state", len(self.states.data))
+            self.metrics.set_table_keys("ingest-seen", len(self.seen.data))
+        self._done("tables", len(batch))
+
+    # ------------------------------------------------------------------ rollup
+    async def rollup(self, batch: Sequence[faust.EventT[bytes]]) -> None:
+        touched: dict[str, tuple[int, dict[str, Any]]] = {}
+        for ev in batch:
+            body = json.loads(ev.value)
+            key = f"{body['aggregate']}|{body['key']}"
+            old = touched[key][1] if key in touched else self.rollups.get(key)
+            partial: Values = body["partial"]
+            touched[key] = (ev.message.partition,
+                            rollup.merge(old, body["aggregate"], body["key"], body["member"], partial, body["at"]))
+        futures: list[Any] = []
+        for key, (partition, state) in touched.items():
+            put(self.rollups, partition, key, state)
+            await self._send(futures, self.topic(agg_topic(state["aggregate"])), state["key"].encode(),
+                             _json(rollup.record(state)))
+            if self.metrics is not None:
+                self.metrics.record_aggregate(state["aggregate"])
+                self.metrics.observe_pipeline_latency("aggregate", batch[-1].message.timestamp * 1000)
+        await asyncio.gather(*futures)
+        if self.metrics is not None:
+            self.metrics.set_table_keys("rollups", len(self.rollups.data))
+        self._done("rollup", len(batch))
+
+    # ------------------------------------------------------------------ reads (views, tests)
+    def rollup_totals(self, aggregate: str) -> dict[str, dict[str, float]]:
+        prefix = f"{aggregate}|"
+        return {k[len(prefix):]: rollup.totals(v) for k, v in self.rollups.data.items() if k.startswith(prefix)}

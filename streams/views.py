@@ -1,0 +1,65 @@
+"""HTTP views on the worker's tables, each reporting freshness.
+
+  GET /aggregates/{name}/     rollup totals held by this worker (postings-by-segment, mentors,
+                              service-guarantee, windows) + freshness
+  GET /entities/{key}/        one entity state (e.g. posting:scu-job-1, fair:cqu-fair-1), routed to the
+                              worker that owns the key's partition when run with several workers
+  GET /freshness/             per agent: last batch time, seconds since, events processed
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+
+from streams.pipeline import Pipeline
+
+
+def _age(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    return round(time.time() - datetime.fromisoformat(iso).astimezone(UTC).timestamp(), 3)
+
+
+def freshness(pipeline: Pipeline) -> dict[str, Any]:
+    now = time.time()
+    return {
+        agent: {"last_batch_at": datetime.fromtimestamp(at, UTC).isoformat(),
+                "seconds_since_last_batch": round(now - at, 3),
+                "events_processed": pipeline.events_processed.get(agent, 0)}
+        for agent, at in pipeline.last_batch_at.items()
+    }
+
+
+def register_views(app: faust.App, pipeline: Pipeline) -> None:
+    @app.page("/aggregates/{name}/")
+    class Aggregates(View):
+        async def get(self, request: Request, name: str) -> Response:
+            rows = []
+            for key, state in pipeline.rollups.data.items():
+                if key.startswith(f"{name}|"):
+                    from streams import rollup
+
+                    record = rollup.record(state)
+                    record["event_time_age_seconds"] = _age(state.get("updated_at"))
+                    rows.append(record)
+            return self.json({"aggregate": name, "rows": rows, "freshness": freshness(pipeline)})
+
+    @app.page("/entities/{key}/")
+    class Entity(View):
+        @app.table_route(table=pipeline.states, match_info="key")
+        async def get(self, request: Request, key: str) -> Response:
+            state = pipeline.states.get(key)
+            if state is None:
+                return self.notfound(f"no entity {key!r}")
+            return self.json({"key": key, "state": state, "event_time_age_seconds": _age(state.get("updated_at")),
+                              "freshness": freshness(pipeline)})
+
+    @app.page("/freshness/")
+    class Freshness(View):
+        async def get(self, request: Request) -> Response:
+            return self.json(freshness(pipeline))

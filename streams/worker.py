@@ -1,0 +1,46 @@
+"""Running a worker: the Faust app plus Prometheus sensors and health endpoints on the Faust web server."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.web import Request, Response, View
+from prometheus_client import CollectorRegistry
+
+from infra.settings import Settings, load_settings
+from streams.app import create_app
+
+
+def build_worker_app(settings: Settings, *, web_port: int | None = None, app_id: str = "alliance-streams") -> faust.App:
+    registry = CollectorRegistry()
+    app = create_app(settings, registry=registry, web_port=web_port or settings.web_port, app_id=app_id)
+    setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
+
+    @app.page("/healthz")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            return self.text("ok\n")
+
+    @app.page("/readyz")
+    class Ready(View):
+        async def get(self, request: Request) -> Response:
+            ready = app.rebalancing is False and app.consumer_generation_id is not None
+            return self.text("ready\n" if ready else "not ready\n", status=200 if ready else 503)
+
+    return app
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m streams", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    w = sub.add_parser("worker", help="run one Faust worker (ALLIANCE_* settings)")
+    w.add_argument("-l", "--loglevel", default="info")
+    w.add_argument("--web-port", type=int, default=None, help="faust web port (views, /metrics); default 6066")
+    args = parser.parse_args(argv)
+    app = build_worker_app(load_settings(), web_port=args.web_port)
+    worker = faust.Worker(app, loglevel=args.loglevel)
+    worker.execute_from_commandline()
+    return 0
