@@ -35,6 +35,18 @@ def family_of(event_type: str) -> str:
     return cls.family
 
 
+def _named_field(field: str, msg: str, value: Any) -> str:
+    """A cross-field check raised at model level names its field first ("data.deadline is before ...",
+    "salary_min must not exceed ..."): report that field rather than the enclosing model."""
+    word = msg.removeprefix("Value error, ").split(" ", 1)[0]
+    node = value
+    for part in word.split("."):
+        if not (isinstance(node, dict) and part in node):
+            return field
+        node = node[part]
+    return word if field == "event" else f"{field}.{word}"
+
+
 def _problems(exc: ValidationError) -> list[FieldProblem]:
     problems = []
     for err in exc.errors(include_url=False):
@@ -48,6 +60,8 @@ def _problems(exc: ValidationError) -> list[FieldProblem]:
                 if isinstance(err.get("input"), dict) else "unknown event type"
         elif err["type"] == "union_tag_not_found":
             field, msg = "type", "missing event type"
+        elif err["type"] == "value_error":
+            field = _named_field(field, msg, err.get("input"))
         problems.append(FieldProblem(field, msg))
     return problems
 
