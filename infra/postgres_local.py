@@ -161,7 +161,7 @@ def _can_connect(dsn: str) -> bool:
 
         try:
             conn = await asyncpg.connect(dsn, timeout=3)
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+        except (TimeoutError, OSError, asyncpg.PostgresError):
             return False
         await conn.close()
         return True

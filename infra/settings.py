@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     local_dir: Path = Field(default=PROJECT_ROOT / ".local", description="state of local services")
     kafka_version: str = "4.0.2"
     replication_factor: int = Field(default=1, ge=1, le=5)
+    topic_suffix: str = Field(
+        default="", pattern=r"^[a-z0-9._-]{0,40}$",
+        description="appended to every topic name (isolated test or staging runs on a shared cluster)",
+    )
+    app_id: str = Field(default="alliance-streams", pattern=r"^[a-z0-9._-]{1,60}$",
+                        description="Faust application id (consumer group, changelog topic prefix)")
     web_port: int = Field(default=6066, ge=1, le=65535)
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     pseudonym_key: SecretStr = Field(
@@ -46,6 +52,11 @@ class Settings(BaseSettings):
     @property
     def bootstrap(self) -> str:
         return self.kafka_bootstrap_servers or f"127.0.0.1:{LOCAL_KAFKA_PORT}"
+
+    @property
+    def topic(self, name: str) -> str:
+        """The real name of registry topic ``name`` (with ``topic_suffix``)."""
+        return f"{name}{self.topic_suffix}"
 
     @property
     def dsn(self) -> str:

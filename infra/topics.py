@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
@@ -19,8 +19,10 @@ class ProvisionReport:
 
 
 def provision(bootstrap: str, specs: Iterable[TopicSpec] | None = None, replication_factor: int = 1,
-              timeout_s: float = 30.0) -> ProvisionReport:
-    specs = list(registry() if specs is None else specs)
+              timeout_s: float = 30.0, suffix: str = "") -> ProvisionReport:
+    """Create missing topics (default: the whole registry; ``suffix`` appended to every name) and verify
+    partitions and compaction of all of them."""
+    specs = [replace(s, name=s.name + suffix) for s in (registry() if specs is None else specs)]
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="alliance-provision",
                              request_timeout_ms=int(timeout_s * 1000))
     try:

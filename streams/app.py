@@ -36,22 +36,17 @@ def broker_url(bootstrap: str) -> str:
 def create_app(
     settings: Settings,
     *,
-    app_id: str = "alliance-streams",
+    app_id: str | None = None,
     registry: CollectorRegistry | None = None,
     batch_size: int = 1000,
     batch_within: float = 0.05,
     web_port: int | None = None,
-    ingest_topics: list[str] | None = None,
-    topic_names: dict[str, str] | None = None,
 ) -> faust.App:
-    """Build the worker app. ``topic_names`` renames topics (tests use unique names per test)."""
-    names = topic_names or {}
-
-    def n(name: str) -> str:
-        return names.get(name, name)
+    """Build the worker app (topic names get ``settings.topic_suffix``)."""
+    n = settings.topic
 
     app = faust.App(
-        app_id,
+        app_id or settings.app_id,
         broker=broker_url(settings.bootstrap),
         store="memory://",
         topic_replication_factor=settings.replication_factor,
@@ -69,8 +64,7 @@ def create_app(
         table_cleanup_interval=60.0,
     )
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
-    sources = ingest_topics or [n(ingest_topic(u)) for u in UNIVERSITIES]
-    ingest = app.topic(*sources, **raw)
+    ingest = app.topic(*[n(ingest_topic(u)) for u in UNIVERSITIES], **raw)
     families = app.topic(*[n(family_topic(f)) for f in Family], **raw)
     partials_topic = app.topic(n(PARTIALS_TOPIC), **raw)
 

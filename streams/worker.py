@@ -14,9 +14,9 @@ from infra.settings import Settings, load_settings
 from streams.app import create_app
 
 
-def build_worker_app(settings: Settings, *, web_port: int | None = None, app_id: str = "alliance-streams") -> faust.App:
+def build_worker_app(settings: Settings, *, web_port: int | None = None) -> faust.App:
     registry = CollectorRegistry()
-    app = create_app(settings, registry=registry, web_port=web_port or settings.web_port, app_id=app_id)
+    app = create_app(settings, registry=registry, web_port=web_port or settings.web_port)
     setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
 
     @app.page("/healthz")
