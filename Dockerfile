@@ -1,0 +1,22 @@
+# One image for every alliance process: Faust workers, the projector, and the one-shot
+# provision/migrate steps (see docker-compose.yml). Build: docker build -t alliance-backbone:0.1.0 .
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /src
+# .dockerignore keeps .venv, .local, .git and caches out of the context.
+COPY . /src
+RUN pip install /src \
+    && useradd --system --uid 10001 --home-dir /var/lib/alliance --create-home alliance
+
+# Faust keeps table state (datadir) relative to the working directory.
+WORKDIR /var/lib/alliance
+USER alliance
+
+# 6066: faust web (table views, faust sensors at /metrics); 9464: worker metrics; 9465: projector metrics
+EXPOSE 6066 9464 9465
+CMD ["python", "-m", "infra", "--help"]
