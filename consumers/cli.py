@@ -1,0 +1,157 @@
+"""``python -m consumers <command>``: the PostgreSQL read model of the alliance.
+
+Commands:
+  migrate   apply the numbered SQL migrations (consumers/migrations/NNN_*.sql) that are not applied yet
+  run       project the canonical and aggregated topics into the read model (effectively once)
+  query     run a portal query and print it as a table or JSON
+  api       serve the portal queries as a JSON HTTP API
+  offsets   show the positions stored by projector groups, and the rejected-record count
+
+Connection settings come from ALLIANCE_KAFKA_BOOTSTRAP_SERVERS and ALLIANCE_DATABASE_URL (unset = the local
+services of ``python -m infra up``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+import asyncpg
+
+from consumers.errors import ConsumerError
+from consumers.migrate import migrate
+from consumers.projector import DEFAULT_GROUP, Projector, ProjectorConfig
+from consumers.queries import QUERIES, format_table, run_query
+from events.topics import AGGREGATES, Family, agg_topic, family_topic
+from infra.settings import load_settings
+
+
+def _cmd_migrate(_: argparse.Namespace) -> int:
+    applied = asyncio.run(migrate(load_settings().dsn))
+    for m in applied:
+        print(f"applied {m.path.name}")
+    print(f"{len(applied)} migration(s) applied" if applied else "schema is up to date")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if args.migrate:
+        asyncio.run(migrate(settings.dsn))
+    config = ProjectorConfig(
+        bootstrap=settings.bootstrap, dsn=settings.dsn, group=args.group,
+        event_topics=tuple(args.events_topic or [family_topic(f) for f in Family]),
+        agg_topics=tuple(args.agg_topic or [agg_topic(n) for n in AGGREGATES]),
+        batch_size=args.batch_size, batch_timeout_ms=args.batch_timeout_ms, pause_ms=args.pause_ms,
+        metrics_port=settings.metrics_port if args.metrics_port is None else args.metrics_port,
+        session_timeout_ms=args.session_timeout_ms,
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        projector = Projector(config)
+        await projector.run(stop)
+        logging.getLogger("consumers").info("stopped after %d batches", projector.batches)
+
+    asyncio.run(main())
+    return 0
+
+
+async def _query(args: argparse.Namespace) -> int:
+    conn = await asyncpg.connect(load_settings().dsn, timeout=10)
+    try:
+        rows = await run_query(conn, args.name, args.university, args.limit)
+    finally:
+        await conn.close()
+    print(json.dumps(rows, indent=2, ensure_ascii=False) if args.format == "json" else format_table(rows))
+    return 0
+
+
+def _cmd_api(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from consumers.api import build_api
+
+    web.run_app(build_api(load_settings().dsn), host=args.host, port=args.port, access_log=None)
+    return 0
+
+
+async def _offsets(_: argparse.Namespace) -> int:
+    conn = await asyncpg.connect(load_settings().dsn, timeout=10)
+    try:
+        rows = await conn.fetch("SELECT group_id, topic, partition, next_offset, updated_at FROM consumer_offsets "
+                                "ORDER BY group_id, topic, partition")
+        rejects = await conn.fetchval("SELECT count(*) FROM projector_rejects")
+    finally:
+        await conn.close()
+    print(format_table([dict(r) for r in rows]))
+    print(f"rejected records: {rejects}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m consumers", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply pending SQL migrations").set_defaults(func=_cmd_migrate)
+
+    run = sub.add_parser("run", help="run the projector until SIGTERM/SIGINT (finishes the current batch)")
+    run.add_argument("--group", default=DEFAULT_GROUP,
+                     help=f"projector group: the key of its stored offsets (default {DEFAULT_GROUP})")
+    run.add_argument("--batch-size", type=int, default=1000, help="max records per transaction (default 1000)")
+    run.add_argument("--batch-timeout-ms", type=int, default=500,
+                     help="max wait to fill a batch, in ms (default 500)")
+    run.add_argument("--pause-ms", type=int, default=0, help="rest between batches, in ms (default 0)")
+    run.add_argument("--events-topic", action="append", metavar="TOPIC",
+                     help="canonical event topic (repeatable; default alliance.events.<family> for all families)")
+    run.add_argument("--agg-topic", action="append", metavar="TOPIC",
+                     help="aggregated topic whose name ends in .<aggregate> (repeatable; default alliance.agg.*)")
+    run.add_argument("--metrics-port", type=int, default=None,
+                     help="port of /metrics, /healthz, /readyz (0 = off; default ALLIANCE_METRICS_PORT)")
+    run.add_argument("--session-timeout-ms", type=int, default=10_000,
+                     help="Kafka group session timeout (default 10000)")
+    run.add_argument("--no-migrate", dest="migrate", action="store_false",
+                     help="do not apply pending migrations before starting")
+    run.set_defaults(func=_cmd_run)
+
+    q = sub.add_parser("query", help="run a portal query",
+                       description="queries: " + "; ".join(f"{n}: {x.description}" for n, x in QUERIES.items()))
+    q.add_argument("name", choices=sorted(QUERIES), help="query name")
+    q.add_argument("--university", help="restrict to one member university (code, e.g. scu)")
+    q.add_argument("--limit", type=int, default=100, help="max rows (default 100)")
+    q.add_argument("--format", choices=("table", "json"), default="table")
+    q.set_defaults(func=lambda a: asyncio.run(_query(a)))
+
+    api = sub.add_parser("api", help="serve the queries as JSON over HTTP")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=6070)
+    api.set_defaults(func=_cmd_api)
+
+    sub.add_parser("offsets", help="stored offsets per group and rejects").set_defaults(
+        func=lambda a: asyncio.run(_offsets(a)))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    try:
+        return int(args.func(args))
+    except ConsumerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"error: database: {exc}", file=sys.stderr)
+        return 2

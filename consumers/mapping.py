@@ -1,0 +1,372 @@
+"""Pure mapping: one event -> row tuples of the staged tables; one batch of Kafka records -> a ``Plan``.
+
+No I/O here. Row tuples follow the column order of ``consumers.tables``; ``None`` means "this event says
+nothing about that column" (its group's version is None too, so the merge rule ignores it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from consumers.tables import (
+    APPLICATIONS,
+    BOOTHS,
+    BY_NAME,
+    EMPLOYERS,
+    FAIR_CHECKINS,
+    FAIR_OFFERS,
+    FAIRS,
+    MENTOR_ASSIGNMENTS,
+    MENTORING_SESSIONS,
+    MENTORS,
+    OFFERS,
+    POSTINGS,
+    SERVICE_ITEMS,
+    Row,
+    Table,
+)
+from events import jobfair, mentoring, recruitment, services
+from events.base import Event
+from events.codec import decode
+from events.errors import EventValidationError
+from events.topics import AGGREGATES
+
+TableRows = list[tuple[Table, Row]]
+
+
+class TopicKind(StrEnum):
+    EVENTS = "events"
+    AGG = "agg"
+
+
+class RecordLike(Protocol):
+    """The part of aiokafka's ConsumerRecord the projector reads."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+def _row(table: Table, **values: Any) -> tuple[Table, Row]:
+    unknown = set(values) - set(table.column_names)
+    if unknown:
+        raise KeyError(f"{table.name} has no column(s) {sorted(unknown)}")
+    return table, tuple(values.get(c) for c in table.column_names)
+
+
+# --- recruitment -----------------------------------------------------------------------------------------
+
+def _job_posted(e: recruitment.JobPosted) -> TableRows:
+    d, at = e.data, e.occurred_at
+    return [
+        _row(EMPLOYERS, employer_id=d.employer_id, name=d.employer_name, employer_type=d.employer_type.value,
+             industry=d.industry.value, seen_at=at),
+        _row(POSTINGS, posting_id=d.posting_id, university=e.source, employer_id=d.employer_id,
+             employer_name=d.employer_name, employer_type=d.employer_type.value, industry=d.industry.value,
+             city=d.city.value, district=d.district, kind=d.kind.value, degree_min=d.degree_min.value,
+             description=d.description, posted_at=at, title=d.title, title_at=at, positions=d.positions,
+             positions_at=at, salary_min=d.salary_min, salary_min_at=at, salary_max=d.salary_max,
+             salary_max_at=at, deadline=d.deadline, deadline_at=at),
+    ]
+
+
+def _job_posting_updated(e: recruitment.JobPostingUpdated) -> TableRows:
+    d, at = e.data, e.occurred_at
+    changed: dict[str, Any] = {}
+    for f in ("title", "positions", "salary_min", "salary_max", "deadline"):
+        value = getattr(d, f)
+        if value is not None:
+            changed[f], changed[f"{f}_at"] = value, at
+    return [_row(POSTINGS, posting_id=d.posting_id, **changed)]
+
+
+def _job_posting_closed(e: recruitment.JobPostingClosed) -> TableRows:
+    return [_row(POSTINGS, posting_id=e.data.posting_id, closed_at=e.occurred_at, close_reason=e.data.reason.value)]
+
+
+def _application(e: recruitment.ApplicationSubmitted) -> TableRows:
+    d = e.data
+    return [_row(APPLICATIONS, application_id=d.application_id, posting_id=d.posting_id, seeker_id=d.seeker_id,
+                 degree=d.degree.value, university=e.source, submitted_at=e.occurred_at)]
+
+
+def _offer_made(e: recruitment.OfferMade) -> TableRows:
+    d, at = e.data, e.occurred_at
+    return [_row(OFFERS, offer_id=d.offer_id, posting_id=d.posting_id, seeker_id=d.seeker_id, seen_at=at,
+                 application_id=d.application_id, salary_monthly=d.salary_monthly, university=e.source,
+                 made_at=at)]
+
+
+def _offer_answer(answer: str) -> Callable[[recruitment.OfferAccepted | recruitment.OfferDeclined], TableRows]:
+    def rows(e: recruitment.OfferAccepted | recruitment.OfferDeclined) -> TableRows:
+        d, at = e.data, e.occurred_at
+        return [_row(OFFERS, offer_id=d.offer_id, posting_id=d.posting_id, seeker_id=d.seeker_id, seen_at=at,
+                     answer=answer, answered_at=at)]
+    return rows
+
+
+def _hired(e: recruitment.Hired) -> TableRows:
+    d, at = e.data, e.occurred_at
+    return [_row(OFFERS, offer_id=d.offer_id, posting_id=d.posting_id, seeker_id=d.seeker_id, seen_at=at,
+                 start_date=d.start_date, hired_at=at)]
+
+
+def _employer_flagged(e: recruitment.EmployerFlagged) -> TableRows:
+    d = e.data
+    return [_row(EMPLOYERS, employer_id=d.employer_id, flag_severity=d.severity.value, flag_reason=d.reason,
+                 postings_affected=d.postings_affected, flagged_at=e.occurred_at)]
+
+
+# --- job fairs -------------------------------------------------------------------------------------------
+
+def _fair_scheduled(e: jobfair.JobFairScheduled) -> TableRows:
+    d = e.data
+    return [_row(FAIRS, fair_id=d.fair_id, university=e.source, name=d.name, host_university=d.host_university,
+                 city=d.city.value, venue=d.venue, starts_at=d.starts_at, ends_at=d.ends_at,
+                 expected_booths=d.expected_booths, scheduled_at=e.occurred_at)]
+
+
+def _booth(e: jobfair.BoothRegistered) -> TableRows:
+    d, at = e.data, e.occurred_at
+    return [
+        _row(EMPLOYERS, employer_id=d.employer_id, name=d.employer_name, employer_type=d.employer_type.value,
+             industry=d.industry.value, seen_at=at),
+        _row(BOOTHS, fair_id=d.fair_id, booth_id=d.booth_id, employer_id=d.employer_id,
+             employer_name=d.employer_name, employer_type=d.employer_type.value, industry=d.industry.value,
+             positions_offered=d.positions_offered, registered_at=at),
+    ]
+
+
+def _checked_in(e: jobfair.StudentCheckedIn) -> TableRows:
+    return [_row(FAIR_CHECKINS, fair_id=e.data.fair_id, seeker_id=e.data.seeker_id, first_at=e.occurred_at)]
+
+
+def _onsite_offer(e: jobfair.OnSiteOfferMade) -> TableRows:
+    d = e.data
+    return [_row(FAIR_OFFERS, offer_id=d.offer_id, fair_id=d.fair_id, booth_id=d.booth_id, seeker_id=d.seeker_id,
+                 made_at=e.occurred_at)]
+
+
+def _fair_closed(e: jobfair.JobFairClosed) -> TableRows:
+    return [_row(FAIRS, fair_id=e.data.fair_id, closed_at=e.occurred_at)]
+
+
+# --- mentoring -------------------------------------------------------------------------------------------
+
+def _mentor(e: mentoring.MentorRegistered) -> TableRows:
+    d = e.data
+    return [_row(MENTORS, mentor_id=d.mentor_id, university=d.university, expertise=d.expertise.value,
+                 industry=d.industry.value, employer_type=d.employer_type.value, title=d.title,
+                 registered_at=e.occurred_at)]
+
+
+def _assigned(e: mentoring.MentorAssigned) -> TableRows:
+    return [_row(MENTOR_ASSIGNMENTS, mentor_id=e.data.mentor_id, seeker_id=e.data.seeker_id,
+                 assigned_at=e.occurred_at)]
+
+
+def _session(e: mentoring.MentoringSessionHeld) -> TableRows:
+    d = e.data
+    return [_row(MENTORING_SESSIONS, session_id=d.session_id, mentor_id=d.mentor_id, topic=d.topic.value,
+                 seeker_ids=sorted(set(d.seeker_ids)), duration_minutes=d.duration_minutes,
+                 held_at=e.occurred_at)]
+
+
+# --- employment services ---------------------------------------------------------------------------------
+
+def _service(kind: str, item: str, ref: str | None) -> Callable[[Any], TableRows]:
+    def rows(e: Any) -> TableRows:
+        d = e.data
+        return [_row(SERVICE_ITEMS, seeker_id=d.seeker_id, kind=kind, item_id=getattr(d, item),
+                     ref=getattr(d, ref) if ref else None, university=e.source, occurred_at=e.occurred_at)]
+    return rows
+
+
+def _training_ref(e: services.TrainingOrInternshipOffered) -> TableRows:
+    d = e.data
+    return [_row(SERVICE_ITEMS, seeker_id=d.seeker_id, kind="training", item_id=d.program_id, ref=d.kind.value,
+                 university=e.source, occurred_at=e.occurred_at)]
+
+
+MAPPERS: dict[type[Event], Callable[[Any], TableRows]] = {
+    recruitment.JobPosted: _job_posted,
+    recruitment.JobPostingUpdated: _job_posting_updated,
+    recruitment.JobPostingClosed: _job_posting_closed,
+    recruitment.ApplicationSubmitted: _application,
+    recruitment.OfferMade: _offer_made,
+    recruitment.OfferAccepted: _offer_answer("accepted"),
+    recruitment.OfferDeclined: _offer_answer("declined"),
+    recruitment.Hired: _hired,
+    recruitment.EmployerFlagged: _employer_flagged,
+    jobfair.JobFairScheduled: _fair_scheduled,
+    jobfair.BoothRegistered: _booth,
+    jobfair.StudentCheckedIn: _checked_in,
+    jobfair.OnSiteOfferMade: _onsite_offer,
+    jobfair.JobFairClosed: _fair_closed,
+    mentoring.MentorRegistered: _mentor,
+    mentoring.MentorAssigned: _assigned,
+    mentoring.MentoringSessionHeld: _session,
+    services.PolicyBriefingDelivered: _service("briefing", "briefing_id", None),
+    services.CareerCounsellingHeld: _service("counselling", "counselling_id", "counsellor_id"),
+    services.JobRecommended: _service("recommendation", "recommendation_id", "posting_id"),
+    services.TrainingOrInternshipOffered: _training_ref,
+}
+
+
+def event_rows(event: Event) -> TableRows:
+    """The row tuples one event contributes (before merging with the rest of its batch)."""
+    mapper = MAPPERS.get(type(event))
+    if mapper is None:
+        raise KeyError(f"no read-model mapping for {type(event).__name__}")
+    return mapper(event)
+
+
+# --- aggregated topics -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AggUpdate:
+    aggregate: str
+    key: str
+    dims: str | None  # JSON text; None with value None = tombstone
+    value: str | None
+    updated_at: datetime | None
+
+    @property
+    def is_tombstone(self) -> bool:
+        return self.value is None
+
+
+class RecordError(ValueError):
+    """A record that cannot be projected; the message is stored as the reject reason."""
+
+
+def aggregate_of_topic(topic: str) -> str:
+    """``alliance.agg.fairs`` (or a test topic ``x.agg.fairs``) -> ``fairs``."""
+    name = topic.rsplit(".", 1)[-1]
+    if name not in AGGREGATES:
+        raise ValueError(f"topic {topic!r} does not end in an aggregate name ({', '.join(AGGREGATES)})")
+    return name
+
+
+def decode_agg(topic: str, key: bytes | None, value: bytes | None) -> AggUpdate:
+    aggregate = aggregate_of_topic(topic)
+    if key is None:
+        raise RecordError("aggregate record without a key")
+    try:
+        skey = key.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"aggregate key is not UTF-8: {exc}") from None
+    if value is None:
+        return AggUpdate(aggregate, skey, None, None, None)
+    try:
+        obj = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"aggregate value is not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise RecordError("aggregate value must be a JSON object")
+    if obj.get("aggregate") != aggregate:
+        raise RecordError(f"aggregate field {obj.get('aggregate')!r} does not match topic {topic!r}")
+    dims, metrics, stamp = obj.get("key"), obj.get("value"), obj.get("updated_at")
+    if not isinstance(dims, dict):
+        raise RecordError("aggregate 'key' must be an object of dimensions")
+    if not isinstance(metrics, dict) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in metrics.values()):
+        raise RecordError("aggregate 'value' must be an object of numbers")
+    try:
+        updated_at = datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
+    except ValueError:
+        updated_at = None
+    if updated_at is None or updated_at.tzinfo is None:
+        raise RecordError(f"aggregate 'updated_at' must be an ISO-8601 timestamp with offset, got {stamp!r}")
+    return AggUpdate(aggregate, skey, json.dumps(dims, sort_keys=True), json.dumps(metrics, sort_keys=True),
+                     updated_at)
+
+
+def fold_aggs(updates: Iterable[AggUpdate]) -> list[AggUpdate]:
+    """Last operation per (aggregate, key) in offset order; between two values the newest updated_at wins."""
+    out: dict[tuple[str, str], AggUpdate] = {}
+    for u in updates:
+        cur = out.get((u.aggregate, u.key))
+        if (cur is None or u.is_tombstone or cur.is_tombstone
+                or (u.updated_at is not None and cur.updated_at is not None and u.updated_at >= cur.updated_at)):
+            out[(u.aggregate, u.key)] = u
+    return list(out.values())
+
+
+# --- batches ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Reject:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    reason: str
+
+
+@dataclass
+class Plan:
+    """Everything one batch writes, in one transaction."""
+
+    rows: dict[str, list[Row]] = field(default_factory=dict)  # table name -> merged rows
+    aggs: list[AggUpdate] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) -> next offset
+    families: Counter[str] = field(default_factory=Counter)
+    records: int = 0
+
+    def touched(self, table: str, column: str) -> list[str]:
+        """Distinct values of ``column`` in this batch's rows of ``table`` (for recounts)."""
+        rows = self.rows.get(table)
+        if not rows:
+            return []
+        i = BY_NAME[table].index(column)
+        return sorted({r[i] for r in rows})
+
+
+def _reason(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:1000]
+
+
+def plan_batch(records: Iterable[RecordLike], kinds: Mapping[str, TopicKind]) -> Plan:
+    plan = Plan()
+    staged: dict[str, list[Row]] = defaultdict(list)
+    aggs: list[AggUpdate] = []
+    for rec in records:
+        plan.records += 1
+        tp = (rec.topic, rec.partition)
+        plan.offsets[tp] = max(plan.offsets.get(tp, 0), rec.offset + 1)
+        kind = kinds.get(rec.topic)
+        try:
+            if kind is TopicKind.AGG:
+                aggs.append(decode_agg(rec.topic, rec.key, rec.value))
+                continue
+            if kind is not TopicKind.EVENTS:
+                raise RecordError(f"topic {rec.topic!r} is not configured for this projector")
+            if rec.value is None:
+                raise RecordError("event record without a value")
+            if b"\\u0000" in rec.value:
+                raise RecordError("event contains a NUL character, which PostgreSQL text cannot store")
+            event = decode(rec.value)
+            for table, row in event_rows(event):
+                staged[table.name].append(row)
+            plan.families[event.family] += 1
+        except (RecordError, EventValidationError) as exc:
+            plan.rejects.append(Reject(rec.topic, rec.partition, rec.offset, rec.key, rec.value, _reason(exc)))
+    plan.rows = {name: BY_NAME[name].merge_rows(rows) for name, rows in staged.items()}
+    plan.aggs = fold_aggs(aggs)
+    return plan

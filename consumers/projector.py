@@ -1,0 +1,224 @@
+"""The effectively-once projector: canonical and aggregated topics -> the PostgreSQL read model.
+
+Per batch (``getmany``: at most ``batch_size`` records or ``batch_timeout_ms``): decode and map (pure,
+``consumers.mapping``), then ONE transaction writes the rows, the rejects and the next offsets
+(``consumers.store``). Positions live in ``consumer_offsets``, not in Kafka: on every assignment the
+projector seeks each partition to the stored offset. A crash between batches or mid-transaction replays
+at most the uncommitted batch, and every write is idempotent, so nothing is lost or doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.structs import TopicPartition
+from prometheus_client import CollectorRegistry
+
+from consumers.errors import ProjectionError
+from consumers.mapping import Plan, TopicKind, plan_batch
+from consumers.metrics import ProjectorMetrics, metrics_app, serve
+from consumers.store import apply_plan, prepare_connection, stored_offsets
+from events.topics import AGGREGATES, Family, agg_topic, family_topic
+
+log = logging.getLogger("consumers.projector")
+
+DEFAULT_GROUP = "alliance-read-model"
+# Errors after which the same batch is retried (connection lost, server restarting, conflicts).
+TRANSIENT = (
+    OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError, asyncpg.SerializationError, asyncpg.DeadlockDetectedError,
+)
+
+
+@dataclass(frozen=True)
+class ProjectorConfig:
+    bootstrap: str
+    dsn: str
+    group: str = DEFAULT_GROUP
+    event_topics: tuple[str, ...] = tuple(family_topic(f) for f in Family)
+    agg_topics: tuple[str, ...] = tuple(agg_topic(n) for n in AGGREGATES)
+    batch_size: int = 1000
+    batch_timeout_ms: int = 500
+    pause_ms: int = 0  # rest between batches (limits the load on a shared database)
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = 0  # 0 = no HTTP endpoint
+    session_timeout_ms: int = 10_000
+    max_backoff_s: float = 30.0
+    max_attempts: int = 5  # for non-transient database errors; transient ones retry until stopped
+    extra_kafka: dict[str, object] = field(default_factory=dict)
+
+    def kinds(self) -> dict[str, TopicKind]:
+        kinds = {t: TopicKind.EVENTS for t in self.event_topics}
+        kinds.update({t: TopicKind.AGG for t in self.agg_topics})
+        return kinds
+
+
+class _Positions(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, projector: Projector) -> None:
+        self.projector = projector
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        async with self.projector.batch_lock:  # let the batch in flight commit first
+            for tp in revoked:
+                self.projector.positions.pop((tp.topic, tp.partition), None)
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        await self.projector.seek_to_stored(list(assigned))
+
+
+class Projector:
+    def __init__(self, config: ProjectorConfig, registry: CollectorRegistry | None = None) -> None:
+        self.config = config
+        self.metrics = ProjectorMetrics(registry)
+        self.kinds = config.kinds()
+        self.batch_lock = asyncio.Lock()
+        self.positions: dict[tuple[str, int], int] = {}  # next offsets as stored in the database
+        self.batches = 0
+        self._pool: asyncpg.Pool | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._db_ok = False
+
+    # --- database --------------------------------------------------------------------------------------
+    async def _pool_ready(self) -> asyncpg.Pool:
+        if self._pool is None:
+            self._pool = await asyncpg.create_pool(self.config.dsn, min_size=1, max_size=2,
+                                                   init=prepare_connection, timeout=10)
+        return self._pool
+
+    async def _with_db_retry(self, what: str, stop: asyncio.Event | None, op: object) -> object:
+        """Run ``op(conn)`` until it succeeds: transient errors retry with capped exponential backoff
+        until ``stop``; other database errors retry ``max_attempts`` times, then raise ProjectionError."""
+        delay, attempts = 0.2, 0
+        while True:
+            try:
+                pool = await self._pool_ready()
+                async with pool.acquire(timeout=10) as conn:
+                    result = await op(conn)  # type: ignore[operator]
+                self._db_ok = True
+                return result
+            except TRANSIENT as exc:
+                self._db_ok = False
+                self.metrics.errors_total.labels(kind="connect" if self._pool is None else "db").inc()
+                log.warning("%s: database unavailable (%s: %s); retrying in %.1fs", what,
+                            type(exc).__name__, exc, delay)
+                conflict = isinstance(exc, asyncpg.SerializationError | asyncpg.DeadlockDetectedError)
+                if self._pool is not None and not conflict:  # reconnect from scratch
+                    self._pool.terminate()
+                    self._pool = None
+            except asyncpg.PostgresError as exc:
+                attempts += 1
+                self.metrics.errors_total.labels(kind="db").inc()
+                if attempts >= self.config.max_attempts:
+                    self.metrics.errors_total.labels(kind="fatal").inc()
+                    raise ProjectionError(f"{what} failed {attempts} times, last: {type(exc).__name__}: "
+                                          f"{exc}; nothing was committed for it") from exc
+                log.error("%s failed (%s: %s), attempt %d/%d; rolled back, retrying in %.1fs", what,
+                          type(exc).__name__, exc, attempts, self.config.max_attempts, delay)
+            if stop is not None and stop.is_set():
+                raise ProjectionError(f"stopped while retrying {what}; its batch was not committed")
+            try:
+                await asyncio.wait_for(stop.wait() if stop else asyncio.sleep(delay), timeout=delay)
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, self.config.max_backoff_s)
+
+    async def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
+        async def read(conn: asyncpg.Connection) -> dict[tuple[str, int], int]:
+            return await stored_offsets(conn, self.config.group, [(tp.topic, tp.partition) for tp in partitions])
+
+        stored = await self._with_db_retry("reading stored offsets", None, read)
+        assert isinstance(stored, dict) and self._consumer is not None
+        for tp in partitions:
+            offset = stored.get((tp.topic, tp.partition))
+            if offset is None:
+                await self._consumer.seek_to_beginning(tp)
+                self.positions[(tp.topic, tp.partition)] = 0
+            else:
+                self._consumer.seek(tp, offset)
+                self.positions[(tp.topic, tp.partition)] = offset
+        log.info("assigned %d partitions, resuming from stored offsets %s", len(partitions),
+                 {f"{tp.topic}[{tp.partition}]": self.positions[(tp.topic, tp.partition)] for tp in partitions})
+
+    # --- the loop --------------------------------------------------------------------------------------
+    def ready(self) -> bool:
+        return self._db_ok and self._consumer is not None and bool(self._consumer.assignment())
+
+    async def apply(self, plan: Plan, stop: asyncio.Event | None = None) -> None:
+        async def write(conn: asyncpg.Connection) -> object:
+            return await apply_plan(conn, self.config.group, plan)
+
+        started = time.perf_counter()
+        written = await self._with_db_retry(f"batch of {plan.records} records", stop, write)
+        elapsed = time.perf_counter() - started
+        m = self.metrics
+        m.batch_rows.observe(plan.records)
+        m.batch_seconds.observe(elapsed)
+        m.last_batch.set(time.time())
+        assert isinstance(written, dict)
+        for table, n in written.items():
+            m.rows_total.labels(table=table).inc(n)
+        for family, n in plan.families.items():
+            m.events_total.labels(family=family).inc(n)
+        if plan.rejects:
+            m.errors_total.labels(kind="reject").inc(len(plan.rejects))
+            for r in plan.rejects:
+                log.warning("rejected %s[%d]@%d: %s", r.topic, r.partition, r.offset, r.reason)
+        for tp, offset in plan.offsets.items():
+            self.positions[tp] = max(self.positions.get(tp, 0), offset)
+        self.batches += 1
+
+    def _update_lag(self) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            pos = self.positions.get((tp.topic, tp.partition))
+            if high is not None and pos is not None:
+                self.metrics.lag.labels(group=self.config.group, topic=tp.topic,
+                                        partition=str(tp.partition)).set(max(high - pos, 0))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Project until ``stop`` is set; the batch in progress is finished first."""
+        cfg = self.config
+        runner = None
+        if cfg.metrics_port:
+            runner = await serve(metrics_app(self.metrics, self.ready), cfg.metrics_host, cfg.metrics_port)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=cfg.bootstrap, group_id=cfg.group, enable_auto_commit=False,
+            auto_offset_reset="earliest", session_timeout_ms=cfg.session_timeout_ms,
+            heartbeat_interval_ms=max(cfg.session_timeout_ms // 4, 100), client_id=f"projector-{cfg.group}",
+            **cfg.extra_kafka)  # type: ignore[arg-type]
+        consumer = self._consumer
+        try:
+            await self._with_db_retry("connecting", stop, lambda conn: conn.fetchval("SELECT 1"))
+            consumer.subscribe(topics=sorted(self.kinds), listener=_Positions(self))
+            await consumer.start()
+            while not stop.is_set():
+                fetched = await consumer.getmany(timeout_ms=cfg.batch_timeout_ms, max_records=cfg.batch_size)
+                records = [r for recs in fetched.values() for r in recs]
+                if records:
+                    async with self.batch_lock:
+                        await self.apply(plan_batch(records, self.kinds), stop)
+                    if cfg.pause_ms:
+                        try:
+                            await asyncio.wait_for(stop.wait(), timeout=cfg.pause_ms / 1000)
+                        except TimeoutError:
+                            pass
+                self._update_lag()
+        finally:
+            await consumer.stop()
+            self._consumer = None
+            if self._pool is not None:
+                await self._pool.close()
+                self._pool = None
+            if runner is not None:
+                await runner.cleanup()

@@ -1,0 +1,172 @@
+"""Writing one ``Plan`` to PostgreSQL in ONE transaction: COPY into per-connection staging tables, set-based
+``INSERT ... ON CONFLICT`` upserts, recounts of the touched parents, rejects, and the consumer offsets."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import asyncpg
+
+from consumers.mapping import Plan
+from consumers.tables import TABLES
+
+_AGG_STAGE = ("CREATE TEMP TABLE IF NOT EXISTS stage_agg (aggregate text, key text, dims jsonb, value jsonb, "
+              "updated_at timestamptz) ON COMMIT DELETE ROWS")
+_AGG_UPSERT = """
+INSERT INTO agg_snapshot AS t (aggregate, key, dims, value, updated_at)
+SELECT aggregate, key, dims, value, updated_at FROM stage_agg WHERE value IS NOT NULL
+ON CONFLICT (aggregate, key) DO UPDATE SET dims = excluded.dims, value = excluded.value,
+    updated_at = excluded.updated_at
+WHERE excluded.updated_at > t.updated_at
+   OR (excluded.updated_at = t.updated_at AND (excluded.dims, excluded.value) IS DISTINCT FROM (t.dims, t.value))"""
+_AGG_DELETE = """
+DELETE FROM agg_snapshot t USING stage_agg s
+WHERE s.value IS NULL AND t.aggregate = s.aggregate AND t.key = s.key"""
+
+# Placeholder parents for children that arrive first, then recounts of the touched parents only.
+_PLACEHOLDER = "INSERT INTO {table} ({key}) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING"
+_RECOUNT_POSTINGS = """
+UPDATE postings p SET applications = c.applications, offers = c.offers, accepted = c.accepted,
+    declined = c.declined, hired = c.hired
+FROM (SELECT ids.id,
+             (SELECT count(*) FROM applications a WHERE a.posting_id = ids.id)::int AS applications,
+             o.offers, o.accepted, o.declined, o.hired
+      FROM unnest($1::text[]) AS ids(id)
+      CROSS JOIN LATERAL (
+          SELECT count(*)::int AS offers,
+                 (count(*) FILTER (WHERE answer = 'accepted'))::int AS accepted,
+                 (count(*) FILTER (WHERE answer = 'declined'))::int AS declined,
+                 (count(*) FILTER (WHERE hired_at IS NOT NULL))::int AS hired
+          FROM offers WHERE offers.posting_id = ids.id) o) c
+WHERE p.posting_id = c.id
+  AND (p.applications, p.offers, p.accepted, p.declined, p.hired)
+      IS DISTINCT FROM (c.applications, c.offers, c.accepted, c.declined, c.hired)"""
+_RECOUNT_FAIRS = """
+UPDATE fairs f SET booths = c.booths, checkins = c.checkins, onsite_offers = c.onsite_offers
+FROM (SELECT ids.id,
+             (SELECT count(*) FROM booths b WHERE b.fair_id = ids.id)::int AS booths,
+             (SELECT count(*) FROM fair_checkins k WHERE k.fair_id = ids.id)::int AS checkins,
+             (SELECT count(*) FROM fair_offers o WHERE o.fair_id = ids.id)::int AS onsite_offers
+      FROM unnest($1::text[]) AS ids(id)) c
+WHERE f.fair_id = c.id
+  AND (f.booths, f.checkins, f.onsite_offers) IS DISTINCT FROM (c.booths, c.checkins, c.onsite_offers)"""
+_RECOUNT_MENTORS = """
+UPDATE mentors m SET assigned = c.assigned, sessions = c.sessions, session_minutes = c.session_minutes,
+    seekers_served = c.seekers_served
+FROM (SELECT ids.id,
+             (SELECT count(*) FROM mentor_assignments a WHERE a.mentor_id = ids.id)::int AS assigned,
+             s.sessions, s.session_minutes,
+             (SELECT count(DISTINCT x) FROM mentoring_sessions ms, unnest(ms.seeker_ids) AS x
+              WHERE ms.mentor_id = ids.id)::int AS seekers_served
+      FROM unnest($1::text[]) AS ids(id)
+      CROSS JOIN LATERAL (SELECT count(*)::int AS sessions,
+                                 coalesce(sum(duration_minutes), 0)::int AS session_minutes
+                          FROM mentoring_sessions ms WHERE ms.mentor_id = ids.id) s) c
+WHERE m.mentor_id = c.id
+  AND (m.assigned, m.sessions, m.session_minutes, m.seekers_served)
+      IS DISTINCT FROM (c.assigned, c.sessions, c.session_minutes, c.seekers_served)"""
+_SERVICE_PROGRESS = """
+INSERT INTO service_progress AS t (seeker_id, university, briefings, counsellings, recommendations, trainings,
+                                   updated_at)
+SELECT s.seeker_id,
+       (array_agg(s.university ORDER BY s.occurred_at DESC, s.university))[1],
+       (count(*) FILTER (WHERE s.kind = 'briefing'))::int,
+       (count(*) FILTER (WHERE s.kind = 'counselling'))::int,
+       (count(DISTINCT s.ref) FILTER (WHERE s.kind = 'recommendation'))::int,
+       (count(*) FILTER (WHERE s.kind = 'training'))::int,
+       max(s.occurred_at)
+FROM service_items s WHERE s.seeker_id = ANY($1::text[])
+GROUP BY s.seeker_id
+ON CONFLICT (seeker_id) DO UPDATE SET university = excluded.university, briefings = excluded.briefings,
+    counsellings = excluded.counsellings, recommendations = excluded.recommendations,
+    trainings = excluded.trainings, updated_at = excluded.updated_at
+WHERE (t.university, t.briefings, t.counsellings, t.recommendations, t.trainings, t.updated_at)
+      IS DISTINCT FROM (excluded.university, excluded.briefings, excluded.counsellings,
+                        excluded.recommendations, excluded.trainings, excluded.updated_at)"""
+_REJECT = """
+INSERT INTO projector_rejects (topic, partition, "offset", group_id, key, value, reason)
+VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"""
+_OFFSETS = """
+INSERT INTO consumer_offsets AS t (group_id, topic, partition, next_offset)
+SELECT $1, u.topic, u.partition, u.next_offset
+FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(topic, partition, next_offset)
+ON CONFLICT (group_id, topic, partition) DO UPDATE
+SET next_offset = GREATEST(t.next_offset, excluded.next_offset), updated_at = now()"""
+
+_UPSERTS = {t.name: t.upsert_sql() for t in TABLES}
+
+
+async def prepare_connection(conn: asyncpg.Connection) -> None:
+    """Create this session's staging tables (pool ``init`` callback; runs again after a reconnect)."""
+    for table in TABLES:
+        await conn.execute(table.create_stage_sql())
+    await conn.execute(_AGG_STAGE)
+
+
+def _parents(plan: Plan, children: Iterable[tuple[str, str]]) -> list[str]:
+    ids: set[str] = set()
+    for table, column in children:
+        ids.update(plan.touched(table, column))
+    return sorted(ids)
+
+
+async def apply_plan(conn: asyncpg.Connection, group: str, plan: Plan) -> Counter[str]:
+    """Write the whole plan in one transaction; return rows staged per table. Raises asyncpg errors
+    (the transaction is then rolled back and nothing, including the offsets, advances)."""
+    written: Counter[str] = Counter()
+    async with conn.transaction():
+        for table in TABLES:
+            rows = plan.rows.get(table.name)
+            if not rows:
+                continue
+            await conn.copy_records_to_table(table.stage, records=rows, columns=list(table.column_names))
+            await conn.execute(_UPSERTS[table.name])
+            written[table.name] += len(rows)
+        await _recount(conn, plan)
+        if plan.aggs:
+            await conn.copy_records_to_table(
+                "stage_agg", columns=["aggregate", "key", "dims", "value", "updated_at"],
+                records=[(a.aggregate, a.key, a.dims, a.value, a.updated_at) for a in plan.aggs])
+            await conn.execute(_AGG_UPSERT)
+            await conn.execute(_AGG_DELETE)
+            written["agg_snapshot"] += len(plan.aggs)
+        if plan.rejects:
+            await conn.executemany(_REJECT, [(r.topic, r.partition, r.offset, group, r.key, r.value, r.reason)
+                                             for r in plan.rejects])
+            written["projector_rejects"] += len(plan.rejects)
+        if plan.offsets:
+            tps = sorted(plan.offsets)
+            await conn.execute(_OFFSETS, group, [t for t, _ in tps], [p for _, p in tps],
+                               [plan.offsets[tp] for tp in tps])
+    return written
+
+
+async def _recount(conn: asyncpg.Connection, plan: Plan) -> None:
+    steps: Sequence[tuple[str, str, list[str], str]] = (
+        ("postings", "posting_id",
+         _parents(plan, [("applications", "posting_id"), ("offers", "posting_id")]), _RECOUNT_POSTINGS),
+        ("fairs", "fair_id",
+         _parents(plan, [("booths", "fair_id"), ("fair_checkins", "fair_id"), ("fair_offers", "fair_id")]),
+         _RECOUNT_FAIRS),
+        ("mentors", "mentor_id",
+         _parents(plan, [("mentor_assignments", "mentor_id"), ("mentoring_sessions", "mentor_id")]),
+         _RECOUNT_MENTORS),
+    )
+    for table, key, ids, recount in steps:
+        if ids:
+            await conn.execute(_PLACEHOLDER.format(table=table, key=key), ids)
+            await conn.execute(recount, ids)
+    seekers = plan.touched("service_items", "seeker_id")
+    if seekers:
+        await conn.execute(_SERVICE_PROGRESS, seekers)
+
+
+async def stored_offsets(conn: asyncpg.Connection, group: str,
+                         partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    wanted = sorted(set(partitions))
+    rows = await conn.fetch(
+        "SELECT topic, partition, next_offset FROM consumer_offsets WHERE group_id = $1 "
+        "AND (topic, partition) IN (SELECT * FROM unnest($2::text[], $3::int[]))",
+        group, [t for t, _ in wanted], [p for _, p in wanted])
+    return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}

@@ -1,0 +1,186 @@
+"""Staged tables of the read model: columns, merge rules, and the set-based upsert SQL derived from them.
+
+Each table's non-key columns fall into groups. A group is owned by one version column (an occurred_at):
+a row's group replaces the stored group only when its version is newer ("newest") or older ("earliest")
+than the stored one, never on a tie. So applying the same row twice, or an older row after a newer one,
+changes nothing. The same rule folds several rows of one batch with the same key (``merge_rows``), since
+one INSERT ... ON CONFLICT statement must not touch a row twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Group:
+    version: str
+    fields: tuple[str, ...] = ()
+    wins: Literal["newest", "earliest"] = "newest"
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    key: tuple[str, ...]
+    columns: tuple[tuple[str, str], ...]  # (name, SQL type), in row-tuple order, key columns first
+    groups: tuple[Group, ...]
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c for c, _ in self.columns)
+
+    @property
+    def stage(self) -> str:
+        return f"stage_{self.name}"
+
+    def index(self, column: str) -> int:
+        return self.column_names.index(column)
+
+    def check(self) -> None:
+        names = self.column_names
+        grouped = [c for g in self.groups for c in (g.version, *g.fields)]
+        missing = set(names) - set(self.key) - set(grouped)
+        if len(set(grouped)) != len(grouped) or missing or not set(grouped) <= set(names) \
+                or names[: len(self.key)] != self.key:
+            raise ValueError(f"table {self.name}: inconsistent column groups")
+
+    def create_stage_sql(self) -> str:
+        cols = ", ".join(f"{c} {t}" for c, t in self.columns)
+        return f"CREATE TEMP TABLE IF NOT EXISTS {self.stage} ({cols}) ON COMMIT DELETE ROWS"
+
+    def upsert_sql(self) -> str:
+        names = self.column_names
+        sets, changed = [], []
+        for g in self.groups:
+            cmp = ">" if g.wins == "newest" else "<"
+            cond = f"(excluded.{g.version} IS NOT NULL AND (t.{g.version} IS NULL OR " \
+                   f"excluded.{g.version} {cmp} t.{g.version}))"
+            changed.append(cond)
+            sets += [f"{c} = CASE WHEN {cond} THEN excluded.{c} ELSE t.{c} END" for c in (g.version, *g.fields)]
+        return (
+            f"INSERT INTO {self.name} AS t ({', '.join(names)}) SELECT {', '.join(names)} FROM {self.stage} "
+            f"ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {', '.join(sets)} WHERE {' OR '.join(changed)}"
+        )
+
+    def merge_rows(self, rows: Iterable[Row]) -> list[Row]:
+        """Fold rows with the same key, in order, by the same rule as ``upsert_sql``."""
+        nkey = len(self.key)
+        slots = [(self.index(g.version), [self.index(f) for f in g.fields], g.wins) for g in self.groups]
+        merged: dict[Row, list[Any]] = {}
+        for row in rows:
+            k = row[:nkey]
+            cur = merged.get(k)
+            if cur is None:
+                merged[k] = list(row)
+                continue
+            for vi, fis, wins in slots:
+                new: datetime | None = row[vi]
+                old: datetime | None = cur[vi]
+                if new is not None and (old is None or (new > old if wins == "newest" else new < old)):
+                    cur[vi] = new
+                    for fi in fis:
+                        cur[fi] = row[fi]
+        return [tuple(v) for v in merged.values()]
+
+
+def _t(name: str, key: Sequence[str], columns: str, *groups: Group) -> Table:
+    cols = tuple((c.split()[0], " ".join(c.split()[1:])) for c in columns.split(","))
+    table = Table(name, tuple(key), tuple((c.strip(), t.strip()) for c, t in cols), groups)
+    table.check()
+    return table
+
+
+TS = "timestamptz"
+EMPLOYERS = _t(
+    "employers", ["employer_id"],
+    f"employer_id text, name text, employer_type text, industry text, seen_at {TS}, flag_severity text, "
+    f"flag_reason text, postings_affected integer, flagged_at {TS}",
+    Group("seen_at", ("name", "employer_type", "industry")),
+    Group("flagged_at", ("flag_severity", "flag_reason", "postings_affected")),
+)
+POSTINGS = _t(
+    "postings", ["posting_id"],
+    f"posting_id text, university text, employer_id text, employer_name text, employer_type text, "
+    f"industry text, city text, district text, kind text, degree_min text, description text, "
+    f"posted_at {TS}, title text, title_at {TS}, positions integer, positions_at {TS}, salary_min integer, "
+    f"salary_min_at {TS}, salary_max integer, salary_max_at {TS}, deadline date, deadline_at {TS}, "
+    f"closed_at {TS}, close_reason text",
+    Group("posted_at", ("university", "employer_id", "employer_name", "employer_type", "industry", "city",
+                        "district", "kind", "degree_min", "description")),
+    Group("title_at", ("title",)),
+    Group("positions_at", ("positions",)),
+    Group("salary_min_at", ("salary_min",)),
+    Group("salary_max_at", ("salary_max",)),
+    Group("deadline_at", ("deadline",)),
+    Group("closed_at", ("close_reason",), wins="earliest"),
+)
+APPLICATIONS = _t(
+    "applications", ["application_id"],
+    f"application_id text, posting_id text, seeker_id text, degree text, university text, submitted_at {TS}",
+    Group("submitted_at", ("posting_id", "seeker_id", "degree", "university")),
+)
+OFFERS = _t(
+    "offers", ["offer_id"],
+    f"offer_id text, posting_id text, seeker_id text, seen_at {TS}, application_id text, "
+    f"salary_monthly integer, university text, made_at {TS}, answer text, answered_at {TS}, "
+    f"start_date date, hired_at {TS}",
+    Group("seen_at", ("posting_id", "seeker_id"), wins="earliest"),
+    Group("made_at", ("application_id", "salary_monthly", "university")),
+    Group("answered_at", ("answer",)),
+    Group("hired_at", ("start_date",), wins="earliest"),
+)
+FAIRS = _t(
+    "fairs", ["fair_id"],
+    f"fair_id text, university text, name text, host_university text, city text, venue text, "
+    f"starts_at {TS}, ends_at {TS}, expected_booths integer, scheduled_at {TS}, closed_at {TS}",
+    Group("scheduled_at", ("university", "name", "host_university", "city", "venue", "starts_at", "ends_at",
+                           "expected_booths")),
+    Group("closed_at", (), wins="earliest"),
+)
+BOOTHS = _t(
+    "booths", ["fair_id", "booth_id"],
+    f"fair_id text, booth_id text, employer_id text, employer_name text, employer_type text, industry text, "
+    f"positions_offered integer, registered_at {TS}",
+    Group("registered_at", ("employer_id", "employer_name", "employer_type", "industry", "positions_offered")),
+)
+FAIR_CHECKINS = _t(
+    "fair_checkins", ["fair_id", "seeker_id"], f"fair_id text, seeker_id text, first_at {TS}",
+    Group("first_at", (), wins="earliest"),
+)
+FAIR_OFFERS = _t(
+    "fair_offers", ["offer_id"], f"offer_id text, fair_id text, booth_id text, seeker_id text, made_at {TS}",
+    Group("made_at", ("fair_id", "booth_id", "seeker_id")),
+)
+MENTORS = _t(
+    "mentors", ["mentor_id"],
+    f"mentor_id text, university text, expertise text, industry text, employer_type text, title text, "
+    f"registered_at {TS}",
+    Group("registered_at", ("university", "expertise", "industry", "employer_type", "title")),
+)
+MENTOR_ASSIGNMENTS = _t(
+    "mentor_assignments", ["mentor_id", "seeker_id"], f"mentor_id text, seeker_id text, assigned_at {TS}",
+    Group("assigned_at", (), wins="earliest"),
+)
+MENTORING_SESSIONS = _t(
+    "mentoring_sessions", ["session_id"],
+    f"session_id text, mentor_id text, topic text, seeker_ids text[], duration_minutes integer, held_at {TS}",
+    Group("held_at", ("mentor_id", "topic", "seeker_ids", "duration_minutes")),
+)
+SERVICE_ITEMS = _t(
+    "service_items", ["seeker_id", "kind", "item_id"],
+    f"seeker_id text, kind text, item_id text, ref text, university text, occurred_at {TS}",
+    Group("occurred_at", ("ref", "university")),
+)
+
+# Order of application inside a batch (parents before the counts that read children).
+TABLES: tuple[Table, ...] = (
+    EMPLOYERS, POSTINGS, APPLICATIONS, OFFERS, FAIRS, BOOTHS, FAIR_CHECKINS, FAIR_OFFERS, MENTORS,
+    MENTOR_ASSIGNMENTS, MENTORING_SESSIONS, SERVICE_ITEMS,
+)
+BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
