@@ -1,0 +1,155 @@
+"""The stream processors on the real broker: a generated alliance day (with duplicates, out-of-order and
+bad events) goes in; every aggregate that comes out must equal an independently computed expectation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from events.simulator import alliance_day, publish
+from events.topics import AGGREGATES, DLQ_TOPIC, agg_topic
+from infra.processes import free_port
+from infra.settings import PROJECT_ROOT
+from infra.topics import provision
+from tests.oracle import accepted_events, expected_aggregates, expected_rejects
+
+pytestmark = pytest.mark.integration
+
+INVALID_REASONS = {"invalid", "unknown_type", "malformed", "oversized"}
+
+
+def _start_worker(bootstrap: str, suffix: str, app_id: str, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "ALLIANCE_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "ALLIANCE_TOPIC_SUFFIX": suffix,
+           "ALLIANCE_APP_ID": app_id}
+    log = open(PROJECT_ROOT / ".local" / "test" / f"worker-{app_id}.log", "wb")
+    return subprocess.Popen([sys.executable, "-m", "streams", "worker", "--web-port", str(port), "-l", "warning"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def _matches(actual: dict[str, dict[str, Any]], expected: dict[str, dict[str, Any]]) -> list[str]:
+    diffs = []
+    for key in expected.keys() | actual.keys():
+        e, a = expected.get(key), actual.get(key)
+        if e is None or a is None:
+            diffs.append(f"{key}: expected {e}, got {a}")
+            continue
+        wrong = {f: (v, a.get(f)) for f, v in e.items() if a.get(f) != v}
+        if wrong:
+            diffs.append(f"{key}: {wrong}")
+    return diffs
+
+
+async def _latest(bootstrap: str, topics: list[str], group: str, until: Any, wait_s: float
+                  ) -> dict[str, dict[str, Any]]:
+    """Latest value per (topic, key), read until ``until(state)`` holds or the timeout expires."""
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=group,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    state: dict[str, dict[str, Any]] = {t: {} for t in topics}
+    try:
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp, records in batch.items():
+                for r in records:
+                    if tp.topic.startswith(DLQ_TOPIC):  # every record counts: keep them all by offset
+                        state[tp.topic][f"{tp.partition}:{r.offset}"] = (None, dict(r.headers))
+                    else:
+                        state[tp.topic][(r.key or b"").decode()] = (json.loads(r.value) if r.value else None, None)
+            if until(state):
+                break
+    finally:
+        await consumer.stop()
+    return state
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return str(resp.read().decode())
+
+
+def _merge_invalid(by_reason: Counter[str]) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for reason, n in by_reason.items():
+        out["rejected_invalid" if reason in INVALID_REASONS else reason] += n
+    return +out
+
+
+async def test_alliance_day_aggregates_match_independent_expectation(kafka_bootstrap: str, unique: str) -> None:
+    records = alliance_day(seed=11, scale=0.05)
+    kinds = Counter(r.kind for r in records)
+    assert kinds["duplicate"] and kinds["invalid"] and kinds["spoofed"], kinds
+    suffix = f".t{unique}"
+    provision(kafka_bootstrap, suffix=suffix)
+    expected = expected_aggregates(accepted_events(records))
+    rejects = expected_rejects(records)
+
+    port = free_port()
+    worker = _start_worker(kafka_bootstrap, suffix, f"streams-{unique}", port)
+    try:
+        sent = publish([replace(r, topic=r.topic + suffix) for r in records], kafka_bootstrap)
+        assert sent == len(records)
+        agg_topics = [agg_topic(name) + suffix for name in AGGREGATES]
+        dlq = DLQ_TOPIC + suffix
+
+        def actual_of(state: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+            out: dict[str, dict[str, dict[str, Any]]] = {}
+            for name in AGGREGATES:
+                rows = state[agg_topic(name) + suffix]
+                out[name] = {}
+                for rec, _headers in rows.values():
+                    if rec is None:
+                        continue
+                    k = rec["key"]["id"] if set(rec["key"]) == {"id"} else "|".join(
+                        f"{d}={rec['key'][d]}" for d in sorted(rec["key"]))
+                    out[name][k] = rec["value"]
+            return out
+
+        def done(state: dict[str, dict[str, Any]]) -> bool:
+            actual = actual_of(state)
+            return all(not _matches(actual[n], expected[n]) for n in AGGREGATES) and \
+                len(state[dlq]) >= sum(rejects.values())
+
+        state = await _latest(kafka_bootstrap, [*agg_topics, dlq], f"check-{unique}", done, wait_s=180)
+        actual = actual_of(state)
+        for name in AGGREGATES:
+            assert not _matches(actual[name], expected[name]), (name, _matches(actual[name], expected[name])[:10])
+        assert worker.poll() is None, "worker died"
+        metrics = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/metrics")
+    finally:
+        _stop(worker)
+
+    # every reject reached the DLQ with its reason header, and the worker's counters agree
+    in_dlq = Counter(h["x-alliance-reject-reason"].decode() for _, h in state[dlq].values())
+    assert _merge_invalid(in_dlq) == +rejects
+    rejected: Counter[str] = Counter()
+    for line in metrics.splitlines():
+        if line.startswith("alliance_events_rejected_total{"):
+            labels, value = line.rsplit(" ", 1)
+            rejected[labels.split('reason="', 1)[1].split('"', 1)[0]] += int(float(value))
+    assert _merge_invalid(rejected) == +rejects
+    ingested = sum(int(float(line.rsplit(" ", 1)[1])) for line in metrics.splitlines()
+                   if line.startswith("alliance_events_ingested_total{"))
+    assert ingested == len(accepted_events(records))
+

@@ -1,0 +1,170 @@
+"""An independent model of what the stream processors must publish, computed from a scenario with plain
+Python (no code from streams/). Used by the integration tests to check every aggregate."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import timedelta, timezone
+from typing import Any
+
+from events.base import Event
+
+CST = timezone(timedelta(hours=8))
+
+
+def accepted_events(records: list[Any]) -> list[Event]:
+    """Records the ingest stage must accept: valid, first time seen, published by their own university."""
+    seen: set[str] = set()
+    out = []
+    for r in records:
+        if r.kind != "valid":
+            continue
+        assert r.event is not None
+        if str(r.event.event_id) in seen:
+            continue
+        seen.add(str(r.event.event_id))
+        out.append(r.event)
+    return out
+
+
+def expected_rejects(records: list[Any]) -> Counter[str]:
+    by_reason: Counter[str] = Counter()
+    for r in records:
+        if r.kind == "duplicate":
+            by_reason["duplicate"] += 1
+        elif r.kind == "spoofed":
+            by_reason["spoofed_source"] += 1
+        elif r.kind == "invalid":
+            by_reason["rejected_invalid"] += 1
+    return by_reason
+
+
+def _k(**dims: str) -> str:
+    return "|".join(f"{k}={dims[k]}" for k in sorted(dims))
+
+
+def expected_aggregates(events: list[Event]) -> dict[str, dict[str, dict[str, float]]]:
+    """{aggregate: {key: value}} as the latest record per key on alliance.agg.<aggregate> must say."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+
+    # --- postings
+    posted = {e.data.posting_id: e for e in events if e.type == "recruitment.job_posted"}
+    closed = {e.data.posting_id for e in events if e.type == "recruitment.job_posting_closed"}
+    positions: dict[str, tuple[str, int]] = {}
+    for e in events:
+        if e.type in ("recruitment.job_posted", "recruitment.job_posting_updated") and e.data.positions is not None:
+            ts = e.occurred_at.isoformat()
+            cur = positions.get(e.data.posting_id)
+            if cur is None or cur[0] <= ts:
+                positions[e.data.posting_id] = (ts, e.data.positions)
+    seg: dict[str, dict[str, float]] = defaultdict(lambda: {"postings_total": 0, "open_postings": 0,
+                                                              "open_positions": 0})
+    for pid, e in posted.items():
+        d = e.data
+        for uni in (e.source, "*"):
+            key = _k(industry=d.industry.value, city=d.city.value, employer_type=d.employer_type.value,
+                     university=uni)
+            seg[key]["postings_total"] += 1
+            if pid not in closed:
+                seg[key]["open_postings"] += 1
+                seg[key]["open_positions"] += positions[pid][1]
+    out["postings-by-segment"] = dict(seg)
+
+    # --- funnel per posting (every posting with any recruitment event)
+    sets: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for e in events:
+        if e.family != "recruitment" or e.type == "recruitment.employer_flagged":
+            continue
+        d, s = e.data, sets[e.data.posting_id]
+        if e.type == "recruitment.application_submitted":
+            s["applications"].add(d.application_id)
+        elif e.type == "recruitment.offer_made":
+            s["offers"].add(d.offer_id)
+        elif e.type in ("recruitment.offer_accepted", "recruitment.offer_declined"):
+            s["offers"].add(d.offer_id)
+            s["accepted" if e.type.endswith("accepted") else "declined"].add(d.offer_id)
+        elif e.type == "recruitment.hired":
+            s["hired"].add(d.seeker_id)
+    out["posting-funnel"] = {
+        pid: {"applications": len(s["applications"]), "offers": len(s["offers"]), "accepted": len(s["accepted"]),
+              "declined": len(s["declined"]), "hired": len(s["hired"])}
+        for pid, s in sets.items()
+    }
+    for pid, v in out["posting-funnel"].items():
+        v["status"] = "closed" if pid in closed else ("open" if pid in posted else "pending")  # type: ignore[assignment]
+
+    # --- fairs
+    fairs: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    fair_closed, fair_scheduled = set(), set()
+    for e in events:
+        if e.family != "jobfair":
+            continue
+        f, d = fairs[e.data.fair_id], e.data
+        if e.type == "jobfair.booth_registered":
+            f["booths"].add(d.booth_id)
+        elif e.type == "jobfair.student_checked_in":
+            f["seekers"].add(d.seeker_id)
+            if d.booth_id is not None:
+                f["booths"].add(d.booth_id)
+        elif e.type == "jobfair.onsite_offer_made":
+            f["offers"].add(d.offer_id)
+        elif e.type == "jobfair.closed":
+            fair_closed.add(d.fair_id)
+        elif e.type == "jobfair.scheduled":
+            fair_scheduled.add(d.fair_id)
+    out["fairs"] = {
+        fid: {"booths": len(f["booths"]), "distinct_checkins": len(f["seekers"]), "onsite_offers": len(f["offers"]),
+              "status": "closed" if fid in fair_closed else ("open" if fid in fair_scheduled else "pending")}
+        for fid, f in fairs.items()
+    }
+
+    # --- mentors
+    reg = {e.data.mentor_id: e.data for e in events if e.type == "mentoring.mentor_registered"}
+    sessions: dict[str, dict[str, int]] = defaultdict(dict)
+    assigned: dict[str, set[str]] = defaultdict(set)
+    for e in events:
+        if e.type == "mentoring.session_held":
+            sessions[e.data.mentor_id][e.data.session_id] = e.data.duration_minutes
+        elif e.type == "mentoring.mentor_assigned":
+            assigned[e.data.mentor_id].add(e.data.seeker_id)
+    mentors: dict[str, dict[str, float]] = defaultdict(lambda: {"mentors": 0, "sessions": 0, "seekers_assigned": 0,
+                                                                  "session_minutes": 0})
+    for mid, d in reg.items():
+        for uni in (d.university, "*"):
+            v = mentors[_k(university=uni, expertise=d.expertise.value)]
+            v["mentors"] += 1
+            v["sessions"] += len(sessions[mid])
+            v["seekers_assigned"] += len(assigned[mid])
+            v["session_minutes"] += sum(sessions[mid].values())
+    out["mentors"] = dict(mentors)
+
+    # --- service guarantee
+    prog: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    attr = {"services.policy_briefing_delivered": ("briefings", "briefing_id"),
+            "services.career_counselling_held": ("counsellings", "counselling_id"),
+            "services.job_recommended": ("recommended_postings", "posting_id"),
+            "services.training_or_internship_offered": ("programs", "program_id")}
+    for e in events:
+        if e.family == "services":
+            name, field = attr[e.type]
+            prog[e.data.seeker_id][name].add(getattr(e.data, field))
+    sg: dict[str, dict[str, float]] = {}
+    fully = 0
+    for sid, p in prog.items():
+        full = (len(p["briefings"]) >= 1 and len(p["counsellings"]) >= 1 and len(p["recommended_postings"]) >= 3
+                and len(p["programs"]) >= 1)
+        fully += full
+        sg[f"seeker:{sid}"] = {"briefings": len(p["briefings"]), "counsellings": len(p["counsellings"]),
+                               "recommended_postings": len(p["recommended_postings"]),
+                               "programs": len(p["programs"]), "fully_served": full}
+    sg["scope=alliance"] = {"seekers": len(prog), "fully_served": fully}
+    out["service-guarantee"] = sg
+
+    # --- windows
+    win: Counter[str] = Counter()
+    for e in events:
+        local = e.occurred_at.astimezone(CST)
+        win[_k(family=e.family, university=e.source, granularity="hour", bucket=local.strftime("%Y-%m-%dT%H"))] += 1
+        win[_k(family=e.family, university=e.source, granularity="day", bucket=local.strftime("%Y-%m-%d"))] += 1
+    out["windows"] = {k: {"events": n} for k, n in win.items()}
+    return out
