@@ -1,0 +1,207 @@
+"""``python -m events <command>``: tools for member universities and maintainers of the contract.
+
+Commands:
+  publish        validate a JSONL or CSV file of one university's events and publish the valid ones
+  pseudonymise   print the alliance pseudonym (ps_...) of student numbers, for preparing files
+  schemas        write the JSON Schemas and the AsyncAPI document generated from the models
+
+Exit codes of publish: 0 every line was valid (and published), 1 some lines were invalid (every valid
+line was still published; see the report), 2 usage, file or broker error.
+Settings come from the environment (ALLIANCE_KAFKA_BOOTSTRAP_SERVERS, ALLIANCE_PSEUDONYM_KEY, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from pydantic import ValidationError
+
+from events.bulk import (
+    FORMATS,
+    BulkError,
+    ImportReport,
+    Progress,
+    count_lines,
+    detect_format,
+    format_problems,
+    iter_file,
+    run_import,
+    write_problems_csv,
+)
+from events.errors import EventError
+from events.reference import UNIVERSITIES
+
+if TYPE_CHECKING:
+    from infra.settings import Settings
+
+EXIT_OK, EXIT_SOME_BAD, EXIT_ERROR = 0, 1, 2
+PRINT_LIMIT = 100
+
+
+def _university(value: str) -> str:
+    code = value.strip().lower()
+    if code not in UNIVERSITIES:
+        raise argparse.ArgumentTypeError(f"unknown university {value!r}; members: {', '.join(sorted(UNIVERSITIES))}")
+    return code
+
+
+def _settings() -> Settings:
+    from infra.settings import Settings
+
+    return Settings()
+
+
+# -- publish ----------------------------------------------------------------------------------------
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    university: str = args.university
+    fmt = detect_format(args.file, args.format) if args.file != "-" else (args.format or "jsonl")
+    total = None if args.file == "-" else count_lines(Path(args.file))
+    progress = None if args.no_progress else Progress(total, sys.stderr)
+
+    stream: TextIO
+    if args.file == "-":
+        stream = sys.stdin
+    else:
+        stream = Path(args.file).open(encoding="utf-8-sig", newline="" if fmt == "csv" else None)
+    with stream:
+        parsed = iter_file(stream, fmt, university)
+        if args.dry_run:
+            report = run_import(parsed, university, None, progress)
+            target = "dry run, nothing published"
+        else:
+            from events.publisher import Publisher, PublisherError
+
+            bootstrap = args.bootstrap or _settings().bootstrap
+            with Publisher(bootstrap, university, topic=args.topic) as publisher:
+                try:
+                    report = run_import(parsed, university, publisher.publish, progress)
+                    publisher.flush()
+                except PublisherError as exc:
+                    raise PublisherError(
+                        f"{exc}\n{publisher.sent} event(s) had been sent before the failure; re-running "
+                        "the same file is safe (event ids are stable and deduplicated)") from None
+            target = f"published to {publisher.topic}"
+    return _finish(report, target, args.errors_out)
+
+
+def _finish(report: ImportReport, target: str, errors_out: Path | None) -> int:
+    if report.problems:
+        print(f"{report.bad} bad line(s):", file=sys.stderr)
+        print(format_problems(report.problems, PRINT_LIMIT), file=sys.stderr)
+    if errors_out is not None:
+        write_problems_csv(report.problems, errors_out)
+    print(f"{report.university}: {report.ok} valid event(s) {target}; {report.bad} bad line(s)"
+          + (f" (report: {errors_out})" if errors_out is not None and report.bad else ""))
+    return EXIT_SOME_BAD if report.bad else EXIT_OK
+
+
+# -- pseudonymise -----------------------------------------------------------------------------------
+
+def _cmd_pseudonymise(args: argparse.Namespace) -> int:
+    from events.privacy import pseudonymise
+
+    settings = _settings()
+    key = settings.pseudonym_key.get_secret_value()
+    if "ALLIANCE_PSEUDONYM_KEY" not in os.environ:
+        print("warning: ALLIANCE_PSEUDONYM_KEY is not set; using the local development key, whose "
+              "pseudonyms are not the alliance's", file=sys.stderr)
+    numbers: list[str] = []
+    for arg in args.student_numbers:
+        numbers += [line.strip() for line in sys.stdin if line.strip()] if arg == "-" else [arg]
+    for number in numbers:
+        print(pseudonymise(args.university, number, key))
+    return EXIT_OK
+
+
+# -- schemas ----------------------------------------------------------------------------------------
+
+def _cmd_schemas(args: argparse.Namespace) -> int:
+    from events import schemas
+
+    out: Path = args.out
+    if args.check:
+        stale = schemas.stale(out)
+        for name in stale:
+            print(f"stale: {out / name}", file=sys.stderr)
+        if stale:
+            print("regenerate with: python -m events schemas --out " + str(out), file=sys.stderr)
+            return EXIT_SOME_BAD
+        print(f"{out}: up to date")
+        return EXIT_OK
+    written = schemas.write(out)
+    print(f"wrote {len(written)} file(s) to {out}")
+    return EXIT_OK
+
+
+# -- parser -----------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m events", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    from events import bulk
+
+    pub = sub.add_parser(
+        "publish", help="validate a JSONL/CSV file and publish its valid events",
+        description="Validate every line of FILE and publish the valid events to the university's "
+                    "ingest topic (alliance.ingest.<university>). Invalid lines are reported with "
+                    "line number, field and reason; they never stop the valid ones.\n\n" + (bulk.__doc__ or ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    pub.add_argument("--university", "-u", required=True, type=_university,
+                     help=f"code of the publishing university ({', '.join(sorted(UNIVERSITIES))})")
+    pub.add_argument("file", metavar="FILE", help="a .jsonl/.ndjson or .csv file; - reads standard input")
+    pub.add_argument("--format", choices=FORMATS, help="file format (default: from the file name)")
+    pub.add_argument("--dry-run", action="store_true", help="validate only; connect to no broker")
+    pub.add_argument("--bootstrap", metavar="HOST:PORT",
+                     help="Kafka bootstrap servers (default: ALLIANCE_KAFKA_BOOTSTRAP_SERVERS, else the "
+                          "local broker 127.0.0.1:9092)")
+    pub.add_argument("--topic", help="publish to this topic instead of alliance.ingest.<university> (staging)")
+    pub.add_argument("--errors-out", type=Path, metavar="REPORT.csv",
+                     help="also write every problem to this CSV file (columns line, field, reason)")
+    pub.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
+    pub.set_defaults(func=_cmd_publish)
+
+    pse = sub.add_parser(
+        "pseudonymise", aliases=["pseudonymize"], help="print the pseudonym of student numbers",
+        description="Print the alliance pseudonym (ps_ + 32 hex digits, HMAC-SHA256 keyed with "
+                    "ALLIANCE_PSEUDONYM_KEY) of each STUDENT_NUMBER, one per line. Use it for seeker_id "
+                    "fields: raw student numbers, names and phone numbers never leave the university.")
+    pse.add_argument("--university", "-u", required=True, type=_university, help="the student's university")
+    pse.add_argument("student_numbers", metavar="STUDENT_NUMBER", nargs="+",
+                     help="student number(s); - reads one per line from standard input")
+    pse.set_defaults(func=_cmd_pseudonymise)
+
+    sch = sub.add_parser(
+        "schemas", help="write the JSON Schemas and AsyncAPI document",
+        description="Write one JSON Schema (draft 2020-12) per event type and asyncapi.yaml "
+                    "(AsyncAPI 3.0.0: topics, operations, messages, Kafka bindings), generated from "
+                    "the models in events/.")
+    sch.add_argument("--out", type=Path, default=Path("schemas"), help="output directory (default: schemas)")
+    sch.add_argument("--check", action="store_true",
+                     help="write nothing; exit 1 if the files in --out differ from the models")
+    sch.set_defaults(func=_cmd_schemas)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (BulkError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except EventError as exc:  # PublisherError (broker unreachable, topic missing, not delivered) and kin
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except ValidationError as exc:  # the ALLIANCE_* environment does not form valid Settings
+        print(f"error: invalid settings: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
