@@ -28,7 +28,7 @@ import json
 import random
 import uuid
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any, Literal, TypeVar
@@ -200,7 +200,7 @@ EMPLOYER_TYPE_WEIGHTS: dict[Industry, dict[EmployerType, float]] = {
 CHENGDU_SIDE = (City.CHENGDU, City.MIANYANG, City.DEYANG, City.LESHAN, City.NANCHONG, City.YIBIN,
                 City.LUZHOU, City.DAZHOU)
 CHONGQING_SIDE = (City.CHONGQING, City.WANZHOU, City.FULING, City.YONGCHUAN)
-_CITY_WEIGHTS: dict[City, float] = {City.CHENGDU: 35, City.CHONGQING: 35} | {
+_CITY_WEIGHTS: dict[City, float] = {City.CHENGDU: 35.0, City.CHONGQING: 35.0} | {
     c: 4 for c in CHENGDU_SIDE[1:] + CHONGQING_SIDE[1:]}
 DISTRICTS: dict[City, tuple[str, ...]] = {
     City.CHENGDU: ("Gaoxin District", "Jinjiang District", "Wuhou District", "Tianfu New Area", "Pidu District"),
@@ -295,7 +295,7 @@ def _later(rng: random.Random, t: datetime, cap: datetime, min_gap_s: int = 30) 
     return _uniform(rng, lo, max(cap, lo + timedelta(seconds=60)))
 
 
-def _weighted(rng: random.Random, weights: dict[T, float]) -> T:
+def _weighted(rng: random.Random, weights: Mapping[T, float]) -> T:
     """One key of ``weights`` chosen with probability proportional to its weight."""
     keys = list(weights)
     return rng.choices(keys, weights=[weights[k] for k in keys])[0]
@@ -304,6 +304,14 @@ def _weighted(rng: random.Random, weights: dict[T, float]) -> T:
 def _event_id(rng: random.Random) -> uuid.UUID:
     """A version-4 UUID drawn from ``rng`` (so the day is reproducible)."""
     return uuid.UUID(int=rng.getrandbits(128), version=4)
+
+
+EventT = TypeVar("EventT", bound=Event)
+
+
+def new_event(cls: type[EventT], rng: random.Random, source: str, at: datetime, data: dict[str, Any]) -> EventT:
+    """A validated event of type ``cls`` with an event id drawn from ``rng``."""
+    return cls.model_validate({"event_id": _event_id(rng), "source": source, "occurred_at": at, "data": data})
 
 
 def _scaled(base: float, scale: float, minimum: int = 1) -> int:
@@ -482,20 +490,17 @@ def make_posting(ctx: Ctx, university: str, seq: int) -> Posting:
     if rng.random() < 0.5:
         description = (f"{title} at {employer.name} in {employer.city.value.title()}. {positions} position(s); "
                        f"{degree.value} degree or above; {salary_min}-{salary_max} CNY per month.")
-    posted = JobPosted(
-        event_id=_event_id(rng), source=university, occurred_at=posted_at,
-        data={"posting_id": posting_id, "employer_id": employer.employer_id, "employer_name": employer.name,
-              "employer_type": employer.type, "industry": industry, "city": employer.city,
-              "district": rng.choice(DISTRICTS[employer.city]) if employer.city in DISTRICTS else None,
-              "title": title, "description": description, "kind": kind, "positions": positions,
-              "degree_min": degree, "salary_min": salary_min, "salary_max": salary_max,
-              "deadline": deadline})
+    posted = new_event(JobPosted, rng, university, posted_at, {
+        "posting_id": posting_id, "employer_id": employer.employer_id, "employer_name": employer.name,
+        "employer_type": employer.type, "industry": industry, "city": employer.city,
+        "district": rng.choice(DISTRICTS[employer.city]) if employer.city in DISTRICTS else None,
+        "title": title, "description": description, "kind": kind, "positions": positions,
+        "degree_min": degree, "salary_min": salary_min, "salary_max": salary_max, "deadline": deadline})
     return Posting(posting_id, university, employer, posted, positions, [posted])
 
 
 def _recruitment_event(cls: type[Event], ctx: Ctx, p: Posting, at: datetime, **data: Any) -> Event:
-    event = cls(event_id=_event_id(ctx.rng), source=p.university, occurred_at=at,
-                data={"posting_id": p.posting_id, **data})
+    event = new_event(cls, ctx.rng, p.university, at, {"posting_id": p.posting_id, **data})
     p.events.append(event)
     return event
 
@@ -612,9 +617,8 @@ def employer_flags(ctx: Ctx, postings: list[Posting]) -> tuple[list[Event], dict
         affected = [q for q in postings if (q.university, q.employer.employer_id) == target]
         severity = FlagSeverity.SUSPENDED if n % 3 == 0 else FlagSeverity.WARNING
         at = _later(rng, max(q.posted_at for q in affected), ctx.at(17, 0))
-        flags.append(EmployerFlagged(
-            event_id=_event_id(rng), source=p.university, occurred_at=at,
-            data={"employer_id": p.employer.employer_id, "severity": severity,
+        flags.append(new_event(
+            EmployerFlagged, rng, p.university, at, {"employer_id": p.employer.employer_id, "severity": severity,
                   "reason": rng.choice(FLAG_REASONS), "postings_affected": len(affected)}))
         if severity is FlagSeverity.SUSPENDED:
             withdrawn.update({q.posting_id: at for q in affected})
@@ -652,8 +656,7 @@ def job_fair(ctx: Ctx, plan: FairPlan) -> list[Event]:
     events: list[Event] = []
 
     def emit(cls: type[Event], at: datetime, **data: Any) -> None:
-        events.append(cls(event_id=_event_id(rng), source=host, occurred_at=at,
-                          data={"fair_id": fair_id, **data}))
+        events.append(new_event(cls, rng, host, at, {"fair_id": fair_id, **data}))
 
     city = UNIVERSITIES[host].city
     scheduled_at = _uniform(rng, starts - timedelta(minutes=60), starts - timedelta(minutes=45))
@@ -695,8 +698,8 @@ def _fair_visit(ctx: Ctx, plan: FairPlan, student: Student, booths: list[str],
     events: list[Event] = []
 
     def emit(cls: type[Event], at: datetime, **data: Any) -> None:
-        events.append(cls(event_id=_event_id(rng), source=plan.host, occurred_at=at,
-                          data={"fair_id": plan.slug, "seeker_id": student.seeker_id, **data}))
+        events.append(new_event(cls, rng, plan.host, at,
+                                {"fair_id": plan.slug, "seeker_id": student.seeker_id, **data}))
 
     t = _arrival(rng, starts, ends)
     emit(StudentCheckedIn, t, booth_id=None)
@@ -735,8 +738,7 @@ def mentor(ctx: Ctx, university: str, seq: int) -> list[Event]:
     events: list[Event] = []
 
     def emit(cls: type[Event], at: datetime, **data: Any) -> None:
-        events.append(cls(event_id=_event_id(rng), source=university, occurred_at=at,
-                          data={"mentor_id": mentor_id, **data}))
+        events.append(new_event(cls, rng, university, at, {"mentor_id": mentor_id, **data}))
 
     registered = ctx.between((8, 0), (10, 0))
     emit(MentorRegistered, registered, university=university, expertise=expertise, industry=industry,
@@ -833,7 +835,7 @@ def seeker_services(ctx: Ctx, student: Student, open_postings: OpenPostings, cou
             kind, provider = TRAINING_PROVIDERS[k]
             cls = TrainingOrInternshipOffered
             data |= {"program_id": f"{u}-prog-{k + 1:02d}", "kind": kind, "provider": provider}
-        events.append(cls(event_id=_event_id(rng), source=u, occurred_at=at, data=data))
+        events.append(new_event(cls, rng, u, at, data))
     return events
 
 
@@ -864,6 +866,11 @@ def valid_record(event: Event) -> Record:
     return Record(ingest_topic(event.source), event.key, event.to_json(), "valid", event)
 
 
+def _offer_id(event: Event) -> str | None:
+    offer_id: str | None = getattr(event.data, "offer_id", None)
+    return offer_id
+
+
 def _forced_moves(events: Sequence[Event], later: dict[int, list[int]]) -> list[tuple[int, int]]:
     """The three textbook cases, when the day has them: update after close, check-in after the fair
     closed, OfferMade after its OfferAccepted. Returns (mover, anchor) index pairs."""
@@ -871,7 +878,7 @@ def _forced_moves(events: Sequence[Event], later: dict[int, list[int]]) -> list[
     rules: list[tuple[type[Event], Callable[[Event, Event], bool]]] = [
         (JobPostingUpdated, lambda _m, a: isinstance(a, JobPostingClosed)),
         (StudentCheckedIn, lambda _m, a: isinstance(a, JobFairClosed)),
-        (OfferMade, lambda m, a: isinstance(a, OfferAccepted) and a.data.offer_id == m.data.offer_id),
+        (OfferMade, lambda m, a: isinstance(a, OfferAccepted) and _offer_id(a) == _offer_id(m)),
     ]
     for cls, fits in rules:
         for i, e in enumerate(events):

@@ -1,0 +1,221 @@
+"""Publish a simulated alliance day (events.simulator) to the ingest topics, and its command line.
+
+    python -m events.simulate_cli --scale 1 --seed 7 [--bootstrap HOST:PORT] [--rate N] [--dry-run]
+
+Records are sent exactly as the simulator made them (bad ones included: this is what sloppy university
+systems would send), in list order, by an idempotent ``acks=all`` kafka-python producer, so the order of
+records with one key is kept on the broker. Every send future is checked; anything not acknowledged
+raises SimulatorPublishError.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date
+from typing import Any, TextIO
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError, KafkaTimeoutError
+
+from events.errors import EventError
+from events.simulator import DEFAULT_DAY, KINDS, Record, alliance_day
+
+#: producer settings: idempotent, acks=all, ordering kept (at most 5 in flight with idempotence)
+PRODUCER_CONFIG: dict[str, Any] = {
+    "enable_idempotence": True,
+    "acks": "all",
+    "linger_ms": 10,
+    "batch_size": 256 * 1024,
+    "max_in_flight_requests_per_connection": 5,
+    "allow_auto_create_topics": False,
+    "max_block_ms": 15_000,
+    "delivery_timeout_ms": 120_000,
+    "request_timeout_ms": 30_000,
+    "client_id": "alliance-simulator",
+}
+#: futures are checked (and the producer flushed) every CHECK_EVERY records
+CHECK_EVERY = 2_000
+FLUSH_TIMEOUT_S = 60.0
+
+
+class SimulatorPublishError(EventError):
+    """The simulated day could not be published completely (broker, topic or delivery failure)."""
+
+
+def throttle_delay(sent: int, rate: float | None, elapsed_s: float) -> float:
+    """Seconds to wait before sending record number ``sent`` (0-based) to keep ``rate`` records/s."""
+    if rate is None:
+        return 0.0
+    return max(0.0, sent / rate - elapsed_s)
+
+
+def _check(futures: list[Any], timeout_s: float) -> None:
+    """Raise SimulatorPublishError if any future failed (they are all done after a flush)."""
+    failures = []
+    for future in futures:
+        try:
+            future.get(timeout=timeout_s)
+        except KafkaError as exc:
+            failures.append(str(exc))
+    if failures:
+        raise SimulatorPublishError(f"{len(failures)} record(s) not acknowledged; first: {failures[0]}")
+
+
+def _flush_and_check(producer: KafkaProducer, futures: list[Any]) -> None:
+    try:
+        producer.flush(timeout=FLUSH_TIMEOUT_S)
+    except KafkaTimeoutError as exc:
+        raise SimulatorPublishError(f"broker did not acknowledge in {FLUSH_TIMEOUT_S:.0f}s: {exc}") from None
+    _check(futures, timeout_s=1.0)
+    futures.clear()
+
+
+def publish(records: Iterable[Record], bootstrap: str, *, progress: Callable[[int, int], None] | None = None,
+            rate: float | None = None) -> int:
+    """Send ``records`` in order to their topics; returns how many were sent (all acknowledged).
+
+    ``progress(sent, total)`` is called every few hundred records and at the end; ``rate`` throttles to
+    that many records per second (steady-load runs). Raises SimulatorPublishError on any failure.
+    """
+    if rate is not None and rate <= 0:
+        raise ValueError("rate must be positive")
+    items = list(records)
+    total = len(items)
+    try:
+        producer = KafkaProducer(bootstrap_servers=bootstrap, **PRODUCER_CONFIG)
+    except KafkaError as exc:
+        raise SimulatorPublishError(f"cannot connect to Kafka at {bootstrap}: {exc}") from None
+    futures: list[Any] = []
+    sent = 0
+    started = time.monotonic()
+    try:
+        for record in items:
+            delay = throttle_delay(sent, rate, time.monotonic() - started)
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                futures.append(producer.send(record.topic, value=record.value, key=record.key))
+            except KafkaTimeoutError as exc:
+                raise SimulatorPublishError(
+                    f"topic {record.topic} unavailable (provision it: python -m infra provision): {exc}"
+                ) from None
+            sent += 1
+            if sent % CHECK_EVERY == 0:
+                _flush_and_check(producer, futures)
+            if progress is not None and (sent % 250 == 0 or sent == total):
+                progress(sent, total)
+        _flush_and_check(producer, futures)
+    finally:
+        producer.close(timeout=5)
+    if progress is not None and total == 0:
+        progress(0, 0)
+    return sent
+
+
+# --------------------------------------------------------------------------------------------------
+# command line
+# --------------------------------------------------------------------------------------------------
+
+
+def summary(records: Sequence[Record]) -> str:
+    """A table of record counts by topic and kind, with totals."""
+    by_topic: dict[str, Counter[str]] = {}
+    for r in records:
+        by_topic.setdefault(r.topic, Counter())[r.kind] += 1
+    width = max([len("topic"), *(len(t) for t in by_topic)])
+    lines = [f"{'topic':<{width}} " + " ".join(f"{k:>9}" for k in KINDS) + f" {'total':>9}"]
+    totals: Counter[str] = Counter()
+    for topic in sorted(by_topic):
+        counts = by_topic[topic]
+        totals.update(counts)
+        lines.append(f"{topic:<{width}} " + " ".join(f"{counts[k]:>9}" for k in KINDS)
+                     + f" {sum(counts.values()):>9}")
+    lines.append(f"{'total':<{width}} " + " ".join(f"{totals[k]:>9}" for k in KINDS)
+                 + f" {sum(totals.values()):>9}")
+    return "\n".join(lines)
+
+
+def event_type_summary(records: Sequence[Record]) -> str:
+    """Counts of valid records by event type."""
+    counts = Counter(r.event.type for r in records if r.kind == "valid" and r.event is not None)
+    width = max([len("event type"), *(len(t) for t in counts)])
+    return "\n".join([f"{'event type':<{width}} {'valid':>9}"]
+                     + [f"{t:<{width}} {counts[t]:>9}" for t in sorted(counts)])
+
+
+def progress_printer(stream: TextIO) -> Callable[[int, int], None]:
+    """A progress callback that rewrites one line on ``stream`` (stderr)."""
+    started = time.monotonic()
+
+    def show(sent: int, total: int) -> None:
+        elapsed = max(time.monotonic() - started, 1e-6)
+        pct = 100.0 * sent / total if total else 100.0
+        stream.write(f"\rpublished {sent}/{total} ({pct:5.1f}%) {sent / elapsed:8.0f} records/s")
+        if sent >= total:
+            stream.write("\n")
+        stream.flush()
+
+    return show
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m events.simulate_cli",
+        description="Generate a realistic alliance day and publish it to the alliance.ingest.* topics.")
+    parser.add_argument("--scale", type=float, default=1.0, help="1 = about 20,000 records (default 1)")
+    parser.add_argument("--seed", type=int, default=7, help="random seed; same seed, same day (default 7)")
+    parser.add_argument("--day", type=date.fromisoformat, default=DEFAULT_DAY,
+                        help=f"the simulated date, YYYY-MM-DD (default {DEFAULT_DAY})")
+    parser.add_argument("--bootstrap", default=None,
+                        help="Kafka bootstrap servers (default: ALLIANCE_KAFKA_BOOTSTRAP_SERVERS or local)")
+    parser.add_argument("--rate", type=float, default=None, help="throttle to N records/s (default: unthrottled)")
+    parser.add_argument("--dry-run", action="store_true", help="generate and summarise only, publish nothing")
+    parser.add_argument("--provision", action="store_true", help="create the registry topics first")
+    parser.add_argument("--duplicate-rate", type=float, default=0.02)
+    parser.add_argument("--invalid-rate", type=float, default=0.01)
+    parser.add_argument("--spoofed-rate", type=float, default=0.005)
+    parser.add_argument("--out-of-order-rate", type=float, default=0.02)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    from infra.errors import InfraError
+    from infra.settings import load_settings
+
+    args = build_parser().parse_args(argv)
+    settings = load_settings()
+    try:
+        records = alliance_day(seed=args.seed, scale=args.scale, day=args.day,
+                               pseudonym_key=settings.pseudonym_key.get_secret_value(),
+                               duplicate_rate=args.duplicate_rate, invalid_rate=args.invalid_rate,
+                               spoofed_rate=args.spoofed_rate, out_of_order_rate=args.out_of_order_rate)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not args.dry_run:
+        bootstrap = args.bootstrap or settings.bootstrap
+        try:
+            if args.provision:
+                from infra.topics import provision
+
+                provision(bootstrap)
+            sent = publish(records, bootstrap, progress=progress_printer(sys.stderr), rate=args.rate)
+        except (SimulatorPublishError, KafkaError, InfraError) as exc:
+            print(f"\nerror: {exc}", file=sys.stderr)
+            return 1
+        print(f"published {sent} records to {bootstrap}")
+    else:
+        print(f"dry run: {len(records)} records generated, nothing published")
+    print(summary(records))
+    print()
+    print(event_type_summary(records))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
