@@ -63,7 +63,9 @@ def _problems(exc: ValidationError) -> list[FieldProblem]:
         elif err["type"] == "value_error":
             field = _named_field(field, msg, err.get("input"))
         problems.append(FieldProblem(field, msg))
-    return problems
+    # pydantic adds "should have at least N items after validation" to a list whose items failed: noise
+    failed_items = {p.field.rsplit(".", 1)[0] for p in problems if p.field.rsplit(".", 1)[-1].isdigit()}
+    return [p for p in problems if not (p.field in failed_items and "after validation" in p.reason)]
 
 
 def decode(raw: bytes | str) -> Event:
