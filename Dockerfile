@@ -17,6 +17,6 @@ RUN pip install /src \
 WORKDIR /var/lib/alliance
 USER alliance
 
-# 6066: faust web (table views, faust sensors at /metrics); 9464: worker metrics; 9465: projector metrics
-EXPOSE 6066 9464 9465
+# 6066: faust web (table views, /metrics, /healthz, /readyz); 9465: projector metrics and health
+EXPOSE 6066 9465
 CMD ["python", "-m", "infra", "--help"]

@@ -3,10 +3,11 @@
 Rules (DESIGN.md): prefix ``alliance_``, base units (``_seconds``, ``_total``), small fixed label sets,
 injected registries (never the process-global default), no per-event or per-student labels.
 
-* :class:`PipelineMetrics` - the Faust worker's own metrics (served by :func:`serve` on
-  ``Settings.metrics_port``, 9464). Faust's internal sensors are registered by the worker on the faust
-  web port (6066) with ``name_prefix=FAUST_SENSOR_PREFIX`` on a *separate* registry, so the two scrape
-  targets never expose the same series twice.
+* :class:`PipelineMetrics` - the Faust worker's own metrics. The worker registers them and faust's
+  internal sensors (``faust.sensors.prometheus``, ``name_prefix=FAUST_SENSOR_PREFIX``) on one registry
+  and serves it at ``/metrics`` on the faust web port (6066); Prometheus scrapes that one target per
+  worker (job ``alliance-worker``), so no series is exposed twice. Processes without a web server of
+  their own use :func:`serve`.
 * :func:`serve` - ``/metrics`` (Prometheus text format), ``/healthz`` (200 while the process lives) and
   ``/readyz`` (200 when ``ready()`` is true, else 503).
 * :func:`consumer_lag` / :func:`set_consumer_lag` - lag per assigned partition of an aiokafka consumer.
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer
 
 METRIC_PREFIX = "alliance_"
-FAUST_SENSOR_PREFIX = "alliance_faust"
+FAUST_SENSOR_PREFIX = "faust"
 """``name_prefix`` the worker passes to ``faust.sensors.prometheus.setup_prometheus_sensors``."""
 
 FAMILIES: tuple[str, ...] = tuple(f.value for f in Family)

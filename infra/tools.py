@@ -89,3 +89,52 @@ def promtool(*args: str, stdin: str | None = None, cwd: Path | None = None,
     """Run ``promtool args...`` (installing it if needed); never raises on a non-zero exit."""
     return subprocess.run([ensure_promtool(), *args], input=stdin, cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, check=False)
+
+
+# ----------------------------------------------------------------------- Compose Specification schema
+
+COMPOSE_SCHEMA_PACKAGE = "dclint@3.1.0"
+"""npm package that ships the official Compose Specification JSON Schema (schemas/compose.schema.json)."""
+_COMPOSE_SCHEMA_MEMBER = "package/schemas/compose.schema.json"
+
+
+def ensure_compose_schema(cache_dir: Path | None = None, *, timeout: float = 300.0) -> Path:
+    """Path of the Compose Specification JSON Schema, fetched once with ``npm pack`` into ``.local/``.
+
+    Only the package tarball is fetched (npm checks its registry integrity hash); nothing is installed
+    or executed. The schema is cached under ``cache_dir`` (default ``.local/compose-spec``).
+    """
+    import tarfile
+    import tempfile
+
+    from infra.settings import PROJECT_ROOT
+
+    cache = cache_dir or PROJECT_ROOT / ".local" / "compose-spec"
+    target = cache / f"compose.schema.{COMPOSE_SCHEMA_PACKAGE.replace('@', '-')}.json"
+    with _lock:
+        if target.is_file():
+            return target
+        npm = shutil.which("npm")
+        if npm is None:
+            raise ToolError("npm is needed once to fetch the Compose Specification schema "
+                            f"(npm pack {COMPOSE_SCHEMA_PACKAGE}); install Node.js/npm")
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            try:
+                proc = subprocess.run([npm, "pack", COMPOSE_SCHEMA_PACKAGE, "--silent",
+                                       "--pack-destination", tmp], capture_output=True, text=True,
+                                      timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+            except subprocess.TimeoutExpired as exc:
+                raise ToolError(f"npm pack {COMPOSE_SCHEMA_PACKAGE} timed out") from exc
+            tarballs = sorted(Path(tmp).glob("*.tgz"))
+            if proc.returncode != 0 or not tarballs:
+                raise ToolError(f"npm pack {COMPOSE_SCHEMA_PACKAGE} failed: {proc.stderr.strip()}")
+            with tarfile.open(tarballs[0]) as tar:
+                member = tar.extractfile(_COMPOSE_SCHEMA_MEMBER)
+                if member is None:
+                    raise ToolError(f"{COMPOSE_SCHEMA_PACKAGE} has no {_COMPOSE_SCHEMA_MEMBER}")
+                data = member.read()
+            partial = Path(tmp) / "schema.json"
+            partial.write_bytes(data)
+            partial.replace(target)
+        return target

@@ -245,8 +245,9 @@ async def test_promtool_check_metrics_on_the_scraped_text(served: tuple[int, dic
     assert result.stdout.strip() == "" and result.stderr.strip() == "", result.stdout + result.stderr
 
 
-def test_faust_sensor_names_use_the_alliance_prefix() -> None:
+def test_faust_sensor_names_follow_the_prefix() -> None:
     names = faust_sensor_names()
     assert f"{FAUST_SENSOR_PREFIX}_messages_received_total" in names
     assert f"{FAUST_SENSOR_PREFIX}_events_runtime_ms_bucket" in names
-    assert all(n.startswith("alliance_faust_") for n in names)
+    assert all(n.startswith(f"{FAUST_SENSOR_PREFIX}_") for n in names)
+    assert "x_total_rebalances" in faust_sensor_names("x")

@@ -1,0 +1,344 @@
+"""Operations configs: Prometheus (promtool), Grafana dashboard, docker-compose (Compose Specification).
+
+promtool comes from the Debian package ``prometheus`` (installed by infra.tools.ensure_promtool when
+missing); the Compose Specification schema comes from an npm package (infra.tools.ensure_compose_schema).
+No Docker engine is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry
+
+from consumers.metrics import ProjectorMetrics
+from infra.observability import FAUST_SENSOR_PREFIX, PipelineMetrics, faust_sensor_names, metric_names
+from infra.settings import PROJECT_ROOT, Settings
+from infra.tools import ensure_compose_schema, promtool
+
+PROM_DIR = PROJECT_ROOT / "infra" / "prometheus"
+GRAFANA_DIR = PROJECT_ROOT / "infra" / "grafana"
+COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
+OPERATIONS_DOC = PROJECT_ROOT / "docs" / "operations.md"
+
+PROMETHEUS_BUILTINS = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
+
+
+def known_metric_names() -> set[str]:
+    """Series names of the real definitions: worker pipeline, faust sensors, projector."""
+    worker, projector = CollectorRegistry(), CollectorRegistry()
+    PipelineMetrics(worker)
+    ProjectorMetrics(projector)
+    names = metric_names(worker) | metric_names(projector) | faust_sensor_names(FAUST_SENSOR_PREFIX)
+    return names | PROMETHEUS_BUILTINS
+
+
+# ------------------------------------------------------------------------------ PromQL name parsing
+
+PROMQL_FUNCTIONS_AND_KEYWORDS = {
+    "sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk", "bottomk", "quantile",
+    "count_values", "group", "by", "without", "on", "ignoring", "group_left", "group_right", "and",
+    "or", "unless", "offset", "bool", "inf", "nan",
+}
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
+_BRACES = re.compile(r"\{[^{}]*\}")
+_RANGE = re.compile(r"\[[^\[\]]*\]")
+_GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
+_TEMPLATE = re.compile(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?")
+_IDENT = re.compile(r"(?<![A-Za-z0-9_.:])([A-Za-z_:][A-Za-z0-9_:]*)(\s*\()?")
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """Metric names an expression selects (functions, keywords, labels, durations removed)."""
+    text = _STRING.sub('""', expr)
+    text = _TEMPLATE.sub("1m", text)
+    text = _BRACES.sub("", text)
+    text = _RANGE.sub("", text)
+    text = _GROUPING.sub("", text)
+    names = set()
+    for match in _IDENT.finditer(text):
+        ident, call = match.group(1), match.group(2)
+        if call or ident.lower() in PROMQL_FUNCTIONS_AND_KEYWORDS:
+            continue
+        if re.fullmatch(r"\d+[smhdwy]", ident):
+            continue
+        names.add(ident)
+    return names
+
+
+def test_promql_name_parser() -> None:
+    expr = ('histogram_quantile(0.99, sum by (le, family) (rate(alliance_event_latency_seconds_bucket'
+            '[$__rate_interval]))) / on (job) group_left (x) up{job=~"alliance-.*", family!="by"} '
+            "and time() - alliance_projector_last_batch_timestamp_seconds offset 5m > 300")
+    assert promql_metric_names(expr) == {
+        "alliance_event_latency_seconds_bucket", "up", "alliance_projector_last_batch_timestamp_seconds",
+    }
+
+
+# ---------------------------------------------------------------------------------------- Prometheus
+
+
+def _rules() -> list[dict[str, Any]]:
+    doc = yaml.safe_load((PROM_DIR / "alerts.yml").read_text())
+    return [rule for group in doc["groups"] for rule in group["rules"]]
+
+
+def test_promtool_check_config() -> None:
+    result = promtool("check", "config", str(PROM_DIR / "prometheus.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_promtool_check_rules() -> None:
+    result = promtool("check", "rules", str(PROM_DIR / "alerts.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(_rules())} rules found" in result.stdout
+
+
+def test_promtool_test_rules_prove_alerts_fire() -> None:
+    result = promtool("test", "rules", "alerts_test.yml", cwd=PROM_DIR)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+    # the unit tests expect at least these alerts to actually fire (non-empty exp_alerts)
+    tests = yaml.safe_load((PROM_DIR / "alerts_test.yml").read_text())["tests"]
+    firing = {case["alertname"] for t in tests for case in t["alert_rule_test"] if case.get("exp_alerts")}
+    assert {"AllianceRejectRateHigh", "AllianceWorkerDown", "AllianceConsumerLagGrowing",
+            "AllianceProjectorErrors", "AllianceProjectorStalled", "AllianceProjectorDown",
+            "AllianceEventLatencyP99High"} <= firing
+
+
+def test_alerts_have_severity_annotations_and_a_documented_runbook() -> None:
+    doc = OPERATIONS_DOC.read_text()
+    anchors = {re.sub(r"[^a-z0-9 _-]", "", h.strip().lower()).replace(" ", "-")
+               for h in re.findall(r"^#+ (.+)$", doc, flags=re.M)}
+    rules = _rules()
+    assert {r["alert"] for r in rules} >= {
+        "AllianceConsumerLagGrowing", "AllianceRejectRateHigh", "AllianceProjectorErrors",
+        "AllianceProjectorStalled", "AllianceWorkerDown", "AllianceProjectorDown",
+        "AllianceEventLatencyP99High",
+    }
+    for rule in rules:
+        assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]
+        annotations = rule["annotations"]
+        assert annotations["summary"] and annotations["description"], rule["alert"]
+        runbook = annotations["runbook"]
+        assert runbook.startswith("docs/operations.md#"), rule["alert"]
+        anchor = runbook.split("#", 1)[1].split(":", 1)[0]
+        assert anchor == rule["alert"].lower() and anchor in anchors, rule["alert"]
+
+
+def test_alert_expressions_use_only_defined_metrics() -> None:
+    known = known_metric_names()
+    for rule in _rules():
+        names = promql_metric_names(rule["expr"])
+        assert names, rule["alert"]
+        assert names <= known, (rule["alert"], names - known)
+
+
+def test_scrape_targets_match_compose_services_and_ports() -> None:
+    config = yaml.safe_load((PROM_DIR / "prometheus.yml").read_text())
+    services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    settings = Settings()
+    targets: dict[str, set[tuple[str, int]]] = {}
+    for job in config["scrape_configs"]:
+        found: set[tuple[str, int]] = set()
+        for sc in job.get("static_configs", []):
+            for target in sc["targets"]:
+                host, port = target.rsplit(":", 1)
+                found.add((host, int(port)))
+        for sd in job.get("dns_sd_configs", []):
+            found |= {(name, int(sd["port"])) for name in sd["names"]}
+        targets[job["job_name"]] = found
+    # one target per worker replica: faust web port, pipeline metrics and faust sensors on one registry
+    assert targets["alliance-worker"] == {("worker", settings.web_port)}
+    assert targets["alliance-projector"] == {("projector", 9465)}
+    assert "--metrics-port" in services["projector"]["command"]
+    assert services["projector"]["command"][services["projector"]["command"].index("--metrics-port") + 1] == "9465"
+    for job, found in targets.items():
+        if job != "prometheus":
+            assert {host for host, _ in found} <= set(services), job
+    assert config["rule_files"] == ["alerts.yml"]
+
+
+# ------------------------------------------------------------------------------------------- Grafana
+
+
+def _dashboard() -> dict[str, Any]:
+    return json.loads((GRAFANA_DIR / "dashboards" / "alliance.json").read_text())
+
+
+def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for panel in dashboard["panels"]:
+        out.append(panel)
+        out.extend(panel.get("panels", []))
+    return out
+
+
+def test_grafana_provisioning_points_at_the_dashboard_and_datasource() -> None:
+    datasources = yaml.safe_load((GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    providers = yaml.safe_load((GRAFANA_DIR / "provisioning" / "dashboards" / "alliance.yml").read_text())
+    (ds,) = datasources["datasources"]
+    assert ds["type"] == "prometheus" and ds["url"] == "http://prometheus:9090"
+    (provider,) = providers["providers"]
+    grafana = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["grafana"]
+    mounts = dict(v.split(":")[:2] for v in grafana["volumes"])
+    assert mounts["./infra/grafana/dashboards"] == provider["options"]["path"]
+    assert mounts["./infra/grafana/provisioning"] == "/etc/grafana/provisioning"
+    uids = {p["datasource"]["uid"] for p in _panels(_dashboard()) if "datasource" in p}
+    assert uids == {ds["uid"]}
+
+
+def test_dashboard_queries_reference_only_defined_metrics() -> None:
+    dashboard = _dashboard()
+    assert dashboard["uid"] and dashboard["title"]
+    panels = _panels(dashboard)
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids))
+    known = known_metric_names()
+    used: set[str] = set()
+    exprs = 0
+    for panel in panels:
+        if panel["type"] == "row":
+            continue
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            names = promql_metric_names(target["expr"])
+            assert names, (panel["title"], target["expr"])
+            assert names <= known, (panel["title"], names - known)
+            used |= names
+            exprs += 1
+    assert exprs >= 20
+    # the dashboard covers every area: ingest, rejects, latency, lag, projector, tables, faust internals
+    for needle in ("alliance_events_ingested_total", "alliance_events_rejected_total",
+                   "alliance_event_latency_seconds_bucket", "alliance_pipeline_latency_seconds_bucket",
+                   "alliance_consumer_lag_messages", "alliance_projector_batch_rows_bucket",
+                   "alliance_projector_batch_seconds_bucket", "alliance_projector_errors_total",
+                   "alliance_table_keys", f"{FAUST_SENSOR_PREFIX}_events_runtime_ms_bucket"):
+        assert needle in used, needle
+
+
+# -------------------------------------------------------------------------------------------- Compose
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def test_compose_file_is_valid_against_the_compose_specification(compose: dict[str, Any]) -> None:
+    schema = json.loads(ensure_compose_schema().read_text())
+    assert schema["title"] == "Compose Specification"
+    assert "draft-07" in schema["$schema"]
+    jsonschema.Draft7Validator.check_schema(schema)
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(compose), key=lambda e: e.json_path)
+    assert not errors, "\n".join(f"{e.json_path}: {e.message}" for e in errors)
+    # the schema really rejects what the spec forbids
+    broken = {"services": {"x": {"image": "a:1", "depends_on": {"y": {"condition": "sometimes"}}}}}
+    assert list(validator.iter_errors(broken))
+
+
+def test_compose_dependencies_mounts_and_images(compose: dict[str, Any]) -> None:
+    services: dict[str, dict[str, Any]] = compose["services"]
+    named_volumes = set(compose.get("volumes", {}))
+    for name, service in services.items():
+        depends = service.get("depends_on", {})
+        for target in depends if isinstance(depends, list) else depends.keys():
+            assert target in services, (name, target)
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith((".", "/")):
+                assert (PROJECT_ROOT / source).resolve().exists(), (name, source)
+                assert (PROJECT_ROOT / source).resolve().is_relative_to(PROJECT_ROOT), (name, source)
+            else:
+                assert source in named_volumes, (name, source)
+        image = service.get("image")
+        assert image, name
+        repo, _, tag = image.rpartition(":")
+        assert repo and tag and tag != "latest" and "/" not in tag, (name, image)
+        if "build" in service:
+            assert (PROJECT_ROOT / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
+    assert services["kafka-1"]["image"] == "apache/kafka:4.0.2"
+    assert services["postgres"]["image"] == "postgres:16"
+    assert "healthcheck" in services["postgres"]
+
+
+def test_compose_kafka_is_a_three_node_kraft_cluster(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    brokers = {n: s for n, s in services.items() if s.get("image", "").startswith("apache/kafka:")}
+    assert set(brokers) == {"kafka-1", "kafka-2", "kafka-3"}
+    envs = {n: {k: str(v) for k, v in s["environment"].items()} for n, s in brokers.items()}
+    node_ids = {n: e["KAFKA_NODE_ID"] for n, e in envs.items()}
+    assert sorted(node_ids.values()) == ["1", "2", "3"]
+    voters = {f"{node_ids[n]}@{n}:9093" for n in brokers}
+    for name, env in envs.items():
+        assert set(env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")) == voters
+        assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+        assert env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == "3"
+        assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3"
+        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+        assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+        assert f"PLAINTEXT://{name}:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+        assert "healthcheck" in brokers[name]
+    assert len({e["CLUSTER_ID"] for e in envs.values()}) == 1
+    published = [p for s in brokers.values() for p in s.get("ports", [])]
+    assert len(published) == len(set(published))
+
+
+def test_compose_app_services(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    bootstrap = "kafka-1:9092,kafka-2:9092,kafka-3:9092"
+    app = [n for n, s in services.items() if s.get("build")]
+    assert set(app) == {"provision", "migrate", "worker", "projector"}
+    for name in app:
+        env = services[name]["environment"]
+        assert env["ALLIANCE_KAFKA_BOOTSTRAP_SERVERS"] == bootstrap, name
+        assert env["ALLIANCE_DATABASE_URL"].startswith("postgresql://"), name
+        assert "@postgres:5432/" in env["ALLIANCE_DATABASE_URL"], name
+    assert services["provision"]["command"] == ["python", "-m", "infra", "provision"]
+    assert services["provision"]["environment"]["ALLIANCE_REPLICATION_FACTOR"] == "3"
+    assert services["migrate"]["command"] == ["python", "-m", "consumers", "migrate"]
+    for step in ("provision", "migrate"):
+        assert services[step]["restart"] == "no"
+        assert all(d["condition"] == "service_healthy" for d in services[step]["depends_on"].values())
+    worker = services["worker"]
+    assert worker["command"] == ["faust", "-A", "streams.main", "worker", "-l", "info"]
+    assert worker["deploy"]["replicas"] == 2
+    assert worker["depends_on"]["provision"]["condition"] == "service_completed_successfully"
+    projector = services["projector"]
+    assert projector["command"][:3] == ["python", "-m", "consumers"]
+    assert projector["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    mounts = [v.split(":")[:2] for v in services["prometheus"]["volumes"]]
+    assert ["./infra/prometheus", "/etc/prometheus"] in mounts
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim\s*$", dockerfile, flags=re.M)
+    assert "pip install" in dockerfile
+
+
+def _module_file(module: str) -> Path:
+    parts = module.split(".")
+    as_file = PROJECT_ROOT.joinpath(*parts).with_suffix(".py")
+    return as_file if as_file.is_file() else PROJECT_ROOT.joinpath(*parts, "__init__.py")
+
+
+def test_compose_commands_name_modules_that_exist(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    worker_cmd = services["worker"]["command"]
+    app_module = worker_cmd[worker_cmd.index("-A") + 1]
+    assert _module_file(app_module).is_file(), f"{app_module} (faust -A) does not exist"
+    for name in ("provision", "migrate", "projector"):
+        cmd = services[name]["command"]
+        package = cmd[cmd.index("-m") + 1]
+        assert (PROJECT_ROOT / package / "__main__.py").is_file(), f"python -m {package} ({name})"
+    dockerignore = (PROJECT_ROOT / ".dockerignore").read_text().split()
+    for needed in ("events", "streams", "consumers", "infra", "pyproject.toml"):
+        assert needed not in dockerignore
