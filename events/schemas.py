@@ -23,6 +23,7 @@ from pydantic_core import core_schema
 from events import base
 from events.base import MAX_EVENT_BYTES, SCHEMA_VERSION, Event
 from events.codec import ALL_EVENTS
+from events.errors import REASON_CODES
 from events.publisher import CE_SPECVERSION, CONTENT_TYPE
 from events.reference import UNIVERSITIES
 from events.topics import (
@@ -148,6 +149,10 @@ def _event_message(cls: type[Event], payload_ref: str) -> dict[str, Any]:
     }
 
 
+def _canonical_id(cls: type[Event]) -> str:
+    return f"{cls.__name__}Canonical"
+
+
 def _channel_id(spec: TopicSpec) -> str:
     return spec.name.removeprefix("alliance.").replace(".", "-")
 
@@ -166,14 +171,33 @@ def asyncapi_document() -> dict[str, Any]:
     schemas["CloudEventHeaders"] = _headers_schema()
     schemas["RejectedRecord"] = {"type": "string", "description": "the rejected record value, unchanged"}
 
+    schemas["ProvenanceHeaders"] = {
+        "type": "object",
+        "description": "set by the streams ingest on canonical records: where the event was first read",
+        "properties": {"x-alliance-ingest-topic": {"type": "string"},
+                       "x-alliance-ingest-offset": {"type": "string", "pattern": "^[0-9]+$"}},
+    }
     messages: dict[str, Any] = {_message_id(cls): _event_message(cls, payload_refs[cls]) for cls in ALL_EVENTS}
+    for cls in ALL_EVENTS:
+        canonical = _event_message(cls, payload_refs[cls])
+        canonical["headers"] = {"$ref": "#/components/schemas/ProvenanceHeaders"}
+        canonical["summary"] += "; validated and deduplicated"
+        messages[_canonical_id(cls)] = canonical
     messages["Rejected"] = {
         "name": "rejected",
         "title": "Rejected input",
-        "summary": "a record the ingest refused, with its reason",
-        "headers": {"type": "object", "description": "the original headers plus the rejection reason",
-                    "patternProperties": {"^x-alliance-reject-": {"type": "string"}}},
+        "summary": "a record the ingest refused, unchanged, with the reason in headers",
+        "headers": {"type": "object", "description": "why and where the record was rejected",
+                    "properties": {"x-alliance-reject-reason": {"type": "string", "enum": list(REASON_CODES)},
+                                   "x-alliance-reject-detail": {"type": "string"}},
+                    "patternProperties": {"^x-alliance-": {"type": "string"}}},
         "payload": {"$ref": "#/components/schemas/RejectedRecord"},
+    }
+    messages["Internal"] = {
+        "name": "internal",
+        "title": "Internal record",
+        "summary": "a record internal to the backbone's stream processors (not a public contract)",
+        "payload": {"type": "object"},
     }
     messages["Aggregate"] = {
         "name": "aggregate",
@@ -217,7 +241,7 @@ def asyncapi_document() -> dict[str, Any]:
             "clientId": {"type": "string", "const": f"alliance-publisher-{code}"},
             "bindingVersion": KAFKA_BINDING_VERSION}}
     for family in Family:
-        members = [_message_id(cls) for cls in ALL_EVENTS if cls.family == family.value]
+        members = [_canonical_id(cls) for cls in ALL_EVENTS if cls.family == family.value]
         cid = add_channel(specs[family_topic(family)], members,
                           f"Validated, deduplicated {family.value} events from every university.")
         add_operation(f"consume-{family.value}", "receive", cid,
@@ -226,6 +250,9 @@ def asyncapi_document() -> dict[str, Any]:
     for name, desc in AGGREGATES.items():
         cid = add_channel(specs[agg_topic(name)], ["Aggregate"], f"Aggregate: {desc}.")
         add_operation(f"consume-agg-{name}", "receive", cid, f"Portals read the {name} aggregate.")
+    for spec in registry():  # anything else in the registry (internal topics)
+        if _channel_id(spec) not in channels:
+            add_channel(spec, ["Internal"], spec.description or "internal topic")
 
     return {
         "asyncapi": ASYNCAPI_VERSION,
