@@ -7,18 +7,28 @@ No Docker engine is needed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import jsonschema
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
 from consumers.metrics import ProjectorMetrics
-from infra.observability import FAUST_SENSOR_PREFIX, PipelineMetrics, faust_sensor_names, metric_names
+from infra.observability import (
+    FAUST_SENSOR_PREFIX,
+    PipelineMetrics,
+    consumer_lag,
+    faust_sensor_names,
+    metric_names,
+    update_consumer_lag,
+)
+from infra.processes import free_port
 from infra.settings import PROJECT_ROOT, Settings
 from infra.tools import ensure_compose_schema, promtool
 
@@ -342,3 +352,71 @@ def test_compose_commands_name_modules_that_exist(compose: dict[str, Any]) -> No
     dockerignore = (PROJECT_ROOT / ".dockerignore").read_text().split()
     for needed in ("events", "streams", "consumers", "infra", "pyproject.toml"):
         assert needed not in dockerignore
+
+
+# ------------------------------------------------------------------- live endpoints and a real broker
+
+
+async def test_consumer_lag_against_the_real_broker(kafka_bootstrap: str, unique: str) -> None:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from kafka import KafkaProducer
+
+    from events.topics import TopicSpec
+    from infra.topics import provision
+
+    topic = f"lag-{unique}"
+    provision(kafka_bootstrap, [TopicSpec(topic, 3)])
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    for partition, count in ((0, 5), (1, 3)):
+        for i in range(count):
+            producer.send(topic, f"v{i}".encode(), partition=partition)
+    producer.flush(timeout=15)
+    producer.close()
+
+    tps = [TopicPartition(topic, p) for p in range(3)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        assert await consumer_lag(consumer, "g") == {(topic, 0): 5, (topic, 1): 3, (topic, 2): 0}
+        consumer.seek(tps[0], 2)
+        async with asyncio.timeout(30):  # read partition 1 to its end
+            consumer.pause(tps[0], tps[2])
+            while await consumer.position(tps[1]) < 3:
+                await consumer.getmany(tps[1], timeout_ms=500)
+        registry = CollectorRegistry()
+        metrics = PipelineMetrics(registry)
+        lags = await update_consumer_lag(metrics.consumer_lag, consumer, f"g-{unique}")
+    finally:
+        await consumer.stop()
+    assert lags == {(topic, 0): 3, (topic, 1): 0, (topic, 2): 0}
+    assert registry.get_sample_value(
+        "alliance_consumer_lag_messages", {"group": f"g-{unique}", "topic": topic, "partition": "0"}) == 3
+
+
+async def test_projector_metrics_endpoint_passes_promtool() -> None:
+    """The projector's /metrics (consumers.metrics) as served over HTTP is clean for promtool."""
+    from consumers.metrics import metrics_app
+    from consumers.metrics import serve as serve_projector
+
+    metrics = ProjectorMetrics()
+    metrics.batch_rows.observe(120)
+    metrics.batch_seconds.observe(0.03)
+    metrics.rows_total.labels(table="job_postings").inc(120)
+    metrics.errors_total.labels(kind="db").inc()
+    metrics.events_total.labels(family="recruitment").inc(120)
+    metrics.lag.labels(group="alliance-projector", topic="alliance.events.recruitment", partition="0").set(7)
+    metrics.last_batch.set_to_current_time()
+    port = free_port()
+    runner = await serve_projector(metrics_app(metrics, lambda: True), "127.0.0.1", port)
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                assert resp.status == 200
+                text = await resp.text()
+    finally:
+        await runner.cleanup()
+    assert "alliance_projector_rows_total" in text
+    result = await asyncio.to_thread(promtool, "check", "metrics", stdin=text)
+    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
