@@ -625,6 +625,17 @@ def employer_flags(ctx: Ctx, postings: list[Posting]) -> tuple[list[Event], dict
     return flags, withdrawn
 
 
+def ensure_update_before_close(ctx: Ctx, postings: list[Posting]) -> None:
+    """Make sure some closed posting was updated before it closed (small days may lack one by chance)."""
+    closed = [p for p in postings if p.closed_at is not None]
+    if not closed or any(isinstance(e, JobPostingUpdated) for p in closed for e in p.events):
+        return
+    p = closed[0]
+    assert p.closed_at is not None
+    at = _uniform(ctx.rng, p.posted_at + timedelta(seconds=1), p.closed_at - timedelta(seconds=1))
+    _recruitment_event(JobPostingUpdated, ctx, p, at, title=f"{p.posted.data.title} (Chengdu-Chongqing)")
+
+
 def recruitment(ctx: Ctx) -> tuple[list[Event], list[Posting]]:
     """The recruitment family of the day, and the postings (for recommendations)."""
     total = _scaled(BASE_POSTINGS, ctx.scale)
@@ -639,6 +650,7 @@ def recruitment(ctx: Ctx) -> tuple[list[Event], list[Posting]]:
     flags, withdrawn = employer_flags(ctx, postings)
     for p in postings:
         close_posting(ctx, p, withdrawn.get(p.posting_id))
+    ensure_update_before_close(ctx, postings)
     return [e for p in postings for e in p.events] + flags, postings
 
 
@@ -708,16 +720,18 @@ def _fair_visit(ctx: Ctx, plan: FairPlan, student: Student, booths: list[str],
         visits.append(rng.choice(visits))  # back to a booth already visited
     for i, booth in enumerate(visits):
         t = max(t, registered[booth]) + timedelta(seconds=rng.randint(120, 1500))
-        if rng.random() < 0.08 and i > 0:  # left for lunch / a lecture and came back in
+        if rng.random() < 0.08 and i > 0 and t < ends:  # left for lunch / a lecture and came back in
             emit(StudentCheckedIn, t, booth_id=None)
             t += timedelta(seconds=rng.randint(60, 600))
         if t >= ends:
             break
         emit(StudentCheckedIn, t, booth_id=booth)
-        if rng.random() < 0.03:
-            offers[0] += 1
-            t += timedelta(seconds=rng.randint(300, 1200))
-            emit(OnSiteOfferMade, t, booth_id=booth, offer_id=f"{plan.slug}-o{offers[0]:04d}")
+        if rng.random() < 0.03 or offers[0] == 0:  # every fair has at least one on-site offer
+            offer_at = t + timedelta(seconds=rng.randint(300, 1200))
+            if offer_at < ends:
+                t = offer_at
+                offers[0] += 1
+                emit(OnSiteOfferMade, t, booth_id=booth, offer_id=f"{plan.slug}-o{offers[0]:04d}")
     return events
 
 
