@@ -152,7 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
         "publish", help="validate a JSONL/CSV file and publish its valid events",
         description="Validate every line of FILE and publish the valid events to the university's "
                     "ingest topic (alliance.ingest.<university>). Invalid lines are reported with "
-                    "line number, field and reason; they never stop the valid ones.\n\n" + (bulk.__doc__ or ""),
+                    "line number, field and reason; they never stop the valid ones.\n\n"
+                    "exit codes: 0 every line valid and published, 1 some lines invalid (the valid ones "
+                    "were published), 2 usage, file or broker error.\n\n" + (bulk.__doc__ or ""),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     pub.add_argument("--university", "-u", required=True, type=_university,
                      help=f"code of the publishing university ({', '.join(sorted(UNIVERSITIES))})")

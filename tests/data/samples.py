@@ -184,9 +184,14 @@ def _mixed_jsonl() -> tuple[list[str], dict[int, list[str]]]:
     good = semester("scu", seed=11, postings=3, seekers=6)
     posted = next(e for e in good if e["type"] == "recruitment.job_posted")
 
+    counter = iter(range(1000))
+
+    def fresh_id() -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"alliance-mixed/scu/{next(counter)}"))
+
     def variant(**changes: Any) -> dict[str, Any]:
         ev = json.loads(json.dumps(posted))
-        ev["event_id"] = str(uuid.uuid4())
+        ev["event_id"] = fresh_id()
         for path, value in changes.items():
             node = ev
             parts = path.split("__")
@@ -212,7 +217,7 @@ def _mixed_jsonl() -> tuple[list[str], dict[int, list[str]]]:
         (json.dumps(variant(data__description="有意者请联系张老师 138 1234 5678")), ["data.description"]),
         (json.dumps(variant(data__title="岗" * 201)), ["data.title"]),
         (json.dumps(variant(data__description="很长的描述" * 3000)), ["event"]),
-        (json.dumps({**checked_in, "event_id": str(uuid.uuid4()),
+        (json.dumps({**checked_in, "event_id": fresh_id(),
                      "data": {**checked_in["data"], "seeker_id": "2021141460123"}}), ["data.seeker_id"]),
         (json.dumps(variant(type="recruitment.job_teleported")), ["type"]),
         (json.dumps(variant(source="pku")), ["source"]),
