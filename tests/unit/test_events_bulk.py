@@ -12,9 +12,9 @@ from events import bulk
 from events.bulk import LineProblem, Progress, iter_csv, iter_jsonl, render_bar, run_import
 from events.cli import main
 from events.codec import from_dict
+from events.errors import EventValidationError
 from events.privacy import pseudonymise
 from events.publisher import check_event, cloudevent_headers
-from events.errors import EventValidationError
 from tests.data.samples import DATA_DIR, semester
 
 MIXED_JSONL = DATA_DIR / "mixed-scu.jsonl"
