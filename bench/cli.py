@@ -1,0 +1,196 @@
+"""``python -m bench [--events N] [--out PATH] [--quick]``: see docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import profile, publisher, workload
+from bench.env import BENCH_ROOT, Services, services
+from bench.pipeline import latency_run, pipeline_run
+from bench.report import BenchError, Result, document, format_table, write_json
+from bench.worker import Worker, settings_topic_is_broken
+from infra.errors import InfraError
+from infra.settings import PROJECT_ROOT
+
+PIPELINE_TARGET = 0.30
+PROJECTOR_TARGET = 0.50
+PUBLISHER_TARGET = 0.50
+LATENCY_LOAD = 0.20
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--events", type=int, default=None, help="events per measurement (default 20000; quick 5000)")
+    p.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench-results" / "result.json")
+    p.add_argument("--quick", action="store_true", help="smaller N, one publisher round, no scaling runs")
+    p.add_argument("--latency-seconds", type=float, default=None, help="steady-load duration (default 30; quick 15)")
+    p.add_argument("--only", default="profile,publisher,pipeline,latency,projector,scaling",
+                   help="comma-separated subset of measurements")
+    return p
+
+
+class Bench:
+    def __init__(self, svc: Services, args: argparse.Namespace) -> None:
+        self.svc = svc
+        self.args = args
+        self.quick: bool = args.quick
+        self.n: int = args.events or (5_000 if self.quick else 20_000)
+        self.only = set(args.only.split(","))
+        self.results: list[Result] = []
+        self.extra: dict[str, Any] = {}
+        self.log_dir = BENCH_ROOT / f"logs-{svc.run_id}"
+        evs, self.source = workload.events(self.n)
+        self.items = workload.items(evs)
+        self.pipeline_rate: float | None = None
+        self.kept: list[Worker] = []
+        self.kept_suffix = ""
+
+    def guarded(self, name: str, fn: Callable[[], None], *failed: Result) -> None:
+        """Run one measurement; on failure record its results as errors and go on with the next."""
+        if name not in self.only:
+            return
+        log(f"== {name}")
+        try:
+            fn()
+        except (BenchError, InfraError, OSError, RuntimeError, ValueError, TimeoutError) as exc:
+            log(f"{name} FAILED: {exc}")
+            traceback.print_exc()
+            for r in failed:
+                r.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                self.results.append(r)
+
+    # ------------------------------------------------------------------------------------------ 1
+    def profile(self) -> None:
+        pure = profile.timed(self.items)
+        areas = profile.by_area(self.items)
+        hot = profile.profile(self.items)
+        log(f"pure path (no Kafka, no Faust): {pure:,.0f} events/s; seconds by stage:")
+        total = sum(areas.values())
+        for k, v in areas.items():
+            log(f"  {v:6.2f}s {v / total:6.1%}  {k}")
+        log("top functions (cProfile, by own time):\n" + profile.format_hotspots(hot))
+        self.results.append(Result("pure path ceiling (in-process)", pure, "ev/s", direction="info",
+                                   parameters={"events": self.n},
+                                   note="decode+classify+encode+decode+engine.process+JSON, one core"))
+        self.extra["profile"] = {
+            "pure_events_per_second": round(pure, 1),
+            "seconds_by_stage": {k: round(v, 4) for k, v in areas.items()},
+            "top_functions": [h.__dict__ for h in hot],
+        }
+
+    def pipeline(self) -> None:
+        run = pipeline_run(self.svc, self.items, label="p3w1", log_dir=self.log_dir, progress=log,
+                           keep=self.kept if "latency" in self.only else None)
+        self.kept_suffix = run.suffix
+        self.pipeline_rate = run.rate
+        self.results.append(Result(
+            "pipeline events/s (1 worker) vs bare aiokafka loop", run.rate, "ev/s", baseline=run.baseline_rate,
+            target=PIPELINE_TARGET,
+            parameters={"events": run.events, "ingest_partitions": run.partitions, "workers": 1,
+                        "seconds": round(run.seconds, 3), "worker_startup_s": round(run.startup_seconds, 2),
+                        "source": self.source}))
+
+    def latency(self) -> None:
+        if not self.kept or self.pipeline_rate is None:
+            raise BenchError("needs the pipeline measurement (its worker) first")
+        rate = max(self.pipeline_rate * LATENCY_LOAD, 20.0)
+        duration = self.args.latency_seconds or (15.0 if self.quick else 30.0)
+        try:
+            lat = latency_run(self.svc, self.kept, self.kept_suffix, rate, duration, progress=log)
+        finally:
+            for w in self.kept:
+                w.stop()
+            self.kept.clear()
+        params = {"rate_events_per_s": round(rate, 1), "load_share_of_max": LATENCY_LOAD, "sent": lat.sent,
+                  "matched": lat.matched, "seconds": duration, "path": "ingest -> tables -> rollup -> agg.windows"}
+        for q in (50, 99):
+            self.results.append(Result(f"latency p{q} produce -> alliance.agg.windows", lat.p(q), "ms",
+                                       direction="info", parameters=params))
+        log(f"latency p50 {lat.p(50):.0f} ms  p99 {lat.p(99):.0f} ms  max {max(lat.seconds_ms):.0f} ms")
+
+    def publisher(self) -> None:
+        rates = publisher.measure(self.svc, self.items, rounds=1 if self.quick else 2, progress=log)
+        params = {"events": self.n, "producer": "events.publisher.PRODUCER_DEFAULTS (acks=all, idempotent, "
+                  "linger 20 ms, batch 256 KiB)", "rounds": 1 if self.quick else 2, "best_of": True}
+        self.results.append(Result("publisher events/s, mapping input (validate) vs raw sends", rates.dicts,
+                                   "ev/s", baseline=rates.raw, target=PUBLISHER_TARGET, parameters=params))
+        self.results.append(Result("publisher events/s, model input vs raw sends", rates.models, "ev/s",
+                                   baseline=rates.raw, direction="info", parameters=params))
+
+    def projector(self) -> None:
+        from bench import projector
+
+        res = projector.measure(self.svc, self.kept_suffix or None, self.items, progress=log)
+        self.results.append(Result("projector rows/s vs COPY of the same rows", res.rate, "rows/s",
+                                   baseline=res.copy_rate, target=PROJECTOR_TARGET, parameters=res.parameters,
+                                   note=res.note))
+
+    def scaling(self) -> None:
+        for label, partitions, workers in (("p6w1", 6, 1), ("p3w2", 3, 2)):
+            try:
+                run = pipeline_run(self.svc, self.items, label=label, log_dir=self.log_dir, partitions=partitions,
+                                   workers=workers, baseline=False, progress=log)
+                self.results.append(Result(
+                    f"scaling: {partitions} ingest partitions, {workers} worker(s)", run.rate, "ev/s",
+                    baseline=self.pipeline_rate, direction="info",
+                    parameters={"events": run.events, "ingest_partitions": partitions, "workers": workers,
+                                "seconds": round(run.seconds, 3), "baseline": "3 partitions, 1 worker"}))
+            except (BenchError, InfraError, OSError) as exc:
+                log(f"scaling {label} FAILED: {exc}")
+                self.results.append(Result(f"scaling: {partitions} ingest partitions, {workers} worker(s)", None,
+                                           "ev/s", direction="info", error=str(exc).splitlines()[0][:300]))
+
+    def run(self) -> None:
+        if settings_topic_is_broken():
+            log("WARNING: infra.settings.Settings.topic is a @property taking a name, so streams.create_app raises "
+                "TypeError; workers run through bench._compat_worker, which repairs it in the worker process")
+        log(f"{self.n:,} valid events from the {self.source}; topics suffixed .bench-{self.svc.run_id}-*")
+        self.guarded("profile", self.profile)
+        self.guarded("publisher", self.publisher,
+                     Result("publisher events/s, mapping input (validate) vs raw sends", None, "ev/s",
+                            target=PUBLISHER_TARGET))
+        self.guarded("pipeline", self.pipeline,
+                     Result("pipeline events/s (1 worker) vs bare aiokafka loop", None, "ev/s",
+                            target=PIPELINE_TARGET))
+        try:
+            self.guarded("latency", self.latency,
+                         Result("latency p50/p99 produce -> alliance.agg.windows", None, "ms", direction="info"))
+        finally:
+            for w in self.kept:
+                w.stop()
+        self.guarded("projector", self.projector,
+                     Result("projector rows/s vs COPY of the same rows", None, "rows/s", target=PROJECTOR_TARGET))
+        if not self.quick:
+            self.guarded("scaling", self.scaling)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    started = time.time()
+    log("starting services (own Kafka + PostgreSQL under .local/bench/ unless ALLIANCE_* are set)")
+    try:
+        with services() as svc:
+            log(f"kafka {svc.bootstrap}  postgres {svc.dsn.split('@')[-1]}  run {svc.run_id}")
+            bench = Bench(svc, args)
+            bench.run()
+    except (InfraError, BenchError) as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    params = {"events": bench.n, "quick": bench.quick, "source": bench.source, "run_id": svc.run_id,
+              "local_services": svc.local, "wall_seconds": round(time.time() - started, 1)}
+    print()
+    print(format_table(bench.results))
+    write_json(args.out, document(bench.results, params, bench.extra))
+    print(f"\nwrote {args.out}")
+    failed = [r for r in bench.results if r.passed is False]
+    return 1 if failed else 0

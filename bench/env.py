@@ -1,0 +1,76 @@
+"""The services a benchmark run uses: its own Kafka + PostgreSQL under .local/bench/ (free ports), or the
+servers named by ALLIANCE_KAFKA_BOOTSTRAP_SERVERS / ALLIANCE_DATABASE_URL. Topics get a per-run suffix."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from events.topics import INGEST_PARTITIONS, registry
+from infra.kafka_local import LocalKafka
+from infra.postgres_local import LocalPostgres
+from infra.processes import free_ports
+from infra.settings import PROJECT_ROOT
+from infra.topics import provision
+
+BENCH_ROOT = PROJECT_ROOT / ".local" / "bench"
+
+
+@dataclass(frozen=True)
+class Services:
+    bootstrap: str
+    dsn: str  # maintenance database (the run creates its own database in it)
+    local: bool
+    run_id: str
+
+    def suffix(self, name: str) -> str:
+        """A topic suffix unique to this run and measurement (``.bench-<run>-<name>``)."""
+        return f".bench-{self.run_id}-{name}"
+
+
+@contextmanager
+def services(home: Path = BENCH_ROOT) -> Iterator[Services]:
+    """Start (or reuse from the environment) Kafka and PostgreSQL; always stop what was started."""
+    run_id = uuid.uuid4().hex[:8]
+    ext_kafka = os.environ.get("ALLIANCE_KAFKA_BOOTSTRAP_SERVERS")
+    ext_pg = os.environ.get("ALLIANCE_DATABASE_URL")
+    run_dir = home / run_id
+    broker: LocalKafka | None = None
+    pg: LocalPostgres | None = None
+    try:
+        if ext_kafka:
+            bootstrap = ext_kafka
+        else:
+            port, controller = free_ports(2)
+            broker = LocalKafka(home=run_dir / "kafka", cache_dir=PROJECT_ROOT / ".local", port=port,
+                                controller_port=controller)
+            broker.start(timeout=120)
+            bootstrap = broker.bootstrap
+        if ext_pg:
+            dsn = ext_pg
+        else:
+            pg = LocalPostgres(home=run_dir / "postgres", port=free_ports(1)[0], fast=True)
+            pg.start()
+            dsn = pg.dsn_for("postgres")
+        yield Services(bootstrap, dsn, broker is not None, run_id)
+    finally:
+        if broker is not None:
+            broker.stop()
+        if pg is not None:
+            pg.stop()
+        if broker is not None or pg is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def provision_run(bootstrap: str, suffix: str, ingest_partitions: int = INGEST_PARTITIONS,
+                  only_ingest: bool = False) -> list[str]:
+    """Create the registry topics with ``suffix`` (ingest topics with ``ingest_partitions``)."""
+    specs = [replace(s, partitions=ingest_partitions) if s.name.startswith("alliance.ingest.") else s
+             for s in registry() if not only_ingest or s.name.startswith("alliance.ingest.")]
+    report = provision(bootstrap, specs, suffix=suffix)
+    return report.created

@@ -1,0 +1,132 @@
+"""Bare Kafka clients used by the benchmark: a fast loader, a paced producer, and the baseline consume loop."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+from kafka import KafkaProducer
+
+from bench.report import BenchError
+from bench.workload import Item
+from events.publisher import PRODUCER_DEFAULTS
+
+Progress = Callable[[str], None]
+
+
+def producer(bootstrap: str, **overrides: object) -> KafkaProducer:
+    """kafka-python producer with the publisher SDK's settings (acks=all, idempotent, same batching)."""
+    config = {**PRODUCER_DEFAULTS, **overrides}
+    return KafkaProducer(bootstrap_servers=bootstrap, client_id=f"bench-{uuid.uuid4().hex[:6]}", **config)
+
+
+def load(bootstrap: str, items: Sequence[Item], suffix: str, timeout: float = 300.0) -> float:
+    """Send every item to its suffixed ingest topic as fast as possible; returns seconds taken."""
+    p = producer(bootstrap)
+    try:
+        t0 = time.perf_counter()
+        futures = [p.send(it.topic + suffix, value=it.value, key=it.key) for it in items]
+        p.flush(timeout=timeout)
+        elapsed = time.perf_counter() - t0
+        failed = [f for f in futures if not f.is_done or f.failed()]
+        if failed:
+            raise BenchError(f"{len(failed)} of {len(items)} records were not acknowledged by the broker")
+        return elapsed
+    finally:
+        p.close(timeout=10)
+
+
+@dataclass(frozen=True)
+class Paced:
+    sent_ms: list[int]  # record timestamps (CreateTime we set) in item order
+    seconds: float
+
+
+def paced(bootstrap: str, items: Sequence[Item], suffix: str, rate: float) -> Paced:
+    """Send at ``rate`` items/s (evenly spaced), each record's timestamp set to its send time."""
+    p = producer(bootstrap, linger_ms=2)
+    sent: list[int] = []
+    try:
+        interval = 1.0 / rate
+        t0 = time.perf_counter()
+        for i, it in enumerate(items):
+            due = t0 + i * interval
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            ts = int(time.time() * 1000)
+            p.send(it.topic + suffix, value=it.value, key=it.key, timestamp_ms=ts)
+            sent.append(ts)
+        p.flush(timeout=60)
+        return Paced(sent, time.perf_counter() - t0)
+    finally:
+        p.close(timeout=10)
+
+
+@dataclass(frozen=True)
+class ConsumeResult:
+    records: int
+    seconds: float  # from the first non-empty fetch to the last needed record
+    first_batch: int
+
+    @property
+    def rate(self) -> float:
+        n = self.records - self.first_batch
+        return n / self.seconds if self.seconds > 0 and n > 0 else 0.0
+
+
+async def bare_consume(bootstrap: str, topics: Sequence[str], expected: int,
+                       limit_s: float = 180.0) -> ConsumeResult:
+    """The baseline: a fresh group reads ``topics`` from the beginning with getmany, no processing."""
+    consumer = AIOKafkaConsumer(
+        *topics, bootstrap_servers=bootstrap, group_id=f"bench-bare-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest", enable_auto_commit=False, client_id="bench-bare")
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + limit_s
+        count = 0
+        t0: float | None = None
+        first = 0
+        while count < expected:
+            if time.monotonic() > deadline:
+                raise BenchError(f"bare consumer read {count} of {expected} records in {limit_s:.0f}s")
+            batches = await consumer.getmany(timeout_ms=500)
+            n = sum(len(v) for v in batches.values())
+            if n and t0 is None:
+                t0 = time.perf_counter()
+                first = n
+            count += n
+        assert t0 is not None
+        return ConsumeResult(count, time.perf_counter() - t0, first)
+    finally:
+        await consumer.stop()
+
+
+async def read_all(bootstrap: str, topic: str, partitions: int,
+                   limit_s: float = 60.0) -> list[tuple[int, bytes | None, bytes | None]]:
+    """Every record of ``topic`` up to its current end: (timestamp ms, key, value)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="bench-read")
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        out: list[tuple[int, bytes | None, bytes | None]] = []
+        deadline = time.monotonic() + limit_s
+        while any(await _behind(consumer, tp, ends[tp]) for tp in tps):
+            if time.monotonic() > deadline:
+                raise BenchError(f"reading {topic} to its end took more than {limit_s:.0f}s")
+            for recs in (await consumer.getmany(timeout_ms=300)).values():
+                out += [(r.timestamp, r.key, r.value) for r in recs]
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def _behind(consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> bool:
+    return bool(await consumer.position(tp) < end)

@@ -1,0 +1,179 @@
+"""Pipeline throughput (1 or 2 workers, 3 or 6 ingest partitions) against a bare consume loop, and the
+produce -> aggregated-topic latency at a steady load."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from bench import kafka_io, workload
+from bench.env import Services, provision_run
+from bench.kafka_io import Progress
+from bench.report import BenchError, percentile
+from bench.worker import Worker, total
+from events.reference import UNIVERSITIES
+from events.topics import AGG_PARTITIONS, INGEST_PARTITIONS, agg_topic, ingest_topic
+from streams.windows import window_counts
+
+POLL_S = 0.2
+
+
+@dataclass
+class PipelineRun:
+    events: int
+    partitions: int
+    workers: int
+    suffix: str
+    load_seconds: float
+    baseline_rate: float | None
+    rate: float
+    seconds: float
+    startup_seconds: float  # worker start -> first ingest progress
+
+
+@contextmanager
+def running_workers(svc: Services, suffix: str, app_id: str, count: int, log_dir: Path) -> Iterator[list[Worker]]:
+    workers = [Worker(svc.bootstrap, suffix, app_id, log_dir) for _ in range(count)]
+    try:
+        for w in workers:
+            w.start()
+        yield workers
+    finally:
+        for w in workers:
+            w.stop()
+
+
+def measure_workers(workers: list[Worker], expected: int, timeout: float,
+                    progress: Progress) -> tuple[float, float, float]:
+    """Poll /freshness/ every 0.2 s. The clock starts when ingest first reports progress (worker start-up
+    excluded) and stops when the tables agent has processed ``expected`` events.
+    Returns (events/s, seconds, start-up seconds)."""
+    started = min(w.started_at for w in workers)
+    deadline = time.monotonic() + timeout
+    t0: float | None = None
+    tables_at_t0 = 0
+    last_report = 0.0
+    while True:
+        now = time.monotonic()
+        if now > deadline:
+            done = total(workers, "tables")
+            raise BenchError(f"pipeline processed {done} of {expected} events in {timeout:.0f}s\n"
+                             + "\n".join(w.log_tail(15) for w in workers))
+        ingest = total(workers, "ingest")
+        tables = total(workers, "tables")
+        if t0 is None and ingest > 0:
+            t0, tables_at_t0 = now, tables
+        if tables >= expected:
+            assert t0 is not None
+            seconds = now - t0
+            n = expected - tables_at_t0
+            return (n / seconds if seconds > 0 else 0.0), seconds, t0 - started
+        if now - last_report > 2.0:
+            progress(f"  ... ingest {ingest:,}  tables {tables:,} / {expected:,}")
+            last_report = now
+        time.sleep(POLL_S)
+
+
+def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, log_dir: Path,
+                 partitions: int = INGEST_PARTITIONS, workers: int = 1, baseline: bool = True,
+                 progress: Progress = print, keep: list[Worker] | None = None) -> PipelineRun:
+    """Load ``items`` into freshly provisioned suffixed topics, time the bare loop over them, then the
+    workers. With ``keep`` the workers stay running (appended to ``keep``; the caller stops them)."""
+    suffix = svc.suffix(label)
+    provision_run(svc.bootstrap, suffix, ingest_partitions=partitions)
+    load_s = kafka_io.load(svc.bootstrap, items, suffix)
+    progress(f"  loaded {len(items):,} events into {suffix} ({partitions} ingest partitions) in {load_s:.1f}s")
+    base_rate: float | None = None
+    if baseline:
+        topics = [ingest_topic(u) + suffix for u in UNIVERSITIES]
+        res = asyncio.run(kafka_io.bare_consume(svc.bootstrap, topics, len(items)))
+        base_rate = res.rate
+        progress(f"  bare aiokafka loop: {res.records:,} records, {base_rate:,.0f}/s")
+    app_id = f"bench-{svc.run_id}-{label}"
+    ws = [Worker(svc.bootstrap, suffix, app_id, log_dir) for _ in range(workers)]
+    handed_over = False
+    try:
+        for w in ws:
+            w.start()
+        timeout = max(180.0, len(items) / 100)
+        rate, seconds, startup = measure_workers(ws, len(items), timeout, progress)
+        progress(f"  pipeline ({workers} worker(s)): {len(items):,} events, {rate:,.0f}/s "
+                 f"(start-up {startup:.1f}s excluded)")
+        if keep is not None:
+            keep.extend(ws)
+            handed_over = True
+        return PipelineRun(len(items), partitions, workers, suffix, load_s, base_rate, rate, seconds, startup)
+    finally:
+        if not handed_over:
+            for w in ws:
+                w.stop()
+
+
+# ----------------------------------------------------------------------------------------- latency
+@dataclass
+class Latency:
+    rate: float
+    sent: int
+    matched: int
+    seconds_ms: list[float]
+
+    def p(self, q: float) -> float:
+        return percentile(self.seconds_ms, q)
+
+
+LATENCY_DAY = date(2026, 6, 9)
+
+
+def latency_run(svc: Services, workers: list[Worker], suffix: str, rate: float, duration: float,
+                progress: Progress = print) -> Latency:
+    """Publish fresh events at ``rate``/s for ``duration`` s to running workers, then read
+    alliance.agg.windows<suffix> and match each event to the first daily-window record that counts it.
+
+    Latency of an event = CreateTime of that aggregate record - CreateTime of the produced event (both set
+    on this machine's clock). The daily window keys of LATENCY_DAY see only these events, so the count in
+    an aggregate record says how many of the key's events (in send order) it reflects."""
+    n = max(int(rate * duration), 50)
+    evs = workload.generate(n, seed=11, day=LATENCY_DAY)
+    its = workload.items(evs)
+    keys = [_day_key(e) for e in evs]
+    before = sum(w.processed("tables") for w in workers)
+    progress(f"  latency: {n:,} fresh events at {rate:,.0f}/s for {n / rate:.0f}s")
+    sent = kafka_io.paced(svc.bootstrap, its, suffix, rate)
+    deadline = time.monotonic() + 120
+    while sum(w.processed("tables") for w in workers) < before + n:
+        if time.monotonic() > deadline:
+            raise BenchError("latency run: the workers did not process the paced events within 120s")
+        time.sleep(POLL_S)
+    time.sleep(2.0)  # let the rollup publish the last aggregates
+    records = asyncio.run(kafka_io.read_all(svc.bootstrap, agg_topic("windows") + suffix, AGG_PARTITIONS))
+    per_key_sent: dict[str, list[int]] = {}
+    for key, ts in zip(keys, sent.sent_ms, strict=True):
+        per_key_sent.setdefault(key, []).append(ts)
+    wanted = set(per_key_sent)
+    covered: dict[str, int] = {}
+    lat: list[float] = []
+    for ts, key, value in sorted(records, key=lambda r: r[0]):
+        k = key.decode() if key else ""
+        if k not in wanted or value is None:
+            continue
+        count = int(json.loads(value)["value"].get("events", 0))
+        start = covered.get(k, 0)
+        for sent_ts in per_key_sent[k][start:count]:
+            lat.append(float(ts - sent_ts))
+        covered[k] = max(start, count)
+    if not lat:
+        raise BenchError(f"latency run: no aggregate record of {agg_topic('windows') + suffix} matched")
+    return Latency(rate, n, len(lat), lat)
+
+
+def _day_key(event: workload.Event) -> str:
+    for (aggregate, dk) in window_counts(event):
+        if aggregate == "windows" and "granularity=day" in dk:
+            return dk
+    raise ValueError("no daily window key")
