@@ -1,21 +1,15 @@
-"""``python -m bench._compat_worker worker ...``: exactly ``python -m streams worker``, except that it first
-repairs ``infra.settings.Settings.topic`` when it is a @property that takes a name (a TypeError in
-``streams.create_app``). Used by the benchmark only while that bug is present; remove when fixed."""
+"""``python -m bench._compat_worker worker ...``: ``python -m streams worker`` after bench.compat.apply()
+(used only while bench.compat.defects() finds something; see that module)."""
 
 from __future__ import annotations
 
-import inspect
+import os
 import sys
 
-from infra.settings import Settings
+from bench.compat import apply
 
-
-def _topic(self: Settings, name: str) -> str:
-    return f"{name}{self.topic_suffix}"
-
-
-if isinstance(inspect.getattr_static(Settings, "topic"), property):
-    Settings.topic = _topic  # type: ignore[method-assign,assignment]
+repaired = apply(os.environ.get("ALLIANCE_TOPIC_SUFFIX", ""))
+print(f"[bench] compat: repaired {', '.join(repaired) or 'nothing'}", file=sys.stderr, flush=True)
 
 from streams.worker import main  # noqa: E402
 

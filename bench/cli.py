@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import profile, publisher, workload
+from bench.compat import defects
 from bench.env import BENCH_ROOT, Services, services
 from bench.pipeline import latency_run, pipeline_run
 from bench.report import BenchError, Result, document, format_table, write_json
-from bench.worker import Worker, settings_topic_is_broken
+from bench.worker import Worker
 from infra.errors import InfraError
 from infra.settings import PROJECT_ROOT
 
@@ -49,8 +50,7 @@ class Bench:
         self.results: list[Result] = []
         self.extra: dict[str, Any] = {}
         self.log_dir = BENCH_ROOT / f"logs-{svc.run_id}"
-        evs, self.source = workload.events(self.n)
-        self.items = workload.items(evs)
+        self.items, self.source = workload.load_items(self.n)
         self.pipeline_rate: float | None = None
         self.kept: list[Worker] = []
         self.kept_suffix = ""
@@ -151,9 +151,9 @@ class Bench:
                                            "ev/s", direction="info", error=str(exc).splitlines()[0][:300]))
 
     def run(self) -> None:
-        if settings_topic_is_broken():
-            log("WARNING: infra.settings.Settings.topic is a @property taking a name, so streams.create_app raises "
-                "TypeError; workers run through bench._compat_worker, which repairs it in the worker process")
+        for defect in defects():
+            log(f"WARNING: {defect}; workers run through bench._compat_worker, which repairs it in-process")
+        self.extra["compat_repairs"] = defects()
         log(f"{self.n:,} valid events from the {self.source}; topics suffixed .bench-{self.svc.run_id}-*")
         self.guarded("profile", self.profile)
         self.guarded("publisher", self.publisher,

@@ -64,6 +64,10 @@ def measure(svc: Services, items: Sequence[Item], rounds: int, progress: Progres
     dict_inputs = [(it.event.source, it.event.model_dump(mode="json")) for it in items]
     model_inputs = [(it.event.source, it.event) for it in items]
     best = {"raw": 0.0, "dicts": 0.0, "models": 0.0}
+    warm = svc.suffix("pub-warmup")  # first connections, topic creation, JIT-less but cold caches
+    provision_run(svc.bootstrap, warm, only_ingest=True)
+    raw_rate(svc, items[: min(len(items), 3000)], warm)
+    sdk_rate(svc, dict_inputs[: min(len(items), 1000)], warm)
     for r in range(rounds):
         for variant in best:
             suffix = svc.suffix(f"pub-{variant}-{r}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import subprocess
@@ -14,19 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.compat import defects
 from bench.report import BenchError
 from infra.processes import free_ports, terminate
-from infra.settings import PROJECT_ROOT, Settings
-
-
-def settings_topic_is_broken() -> bool:
-    """True while ``Settings.topic`` is a @property taking a name (streams.create_app then raises
-    TypeError): the workers are started through bench._compat_worker, which fixes it in-process."""
-    return isinstance(inspect.getattr_static(Settings, "topic"), property)
+from infra.settings import PROJECT_ROOT
 
 
 def worker_command(web_port: int) -> list[str]:
-    module = "bench._compat_worker" if settings_topic_is_broken() else "streams"
+    module = "bench._compat_worker" if defects() else "streams"
     return [sys.executable, "-m", module, "worker", "-l", "warning", "--web-port", str(web_port)]
 
 

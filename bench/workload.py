@@ -128,30 +128,32 @@ def generate(n: int, seed: int = 7, day: date = date(2026, 6, 1)) -> list[Event]
     return out
 
 
-def _from_simulator(n: int, seed: int) -> list[Event] | None:
+def _from_simulator(n: int, seed: int) -> list[Item] | None:
     try:
-        from events import simulator  # type: ignore[attr-defined]
+        from events import simulator
     except ImportError:
         return None
-    scale = max(n / 20_000 * 1.3, 0.05)  # valid records are a share of all records
+    scale = max(n / 20_000, 0.02)
     for _ in range(6):
-        records: list[Any] = simulator.alliance_day(seed=seed, scale=scale)
-        valid = [r.event for r in records if getattr(r, "kind", None) == "valid" and r.event is not None]
+        records: list[Any] = simulator.alliance_day(seed=seed, scale=scale, duplicate_rate=0.0,
+                                                    invalid_rate=0.0, spoofed_rate=0.0)
+        valid = [Item(r.topic, r.key, r.value, r.event) for r in records
+                 if r.kind == "valid" and r.event is not None]
         if len(valid) >= n:
             return valid[:n]
-        scale *= 1.6 * n / max(len(valid), 1)
+        scale *= 1.2 * n / max(len(valid), 1)
     return None
 
 
-def events(n: int, seed: int = 7, day: date = date(2026, 6, 1), source: str = "auto") -> tuple[list[Event], str]:
-    """``n`` valid events and where they came from ("simulator" or "generator")."""
-    if source in ("auto", "simulator") and day == date(2026, 6, 1):
+def load_items(n: int, seed: int = 7, source: str = "auto") -> tuple[list[Item], str]:
+    """``n`` valid events as sent (simulator records as they are, or generated), and their source."""
+    if source in ("auto", "simulator"):
         sim = _from_simulator(n, seed)
         if sim is not None:
             return sim, "simulator"
         if source == "simulator":
             raise RuntimeError("events.simulator is not available or produced too few valid events")
-    return generate(n, seed, day), "generator"
+    return items(generate(n, seed)), "generator"
 
 
 def items(evs: list[Event]) -> list[Item]:
