@@ -143,6 +143,9 @@ class Publisher:
             raise BrokerUnavailableError(
                 f"topic {self.topic} does not exist on {bootstrap} (provision it: python -m infra provision)"
             ) from None
+        except KafkaError as exc:
+            self._producer.close(timeout=1)
+            raise BrokerUnavailableError(f"cannot use topic {self.topic} on {bootstrap}: {exc}") from None
 
     # -- publishing -------------------------------------------------------------------------------
 
