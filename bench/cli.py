@@ -130,7 +130,7 @@ class Bench:
     def projector(self) -> None:
         from bench import projector
 
-        res = projector.measure(self.svc, self.kept_suffix or None, self.items, progress=log)
+        res = projector.measure(self.svc, self.items, progress=log)
         self.results.append(Result("projector rows/s vs COPY of the same rows", res.rate, "rows/s",
                                    baseline=res.copy_rate, target=PROJECTOR_TARGET, parameters=res.parameters,
                                    note=res.note))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from events.topics import INGEST_PARTITIONS, registry
+from infra.errors import InfraError
 from infra.kafka_local import LocalKafka
 from infra.postgres_local import LocalPostgres
 from infra.processes import free_ports
@@ -72,5 +74,16 @@ def provision_run(bootstrap: str, suffix: str, ingest_partitions: int = INGEST_P
     """Create the registry topics with ``suffix`` (ingest topics with ``ingest_partitions``)."""
     specs = [replace(s, partitions=ingest_partitions) if s.name.startswith("alliance.ingest.") else s
              for s in registry() if not only_ingest or s.name.startswith("alliance.ingest.")]
-    report = provision(bootstrap, specs, suffix=suffix)
-    return report.created
+    # infra.topics.provision verifies right after create_topics; the broker's metadata can lag a moment
+    # behind (UNKNOWN_TOPIC_OR_PARTITION, "not created (3)"), so verify again before giving up.
+    created: list[str] = []
+    for attempt in range(20):
+        try:
+            report = provision(bootstrap, specs, suffix=suffix)
+            return created + report.created
+        except InfraError as exc:
+            if "not created (3)" not in str(exc) or attempt == 19:
+                raise
+            created = [s.name + suffix for s in specs]
+            time.sleep(0.5)
+    raise AssertionError("unreachable")

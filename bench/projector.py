@@ -1,0 +1,133 @@
+"""Projector rows/s (consumers.projector.Projector over the canonical topics, offsets in the same
+transaction) against a raw asyncpg COPY of the same final rows into the same tables."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from bench import kafka_io
+from bench.env import Services, provision_run
+from bench.kafka_io import Progress
+from bench.report import BenchError
+from bench.workload import Item
+from events.topics import Family, family_topic
+
+BOOKKEEPING = ("consumer_offsets", "projector_rejects", "schema_migrations", "agg_snapshot")
+POLL_S = 0.05
+
+
+@dataclass
+class ProjectorResult:
+    rate: float
+    copy_rate: float
+    parameters: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+
+def with_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def canonical(items: Sequence[Item]) -> list[Item]:
+    """The records the ingest agent writes: alliance.events.<family>, keyed by subject, the encoded event."""
+    return [Item(family_topic(it.event.family), it.event.key, it.event.to_json(), it.event) for it in items]
+
+
+async def _tables(conn: asyncpg.Connection) -> list[str]:
+    rows = await conn.fetch("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
+                            "AND table_type = 'BASE TABLE' ORDER BY table_name")
+    return [r["table_name"] for r in rows if r["table_name"] not in BOOKKEEPING]
+
+
+async def _run(svc: Services, suffix: str, total: int, progress: Progress, limit_s: float) -> ProjectorResult:
+    from consumers.migrate import migrate
+    from consumers.projector import Projector, ProjectorConfig
+
+    database = f"bench_{svc.run_id}"
+    admin = await asyncpg.connect(svc.dsn, timeout=10)
+    try:
+        await admin.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await admin.close()
+    dsn = with_database(svc.dsn, database)
+    await migrate(dsn)
+    group = f"bench-{svc.run_id}"
+    config = ProjectorConfig(bootstrap=svc.bootstrap, dsn=dsn, group=group,
+                             event_topics=tuple(family_topic(f) + suffix for f in Family), agg_topics=())
+    projector = Projector(config)
+    stop = asyncio.Event()
+    task = asyncio.create_task(projector.run(stop))
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        deadline = time.monotonic() + limit_s
+        t0: float | None = None
+        done_at_t0 = 0
+        last = 0.0
+        while True:
+            if task.done():
+                task.result()
+                raise BenchError("the projector stopped before reaching the end of the topics")
+            if time.monotonic() > deadline:
+                raise BenchError(f"projector did not reach the end of the topics in {limit_s:.0f}s")
+            done = int(await conn.fetchval(
+                "SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE group_id = $1", group))
+            now = time.perf_counter()
+            if t0 is None and done > 0:
+                t0, done_at_t0 = now, done
+            if done >= total:
+                break
+            if now - last > 2:
+                progress(f"  ... projector at {done:,} / {total:,} records")
+                last = now
+            await asyncio.sleep(POLL_S)
+        assert t0 is not None
+        seconds = now - t0
+        stop.set()
+        await asyncio.wait_for(task, timeout=60)
+        tables = await _tables(conn)
+        contents = {t: await conn.fetch(f'SELECT * FROM "{t}"') for t in tables}
+        rows = sum(len(v) for v in contents.values())
+        share = (total - done_at_t0) / total
+        rate = rows * share / seconds if seconds > 0 else 0.0
+        # baseline: the same final rows, COPY-ed into the same (emptied) tables in one transaction
+        await conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE")
+        c0 = time.perf_counter()
+        async with conn.transaction():
+            for t, recs in contents.items():
+                if recs:
+                    await conn.copy_records_to_table(t, records=[tuple(r.values()) for r in recs],
+                                                     columns=list(recs[0].keys()))
+        copy_s = time.perf_counter() - c0
+        copied = sum([int(await conn.fetchval(f'SELECT count(*) FROM "{t}"')) for t in tables])
+        if copied != rows:
+            raise BenchError(f"COPY baseline wrote {copied} rows, expected {rows}")
+        per_table = {t: len(v) for t, v in contents.items()}
+        progress(f"  projector: {total:,} records -> {rows:,} rows in {seconds:.2f}s ({rate:,.0f} rows/s, "
+                 f"{projector.batches} batches); COPY of the same rows {copy_s:.2f}s ({rows / copy_s:,.0f} rows/s)")
+        return ProjectorResult(rate, rows / copy_s, {
+            "records": total, "rows": rows, "rows_per_table": per_table, "seconds": round(seconds, 3),
+            "copy_seconds": round(copy_s, 3), "batches": projector.batches, "batch_size": config.batch_size,
+            "topics": "alliance.events.* (aggregated topics not included)", "database": "fsync=off (local)"})
+    finally:
+        stop.set()
+        if not task.done():
+            task.cancel()
+        await conn.close()
+
+
+def measure(svc: Services, items: Sequence[Item], progress: Progress = print,
+            limit_s: float = 600.0) -> ProjectorResult:
+    suffix = svc.suffix("proj")
+    provision_run(svc.bootstrap, suffix)
+    records = canonical(items)
+    kafka_io.load(svc.bootstrap, records, suffix)
+    progress(f"  loaded {len(records):,} canonical events into alliance.events.*{suffix}")
+    return asyncio.run(_run(svc, suffix, len(records), progress, limit_s))
