@@ -13,4 +13,16 @@ print(f"[bench] compat: repaired {', '.join(repaired) or 'nothing'}", file=sys.s
 
 from streams.worker import main  # noqa: E402
 
+profile_out = os.environ.get("BENCH_PROFILE_OUT")
+if profile_out:  # profile the whole worker; stats written when it exits (SIGTERM -> graceful stop)
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        code = main(sys.argv[1:])
+    finally:
+        profiler.disable()
+        profiler.dump_stats(profile_out)
+    sys.exit(code)
 sys.exit(main(sys.argv[1:]))

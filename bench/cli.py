@@ -13,7 +13,7 @@ from typing import Any
 from bench import profile, publisher, workload
 from bench.compat import defects
 from bench.env import BENCH_ROOT, Services, services
-from bench.pipeline import latency_run, pipeline_run
+from bench.pipeline import latency_run, pipeline_run, profile_worker
 from bench.report import BenchError, Result, document, format_table, write_json
 from bench.worker import Worker
 from infra.errors import InfraError
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench-results" / "result.json")
     p.add_argument("--quick", action="store_true", help="smaller N, one publisher round, no scaling runs")
     p.add_argument("--latency-seconds", type=float, default=None, help="steady-load duration (default 30; quick 15)")
-    p.add_argument("--only", default="profile,publisher,pipeline,latency,projector,scaling",
+    p.add_argument("--only", default="profile,publisher,pipeline,latency,worker-profile,projector,scaling",
                    help="comma-separated subset of measurements")
     return p
 
@@ -99,6 +99,22 @@ class Bench:
             parameters={"events": run.events, "ingest_partitions": run.partitions, "workers": 1,
                         "seconds": round(run.seconds, 3), "worker_startup_s": round(run.startup_seconds, 2),
                         "source": self.source}))
+
+    def worker_profile(self) -> None:
+        if not self.kept_suffix:
+            raise BenchError("needs the pipeline measurement (its topics) first")
+        prof = profile_worker(self.svc, self.kept_suffix, self.n, self.log_dir, progress=log)
+        total = sum(prof.areas.values()) or 1.0
+        log("worker own time by package (cProfile over the whole worker process):")
+        for area, sec in prof.areas.items():
+            if sec / total >= 0.01:
+                log(f"  {sec:7.2f}s {sec / total:6.1%}  {area}")
+        log("worker top functions:\n" + profile.format_hotspots(prof.top))
+        self.extra["worker_profile"] = {
+            "events_per_second_under_profiler": round(prof.rate, 1),
+            "own_seconds_by_package": {k: round(v, 3) for k, v in prof.areas.items()},
+            "top_functions": [h.__dict__ for h in prof.top],
+        }
 
     def latency(self) -> None:
         if not self.kept or self.pipeline_rate is None:
@@ -168,6 +184,7 @@ class Bench:
         finally:
             for w in self.kept:
                 w.stop()
+        self.guarded("worker-profile", self.worker_profile)
         self.guarded("projector", self.projector,
                      Result("projector rows/s vs COPY of the same rows", None, "rows/s", target=PROJECTOR_TARGET))
         if not self.quick:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -88,20 +89,18 @@ async def bare_consume(bootstrap: str, topics: Sequence[str], expected: int,
     await consumer.start()
     try:
         deadline = time.monotonic() + limit_s
+        while not consumer.assignment():  # group join excluded (as the worker's start-up is)
+            if time.monotonic() > deadline:
+                raise BenchError(f"bare consumer got no partitions in {limit_s:.0f}s")
+            await asyncio.sleep(0.005)
+        t0 = time.perf_counter()
         count = 0
-        t0: float | None = None
-        first = 0
         while count < expected:
             if time.monotonic() > deadline:
                 raise BenchError(f"bare consumer read {count} of {expected} records in {limit_s:.0f}s")
             batches = await consumer.getmany(timeout_ms=500)
-            n = sum(len(v) for v in batches.values())
-            if n and t0 is None:
-                t0 = time.perf_counter()
-                first = n
-            count += n
-        assert t0 is not None
-        return ConsumeResult(count, time.perf_counter() - t0, first)
+            count += sum(len(v) for v in batches.values())
+        return ConsumeResult(count, time.perf_counter() - t0, 0)
     finally:
         await consumer.stop()
 
@@ -118,7 +117,7 @@ async def read_all(bootstrap: str, topic: str, partitions: int,
         ends = await consumer.end_offsets(tps)
         out: list[tuple[int, bytes | None, bytes | None]] = []
         deadline = time.monotonic() + limit_s
-        while any(await _behind(consumer, tp, ends[tp]) for tp in tps):
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
             if time.monotonic() > deadline:
                 raise BenchError(f"reading {topic} to its end took more than {limit_s:.0f}s")
             for recs in (await consumer.getmany(timeout_ms=300)).values():
@@ -126,7 +125,3 @@ async def read_all(bootstrap: str, topic: str, partitions: int,
         return out
     finally:
         await consumer.stop()
-
-
-async def _behind(consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> bool:
-    return bool(await consumer.position(tp) < end)

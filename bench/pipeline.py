@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pstats
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from pathlib import Path
 from bench import kafka_io, workload
 from bench.env import Services, provision_run
 from bench.kafka_io import Progress
+from bench.profile import Hotspot, hotspots, own_time_by_area
 from bench.report import BenchError, percentile
 from bench.worker import Worker, total
 from events.reference import UNIVERSITIES
@@ -113,6 +115,33 @@ def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, l
         if not handed_over:
             for w in ws:
                 w.stop()
+
+
+@dataclass
+class WorkerProfile:
+    rate: float
+    areas: dict[str, float]
+    top: list[Hotspot]
+
+
+def profile_worker(svc: Services, suffix: str, expected: int, log_dir: Path,
+                   progress: Progress = print) -> WorkerProfile:
+    """Re-run the pipeline over the same ingest topics with a fresh app id (fresh group and tables) in a
+    worker under cProfile, and report its own time by package and its top functions."""
+    out = log_dir / f"worker-{svc.run_id}.prof"
+    out.unlink(missing_ok=True)
+    w = Worker(svc.bootstrap, suffix, f"bench-{svc.run_id}-profiled", log_dir,
+               env_extra={"BENCH_PROFILE_OUT": str(out)})
+    try:
+        w.start()
+        rate, _, _ = measure_workers([w], expected, max(180.0, expected / 50), progress)
+    finally:
+        w.stop()
+    if not out.exists():
+        raise BenchError(f"the profiled worker wrote no profile to {out}:\n{w.log_tail()}")
+    stats = pstats.Stats(str(out))
+    progress(f"  profiled worker: {rate:,.0f} events/s under cProfile")
+    return WorkerProfile(rate, own_time_by_area(stats), hotspots(stats, 20))
 
 
 # ----------------------------------------------------------------------------------------- latency

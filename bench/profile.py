@@ -69,15 +69,52 @@ def profile(items: Sequence[Item], top: int = 15) -> list[Hotspot]:
     prof.enable()
     pure_path(items)
     prof.disable()
-    stats = pstats.Stats(prof)
+    return hotspots(pstats.Stats(prof), top)
+
+
+def _short(filename: str) -> str:
+    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+        if marker in filename:
+            return filename.split(marker, 1)[-1]
+    return filename
+
+
+def hotspots(stats: pstats.Stats, top: int = 15) -> list[Hotspot]:
+    """The ``top`` functions by own time (tottime)."""
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
     total = sum(v[2] for v in raw.values()) or 1.0
     rows = []
     for (filename, line, name), (_, calls, tottime, cumtime, _) in raw.items():
-        short = filename.split("site-packages/")[-1].replace("/work/main/", "")
-        rows.append(Hotspot(f"{short}:{line}({name})", calls, tottime, cumtime, tottime / total))
+        rows.append(Hotspot(f"{_short(filename)}:{line}({name})", calls, tottime, cumtime, tottime / total))
     rows.sort(key=lambda h: h.tottime_s, reverse=True)
     return rows[:top]
+
+
+AREAS = (  # (label, path fragment) — first match wins
+    ("streams/ (alliance handlers)", "/streams/"), ("events/ (codec, models)", "/events/"),
+    ("pydantic", "pydantic"), ("faust", "/faust/"), ("mode", "/mode/"), ("aiokafka", "/aiokafka/"),
+    ("kafka-python", "/kafka/"), ("prometheus_client", "prometheus_client"), ("json", "/json/"),
+    ("asyncio", "/asyncio/"), ("aiohttp", "aiohttp"), ("infra/ (metrics)", "/infra/"),
+)
+
+
+def area_of(filename: str) -> str:
+    if filename == "~":
+        return "builtins (C)"
+    for label, fragment in AREAS:
+        if fragment in filename:
+            return label
+    return "other"
+
+
+def own_time_by_area(stats: pstats.Stats) -> dict[str, float]:
+    """Own time (tottime) summed per library/package, largest first."""
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    out: dict[str, float] = {}
+    for (filename, _, _), (_, _, tottime, _, _) in raw.items():
+        area = area_of(filename)
+        out[area] = out.get(area, 0.0) + tottime
+    return dict(sorted(out.items(), key=lambda kv: kv[1], reverse=True))
 
 
 def by_area(items: Sequence[Item]) -> dict[str, float]:

@@ -19,8 +19,8 @@ from infra.processes import free_ports, terminate
 from infra.settings import PROJECT_ROOT
 
 
-def worker_command(web_port: int) -> list[str]:
-    module = "bench._compat_worker" if defects() else "streams"
+def worker_command(web_port: int, profiled: bool = False) -> list[str]:
+    module = "bench._compat_worker" if defects() or profiled else "streams"
     return [sys.executable, "-m", module, "worker", "-l", "warning", "--web-port", str(web_port)]
 
 
@@ -46,7 +46,8 @@ class Worker:
                "ALLIANCE_TOPIC_SUFFIX": self.suffix, "ALLIANCE_APP_ID": self.app_id,
                "ALLIANCE_WEB_PORT": str(self.web_port), "ALLIANCE_METRICS_PORT": "0", **self.env_extra}
         with open(self.log_file, "ab") as log:
-            self.proc = subprocess.Popen(worker_command(self.web_port), cwd=PROJECT_ROOT, env=env,
+            command = worker_command(self.web_port, profiled="BENCH_PROFILE_OUT" in self.env_extra)
+            self.proc = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env,
                                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True)
         self.started_at = time.monotonic()
