@@ -49,7 +49,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         agg_topics=tuple(args.agg_topic or [agg_topic(n) for n in AGGREGATES]),
         batch_size=args.batch_size, batch_timeout_ms=args.batch_timeout_ms, pause_ms=args.pause_ms,
         metrics_port=settings.metrics_port if args.metrics_port is None else args.metrics_port,
-        session_timeout_ms=args.session_timeout_ms,
     )
 
     async def main() -> None:
@@ -117,8 +116,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="aggregated topic whose name ends in .<aggregate> (repeatable; default alliance.agg.*)")
     run.add_argument("--metrics-port", type=int, default=None,
                      help="port of /metrics, /healthz, /readyz (0 = off; default ALLIANCE_METRICS_PORT)")
-    run.add_argument("--session-timeout-ms", type=int, default=10_000,
-                     help="Kafka group session timeout (default 10000)")
     run.add_argument("--no-migrate", dest="migrate", action="store_false",
                      help="do not apply pending migrations before starting")
     run.set_defaults(func=_cmd_run)

@@ -2,8 +2,10 @@
 
 Per batch (``getmany``: at most ``batch_size`` records or ``batch_timeout_ms``): decode and map (pure,
 ``consumers.mapping``), then ONE transaction writes the rows, the rejects and the next offsets
-(``consumers.store``). Positions live in ``consumer_offsets``, not in Kafka: on every assignment the
-projector seeks each partition to the stored offset. A crash between batches or mid-transaction replays
+(``consumers.store``). Positions live in ``consumer_offsets``, not in Kafka: the projector assigns itself every
+partition of its topics (no Kafka group membership, so no rebalance can race with a seek) and seeks each
+one to the stored offset before the first fetch. Run one process per group; a second group (own offsets,
+same tables) is a parallel replay. A crash between batches or mid-transaction replays
 at most the uncommitted batch, and every write is idempotent, so nothing is lost or doubled.
 """
 
@@ -12,16 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
-from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.structs import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from prometheus_client import CollectorRegistry
 
-from consumers.errors import ProjectionError
+from consumers.errors import ConsumerError, ProjectionError
 from consumers.mapping import Plan, TopicKind, plan_batch
 from consumers.metrics import ProjectorMetrics, metrics_app, serve
 from consumers.store import apply_plan, prepare_connection, stored_offsets
@@ -50,7 +51,6 @@ class ProjectorConfig:
     pause_ms: int = 0  # rest between batches (limits the load on a shared database)
     metrics_host: str = "0.0.0.0"
     metrics_port: int = 0  # 0 = no HTTP endpoint
-    session_timeout_ms: int = 10_000
     max_backoff_s: float = 30.0
     max_attempts: int = 5  # for non-transient database errors; transient ones retry until stopped
     extra_kafka: dict[str, object] = field(default_factory=dict)
@@ -61,30 +61,18 @@ class ProjectorConfig:
         return kinds
 
 
-class _Positions(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, projector: Projector) -> None:
-        self.projector = projector
-
-    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
-        async with self.projector.batch_lock:  # let the batch in flight commit first
-            for tp in revoked:
-                self.projector.positions.pop((tp.topic, tp.partition), None)
-
-    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
-        await self.projector.seek_to_stored(list(assigned))
-
-
 class Projector:
     def __init__(self, config: ProjectorConfig, registry: CollectorRegistry | None = None) -> None:
         self.config = config
         self.metrics = ProjectorMetrics(registry)
         self.kinds = config.kinds()
-        self.batch_lock = asyncio.Lock()
         self.positions: dict[tuple[str, int], int] = {}  # next offsets as stored in the database
         self.batches = 0
         self._pool: asyncpg.Pool | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._db_ok = False
+        self._stop: asyncio.Event | None = None
+        self.dropped = 0  # records fetched below the stored offset (never applied twice)
 
     # --- database --------------------------------------------------------------------------------------
     async def _pool_ready(self) -> asyncpg.Pool:
@@ -134,7 +122,7 @@ class Projector:
         async def read(conn: asyncpg.Connection) -> dict[tuple[str, int], int]:
             return await stored_offsets(conn, self.config.group, [(tp.topic, tp.partition) for tp in partitions])
 
-        stored = await self._with_db_retry("reading stored offsets", None, read)
+        stored = await self._with_db_retry("reading stored offsets", self._stop, read)
         assert isinstance(stored, dict) and self._consumer is not None
         for tp in partitions:
             offset = stored.get((tp.topic, tp.partition))
@@ -186,28 +174,56 @@ class Projector:
                 self.metrics.lag.labels(group=self.config.group, topic=tp.topic,
                                         partition=str(tp.partition)).set(max(high - pos, 0))
 
+    async def _partitions(self) -> list[TopicPartition]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.config.bootstrap, client_id=f"projector-{self.config.group}")
+        await admin.start()
+        try:
+            described = await admin.describe_topics(sorted(self.kinds))
+        finally:
+            await admin.close()
+        missing = sorted(t["topic"] for t in described if t.get("error_code") or not t.get("partitions"))
+        if missing:
+            raise ConsumerError(f"topics do not exist: {', '.join(missing)} (provision them: python -m infra "
+                                "provision; the broker does not auto-create topics)")
+        return sorted((TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]),
+                      key=lambda tp: (tp.topic, tp.partition))
+
+    async def _assign(self, consumer: AIOKafkaConsumer) -> None:
+        tps = await self._partitions()
+        consumer.assign(tps)
+        await self.seek_to_stored(tps)
+
+    def _fresh(self, fetched: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+               ) -> list[ConsumerRecord[bytes, bytes]]:
+        """Records at or after the stored position (a stale fetch below it is dropped, not re-applied)."""
+        out = []
+        for tp, recs in fetched.items():
+            start = self.positions.get((tp.topic, tp.partition), 0)
+            keep = [r for r in recs if r.offset >= start]
+            self.dropped += len(recs) - len(keep)
+            out += keep
+        return out
+
     async def run(self, stop: asyncio.Event) -> None:
         """Project until ``stop`` is set; the batch in progress is finished first."""
         cfg = self.config
+        self._stop = stop
         runner = None
         if cfg.metrics_port:
             runner = await serve(metrics_app(self.metrics, self.ready), cfg.metrics_host, cfg.metrics_port)
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=cfg.bootstrap, group_id=cfg.group, enable_auto_commit=False,
-            auto_offset_reset="earliest", session_timeout_ms=cfg.session_timeout_ms,
-            heartbeat_interval_ms=max(cfg.session_timeout_ms // 4, 100), client_id=f"projector-{cfg.group}",
-            **cfg.extra_kafka)  # type: ignore[arg-type]
-        consumer = self._consumer
+        self._consumer = consumer = AIOKafkaConsumer(
+            bootstrap_servers=cfg.bootstrap, group_id=None, enable_auto_commit=False,
+            auto_offset_reset="earliest", client_id=f"projector-{cfg.group}", **cfg.extra_kafka)  # type: ignore[arg-type]
         try:
-            await self._with_db_retry("connecting", stop, lambda conn: conn.fetchval("SELECT 1"))
-            consumer.subscribe(topics=sorted(self.kinds), listener=_Positions(self))
             await consumer.start()
+            await self._assign(consumer)
             while not stop.is_set():
                 fetched = await consumer.getmany(timeout_ms=cfg.batch_timeout_ms, max_records=cfg.batch_size)
-                records = [r for recs in fetched.values() for r in recs]
+                records = self._fresh(fetched)
                 if records:
-                    async with self.batch_lock:
-                        await self.apply(plan_batch(records, self.kinds), stop)
+                    log.debug("batch: %s", {f"{tp.topic}[{tp.partition}]": (recs[0].offset, recs[-1].offset)
+                                            for tp, recs in fetched.items()})
+                    await self.apply(plan_batch(records, self.kinds), stop)
                     if cfg.pause_ms:
                         try:
                             await asyncio.wait_for(stop.wait(), timeout=cfg.pause_ms / 1000)
