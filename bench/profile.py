@@ -4,6 +4,7 @@ engine.process + the JSON the agents publish) run in-process over the same event
 from __future__ import annotations
 
 import cProfile
+import inspect
 import json
 import pstats
 import time
@@ -18,6 +19,15 @@ from events.topics import EVENT_PARTITIONS
 from streams import engine
 from streams.domains import domains
 from streams.ingest import Accepted, classify
+
+
+def _classify_takes_university() -> bool:
+    """streams.ingest.classify(raw, topic, seen) became classify(raw, university, seen); support both."""
+    return list(inspect.signature(classify).parameters)[1] == "university"
+
+
+def _classify_arg(topic: str) -> str:
+    return topic.removeprefix("alliance.ingest.") if _classify_takes_university() else topic
 
 
 @dataclass(frozen=True)
@@ -40,7 +50,7 @@ def pure_path(items: Sequence[Item], batch: int = 1000) -> int:
         chunk = items[start:start + batch]
         canonical: list[tuple[int, bytes]] = []
         for it in chunk:  # ingest agent
-            result = classify(it.value, it.topic, seen.__contains__)
+            result = classify(it.value, _classify_arg(it.topic), seen.__contains__)
             if isinstance(result, Accepted):
                 seen.add(str(result.event.event_id))
                 canonical.append((zlib.crc32(result.event.key) % EVENT_PARTITIONS, encode(result.event)))
@@ -130,7 +140,7 @@ def by_area(items: Sequence[Item]) -> dict[str, float]:
         c0 = time.perf_counter()
         acc = []
         for it in chunk:
-            r = classify(it.value, it.topic, seen.__contains__)
+            r = classify(it.value, _classify_arg(it.topic), seen.__contains__)
             if isinstance(r, Accepted):
                 seen.add(str(r.event.event_id))
                 acc.append(r.event)

@@ -47,6 +47,13 @@ async def _tables(conn: asyncpg.Connection) -> list[str]:
     return [r["table_name"] for r in rows if r["table_name"] not in BOOKKEEPING]
 
 
+async def _columns(conn: asyncpg.Connection, table: str) -> str:
+    """The table's stored (non-generated) columns, quoted, for SELECT and COPY."""
+    rows = await conn.fetch("SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' "
+                            "AND table_name = $1 AND is_generated = 'NEVER' ORDER BY ordinal_position", table)
+    return ", ".join(f'"{r["column_name"]}"' for r in rows)
+
+
 async def _run(svc: Services, suffix: str, total: int, progress: Progress, limit_s: float) -> ProjectorResult:
     from consumers.migrate import migrate
     from consumers.projector import Projector, ProjectorConfig
@@ -93,7 +100,7 @@ async def _run(svc: Services, suffix: str, total: int, progress: Progress, limit
         stop.set()
         await asyncio.wait_for(task, timeout=60)
         tables = await _tables(conn)
-        contents = {t: await conn.fetch(f'SELECT * FROM "{t}"') for t in tables}
+        contents = {t: await conn.fetch(f'SELECT {await _columns(conn, t)} FROM "{t}"') for t in tables}
         rows = sum(len(v) for v in contents.values())
         share = (total - done_at_t0) / total
         rate = rows * share / seconds if seconds > 0 else 0.0
