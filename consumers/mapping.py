@@ -61,10 +61,9 @@ class RecordLike(Protocol):
 
 
 def _row(table: Table, **values: Any) -> tuple[Table, Row]:
-    unknown = set(values) - set(table.column_names)
-    if unknown:
-        raise KeyError(f"{table.name} has no column(s) {sorted(unknown)}")
-    return table, tuple(values.get(c) for c in table.column_names)
+    if not values.keys() <= table.column_set:
+        raise KeyError(f"{table.name} has no column(s) {sorted(set(values) - table.column_set)}")
+    return table, tuple(map(values.get, table.column_names))
 
 
 # --- recruitment -----------------------------------------------------------------------------------------

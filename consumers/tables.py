@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Literal
 
 Row = tuple[Any, ...]
@@ -31,9 +32,13 @@ class Table:
     columns: tuple[tuple[str, str], ...]  # (name, SQL type), in row-tuple order, key columns first
     groups: tuple[Group, ...]
 
-    @property
+    @cached_property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c for c, _ in self.columns)
+
+    @cached_property
+    def column_set(self) -> frozenset[str]:
+        return frozenset(self.column_names)
 
     @property
     def stage(self) -> str:
