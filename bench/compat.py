@@ -49,16 +49,16 @@ def apply(suffix: str) -> list[str]:
         def topic(self: Settings, name: str) -> str:
             return f"{name}{self.topic_suffix}"
 
-        Settings.topic = topic  # type: ignore[method-assign,assignment]
+        Settings.topic = topic  # type: ignore[method-assign]
         repaired.append("Settings.topic")
     if suffix and ingest_ignores_suffix():
         from streams import ingest
 
-        original = ingest.university_of
+        original = ingest.__dict__["university_of"]
 
         def university_of(topic: str) -> str:
-            return original(topic.removesuffix(suffix))
+            return str(original(topic.removesuffix(suffix)))
 
-        ingest.university_of = university_of
+        setattr(ingest, "university_of", university_of)  # noqa: B010
         repaired.append("streams.ingest.university_of")
     return repaired

@@ -19,6 +19,7 @@ from bench.kafka_io import Progress
 from bench.profile import Hotspot, hotspots, own_time_by_area
 from bench.report import BenchError, percentile
 from bench.worker import Worker, total
+from events.base import Event
 from events.reference import UNIVERSITIES
 from events.topics import AGG_PARTITIONS, INGEST_PARTITIONS, agg_topic, ingest_topic
 from streams.windows import window_counts
@@ -187,8 +188,8 @@ def latency_run(svc: Services, workers: list[Worker], suffix: str, rate: float, 
     wanted = set(per_key_sent)
     covered: dict[str, int] = {}
     lat: list[float] = []
-    for ts, key, value in sorted(records, key=lambda r: r[0]):
-        k = key.decode() if key else ""
+    for ts, raw_key, value in sorted(records, key=lambda r: r[0]):
+        k = raw_key.decode() if raw_key else ""
         if k not in wanted or value is None:
             continue
         count = int(json.loads(value)["value"].get("events", 0))
@@ -201,7 +202,7 @@ def latency_run(svc: Services, workers: list[Worker], suffix: str, rate: float, 
     return Latency(rate, n, len(lat), lat)
 
 
-def _day_key(event: workload.Event) -> str:
+def _day_key(event: Event) -> str:
     for (aggregate, dk) in window_counts(event):
         if aggregate == "windows" and "granularity=day" in dk:
             return dk

@@ -34,6 +34,10 @@ class Item:
     event: Event
 
 
+def _mk(cls: type[Event], **fields: Any) -> Event:
+    return cls.model_validate(fields)
+
+
 def _seeker(rng: random.Random) -> str:
     return "ps_" + "".join(rng.choice("0123456789abcdef") for _ in range(32))
 
@@ -65,7 +69,7 @@ def generate(n: int, seed: int = 7, day: date = date(2026, 6, 1)) -> list[Event]
             pid = f"{src}-job-{tag}-{i}"
             postings.append((src, pid))
             lo = rng.randint(3, 15) * 1000
-            ev = JobPosted(event_id=uid(), source=src, occurred_at=when(), data={
+            ev = _mk(JobPosted, event_id=uid(), source=src, occurred_at=when(), data={
                 "posting_id": pid, "employer_id": f"emp-{rng.randint(1, 400)}",
                 "employer_name": f"Employer {rng.randint(1, 400)}",
                 "employer_type": rng.choice(list(EmployerType)), "industry": rng.choice(list(Industry)),
@@ -74,55 +78,55 @@ def generate(n: int, seed: int = 7, day: date = date(2026, 6, 1)) -> list[Event]
                 "deadline": day + timedelta(days=30)})
         elif roll < 0.45:
             psrc, pid = rng.choice(postings)
-            ev = ApplicationSubmitted(event_id=uid(), source=psrc, occurred_at=when(), data={
+            ev = _mk(ApplicationSubmitted, event_id=uid(), source=psrc, occurred_at=when(), data={
                 "posting_id": pid, "application_id": f"app-{tag}-{i}", "seeker_id": rng.choice(seekers),
                 "degree": rng.choice(list(Degree))})
         elif roll < 0.52:
             psrc, pid = rng.choice(postings)
-            ev = OfferMade(event_id=uid(), source=psrc, occurred_at=when(), data={
+            ev = _mk(OfferMade, event_id=uid(), source=psrc, occurred_at=when(), data={
                 "posting_id": pid, "offer_id": f"off-{tag}-{i}", "application_id": f"app-{tag}-{i}",
                 "seeker_id": rng.choice(seekers), "salary_monthly": rng.randint(4, 20) * 1000})
         elif roll < 0.55 or not fairs:
             fid = f"{src}-fair-{tag}-{i}"
             fairs.append((src, fid))
             start = when()
-            ev = JobFairScheduled(event_id=uid(), source=src, occurred_at=start, data={
+            ev = _mk(JobFairScheduled, event_id=uid(), source=src, occurred_at=start, data={
                 "fair_id": fid, "name": "Spring fair", "host_university": src,
                 "city": UNIVERSITIES[src].city, "venue": "Main hall", "starts_at": start,
                 "ends_at": start + timedelta(hours=6)})
         elif roll < 0.60:
             fsrc, fid = rng.choice(fairs)
-            ev = BoothRegistered(event_id=uid(), source=fsrc, occurred_at=when(), data={
+            ev = _mk(BoothRegistered, event_id=uid(), source=fsrc, occurred_at=when(), data={
                 "fair_id": fid, "booth_id": f"booth-{tag}-{i}", "employer_id": f"emp-{rng.randint(1, 400)}",
                 "employer_name": "Booth employer", "employer_type": rng.choice(list(EmployerType)),
                 "industry": rng.choice(list(Industry)), "positions_offered": rng.randint(0, 30)})
         elif roll < 0.72:
             fsrc, fid = rng.choice(fairs)
-            ev = StudentCheckedIn(event_id=uid(), source=fsrc, occurred_at=when(), data={
+            ev = _mk(StudentCheckedIn, event_id=uid(), source=fsrc, occurred_at=when(), data={
                 "fair_id": fid, "seeker_id": rng.choice(seekers)})
         elif roll < 0.75 or not mentors:
             mid = f"{src}-mentor-{tag}-{i}"
             mentors.append((src, mid))
-            ev = MentorRegistered(event_id=uid(), source=src, occurred_at=when(), data={
+            ev = _mk(MentorRegistered, event_id=uid(), source=src, occurred_at=when(), data={
                 "mentor_id": mid, "university": src, "expertise": "career_planning",
                 "industry": rng.choice(list(Industry)), "employer_type": rng.choice(list(EmployerType)),
                 "title": "Senior engineer"})
         elif roll < 0.80:
             msrc, mid = rng.choice(mentors)
-            ev = MentoringSessionHeld(event_id=uid(), source=msrc, occurred_at=when(), data={
+            ev = _mk(MentoringSessionHeld, event_id=uid(), source=msrc, occurred_at=when(), data={
                 "mentor_id": mid, "session_id": f"sess-{tag}-{i}", "topic": "interview_skills",
                 "seeker_ids": [rng.choice(seekers) for _ in range(rng.randint(1, 4))],
                 "duration_minutes": 60})
         elif roll < 0.86:
-            ev = PolicyBriefingDelivered(event_id=uid(), source=src, occurred_at=when(), data={
+            ev = _mk(PolicyBriefingDelivered, event_id=uid(), source=src, occurred_at=when(), data={
                 "seeker_id": rng.choice(seekers), "briefing_id": f"brief-{tag}-{i}", "topic": "Hukou policy"})
         elif roll < 0.91:
-            ev = CareerCounsellingHeld(event_id=uid(), source=src, occurred_at=when(), data={
+            ev = _mk(CareerCounsellingHeld, event_id=uid(), source=src, occurred_at=when(), data={
                 "seeker_id": rng.choice(seekers), "counselling_id": f"cns-{tag}-{i}",
                 "counsellor_id": f"counsellor-{rng.randint(1, 30)}"})
         else:
             _, pid = rng.choice(postings)
-            ev = JobRecommended(event_id=uid(), source=src, occurred_at=when(), data={
+            ev = _mk(JobRecommended, event_id=uid(), source=src, occurred_at=when(), data={
                 "seeker_id": rng.choice(seekers), "recommendation_id": f"rec-{tag}-{i}", "posting_id": pid})
         out.append(ev)
     return out
