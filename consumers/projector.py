@@ -213,7 +213,7 @@ class Projector:
             runner = await serve(metrics_app(self.metrics, self.ready), cfg.metrics_host, cfg.metrics_port)
         self._consumer = consumer = AIOKafkaConsumer(
             bootstrap_servers=cfg.bootstrap, group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", client_id=f"projector-{cfg.group}", **cfg.extra_kafka)  # type: ignore[arg-type]
+            auto_offset_reset="earliest", client_id=f"projector-{cfg.group}", **cfg.extra_kafka)
         try:
             await consumer.start()
             await self._assign(consumer)
