@@ -53,7 +53,6 @@ class Settings(BaseSettings):
     def bootstrap(self) -> str:
         return self.kafka_bootstrap_servers or f"127.0.0.1:{LOCAL_KAFKA_PORT}"
 
-    @property
     def topic(self, name: str) -> str:
         """The real name of registry topic ``name`` (with ``topic_suffix``)."""
         return f"{name}{self.topic_suffix}"

@@ -9,8 +9,6 @@ from events.base import Event
 from events.codec import decode
 from events.errors import EventValidationError
 
-INGEST_PREFIX = "alliance.ingest."
-
 
 @dataclass(frozen=True)
 class Accepted:
@@ -25,15 +23,10 @@ class Rejected:
     event_id: str | None = None
 
 
-def university_of(topic: str) -> str:
-    if not topic.startswith(INGEST_PREFIX):
-        raise ValueError(f"{topic!r} is not an ingest topic")
-    return topic[len(INGEST_PREFIX):]
+def classify(raw: bytes | None, university: str, seen: Callable[[str], bool]) -> Accepted | Rejected:
+    """Decide what happens to one raw record from ``university``'s ingest topic.
 
-
-def classify(raw: bytes | None, topic: str, seen: Callable[[str], bool]) -> Accepted | Rejected:
-    """Decide what happens to one raw ingest record. ``seen(event_id)`` answers the dedupe question."""
-    university = university_of(topic)
+    ``seen(event_id)`` answers the dedupe question."""
     if raw is None:
         return Rejected("malformed", "empty record value", university)
     try:
@@ -42,7 +35,8 @@ def classify(raw: bytes | None, topic: str, seen: Callable[[str], bool]) -> Acce
         return Rejected(exc.reason_code, str(exc)[:900], university)
     event_id = str(event.event_id)
     if event.source != university:
-        return Rejected("spoofed_source", f"source {event.source!r} published to {topic}", university, event_id)
+        detail = f"source {event.source!r} published to {university}'s ingest topic"
+        return Rejected("spoofed_source", detail, university, event_id)
     if seen(event_id):
         return Rejected("duplicate", f"event_id {event_id} already ingested", university, event_id)
     return Accepted(event)

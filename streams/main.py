@@ -1,16 +1,12 @@
-"""Entry module for ``faust -A streams.main worker`` (the compose deployment) and ``python -m streams``.
+"""Entry module for ``faust -A streams.main worker`` (the compose deployment).
 
-The app is built from the environment's Settings by the factory; importing this module builds it, which is
-this module's only purpose — nothing else in the package imports it.
+Importing it builds the worker app (agents, tables, views, Prometheus sensors, /healthz, /readyz) from the
+environment's Settings; nothing else in the package imports it. ``python -m streams worker`` does the same.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry
-
 from infra.settings import load_settings
-from streams.app import create_app
+from streams.worker import build_worker_app
 
-settings = load_settings()
-registry = CollectorRegistry()
-app = create_app(settings, registry=registry, web_port=settings.web_port)
+app = build_worker_app(load_settings())

@@ -18,7 +18,8 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from events.codec import decode, encode
-from events.topics import PARTIALS_TOPIC, agg_topic, family_topic
+from events.reference import UNIVERSITIES
+from events.topics import PARTIALS_TOPIC, agg_topic, family_topic, ingest_topic
 from infra.observability import PipelineMetrics
 from streams import engine, rollup
 from streams.domains import Domain
@@ -51,8 +52,10 @@ class Pipeline:
     metrics: PipelineMetrics | None = None
     last_batch_at: dict[str, float] = field(default_factory=dict)
     events_processed: dict[str, int] = field(default_factory=dict)
+    university_of: dict[str, str] = field(default_factory=dict)  # ingest topic -> university code
 
     def __post_init__(self) -> None:
+        self.university_of = {self.topic(ingest_topic(u)): u for u in UNIVERSITIES}
         if self.registry is not None and self.metrics is None:
             self.metrics = PipelineMetrics(self.registry)
 
@@ -73,7 +76,7 @@ class Pipeline:
         m = self.metrics
         for ev in batch:
             msg = ev.message
-            result = classify(ev.value, msg.topic, lambda eid: eid in fresh or self.seen.get(eid) is not None)
+            result = classify(ev.value, self.university_of[msg.topic], lambda eid: eid in fresh or eid in self.seen)
             if isinstance(result, Accepted):
                 event = result.event
                 event_id = str(event.event_id)

@@ -29,13 +29,12 @@ def parse_dimkey(key: str) -> dict[str, str]:
 
 
 def diff(old: Contributions, new: Contributions) -> Contributions:
-    """new - old, per (aggregate, dimkey) and metric; zero entries dropped."""
+    """new - old, per (aggregate, dimkey) and metric; keys whose metrics all stay the same are dropped."""
     out: Contributions = {}
     for k in old.keys() | new.keys():
         o, n = old.get(k, {}), new.get(k, {})
         d = {m: n.get(m, 0) - o.get(m, 0) for m in o.keys() | n.keys()}
-        d = {m: v for m, v in d.items() if v}
-        if d:
+        if any(d.values()):  # zero metrics stay, so every published record carries every metric
             out[k] = d
     return out
 

@@ -10,6 +10,7 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry
 
+from infra.observability import FAUST_SENSOR_PREFIX
 from infra.settings import Settings, load_settings
 from streams.app import create_app
 
@@ -17,7 +18,7 @@ from streams.app import create_app
 def build_worker_app(settings: Settings, *, web_port: int | None = None) -> faust.App:
     registry = CollectorRegistry()
     app = create_app(settings, registry=registry, web_port=web_port or settings.web_port)
-    setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
+    setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix=FAUST_SENSOR_PREFIX)
 
     @app.page("/healthz")
     class Health(View):

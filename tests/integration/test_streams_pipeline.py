@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from kafka import KafkaProducer
 
-from events.simulator import alliance_day, publish
+from events.simulator import Record, alliance_day
 from events.topics import AGGREGATES, DLQ_TOPIC, agg_topic
 from infra.processes import free_port
 from infra.settings import PROJECT_ROOT
@@ -28,6 +29,16 @@ from tests.oracle import accepted_events, expected_aggregates, expected_rejects
 pytestmark = pytest.mark.integration
 
 INVALID_REASONS = {"invalid", "unknown_type", "malformed", "oversized"}
+
+
+def _publish(records: list[Record], bootstrap: str) -> int:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    try:
+        futures = [producer.send(r.topic, r.value, key=r.key) for r in records]
+        producer.flush(timeout=60)
+        return sum(1 for f in futures if f.get(timeout=30))
+    finally:
+        producer.close(timeout=10)
 
 
 def _start_worker(bootstrap: str, suffix: str, app_id: str, port: int) -> subprocess.Popen[bytes]:
@@ -108,7 +119,7 @@ async def test_alliance_day_aggregates_match_independent_expectation(kafka_boots
     port = free_port()
     worker = _start_worker(kafka_bootstrap, suffix, f"streams-{unique}", port)
     try:
-        sent = publish([replace(r, topic=r.topic + suffix) for r in records], kafka_bootstrap)
+        sent = _publish([replace(r, topic=r.topic + suffix) for r in records], kafka_bootstrap)
         assert sent == len(records)
         agg_topics = [agg_topic(name) + suffix for name in AGGREGATES]
         dlq = DLQ_TOPIC + suffix
@@ -127,6 +138,8 @@ async def test_alliance_day_aggregates_match_independent_expectation(kafka_boots
             return out
 
         def done(state: dict[str, dict[str, Any]]) -> bool:
+            if worker.poll() is not None:
+                raise AssertionError(f"the worker exited with {worker.returncode}; see its log in .local/test/")
             actual = actual_of(state)
             return all(not _matches(actual[n], expected[n]) for n in AGGREGATES) and \
                 len(state[dlq]) >= sum(rejects.values())

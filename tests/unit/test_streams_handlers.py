@@ -50,19 +50,19 @@ def fold(events: list[Event]) -> dict[str, object]:
 def test_classify_accepts_valid_and_rejects_duplicate_spoofed_and_bad() -> None:
     e = posted()
     seen: set[str] = set()
-    first = classify(e.to_json(), "alliance.ingest.scu", seen.__contains__)
+    first = classify(e.to_json(), "scu", seen.__contains__)
     assert isinstance(first, Accepted) and first.event == e
     seen.add(str(e.event_id))
-    dup = classify(e.to_json(), "alliance.ingest.scu", seen.__contains__)
+    dup = classify(e.to_json(), "scu", seen.__contains__)
     assert isinstance(dup, Rejected) and dup.reason == "duplicate" and dup.event_id == str(e.event_id)
-    spoof = classify(posted(pid="x-1").to_json(), "alliance.ingest.cqu", seen.__contains__)
+    spoof = classify(posted(pid="x-1").to_json(), "cqu", seen.__contains__)
     assert isinstance(spoof, Rejected) and spoof.reason == "spoofed_source" and spoof.university == "cqu"
-    bad = classify(b'{"type": "recruitment.job_posted"', "alliance.ingest.scu", seen.__contains__)
+    bad = classify(b'{"type": "recruitment.job_posted"', "scu", seen.__contains__)
     assert isinstance(bad, Rejected) and bad.reason == "malformed"
     retyped = e.to_json().replace(b'"positions":3', b'"positions":"3"')
-    wrong = classify(retyped, "alliance.ingest.scu", set().__contains__)
+    wrong = classify(retyped, "scu", set().__contains__)
     assert isinstance(wrong, Rejected) and wrong.reason == "invalid" and "data.positions" in wrong.detail
-    assert isinstance(classify(None, "alliance.ingest.scu", seen.__contains__), Rejected)
+    assert isinstance(classify(None, "scu", seen.__contains__), Rejected)
 
 
 # ---------------------------------------------------------------- recruitment merge rules
