@@ -49,7 +49,8 @@ def _cmd_provision(_: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from infra.run import run_main_job
 
-    return run_main_job(load_settings(), duration=args.duration, keep=args.keep, events=args.events)
+    return run_main_job(load_settings(), duration=args.duration, keep=args.keep, events=args.events,
+                        workers=args.workers, fresh=not args.keep_data, seed=args.seed)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", type=float, default=0.0,
                      help="seconds to keep running after the demo (0 = stop when the demo is processed)")
     run.add_argument("--keep", action="store_true", help="leave broker and database running afterwards")
+    run.add_argument("--keep-data", action="store_true",
+                     help="keep the local broker/database state of earlier runs (default: start fresh)")
+    run.add_argument("--workers", type=int, default=1, choices=range(1, 9), metavar="N",
+                     help="Faust workers to run (default 1)")
+    run.add_argument("--seed", type=int, default=None, help="simulator seed (default: random)")
     run.set_defaults(func=_cmd_run)
     return parser
 

@@ -1,0 +1,177 @@
+"""The main job (``make run`` = ``python -m infra run``): the whole backbone on one machine.
+
+1. local Kafka (KRaft) and PostgreSQL (unless ALLIANCE_* point at existing servers; --fresh resets local state)
+2. topics from the registry, read-model migrations
+3. Faust worker(s) and the PostgreSQL projector, as separate processes (logs in .local/logs/)
+4. a realistic alliance day from the simulator (all universities and families, with duplicates,
+   out-of-order and bad records), published to the ingest topics with progress output
+5. waits until the workers have processed it and the projector has caught up, then prints what the
+   portals see (read-model queries), the rejects by reason, and where to look (views, metrics)
+6. stops everything cleanly (workers, projector, then broker and database unless --keep)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import sys
+import time
+from collections import Counter
+
+from infra.errors import InfraError
+from infra.local import LocalStack
+from infra.processes import free_port
+from infra.services import Service, freshness, metric_sum, projector, worker
+from infra.settings import Settings
+from infra.topics import provision
+
+
+def _progress(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // max(total, 1)
+    end = "\n" if done >= total else ""
+    line = f"[run] publishing [{'=' * filled}{' ' * (width - filled)}] {done}/{total}"
+    if sys.stderr.isatty():
+        print(f"\r{line}", end=end, file=sys.stderr, flush=True)
+    elif done >= total or done % 5000 == 0:
+        print(line, file=sys.stderr, flush=True)
+
+
+def _wait(what: str, check: object, timeout: float, services: list[Service]) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        for s in services:
+            if not s.alive():
+                raise InfraError(f"{s.name} exited; see {s.log}")
+        ok, status = check()  # type: ignore[operator]
+        if status != last:
+            print(f"[run] {what}: {status}", flush=True)
+            last = status
+        if ok:
+            return
+        time.sleep(1.0)
+    raise InfraError(f"timed out after {timeout:.0f}s waiting for {what} ({last})")
+
+
+async def _projector_position(settings: Settings) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(settings.dsn)
+    try:
+        return int(await conn.fetchval("SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets") or 0)
+    finally:
+        await conn.close()
+
+
+def _end_offsets(settings: Settings, topics: list[str]) -> int:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap)
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
+        return int(sum(consumer.end_offsets(tps).values()))
+    finally:
+        consumer.close()
+
+
+async def _report(settings: Settings) -> None:
+    import asyncpg
+
+    from consumers.queries import format_table, run_query
+
+    conn = await asyncpg.connect(settings.dsn)
+    try:
+        for name, limit in (("open-postings", 8), ("fairs", 5), ("mentors", 6), ("service-guarantee", 10)):
+            rows = await run_query(conn, name, limit=limit)
+            print(f"\n== {name} (read model, first {limit}) ==\n{format_table(rows)}")
+    finally:
+        await conn.close()
+
+
+def run_main_job(settings: Settings, *, events: int = 20000, duration: float = 0.0, keep: bool = False,
+                 workers: int = 1, fresh: bool = True, seed: int | None = None) -> int:
+    from consumers.migrate import migrate
+    from events.simulate_cli import publish
+    from events.simulator import alliance_day
+    from events.topics import AGGREGATES, Family, agg_topic, family_topic
+
+    stack = LocalStack(settings)
+    if fresh:
+        stack.down()
+        for svc in (stack.kafka, stack.postgres):
+            if svc is not None:
+                shutil.rmtree(svc.home / "data", ignore_errors=True)
+    log_dir = settings.local_dir / "logs"
+    services: list[Service] = []
+    started = time.monotonic()
+    try:
+        stack.up()
+        report = provision(settings.bootstrap, replication_factor=settings.replication_factor,
+                           suffix=settings.topic_suffix)
+        print(f"[run] topics: {len(report.created)} created, {len(report.existing)} already present", flush=True)
+        applied = asyncio.run(migrate(settings.dsn))
+        print(f"[run] migrations: {len(applied)} applied", flush=True)
+
+        workers_ = [worker(i, settings, log_dir) for i in range(workers)]
+        proj = projector(settings, log_dir, free_port() if settings.metrics_port == 0 else settings.metrics_port + 1)
+        services = [*workers_, proj]
+        for s in services:
+            s.start(settings)
+        for s in services:
+            s.wait_ready(timeout=120)
+        print("[run] workers and projector ready", flush=True)
+
+        seed = random.randrange(1_000_000) if seed is None else seed
+        records = alliance_day(seed=seed, scale=events / 20000)
+        kinds = Counter(r.kind for r in records)
+        print(f"[run] alliance day (seed {seed}): {len(records)} records "
+              + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())), flush=True)
+        t0 = time.monotonic()
+        publish(records, settings.bootstrap, progress=_progress)
+        published_s = time.monotonic() - t0
+        accepted = kinds["valid"]
+
+        def streams_done() -> tuple[bool, str]:
+            f = freshness(workers_)
+            return (f.get("ingest", 0) >= len(records) and f.get("tables", 0) >= accepted,
+                    f"ingested {f.get('ingest', 0)}/{len(records)}, tables {f.get('tables', 0)}/{accepted}")
+
+        _wait("stream processing", streams_done, 600, services)
+        processed_s = time.monotonic() - t0
+        projected = [settings.topic(family_topic(f)) for f in Family] + \
+                    [settings.topic(agg_topic(n)) for n in AGGREGATES]
+
+        def projector_done() -> tuple[bool, str]:
+            end = _end_offsets(settings, projected)
+            pos = asyncio.run(_projector_position(settings))
+            return pos >= end, f"stored offsets {pos}/{end}"
+
+        _wait("read model", projector_done, 600, services)
+        print(f"[run] {len(records)} records published in {published_s:.1f}s, processed in {processed_s:.1f}s, "
+              f"read model caught up after {time.monotonic() - t0:.1f}s", flush=True)
+
+        asyncio.run(_report(settings))
+        rejected = metric_sum(workers_[0], "alliance_events_rejected_total") if workers == 1 else {}
+        if rejected:
+            by_reason: Counter[str] = Counter()
+            for labels, value in rejected.items():
+                by_reason[labels.split('reason="')[1].split('"')[0]] += int(value)
+            print("\n== rejected to alliance.dlq by reason ==\n" +
+                  "\n".join(f"  {r:15} {n}" for r, n in sorted(by_reason.items()) if n))
+        w = workers_[0].port
+        print(f"\n[run] worker views: http://127.0.0.1:{w}/aggregates/postings-by-segment/  /freshness/  /metrics"
+              f"\n[run] projector metrics: http://127.0.0.1:{proj.port}/metrics"
+              f"\n[run] portal queries: .venv/bin/python -m consumers query open-postings --university scu")
+        if duration > 0:
+            print(f"[run] keeping the stack up for {duration:.0f}s (Ctrl-C to stop)", flush=True)
+            time.sleep(duration)
+        return 0
+    finally:
+        for s in reversed(services):
+            code = s.stop()
+            print(f"[run] {s.name} stopped (exit {code})", flush=True)
+        if not keep:
+            stack.down()
+        print(f"[run] done in {time.monotonic() - started:.0f}s", flush=True)
