@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)
-	$(VENV)/bin/python -m infra bench $(ARGS)
+	$(VENV)/bin/python -m bench $(ARGS)
 
 clean:
 	-$(VENV)/bin/python -m infra down

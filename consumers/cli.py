@@ -45,8 +45,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         asyncio.run(migrate(settings.dsn))
     config = ProjectorConfig(
         bootstrap=settings.bootstrap, dsn=settings.dsn, group=args.group,
-        event_topics=tuple(args.events_topic or [family_topic(f) for f in Family]),
-        agg_topics=tuple(args.agg_topic or [agg_topic(n) for n in AGGREGATES]),
+        event_topics=tuple(args.events_topic or [settings.topic(family_topic(f)) for f in Family]),
+        agg_topics=tuple(args.agg_topic or [settings.topic(agg_topic(n)) for n in AGGREGATES]),
         batch_size=args.batch_size, batch_timeout_ms=args.batch_timeout_ms, pause_ms=args.pause_ms,
         metrics_port=settings.metrics_port if args.metrics_port is None else args.metrics_port,
     )

@@ -253,8 +253,9 @@ class RecordError(ValueError):
 
 
 def aggregate_of_topic(topic: str) -> str:
-    """``alliance.agg.fairs`` (or a test topic ``x.agg.fairs``) -> ``fairs``."""
-    name = topic.rsplit(".", 1)[-1]
+    """``alliance.agg.fairs`` (or ``x.agg.fairs``, or with a topic suffix ``alliance.agg.fairs.staging``)
+    -> ``fairs``. Aggregate names have no dots, so the first segment after ``.agg.`` is the name."""
+    name = topic.split(".agg.", 1)[-1].split(".", 1)[0]
     if name not in AGGREGATES:
         raise ValueError(f"topic {topic!r} does not end in an aggregate name ({', '.join(AGGREGATES)})")
     return name

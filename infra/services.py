@@ -29,7 +29,8 @@ class Service:
     def start(self, settings: Settings) -> None:
         env = {**os.environ, "ALLIANCE_KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap,
                "ALLIANCE_DATABASE_URL": settings.dsn, "ALLIANCE_TOPIC_SUFFIX": settings.topic_suffix,
-               "ALLIANCE_APP_ID": settings.app_id, "PYTHONUNBUFFERED": "1"}
+               "ALLIANCE_APP_ID": settings.app_id, "ALLIANCE_LOCAL_DIR": str(settings.local_dir),
+               "PYTHONUNBUFFERED": "1"}
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen([sys.executable, *self.argv], env=env, cwd=PROJECT_ROOT, stdout=out,

@@ -44,11 +44,14 @@ def create_app(
 ) -> faust.App:
     """Build the worker app (topic names get ``settings.topic_suffix``)."""
     n = settings.topic
+    datadir = settings.local_dir / "faust" / (app_id or settings.app_id)
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
 
     app = faust.App(
         app_id or settings.app_id,
         broker=broker_url(settings.bootstrap),
         store="memory://",
+        datadir=str(datadir),
         topic_replication_factor=settings.replication_factor,
         topic_allow_declare=True,  # only faust's own changelog topics; ours come from the registry
         producer_acks=-1,

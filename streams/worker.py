@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import cast
 
 import faust
+from aiohttp import web
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
-from prometheus_client import CollectorRegistry
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from infra.observability import FAUST_SENSOR_PREFIX
 from infra.settings import Settings, load_settings
@@ -16,9 +18,19 @@ from streams.app import create_app
 
 
 def build_worker_app(settings: Settings, *, web_port: int | None = None) -> faust.App:
+    """The worker app with two registries: the pipeline's alliance_* metrics at /metrics (clean for
+    ``promtool check metrics``) and faust's own sensors at /metrics/faust (faust names them itself, e.g.
+    faust_events_runtime_ms, which promtool's unit lint flags)."""
     registry = CollectorRegistry()
     app = create_app(settings, registry=registry, web_port=web_port or settings.web_port)
-    setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix=FAUST_SENSOR_PREFIX)
+    setup_prometheus_sensors(app, pattern="/metrics/faust", registry=CollectorRegistry(),
+                             name_prefix=FAUST_SENSOR_PREFIX)
+
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            body = generate_latest(registry)
+            return cast(Response, web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST}))
 
     @app.page("/healthz")
     class Health(View):

@@ -166,3 +166,12 @@ def test_migrations_are_numbered_and_a_duplicate_version_is_named(tmp_path: Path
     (tmp_path / "2_bad.sql").write_text("SELECT 3;")
     with pytest.raises(MigrationError, match=r"2_bad\.sql"):
         discover(tmp_path)
+
+
+def test_aggregate_of_topic_understands_topic_suffixes() -> None:
+    from consumers.mapping import aggregate_of_topic
+
+    assert aggregate_of_topic("alliance.agg.posting-funnel") == "posting-funnel"
+    assert aggregate_of_topic("alliance.agg.fairs.staging-2") == "fairs"
+    with pytest.raises(ValueError):
+        aggregate_of_topic("alliance.agg.unknown")

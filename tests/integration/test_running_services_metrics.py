@@ -1,0 +1,79 @@
+"""A running Faust worker and a running projector (real processes) are scraped: both /metrics pass
+``promtool check metrics``, carry the pipeline's series, and answer /healthz and /readyz."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from kafka import KafkaProducer
+from pydantic import SecretStr
+
+from consumers.migrate import migrate
+from events.simulator import alliance_day
+from infra.processes import free_ports
+from infra.services import Service, freshness, metric_sum, projector, worker
+from infra.settings import Settings
+from infra.tools import promtool
+from infra.topics import provision
+
+pytestmark = pytest.mark.integration
+
+
+def _wait(check: object, timeout: float, what: str, services: list[Service]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert all(s.alive() for s in services), f"a service died while waiting for {what}"
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_worker_and_projector_metrics_are_clean_and_live(
+    kafka_bootstrap: str, pg_dsn: str, unique: str, settings: Settings
+) -> None:
+    web_port, metrics_port = free_ports(2)
+    cfg = settings.model_copy(update={
+        "database_url": SecretStr(pg_dsn), "topic_suffix": f".m{unique}", "app_id": f"metrics-{unique}",
+        "web_port": web_port})
+    provision(kafka_bootstrap, suffix=cfg.topic_suffix)
+    await migrate(pg_dsn)
+    log_dir = cfg.local_dir / "logs"
+    w, p = worker(0, cfg, log_dir), projector(cfg, log_dir, metrics_port)
+    services = [w, p]
+    try:
+        for s in services:
+            s.start(cfg)
+        for s in services:
+            s.wait_ready(timeout=120)
+        records = alliance_day(seed=5, scale=0.01)
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        for r in records:
+            producer.send(r.topic + cfg.topic_suffix, r.value, key=r.key)
+        producer.flush(timeout=30)
+        producer.close()
+        valid = sum(r.kind == "valid" for r in records)
+        _wait(lambda: freshness([w]).get("tables", 0) >= valid, 120, "the worker", services)
+        _wait(lambda: sum(metric_sum(p, "alliance_projector_events_total").values()) >= valid, 120,
+              "the projector", services)
+
+        for svc, must_have in ((w, ["alliance_events_ingested_total", "alliance_events_rejected_total",
+                                    "alliance_event_latency_seconds_bucket", "alliance_table_keys"]),
+                               (p, ["alliance_projector_batch_rows_bucket", "alliance_projector_rows_total",
+                                    "alliance_consumer_lag_messages"])):
+            status, body = svc.get("/metrics")
+            assert status == 200
+            for name in must_have:
+                assert f"\n{name}" in body, (svc.name, name)
+            check = promtool("check", "metrics", stdin=body)
+            assert check.returncode == 0, (svc.name, check.stdout, check.stderr)
+            assert svc.get("/healthz")[0] == 200 and svc.get("/readyz")[0] == 200
+
+        ingested = metric_sum(w, "alliance_events_ingested_total")
+        assert int(sum(ingested.values())) == valid
+        status, faust_body = w.get("/metrics/faust")
+        assert status == 200 and "faust_messages_received" in faust_body
+    finally:
+        for s in services:
+            s.stop()
