@@ -67,6 +67,8 @@ def services(home: Path = BENCH_ROOT) -> Iterator[Services]:
             pg.stop()
         if broker is not None or pg is not None:
             shutil.rmtree(run_dir, ignore_errors=True)
+        for datadir in (PROJECT_ROOT / ".local" / "faust").glob(f"bench-{run_id}-*"):  # faust table state
+            shutil.rmtree(datadir, ignore_errors=True)
 
 
 def provision_run(bootstrap: str, suffix: str, ingest_partitions: int = INGEST_PARTITIONS,
