@@ -10,6 +10,7 @@ the domain's own merge rules.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 State = dict[str, Any]
@@ -21,7 +22,12 @@ ALL = "*"
 
 def dimkey(dims: Mapping[str, str]) -> str:
     """Stable key of a dimension combination: ``city=chengdu|industry=finance``."""
-    return "|".join(f"{k}={dims[k]}" for k in sorted(dims))
+    return _dimkey(tuple(dims.items()))
+
+
+@lru_cache(maxsize=65536)
+def _dimkey(items: tuple[tuple[str, str], ...]) -> str:  # the hot path: a few thousand distinct combinations
+    return "|".join(f"{k}={v}" for k, v in sorted(items))
 
 
 def parse_dimkey(key: str) -> dict[str, str]:

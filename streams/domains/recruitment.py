@@ -12,7 +12,7 @@ from typing import Any
 from events import recruitment as r
 from events.base import Event
 from streams.domains import Domain
-from streams.state import Contributions, State, ratio, with_all
+from streams.state import Contributions, State, dimkey, ratio, with_all
 
 UPDATABLE = ("title", "positions", "salary_min", "salary_max", "deadline")
 SEGMENT = ("industry", "city", "employer_type")
@@ -94,8 +94,6 @@ def is_open(state: State) -> bool:
 def contributions(state: State) -> Contributions:
     if state.get("kind") != "posting" or not state.get("posted"):
         return {}
-    from streams.state import dimkey
-
     open_ = is_open(state)
     positions = state["fields"]["positions"][0] if open_ else 0
     values = {"postings_total": 1, "open_postings": int(open_), "open_positions": positions}
