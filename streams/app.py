@@ -10,7 +10,11 @@ Agents (explicitly named):
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
+from typing import cast
+
 import faust
+from faust.types import EventT
 from prometheus_client import CollectorRegistry
 
 from events.reference import UNIVERSITIES
@@ -66,10 +70,16 @@ def create_app(
         producer_max_batch_size=512 * 1024,
         table_cleanup_interval=60.0,
     )
-    raw = {"key_serializer": "raw", "value_serializer": "raw"}
-    ingest = app.topic(*[n(ingest_topic(u)) for u in UNIVERSITIES], **raw)
-    families = app.topic(*[n(family_topic(f)) for f in Family], **raw)
-    partials_topic = app.topic(n(PARTIALS_TOPIC), **raw)
+    def raw_topic(*names: str) -> faust.TopicT:
+        return app.topic(*names, key_serializer="raw", value_serializer="raw")
+
+    def batches(stream: faust.StreamT[bytes]) -> AsyncIterator[Sequence[EventT[bytes]]]:
+        # take_events exists on faust.Stream but is missing from faust's StreamT type
+        return cast(faust.Stream[bytes], stream).take_events(batch_size, within=batch_within)
+
+    ingest = raw_topic(*[n(ingest_topic(u)) for u in UNIVERSITIES])
+    families = raw_topic(*[n(family_topic(f)) for f in Family])
+    partials_topic = raw_topic(n(PARTIALS_TOPIC))
 
     seen = app.Table("ingest-seen", partitions=INGEST_PARTITIONS, default=None)
     states = app.Table("entity-state", partitions=EVENT_PARTITIONS, default=None)
@@ -84,17 +94,17 @@ def create_app(
 
     @app.agent(ingest, name="ingest")
     async def ingest_agent(stream: faust.StreamT[bytes]) -> None:
-        async for batch in stream.take_events(batch_size, within=batch_within):
+        async for batch in batches(stream):
             await pipeline.ingest(batch)
 
     @app.agent(families, name="tables")
     async def tables_agent(stream: faust.StreamT[bytes]) -> None:
-        async for batch in stream.take_events(batch_size, within=batch_within):
+        async for batch in batches(stream):
             await pipeline.tables(batch)
 
     @app.agent(partials_topic, name="rollup")
     async def rollup_agent(stream: faust.StreamT[bytes]) -> None:
-        async for batch in stream.take_events(batch_size, within=batch_within):
+        async for batch in batches(stream):
             await pipeline.rollup(batch)
 
     from streams.views import register_views

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from faust.types import EventT, TableT
 from prometheus_client import CollectorRegistry
 
 from events.codec import decode, encode
@@ -29,7 +30,7 @@ from streams.state import Values
 Headers = list[tuple[str, bytes]]
 
 
-def put(table: faust.Table, partition: int, key: str, value: Any) -> None:
+def put(table: TableT[str, Any], partition: int, key: str, value: Any) -> None:
     table.data[key] = value
     table.send_changelog(partition, key, value)
 
@@ -42,10 +43,10 @@ def _json(obj: Any) -> bytes:
 class Pipeline:
     app: faust.App
     registry: CollectorRegistry | None
-    seen: faust.Table
-    states: faust.Table
-    partials: faust.Table
-    rollups: faust.Table
+    seen: TableT[str, Any]
+    states: TableT[str, Any]
+    partials: TableT[str, Any]
+    rollups: TableT[str, Any]
     domains: dict[str, Domain]
     topic: Callable[[str], str]
     dlq: str
@@ -70,7 +71,7 @@ class Pipeline:
             self.metrics.observe_batch(agent, n)
 
     # ------------------------------------------------------------------ ingest
-    async def ingest(self, batch: Sequence[faust.EventT[bytes]]) -> None:
+    async def ingest(self, batch: Sequence[EventT[bytes]]) -> None:
         futures: list[Any] = []
         fresh: set[str] = set()
         m = self.metrics
@@ -106,7 +107,7 @@ class Pipeline:
         self._done("ingest", len(batch))
 
     # ------------------------------------------------------------------ tables
-    async def tables(self, batch: Sequence[faust.EventT[bytes]]) -> None:
+    async def tables(self, batch: Sequence[EventT[bytes]]) -> None:
         items = [(ev.message.partition, decode(ev.value)) for ev in batch]
         result = engine.process(items, self.domains, self.states.get, self.partials.get)
         futures: list[Any] = []
@@ -135,7 +136,7 @@ class Pipeline:
         self._done("tables", len(batch))
 
     # ------------------------------------------------------------------ rollup
-    async def rollup(self, batch: Sequence[faust.EventT[bytes]]) -> None:
+    async def rollup(self, batch: Sequence[EventT[bytes]]) -> None:
         touched: dict[str, tuple[int, dict[str, Any]]] = {}
         for ev in batch:
             body = json.loads(ev.value)

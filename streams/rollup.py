@@ -12,9 +12,10 @@ from streams.state import State, Values, parse_dimkey
 
 
 def merge(state: State | None, aggregate: str, key: str, member: str, partial: Values, at: str) -> State:
-    s = dict(state) if state else {"aggregate": aggregate, "key": key, "members": {}, "updated_at": at}
-    s["members"] = {**s["members"], member: partial}
-    s["updated_at"] = max(at, s["updated_at"])
+    s: State = dict(state) if state else {"aggregate": aggregate, "key": key, "members": {}, "updated_at": at}
+    members: dict[str, Values] = s["members"]
+    s["members"] = {**members, member: partial}
+    s["updated_at"] = max(at, str(s["updated_at"]))
     return s
 
 

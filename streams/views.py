@@ -51,7 +51,7 @@ def register_views(app: faust.App, pipeline: Pipeline) -> None:
 
     @app.page("/entities/{key}/")
     class Entity(View):
-        @app.table_route(table=pipeline.states, match_info="key")
+        @app.table_route(table=pipeline.states, match_info="key")  # type: ignore[arg-type]  # faust omits path args
         async def get(self, request: Request, key: str) -> Response:
             state = pipeline.states.get(key)
             if state is None:

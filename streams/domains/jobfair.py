@@ -34,18 +34,18 @@ def _add(state: State, name: str, item: str) -> None:
 
 def apply(state: State | None, event: Event) -> State:
     s = dict(state) if state else _new(str(event.subject))
-    d = event.data
     if isinstance(event, j.JobFairScheduled):
-        s.update(scheduled=True, name=d.name, host_university=d.host_university, city=d.city.value,
-                 starts_at=d.starts_at.isoformat(), ends_at=d.ends_at.isoformat())
+        fair = event.data
+        s.update(scheduled=True, name=fair.name, host_university=fair.host_university, city=fair.city.value,
+                 starts_at=fair.starts_at.isoformat(), ends_at=fair.ends_at.isoformat())
     elif isinstance(event, j.BoothRegistered):
-        _add(s, "booths", d.booth_id)
+        _add(s, "booths", event.data.booth_id)
     elif isinstance(event, j.StudentCheckedIn):
-        _add(s, "seekers", d.seeker_id)
-        if d.booth_id is not None:
-            _add(s, "booths", d.booth_id)
+        _add(s, "seekers", event.data.seeker_id)
+        if event.data.booth_id is not None:
+            _add(s, "booths", event.data.booth_id)
     elif isinstance(event, j.OnSiteOfferMade):
-        _add(s, "onsite_offers", d.offer_id)
+        _add(s, "onsite_offers", event.data.offer_id)
     elif isinstance(event, j.JobFairClosed):
         s["closed"] = True
     ts = event.occurred_at.isoformat()

@@ -29,16 +29,15 @@ def _add(state: State, name: str, item: str) -> None:
 def apply(state: State | None, event: Event) -> State:
     s = dict(state) if state else {"mentor_id": event.subject, "registered": False, "sessions": [],
                                    "seekers": [], "minutes": 0, "updated_at": None}
-    d = event.data
     if isinstance(event, m.MentorRegistered):
-        s.update(registered=True, university=d.university, expertise=d.expertise.value,
-                 industry=d.industry.value)
+        s.update(registered=True, university=event.data.university, expertise=event.data.expertise.value,
+                 industry=event.data.industry.value)
     elif isinstance(event, m.MentorAssigned):
-        _add(s, "seekers", d.seeker_id)
+        _add(s, "seekers", event.data.seeker_id)
     elif isinstance(event, m.MentoringSessionHeld):
-        if d.session_id not in s["sessions"]:
-            _add(s, "sessions", d.session_id)
-            s["minutes"] = s["minutes"] + d.duration_minutes
+        if event.data.session_id not in s["sessions"]:
+            _add(s, "sessions", event.data.session_id)
+            s["minutes"] = s["minutes"] + event.data.duration_minutes
     ts = event.occurred_at.isoformat()
     s["updated_at"] = max(ts, s["updated_at"] or ts)
     return s

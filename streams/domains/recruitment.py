@@ -49,34 +49,33 @@ def apply(state: State | None, event: Event) -> State:
         s["updated_at"] = max(ts, s.get("updated_at") or ts)
         return s
     s = _copy(state) if state else _new_posting(str(event.subject))
-    d = event.data
     if isinstance(event, r.JobPosted):
         s["posted"] = True
         s["university"] = event.source
-        s["kind_of_job"] = d.kind.value
-        s["industry"], s["city"], s["employer_type"] = d.industry.value, d.city.value, d.employer_type.value
-        s["employer_id"] = d.employer_id
+        posting = event.data
+        s.update(kind_of_job=posting.kind.value, industry=posting.industry.value, city=posting.city.value,
+                 employer_type=posting.employer_type.value, employer_id=posting.employer_id)
         for f in UPDATABLE:
-            value = getattr(d, f)
+            value = getattr(posting, f)
             _set_field(s, f, value.isoformat() if f == "deadline" else value, ts)
     elif isinstance(event, r.JobPostingUpdated):
         for f in UPDATABLE:
-            value = getattr(d, f)
+            value = getattr(event.data, f)
             if value is not None:
                 _set_field(s, f, value.isoformat() if f == "deadline" else value, ts)
     elif isinstance(event, r.JobPostingClosed):
         s["closed"] = True
-        s["close_reason"] = d.reason.value
+        s["close_reason"] = event.data.reason.value
     elif isinstance(event, r.ApplicationSubmitted):
-        _add(s, "applications", d.application_id)
+        _add(s, "applications", event.data.application_id)
     elif isinstance(event, r.OfferMade):
-        _add(s, "offers", d.offer_id)
+        _add(s, "offers", event.data.offer_id)
     elif isinstance(event, r.OfferAccepted):
-        _add(s, "accepted", d.offer_id)
+        _add(s, "accepted", event.data.offer_id)
     elif isinstance(event, r.OfferDeclined):
-        _add(s, "declined", d.offer_id)
+        _add(s, "declined", event.data.offer_id)
     elif isinstance(event, r.Hired):
-        _add(s, "hired", d.seeker_id)
+        _add(s, "hired", event.data.seeker_id)
     s["updated_at"] = max(ts, s["updated_at"] or ts)
     return s
 
