@@ -36,6 +36,9 @@ TRANSIENT = (
     OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError, asyncpg.SerializationError, asyncpg.DeadlockDetectedError,
+    # a connection terminated in the middle of an operation can leave asyncpg's protocol in a broken state
+    # ("cannot switch to state ..."): the pool is rebuilt, like for any lost connection
+    asyncpg.InternalClientError,
 )
 
 

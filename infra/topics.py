@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -34,10 +35,23 @@ def provision(bootstrap: str, specs: Iterable[TopicSpec] | None = None, replicat
                 admin.create_topics(new, timeout_ms=int(timeout_s * 1000))
             except TopicAlreadyExistsError:
                 pass  # a concurrent provisioner won the race; verified below
-        _verify(admin, specs)
+        _verify_eventually(admin, specs, timeout_s)
         return ProvisionReport([s.name for s in missing], sorted(s.name for s in specs if s.name in present))
     finally:
         admin.close()
+
+
+def _verify_eventually(admin: KafkaAdminClient, specs: list[TopicSpec], timeout_s: float) -> None:
+    """Verify, retrying while the broker's metadata has not caught up with topics just created."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            _verify(admin, specs)
+            return
+        except InfraError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.25)
 
 
 def _verify(admin: KafkaAdminClient, specs: list[TopicSpec]) -> None:
