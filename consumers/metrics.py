@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class ProjectorMetrics:
@@ -33,28 +30,3 @@ class ProjectorMetrics:
             "alliance_projector_last_batch_timestamp_seconds", "Unix time of the last committed batch",
             registry=r)
 
-
-def metrics_app(metrics: ProjectorMetrics, ready: Callable[[], bool]) -> web.Application:
-    async def scrape(_: web.Request) -> web.Response:
-        body = generate_latest(metrics.registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    async def readyz(_: web.Request) -> web.Response:
-        ok = ready()
-        return web.json_response({"ready": ok}, status=200 if ok else 503)
-
-    app = web.Application()
-    app.router.add_get("/metrics", scrape)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    return app
-
-
-async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner

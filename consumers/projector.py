@@ -24,9 +24,10 @@ from prometheus_client import CollectorRegistry
 
 from consumers.errors import ConsumerError, ProjectionError
 from consumers.mapping import Plan, TopicKind, plan_batch
-from consumers.metrics import ProjectorMetrics, metrics_app, serve
+from consumers.metrics import ProjectorMetrics
 from consumers.store import apply_plan, prepare_connection, stored_offsets
 from events.topics import AGGREGATES, Family, agg_topic, family_topic
+from infra.observability import serve
 
 log = logging.getLogger("consumers.projector")
 
@@ -213,7 +214,7 @@ class Projector:
         self._stop = stop
         runner = None
         if cfg.metrics_port:
-            runner = await serve(metrics_app(self.metrics, self.ready), cfg.metrics_host, cfg.metrics_port)
+            runner = await serve(self.metrics.registry, cfg.metrics_port, ready=self.ready, host=cfg.metrics_host)
         self._consumer = consumer = AIOKafkaConsumer(
             bootstrap_servers=cfg.bootstrap, group_id=None, enable_auto_commit=False,
             auto_offset_reset="earliest", client_id=f"projector-{cfg.group}", **cfg.extra_kafka)

@@ -396,9 +396,8 @@ async def test_consumer_lag_against_the_real_broker(kafka_bootstrap: str, unique
 
 
 async def test_projector_metrics_endpoint_passes_promtool() -> None:
-    """The projector's /metrics (consumers.metrics) as served over HTTP is clean for promtool."""
-    from consumers.metrics import metrics_app
-    from consumers.metrics import serve as serve_projector
+    """The projector's /metrics (consumers.metrics, served by infra.observability.serve) is clean for promtool."""
+    from infra.observability import serve
 
     metrics = ProjectorMetrics()
     metrics.batch_rows.observe(120)
@@ -409,7 +408,7 @@ async def test_projector_metrics_endpoint_passes_promtool() -> None:
     metrics.lag.labels(group="alliance-projector", topic="alliance.events.recruitment", partition="0").set(7)
     metrics.last_batch.set_to_current_time()
     port = free_port()
-    runner = await serve_projector(metrics_app(metrics, lambda: True), "127.0.0.1", port)
+    runner = await serve(metrics.registry, port, ready=lambda: True, host="127.0.0.1")
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
             async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
