@@ -25,6 +25,7 @@ from events.topics import AGG_PARTITIONS, INGEST_PARTITIONS, agg_topic, ingest_t
 from streams.windows import window_counts
 
 POLL_S = 0.2
+STALL_S = 45.0  # no progress for this long = failure (with the worker's log)
 
 
 @dataclass
@@ -62,6 +63,7 @@ def measure_workers(workers: list[Worker], expected: int, timeout: float,
     t0: float | None = None
     tables_at_t0 = 0
     last_report = 0.0
+    last_counts, last_change = (-1, -1), time.monotonic()
     while True:
         now = time.monotonic()
         if now > deadline:
@@ -70,6 +72,11 @@ def measure_workers(workers: list[Worker], expected: int, timeout: float,
                              + "\n".join(w.log_tail(15) for w in workers))
         ingest = total(workers, "ingest")
         tables = total(workers, "tables")
+        if (ingest, tables) != last_counts:
+            last_counts, last_change = (ingest, tables), now
+        elif t0 is not None and now - last_change > STALL_S:
+            raise BenchError(f"pipeline stalled at ingest {ingest}, tables {tables} of {expected} for "
+                             f"{STALL_S:.0f}s (an agent crashed?)\n" + "\n".join(w.log_tail(20) for w in workers))
         if t0 is None and ingest > 0:
             t0, tables_at_t0 = now, tables
         if tables >= expected:
