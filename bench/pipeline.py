@@ -179,6 +179,7 @@ def latency_run(svc: Services, workers: list[Worker], suffix: str, rate: float, 
     evs = workload.generate(n, seed=11, day=LATENCY_DAY)
     its = workload.items(evs)
     keys = [_day_key(e) for e in evs]
+    wait_idle(workers, progress)
     before = sum(w.processed("tables") for w in workers)
     progress(f"  latency: {n:,} fresh events at {rate:,.0f}/s for {n / rate:.0f}s")
     sent = kafka_io.paced(svc.bootstrap, its, suffix, rate)
@@ -207,6 +208,20 @@ def latency_run(svc: Services, workers: list[Worker], suffix: str, rate: float, 
     if not lat:
         raise BenchError(f"latency run: no aggregate record of {agg_topic('windows') + suffix} matched")
     return Latency(rate, n, len(lat), lat)
+
+
+def wait_idle(workers: list[Worker], progress: Progress, quiet_s: float = 2.0, limit_s: float = 180.0) -> None:
+    """Wait until no agent of any worker has had a batch for ``quiet_s`` (the rollup drains the partials
+    backlog of the throughput run after the tables agent is done; latency measured before that is queueing)."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        docs = [w.freshness() or {} for w in workers]
+        ages = [a.get("seconds_since_last_batch", 0.0) for d in docs for a in d.values()]
+        if ages and min(ages) >= quiet_s:
+            return
+        if time.monotonic() > deadline:
+            raise BenchError(f"the workers did not go idle within {limit_s:.0f}s (last batches {ages}s ago)")
+        time.sleep(POLL_S)
 
 
 def _day_key(event: Event) -> str:

@@ -4,6 +4,7 @@ engine.process + the JSON the agents publish) run in-process over the same event
 from __future__ import annotations
 
 import cProfile
+import functools
 import inspect
 import json
 import pstats
@@ -21,6 +22,7 @@ from streams.domains import domains
 from streams.ingest import Accepted, classify
 
 
+@functools.cache
 def _classify_takes_university() -> bool:
     """streams.ingest.classify(raw, topic, seen) became classify(raw, university, seen); support both."""
     return list(inspect.signature(classify).parameters)[1] == "university"
