@@ -55,5 +55,9 @@ def main(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     app = build_worker_app(load_settings(), web_port=args.web_port)
     worker = faust.Worker(app, loglevel=args.loglevel)
+    # At -l warning or above, faust's terminal spinner sets the root logger to DEBUG so that every log
+    # call spins it; aiokafka then formats a debug record (with the value's repr) for every message sent.
+    # That costs more than the processing itself, so the spinner is switched off.
+    worker.spinner = None
     worker.execute_from_commandline()
     return 0
