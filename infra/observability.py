@@ -113,15 +113,15 @@ class PipelineMetrics:
     # Convenience recorders: they keep label values inside the fixed sets.
 
     def record_ingested(self, family: str, university: str, occurred_at: datetime | None = None,
-                        *, now: float | None = None) -> None:
+                        *, now: float | None = None, n: int = 1) -> None:
         _check(family, FAMILIES, "family")
-        self.events_ingested.labels(family=family, university=university).inc()
+        self.events_ingested.labels(family=family, university=university).inc(n)
         if occurred_at is not None:
             self.observe_event_latency(family, occurred_at, now=now)
 
-    def record_rejected(self, university: str, reason: str) -> None:
+    def record_rejected(self, university: str, reason: str, n: int = 1) -> None:
         _check(reason, REASON_CODES, "reason")
-        self.events_rejected.labels(university=university, reason=reason).inc()
+        self.events_rejected.labels(university=university, reason=reason).inc(n)
 
     def observe_event_latency(self, family: str, occurred_at: datetime, *, now: float | None = None) -> None:
         """``occurred_at`` must be timezone-aware; negative values (clock skew) are clamped to 0."""
@@ -132,9 +132,16 @@ class PipelineMetrics:
     def observe_pipeline_latency(self, stage: str, record_timestamp_ms: int | float,
                                  *, now: float | None = None) -> None:
         """``record_timestamp_ms`` is the Kafka record timestamp (milliseconds since the epoch)."""
+        self.observe_pipeline_latencies(stage, [record_timestamp_ms], now=now)
+
+    def observe_pipeline_latencies(self, stage: str, record_timestamps_ms: Iterable[int | float],
+                                   *, now: float | None = None) -> None:
+        """One observation per record of a batch (the label is resolved once)."""
         _check(stage, STAGES, "stage")
         now_s = time.time() if now is None else now
-        self.pipeline_latency.labels(stage=stage).observe(max(0.0, now_s - record_timestamp_ms / 1000.0))
+        child = self.pipeline_latency.labels(stage=stage)
+        for ts in record_timestamps_ms:
+            child.observe(max(0.0, now_s - ts / 1000.0))
 
     def record_aggregate(self, aggregate: str, n: int = 1) -> None:
         _check(aggregate, AGGREGATE_NAMES, "aggregate")

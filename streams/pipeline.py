@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -74,6 +75,8 @@ class Pipeline:
     async def ingest(self, batch: Sequence[EventT[bytes]]) -> None:
         futures: list[Any] = []
         fresh: set[str] = set()
+        ingested: Counter[tuple[str, str]] = Counter()
+        rejected: Counter[tuple[str, str]] = Counter()
         m = self.metrics
         for ev in batch:
             msg = ev.message
@@ -86,9 +89,7 @@ class Pipeline:
                 headers = [("x-alliance-ingest-topic", msg.topic.encode()),
                            ("x-alliance-ingest-offset", str(msg.offset).encode())]
                 await self._send(futures, self.topic(family_topic(event.family)), event.key, encode(event), headers)
-                if m is not None:
-                    m.record_ingested(event.family, event.source)
-                    m.observe_pipeline_latency("ingest", msg.timestamp * 1000)
+                ingested[(event.family, event.source)] += 1
             else:
                 headers = [
                     ("x-alliance-reject-reason", result.reason.encode()),
@@ -101,9 +102,14 @@ class Pipeline:
                 if result.event_id:
                     headers.append(("x-alliance-event-id", result.event_id.encode()))
                 await self._send(futures, self.dlq, msg.key, ev.value, headers)
-                if m is not None:
-                    m.record_rejected(result.university, result.reason)
+                rejected[(result.university, result.reason)] += 1
         await asyncio.gather(*futures)
+        if m is not None:  # recorded once per batch: label look-ups per event cost more than the counting
+            for (family, university), n in ingested.items():
+                m.record_ingested(family, university, n=n)
+            for (university, reason), n in rejected.items():
+                m.record_rejected(university, reason, n=n)
+            m.observe_pipeline_latencies("ingest", [ev.message.timestamp * 1000 for ev in batch])
         self._done("ingest", len(batch))
 
     # ------------------------------------------------------------------ tables
@@ -125,10 +131,11 @@ class Pipeline:
             await self._send(futures, self.topic(agg_topic(aggregate)), key.encode(), _json(record))
         await asyncio.gather(*futures)
         if self.metrics is not None:
-            for (partition, event), ev in zip(items, batch, strict=True):
-                del partition
-                self.metrics.observe_event_latency(event.family, event.occurred_at)
-                self.metrics.observe_pipeline_latency("tables", ev.message.timestamp * 1000)
+            now_s = time.time()
+            for _, event in items:
+                self.metrics.observe_event_latency(event.family, event.occurred_at, now=now_s)
+            self.metrics.observe_pipeline_latencies("tables", [ev.message.timestamp * 1000 for ev in batch],
+                                                    now=now_s)
             for aggregate, _, _ in result.views:
                 self.metrics.record_aggregate(aggregate)
             self.metrics.set_table_keys("entity-state", len(self.states.data))
