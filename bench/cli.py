@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from bench import profile, publisher, workload
-from bench.compat import defects
 from bench.env import BENCH_ROOT, Services, services
 from bench.pipeline import latency_run, pipeline_run, profile_worker
 from bench.report import BenchError, Result, document, format_table, write_json
@@ -167,9 +166,6 @@ class Bench:
                                            "ev/s", direction="info", error=str(exc).splitlines()[0][:300]))
 
     def run(self) -> None:
-        for defect in defects():
-            log(f"WARNING: {defect}; workers run through bench._compat_worker, which repairs it in-process")
-        self.extra["compat_repairs"] = defects()
         log(f"{self.n:,} valid events from the {self.source}; topics suffixed .bench-{self.svc.run_id}-*")
         self.guarded("profile", self.profile)
         self.guarded("publisher", self.publisher,

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from events.topics import INGEST_PARTITIONS, registry
@@ -74,8 +74,8 @@ def services(home: Path = BENCH_ROOT) -> Iterator[Services]:
 def provision_run(bootstrap: str, suffix: str, ingest_partitions: int = INGEST_PARTITIONS,
                   only_ingest: bool = False) -> list[str]:
     """Create the registry topics with ``suffix`` (ingest topics with ``ingest_partitions``)."""
-    specs = [replace(s, partitions=ingest_partitions) if s.name.startswith("alliance.ingest.") else s
-             for s in registry() if not only_ingest or s.name.startswith("alliance.ingest.")]
+    specs = [s for s in registry(ingest_partitions=ingest_partitions)
+             if not only_ingest or s.name.startswith("alliance.ingest.")]
     # infra.topics.provision verifies right after create_topics; the broker's metadata can lag a moment
     # behind (UNKNOWN_TOPIC_OR_PARTITION, "not created (3)"), so verify again before giving up.
     created: list[str] = []

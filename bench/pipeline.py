@@ -106,7 +106,8 @@ def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, l
         base_rate = res.rate
         progress(f"  bare aiokafka loop: {res.records:,} records, {base_rate:,.0f}/s")
     app_id = f"bench-{svc.run_id}-{label}"
-    ws = [Worker(svc.bootstrap, suffix, app_id, log_dir) for _ in range(workers)]
+    ws = [Worker(svc.bootstrap, suffix, app_id, log_dir,
+                 env_extra={"ALLIANCE_INGEST_PARTITIONS": str(partitions)}) for _ in range(workers)]
     handed_over = False
     try:
         for w in ws:

@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.compat import defects
 from bench.report import BenchError
 from infra.processes import free_ports, terminate
 from infra.settings import PROJECT_ROOT
 
 
 def worker_command(web_port: int, profiled: bool = False) -> list[str]:
-    module = "bench._compat_worker" if defects() or profiled else "streams"
+    module = "bench.profiled_worker" if profiled else "streams"
     return [sys.executable, "-m", module, "worker", "-l", "warning", "--web-port", str(web_port)]
 
 

@@ -69,22 +69,25 @@ AGGREGATES: dict[str, str] = {
 }
 
 
-def registry() -> list[TopicSpec]:
+def registry(ingest_partitions: int = INGEST_PARTITIONS, event_partitions: int = EVENT_PARTITIONS,
+             agg_partitions: int = AGG_PARTITIONS) -> list[TopicSpec]:
+    """Every topic. Partition counts are deployment settings (ALLIANCE_*_PARTITIONS); the stream processors
+    size their tables from the same settings, so both must agree with the topics that exist."""
     specs = [
-        TopicSpec(ingest_topic(code), INGEST_PARTITIONS, retention_ms=WEEK_MS,
+        TopicSpec(ingest_topic(code), ingest_partitions, retention_ms=WEEK_MS,
                   description=f"raw events published by {u.name}")
         for code, u in UNIVERSITIES.items()
     ]
     specs += [
-        TopicSpec(family_topic(f), EVENT_PARTITIONS, description=f"validated, deduplicated {f} events")
+        TopicSpec(family_topic(f), event_partitions, description=f"validated, deduplicated {f} events")
         for f in Family
     ]
-    specs.append(TopicSpec(DLQ_TOPIC, INGEST_PARTITIONS, retention_ms=4 * WEEK_MS,
+    specs.append(TopicSpec(DLQ_TOPIC, ingest_partitions, retention_ms=4 * WEEK_MS,
                            description="rejected input, with x-alliance-reject-* reason headers"))
-    specs.append(TopicSpec(PARTIALS_TOPIC, AGG_PARTITIONS, retention_ms=24 * 3600 * 1000,
+    specs.append(TopicSpec(PARTIALS_TOPIC, agg_partitions, retention_ms=24 * 3600 * 1000,
                            description="per-partition partial aggregates, keyed aggregate|dimensions"))
     specs += [
-        TopicSpec(agg_topic(name), AGG_PARTITIONS, compacted=True, description=desc)
+        TopicSpec(agg_topic(name), agg_partitions, compacted=True, description=desc)
         for name, desc in AGGREGATES.items()
     ]
     return specs

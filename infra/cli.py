@@ -38,7 +38,7 @@ def _cmd_status(_: argparse.Namespace) -> int:
 
 def _cmd_provision(_: argparse.Namespace) -> int:
     settings = load_settings()
-    report = provision(settings.bootstrap, replication_factor=settings.replication_factor,
+    report = provision(settings.bootstrap, settings.registry(), replication_factor=settings.replication_factor,
                        suffix=settings.topic_suffix)
     print(f"topics created: {len(report.created)}, already present: {len(report.existing)}")
     for name in report.created:

@@ -108,8 +108,8 @@ def run_main_job(settings: Settings, *, events: int = 20000, duration: float = 0
     started = time.monotonic()
     try:
         stack.up()
-        report = provision(settings.bootstrap, replication_factor=settings.replication_factor,
-                           suffix=settings.topic_suffix)
+        report = provision(settings.bootstrap, settings.registry(),
+                           replication_factor=settings.replication_factor, suffix=settings.topic_suffix)
         print(f"[run] topics: {len(report.created)} created, {len(report.existing)} already present", flush=True)
         applied = asyncio.run(migrate(settings.dsn))
         print(f"[run] migrations: {len(applied)} applied", flush=True)

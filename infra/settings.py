@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from events.topics import AGG_PARTITIONS, EVENT_PARTITIONS, INGEST_PARTITIONS, TopicSpec, registry
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_KAFKA_PORT = 9092
 LOCAL_POSTGRES_PORT = 54329
@@ -34,6 +36,12 @@ class Settings(BaseSettings):
     )
     app_id: str = Field(default="alliance-streams", pattern=r"^[a-z0-9._-]{1,60}$",
                         description="Faust application id (consumer group, changelog topic prefix)")
+    ingest_partitions: int = Field(default=INGEST_PARTITIONS, ge=1, le=256,
+                                   description="partitions of each alliance.ingest.* topic (and the DLQ)")
+    event_partitions: int = Field(default=EVENT_PARTITIONS, ge=1, le=256,
+                                  description="partitions of each alliance.events.* topic")
+    agg_partitions: int = Field(default=AGG_PARTITIONS, ge=1, le=256,
+                                description="partitions of alliance.agg.* and alliance.internal.partials")
     web_port: int = Field(default=6066, ge=1, le=65535)
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     pseudonym_key: SecretStr = Field(
@@ -52,6 +60,10 @@ class Settings(BaseSettings):
     @property
     def bootstrap(self) -> str:
         return self.kafka_bootstrap_servers or f"127.0.0.1:{LOCAL_KAFKA_PORT}"
+
+    def registry(self) -> list[TopicSpec]:
+        """The topic registry with this deployment's partition counts (names without the suffix)."""
+        return registry(self.ingest_partitions, self.event_partitions, self.agg_partitions)
 
     def topic(self, name: str) -> str:
         """The real name of registry topic ``name`` (with ``topic_suffix``)."""

@@ -41,6 +41,16 @@ def provision(bootstrap: str, specs: Iterable[TopicSpec] | None = None, replicat
         admin.close()
 
 
+def verify(bootstrap: str, specs: Iterable[TopicSpec], suffix: str = "", timeout_s: float = 15.0) -> None:
+    """Raise InfraError naming every topic that is missing or differs from ``specs`` (partitions, compaction)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="alliance-verify",
+                             request_timeout_ms=int(timeout_s * 1000))
+    try:
+        _verify_eventually(admin, [replace(s, name=s.name + suffix) for s in specs], timeout_s)
+    finally:
+        admin.close()
+
+
 def _verify_eventually(admin: KafkaAdminClient, specs: list[TopicSpec], timeout_s: float) -> None:
     """Verify, retrying while the broker's metadata has not caught up with topics just created."""
     deadline = time.monotonic() + timeout_s
@@ -61,8 +71,9 @@ def _verify(admin: KafkaAdminClient, specs: list[TopicSpec]) -> None:
         t = described.get(s.name)
         if t is None or t.get("error_code"):
             problems.append(f"{s.name}: not created ({t and t.get('error_code')})")
-        elif len(t["partitions"]) < s.partitions:
-            problems.append(f"{s.name}: {len(t['partitions'])} partitions, registry says {s.partitions}")
+        elif len(t["partitions"]) != s.partitions:
+            problems.append(f"{s.name}: {len(t['partitions'])} partitions, the settings say {s.partitions} "
+                            "(ALLIANCE_INGEST_PARTITIONS / _EVENT_PARTITIONS / _AGG_PARTITIONS)")
     compacted = [s for s in specs if s.compacted]
     if compacted:
         resources = [ConfigResource(ConfigResourceType.TOPIC, s.name, configs=["cleanup.policy"])

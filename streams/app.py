@@ -19,10 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from events.reference import UNIVERSITIES
 from events.topics import (
-    AGG_PARTITIONS,
     DLQ_TOPIC,
-    EVENT_PARTITIONS,
-    INGEST_PARTITIONS,
     PARTIALS_TOPIC,
     Family,
     family_topic,
@@ -81,10 +78,11 @@ def create_app(
     families = raw_topic(*[n(family_topic(f)) for f in Family])
     partials_topic = raw_topic(n(PARTIALS_TOPIC))
 
-    seen = app.Table("ingest-seen", partitions=INGEST_PARTITIONS, default=None)
-    states = app.Table("entity-state", partitions=EVENT_PARTITIONS, default=None)
-    partials = app.Table("partials", partitions=EVENT_PARTITIONS, default=None)
-    rollups = app.Table("rollups", partitions=AGG_PARTITIONS, default=None)
+    # each table is co-partitioned with the topics its agent reads (same partition count, same worker)
+    seen = app.Table("ingest-seen", partitions=settings.ingest_partitions, default=None)
+    states = app.Table("entity-state", partitions=settings.event_partitions, default=None)
+    partials = app.Table("partials", partitions=settings.event_partitions, default=None)
+    rollups = app.Table("rollups", partitions=settings.agg_partitions, default=None)
 
     pipeline = Pipeline(
         app=app, registry=registry, seen=seen, states=states, partials=partials, rollups=rollups,

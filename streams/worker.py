@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from typing import cast
 
@@ -12,8 +13,10 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from infra.errors import InfraError
 from infra.observability import FAUST_SENSOR_PREFIX
 from infra.settings import Settings, load_settings
+from infra.topics import verify
 from streams.app import create_app
 
 
@@ -46,6 +49,11 @@ def build_worker_app(settings: Settings, *, web_port: int | None = None) -> faus
     return app
 
 
+def check_topics(settings: Settings) -> None:
+    """The worker's tables are sized from the settings: the topics must exist with exactly those counts."""
+    verify(settings.bootstrap, settings.registry(), suffix=settings.topic_suffix, timeout_s=5.0)
+
+
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m streams", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -53,7 +61,13 @@ def main(argv: Sequence[str]) -> int:
     w.add_argument("-l", "--loglevel", default="info")
     w.add_argument("--web-port", type=int, default=None, help="faust web port (views, /metrics); default 6066")
     args = parser.parse_args(argv)
-    app = build_worker_app(load_settings(), web_port=args.web_port)
+    settings = load_settings()
+    try:
+        check_topics(settings)
+    except InfraError as exc:
+        print(f"error: {exc}\nrun `python -m infra provision` with the same ALLIANCE_* settings", file=sys.stderr)
+        return 2
+    app = build_worker_app(settings, web_port=args.web_port)
     worker = faust.Worker(app, loglevel=args.loglevel)
     # At -l warning or above, faust's terminal spinner sets the root logger to DEBUG so that every log
     # call spins it; aiokafka then formats a debug record (with the value's repr) for every message sent.

@@ -1,17 +1,12 @@
-"""``python -m bench._compat_worker worker ...``: ``python -m streams worker`` after bench.compat.apply()
-(used only while bench.compat.defects() finds something; see that module)."""
+"""``python -m bench.profiled_worker worker ...``: ``python -m streams worker`` under cProfile; the stats are
+written to $BENCH_PROFILE_OUT when the worker exits (SIGTERM -> graceful stop)."""
 
 from __future__ import annotations
 
 import os
 import sys
 
-from bench.compat import apply
-
-repaired = apply(os.environ.get("ALLIANCE_TOPIC_SUFFIX", ""))
-print(f"[bench] compat: repaired {', '.join(repaired) or 'nothing'}", file=sys.stderr, flush=True)
-
-from streams.worker import main  # noqa: E402
+from streams.worker import main
 
 profile_out = os.environ.get("BENCH_PROFILE_OUT")
 if profile_out:  # profile the whole worker; stats written when it exits (SIGTERM -> graceful stop)
