@@ -1,11 +1,16 @@
 """The batch engine: applies a batch of canonical events to entity states and partial aggregates.
 
 Pure: state and partial lookups are passed in as callables, results come back as plain dicts for the Faust
-glue (streams.app) to write to tables and topics. One write per touched key per batch.
+glue (streams.pipeline) to write to tables and topics. One write per touched key per batch.
+
+Replays (a worker taking over partitions re-reads what its predecessor processed but had not committed)
+change nothing: entity states merge idempotently, partials are differences of contributions, and each
+entity state remembers the ids of the events applied to it, so event counts (windows) count an event once.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +31,21 @@ class BatchResult:
     view_times: dict[str, str] = field(default_factory=dict)
 
 
+EVENTS_KEY = "_events"  # sorted short ids of the events applied to an entity state
+
+
+def remember(new: State, old: State | None, event: Event) -> tuple[State, bool]:
+    """Record the event's id in the entity state; False if it was applied before (a replay).
+
+    The first 12 hex digits (48 bits) of the UUID: within one entity's events a collision is negligible."""
+    short = event.event_id.hex[:12]
+    seen: list[str] = (old or {}).get(EVENTS_KEY, [])
+    i = bisect_left(seen, short)
+    if i < len(seen) and seen[i] == short:
+        return {**new, EVENTS_KEY: seen}, False
+    return {**new, EVENTS_KEY: [*seen[:i], short, *seen[i:]]}, True
+
+
 def partial_key(pk: PartialKey) -> str:
     return f"{pk[0]}|{pk[1]}|{pk[2]}"
 
@@ -42,12 +62,18 @@ def process(
         domain = domains[event.family]
         key = domain.state_key(event)
         old = out.states[key][1] if key in out.states else get_state(key)
-        new = domain.apply(old, event)
+        new, first_time = remember(domain.apply(old, event), old, event)
         out.states[key] = (partition, new)
         touched[key] = domain
-        delta = diff(domain.contributions(old) if old is not None else {}, domain.contributions(new))
-        for (aggregate, dk), values in window_counts(event).items():
-            delta[(aggregate, dk)] = add_into(delta.get((aggregate, dk), {}), values)
+        contributions = domain.contributions(new)
+        delta = diff(domain.contributions(old) if old is not None else {}, contributions)
+        windows = window_counts(event)
+        if first_time:  # event counts are the only non-idempotent aggregate: count each event id once
+            for (aggregate, dk), values in windows.items():
+                delta[(aggregate, dk)] = add_into(delta.get((aggregate, dk), {}), values)
+        else:  # a replay: change nothing, but publish the current partials again (they may never have left)
+            for aggregate, dk in contributions.keys() | windows.keys():
+                delta.setdefault((aggregate, dk), {})
         for (aggregate, dk), values in delta.items():
             pk = (aggregate, dk, partition)
             current = out.partials[pk] if pk in out.partials else (get_partial(partial_key(pk)) or {})

@@ -25,7 +25,7 @@ from events.topics import PARTIALS_TOPIC, agg_topic, family_topic, ingest_topic
 from infra.observability import PipelineMetrics
 from streams import engine, rollup
 from streams.domains import Domain
-from streams.ingest import Accepted, classify
+from streams.ingest import Accepted, Rejected, classify
 from streams.state import Values
 
 Headers = list[tuple[str, bytes]]
@@ -34,6 +34,21 @@ Headers = list[tuple[str, bytes]]
 def put(table: TableT[str, Any], partition: int, key: str, value: Any) -> None:
     table.data[key] = value
     table.send_changelog(partition, key, value)
+
+
+def reject_headers(result: Rejected, msg: Any) -> Headers:
+    """The x-alliance-reject-* headers of a record copied to the DLQ."""
+    headers = [
+        ("x-alliance-reject-reason", result.reason.encode()),
+        ("x-alliance-reject-detail", result.detail.encode()),
+        ("x-alliance-source-topic", msg.topic.encode()),
+        ("x-alliance-source-partition", str(msg.partition).encode()),
+        ("x-alliance-source-offset", str(msg.offset).encode()),
+        ("x-alliance-university", result.university.encode()),
+    ]
+    if result.event_id:
+        headers.append(("x-alliance-event-id", result.event_id.encode()))
+    return headers
 
 
 def _json(obj: Any) -> bytes:
@@ -73,38 +88,35 @@ class Pipeline:
 
     # ------------------------------------------------------------------ ingest
     async def ingest(self, batch: Sequence[EventT[bytes]]) -> None:
-        futures: list[Any] = []
-        fresh: set[str] = set()
-        ingested: Counter[tuple[str, str]] = Counter()
-        rejected: Counter[tuple[str, str]] = Counter()
-        m = self.metrics
+        """Decide every record and write the dedupe table before the first await: a rebalance can only
+        revoke partitions at an await, and a table write for a partition this worker no longer owns would
+        land in the changelog after the new owner's writes."""
+        accepted: dict[str, int] = {}  # event id -> partition
+        decisions = []
         for ev in batch:
             msg = ev.message
-            result = classify(ev.value, self.university_of[msg.topic], lambda eid: eid in fresh or eid in self.seen)
+            result = classify(ev.value, self.university_of[msg.topic],
+                              lambda eid: eid in accepted or eid in self.seen)
+            if isinstance(result, Accepted):
+                accepted[str(result.event.event_id)] = msg.partition
+                put(self.seen, msg.partition, str(result.event.event_id), 1)
+            decisions.append((ev, result))
+        futures: list[Any] = []
+        ingested: Counter[tuple[str, str]] = Counter()
+        rejected: Counter[tuple[str, str]] = Counter()
+        for ev, result in decisions:
+            msg = ev.message
             if isinstance(result, Accepted):
                 event = result.event
-                event_id = str(event.event_id)
-                fresh.add(event_id)
-                put(self.seen, msg.partition, event_id, 1)
                 headers = [("x-alliance-ingest-topic", msg.topic.encode()),
                            ("x-alliance-ingest-offset", str(msg.offset).encode())]
                 await self._send(futures, self.topic(family_topic(event.family)), event.key, encode(event), headers)
                 ingested[(event.family, event.source)] += 1
             else:
-                headers = [
-                    ("x-alliance-reject-reason", result.reason.encode()),
-                    ("x-alliance-reject-detail", result.detail.encode()),
-                    ("x-alliance-source-topic", msg.topic.encode()),
-                    ("x-alliance-source-partition", str(msg.partition).encode()),
-                    ("x-alliance-source-offset", str(msg.offset).encode()),
-                    ("x-alliance-university", result.university.encode()),
-                ]
-                if result.event_id:
-                    headers.append(("x-alliance-event-id", result.event_id.encode()))
-                await self._send(futures, self.dlq, msg.key, ev.value, headers)
+                await self._send(futures, self.dlq, msg.key, ev.value, reject_headers(result, msg))
                 rejected[(result.university, result.reason)] += 1
         await asyncio.gather(*futures)
-        if m is not None:  # recorded once per batch: label look-ups per event cost more than the counting
+        if (m := self.metrics) is not None:  # once per batch: per-event label look-ups cost more than counting
             for (family, university), n in ingested.items():
                 m.record_ingested(family, university, n=n)
             for (university, reason), n in rejected.items():
@@ -114,14 +126,18 @@ class Pipeline:
 
     # ------------------------------------------------------------------ tables
     async def tables(self, batch: Sequence[EventT[bytes]]) -> None:
+        """Table writes happen before the first await (see ingest). If a crash lands between them and the
+        sends, the replay finds the events already applied (engine.remember) and re-sends the same partials
+        and views."""
         items = [(ev.message.partition, decode(ev.value)) for ev in batch]
         result = engine.process(items, self.domains, self.states.get, self.partials.get)
-        futures: list[Any] = []
         for key, (partition, state) in result.states.items():
             put(self.states, partition, key, state)
-        now = datetime.now(UTC).isoformat()
         for pk, values in result.partials.items():
             put(self.partials, pk[2], engine.partial_key(pk), values)
+        futures: list[Any] = []
+        now = datetime.now(UTC).isoformat()
+        for pk, values in result.partials.items():
             body = {"aggregate": pk[0], "key": pk[1], "member": f"p{pk[2]}", "partial": values, "at": now}
             await self._send(futures, self.topic(PARTIALS_TOPIC),
                              f"{pk[0]}|{pk[1]}".encode(), _json(body))
@@ -152,9 +168,10 @@ class Pipeline:
             partial: Values = body["partial"]
             touched[key] = (ev.message.partition,
                             rollup.merge(old, body["aggregate"], body["key"], body["member"], partial, body["at"]))
-        futures: list[Any] = []
-        for key, (partition, state) in touched.items():
+        for key, (partition, state) in touched.items():  # before the first await (see ingest)
             put(self.rollups, partition, key, state)
+        futures: list[Any] = []
+        for _, state in touched.values():
             await self._send(futures, self.topic(agg_topic(state["aggregate"])), state["key"].encode(),
                              _json(rollup.record(state)))
             if self.metrics is not None:

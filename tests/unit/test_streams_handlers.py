@@ -135,3 +135,18 @@ def test_engine_accumulates_partials_per_partition_and_rollup_sums_them() -> Non
     assert state is not None
     assert rollup.totals(state) == {"postings_total": 2, "open_postings": 1, "open_positions": 4}
     assert rollup.record(state)["key"]["university"] == "scu"
+
+
+def test_replayed_events_are_counted_once_in_windows() -> None:
+    """A worker that takes over a partition may re-read events its predecessor already applied."""
+    batch = [(0, posted("scu-job-1", 3)), (0, updated("scu-job-1", 5, T0 + timedelta(minutes=5)))]
+    first = engine.process(batch, domains(), lambda _: None, lambda _: None)
+    states = {k: s for k, (_, s) in first.states.items()}
+    partials = {engine.partial_key(pk): v for pk, v in first.partials.items()}
+    replay = engine.process(batch, domains(), states.get, partials.get)
+    # nothing changes (no window count, no segment delta), but the current partials are published again,
+    # in case the crash that caused the replay came before they were sent
+    assert {engine.partial_key(pk): v for pk, v in replay.partials.items()} == partials
+    assert {k: s for k, (_, s) in replay.states.items()} == states
+    day = [v["events"] for pk, v in first.partials.items() if pk[0] == "windows" and "granularity=day" in pk[1]]
+    assert day == [2]
