@@ -27,6 +27,7 @@ from events.topics import (
 )
 from infra.settings import Settings
 from streams.domains import domains
+from streams.lag import LagReporter
 from streams.pipeline import Pipeline
 
 
@@ -104,6 +105,13 @@ def create_app(
     async def rollup_agent(stream: faust.StreamT[bytes]) -> None:
         async for batch in batches(stream):
             await pipeline.rollup(batch)
+
+    if pipeline.metrics is not None:
+        lag = LagReporter(app, pipeline.metrics, settings.bootstrap, app.conf.id)
+
+        @app.timer(interval=10.0, name="consumer-lag")  # type: ignore[untyped-decorator]
+        async def report_lag() -> None:
+            await lag.report()
 
     from streams.views import register_views
 

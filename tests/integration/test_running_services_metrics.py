@@ -70,6 +70,11 @@ async def test_worker_and_projector_metrics_are_clean_and_live(
             assert check.returncode == 0, (svc.name, check.stdout, check.stderr)
             assert svc.get("/healthz")[0] == 200 and svc.get("/readyz")[0] == 200
 
+        # the worker reports the lag of its partitions (refreshed every 10 s): all caught up by now
+        _wait(lambda: len(metric_sum(w, "alliance_consumer_lag_messages")) > 0, 30, "worker lag", services)
+        worker_lag = metric_sum(w, "alliance_consumer_lag_messages")
+        assert any(f'topic="alliance.ingest.scu{cfg.topic_suffix}"' in labels for labels in worker_lag), worker_lag
+        _wait(lambda: sum(metric_sum(w, "alliance_consumer_lag_messages").values()) == 0, 60, "zero lag", services)
         ingested = metric_sum(w, "alliance_events_ingested_total")
         assert int(sum(ingested.values())) == valid
         status, faust_body = w.get("/metrics/faust")
