@@ -113,6 +113,10 @@ def create_app(
         async def report_lag() -> None:
             await lag.report()
 
+        @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types receivers narrower than it calls them
+        async def close_lag_client(sender: object, *args: object, signal: object, **kwargs: object) -> None:
+            await lag.close()
+
     from streams.views import register_views
 
     register_views(app, pipeline)
