@@ -124,10 +124,11 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], wait_s: float) -> None
                          ids=["one-worker", "two-workers", "scale-out-then-in-mid-stream"])
 async def test_alliance_day_aggregates_match_independent_expectation(
         kafka_bootstrap: str, unique: str, workers: int, handoff: bool) -> None:
-    """With 2 workers the partitions (and table partitions) are split between two processes. With a
-    handoff, the second worker joins after the day was published and the first one is then stopped
-    mid-stream: its partitions move twice, and still nothing is lost or counted twice."""
-    records = alliance_day(seed=11, scale=0.2 if handoff else 0.05)
+    """With 2 workers the partitions (and table partitions) are split between two processes that start
+    together on a backlog. With a handoff, the second worker joins after the day was published and the
+    first one is then stopped mid-stream: its partitions move twice, and still nothing is lost or counted
+    twice."""
+    records = alliance_day(seed=11, scale={1: 0.05, 2: 0.25 if handoff else 1.0}[workers])
     kinds = Counter(r.kind for r in records)
     assert kinds["duplicate"] and kinds["invalid"] and kinds["spoofed"], kinds
     suffix = f".t{unique}"
@@ -136,13 +137,16 @@ async def test_alliance_day_aggregates_match_independent_expectation(
     rejects = expected_rejects(records)
 
     ports = free_ports(workers)
-    first = ports[:1] if handoff else ports
-    procs = [_start_worker(kafka_bootstrap, suffix, f"streams-{unique}", port) for port in first]
+    procs: list[subprocess.Popen[bytes]] = []
     try:
+        if workers == 2 and not handoff:  # both start together on a backlog: rebalances under load
+            assert _publish([replace(r, topic=r.topic + suffix) for r in records], kafka_bootstrap) == len(records)
+        procs += [_start_worker(kafka_bootstrap, suffix, f"streams-{unique}", port)
+                  for port in (ports[:1] if handoff else ports)]
         for port, proc in zip(ports, procs, strict=False):
             await asyncio.to_thread(_wait_ready, port, proc, 120)
-        sent = _publish([replace(r, topic=r.topic + suffix) for r in records], kafka_bootstrap)
-        assert sent == len(records)
+        if workers == 1 or handoff:
+            assert _publish([replace(r, topic=r.topic + suffix) for r in records], kafka_bootstrap) == len(records)
         if handoff:
             procs.append(_start_worker(kafka_bootstrap, suffix, f"streams-{unique}", ports[1]))
             await asyncio.sleep(4)  # the rebalance moves half of the partitions to the new worker
