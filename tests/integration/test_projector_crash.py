@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,6 +39,27 @@ def start_projector(bootstrap: str, dsn: str, group: str, topics: list[str], agg
         return subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
+async def catch_up_and_stop(proc: subprocess.Popen[bytes], dsn: str, group: str, want: dict[Any, int],
+                            log: Path) -> None:
+    """Wait until the projector stored every end offset, then SIGTERM it: it must exit 0."""
+    try:
+        async with asyncio.timeout(120):
+            while not caught_up(await stored(dsn, group), want):
+                assert proc.poll() is None, read_log(log)
+                await asyncio.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, read_log(log)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def read_log(log: Path) -> str:
+    """The projector's log, for failure messages."""
+    return log.read_text()
+
+
 async def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(
         kafka_bootstrap: str, pg_dsn: str, unique: str, tmp_path: Path) -> None:
     sc = build_scenario(seed=5, postings=60)
@@ -64,18 +86,7 @@ async def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(
     at_kill = await stored(pg_dsn, group)
     assert 0 < sum(at_kill.values()) < total, "the kill must land mid-stream"
 
-    proc = start_projector(*args)
-    try:
-        async with asyncio.timeout(120):
-            while not caught_up(await stored(pg_dsn, group), want):
-                assert proc.poll() is None, log.read_text()
-                await asyncio.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, log.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+    await catch_up_and_stop(start_projector(*args), pg_dsn, group, want, log)
     assert await stored(pg_dsn, group) == want
     assert await actual_state(pg_dsn) == expected_state(sc)
     assert "resuming from stored offsets" in log.read_text()

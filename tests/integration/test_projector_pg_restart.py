@@ -4,7 +4,6 @@ retrying, reconnects, and ends with exactly the expected rows and offsets."""
 from __future__ import annotations
 
 import asyncio
-import signal
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,13 @@ from infra.processes import free_port
 from tests.integration.test_projector import (
     actual_state,
     build_scenario,
-    caught_up,
     end_offsets,
     expected_state,
     make_topics,
     produce,
     stored,
 )
-from tests.integration.test_projector_crash import start_projector
+from tests.integration.test_projector_crash import catch_up_and_stop, start_projector
 
 pytestmark = pytest.mark.integration
 
@@ -52,12 +50,7 @@ async def test_postgres_restart_mid_stream_loses_and_duplicates_nothing(
             await asyncio.sleep(2)  # the projector meets a dead database for a while
             assert proc.poll() is None, "the projector must keep retrying, not exit:\n" + log.read_text()
             await asyncio.to_thread(server.start)
-            async with asyncio.timeout(120):
-                while not caught_up(await stored(dsn, group), want):
-                    assert proc.poll() is None, log.read_text()
-                    await asyncio.sleep(0.1)
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=30) == 0, log.read_text()
+            await catch_up_and_stop(proc, dsn, group, want, log)
         finally:
             if proc.poll() is None:
                 proc.kill()
