@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the projector until SIGTERM/SIGINT (finishes the current batch)")
     run.add_argument("--group", default=DEFAULT_GROUP,
                      help=f"projector group: the key of its stored offsets (default {DEFAULT_GROUP})")
-    run.add_argument("--batch-size", type=int, default=1000, help="max records per transaction (default 1000)")
+    run.add_argument("--batch-size", type=int, default=5000, help="max records per transaction (default 5000)")
     run.add_argument("--batch-timeout-ms", type=int, default=500,
                      help="max wait to fill a batch, in ms (default 500)")
     run.add_argument("--pause-ms", type=int, default=0, help="rest between batches, in ms (default 0)")

@@ -50,7 +50,7 @@ class ProjectorConfig:
     group: str = DEFAULT_GROUP
     event_topics: tuple[str, ...] = tuple(family_topic(f) for f in Family)
     agg_topics: tuple[str, ...] = tuple(agg_topic(n) for n in AGGREGATES)
-    batch_size: int = 1000
+    batch_size: int = 5000
     batch_timeout_ms: int = 500
     pause_ms: int = 0  # rest between batches (limits the load on a shared database)
     metrics_host: str = "0.0.0.0"

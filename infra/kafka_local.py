@@ -133,7 +133,8 @@ class LocalKafka:
         if not (self.home / "data" / "meta.properties").exists():
             cluster_id = _kafka_uuid()
             fmt = subprocess.run(
-                self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
+                self._java(libs, "kafka.tools.StorageTool", "format", "--ignore-formatted", "-t", cluster_id,
+                           "-c", str(config)),
                 capture_output=True, text=True,
             )
             if fmt.returncode != 0:
