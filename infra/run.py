@@ -153,15 +153,15 @@ def run_main_job(settings: Settings, *, events: int = 20000, duration: float = 0
               f"read model caught up after {time.monotonic() - t0:.1f}s", flush=True)
 
         asyncio.run(_report(settings))
-        rejected = metric_sum(workers_[0], "alliance_events_rejected_total") if workers == 1 else {}
-        if rejected:
-            by_reason: Counter[str] = Counter()
-            for labels, value in rejected.items():
+        by_reason: Counter[str] = Counter()
+        for svc in workers_:
+            for labels, value in metric_sum(svc, "alliance_events_rejected_total").items():
                 by_reason[labels.split('reason="')[1].split('"')[0]] += int(value)
+        if by_reason:
             print("\n== rejected to alliance.dlq by reason ==\n" +
                   "\n".join(f"  {r:15} {n}" for r, n in sorted(by_reason.items()) if n))
-        w = workers_[0].port
-        print(f"\n[run] worker views: http://127.0.0.1:{w}/aggregates/postings-by-segment/  /freshness/  /metrics"
+        web = workers_[0].port
+        print(f"\n[run] worker views: http://127.0.0.1:{web}/aggregates/postings-by-segment/  /freshness/  /metrics"
               f"\n[run] projector metrics: http://127.0.0.1:{proj.port}/metrics"
               f"\n[run] portal queries: .venv/bin/python -m consumers query open-postings --university scu")
         if duration > 0:
