@@ -154,8 +154,8 @@ def run_main_job(settings: Settings, *, events: int = 20000, duration: float = 0
 
         asyncio.run(_report(settings))
         by_reason: Counter[str] = Counter()
-        for svc in workers_:
-            for labels, value in metric_sum(svc, "alliance_events_rejected_total").items():
+        for worker_svc in workers_:
+            for labels, value in metric_sum(worker_svc, "alliance_events_rejected_total").items():
                 by_reason[labels.split('reason="')[1].split('"')[0]] += int(value)
         if by_reason:
             print("\n== rejected to alliance.dlq by reason ==\n" +
