@@ -20,6 +20,8 @@ run: $(STAMP)
 	$(VENV)/bin/python -m infra run $(ARGS)
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest $(ARGS)
 
 lint: $(STAMP)
