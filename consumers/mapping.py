@@ -68,11 +68,16 @@ def _row(table: Table, **values: Any) -> tuple[Table, Row]:
 
 # --- recruitment -----------------------------------------------------------------------------------------
 
+def _employer(d: recruitment.JobPostedData | jobfair.BoothRegisteredData, at: datetime) -> tuple[Table, Row]:
+    """The employers row that both a job posting and a fair booth name."""
+    return _row(EMPLOYERS, employer_id=d.employer_id, name=d.employer_name, employer_type=d.employer_type.value,
+                industry=d.industry.value, seen_at=at)
+
+
 def _job_posted(e: recruitment.JobPosted) -> TableRows:
     d, at = e.data, e.occurred_at
     return [
-        _row(EMPLOYERS, employer_id=d.employer_id, name=d.employer_name, employer_type=d.employer_type.value,
-             industry=d.industry.value, seen_at=at),
+        _employer(d, at),
         _row(POSTINGS, posting_id=d.posting_id, university=e.source, employer_id=d.employer_id,
              employer_name=d.employer_name, employer_type=d.employer_type.value, industry=d.industry.value,
              city=d.city.value, district=d.district, kind=d.kind.value, degree_min=d.degree_min.value,
@@ -141,8 +146,7 @@ def _fair_scheduled(e: jobfair.JobFairScheduled) -> TableRows:
 def _booth(e: jobfair.BoothRegistered) -> TableRows:
     d, at = e.data, e.occurred_at
     return [
-        _row(EMPLOYERS, employer_id=d.employer_id, name=d.employer_name, employer_type=d.employer_type.value,
-             industry=d.industry.value, seen_at=at),
+        _employer(d, at),
         _row(BOOTHS, fair_id=d.fair_id, booth_id=d.booth_id, employer_id=d.employer_id,
              employer_name=d.employer_name, employer_type=d.employer_type.value, industry=d.industry.value,
              positions_offered=d.positions_offered, registered_at=at),
