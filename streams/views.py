@@ -16,6 +16,7 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
+from streams import rollup
 from streams.pipeline import Pipeline
 
 
@@ -42,8 +43,6 @@ def register_views(app: faust.App, pipeline: Pipeline) -> None:
             rows = []
             for key, state in pipeline.rollups.data.items():
                 if key.startswith(f"{name}|"):
-                    from streams import rollup
-
                     record = rollup.record(state)
                     record["event_time_age_seconds"] = _age(state.get("updated_at"))
                     rows.append(record)

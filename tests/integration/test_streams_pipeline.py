@@ -5,57 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import replace
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-from kafka import KafkaProducer
 
-from events.simulator import Record, alliance_day
+from events.simulate_cli import publish
+from events.simulator import alliance_day
 from events.topics import AGGREGATES, DLQ_TOPIC, agg_topic
 from infra.processes import free_ports
-from infra.settings import PROJECT_ROOT
+from infra.services import metric_sum, worker
+from infra.settings import Settings
 from infra.topics import provision
 from tests.oracle import accepted_events, expected_aggregates, expected_rejects
 
 pytestmark = pytest.mark.integration
 
 INVALID_REASONS = {"invalid", "unknown_type", "malformed", "oversized"}
-
-
-def _publish(records: list[Record], bootstrap: str) -> int:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
-    try:
-        futures = [producer.send(r.topic, r.value, key=r.key) for r in records]
-        producer.flush(timeout=60)
-        return sum(1 for f in futures if f.get(timeout=30))
-    finally:
-        producer.close(timeout=10)
-
-
-def _start_worker(bootstrap: str, suffix: str, app_id: str, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "ALLIANCE_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "ALLIANCE_TOPIC_SUFFIX": suffix,
-           "ALLIANCE_APP_ID": app_id}
-    log = open(PROJECT_ROOT / ".local" / "test" / f"worker-{app_id}-{port}.log", "ab")
-    return subprocess.Popen([sys.executable, "-m", "streams", "worker", "--web-port", str(port), "-l", "warning"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 def _matches(actual: dict[str, dict[str, Any]], expected: dict[str, dict[str, Any]]) -> list[str]:
@@ -95,11 +64,6 @@ async def _latest(bootstrap: str, topics: list[str], group: str, until: Any, wai
     return state
 
 
-def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return str(resp.read().decode())
-
-
 def _merge_invalid(by_reason: Counter[str]) -> Counter[str]:
     out: Counter[str] = Counter()
     for reason, n in by_reason.items():
@@ -107,23 +71,10 @@ def _merge_invalid(by_reason: Counter[str]) -> Counter[str]:
     return +out
 
 
-def _wait_ready(port: int, proc: subprocess.Popen[bytes], wait_s: float) -> None:
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "a worker exited during start-up; see its log in .local/test/"
-        try:
-            if _get(f"http://127.0.0.1:{port}/readyz").startswith("ready"):
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"worker on port {port} not ready after {wait_s}s")
-
-
 @pytest.mark.parametrize(("workers", "handoff"), [(1, False), (2, False), (2, True)],
                          ids=["one-worker", "two-workers", "scale-out-then-in-mid-stream"])
 async def test_alliance_day_aggregates_match_independent_expectation(
-        kafka_bootstrap: str, unique: str, workers: int, handoff: bool) -> None:
+        settings: Settings, unique: str, workers: int, handoff: bool) -> None:
     """With 2 workers the partitions (and table partitions) are split between two processes that start
     together on a backlog. With a handoff, the second worker joins after the day was published and the
     first one is then stopped mid-stream: its partitions move twice, and still nothing is lost or counted
@@ -132,27 +83,30 @@ async def test_alliance_day_aggregates_match_independent_expectation(
     kinds = Counter(r.kind for r in records)
     assert kinds["duplicate"] and kinds["invalid"] and kinds["spoofed"], kinds
     suffix = f".t{unique}"
+    kafka_bootstrap = settings.bootstrap
     provision(kafka_bootstrap, suffix=suffix)
     expected = expected_aggregates(accepted_events(records))
     rejects = expected_rejects(records)
 
-    ports = free_ports(workers)
-    procs: list[subprocess.Popen[bytes]] = []
+    log_dir = settings.local_dir / f"streams-{unique}"
+    cfg = settings.model_copy(update={"topic_suffix": suffix, "app_id": f"streams-{unique}"})
+    procs = [worker(i, cfg.model_copy(update={"web_port": port}), log_dir) for i, port in
+             enumerate(free_ports(workers))]
+    day = [replace(r, topic=r.topic + suffix) for r in records]
     try:
         if workers == 2 and not handoff:  # both start together on a backlog: rebalances under load
-            assert _publish([replace(r, topic=r.topic + suffix) for r in records], kafka_bootstrap) == len(records)
-        procs += [_start_worker(kafka_bootstrap, suffix, f"streams-{unique}", port)
-                  for port in (ports[:1] if handoff else ports)]
-        for port, proc in zip(ports, procs, strict=False):
-            await asyncio.to_thread(_wait_ready, port, proc, 120)
+            assert publish(day, kafka_bootstrap) == len(records)
+        for w in procs[:1] if handoff else procs:
+            w.start(cfg)
+        for w in procs[:1] if handoff else procs:
+            await asyncio.to_thread(w.wait_ready, 120)
         if workers == 1 or handoff:
-            assert _publish([replace(r, topic=r.topic + suffix) for r in records], kafka_bootstrap) == len(records)
+            assert publish(day, kafka_bootstrap) == len(records)
         if handoff:
-            procs.append(_start_worker(kafka_bootstrap, suffix, f"streams-{unique}", ports[1]))
+            procs[1].start(cfg)
             await asyncio.sleep(4)  # the rebalance moves half of the partitions to the new worker
-            _stop(procs[0])  # graceful stop mid-stream: its partitions move again
-            assert procs[0].returncode == 0
-            procs, ports = procs[1:], ports[1:]
+            assert procs[0].stop() == 0  # graceful stop mid-stream: its partitions move again
+            procs = procs[1:]
         agg_topics = [agg_topic(name) + suffix for name in AGGREGATES]
         dlq = DLQ_TOPIC + suffix
 
@@ -170,8 +124,8 @@ async def test_alliance_day_aggregates_match_independent_expectation(
             return out
 
         def done(state: dict[str, dict[str, Any]]) -> bool:
-            if any(p.poll() is not None for p in procs):
-                raise AssertionError("a worker exited; see its log in .local/test/")
+            if not all(w.alive() for w in procs):
+                raise AssertionError(f"a worker exited; see its log in {log_dir}")
             actual = actual_of(state)
             return all(not _matches(actual[n], expected[n]) for n in AGGREGATES) and \
                 len(state[dlq]) >= sum(rejects.values())
@@ -180,15 +134,16 @@ async def test_alliance_day_aggregates_match_independent_expectation(
         actual = actual_of(state)
         for name in AGGREGATES:
             if _matches(actual[name], expected[name]):
-                progress = [await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/freshness/") for port in ports]
+                progress = [await asyncio.to_thread(w.get, "/freshness/") for w in procs]
                 seen = {n: len(actual[n]) for n in AGGREGATES}
                 raise AssertionError(f"{name}: {_matches(actual[name], expected[name])[:10]}\n"
                                      f"records per aggregate: {seen}\nworkers: {progress}")
-        assert all(p.poll() is None for p in procs), "a worker died"
-        metrics = "\n".join([await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/metrics") for port in ports])
+        assert all(w.alive() for w in procs), "a worker died"
+        rejected_samples = [await asyncio.to_thread(metric_sum, w, "alliance_events_rejected_total") for w in procs]
+        ingested_samples = [await asyncio.to_thread(metric_sum, w, "alliance_events_ingested_total") for w in procs]
     finally:
-        for proc in procs:
-            _stop(proc)
+        for w in procs:
+            w.stop()
 
     # every reject reached the DLQ once, with its reason header, and the workers' counters agree
     in_dlq = _merge_invalid(Counter(h["x-alliance-reject-reason"].decode() for _, h in state[dlq].values()))
@@ -207,12 +162,9 @@ async def test_alliance_day_aggregates_match_independent_expectation(
         return  # per-process counters: a stopped worker's are gone, re-read records are counted again
     assert in_dlq == +rejects
     rejected: Counter[str] = Counter()
-    for line in metrics.splitlines():
-        if line.startswith("alliance_events_rejected_total{"):
-            labels, value = line.rsplit(" ", 1)
-            rejected[labels.split('reason="', 1)[1].split('"', 1)[0]] += int(float(value))
+    for samples in rejected_samples:
+        for labels, value in samples.items():
+            rejected[labels.split('reason="', 1)[1].split('"', 1)[0]] += int(value)
     assert _merge_invalid(rejected) == +rejects
-    ingested = sum(int(float(line.rsplit(" ", 1)[1])) for line in metrics.splitlines()
-                   if line.startswith("alliance_events_ingested_total{"))
+    ingested = sum(int(v) for samples in ingested_samples for v in samples.values())
     assert ingested == len(accepted_events(records))
-
