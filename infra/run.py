@@ -22,7 +22,7 @@ from collections import Counter
 from infra.errors import InfraError
 from infra.local import LocalStack
 from infra.processes import free_port
-from infra.services import Service, freshness, metric_sum, projector, worker
+from infra.services import Service, freshness, label, metric_sum, projector, worker
 from infra.settings import Settings
 from infra.topics import provision
 
@@ -156,7 +156,7 @@ def run_main_job(settings: Settings, *, events: int = 20000, duration: float = 0
         by_reason: Counter[str] = Counter()
         for worker_svc in workers_:
             for labels, value in metric_sum(worker_svc, "alliance_events_rejected_total").items():
-                by_reason[labels.split('reason="')[1].split('"')[0]] += int(value)
+                by_reason[label(labels, "reason")] += int(value)
         if by_reason:
             print("\n== rejected to alliance.dlq by reason ==\n" +
                   "\n".join(f"  {r:15} {n}" for r, n in sorted(by_reason.items()) if n))

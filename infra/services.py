@@ -104,3 +104,8 @@ def metric_sum(service: Service, name: str) -> dict[str, float]:
             labels, value = line.rsplit(" ", 1)
             out[labels[len(name):]] = float(value)
     return out
+
+
+def label(labels: str, name: str) -> str:
+    """The value of label ``name`` in a sample's label string as :func:`metric_sum` returns it."""
+    return labels.split(f'{name}="', 1)[1].split('"', 1)[0]

@@ -17,7 +17,7 @@ from events.simulate_cli import publish
 from events.simulator import alliance_day
 from events.topics import AGGREGATES, DLQ_TOPIC, agg_topic
 from infra.processes import free_ports
-from infra.services import metric_sum, worker
+from infra.services import label, metric_sum, worker
 from infra.settings import Settings
 from infra.topics import provision
 from tests.oracle import accepted_events, expected_aggregates, expected_rejects
@@ -164,7 +164,7 @@ async def test_alliance_day_aggregates_match_independent_expectation(
     rejected: Counter[str] = Counter()
     for samples in rejected_samples:
         for labels, value in samples.items():
-            rejected[labels.split('reason="', 1)[1].split('"', 1)[0]] += int(value)
+            rejected[label(labels, "reason")] += int(value)
     assert _merge_invalid(rejected) == +rejects
     ingested = sum(int(v) for samples in ingested_samples for v in samples.values())
     assert ingested == len(accepted_events(records))
