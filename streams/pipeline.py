@@ -1,12 +1,13 @@
 """Faust glue: runs the pure ingest/engine/rollup code on batches of events and writes the results.
 
-Table writes go through :func:`put`, which sends each changelog record to the partition of the event that
-caused it (batches mix partitions, so Faust's "current event" would be wrong for all but the last one).
+Every record a batch writes (table changelogs, canonical events, DLQ copies, partials, aggregates) goes
+through one :class:`streams.writer.BatchWriter`, flushed once at the end of the batch. Table writes send each
+changelog record to the partition of the event that caused it (batches mix partitions, so Faust's "current
+event" would be wrong for all but the last one).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections import Counter
@@ -27,13 +28,7 @@ from streams import engine, rollup
 from streams.domains import Domain
 from streams.ingest import Accepted, Rejected, classify
 from streams.state import Values
-
-Headers = list[tuple[str, bytes]]
-
-
-def put(table: TableT[str, Any], partition: int, key: str, value: Any) -> None:
-    table.data[key] = value
-    table.send_changelog(partition, key, value)
+from streams.writer import BatchWriter, Headers
 
 
 def reject_headers(result: Rejected, msg: Any) -> Headers:
@@ -70,15 +65,14 @@ class Pipeline:
     last_batch_at: dict[str, float] = field(default_factory=dict)
     events_processed: dict[str, int] = field(default_factory=dict)
     university_of: dict[str, str] = field(default_factory=dict)  # ingest topic -> university code
+    writer: BatchWriter = field(init=False)
 
     def __post_init__(self) -> None:
         self.university_of = {self.topic(ingest_topic(u)): u for u in UNIVERSITIES}
         if self.registry is not None and self.metrics is None:
             self.metrics = PipelineMetrics(self.registry)
-
-    async def _send(self, futures: list[Any], topic: str, key: bytes | None, value: bytes | None,
-                    headers: Headers | None = None) -> None:
-        futures.append(await self.app.producer.send(topic, key, value, None, None, headers))
+        # faust's producer wraps one aiokafka producer; the writer batches onto it (see streams.writer)
+        self.writer = BatchWriter(lambda: self.app.producer._ensure_producer())  # type: ignore[attr-defined]
 
     def _done(self, agent: str, n: int) -> None:
         self.last_batch_at[agent] = time.time()
@@ -99,9 +93,8 @@ class Pipeline:
                               lambda eid: eid in accepted or eid in self.seen)
             if isinstance(result, Accepted):
                 accepted[str(result.event.event_id)] = msg.partition
-                put(self.seen, msg.partition, str(result.event.event_id), 1)
+                self.writer.put(self.seen, msg.partition, str(result.event.event_id), 1)
             decisions.append((ev, result))
-        futures: list[Any] = []
         ingested: Counter[tuple[str, str]] = Counter()
         rejected: Counter[tuple[str, str]] = Counter()
         for ev, result in decisions:
@@ -110,12 +103,12 @@ class Pipeline:
                 event = result.event
                 headers = [("x-alliance-ingest-topic", msg.topic.encode()),
                            ("x-alliance-ingest-offset", str(msg.offset).encode())]
-                await self._send(futures, self.topic(family_topic(event.family)), event.key, encode(event), headers)
+                self.writer.add(self.topic(family_topic(event.family)), event.key, encode(event), headers=headers)
                 ingested[(event.family, event.source)] += 1
             else:
-                await self._send(futures, self.dlq, msg.key, ev.value, reject_headers(result, msg))
+                self.writer.add(self.dlq, msg.key, ev.value, headers=reject_headers(result, msg))
                 rejected[(result.university, result.reason)] += 1
-        await asyncio.gather(*futures)
+        await self.writer.flush()
         if (m := self.metrics) is not None:  # once per batch: per-event label look-ups cost more than counting
             for (family, university), n in ingested.items():
                 m.record_ingested(family, university, n=n)
@@ -132,20 +125,19 @@ class Pipeline:
         items = [(ev.message.partition, decode(ev.value)) for ev in batch]
         result = engine.process(items, self.domains, self.states.get, self.partials.get)
         for key, (partition, state) in result.states.items():
-            put(self.states, partition, key, state)
+            self.writer.put(self.states, partition, key, state)
         for pk, values in result.partials.items():
-            put(self.partials, pk[2], engine.partial_key(pk), values)
-        futures: list[Any] = []
+            self.writer.put(self.partials, pk[2], engine.partial_key(pk), values)
         now = datetime.now(UTC).isoformat()
         for pk, values in result.partials.items():
             body = {"aggregate": pk[0], "key": pk[1], "member": f"p{pk[2]}", "partial": values, "at": now}
-            await self._send(futures, self.topic(PARTIALS_TOPIC),
+            self.writer.add(self.topic(PARTIALS_TOPIC),
                              f"{pk[0]}|{pk[1]}".encode(), _json(body))
         for aggregate, key, value in result.views:
             record = {"aggregate": aggregate, "key": {"id": key}, "value": value,
                       "updated_at": result.view_times.get(key) or now}
-            await self._send(futures, self.topic(agg_topic(aggregate)), key.encode(), _json(record))
-        await asyncio.gather(*futures)
+            self.writer.add(self.topic(agg_topic(aggregate)), key.encode(), _json(record))
+        await self.writer.flush()
         if self.metrics is not None:
             now_s = time.time()
             for _, event in items:
@@ -169,15 +161,14 @@ class Pipeline:
             touched[key] = (ev.message.partition,
                             rollup.merge(old, body["aggregate"], body["key"], body["member"], partial, body["at"]))
         for key, (partition, state) in touched.items():  # before the first await (see ingest)
-            put(self.rollups, partition, key, state)
-        futures: list[Any] = []
+            self.writer.put(self.rollups, partition, key, state)
         for _, state in touched.values():
-            await self._send(futures, self.topic(agg_topic(state["aggregate"])), state["key"].encode(),
+            self.writer.add(self.topic(agg_topic(state["aggregate"])), state["key"].encode(),
                              _json(rollup.record(state)))
             if self.metrics is not None:
                 self.metrics.record_aggregate(state["aggregate"])
                 self.metrics.observe_pipeline_latency("aggregate", batch[-1].message.timestamp * 1000)
-        await asyncio.gather(*futures)
+        await self.writer.flush()
         if self.metrics is not None:
             self.metrics.set_table_keys("rollups", len(self.rollups.data))
         self._done("rollup", len(batch))

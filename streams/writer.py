@@ -1,0 +1,93 @@
+"""Everything one agent batch writes, sent as one Kafka record batch per topic-partition.
+
+Faust's per-record ``producer.send`` / ``table.send_changelog`` cost a few asyncio tasks, futures and sensor
+calls per record; a batch of 1,000 events made ~9,000 of them and that, not the alliance code, bounded the
+worker (docs/benchmarks.md). :class:`BatchWriter` collects a batch's records (canonical events, DLQ copies,
+changelog records, partials, aggregates) and appends them to aiokafka ``BatchBuilder``\\ s of faust's own
+producer (same connection, ``acks=all``), one ``send_batch`` per topic-partition. ``flush()`` returns when
+the broker has acknowledged every record, so the agent's offsets are only committed after its writes.
+
+Records keep their order within a topic-partition. Keyed records with no explicit partition go where the
+producer's default partitioner (murmur2, the same as kafka-python's) would put them, so the publisher, the
+worker and the projector agree on where a key lives. Changelog records carry the key and value in the
+table's ``json`` codec, which is what faust's recovery reads back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
+
+Headers = list[tuple[str, bytes]]
+Record = tuple[bytes | None, bytes | None, Headers]
+
+
+@lru_cache(maxsize=262_144)
+def key_partition(key: bytes, partitions: int) -> int:
+    """The default partitioner's choice for a keyed record (aiokafka DefaultPartitioner, kafka-python)."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def changelog_bytes(obj: Any) -> bytes:
+    """A table key or value as faust's ``json`` codec writes it to the changelog."""
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+class BatchWriter:
+    def __init__(self, producer: Callable[[], AIOKafkaProducer]) -> None:
+        self._producer = producer
+        self._partitions: dict[str, int] = {}
+        self._pending: dict[tuple[str, int | None], list[Record]] = {}
+        self.records = 0  # sent since start, for tests and metrics
+
+    def add(self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None,
+            headers: Headers | None = None) -> None:
+        self._pending.setdefault((topic, partition), []).append((key, value, headers or []))
+
+    def put(self, table: Any, partition: int, key: str, value: Any) -> None:
+        """Write ``key`` of a faust table in memory and its changelog record to the event's partition."""
+        table.data[key] = value
+        self.add(table.changelog_topic.get_topic_name(), changelog_bytes(key), changelog_bytes(value),
+                 partition=partition)
+
+    async def flush(self) -> int:
+        """Send everything added since the last flush and wait for the broker's acknowledgements."""
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return 0
+        producer = self._producer()
+        by_tp: dict[tuple[str, int], list[Record]] = {}
+        for (topic, partition), records in pending.items():
+            if partition is not None:
+                by_tp.setdefault((topic, partition), []).extend(records)
+                continue
+            n = await self._partition_count(producer, topic)
+            for record in records:
+                p = key_partition(record[0], n) if record[0] is not None else 0
+                by_tp.setdefault((topic, p), []).append(record)
+        futures: list[asyncio.Future[Any]] = []
+        sent = 0
+        for (topic, partition), records in by_tp.items():
+            batch = producer.create_batch()
+            for key, value, headers in records:
+                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                    futures.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                        raise ValueError(f"a record for {topic} is larger than the producer's batch size")
+                sent += 1
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+        await asyncio.gather(*futures)
+        self.records += sent
+        return sent
+
+    async def _partition_count(self, producer: AIOKafkaProducer, topic: str) -> int:
+        if topic not in self._partitions:
+            self._partitions[topic] = len(await producer.partitions_for(topic))
+        return self._partitions[topic]
