@@ -2,16 +2,19 @@
 
 Per batch (``getmany``: at most ``batch_size`` records or ``batch_timeout_ms``): decode and map (pure,
 ``consumers.mapping``), then ONE transaction writes the rows, the rejects and the next offsets
-(``consumers.store``). Positions live in ``consumer_offsets``, not in Kafka: the projector assigns itself every
-partition of its topics (no Kafka group membership, so no rebalance can race with a seek) and seeks each
-one to the stored offset before the first fetch. Run one process per group; a second group (own offsets,
-same tables) is a parallel replay. A crash between batches or mid-transaction replays
-at most the uncommitted batch, and every write is idempotent, so nothing is lost or doubled.
+(``consumers.store``). The next batch is fetched and mapped while the database writes the current one;
+transactions still commit one at a time, in fetch order. Positions live in ``consumer_offsets``, not in
+Kafka: the projector assigns itself every partition of its topics (no Kafka group membership, so no
+rebalance can race with a seek) and seeks each one to the stored offset before the first fetch. Run one
+process per group; a second group (own offsets, same tables) is a parallel replay. A crash between batches
+or mid-transaction replays at most the uncommitted batch, and every write is idempotent, so nothing is
+lost or doubled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -221,19 +224,38 @@ class Projector:
         try:
             await consumer.start()
             await self._assign(consumer)
-            while not stop.is_set():
-                fetched = await consumer.getmany(timeout_ms=cfg.batch_timeout_ms, max_records=cfg.batch_size)
-                records = self._fresh(fetched)
-                if records:
+            writing: asyncio.Task[None] | None = None  # the previous batch's transaction
+            try:
+                while not stop.is_set():
+                    # fetched and planned while the database writes the previous batch; the mapping runs in
+                    # a thread so that the event loop keeps sending that batch's statements meanwhile
+                    fetched = await consumer.getmany(timeout_ms=cfg.batch_timeout_ms, max_records=cfg.batch_size)
+                    records = self._fresh(fetched)
+                    plan = await asyncio.to_thread(plan_batch, records, self.kinds) if records else None
+                    if writing is not None:
+                        await writing  # batches commit in order: one transaction at a time
+                        writing = None
+                        self._update_lag()
+                    if plan is None:
+                        self._update_lag()
+                        continue
                     log.debug("batch: %s", {f"{tp.topic}[{tp.partition}]": (recs[0].offset, recs[-1].offset)
                                             for tp, recs in fetched.items()})
-                    await self.apply(plan_batch(records, self.kinds), stop)
+                    writing = asyncio.create_task(self.apply(plan, stop))
                     if cfg.pause_ms:
+                        await writing
+                        writing = None
                         try:
                             await asyncio.wait_for(stop.wait(), timeout=cfg.pause_ms / 1000)
                         except TimeoutError:
                             pass
-                self._update_lag()
+                if writing is not None:  # stopping: the batch in progress is finished first
+                    await writing
+            finally:
+                if writing is not None and not writing.done():
+                    writing.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await writing
         finally:
             await consumer.stop()
             self._consumer = None
