@@ -92,12 +92,19 @@ class Bench:
                            keep=self.kept if "latency" in self.only else None)
         self.kept_suffix = run.suffix
         self.pipeline_rate = run.rate
+        params = {"events": run.events, "ingest_partitions": run.partitions, "workers": 1,
+                  "seconds": round(run.seconds, 3), "worker_startup_s": round(run.startup_seconds, 2),
+                  "source": self.source}
         self.results.append(Result(
             "pipeline events/s (1 worker) vs bare aiokafka loop", run.rate, "ev/s", baseline=run.baseline_rate,
-            target=PIPELINE_TARGET,
-            parameters={"events": run.events, "ingest_partitions": run.partitions, "workers": 1,
-                        "seconds": round(run.seconds, 3), "worker_startup_s": round(run.startup_seconds, 2),
-                        "source": self.source}))
+            target=PIPELINE_TARGET, parameters=params))
+        self.results.append(Result(
+            "faust no-op agent (framework ceiling) vs bare loop", run.noop_rate, "ev/s",
+            baseline=run.baseline_rate, direction="info", parameters=params,
+            note="bench.noop_worker: the worker's faust settings and batching, counting only"))
+        self.results.append(Result(
+            "pipeline events/s vs faust no-op agent", run.rate, "ev/s", baseline=run.noop_rate, direction="info",
+            parameters=params))
 
     def worker_profile(self) -> None:
         if not self.kept_suffix:

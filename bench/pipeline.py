@@ -36,6 +36,7 @@ class PipelineRun:
     suffix: str
     load_seconds: float
     baseline_rate: float | None
+    noop_rate: float | None  # faust no-op agent over the same topics (the framework ceiling)
     rate: float
     seconds: float
     startup_seconds: float  # worker start -> first ingest progress
@@ -100,11 +101,13 @@ def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, l
     load_s = kafka_io.load(svc.bootstrap, items, suffix)
     progress(f"  loaded {len(items):,} events into {suffix} ({partitions} ingest partitions) in {load_s:.1f}s")
     base_rate: float | None = None
+    noop_rate: float | None = None
     if baseline:
         topics = [ingest_topic(u) + suffix for u in UNIVERSITIES]
         res = asyncio.run(kafka_io.bare_consume(svc.bootstrap, topics, len(items)))
         base_rate = res.rate
         progress(f"  bare aiokafka loop: {res.records:,} records, {base_rate:,.0f}/s")
+        noop_rate = noop_run(svc, suffix, label, len(items), log_dir, partitions, progress)
     app_id = f"bench-{svc.run_id}-{label}"
     ws = [Worker(svc.bootstrap, suffix, app_id, log_dir,
                  env_extra={"ALLIANCE_INGEST_PARTITIONS": str(partitions)}) for _ in range(workers)]
@@ -119,11 +122,27 @@ def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, l
         if keep is not None:
             keep.extend(ws)
             handed_over = True
-        return PipelineRun(len(items), partitions, workers, suffix, load_s, base_rate, rate, seconds, startup)
+        return PipelineRun(len(items), partitions, workers, suffix, load_s, base_rate, noop_rate, rate, seconds,
+                           startup)
     finally:
         if not handed_over:
             for w in ws:
                 w.stop()
+
+
+def noop_run(svc: Services, suffix: str, label: str, expected: int, log_dir: Path, partitions: int,
+             progress: Progress = print) -> float:
+    """The framework ceiling: ``bench.noop_worker`` (faust agent with the worker's settings, counting only)
+    over the same ingest topics, fresh app id, timed like the pipeline."""
+    w = Worker(svc.bootstrap, suffix, f"bench-{svc.run_id}-{label}-noop", log_dir, module="bench.noop_worker",
+               env_extra={"ALLIANCE_INGEST_PARTITIONS": str(partitions)})
+    try:
+        w.start()
+        rate, _, startup = measure_workers([w], expected, max(180.0, expected / 100), progress)
+    finally:
+        w.stop()
+    progress(f"  faust no-op agent: {expected:,} events, {rate:,.0f}/s (start-up {startup:.1f}s excluded)")
+    return rate
 
 
 @dataclass

@@ -18,8 +18,8 @@ from infra.processes import free_ports, terminate
 from infra.settings import PROJECT_ROOT
 
 
-def worker_command(web_port: int, profiled: bool = False) -> list[str]:
-    module = "bench.profiled_worker" if profiled else "streams"
+def worker_command(web_port: int, profiled: bool = False, module: str = "streams") -> list[str]:
+    module = "bench.profiled_worker" if profiled else module
     return [sys.executable, "-m", module, "worker", "-l", "warning", "--web-port", str(web_port)]
 
 
@@ -30,6 +30,7 @@ class Worker:
     app_id: str
     log_dir: Path
     env_extra: dict[str, str] = field(default_factory=dict)
+    module: str = "streams"  # bench.noop_worker for the framework ceiling
     web_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
@@ -45,7 +46,8 @@ class Worker:
                "ALLIANCE_TOPIC_SUFFIX": self.suffix, "ALLIANCE_APP_ID": self.app_id,
                "ALLIANCE_WEB_PORT": str(self.web_port), "ALLIANCE_METRICS_PORT": "0", **self.env_extra}
         with open(self.log_file, "ab") as log:
-            command = worker_command(self.web_port, profiled="BENCH_PROFILE_OUT" in self.env_extra)
+            command = worker_command(self.web_port, profiled="BENCH_PROFILE_OUT" in self.env_extra,
+                                     module=self.module)
             self.proc = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env,
                                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True)

@@ -11,7 +11,7 @@ Agents (explicitly named):
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import cast
+from typing import Any, cast
 
 import faust
 from faust.types import EventT
@@ -30,27 +30,20 @@ from streams.domains import domains
 from streams.lag import LagReporter
 from streams.pipeline import Pipeline
 
+BATCH_SIZE = 1000
+BATCH_WITHIN = 0.05  # seconds
+
 
 def broker_url(bootstrap: str) -> str:
     return ";".join(f"kafka://{hp.strip()}" for hp in bootstrap.split(",") if hp.strip())
 
 
-def create_app(
-    settings: Settings,
-    *,
-    app_id: str | None = None,
-    registry: CollectorRegistry | None = None,
-    batch_size: int = 1000,
-    batch_within: float = 0.05,
-    web_port: int | None = None,
-) -> faust.App:
-    """Build the worker app (topic names get ``settings.topic_suffix``)."""
-    n = settings.topic
+def faust_config(settings: Settings, *, app_id: str | None = None, web_port: int | None = None) -> dict[str, Any]:
+    """The ``faust.App`` arguments of a worker (also used by the benchmark's no-op agent)."""
     datadir = settings.local_dir / "faust" / (app_id or settings.app_id)
     datadir.parent.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
-
-    app = faust.App(
-        app_id or settings.app_id,
+    return dict(
+        id=app_id or settings.app_id,
         broker=broker_url(settings.bootstrap),
         store="memory://",
         datadir=str(datadir),
@@ -63,6 +56,7 @@ def create_app(
         web_in_thread=False,
         broker_commit_every=10_000,
         broker_commit_interval=1.0,
+        # large fetches and a deep stream buffer: the agents take batches of up to 1,000 events
         stream_buffer_maxsize=65536,
         broker_max_poll_records=10_000,
         consumer_max_fetch_size=8 * 1024 * 1024,
@@ -74,16 +68,38 @@ def create_app(
         # recovered from its changelog instead, which the in-memory store does at every start anyway.
         table_standby_replicas=0,
     )
-    def raw_topic(*names: str) -> faust.TopicT:
-        return app.topic(*names, key_serializer="raw", value_serializer="raw")
 
-    def batches(stream: faust.StreamT[bytes]) -> AsyncIterator[Sequence[EventT[bytes]]]:
-        # take_events exists on faust.Stream but is missing from faust's StreamT type
-        return cast(faust.Stream[bytes], stream).take_events(batch_size, within=batch_within)
 
-    ingest = raw_topic(*[n(ingest_topic(u)) for u in UNIVERSITIES])
-    families = raw_topic(*[n(family_topic(f)) for f in Family])
-    partials_topic = raw_topic(n(PARTIALS_TOPIC))
+def batches(stream: faust.StreamT[bytes], size: int = BATCH_SIZE,
+            within: float = BATCH_WITHIN) -> AsyncIterator[Sequence[EventT[bytes]]]:
+    """Up to ``size`` events, or what arrived within ``within`` seconds of the first one."""
+    # take_events exists on faust.Stream but is missing from faust's StreamT type
+    return cast(faust.Stream[bytes], stream).take_events(size, within=within)
+
+
+def raw_topic(app: faust.App, *names: str) -> faust.TopicT:
+    return app.topic(*names, key_serializer="raw", value_serializer="raw")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    app_id: str | None = None,
+    registry: CollectorRegistry | None = None,
+    batch_size: int = BATCH_SIZE,
+    batch_within: float = BATCH_WITHIN,
+    web_port: int | None = None,
+) -> faust.App:
+    """Build the worker app (topic names get ``settings.topic_suffix``)."""
+    n = settings.topic
+    app = faust.App(**faust_config(settings, app_id=app_id, web_port=web_port))
+
+    def take(stream: faust.StreamT[bytes]) -> AsyncIterator[Sequence[EventT[bytes]]]:
+        return batches(stream, batch_size, batch_within)
+
+    ingest = raw_topic(app, *[n(ingest_topic(u)) for u in UNIVERSITIES])
+    families = raw_topic(app, *[n(family_topic(f)) for f in Family])
+    partials_topic = raw_topic(app, n(PARTIALS_TOPIC))
 
     # each table is co-partitioned with the topics its agent reads (same partition count, same worker)
     seen = app.Table("ingest-seen", partitions=settings.ingest_partitions, default=None)
@@ -99,17 +115,17 @@ def create_app(
 
     @app.agent(ingest, name="ingest")
     async def ingest_agent(stream: faust.StreamT[bytes]) -> None:
-        async for batch in batches(stream):
+        async for batch in take(stream):
             await pipeline.ingest(batch)
 
     @app.agent(families, name="tables")
     async def tables_agent(stream: faust.StreamT[bytes]) -> None:
-        async for batch in batches(stream):
+        async for batch in take(stream):
             await pipeline.tables(batch)
 
     @app.agent(partials_topic, name="rollup")
     async def rollup_agent(stream: faust.StreamT[bytes]) -> None:
-        async for batch in batches(stream):
+        async for batch in take(stream):
             await pipeline.rollup(batch)
 
     if pipeline.metrics is not None:

@@ -1,0 +1,65 @@
+"""``python -m bench.noop_worker worker``: the framework ceiling of the pipeline measurement.
+
+One Faust agent with the worker's own app settings (``streams.app.faust_config``) and batching
+(``streams.app.batches``) reads the same ingest topics and only counts the events: no decoding, no tables,
+no writes. Its rate is what faust-streaming itself delivers to an agent on this machine, so
+``pipeline / no-op agent`` is the share of the framework's ceiling the alliance pipeline reaches and
+``no-op agent / bare loop`` is the part of the gap that no pipeline code can close.
+
+It serves ``/freshness/`` like the real worker (both ``ingest`` and ``tables`` report the count), so the
+benchmark times it with the same polling code. Settings come from the ALLIANCE_* environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+import faust
+from faust.web import Request, Response, View
+
+from events.reference import UNIVERSITIES
+from events.topics import ingest_topic
+from infra.settings import load_settings
+from streams.app import batches, faust_config, raw_topic
+
+
+def build_app(web_port: int) -> faust.App:
+    settings = load_settings()
+    app = faust.App(**faust_config(settings, web_port=web_port))
+    topic = raw_topic(app, *[settings.topic(ingest_topic(u)) for u in UNIVERSITIES])
+    seen = {"events": 0, "last": 0.0}
+
+    @app.agent(topic, name="noop")
+    async def noop(stream: faust.StreamT[bytes]) -> None:
+        async for batch in batches(stream):
+            seen["events"] += len(batch)
+            seen["last"] = time.time()
+
+    @app.page("/freshness/")
+    class Freshness(View):
+        async def get(self, request: Request) -> Response:
+            agent = {"events_processed": seen["events"],
+                     "seconds_since_last_batch": time.time() - seen["last"] if seen["last"] else None}
+            return self.json({"ingest": agent, "tables": agent})
+
+    return app
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.noop_worker", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    w = sub.add_parser("worker")
+    w.add_argument("-l", "--loglevel", default="warning")
+    w.add_argument("--web-port", type=int, required=True)
+    args = parser.parse_args(argv)
+    worker = faust.Worker(build_app(args.web_port), loglevel=args.loglevel)
+    worker.spinner = None  # as in streams.worker: the spinner turns on DEBUG logging
+    worker.execute_from_commandline()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
