@@ -79,8 +79,8 @@ class BatchWriter:
                 if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                     futures.append(await producer.send_batch(batch, topic, partition=partition))
                     batch = producer.create_batch()
-                    if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                        raise ValueError(f"a record for {topic} is larger than the producer's batch size")
+                    # an empty batch takes any first record (even one larger than the batch size)
+                    batch.append(key=key, value=value, timestamp=None, headers=headers)
                 sent += 1
             futures.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*futures)

@@ -1,0 +1,99 @@
+"""streams.writer.BatchWriter against the real broker: every record arrives once, in order per
+topic-partition, on the partition the default partitioner would choose (or the explicit one), with its
+headers; batches that overflow the producer's batch size are split."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from types import SimpleNamespace
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+from kafka.partitioner.default import murmur2 as kafka_python_murmur2
+
+from events.topics import TopicSpec
+from infra.topics import provision
+from streams.writer import BatchWriter, changelog_bytes, key_partition
+
+pytestmark = pytest.mark.integration
+
+
+def test_key_partition_matches_kafka_python_and_aiokafka() -> None:
+    from aiokafka.partitioner import DefaultPartitioner as AioPartitioner
+
+    aio = AioPartitioner()
+    for i in range(2000):
+        key = f"posting-{i:05d}".encode()
+        for n in (1, 3, 6, 7):
+            parts = list(range(n))
+            kafka_python = (kafka_python_murmur2(key) & 0x7FFFFFFF) % n  # kafka-python's DefaultPartitioner
+            assert key_partition(key, n) == kafka_python == aio(key, parts, parts)
+
+
+async def _read(bootstrap: str, topic: str, partitions: int, expected: int) -> dict[int, list]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        out: dict[int, list] = defaultdict(list)
+        for _ in range(100):
+            for tp, recs in (await consumer.getmany(timeout_ms=500)).items():
+                out[tp.partition].extend(recs)
+            if sum(len(v) for v in out.values()) >= expected:
+                break
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def test_batch_writer_delivers_in_order_on_the_right_partitions(kafka_bootstrap: str, unique: str) -> None:
+    keyed, fixed = f"writer-keyed-{unique}", f"writer-fixed-{unique}"
+    provision(kafka_bootstrap, [TopicSpec(keyed, 3), TopicSpec(fixed, 2)])
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", max_batch_size=16 * 1024)
+    await producer.start()
+    try:
+        writer = BatchWriter(lambda: producer)
+        padding = "x" * 300  # 1,000 records of ~330 bytes: several 16 KiB batches per partition
+        for i in range(1000):
+            writer.add(keyed, f"k{i % 37}".encode(), json.dumps({"seq": i, "pad": padding}).encode(),
+                       headers=[("x-seq", str(i).encode())])
+        table = SimpleNamespace(data={}, changelog_topic=SimpleNamespace(get_topic_name=lambda: fixed))
+        for i in range(10):
+            writer.put(table, i % 2, f"key-{i}", {"n": i})
+        assert await writer.flush() == 1010
+        assert await writer.flush() == 0  # nothing pending
+        assert writer.records == 1010
+        assert table.data == {f"key-{i}": {"n": i} for i in range(10)}
+
+        got = await _read(kafka_bootstrap, keyed, 3, 1000)
+        seqs: list[int] = []
+        for partition, recs in got.items():
+            per_key: dict[bytes, list[int]] = defaultdict(list)
+            for r in recs:
+                assert key_partition(r.key, 3) == partition
+                seq = json.loads(r.value)["seq"]
+                assert dict(r.headers)["x-seq"] == str(seq).encode()
+                per_key[r.key].append(seq)
+                seqs.append(seq)
+            for key_seqs in per_key.values():
+                assert key_seqs == sorted(key_seqs)  # order kept per key (and per partition)
+        assert sorted(seqs) == list(range(1000))
+
+        changelog = await _read(kafka_bootstrap, fixed, 2, 10)
+        for partition, recs in changelog.items():
+            assert [json.loads(r.key) for r in recs] == [f"key-{i}" for i in range(partition, 10, 2)]
+            assert [json.loads(r.value) for r in recs] == [{"n": i} for i in range(partition, 10, 2)]
+            assert recs[0].key == changelog_bytes("key-" + str(partition))
+
+        # a record larger than the batch size goes in a batch of its own (the broker's limit is 1 MiB)
+        writer.add(fixed, b"big", b"y" * (64 * 1024), partition=0)
+        writer.add(fixed, b"after", b"z", partition=0)
+        assert await writer.flush() == 2
+        tail = (await _read(kafka_bootstrap, fixed, 2, 12))[0][-2:]
+        assert [(r.key, len(r.value)) for r in tail] == [(b"big", 64 * 1024), (b"after", 1)]
+    finally:
+        await producer.stop()
