@@ -51,6 +51,7 @@ class Bench:
         self.log_dir = BENCH_ROOT / f"logs-{svc.run_id}"
         self.items, self.source = workload.load_items(self.n)
         self.pipeline_rate: float | None = None
+        self.pure_rate: float | None = None
         self.kept: list[Worker] = []
         self.kept_suffix = ""
 
@@ -70,7 +71,7 @@ class Bench:
 
     # ------------------------------------------------------------------------------------------ 1
     def profile(self) -> None:
-        pure = profile.timed(self.items)
+        pure = self.pure_rate = profile.timed(self.items)
         areas = profile.by_area(self.items)
         hot = profile.profile(self.items)
         log(f"pure path (no Kafka, no Faust): {pure:,.0f} events/s; seconds by stage:")
@@ -105,6 +106,10 @@ class Bench:
         self.results.append(Result(
             "pipeline events/s vs faust no-op agent", run.rate, "ev/s", baseline=run.noop_rate, direction="info",
             parameters=params))
+        if self.pure_rate is not None:  # the alliance code alone, without Kafka or faust, against the same loop
+            self.results.append(Result(
+                "pure path (in-process) vs bare loop", self.pure_rate, "ev/s", baseline=run.baseline_rate,
+                direction="info", parameters={"events": self.n}))
 
     def worker_profile(self) -> None:
         if not self.kept_suffix:
