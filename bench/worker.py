@@ -85,8 +85,9 @@ class Worker:
         return doc
 
     def processed(self, agent: str) -> int:
-        doc = self.freshness() or {}
-        return int(doc.get(agent, {}).get("events_processed", 0))
+        """Events ``agent`` applied for the first time (replays after a rebalance are not progress)."""
+        info = (self.freshness() or {}).get(agent, {})
+        return int(info.get("events_applied", info.get("events_processed", 0)))
 
     def metrics(self) -> str:
         body = self._get("/metrics", timeout=5.0)

@@ -36,6 +36,7 @@ FAUST_SENSOR_PREFIX = "faust"
 
 FAMILIES: tuple[str, ...] = tuple(f.value for f in Family)
 STAGES: tuple[str, ...] = ("ingest", "tables", "aggregate")
+AGENTS: tuple[str, ...] = ("ingest", "tables", "rollup")
 AGGREGATE_NAMES: tuple[str, ...] = tuple(AGGREGATES)
 
 # occurred_at -> table update: events may be published by a university minutes or hours late.
@@ -89,6 +90,11 @@ class PipelineMetrics:
             "Messages between the consumer position and the partition end offset.",
             ["group", "topic", "partition"], registry=registry,
         )
+        self.partition_rewinds = Counter(
+            "alliance_worker_partition_rewinds_total",
+            "Partitions sought back to their committed offset after faust stopped delivering them.",
+            ["agent"], registry=registry,
+        )
         self.batch_events = Histogram(
             "alliance_worker_batch_events",
             "Events handled per batch (stream.take) by an agent.",
@@ -101,6 +107,8 @@ class PipelineMetrics:
             self.pipeline_latency.labels(stage=stage)
         for aggregate in AGGREGATE_NAMES:
             self.aggregates_published.labels(aggregate=aggregate)
+        for agent in AGENTS:
+            self.partition_rewinds.labels(agent=agent)
 
     def prime(self, universities: Iterable[str]) -> None:
         """Create the zero-valued ingest/reject series of every member university."""
@@ -142,6 +150,10 @@ class PipelineMetrics:
         child = self.pipeline_latency.labels(stage=stage)
         for ts in record_timestamps_ms:
             child.observe(max(0.0, now_s - ts / 1000.0))
+
+    def record_rewind(self, agent: str) -> None:
+        _check(agent, AGENTS, "agent")
+        self.partition_rewinds.labels(agent=agent).inc()
 
     def record_aggregate(self, aggregate: str, n: int = 1) -> None:
         _check(aggregate, AGGREGATE_NAMES, "aggregate")

@@ -27,11 +27,12 @@ from events.topics import (
 )
 from infra.settings import Settings
 from streams.domains import domains
-from streams.lag import LagReporter
+from streams.lag import LagReporter, StallGuard
 from streams.pipeline import Pipeline
 
 BATCH_SIZE = 1000
 BATCH_WITHIN = 0.05  # seconds
+LAG_INTERVAL_S = 10.0  # consumer lag report and stall check
 
 
 def broker_url(bootstrap: str) -> str:
@@ -128,16 +129,19 @@ def create_app(
         async for batch in take(stream):
             await pipeline.rollup(batch)
 
-    if pipeline.metrics is not None:
-        lag = LagReporter(app, pipeline.metrics, settings.bootstrap, app.conf.id)
+    # every 10 s: consumer lag per partition (a gauge when metrics are on) and the stall check on it
+    lag = LagReporter(app, pipeline.metrics, settings.bootstrap, app.conf.id)
+    agent_of = {**{n(ingest_topic(u)): "ingest" for u in UNIVERSITIES},
+                **{n(family_topic(f)): "tables" for f in Family}, n(PARTIALS_TOPIC): "rollup"}
+    guard = StallGuard(app, agent_of.get, pipeline.last_batch_at, pipeline.metrics)
 
-        @app.timer(interval=10.0, name="consumer-lag")  # type: ignore[untyped-decorator]
-        async def report_lag() -> None:
-            await lag.report()
+    @app.timer(interval=LAG_INTERVAL_S, name="consumer-lag")  # type: ignore[untyped-decorator]
+    async def report_lag() -> None:
+        await guard.check(await lag.report())
 
-        @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types receivers narrower than it calls them
-        async def close_lag_client(sender: object, *args: object, signal: object, **kwargs: object) -> None:
-            await lag.close()
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types receivers narrower than it calls them
+    async def close_lag_client(sender: object, *args: object, signal: object, **kwargs: object) -> None:
+        await lag.close()
 
     from streams.views import register_views
 

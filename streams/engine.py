@@ -29,6 +29,7 @@ class BatchResult:
     partials: dict[PartialKey, Values] = field(default_factory=dict)
     views: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     view_times: dict[str, str] = field(default_factory=dict)
+    applied: int = 0  # events applied for the first time (replays excluded)
 
 
 EVENTS_KEY = "_events"  # sorted short ids of the events applied to an entity state
@@ -68,6 +69,7 @@ def process(
         contributions = domain.contributions(new)
         delta = diff(domain.contributions(old) if old is not None else {}, contributions)
         windows = window_counts(event)
+        out.applied += first_time
         if first_time:  # event counts are the only non-idempotent aggregate: count each event id once
             for (aggregate, dk), values in windows.items():
                 delta[(aggregate, dk)] = add_into(delta.get((aggregate, dk), {}), values)

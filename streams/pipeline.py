@@ -64,6 +64,7 @@ class Pipeline:
     metrics: PipelineMetrics | None = None
     last_batch_at: dict[str, float] = field(default_factory=dict)
     events_processed: dict[str, int] = field(default_factory=dict)
+    events_applied: dict[str, int] = field(default_factory=dict)  # first-time events (replays excluded)
     university_of: dict[str, str] = field(default_factory=dict)  # ingest topic -> university code
     writer: BatchWriter = field(init=False)
 
@@ -74,9 +75,11 @@ class Pipeline:
         # faust's producer wraps one aiokafka producer; the writer batches onto it (see streams.writer)
         self.writer = BatchWriter(lambda: self.app.producer._ensure_producer())  # type: ignore[attr-defined]
 
-    def _done(self, agent: str, n: int) -> None:
+    def _done(self, agent: str, n: int, applied: int | None = None) -> None:
         self.last_batch_at[agent] = time.time()
         self.events_processed[agent] = self.events_processed.get(agent, 0) + n
+        if applied is not None:
+            self.events_applied[agent] = self.events_applied.get(agent, 0) + applied
         if self.metrics is not None:
             self.metrics.observe_batch(agent, n)
 
@@ -115,7 +118,7 @@ class Pipeline:
             for (university, reason), n in rejected.items():
                 m.record_rejected(university, reason, n=n)
             m.observe_pipeline_latencies("ingest", [ev.message.timestamp * 1000 for ev in batch])
-        self._done("ingest", len(batch))
+        self._done("ingest", len(batch), applied=len(accepted))
 
     # ------------------------------------------------------------------ tables
     async def tables(self, batch: Sequence[EventT[bytes]]) -> None:
@@ -148,7 +151,7 @@ class Pipeline:
                 self.metrics.record_aggregate(aggregate)
             self.metrics.set_table_keys("entity-state", len(self.states.data))
             self.metrics.set_table_keys("ingest-seen", len(self.seen.data))
-        self._done("tables", len(batch))
+        self._done("tables", len(batch), applied=result.applied)
 
     # ------------------------------------------------------------------ rollup
     async def rollup(self, batch: Sequence[EventT[bytes]]) -> None:

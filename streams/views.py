@@ -27,13 +27,17 @@ def _age(iso: str | None) -> float | None:
 
 
 def freshness(pipeline: Pipeline) -> dict[str, Any]:
+    """Per agent: last batch, events processed (replays after a rebalance included) and, for ingest and
+    tables, events applied for the first time (accepted new events; events new to their entity state)."""
     now = time.time()
-    return {
-        agent: {"last_batch_at": datetime.fromtimestamp(at, UTC).isoformat(),
-                "seconds_since_last_batch": round(now - at, 3),
-                "events_processed": pipeline.events_processed.get(agent, 0)}
-        for agent, at in pipeline.last_batch_at.items()
-    }
+    out: dict[str, Any] = {}
+    for agent, at in pipeline.last_batch_at.items():
+        out[agent] = {"last_batch_at": datetime.fromtimestamp(at, UTC).isoformat(),
+                      "seconds_since_last_batch": round(now - at, 3),
+                      "events_processed": pipeline.events_processed.get(agent, 0)}
+        if agent in pipeline.events_applied:
+            out[agent]["events_applied"] = pipeline.events_applied[agent]
+    return out
 
 
 def register_views(app: faust.App, pipeline: Pipeline) -> None:

@@ -44,6 +44,7 @@ EXPECTED: dict[str, tuple[str, set[str]]] = {
     "alliance_table_keys": ("gauge", {"table"}),
     "alliance_consumer_lag_messages": ("gauge", {"group", "topic", "partition"}),
     "alliance_worker_batch_events": ("histogram", {"agent"}),
+    "alliance_worker_partition_rewinds": ("counter", {"agent"}),
 }
 
 
@@ -58,6 +59,7 @@ def _exercised() -> tuple[CollectorRegistry, PipelineMetrics]:
     m.record_aggregate("fairs", 3)
     m.set_table_keys("postings", 42)
     m.observe_batch("ingest", 17)
+    m.record_rewind("tables")
     set_consumer_lag(m.consumer_lag, "alliance-worker", {("alliance.ingest.scu", 0): 5})
     return registry, m
 

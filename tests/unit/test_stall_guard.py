@@ -1,0 +1,93 @@
+"""streams.lag.StallGuard: which partitions it rewinds, and to where (the decision logic, with a stand-in
+for faust's consumer; the two-worker integration tests run it against the real one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from prometheus_client import CollectorRegistry
+
+from infra.observability import PipelineMetrics
+from streams.lag import StallGuard
+
+
+class TP(NamedTuple):
+    topic: str
+    partition: int
+
+
+@dataclass
+class FakeConsumer:
+    committed: dict[TP, int | None]
+    sought: list[dict[TP, int]] = field(default_factory=list)
+
+    @property
+    def _committed_offset(self) -> dict[TP, int | None]:
+        return self.committed
+
+    def assignment(self) -> set[TP]:
+        return set(self.committed)
+
+    async def seek_wait(self, partitions: dict[TP, int]) -> None:
+        self.sought.append(dict(partitions))
+
+
+@dataclass
+class FakeApp:
+    consumer: FakeConsumer
+    rebalancing: bool = False
+    in_recovery: bool = False
+
+
+EVENTS = TP("alliance.events.recruitment", 2)
+INGEST = TP("alliance.ingest.scu", 0)
+AGENT_OF = {EVENTS.topic: "tables", INGEST.topic: "ingest"}
+
+
+def make(committed: dict[TP, int | None], last_batch_at: dict[str, float]) -> tuple[StallGuard, FakeApp, Any]:
+    app = FakeApp(FakeConsumer(committed))
+    metrics = PipelineMetrics(CollectorRegistry())
+    return StallGuard(app, AGENT_OF.get, last_batch_at, metrics, stall_s=20.0), app, metrics
+
+
+def rewinds(metrics: PipelineMetrics, agent: str) -> float:
+    return metrics.partition_rewinds.labels(agent=agent)._value.get()
+
+
+async def test_rewinds_a_partition_with_lag_whose_offset_and_agent_stood_still() -> None:
+    guard, app, metrics = make({EVENTS: 15, INGEST: 700}, {"tables": 0.0, "ingest": 0.0})
+    lags = {(EVENTS.topic, 2): 1316, (INGEST.topic, 0): 0}
+    assert await guard.check(lags, now=100.0) == []  # first sight: starts the clock
+    assert await guard.check(lags, now=110.0) == []  # 10 s < stall_s
+    assert await guard.check(lags, now=121.0) == [EVENTS]
+    assert app.consumer.sought == [{EVENTS: 15}]
+    assert rewinds(metrics, "tables") == 1 and rewinds(metrics, "ingest") == 0
+    assert await guard.check(lags, now=131.0) == []  # the next rewind waits stall_s again
+    assert await guard.check(lags, now=142.0) == [EVENTS]
+
+
+async def test_leaves_partitions_alone_while_they_move_or_their_agent_works() -> None:
+    last_batch_at = {"tables": 0.0}
+    guard, app, _ = make({EVENTS: 15}, last_batch_at)
+    lags = {(EVENTS.topic, 2): 500}
+    await guard.check(lags, now=100.0)
+    app.consumer.committed[EVENTS] = 400  # committed moved: the clock restarts
+    assert await guard.check(lags, now=125.0) == []
+    last_batch_at["tables"] = 140.0  # the agent had a batch 10 s ago: its buffer may hold the records
+    assert await guard.check(lags, now=150.0) == []
+    assert await guard.check({(EVENTS.topic, 2): 0}, now=175.0) == []  # caught up
+    assert await guard.check({(EVENTS.topic, 2): 0}, now=200.0) == []
+    assert app.consumer.sought == []
+
+
+async def test_does_nothing_during_a_rebalance_and_restarts_its_clocks_after() -> None:
+    guard, app, _ = make({EVENTS: None}, {})
+    lags = {(EVENTS.topic, 2): 50}
+    await guard.check(lags, now=100.0)
+    app.rebalancing = True
+    assert await guard.check(lags, now=130.0) == []
+    app.rebalancing = False
+    assert await guard.check(lags, now=140.0) == []  # clock restarted at 140
+    assert await guard.check(lags, now=161.0) == [EVENTS]
+    assert app.consumer.sought == [{EVENTS: 0}]  # nothing committed yet: from the start
