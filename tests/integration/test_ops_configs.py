@@ -120,7 +120,7 @@ def test_promtool_test_rules_prove_alerts_fire() -> None:
     firing = {case["alertname"] for t in tests for case in t["alert_rule_test"] if case.get("exp_alerts")}
     assert {"AllianceRejectRateHigh", "AllianceWorkerDown", "AllianceConsumerLagGrowing",
             "AllianceProjectorErrors", "AllianceProjectorStalled", "AllianceProjectorDown",
-            "AllianceEventLatencyP99High"} <= firing
+            "AllianceEventLatencyP99High", "AllianceWorkerPartitionRewinds"} <= firing
 
 
 def test_alerts_have_severity_annotations_and_a_documented_runbook() -> None:
@@ -131,7 +131,7 @@ def test_alerts_have_severity_annotations_and_a_documented_runbook() -> None:
     assert {r["alert"] for r in rules} >= {
         "AllianceConsumerLagGrowing", "AllianceRejectRateHigh", "AllianceProjectorErrors",
         "AllianceProjectorStalled", "AllianceWorkerDown", "AllianceProjectorDown",
-        "AllianceEventLatencyP99High",
+        "AllianceEventLatencyP99High", "AllianceWorkerPartitionRewinds",
     }
     for rule in rules:
         assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]
