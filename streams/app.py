@@ -26,6 +26,7 @@ from events.topics import (
     ingest_topic,
 )
 from infra.settings import Settings
+from streams.consumer import install as install_gapless_consumer
 from streams.domains import domains
 from streams.lag import LagReporter, StallGuard
 from streams.pipeline import Pipeline
@@ -55,12 +56,12 @@ def faust_config(settings: Settings, *, app_id: str | None = None, web_port: int
         web_enabled=web_port is not None,
         web_port=web_port or settings.web_port,
         web_in_thread=False,
-        broker_commit_every=10_000,
-        broker_commit_interval=1.0,
         # large fetches and a deep stream buffer: the agents take batches of up to 1,000 events
         stream_buffer_maxsize=65536,
         broker_max_poll_records=10_000,
         consumer_max_fetch_size=8 * 1024 * 1024,
+        broker_commit_every=10_000,
+        broker_commit_interval=1.0,
         producer_linger_ms=5,
         producer_max_batch_size=512 * 1024,
         table_cleanup_interval=60.0,
@@ -94,6 +95,7 @@ def create_app(
     """Build the worker app (topic names get ``settings.topic_suffix``)."""
     n = settings.topic
     app = faust.App(**faust_config(settings, app_id=app_id, web_port=web_port))
+    install_gapless_consumer(app)  # faust would commit over records it dropped in a rebalance
 
     def take(stream: faust.StreamT[bytes]) -> AsyncIterator[Sequence[EventT[bytes]]]:
         return batches(stream, batch_size, batch_within)
@@ -133,11 +135,15 @@ def create_app(
     lag = LagReporter(app, pipeline.metrics, settings.bootstrap, app.conf.id)
     agent_of = {**{n(ingest_topic(u)): "ingest" for u in UNIVERSITIES},
                 **{n(family_topic(f)): "tables" for f in Family}, n(PARTIALS_TOPIC): "rollup"}
-    guard = StallGuard(app, agent_of.get, pipeline.last_batch_at, pipeline.metrics)
+    guard = StallGuard(app, agent_of.get, pipeline.last_batch_at, pipeline.metrics, starts=lag.starts)
 
     @app.timer(interval=LAG_INTERVAL_S, name="consumer-lag")  # type: ignore[untyped-decorator]
     async def report_lag() -> None:
         await guard.check(await lag.report())
+
+    @app.timer(interval=1.0, name="partition-starts")  # type: ignore[untyped-decorator]
+    async def learn_partition_starts() -> None:  # first commits of newly assigned partitions wait for it
+        await guard.learn_starts()
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types receivers narrower than it calls them
     async def close_lag_client(sender: object, *args: object, signal: object, **kwargs: object) -> None:

@@ -4,24 +4,26 @@ and the guard that rewinds partitions faust stopped delivering.
 Lag = the partition's end offset - the offset this worker has committed for it. A partition that stops
 being consumed shows up as growing lag, which the alert rules watch.
 
-:class:`StallGuard` handles the case seen with two workers on a backlog (about one run in eight, see
-docs/streams.md): after a rebalance faust clears its stream buffers but does not always seek the
-partitions back to their committed offsets, so the records that were buffered are never delivered to the
-agent and the committed offset stops short of them (faust's read offset is already at the end, nothing is
-left to fetch). Restarting the worker would heal it (it resumes from the committed offset); the guard does
-the same in-process: a partition with lag whose committed offset has not moved for ``stall_s`` while its
-agent had no batch for ``stall_s`` is sought back to its committed offset. Every step of the pipeline is
-idempotent under such a replay (dedupe at ingest, event ids remembered per entity, absolute partials).
+:class:`StallGuard` handles what faust leaves behind after some rebalances (two workers on a backlog, about
+one run in five here; docs/streams.md): records it fetched but dropped without seeking back, so they are
+never delivered to the agent, and the committed offset stops short of them (faust would even commit over
+them as a "gap"; :mod:`streams.consumer` stops that). A restart would heal it, since the worker resumes from
+the committed offset; the guard does the same in-process: a partition with lag whose committed offset has
+not moved for ``stall_s`` while its agent had no batch for ``stall_s`` (or for ``busy_stall_s`` while the
+agent keeps working on other partitions) is sought back to its committed offset. Every step of the
+pipeline is idempotent under such a replay (dedupe at ingest, event ids remembered per entity, absolute
+partials).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from infra.observability import PipelineMetrics, set_consumer_lag
@@ -29,10 +31,38 @@ from infra.observability import PipelineMetrics, set_consumer_lag
 log = logging.getLogger("streams.lag")
 
 
+def _first(*offsets: int | None) -> int:
+    return next((o for o in offsets if o is not None), 0)
+
+
 class LagReporter:
     def __init__(self, app: Any, metrics: PipelineMetrics | None, bootstrap: str, group: str) -> None:
         self.app, self.metrics, self.bootstrap, self.group = app, metrics, bootstrap, group
         self._client: AIOKafkaConsumer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+
+    async def _consumer(self) -> AIOKafkaConsumer:
+        if self._client is None:
+            self._client = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+            await self._client.start()
+        return self._client
+
+    async def starts(self, tps: list[Any]) -> dict[Any, int]:
+        """Where the group's consumption of ``tps`` starts: its committed offset in Kafka, else the
+        partition's first offset (for faust's partitions without a committed offset of its own)."""
+        if self._admin is None:
+            self._admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+            await self._admin.start()
+        try:
+            stored = await self._admin.list_consumer_group_offsets(self.group, partitions=tps)
+            firsts = await (await self._consumer()).beginning_offsets(tps)
+        except KafkaError:
+            return {}
+        out: dict[Any, int] = {}
+        for tp in tps:
+            meta = stored.get(tp)
+            out[tp] = meta.offset if meta is not None and meta.offset >= 0 else int(firsts[tp])
+        return out
 
     async def report(self) -> dict[tuple[str, int], int]:
         consumer = self.app.consumer
@@ -41,15 +71,14 @@ class LagReporter:
         if not tps:
             self._publish({})
             return {}
-        if self._client is None:
-            self._client = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-            await self._client.start()
         try:
-            ends = await self._client.end_offsets(tps)
+            ends = await (await self._consumer()).end_offsets(tps)
         except KafkaError:
             return {}  # the next tick tries again; a stale gauge is better than a wrong one
         committed = consumer._committed_offset  # faust keeps the offsets it committed per partition
-        lags = {(tp.topic, tp.partition): max(0, int(ends[tp]) - int(committed.get(tp) or 0)) for tp in tps}
+        starts = getattr(consumer, "start_offsets", {})  # streams.consumer.GaplessConsumer, before a commit
+        lags = {(tp.topic, tp.partition): max(0, int(ends[tp]) - int(_first(committed.get(tp), starts.get(tp))))
+                for tp in tps}
         self._publish(lags)
         return lags
 
@@ -58,6 +87,9 @@ class LagReporter:
             set_consumer_lag(self.metrics.consumer_lag, self.group, lags)
 
     async def close(self) -> None:
+        if self._admin is not None:
+            await self._admin.close()
+            self._admin = None
         if self._client is not None:
             await self._client.stop()
             self._client = None
@@ -65,10 +97,25 @@ class LagReporter:
 
 class StallGuard:
     def __init__(self, app: Any, agent_of: Callable[[str], str | None], last_batch_at: Mapping[str, float],
-                 metrics: PipelineMetrics | None = None, stall_s: float = 20.0) -> None:
-        self.app, self.agent_of, self.last_batch_at = app, agent_of, last_batch_at
-        self.metrics, self.stall_s = metrics, stall_s
+                 metrics: PipelineMetrics | None = None, stall_s: float = 20.0,
+                 busy_stall_s: float = 60.0,
+                 starts: Callable[[list[Any]], Awaitable[dict[Any, int]]] | None = None) -> None:
+        self.app, self.agent_of, self.last_batch_at, self.starts = app, agent_of, last_batch_at, starts
+        self.metrics, self.stall_s, self.busy_stall_s = metrics, stall_s, busy_stall_s
         self._since: dict[Any, tuple[int | None, float]] = {}  # tp -> (committed offset, first seen at)
+
+    async def learn_starts(self) -> None:
+        """Tell a :class:`streams.consumer.GaplessConsumer` where its partitions without a committed offset
+        start (it makes no commit for them before). Cheap when there are none; run every second."""
+        consumer = self.app.consumer
+        start_offsets: dict[Any, int] | None = getattr(consumer, "start_offsets", None)
+        if start_offsets is None or self.starts is None or self.app.rebalancing:
+            return
+        committed = consumer._committed_offset
+        uncommitted = [tp for tp in consumer.assignment()
+                       if committed.get(tp) is None and self.agent_of(tp.topic) is not None]
+        if uncommitted:
+            start_offsets.update(await self.starts(uncommitted))  # refreshed until faust commits
 
     async def check(self, lags: Mapping[tuple[str, int], int], now: float | None = None) -> list[Any]:
         """Rewind the stalled partitions among ``lags`` (from :meth:`LagReporter.report`); returns them."""
@@ -78,6 +125,8 @@ class StallGuard:
             return []
         consumer = self.app.consumer
         committed = consumer._committed_offset
+        start_offsets: dict[Any, int] | None = getattr(consumer, "start_offsets", None)
+        await self.learn_starts()
         stalled: list[tuple[Any, int | None, str, float]] = []
         for tp in consumer.assignment():
             lag = lags.get((tp.topic, tp.partition), 0)
@@ -87,10 +136,11 @@ class StallGuard:
                 self._since[tp] = (offset, now)
                 continue
             agent = self.agent_of(tp.topic)
-            if agent is None or now - first[1] < self.stall_s:
+            stuck_for = now - first[1]
+            if agent is None or stuck_for < self.stall_s:
                 continue
             idle = now - self.last_batch_at.get(agent, 0.0)
-            if idle < self.stall_s:
+            if idle < self.stall_s and stuck_for < self.busy_stall_s:
                 continue  # the agent is busy: its buffer may still hold this partition's records
             stalled.append((tp, offset, agent, idle))
         for tp, offset, agent, idle in stalled:
@@ -98,7 +148,7 @@ class StallGuard:
                         "seeking back to the committed offset (faust dropped its buffered records in a "
                         "rebalance, see docs/streams.md)", tp.topic, tp.partition, offset,
                         lags[(tp.topic, tp.partition)], agent, idle)
-            await consumer.seek_wait({tp: offset or 0})
+            await consumer.seek_wait({tp: _first(offset, (start_offsets or {}).get(tp))})
             self._since[tp] = (offset, now)  # the next rewind of the same partition waits stall_s again
             if self.metrics is not None:
                 self.metrics.record_rewind(agent)

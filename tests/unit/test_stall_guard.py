@@ -21,6 +21,7 @@ class TP(NamedTuple):
 class FakeConsumer:
     committed: dict[TP, int | None]
     sought: list[dict[TP, int]] = field(default_factory=list)
+    start_offsets: dict[TP, int] = field(default_factory=dict)  # as streams.consumer.GaplessConsumer
 
     @property
     def _committed_offset(self) -> dict[TP, int | None]:
@@ -91,3 +92,33 @@ async def test_does_nothing_during_a_rebalance_and_restarts_its_clocks_after() -
     assert await guard.check(lags, now=140.0) == []  # clock restarted at 140
     assert await guard.check(lags, now=161.0) == [EVENTS]
     assert app.consumer.sought == [{EVENTS: 0}]  # nothing committed yet: from the start
+
+
+async def test_rewinds_after_busy_stall_s_while_the_agent_keeps_working_on_other_partitions() -> None:
+    last_batch_at = {"tables": 0.0}
+    guard, app, _ = make({EVENTS: 15}, last_batch_at)
+    lags = {(EVENTS.topic, 2): 900}
+    await guard.check(lags, now=100.0)
+    for now in (110.0, 130.0, 150.0):  # the agent has batches all the time (other partitions)
+        last_batch_at["tables"] = now - 1
+        assert await guard.check(lags, now=now) == []
+    last_batch_at["tables"] = 160.0
+    assert await guard.check(lags, now=161.0) == [EVENTS]  # 61 s without a commit on this partition
+    assert app.consumer.sought == [{EVENTS: 15}]
+
+
+async def test_learns_where_uncommitted_partitions_start_and_rewinds_there() -> None:
+    asked: list[list[TP]] = []
+
+    async def starts(tps: list[TP]) -> dict[TP, int]:  # the group's committed offset in Kafka, or the log start
+        asked.append(sorted(tps))
+        return {tp: 5000 for tp in tps}
+
+    app = FakeApp(FakeConsumer({EVENTS: None, INGEST: 12}))
+    guard = StallGuard(app, AGENT_OF.get, {}, None, stall_s=20.0, starts=starts)
+    lags = {(EVENTS.topic, 2): 300}
+    await guard.check(lags, now=100.0)
+    assert asked == [[EVENTS]]  # only partitions faust has no committed offset for
+    assert app.consumer.start_offsets == {EVENTS: 5000}
+    assert await guard.check(lags, now=121.0) == [EVENTS]
+    assert app.consumer.sought == [{EVENTS: 5000}]
