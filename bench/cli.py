@@ -161,6 +161,12 @@ class Bench:
         self.results.append(Result("projector rows/s vs COPY of the same rows", res.rate, "rows/s",
                                    baseline=res.copy_rate, target=PROJECTOR_TARGET, parameters=res.parameters,
                                    note=res.note))
+        self.results.append(Result("projector write path alone vs COPY", res.write_rate, "rows/s",
+                                   baseline=res.copy_rate, direction="info", parameters=res.parameters,
+                                   note="apply_plan of the same records planned beforehand: staging COPY, "
+                                        "upserts, recounts, offsets; no Kafka, no decode"))
+        self.results.append(Result("projector rows/s vs its write path alone", res.rate, "rows/s",
+                                   baseline=res.write_rate, direction="info", parameters=res.parameters))
 
     def scaling(self) -> None:
         for label, partitions, workers in (("p6w1", 6, 1), ("p3w2", 3, 2)):

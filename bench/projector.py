@@ -17,7 +17,7 @@ from bench.env import Services, provision_run
 from bench.kafka_io import Progress
 from bench.report import BenchError
 from bench.workload import Item
-from events.topics import Family, family_topic
+from events.topics import EVENT_PARTITIONS, Family, family_topic
 
 BOOKKEEPING = ("consumer_offsets", "projector_rejects", "schema_migrations", "agg_snapshot")
 POLL_S = 0.05
@@ -27,8 +27,52 @@ POLL_S = 0.05
 class ProjectorResult:
     rate: float
     copy_rate: float
+    write_rate: float  # apply_plan alone over the same records (no Kafka, no decode): the write path's ceiling
     parameters: dict[str, Any] = field(default_factory=dict)
     note: str = ""
+
+
+@dataclass(frozen=True)
+class _Record:  # the part of a ConsumerRecord that consumers.mapping.plan_batch reads
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def offline_batches(records: Sequence[Item], suffix: str, batch_size: int) -> list[list[_Record]]:
+    """The canonical records as the projector would fetch them (partition by key, offsets per partition),
+    in batches of ``batch_size``."""
+    from streams.writer import key_partition
+
+    next_offset: dict[tuple[str, int], int] = {}
+    out: list[_Record] = []
+    for it in records:
+        topic = it.topic + suffix
+        p = key_partition(it.key, EVENT_PARTITIONS) if it.key is not None else 0
+        offset = next_offset.get((topic, p), 0)
+        next_offset[(topic, p)] = offset + 1
+        out.append(_Record(topic, p, offset, it.key, it.value))
+    return [out[i:i + batch_size] for i in range(0, len(out), batch_size)]
+
+
+async def _write_path(conn: asyncpg.Connection, dsn: str, group: str, batches: list[list[_Record]],
+                      kinds: dict[str, Any]) -> float:
+    """Seconds for ``apply_plan`` of every batch (planned beforehand, off the clock) on one connection."""
+    from consumers.mapping import plan_batch
+    from consumers.store import apply_plan, prepare_connection
+
+    plans = [plan_batch(b, kinds) for b in batches]
+    writer = await asyncpg.connect(dsn, timeout=10)
+    try:
+        await prepare_connection(writer)
+        t0 = time.perf_counter()
+        for plan in plans:
+            await apply_plan(writer, group, plan)
+        return time.perf_counter() - t0
+    finally:
+        await writer.close()
 
 
 def with_database(dsn: str, database: str) -> str:
@@ -54,7 +98,9 @@ async def _columns(conn: asyncpg.Connection, table: str) -> str:
     return ", ".join(f'"{r["column_name"]}"' for r in rows)
 
 
-async def _run(svc: Services, suffix: str, total: int, progress: Progress, limit_s: float) -> ProjectorResult:
+async def _run(svc: Services, suffix: str, items: Sequence[Item], progress: Progress,
+               limit_s: float) -> ProjectorResult:
+    total = len(items)
     from consumers.migrate import migrate
     from consumers.projector import Projector, ProjectorConfig
 
@@ -116,12 +162,22 @@ async def _run(svc: Services, suffix: str, total: int, progress: Progress, limit
         copied = sum([int(await conn.fetchval(f'SELECT count(*) FROM "{t}"')) for t in tables])
         if copied != rows:
             raise BenchError(f"COPY baseline wrote {copied} rows, expected {rows}")
+        # the write path alone: the same records planned beforehand, then only apply_plan on the clock
+        await conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE")
+        write_s = await _write_path(conn, dsn, f"{group}-write", offline_batches(items, suffix, config.batch_size),
+                                    projector.kinds)
+        written = sum([int(await conn.fetchval(f'SELECT count(*) FROM "{t}"')) for t in tables])
+        if written != rows:
+            raise BenchError(f"the write-path baseline wrote {written} rows, the projector {rows}")
+        progress(f"  write path alone (apply_plan of pre-planned batches): {write_s:.2f}s ({rows / write_s:,.0f} "
+                 "rows/s)")
         per_table = {t: len(v) for t, v in contents.items()}
         progress(f"  projector: {total:,} records -> {rows:,} rows in {seconds:.2f}s ({rate:,.0f} rows/s, "
                  f"{projector.batches} batches); COPY of the same rows {copy_s:.2f}s ({rows / copy_s:,.0f} rows/s)")
-        return ProjectorResult(rate, rows / copy_s, {
+        return ProjectorResult(rate, rows / copy_s, rows / write_s, {
             "records": total, "rows": rows, "rows_per_table": per_table, "seconds": round(seconds, 3),
-            "copy_seconds": round(copy_s, 3), "batches": projector.batches, "batch_size": config.batch_size,
+            "copy_seconds": round(copy_s, 3), "write_path_seconds": round(write_s, 3),
+            "batches": projector.batches, "batch_size": config.batch_size,
             "topics": "alliance.events.* (aggregated topics not included)", "database": "fsync=off (local)"})
     finally:
         stop.set()
@@ -137,4 +193,4 @@ def measure(svc: Services, items: Sequence[Item], progress: Progress = print,
     records = canonical(items)
     kafka_io.load(svc.bootstrap, records, suffix)
     progress(f"  loaded {len(records):,} canonical events into alliance.events.*{suffix}")
-    return asyncio.run(_run(svc, suffix, len(records), progress, limit_s))
+    return asyncio.run(_run(svc, suffix, records, progress, limit_s))
