@@ -33,7 +33,7 @@ from streams.pipeline import Pipeline
 
 BATCH_SIZE = 1000
 BATCH_WITHIN = 0.05  # seconds
-LAG_INTERVAL_S = 10.0  # consumer lag report and stall check
+LAG_INTERVAL_S = 2.0  # consumer lag report, partition starts and stall check
 
 
 def broker_url(bootstrap: str) -> str:
@@ -131,7 +131,7 @@ def create_app(
         async for batch in take(stream):
             await pipeline.rollup(batch)
 
-    # every 10 s: consumer lag per partition (a gauge when metrics are on) and the stall check on it
+    # every 2 s: consumer lag per partition (a gauge when metrics are on) and the stall check on it
     lag = LagReporter(app, pipeline.metrics, settings.bootstrap, app.conf.id)
     agent_of = {**{n(ingest_topic(u)): "ingest" for u in UNIVERSITIES},
                 **{n(family_topic(f)): "tables" for f in Family}, n(PARTIALS_TOPIC): "rollup"}
@@ -140,10 +140,6 @@ def create_app(
     @app.timer(interval=LAG_INTERVAL_S, name="consumer-lag")  # type: ignore[untyped-decorator]
     async def report_lag() -> None:
         await guard.check(await lag.report())
-
-    @app.timer(interval=1.0, name="partition-starts")  # type: ignore[untyped-decorator]
-    async def learn_partition_starts() -> None:  # first commits of newly assigned partitions wait for it
-        await guard.learn_starts()
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types receivers narrower than it calls them
     async def close_lag_client(sender: object, *args: object, signal: object, **kwargs: object) -> None:

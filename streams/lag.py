@@ -97,8 +97,8 @@ class LagReporter:
 
 class StallGuard:
     def __init__(self, app: Any, agent_of: Callable[[str], str | None], last_batch_at: Mapping[str, float],
-                 metrics: PipelineMetrics | None = None, stall_s: float = 20.0,
-                 busy_stall_s: float = 60.0,
+                 metrics: PipelineMetrics | None = None, stall_s: float = 6.0,
+                 busy_stall_s: float = 30.0,
                  starts: Callable[[list[Any]], Awaitable[dict[Any, int]]] | None = None) -> None:
         self.app, self.agent_of, self.last_batch_at, self.starts = app, agent_of, last_batch_at, starts
         self.metrics, self.stall_s, self.busy_stall_s = metrics, stall_s, busy_stall_s
@@ -106,7 +106,7 @@ class StallGuard:
 
     async def learn_starts(self) -> None:
         """Tell a :class:`streams.consumer.GaplessConsumer` where its partitions without a committed offset
-        start (it makes no commit for them before). Cheap when there are none; run every second."""
+        start (it makes no commit for them before). Cheap when there are none; part of every check."""
         consumer = self.app.consumer
         start_offsets: dict[Any, int] | None = getattr(consumer, "start_offsets", None)
         if start_offsets is None or self.starts is None or self.app.rebalancing:
@@ -144,11 +144,12 @@ class StallGuard:
                 continue  # the agent is busy: its buffer may still hold this partition's records
             stalled.append((tp, offset, agent, idle))
         for tp, offset, agent, idle in stalled:
-            log.warning("%s[%d] stalled: committed offset %s, %d records behind, agent %s idle for %.0fs; "
-                        "seeking back to the committed offset (faust dropped its buffered records in a "
-                        "rebalance, see docs/streams.md)", tp.topic, tp.partition, offset,
-                        lags[(tp.topic, tp.partition)], agent, idle)
-            await consumer.seek_wait({tp: _first(offset, (start_offsets or {}).get(tp))})
+            target = _first(offset, (start_offsets or {}).get(tp))
+            log.warning("%s[%d] stalled at offset %d, %d records behind, agent %s %s; seeking back to it "
+                        "(faust dropped records it had fetched, see docs/streams.md)", tp.topic, tp.partition,
+                        target, lags[(tp.topic, tp.partition)], agent,
+                        f"idle for {idle:.0f}s" if idle < now - 1.0 else "without a batch yet")
+            await consumer.seek_wait({tp: target})
             self._since[tp] = (offset, now)  # the next rewind of the same partition waits stall_s again
             if self.metrics is not None:
                 self.metrics.record_rewind(agent)

@@ -49,7 +49,7 @@ AGENT_OF = {EVENTS.topic: "tables", INGEST.topic: "ingest"}
 def make(committed: dict[TP, int | None], last_batch_at: dict[str, float]) -> tuple[StallGuard, FakeApp, Any]:
     app = FakeApp(FakeConsumer(committed))
     metrics = PipelineMetrics(CollectorRegistry())
-    return StallGuard(app, AGENT_OF.get, last_batch_at, metrics, stall_s=20.0), app, metrics
+    return StallGuard(app, AGENT_OF.get, last_batch_at, metrics, stall_s=20.0, busy_stall_s=60.0), app, metrics
 
 
 def rewinds(metrics: PipelineMetrics, agent: str) -> float:
