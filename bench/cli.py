@@ -169,15 +169,22 @@ class Bench:
                                    baseline=res.write_rate, direction="info", parameters=res.parameters))
 
     def scaling(self) -> None:
-        for label, partitions, workers in (("p6w1", 6, 1), ("p3w2", 3, 2)):
+        """Steady-state runs (workers up and assigned before the events arrive), against the same kind of
+        run with 3 partitions and 1 worker."""
+        base: float | None = None
+        for label, partitions, workers in (("s3w1", 3, 1), ("s6w1", 6, 1), ("s3w2", 3, 2)):
             try:
                 run = pipeline_run(self.svc, self.items, label=label, log_dir=self.log_dir, partitions=partitions,
-                                   workers=workers, baseline=False, progress=log)
+                                   workers=workers, baseline=False, progress=log, steady=True)
+                if label == "s3w1":
+                    base = run.rate
+                    continue
                 self.results.append(Result(
                     f"scaling: {partitions} ingest partitions, {workers} worker(s)", run.rate, "ev/s",
-                    baseline=self.pipeline_rate, direction="info",
+                    baseline=base, direction="info",
                     parameters={"events": run.events, "ingest_partitions": partitions, "workers": workers,
-                                "seconds": round(run.seconds, 3), "baseline": "3 partitions, 1 worker"}))
+                                "seconds": round(run.seconds, 3), "steady": True,
+                                "baseline": "3 partitions, 1 worker, steady"}))
             except Exception as exc:  # the other scaling run still goes ahead
                 log(f"scaling {label} FAILED: {exc}")
                 self.results.append(Result(f"scaling: {partitions} ingest partitions, {workers} worker(s)", None,

@@ -93,16 +93,23 @@ def measure_workers(workers: list[Worker], expected: int, timeout: float,
 
 def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, log_dir: Path,
                  partitions: int = INGEST_PARTITIONS, workers: int = 1, baseline: bool = True,
-                 progress: Progress = print, keep: list[Worker] | None = None) -> PipelineRun:
+                 progress: Progress = print, keep: list[Worker] | None = None,
+                 steady: bool = False) -> PipelineRun:
     """Load ``items`` into freshly provisioned suffixed topics, time the bare loop over them, then the
-    workers. With ``keep`` the workers stay running (appended to ``keep``; the caller stops them)."""
+    workers. With ``keep`` the workers stay running (appended to ``keep``; the caller stops them).
+
+    ``steady``: the workers start first and the events are loaded once every worker holds its partitions,
+    so the rate is the one of a running group, without the start-up rebalance of workers that join
+    together on a backlog (which docs/streams.md covers)."""
     suffix = svc.suffix(label)
     provision_run(svc.bootstrap, suffix, ingest_partitions=partitions)
-    load_s = kafka_io.load(svc.bootstrap, items, suffix)
-    progress(f"  loaded {len(items):,} events into {suffix} ({partitions} ingest partitions) in {load_s:.1f}s")
+    load_s = 0.0
+    if not steady:
+        load_s = kafka_io.load(svc.bootstrap, items, suffix)
+        progress(f"  loaded {len(items):,} events into {suffix} ({partitions} ingest partitions) in {load_s:.1f}s")
     base_rate: float | None = None
     noop_rate: float | None = None
-    if baseline:
+    if baseline and not steady:
         topics = [ingest_topic(u) + suffix for u in UNIVERSITIES]
         res = asyncio.run(kafka_io.bare_consume(svc.bootstrap, topics, len(items)))
         base_rate = res.rate
@@ -115,6 +122,15 @@ def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, l
     try:
         for w in ws:
             w.start()
+        if steady:
+            for w in ws:
+                w.wait_ready()
+            time.sleep(3.0)  # the group settles (a late join would rebalance again)
+            for w in ws:
+                w.wait_ready()
+            load_s = kafka_io.load(svc.bootstrap, items, suffix)
+            progress(f"  {workers} worker(s) ready; loaded {len(items):,} events ({partitions} ingest partitions) "
+                     f"in {load_s:.1f}s")
         timeout = max(180.0, len(items) / 100)
         rate, seconds, startup = measure_workers(ws, len(items), timeout, progress)
         progress(f"  pipeline ({workers} worker(s)): {len(items):,} events, {rate:,.0f}/s "

@@ -101,6 +101,17 @@ class Worker:
             time.sleep(0.2)
         raise BenchError(f"worker {self.app_id} web server not up after {timeout:.0f}s:\n{self.log_tail()}")
 
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Until /readyz says the worker has its partitions (no rebalance in progress)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise BenchError(f"worker {self.app_id} exited:\n{self.log_tail()}")
+            if self._get("/readyz") == b"ready\n":
+                return
+            time.sleep(0.2)
+        raise BenchError(f"worker {self.app_id} not ready after {timeout:.0f}s:\n{self.log_tail()}")
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             terminate(self.proc.pid, timeout=20)
