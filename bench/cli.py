@@ -112,9 +112,7 @@ class Bench:
                 direction="info", parameters={"events": self.n}))
 
     def worker_profile(self) -> None:
-        if not self.kept_suffix:
-            raise BenchError("needs the pipeline measurement (its topics) first")
-        prof = profile_worker(self.svc, self.kept_suffix, self.n, self.log_dir, progress=log)
+        prof = profile_worker(self.svc, self.items, self.log_dir, progress=log)
         total = sum(prof.areas.values()) or 1.0
         log("worker own time by package (cProfile over the whole worker process):")
         for area, sec in prof.areas.items():

@@ -168,10 +168,14 @@ class WorkerProfile:
     top: list[Hotspot]
 
 
-def profile_worker(svc: Services, suffix: str, expected: int, log_dir: Path,
+def profile_worker(svc: Services, items: Sequence[workload.Item], log_dir: Path,
                    progress: Progress = print) -> WorkerProfile:
-    """Re-run the pipeline over the same ingest topics with a fresh app id (fresh group and tables) in a
-    worker under cProfile, and report its own time by package and its top functions."""
+    """The pipeline again, on its own freshly loaded topics, in a worker under cProfile; reports its own time
+    by package and its top functions."""
+    suffix = svc.suffix("profiled")
+    provision_run(svc.bootstrap, suffix)
+    kafka_io.load(svc.bootstrap, items, suffix)
+    expected = len(items)
     out = log_dir / f"worker-{svc.run_id}.prof"
     out.unlink(missing_ok=True)
     w = Worker(svc.bootstrap, suffix, f"bench-{svc.run_id}-profiled", log_dir,
