@@ -80,8 +80,9 @@ def projector(settings: Settings, log_dir: Path, port: int) -> Service:
                    log_dir / "projector.log", port)
 
 
-def freshness(workers: list[Service]) -> dict[str, int]:
-    """Events processed per agent, summed over the workers."""
+def freshness(workers: list[Service], field: str = "events_processed") -> dict[str, int]:
+    """A /freshness/ counter per agent, summed over the workers: ``events_processed`` (replays after a
+    rebalance included) or ``events_applied`` (first-time events; ingest and tables only)."""
     total: dict[str, int] = {}
     for w in workers:
         status, body = w.get("/freshness/")
@@ -89,7 +90,8 @@ def freshness(workers: list[Service]) -> dict[str, int]:
             continue
         data: dict[str, Any] = json.loads(body)
         for agent, info in data.items():
-            total[agent] = total.get(agent, 0) + int(info.get("events_processed", 0))
+            if field in info:
+                total[agent] = total.get(agent, 0) + int(info[field])
     return total
 
 
