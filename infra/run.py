@@ -137,7 +137,8 @@ def run_main_job(settings: Settings, *, events: int = 20000, duration: float = 0
             f = freshness(workers_)
             applied = freshness(workers_, "events_applied").get("tables", 0)  # replays are not progress
             return (f.get("ingest", 0) >= len(records) and applied >= accepted,
-                    f"ingested {f.get('ingest', 0)}/{len(records)}, tables {applied}/{accepted}")
+                    f"ingest read {f.get('ingest', 0)}/{len(records)} records (re-reads after a rebalance "
+                    f"included), tables applied {applied}/{accepted} events")
 
         _wait("stream processing", streams_done, 600, services)
         processed_s = time.monotonic() - t0
