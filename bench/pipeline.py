@@ -146,17 +146,23 @@ def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, l
                 w.stop()
 
 
+def timed_alone(worker: Worker, expected: int, progress: Progress, min_rate: float = 100) -> tuple[float, float]:
+    """Start ``worker``, time it over ``expected`` events like the pipeline, stop it: (events/s, start-up s)."""
+    try:
+        worker.start()
+        rate, _, startup = measure_workers([worker], expected, max(180.0, expected / min_rate), progress)
+    finally:
+        worker.stop()
+    return rate, startup
+
+
 def noop_run(svc: Services, suffix: str, label: str, expected: int, log_dir: Path, partitions: int,
              progress: Progress = print) -> float:
     """The framework ceiling: ``bench.noop_worker`` (faust agent with the worker's settings, counting only)
     over the same ingest topics, fresh app id, timed like the pipeline."""
     w = Worker(svc.bootstrap, suffix, f"bench-{svc.run_id}-{label}-noop", log_dir, module="bench.noop_worker",
                env_extra={"ALLIANCE_INGEST_PARTITIONS": str(partitions)})
-    try:
-        w.start()
-        rate, _, startup = measure_workers([w], expected, max(180.0, expected / 100), progress)
-    finally:
-        w.stop()
+    rate, startup = timed_alone(w, expected, progress)
     progress(f"  faust no-op agent: {expected:,} events, {rate:,.0f}/s (start-up {startup:.1f}s excluded)")
     return rate
 
@@ -180,11 +186,7 @@ def profile_worker(svc: Services, items: Sequence[workload.Item], log_dir: Path,
     out.unlink(missing_ok=True)
     w = Worker(svc.bootstrap, suffix, f"bench-{svc.run_id}-profiled", log_dir,
                env_extra={"BENCH_PROFILE_OUT": str(out)})
-    try:
-        w.start()
-        rate, _, _ = measure_workers([w], expected, max(180.0, expected / 50), progress)
-    finally:
-        w.stop()
+    rate, _ = timed_alone(w, expected, progress, min_rate=50)
     if not out.exists():
         raise BenchError(f"the profiled worker wrote no profile to {out}:\n{w.log_tail()}")
     stats = pstats.Stats(str(out))
