@@ -10,6 +10,7 @@ Agents (explicitly named):
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
@@ -30,6 +31,8 @@ from streams.consumer import install as install_gapless_consumer
 from streams.domains import domains
 from streams.lag import LagReporter, StallGuard
 from streams.pipeline import Pipeline
+
+log = logging.getLogger("streams.app")
 
 BATCH_SIZE = 1000
 BATCH_WITHIN = 0.05  # seconds
@@ -139,7 +142,10 @@ def create_app(
 
     @app.timer(interval=LAG_INTERVAL_S, name="consumer-lag")  # type: ignore[untyped-decorator]
     async def report_lag() -> None:
-        await guard.check(await lag.report())
+        try:
+            await guard.check(await lag.report())
+        except Exception:  # a monitoring tick must never stop the worker; the next one tries again
+            log.exception("consumer lag report / stall check failed")
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types receivers narrower than it calls them
     async def close_lag_client(sender: object, *args: object, signal: object, **kwargs: object) -> None:
