@@ -11,6 +11,8 @@ Agents (explicitly named):
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
@@ -138,7 +140,11 @@ def create_app(
     lag = LagReporter(app, pipeline.metrics, settings.bootstrap, app.conf.id)
     agent_of = {**{n(ingest_topic(u)): "ingest" for u in UNIVERSITIES},
                 **{n(family_topic(f)): "tables" for f in Family}, n(PARTIALS_TOPIC): "rollup"}
-    guard = StallGuard(app, agent_of.get, pipeline.last_batch_at, pipeline.metrics, starts=lag.starts)
+    def restart_worker(tp: object) -> None:  # graceful stop; the supervisor (compose: unless-stopped) restarts it
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    guard = StallGuard(app, agent_of.get, pipeline.last_batch_at, pipeline.metrics, starts=lag.starts,
+                       on_stuck=restart_worker)
 
     @app.timer(interval=LAG_INTERVAL_S, name="consumer-lag")  # type: ignore[untyped-decorator]
     async def report_lag() -> None:

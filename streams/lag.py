@@ -99,8 +99,11 @@ class StallGuard:
     def __init__(self, app: Any, agent_of: Callable[[str], str | None], last_batch_at: Mapping[str, float],
                  metrics: PipelineMetrics | None = None, stall_s: float = 6.0,
                  busy_stall_s: float = 30.0,
-                 starts: Callable[[list[Any]], Awaitable[dict[Any, int]]] | None = None) -> None:
+                 starts: Callable[[list[Any]], Awaitable[dict[Any, int]]] | None = None,
+                 give_up_after: int = 3, on_stuck: Callable[[Any], None] | None = None) -> None:
         self.app, self.agent_of, self.last_batch_at, self.starts = app, agent_of, last_batch_at, starts
+        self.give_up_after, self.on_stuck = give_up_after, on_stuck
+        self._rewinds: dict[Any, tuple[int | None, int]] = {}  # tp -> (committed offset, rewinds without progress)
         self.metrics, self.stall_s, self.busy_stall_s = metrics, stall_s, busy_stall_s
         self._since: dict[Any, tuple[int | None, float]] = {}  # tp -> (committed offset, first seen at)
 
@@ -153,4 +156,13 @@ class StallGuard:
             self._since[tp] = (offset, now)  # the next rewind of the same partition waits stall_s again
             if self.metrics is not None:
                 self.metrics.record_rewind(agent)
+            last, count = self._rewinds.get(tp, (offset, 0))
+            count = count + 1 if last == offset else 1
+            self._rewinds[tp] = (offset, count)
+            if count >= self.give_up_after and self.on_stuck is not None:
+                log.critical("%s[%d] still stalled at offset %d after %d rewinds: this worker's consumer no longer "
+                             "delivers it (seen with two workers starting together on a backlog, docs/streams.md); "
+                             "a restart resumes from the committed offsets", tp.topic, tp.partition, target, count)
+                self.on_stuck(tp)
+                self.on_stuck = None  # once
         return [tp for tp, _, _, _ in stalled]

@@ -122,3 +122,24 @@ async def test_learns_where_uncommitted_partitions_start_and_rewinds_there() -> 
     assert app.consumer.start_offsets == {EVENTS: 5000}
     assert await guard.check(lags, now=121.0) == [EVENTS]
     assert app.consumer.sought == [{EVENTS: 5000}]
+
+
+async def test_gives_up_after_three_rewinds_without_progress_and_asks_for_a_restart() -> None:
+    stuck: list[TP] = []
+    app = FakeApp(FakeConsumer({EVENTS: 15}))
+    guard = StallGuard(app, AGENT_OF.get, {}, None, stall_s=6.0, on_stuck=stuck.append)
+    lags = {(EVENTS.topic, 2): 300}
+    now = 100.0
+    await guard.check(lags, now=now)
+    rewinds = 0
+    while rewinds < 3:
+        now += 2.0
+        rewinds += len(await guard.check(lags, now=now))
+        if rewinds < 3:
+            assert stuck == []
+    assert stuck == [EVENTS]  # the committed offset never moved across three rewinds
+    app.consumer.committed[EVENTS] = 200  # progress: a later stall starts counting again (and only once)
+    for _ in range(10):
+        now += 2.0
+        await guard.check(lags, now=now)
+    assert stuck == [EVENTS]
