@@ -115,10 +115,12 @@ class StallGuard:
         if start_offsets is None or self.starts is None or self.app.rebalancing:
             return
         committed = consumer._committed_offset
-        uncommitted = [tp for tp in consumer.assignment()
-                       if committed.get(tp) is None and self.agent_of(tp.topic) is not None]
-        if uncommitted:
-            start_offsets.update(await self.starts(uncommitted))  # refreshed until faust commits
+        # asked once per assignment (revoked partitions are forgotten by the consumer): a partition that never
+        # gets a record never commits, and must not cost the group coordinator a request every tick
+        unknown = [tp for tp in consumer.assignment() if committed.get(tp) is None and tp not in start_offsets
+                   and self.agent_of(tp.topic) is not None]
+        if unknown:
+            start_offsets.update(await self.starts(unknown))
 
     async def check(self, lags: Mapping[tuple[str, int], int], now: float | None = None) -> list[Any]:
         """Rewind the stalled partitions among ``lags`` (from :meth:`LagReporter.report`); returns them."""
