@@ -85,25 +85,19 @@ class Pipeline:
 
     # ------------------------------------------------------------------ ingest
     async def ingest(self, batch: Sequence[EventT[bytes]]) -> None:
-        """Decide every record and write the dedupe table before the first await: a rebalance can only
-        revoke partitions at an await, and a table write for a partition this worker no longer owns would
-        land in the changelog after the new owner's writes."""
-        accepted: dict[str, int] = {}  # event id -> partition
-        decisions = []
-        for ev in batch:
-            msg = ev.message
-            result = classify(ev.value, self.university_of[msg.topic],
-                              lambda eid: eid in accepted or eid in self.seen)
-            if isinstance(result, Accepted):
-                accepted[str(result.event.event_id)] = msg.partition
-                self.writer.put(self.seen, msg.partition, str(result.event.event_id), 1)
-            decisions.append((ev, result))
+        """Decide every record and write the dedupe table before the first await (the writer's flush): a
+        rebalance can only revoke partitions at an await, and a table write for a partition this worker no
+        longer owns would land in the changelog after the new owner's writes."""
+        accepted: set[str] = set()  # event ids accepted in this batch
         ingested: Counter[tuple[str, str]] = Counter()
         rejected: Counter[tuple[str, str]] = Counter()
-        for ev, result in decisions:
+        for ev in batch:
             msg = ev.message
+            result = classify(ev.value, self.university_of[msg.topic], lambda eid: eid in accepted or eid in self.seen)
             if isinstance(result, Accepted):
                 event = result.event
+                accepted.add(str(event.event_id))
+                self.writer.put(self.seen, msg.partition, str(event.event_id), 1)
                 headers = [("x-alliance-ingest-topic", msg.topic.encode()),
                            ("x-alliance-ingest-offset", str(msg.offset).encode())]
                 self.writer.add(self.topic(family_topic(event.family)), event.key, encode(event), headers=headers)
@@ -129,13 +123,11 @@ class Pipeline:
         result = engine.process(items, self.domains, self.states.get, self.partials.get)
         for key, (partition, state) in result.states.items():
             self.writer.put(self.states, partition, key, state)
-        for pk, values in result.partials.items():
-            self.writer.put(self.partials, pk[2], engine.partial_key(pk), values)
         now = datetime.now(UTC).isoformat()
         for pk, values in result.partials.items():
+            self.writer.put(self.partials, pk[2], engine.partial_key(pk), values)
             body = {"aggregate": pk[0], "key": pk[1], "member": f"p{pk[2]}", "partial": values, "at": now}
-            self.writer.add(self.topic(PARTIALS_TOPIC),
-                             f"{pk[0]}|{pk[1]}".encode(), _json(body))
+            self.writer.add(self.topic(PARTIALS_TOPIC), f"{pk[0]}|{pk[1]}".encode(), _json(body))
         for aggregate, key, value in result.views:
             record = {"aggregate": aggregate, "key": {"id": key}, "value": value,
                       "updated_at": result.view_times.get(key) or now}
@@ -163,11 +155,10 @@ class Pipeline:
             partial: Values = body["partial"]
             touched[key] = (ev.message.partition,
                             rollup.merge(old, body["aggregate"], body["key"], body["member"], partial, body["at"]))
-        for key, (partition, state) in touched.items():  # before the first await (see ingest)
+        for key, (partition, state) in touched.items():  # all before the first await (see ingest)
             self.writer.put(self.rollups, partition, key, state)
-        for _, state in touched.values():
             self.writer.add(self.topic(agg_topic(state["aggregate"])), state["key"].encode(),
-                             _json(rollup.record(state)))
+                            _json(rollup.record(state)))
             if self.metrics is not None:
                 self.metrics.record_aggregate(state["aggregate"])
                 self.metrics.observe_pipeline_latency("aggregate", batch[-1].message.timestamp * 1000)
