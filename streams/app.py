@@ -105,9 +105,11 @@ def create_app(
     def take(stream: faust.StreamT[bytes]) -> AsyncIterator[Sequence[EventT[bytes]]]:
         return batches(stream, batch_size, batch_within)
 
-    ingest = raw_topic(app, *[n(ingest_topic(u)) for u in UNIVERSITIES])
-    families = raw_topic(app, *[n(family_topic(f)) for f in Family])
-    partials_topic = raw_topic(app, n(PARTIALS_TOPIC))
+    topics_of = {"ingest": [n(ingest_topic(u)) for u in UNIVERSITIES],
+                 "tables": [n(family_topic(f)) for f in Family], "rollup": [n(PARTIALS_TOPIC)]}
+    ingest = raw_topic(app, *topics_of["ingest"])
+    families = raw_topic(app, *topics_of["tables"])
+    partials_topic = raw_topic(app, *topics_of["rollup"])
 
     # each table is co-partitioned with the topics its agent reads (same partition count, same worker)
     seen = app.Table("ingest-seen", partitions=settings.ingest_partitions, default=None)
@@ -138,8 +140,8 @@ def create_app(
 
     # every 2 s: consumer lag per partition (a gauge when metrics are on) and the stall check on it
     lag = LagReporter(app, pipeline.metrics, settings.bootstrap, app.conf.id)
-    agent_of = {**{n(ingest_topic(u)): "ingest" for u in UNIVERSITIES},
-                **{n(family_topic(f)): "tables" for f in Family}, n(PARTIALS_TOPIC): "rollup"}
+    agent_of = {topic: agent for agent, topics in topics_of.items() for topic in topics}
+
     def restart_worker(tp: object) -> None:  # graceful stop; the supervisor (compose: unless-stopped) restarts it
         os.kill(os.getpid(), signal.SIGTERM)
 
