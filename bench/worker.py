@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import BenchError
-from infra.processes import free_ports, terminate
+from infra.processes import free_ports, terminate, wait_until
 from infra.settings import PROJECT_ROOT
 
 
@@ -103,14 +103,12 @@ class Worker:
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Until /readyz says the worker has its partitions (no rebalance in progress)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             if not self.alive():
                 raise BenchError(f"worker {self.app_id} exited:\n{self.log_tail()}")
-            if self._get("/readyz") == b"ready\n":
-                return
-            time.sleep(0.2)
-        raise BenchError(f"worker {self.app_id} not ready after {timeout:.0f}s:\n{self.log_tail()}")
+            return self._get("/readyz") == b"ready\n"
+
+        wait_until(ready, timeout, f"worker {self.app_id}", self.log_tail)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
