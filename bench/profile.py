@@ -4,14 +4,13 @@ engine.process + the JSON the agents publish) run in-process over the same event
 from __future__ import annotations
 
 import cProfile
-import functools
-import inspect
 import json
 import pstats
 import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from bench.workload import Item
@@ -19,17 +18,18 @@ from events.codec import decode, encode
 from events.topics import EVENT_PARTITIONS
 from streams import engine
 from streams.domains import domains
-from streams.ingest import Accepted, classify
+from streams.ingest import Accepted, Rejected, classify, seen_key
+
+NOW = datetime.now(UTC)
 
 
-@functools.cache
-def _classify_takes_university() -> bool:
-    """streams.ingest.classify(raw, topic, seen) became classify(raw, university, seen); support both."""
-    return list(inspect.signature(classify).parameters)[1] == "university"
-
-
-def _classify_arg(topic: str) -> str:
-    return topic.removeprefix("alliance.ingest.") if _classify_takes_university() else topic
+def _classify(it: Item, offset: int, seen: dict[str, Any]) -> Accepted | Rejected:
+    """The ingest decision for one bench item, remembering accepted events like the ingest-seen table."""
+    university = it.topic.removeprefix("alliance.ingest.")
+    result = classify(it.value, university, seen.get, partition=0, offset=offset, received_at=NOW)
+    if isinstance(result, Accepted):
+        seen[seen_key(university, str(result.event.event_id))] = result.seen.to_value()
+    return result
 
 
 @dataclass(frozen=True)
@@ -43,22 +43,23 @@ class Hotspot:
 
 def pure_path(items: Sequence[Item], batch: int = 1000) -> int:
     """What one worker does per event, minus Kafka and Faust. Returns the number accepted."""
-    seen: set[str] = set()
+    seen: dict[str, Any] = {}
     states: dict[str, Any] = {}
     partials: dict[str, Any] = {}
+    applied: set[str] = set()
     doms = domains()
     accepted = 0
     for start in range(0, len(items), batch):
         chunk = items[start:start + batch]
         canonical: list[tuple[int, bytes]] = []
-        for it in chunk:  # ingest agent
-            result = classify(it.value, _classify_arg(it.topic), seen.__contains__)
+        for i, it in enumerate(chunk, start=start):  # ingest agent
+            result = _classify(it, i, seen)
             if isinstance(result, Accepted):
-                seen.add(str(result.event.event_id))
                 canonical.append((zlib.crc32(result.event.key) % EVENT_PARTITIONS, encode(result.event)))
         accepted += len(canonical)
         evs = [(p, decode(raw)) for p, raw in canonical]  # tables agent
-        out = engine.process(evs, doms, states.get, partials.get)
+        out = engine.process(evs, doms, states.get, partials.get, applied.__contains__)
+        applied.update(out.applied_ids)
         for key, (_, state) in out.states.items():
             states[key] = state
         for pk, values in out.partials.items():
@@ -131,9 +132,10 @@ def own_time_by_area(stats: pstats.Stats) -> dict[str, float]:
 
 def by_area(items: Sequence[Item]) -> dict[str, float]:
     """Seconds per stage of the pure path: decode+classify, encode, decode again, engine, JSON."""
-    seen: set[str] = set()
+    seen: dict[str, Any] = {}
     states: dict[str, Any] = {}
     partials: dict[str, Any] = {}
+    applied: set[str] = set()
     doms = domains()
     t = {"ingest decode+validate (classify)": 0.0, "re-encode for family topic": 0.0,
          "tables decode+validate": 0.0, "engine.process": 0.0, "aggregate JSON": 0.0}
@@ -141,17 +143,17 @@ def by_area(items: Sequence[Item]) -> dict[str, float]:
         chunk = items[start:start + 1000]
         c0 = time.perf_counter()
         acc = []
-        for it in chunk:
-            r = classify(it.value, _classify_arg(it.topic), seen.__contains__)
+        for i, it in enumerate(chunk, start=start):
+            r = _classify(it, i, seen)
             if isinstance(r, Accepted):
-                seen.add(str(r.event.event_id))
                 acc.append(r.event)
         c1 = time.perf_counter()
         raws = [(zlib.crc32(e.key) % EVENT_PARTITIONS, encode(e)) for e in acc]
         c2 = time.perf_counter()
         evs = [(p, decode(raw)) for p, raw in raws]
         c3 = time.perf_counter()
-        out = engine.process(evs, doms, states.get, partials.get)
+        out = engine.process(evs, doms, states.get, partials.get, applied.__contains__)
+        applied.update(out.applied_ids)
         for key, (_, state) in out.states.items():
             states[key] = state
         for pk, values in out.partials.items():

@@ -32,6 +32,7 @@ from consumers.tables import (
     Table,
 )
 from events import jobfair, mentoring, recruitment, services
+from events.aggregates import parse_record
 from events.base import Event
 from events.codec import decode
 from events.errors import EventValidationError
@@ -266,6 +267,7 @@ def aggregate_of_topic(topic: str) -> str:
 
 
 def decode_agg(topic: str, key: bytes | None, value: bytes | None) -> AggUpdate:
+    """One record of an aggregated topic, validated against its contract (``events.aggregates``)."""
     aggregate = aggregate_of_topic(topic)
     if key is None:
         raise RecordError("aggregate record without a key")
@@ -276,27 +278,12 @@ def decode_agg(topic: str, key: bytes | None, value: bytes | None) -> AggUpdate:
     if value is None:
         return AggUpdate(aggregate, skey, None, None, None)
     try:
-        obj = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RecordError(f"aggregate value is not JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise RecordError("aggregate value must be a JSON object")
-    if obj.get("aggregate") != aggregate:
-        raise RecordError(f"aggregate field {obj.get('aggregate')!r} does not match topic {topic!r}")
-    dims, metrics, stamp = obj.get("key"), obj.get("value"), obj.get("updated_at")
-    if not isinstance(dims, dict):
-        raise RecordError("aggregate 'key' must be an object of dimensions")
-    if not isinstance(metrics, dict) or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in metrics.values()):
-        raise RecordError("aggregate 'value' must be an object of numbers")
-    try:
-        updated_at = datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
-    except ValueError:
-        updated_at = None
-    if updated_at is None or updated_at.tzinfo is None:
-        raise RecordError(f"aggregate 'updated_at' must be an ISO-8601 timestamp with offset, got {stamp!r}")
-    return AggUpdate(aggregate, skey, json.dumps(dims, sort_keys=True), json.dumps(metrics, sort_keys=True),
-                     updated_at)
+        record = parse_record(aggregate, value)
+    except EventValidationError as exc:
+        raise RecordError(f"not a valid {aggregate} record: {exc}") from None
+    dims = record.key.model_dump(mode="json")
+    return AggUpdate(aggregate, skey, json.dumps(dims, sort_keys=True),
+                     json.dumps(record.value.model_dump(mode="json"), sort_keys=True), record.updated_at)
 
 
 def fold_aggs(updates: Iterable[AggUpdate]) -> list[AggUpdate]:
@@ -363,8 +350,6 @@ def plan_batch(records: Iterable[RecordLike], kinds: Mapping[str, TopicKind]) ->
                 raise RecordError(f"topic {rec.topic!r} is not configured for this projector")
             if rec.value is None:
                 raise RecordError("event record without a value")
-            if b"\\u0000" in rec.value:
-                raise RecordError("event contains a NUL character, which PostgreSQL text cannot store")
             event = decode(rec.value)
             for table, row in event_rows(event):
                 staged[table.name].append(row)

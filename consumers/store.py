@@ -37,7 +37,7 @@ FROM (SELECT ids.id,
           SELECT count(*)::int AS offers,
                  (count(*) FILTER (WHERE answer = 'accepted'))::int AS accepted,
                  (count(*) FILTER (WHERE answer = 'declined'))::int AS declined,
-                 (count(*) FILTER (WHERE hired_at IS NOT NULL))::int AS hired
+                 (count(DISTINCT seeker_id) FILTER (WHERE hired_at IS NOT NULL))::int AS hired
           FROM offers WHERE offers.posting_id = ids.id) o) c
 WHERE p.posting_id = c.id
   AND (p.applications, p.offers, p.accepted, p.declined, p.hired)

@@ -2,9 +2,11 @@
 
 Each table's non-key columns fall into groups. A group is owned by one version column (an occurred_at):
 a row's group replaces the stored group only when its version is newer ("newest") or older ("earliest")
-than the stored one, never on a tie. So applying the same row twice, or an older row after a newer one,
-changes nothing. The same rule folds several rows of one batch with the same key (``merge_rows``), since
-one INSERT ... ON CONFLICT statement must not touch a row twice.
+than the stored one. On a tie the stored group stays, except in a ``tiebreak`` group (one field, never NULL
+beside its version), where the greater value wins (text compared by code point, as in Python), so that the
+outcome never depends on arrival order (the stream processors use the same rule). So applying the same row
+twice, or an older row after a newer one, changes nothing. The same rule folds several rows of one batch with
+the same key (``merge_rows``), since one INSERT ... ON CONFLICT statement must not touch a row twice.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class Group:
     version: str
     fields: tuple[str, ...] = ()
     wins: Literal["newest", "earliest"] = "newest"
+    tiebreak: bool = False  # on equal versions the greater field value wins (single-field groups)
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class Table:
         grouped = [c for g in self.groups for c in (g.version, *g.fields)]
         missing = set(names) - set(self.key) - set(grouped)
         if len(set(grouped)) != len(grouped) or missing or not set(grouped) <= set(names) \
-                or names[: len(self.key)] != self.key:
+                or names[: len(self.key)] != self.key or any(g.tiebreak and len(g.fields) != 1 for g in self.groups):
             raise ValueError(f"table {self.name}: inconsistent column groups")
 
     def create_stage_sql(self) -> str:
@@ -62,10 +65,16 @@ class Table:
     def upsert_sql(self) -> str:
         names = self.column_names
         sets, changed = [], []
+        types = dict(self.columns)
         for g in self.groups:
             cmp = ">" if g.wins == "newest" else "<"
+            tie = ""
+            if g.tiebreak:
+                f = g.fields[0]
+                collate = ' COLLATE "C"' if types[f] == "text" else ""
+                tie = f" OR (excluded.{g.version} = t.{g.version} AND excluded.{f}{collate} > t.{f}{collate})"
             cond = f"(excluded.{g.version} IS NOT NULL AND (t.{g.version} IS NULL OR " \
-                   f"excluded.{g.version} {cmp} t.{g.version}))"
+                   f"excluded.{g.version} {cmp} t.{g.version}{tie}))"
             changed.append(cond)
             sets += [f"{c} = CASE WHEN {cond} THEN excluded.{c} ELSE t.{c} END" for c in (g.version, *g.fields)]
         return (
@@ -76,7 +85,7 @@ class Table:
     def merge_rows(self, rows: Iterable[Row]) -> list[Row]:
         """Fold rows with the same key, in order, by the same rule as ``upsert_sql``."""
         nkey = len(self.key)
-        slots = [(self.index(g.version), [self.index(f) for f in g.fields], g.wins) for g in self.groups]
+        slots = [(self.index(g.version), [self.index(f) for f in g.fields], g.wins, g.tiebreak) for g in self.groups]
         merged: dict[Row, list[Any]] = {}
         for row in rows:
             k = row[:nkey]
@@ -84,10 +93,11 @@ class Table:
             if cur is None:
                 merged[k] = list(row)
                 continue
-            for vi, fis, wins in slots:
+            for vi, fis, wins, tiebreak in slots:
                 new: datetime | None = row[vi]
                 old: datetime | None = cur[vi]
-                if new is not None and (old is None or (new > old if wins == "newest" else new < old)):
+                if new is not None and (old is None or (new > old if wins == "newest" else new < old)
+                                        or (tiebreak and new == old and row[fis[0]] > cur[fis[0]])):
                     cur[vi] = new
                     for fi in fis:
                         cur[fi] = row[fi]
@@ -118,11 +128,11 @@ POSTINGS = _t(
     f"closed_at {TS}, close_reason text",
     Group("posted_at", ("university", "employer_id", "employer_name", "employer_type", "industry", "city",
                         "district", "kind", "degree_min", "description")),
-    Group("title_at", ("title",)),
-    Group("positions_at", ("positions",)),
-    Group("salary_min_at", ("salary_min",)),
-    Group("salary_max_at", ("salary_max",)),
-    Group("deadline_at", ("deadline",)),
+    Group("title_at", ("title",), tiebreak=True),
+    Group("positions_at", ("positions",), tiebreak=True),
+    Group("salary_min_at", ("salary_min",), tiebreak=True),
+    Group("salary_max_at", ("salary_max",), tiebreak=True),
+    Group("deadline_at", ("deadline",), tiebreak=True),
     Group("closed_at", ("close_reason",), wins="earliest"),
 )
 APPLICATIONS = _t(
@@ -137,7 +147,7 @@ OFFERS = _t(
     f"start_date date, hired_at {TS}",
     Group("seen_at", ("posting_id", "seeker_id"), wins="earliest"),
     Group("made_at", ("application_id", "salary_monthly", "university")),
-    Group("answered_at", ("answer",)),
+    Group("answered_at", ("answer",), tiebreak=True),  # a decline wins over an acceptance of the same instant
     Group("hired_at", ("start_date",), wins="earliest"),
 )
 FAIRS = _t(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, ClassVar
 from uuid import UUID, uuid4
 
@@ -14,10 +14,20 @@ from events.reference import UNIVERSITIES
 SCHEMA_VERSION = 1
 MAX_EVENT_BYTES = 16 * 1024
 
+# How far into the future an event's occurred_at may lie, measured against the time its record reached the
+# alliance (streams) or the publisher's clock (SDK/CLI). Beyond it the event is rejected (future_timestamp):
+# a far-future timestamp would win every "newest wins" merge rule and freeze the entity.
+MAX_CLOCK_SKEW = timedelta(minutes=15)
+
 _PHONE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)")
+# C0 control characters and DEL, except tab, line feed and carriage return. U+0000 in particular cannot be
+# stored in PostgreSQL text: the contract refuses it, so the topics and the read model never disagree.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def _no_personal_data(value: str) -> str:
+def _clean_text(value: str) -> str:
+    if (bad := _CONTROL.search(value)) is not None:
+        raise ValueError(f"contains the control character U+{ord(bad.group()):04X}; text must be printable")
     if _PHONE.search(value):
         raise ValueError("looks like a phone number; personal data must not leave the university")
     return value
@@ -46,8 +56,8 @@ SeekerId = Annotated[
     Field(pattern=r"^ps_[0-9a-f]{32}$", description="HMAC pseudonym of a student id (events.privacy)"),
 ]
 UniversityCode = Annotated[str, AfterValidator(_known_university)]
-ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_personal_data)]
-LongText = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_no_personal_data)]
+ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_clean_text)]
+LongText = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_clean_text)]
 Timestamp = Annotated[AwareDatetime, AfterValidator(_plausible_datetime)]
 Day = Annotated[date, AfterValidator(_plausible_date)]
 Count = Annotated[int, Field(ge=0, le=1_000_000)]
@@ -92,3 +102,11 @@ class Event(BaseModel):
 
     def to_json(self) -> bytes:
         return self.model_dump_json().encode()
+
+
+def future_problem(event: Event, reference: datetime) -> str | None:
+    """Why ``event`` lies too far in the future of ``reference`` (None when it does not)."""
+    if event.occurred_at > reference + MAX_CLOCK_SKEW:
+        return (f"occurred_at {event.occurred_at.isoformat()} is more than {MAX_CLOCK_SKEW} after "
+                f"{reference.astimezone(UTC).isoformat()}")
+    return None

@@ -5,7 +5,11 @@ Every line is parsed and validated on its own: a bad line is reported with *ever
 
 JSONL: one event object per line, exactly as on the wire (see docs/events.md). Blank lines are skipped.
 
-CSV: a header row, then one event per row. Columns:
+Files are read as bytes and each line is decoded on its own: a line that is not UTF-8, not JSON, nested
+absurdly deep, or holds a lone surrogate (``"\\ud800"``) or a control character is reported as a bad line.
+
+CSV: a header row, then one event per row, each row on one line (a quoted cell may not span lines: a stray
+quote is an error of its own line and never swallows the rows after it). Columns:
   type           the event type, e.g. ``recruitment.job_posted`` (required)
   occurred_at    ISO 8601 with a UTC offset, e.g. ``2025-03-01T09:30:00+08:00`` (required)
   event_id       UUID (optional, see below)
@@ -104,7 +108,11 @@ def validate_record(record: Any, university: str, line: int,
     record = dict(record)
     record.setdefault("source", university)
     if "event_id" not in record:
-        record["event_id"] = derived_event_id(university, record)
+        try:
+            record["event_id"] = derived_event_id(university, record)
+        except (UnicodeEncodeError, RecursionError, ValueError) as exc:  # a lone surrogate, absurd nesting
+            problems.append(LineProblem(line, "event", f"malformed JSON text: {exc}"))
+            return ParsedLine(line, None, tuple(problems))
     event: Event | None = None
     try:
         event = from_dict(record)
@@ -116,16 +124,44 @@ def validate_record(record: Any, university: str, line: int,
     return ParsedLine(line, None if problems else event, tuple(problems))
 
 
+# -- lines -----------------------------------------------------------------------------------------
+
+_BOM = "\ufeff"
+
+
+def text_lines(lines: Iterable[bytes | str]) -> Iterator[tuple[int, str | None, LineProblem | None]]:
+    """Number and decode physical lines: (line, text, None), or (line, None, problem) for a line that is not
+    UTF-8. Reading a file as bytes means one bad byte is one bad line, never the end of the import."""
+    for number, raw in enumerate(lines, start=1):
+        if isinstance(raw, bytes):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield number, None, LineProblem(number, "line", f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at "
+                                                                f"byte {exc.start + 1} ({exc.reason})")
+                continue
+        else:
+            text = raw
+        yield number, text.removeprefix(_BOM) if number == 1 else text, None
+
+
 # -- JSONL ------------------------------------------------------------------------------------------
 
-def iter_jsonl(lines: Iterable[str], university: str) -> Iterator[ParsedLine]:
-    for number, text in enumerate(lines, start=1):
+def iter_jsonl(lines: Iterable[bytes | str], university: str) -> Iterator[ParsedLine]:
+    for number, text, problem in text_lines(lines):
+        if problem is not None:
+            yield ParsedLine(number, None, (problem,))
+            continue
+        assert text is not None
         if not text.strip():
             continue
         try:
             record = json.loads(text)
         except json.JSONDecodeError as exc:
             yield ParsedLine(number, None, (LineProblem(number, "event", f"malformed JSON: {exc}"),))
+            continue
+        except RecursionError:
+            yield ParsedLine(number, None, (LineProblem(number, "event", "malformed JSON: nested too deeply"),))
             continue
         yield validate_record(record, university, number)
 
@@ -175,40 +211,53 @@ def csv_record(row: dict[str, str], event_type: str | None) -> dict[str, Any]:
     return record
 
 
-def iter_csv(stream: TextIO, university: str) -> Iterator[ParsedLine]:
-    reader = csv.reader(stream)
+def _csv_cells(text: str) -> list[str]:
+    """The cells of one CSV line. A record must fit on its line: a quote left open (a stray ``"``) is an
+    error of this line alone instead of silently swallowing the lines after it."""
     try:
-        header = next(reader)
+        rows = list(csv.reader([text], strict=True))
+    except csv.Error as exc:
+        raise ValueError(f"unreadable CSV ({exc}): a quoted cell is not closed on this line (a record must "
+                         "fit on one line; write a quote inside a quoted cell as \"\")") from None
+    return rows[0] if rows else []
+
+
+def iter_csv(stream: Iterable[bytes | str], university: str) -> Iterator[ParsedLine]:
+    lines = text_lines(stream)
+    try:
+        number, text, problem = next(lines)
     except StopIteration:
         return
-    except csv.Error as exc:
+    if problem is not None:
+        raise BulkError(f"line 1: unreadable CSV header: {problem.reason}")
+    assert text is not None
+    try:
+        header = [h.strip() for h in _csv_cells(text)]
+    except ValueError as exc:
         raise BulkError(f"line 1: unreadable CSV header: {exc}") from None
-    header = [h.strip() for h in header]
     duplicates = sorted({h for h in header if header.count(h) > 1})
     if duplicates:
         raise BulkError(f"CSV header repeats column(s): {', '.join(duplicates)}")
     if "" in header:
         raise BulkError(f"CSV header has an empty column name (column {header.index('') + 1})")
-    end = reader.line_num
-    while True:
-        start = end + 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            end = reader.line_num
-            yield ParsedLine(start, None, (LineProblem(start, "line", f"unreadable CSV: {exc}"),))
+    for number, text, problem in lines:
+        if problem is not None:
+            yield ParsedLine(number, None, (problem,))
             continue
-        end = reader.line_num
+        assert text is not None
+        try:
+            cells = _csv_cells(text)
+        except ValueError as exc:
+            yield ParsedLine(number, None, (LineProblem(number, "line", str(exc)),))
+            continue
         if not any(c.strip() for c in cells):
             continue
         extra = []
         if len(cells) > len(header):
-            extra.append(LineProblem(start, "line", f"{len(cells)} cells but the header has {len(header)}"))
+            extra.append(LineProblem(number, "line", f"{len(cells)} cells but the header has {len(header)}"))
         row = dict(zip(header, cells, strict=False))
         record = csv_record(row, (row.get("type") or "").strip() or None)
-        yield validate_record(record, university, start, extra)
+        yield validate_record(record, university, number, extra)
 
 
 # -- files ------------------------------------------------------------------------------------------
@@ -236,7 +285,7 @@ def count_lines(path: Path) -> int:
     return count + (last != b"\n")
 
 
-def iter_file(stream: TextIO, fmt: str, university: str) -> Iterator[ParsedLine]:
+def iter_file(stream: Iterable[bytes | str], fmt: str, university: str) -> Iterator[ParsedLine]:
     if fmt == "csv":
         return iter_csv(stream, university)
     return iter_jsonl(stream, university)
@@ -287,14 +336,15 @@ class Progress:
 # -- the import -------------------------------------------------------------------------------------
 
 def run_import(parsed: Iterable[ParsedLine], university: str,
-               sink: Callable[[Event], Any] | None = None, progress: Progress | None = None) -> ImportReport:
+               sink: Callable[[Event], Any] | None = None, progress: Progress | None = None,
+               *, report: ImportReport | None = None) -> ImportReport:
     """Send every valid line to ``sink`` (None = dry run) and collect every problem.
 
     A line whose event the sink refuses with EventValidationError (e.g. too large once encoded) is
     reported like any other bad line. Other sink errors (broker down) propagate.
     """
-    report = ImportReport(university)
-    seen: dict[uuid.UUID, int] = {}
+    report = report if report is not None else ImportReport(university)  # filled in place: a caller whose
+    seen: dict[uuid.UUID, int] = {}                                         # sink failed still sees how far it got
     for item in parsed:
         report.lines = item.line
         problems = list(item.problems)

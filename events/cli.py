@@ -6,7 +6,8 @@ Commands:
   schemas        write the JSON Schemas and the AsyncAPI document generated from the models
 
 Exit codes of publish: 0 every line was valid (and published), 1 some lines were invalid (every valid
-line was still published; see the report), 2 usage, file or broker error.
+line was still published; see the report), 2 usage, file or broker error, 130 interrupted (Ctrl-C). A run
+that stops early (2 or 130) says on stderr up to which line it had read and how many events it had sent.
 Settings come from the environment (ALLIANCE_KAFKA_BOOTSTRAP_SERVERS, ALLIANCE_PSEUDONYM_KEY, ...).
 """
 
@@ -17,7 +18,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from pydantic import ValidationError
 
@@ -64,30 +65,34 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     total = None if args.file == "-" else count_lines(Path(args.file))
     progress = None if args.no_progress else Progress(total, sys.stderr)
 
-    stream: TextIO
-    if args.file == "-":
-        stream = sys.stdin
-    else:
-        stream = Path(args.file).open(encoding="utf-8-sig", newline="" if fmt == "csv" else None)
+    # bytes, decoded line by line (events.bulk.text_lines): a bad byte is a bad line, not a crash mid-file
+    stream: BinaryIO = sys.stdin.buffer if args.file == "-" else Path(args.file).open("rb")
     with stream:
         parsed = iter_file(stream, fmt, university)
         if args.dry_run:
             report = run_import(parsed, university, None, progress)
-            target = "dry run, nothing published"
-        else:
-            from events.publisher import Publisher, PublisherError
+            return _finish(report, "dry run, nothing published", args.errors_out)
+        from events.publisher import Publisher, PublisherError
 
-            bootstrap = args.bootstrap or _settings().bootstrap
-            with Publisher(bootstrap, university, topic=args.topic) as publisher:
-                try:
-                    report = run_import(parsed, university, publisher.publish, progress)
-                    publisher.flush()
-                except PublisherError as exc:
-                    raise PublisherError(
-                        f"{exc}\n{publisher.sent} event(s) had been sent before the failure; re-running "
-                        "the same file is safe (event ids are stable and deduplicated)") from None
-            target = f"published to {publisher.topic}"
-    return _finish(report, target, args.errors_out)
+        bootstrap = args.bootstrap or _settings().bootstrap
+        report = ImportReport(university)
+        with Publisher(bootstrap, university, topic=args.topic) as publisher:
+            try:
+                report = run_import(parsed, university, publisher.publish, progress, report=report)
+                publisher.flush()
+            except (PublisherError, KeyboardInterrupt) as exc:
+                stopped = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"error: {exc}"
+                print(f"{stopped}\n{_stopped_early(report, publisher.sent)}", file=sys.stderr)
+                return 130 if isinstance(exc, KeyboardInterrupt) else EXIT_ERROR
+        return _finish(report, f"published to {publisher.topic}", args.errors_out)
+
+
+def _stopped_early(report: ImportReport, sent: int) -> str:
+    """What a publish run that stopped early had done: valid lines up to the last one read were handed to
+    the producer, some may not have been acknowledged; nothing after that line was read."""
+    return (f"stopped early at line {report.lines}: {sent} valid event(s) from lines 1-{report.lines} had been "
+            f"sent (some may not have been acknowledged); lines after {report.lines} were not read. Re-running "
+            "the same file is safe: event ids are stable and the alliance drops exact re-sends.")
 
 
 def _finish(report: ImportReport, target: str, errors_out: Path | None) -> int:
@@ -154,7 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "ingest topic (alliance.ingest.<university>). Invalid lines are reported with "
                     "line number, field and reason; they never stop the valid ones.\n\n"
                     "exit codes: 0 every line valid and published, 1 some lines invalid (the valid ones "
-                    "were published), 2 usage, file or broker error.\n\n" + (bulk.__doc__ or ""),
+                    "were published), 2 usage, file or broker error, 130 interrupted. A run that stops "
+                    "early (2, 130) prints up to which line it read and how many events it had sent; "
+                    "re-running the same file is safe.\n\n" + (bulk.__doc__ or ""),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     pub.add_argument("--university", "-u", required=True, type=_university,
                      help=f"code of the publishing university ({', '.join(sorted(UNIVERSITIES))})")

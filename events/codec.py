@@ -70,7 +70,14 @@ def _problems(exc: ValidationError) -> list[FieldProblem]:
 
 def decode(raw: bytes | str) -> Event:
     """Strictly decode one event; raises EventValidationError naming each bad field."""
-    size = len(raw.encode()) if isinstance(raw, str) else len(raw)  # the limit is in UTF-8 bytes
+    if isinstance(raw, str):
+        try:
+            raw = raw.encode()  # the limit is in UTF-8 bytes
+        except UnicodeEncodeError as exc:  # a lone surrogate ("\\ud800" parsed by a lenient JSON reader)
+            char = f"U+{ord(exc.object[exc.start]):04X}"
+            raise EventValidationError([FieldProblem(
+                "event", f"malformed JSON text: {exc.reason} ({char}) at character {exc.start}")]) from None
+    size = len(raw)
     if size > MAX_EVENT_BYTES:
         raise EventValidationError([FieldProblem("event", f"{size} bytes exceeds {MAX_EVENT_BYTES}")])
     try:
@@ -86,7 +93,7 @@ def from_dict(obj: dict[str, Any]) -> Event:
 
     try:
         raw = json.dumps(obj, default=str, ensure_ascii=False)  # sized as on the wire
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise EventValidationError([FieldProblem("event", f"not serialisable: {exc}")]) from None
     return decode(raw)
 

@@ -41,4 +41,13 @@ class EventValidationError(EventError):
         return "invalid"
 
 
-REASON_CODES = ("invalid", "unknown_type", "oversized", "malformed", "duplicate", "spoofed_source")
+REASON_CODES = ("invalid", "unknown_type", "oversized", "malformed", "duplicate", "conflict", "spoofed_source",
+                "future_timestamp")
+"""Why the ingest refused a record (the DLQ's ``x-alliance-reject-reason``):
+
+- ``invalid``, ``unknown_type``, ``oversized``, ``malformed``: the record does not satisfy the contract;
+- ``duplicate``: an exact re-send (same source university, same event id, same content) of an accepted event;
+- ``conflict``: the source university re-used one of its accepted event ids for *different* content;
+- ``spoofed_source``: the envelope names another university than the owner of the ingest topic;
+- ``future_timestamp``: occurred_at lies more than ``events.base.MAX_CLOCK_SKEW`` after the record's arrival.
+"""

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
-from events.base import MAX_EVENT_BYTES, Event
+from events.base import MAX_EVENT_BYTES, Event, future_problem
 from events.codec import encode, from_dict
 from events.errors import EventError, EventValidationError, FieldProblem
 from events.reference import UNIVERSITIES
@@ -110,6 +111,8 @@ def check_event(event: Event | Mapping[str, Any], university: str) -> Event:
         raise EventValidationError(
             [FieldProblem("source", f"{model.source!r} is not this publisher's university {university!r}")],
             model.type)
+    if (problem := future_problem(model, datetime.now(UTC))) is not None:  # the alliance would refuse it
+        raise EventValidationError([FieldProblem("occurred_at", problem)], model.type)
     return model
 
 

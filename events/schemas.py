@@ -20,7 +20,7 @@ import yaml
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
 from pydantic_core import core_schema
 
-from events import base
+from events import aggregates, base
 from events.base import MAX_EVENT_BYTES, SCHEMA_VERSION, Event
 from events.codec import ALL_EVENTS
 from events.errors import REASON_CODES
@@ -61,9 +61,10 @@ class AllianceJsonSchema(GenerateJsonSchema):
         func = schema["function"].get("function")
         if func is base._known_university:
             inner = {**inner, "enum": sorted(UNIVERSITIES)}
-        elif func is base._no_personal_data:
-            inner = {**inner, "not": {"pattern": base._PHONE.pattern},
-                     "description": "free text; must not contain a phone number"}
+        elif func is base._clean_text:
+            inner = {**inner, "not": {"anyOf": [{"pattern": base._PHONE.pattern}, {"pattern": base._CONTROL.pattern}]},
+                     "description": "free text; must not contain a phone number or a control character "
+                                    "(U+0000-U+001F except tab, LF, CR; U+007F)"}
         return inner
 
 
@@ -94,9 +95,18 @@ def event_json_schema(cls: type[Event]) -> dict[str, Any]:
             **body}
 
 
+def aggregate_json_schema(name: str) -> dict[str, Any]:
+    """The standalone JSON Schema of the records on ``alliance.agg.<name>`` (events.aggregates)."""
+    body = aggregates.json_schema(name)
+    return {"$schema": JSON_SCHEMA_DIALECT, "$id": f"urn:alliance:aggregates:{name}:v{SCHEMA_VERSION}",
+            "description": f"A record of alliance.agg.{name}: {AGGREGATES[name]}", **body}
+
+
 def json_schemas() -> dict[str, dict[str, Any]]:
-    """File name -> JSON Schema, one per event type."""
-    return {schema_file_name(cls.model_fields["type"].default): event_json_schema(cls) for cls in ALL_EVENTS}
+    """File name -> JSON Schema, one per event type and one per aggregate (``aggregate.<name>.json``)."""
+    out = {schema_file_name(cls.model_fields["type"].default): event_json_schema(cls) for cls in ALL_EVENTS}
+    out.update({f"aggregate.{name}.json": aggregate_json_schema(name) for name in AGGREGATES})
+    return out
 
 
 # -- AsyncAPI ---------------------------------------------------------------------------------------
@@ -153,13 +163,18 @@ def _canonical_id(cls: type[Event]) -> str:
     return f"{cls.__name__}Canonical"
 
 
+def _aggregate_message_id(name: str) -> str:
+    return "Aggregate" + "".join(part.capitalize() for part in name.split("-"))
+
+
 def _channel_id(spec: TopicSpec) -> str:
     return spec.name.removeprefix("alliance.").replace(".", "-")
 
 
 def asyncapi_document() -> dict[str, Any]:
     """The AsyncAPI 3.0.0 document of the backbone's topics, as a plain mapping."""
-    key_map, defs = models_json_schema([(cls, "validation") for cls in ALL_EVENTS],
+    record_models = [m for models in aggregates.RECORDS.values() for m in models]
+    key_map, defs = models_json_schema([(cls, "validation") for cls in (*ALL_EVENTS, *record_models)],
                                        ref_template=_COMPONENT_REF, schema_generator=AllianceJsonSchema)
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
     payload_refs: dict[type[Event], str] = {}
@@ -175,6 +190,7 @@ def asyncapi_document() -> dict[str, Any]:
         "type": "object",
         "description": "set by the streams ingest on canonical records: where the event was first read",
         "properties": {"x-alliance-ingest-topic": {"type": "string"},
+                       "x-alliance-ingest-partition": {"type": "string", "pattern": "^[0-9]+$"},
                        "x-alliance-ingest-offset": {"type": "string", "pattern": "^[0-9]+$"}},
     }
     messages: dict[str, Any] = {_message_id(cls): _event_message(cls, payload_refs[cls]) for cls in ALL_EVENTS}
@@ -199,14 +215,16 @@ def asyncapi_document() -> dict[str, Any]:
         "summary": "a record internal to the backbone's stream processors (not a public contract)",
         "payload": {"type": "object"},
     }
-    messages["Aggregate"] = {
-        "name": "aggregate",
-        "title": "Aggregated view",
-        "summary": "latest value of one aggregate key (compacted topic)",
-        "contentType": CONTENT_TYPE,
-        "payload": {"type": "object"},
-        "bindings": {"kafka": {"key": {"type": "string"}, "bindingVersion": KAFKA_BINDING_VERSION}},
-    }
+    for name, models in aggregates.RECORDS.items():
+        refs = [key_map[(m, "validation")] for m in models]
+        messages[_aggregate_message_id(name)] = {
+            "name": f"aggregate-{name}",
+            "title": f"Aggregate {name}",
+            "summary": f"latest value of one {name} key (compacted topic; no value = deleted): {AGGREGATES[name]}",
+            "contentType": CONTENT_TYPE,
+            "payload": refs[0] if len(refs) == 1 else {"oneOf": refs},
+            "bindings": {"kafka": {"key": {"type": "string"}, "bindingVersion": KAFKA_BINDING_VERSION}},
+        }
 
     specs = {s.name: s for s in registry()}
     channels: dict[str, Any] = {}
@@ -248,7 +266,7 @@ def asyncapi_document() -> dict[str, Any]:
                       f"The read model and portals consume canonical {family.value} events.")
     add_channel(specs[DLQ_TOPIC], ["Rejected"], "Input the ingest rejected, with the reason in headers.")
     for name, desc in AGGREGATES.items():
-        cid = add_channel(specs[agg_topic(name)], ["Aggregate"], f"Aggregate: {desc}.")
+        cid = add_channel(specs[agg_topic(name)], [_aggregate_message_id(name)], f"Aggregate: {desc}.")
         add_operation(f"consume-agg-{name}", "receive", cid, f"Portals read the {name} aggregate.")
     for spec in registry():  # anything else in the registry (internal topics)
         if _channel_id(spec) not in channels:

@@ -95,6 +95,12 @@ class PipelineMetrics:
             "Partitions sought back to their committed offset after faust stopped delivering them.",
             ["agent"], registry=registry,
         )
+        self.records_replayed = Counter(
+            "alliance_records_replayed_total",
+            "Records an agent re-read after a crash or rebalance that it had already applied (not client "
+            "errors: the ingest sends their canonical copy again, and nothing goes to the dead-letter topic).",
+            ["agent"], registry=registry,
+        )
         self.batch_events = Histogram(
             "alliance_worker_batch_events",
             "Events handled per batch (stream.take) by an agent.",
@@ -109,6 +115,7 @@ class PipelineMetrics:
             self.aggregates_published.labels(aggregate=aggregate)
         for agent in AGENTS:
             self.partition_rewinds.labels(agent=agent)
+            self.records_replayed.labels(agent=agent)
 
     def prime(self, universities: Iterable[str]) -> None:
         """Create the zero-valued ingest/reject series of every member university."""
@@ -130,6 +137,10 @@ class PipelineMetrics:
     def record_rejected(self, university: str, reason: str, n: int = 1) -> None:
         _check(reason, REASON_CODES, "reason")
         self.events_rejected.labels(university=university, reason=reason).inc(n)
+
+    def record_replayed(self, agent: str, n: int = 1) -> None:
+        _check(agent, AGENTS, "agent")
+        self.records_replayed.labels(agent=agent).inc(n)
 
     def observe_event_latency(self, family: str, occurred_at: datetime, *, now: float | None = None) -> None:
         """``occurred_at`` must be timezone-aware; negative values (clock skew) are clamped to 0."""

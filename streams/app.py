@@ -114,11 +114,12 @@ def create_app(
     # each table is co-partitioned with the topics its agent reads (same partition count, same worker)
     seen = app.Table("ingest-seen", partitions=settings.ingest_partitions, default=None)
     states = app.Table("entity-state", partitions=settings.event_partitions, default=None)
+    applied = app.Table("applied", partitions=settings.event_partitions, default=None)  # source/event_id
     partials = app.Table("partials", partitions=settings.event_partitions, default=None)
     rollups = app.Table("rollups", partitions=settings.agg_partitions, default=None)
 
     pipeline = Pipeline(
-        app=app, registry=registry, seen=seen, states=states, partials=partials, rollups=rollups,
+        app=app, registry=registry, seen=seen, states=states, applied=applied, partials=partials, rollups=rollups,
         domains=domains(), topic=n, dlq=n(DLQ_TOPIC),
     )
     app.alliance_pipeline = pipeline  # type: ignore[attr-defined]

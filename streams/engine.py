@@ -4,13 +4,14 @@ Pure: state and partial lookups are passed in as callables, results come back as
 glue (streams.pipeline) to write to tables and topics. One write per touched key per batch.
 
 Replays (a worker taking over partitions re-reads what its predecessor processed but had not committed)
-change nothing: entity states merge idempotently, partials are differences of contributions, and each
-entity state remembers the ids of the events applied to it, so event counts (windows) count an event once.
+change nothing: entity states merge idempotently, partials are differences of contributions, and the
+``applied`` table remembers every event applied (by its full id, scoped by source university: ids are opaque,
+and two UUIDv7 ids of one millisecond share their first 48 bits), so event counts (windows) count an event
+once.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,25 +27,16 @@ PartialKey = tuple[str, str, int]  # (aggregate, dimkey, partition)
 @dataclass
 class BatchResult:
     states: dict[str, tuple[int, State]] = field(default_factory=dict)
+    applied_ids: dict[str, int] = field(default_factory=dict)  # applied_key -> partition, first-time events
     partials: dict[PartialKey, Values] = field(default_factory=dict)
     views: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     view_times: dict[str, str] = field(default_factory=dict)
     applied: int = 0  # events applied for the first time (replays excluded)
 
 
-EVENTS_KEY = "_events"  # sorted short ids of the events applied to an entity state
-
-
-def remember(new: State, old: State | None, event: Event) -> tuple[State, bool]:
-    """Record the event's id in the entity state; False if it was applied before (a replay).
-
-    The first 12 hex digits (48 bits) of the UUID: within one entity's events a collision is negligible."""
-    short = event.event_id.hex[:12]
-    seen: list[str] = (old or {}).get(EVENTS_KEY, [])
-    i = bisect_left(seen, short)
-    if i < len(seen) and seen[i] == short:
-        return {**new, EVENTS_KEY: seen}, False
-    return {**new, EVENTS_KEY: [*seen[:i], short, *seen[i:]]}, True
+def applied_key(event: Event) -> str:
+    """The key of an event in the ``applied`` table: the whole id, scoped by its source university."""
+    return f"{event.source}/{event.event_id}"
 
 
 def partial_key(pk: PartialKey) -> str:
@@ -56,6 +48,7 @@ def process(
     domains: dict[str, Domain],
     get_state: Callable[[str], State | None],
     get_partial: Callable[[str], Values | None],
+    was_applied: Callable[[str], bool],
 ) -> BatchResult:
     out = BatchResult()
     touched: dict[str, Domain] = {}
@@ -63,7 +56,11 @@ def process(
         domain = domains[event.family]
         key = domain.state_key(event)
         old = out.states[key][1] if key in out.states else get_state(key)
-        new, first_time = remember(domain.apply(old, event), old, event)
+        new = domain.apply(old, event)
+        ak = applied_key(event)
+        first_time = ak not in out.applied_ids and not was_applied(ak)
+        if first_time:
+            out.applied_ids[ak] = partition
         out.states[key] = (partition, new)
         touched[key] = domain
         contributions = domain.contributions(new)

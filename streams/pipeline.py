@@ -26,7 +26,7 @@ from events.topics import PARTIALS_TOPIC, agg_topic, family_topic, ingest_topic
 from infra.observability import PipelineMetrics
 from streams import engine, rollup
 from streams.domains import Domain
-from streams.ingest import Accepted, Rejected, classify
+from streams.ingest import Accepted, Rejected, classify, seen_key
 from streams.state import Values
 from streams.writer import BatchWriter, Headers
 
@@ -56,6 +56,7 @@ class Pipeline:
     registry: CollectorRegistry | None
     seen: TableT[str, Any]
     states: TableT[str, Any]
+    applied: TableT[str, Any]
     partials: TableT[str, Any]
     rollups: TableT[str, Any]
     domains: dict[str, Domain]
@@ -88,20 +89,35 @@ class Pipeline:
         """Decide every record and write the dedupe table before the first await (the writer's flush): a
         rebalance can only revoke partitions at an await, and a table write for a partition this worker no
         longer owns would land in the changelog after the new owner's writes."""
-        accepted: set[str] = set()  # event ids accepted in this batch
+        accepted: dict[str, list[Any]] = {}  # seen key -> Seen value, for the events accepted in this batch
         ingested: Counter[tuple[str, str]] = Counter()
         rejected: Counter[tuple[str, str]] = Counter()
+        replays = 0
+        now = datetime.now(UTC)
+
+        def seen(key: str) -> Any:
+            return accepted[key] if key in accepted else self.seen.get(key)
+
         for ev in batch:
             msg = ev.message
-            result = classify(ev.value, self.university_of[msg.topic], lambda eid: eid in accepted or eid in self.seen)
+            university = self.university_of[msg.topic]
+            # measured from the record's arrival; a producer's timestamp in the future does not move it
+            received_at = min(now, datetime.fromtimestamp(msg.timestamp, UTC)) if msg.timestamp else now
+            result = classify(ev.value, university, seen, partition=msg.partition, offset=msg.offset,
+                              received_at=received_at)
             if isinstance(result, Accepted):
                 event = result.event
-                accepted.add(str(event.event_id))
-                self.writer.put(self.seen, msg.partition, str(event.event_id), 1)
+                if not result.replay:
+                    key = seen_key(university, str(event.event_id))
+                    accepted[key] = result.seen.to_value()
+                    self.writer.put(self.seen, msg.partition, key, accepted[key])
+                    ingested[(event.family, event.source)] += 1
+                else:
+                    replays += 1
                 headers = [("x-alliance-ingest-topic", msg.topic.encode()),
+                           ("x-alliance-ingest-partition", str(msg.partition).encode()),
                            ("x-alliance-ingest-offset", str(msg.offset).encode())]
                 self.writer.add(self.topic(family_topic(event.family)), event.key, encode(event), headers=headers)
-                ingested[(event.family, event.source)] += 1
             else:
                 self.writer.add(self.dlq, msg.key, ev.value, headers=reject_headers(result, msg))
                 rejected[(result.university, result.reason)] += 1
@@ -111,18 +127,23 @@ class Pipeline:
                 m.record_ingested(family, university, n=n)
             for (university, reason), n in rejected.items():
                 m.record_rejected(university, reason, n=n)
+            if replays:
+                m.record_replayed("ingest", replays)
             m.observe_pipeline_latencies("ingest", [ev.message.timestamp * 1000 for ev in batch])
         self._done("ingest", len(batch), applied=len(accepted))
 
     # ------------------------------------------------------------------ tables
     async def tables(self, batch: Sequence[EventT[bytes]]) -> None:
         """Table writes happen before the first await (see ingest). If a crash lands between them and the
-        sends, the replay finds the events already applied (engine.remember) and re-sends the same partials
-        and views."""
+        sends, the replay finds the events already applied (table ``applied``) and re-sends the same
+        partials and views."""
         items = [(ev.message.partition, decode(ev.value)) for ev in batch]
-        result = engine.process(items, self.domains, self.states.get, self.partials.get)
+        result = engine.process(items, self.domains, self.states.get, self.partials.get,
+                                lambda key: self.applied.get(key) is not None)
         for key, (partition, state) in result.states.items():
             self.writer.put(self.states, partition, key, state)
+        for key, partition in result.applied_ids.items():
+            self.writer.put(self.applied, partition, key, 1)
         now = datetime.now(UTC).isoformat()
         for pk, values in result.partials.items():
             self.writer.put(self.partials, pk[2], engine.partial_key(pk), values)

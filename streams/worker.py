@@ -43,10 +43,22 @@ def build_worker_app(settings: Settings, *, web_port: int | None = None) -> faus
     @app.page("/readyz")
     class Ready(View):
         async def get(self, request: Request) -> Response:
-            ready = app.rebalancing is False and app.consumer_generation_id is not None
-            return self.text("ready\n" if ready else "not ready\n", status=200 if ready else 503)
+            state = readiness(app)
+            return self.json(state, status=200 if state["ready"] else 503)
 
     return app
+
+
+def readiness(app: faust.App) -> dict[str, object]:
+    """Ready means: a member of the group that owns partitions (a restarted worker waits, unassigned,
+    until the group coordinator gives up on its killed predecessor) and whose tables are recovered from
+    their changelogs, i.e. it processes events and its views answer from complete tables."""
+    assigned = len(app.consumer.assignment()) if app.consumer is not None else 0
+    rebalancing = bool(app.rebalancing)
+    recovered = app.tables.recovery.completed.is_set() and not app.in_recovery  # type: ignore[attr-defined]
+    ready = assigned > 0 and not rebalancing and recovered and app.consumer_generation_id is not None
+    return {"ready": ready, "assigned_partitions": assigned, "rebalancing": rebalancing,
+            "tables_recovered": recovered}
 
 
 def check_topics(settings: Settings) -> None:

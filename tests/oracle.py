@@ -14,15 +14,16 @@ CST = timezone(timedelta(hours=8))
 
 def accepted_events(records: list[Any]) -> list[Event]:
     """Records the ingest stage must accept: valid, first time seen, published by their own university."""
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()  # ids are scoped by their source university
     out = []
     for r in records:
         if r.kind != "valid":
             continue
         assert r.event is not None
-        if str(r.event.event_id) in seen:
+        key = (r.event.source, str(r.event.event_id))
+        if key in seen:
             continue
-        seen.add(str(r.event.event_id))
+        seen.add(key)
         out.append(r.event)
     return out
 
@@ -55,7 +56,7 @@ def expected_aggregates(events: list[Event]) -> dict[str, dict[str, dict[str, fl
         if e.type in ("recruitment.job_posted", "recruitment.job_posting_updated") and e.data.positions is not None:
             ts = e.occurred_at.isoformat()
             cur = positions.get(e.data.posting_id)
-            if cur is None or cur[0] <= ts:
+            if cur is None or cur < (ts, e.data.positions):  # newest wins; a tie: the greater value
                 positions[e.data.posting_id] = (ts, e.data.positions)
     seg: dict[str, dict[str, float]] = defaultdict(lambda: {"postings_total": 0, "open_postings": 0,
                                                               "open_positions": 0})
@@ -70,28 +71,41 @@ def expected_aggregates(events: list[Event]) -> dict[str, dict[str, dict[str, fl
                 seg[key]["open_positions"] += positions[pid][1]
     out["postings-by-segment"] = dict(seg)
 
-    # --- funnel per posting (every posting with any recruitment event)
-    sets: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    # --- funnel per posting (every posting with any recruitment event). The rules (docs/read-model.md): an
+    # offer is known from any event naming it; its seeker is the one of the earliest such event (ties: the
+    # smaller id); its answer is the newest answer (ties: "declined"); hired = distinct seekers of hired offers
+    apps: dict[str, set[str]] = defaultdict(set)
+    offer_seeker: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)
+    answer: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)
+    hired_offers: dict[str, set[str]] = defaultdict(set)
+    touched: set[str] = set()
     for e in events:
         if e.family != "recruitment" or e.type == "recruitment.employer_flagged":
             continue
-        d, s = e.data, sets[e.data.posting_id]
+        d, pid, ts = e.data, e.data.posting_id, e.occurred_at
+        touched.add(pid)
         if e.type == "recruitment.application_submitted":
-            s["applications"].add(d.application_id)
-        elif e.type == "recruitment.offer_made":
-            s["offers"].add(d.offer_id)
-        elif e.type in ("recruitment.offer_accepted", "recruitment.offer_declined"):
-            s["offers"].add(d.offer_id)
-            s["accepted" if e.type.endswith("accepted") else "declined"].add(d.offer_id)
-        elif e.type == "recruitment.hired":
-            s["hired"].add(d.seeker_id)
-    out["posting-funnel"] = {
-        pid: {"applications": len(s["applications"]), "offers": len(s["offers"]), "accepted": len(s["accepted"]),
-              "declined": len(s["declined"]), "hired": len(s["hired"])}
-        for pid, s in sets.items()
-    }
-    for pid, v in out["posting-funnel"].items():
-        v["status"] = "closed" if pid in closed else ("open" if pid in posted else "pending")  # type: ignore[assignment]
+            apps[pid].add(d.application_id)
+        elif e.type in ("recruitment.offer_made", "recruitment.offer_accepted", "recruitment.offer_declined",
+                        "recruitment.hired"):
+            cand = (ts.isoformat(), d.seeker_id)
+            cur = offer_seeker[pid].get(d.offer_id)
+            offer_seeker[pid][d.offer_id] = cand if cur is None else min(cur, cand)
+            if e.type in ("recruitment.offer_accepted", "recruitment.offer_declined"):
+                given = (ts.isoformat(), "accepted" if e.type.endswith("accepted") else "declined")
+                prev = answer[pid].get(d.offer_id)
+                answer[pid][d.offer_id] = given if prev is None else max(prev, given)
+            elif e.type == "recruitment.hired":
+                hired_offers[pid].add(d.offer_id)
+    out["posting-funnel"] = {}
+    for pid in touched:
+        answers = [a for _, a in answer[pid].values()]
+        out["posting-funnel"][pid] = {
+            "applications": len(apps[pid]), "offers": len(offer_seeker[pid]), "accepted": answers.count("accepted"),
+            "declined": answers.count("declined"),
+            "hired": len({offer_seeker[pid][o][1] for o in hired_offers[pid]}),
+            "status": "closed" if pid in closed else ("open" if pid in posted else "pending"),  # type: ignore[dict-item]
+        }
 
     # --- fairs
     fairs: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
@@ -102,10 +116,8 @@ def expected_aggregates(events: list[Event]) -> dict[str, dict[str, dict[str, fl
         f, d = fairs[e.data.fair_id], e.data
         if e.type == "jobfair.booth_registered":
             f["booths"].add(d.booth_id)
-        elif e.type == "jobfair.student_checked_in":
+        elif e.type == "jobfair.student_checked_in":  # a booth counts only once registered
             f["seekers"].add(d.seeker_id)
-            if d.booth_id is not None:
-                f["booths"].add(d.booth_id)
         elif e.type == "jobfair.onsite_offer_made":
             f["offers"].add(d.offer_id)
         elif e.type == "jobfair.closed":
@@ -120,13 +132,18 @@ def expected_aggregates(events: list[Event]) -> dict[str, dict[str, dict[str, fl
 
     # --- mentors
     reg = {e.data.mentor_id: e.data for e in events if e.type == "mentoring.mentor_registered"}
-    sessions: dict[str, dict[str, int]] = defaultdict(dict)
+    reports: dict[str, dict[str, tuple[str, int]]] = defaultdict(dict)  # newest report of a session wins
     assigned: dict[str, set[str]] = defaultdict(set)
     for e in events:
         if e.type == "mentoring.session_held":
-            sessions[e.data.mentor_id][e.data.session_id] = e.data.duration_minutes
+            report = (e.occurred_at.isoformat(), e.data.duration_minutes)
+            prev_report = reports[e.data.mentor_id].get(e.data.session_id)
+            reports[e.data.mentor_id][e.data.session_id] = report if prev_report is None else max(prev_report, report)
         elif e.type == "mentoring.mentor_assigned":
             assigned[e.data.mentor_id].add(e.data.seeker_id)
+    sessions: dict[str, dict[str, int]] = defaultdict(dict)
+    for mid, by_session in reports.items():
+        sessions[mid] = {sid: minutes for sid, (_, minutes) in by_session.items()}
     mentors: dict[str, dict[str, float]] = defaultdict(lambda: {"mentors": 0, "sessions": 0, "seekers_assigned": 0,
                                                                   "session_minutes": 0})
     for mid, d in reg.items():

@@ -2,6 +2,8 @@
 
 Order-insensitive: booths, seekers and offers are sets, so a student checking in twice (or a re-sent
 check-in) counts once; a check-in published after the fair closed still counts (it happened during it).
+A booth counts once it is registered (BoothRegistered): a check-in naming a booth that was never registered
+counts the student, not a booth (the read model follows the same rule).
 """
 
 from __future__ import annotations
@@ -42,8 +44,6 @@ def apply(state: State | None, event: Event) -> State:
         _add(s, "booths", event.data.booth_id)
     elif isinstance(event, j.StudentCheckedIn):
         _add(s, "seekers", event.data.seeker_id)
-        if event.data.booth_id is not None:
-            _add(s, "booths", event.data.booth_id)
     elif isinstance(event, j.OnSiteOfferMade):
         _add(s, "onsite_offers", event.data.offer_id)
     elif isinstance(event, j.JobFairClosed):

@@ -27,18 +27,18 @@ def _add(state: State, name: str, item: str) -> None:
 
 
 def apply(state: State | None, event: Event) -> State:
-    s = dict(state) if state else {"mentor_id": event.subject, "registered": False, "sessions": [],
-                                   "seekers": [], "minutes": 0, "updated_at": None}
+    s = dict(state) if state else {"mentor_id": event.subject, "registered": False, "sessions": {},
+                                   "seekers": [], "updated_at": None}
+    ts = event.occurred_at.isoformat()
     if isinstance(event, m.MentorRegistered):
         s.update(registered=True, university=event.data.university, expertise=event.data.expertise.value,
                  industry=event.data.industry.value)
     elif isinstance(event, m.MentorAssigned):
         _add(s, "seekers", event.data.seeker_id)
-    elif isinstance(event, m.MentoringSessionHeld):
-        if event.data.session_id not in s["sessions"]:
-            _add(s, "sessions", event.data.session_id)
-            s["minutes"] = s["minutes"] + event.data.duration_minutes
-    ts = event.occurred_at.isoformat()
+    elif isinstance(event, m.MentoringSessionHeld):  # a session's duration: its newest report (as in the read model)
+        current = s["sessions"].get(event.data.session_id)
+        if current is None or (current[1], current[0]) < (ts, event.data.duration_minutes):
+            s["sessions"] = {**s["sessions"], event.data.session_id: [event.data.duration_minutes, ts]}
     s["updated_at"] = max(ts, s["updated_at"] or ts)
     return s
 
@@ -46,8 +46,9 @@ def apply(state: State | None, event: Event) -> State:
 def contributions(state: State) -> Contributions:
     if not state["registered"]:
         return {}
-    values = {"mentors": 1, "sessions": len(state["sessions"]), "seekers_assigned": len(state["seekers"]),
-              "session_minutes": state["minutes"]}
+    sessions: dict[str, list[Any]] = state["sessions"]
+    values = {"mentors": 1, "sessions": len(sessions), "seekers_assigned": len(state["seekers"]),
+              "session_minutes": sum(minutes for minutes, _ in sessions.values())}
     dims = {"university": state["university"], "expertise": state["expertise"]}
     return {("mentors", dimkey(d)): values for d in with_all(dims, "university")}
 

@@ -1,8 +1,12 @@
 """Recruitment: posting state, funnel per posting, open postings/positions by segment.
 
-Merge rules (order-insensitive): a closed posting stays closed, whatever arrives later; each updatable
-field keeps the value with the newest occurred_at; applications, offers and answers are sets of ids, so a
-repeated event counts once; an answer (accept/decline) implies its offer was made.
+Merge rules (order-insensitive; the read model applies the same ones, see docs/read-model.md "One set of
+rules"): a closed posting stays closed, whatever arrives later; each updatable field keeps the value with the
+newest occurred_at (on a tie, the greater value); applications are a set of ids, so a repeated event counts
+once; an offer is known from any event naming it (made, answered or hired on), and its job seeker is the one
+the earliest of those events names; an offer's answer is its newest answer (on a tie, a decline wins over an
+acceptance), so an offer counts as accepted or as declined, never both; ``hired`` counts distinct job
+seekers hired for the posting (one student hired through two offers is one hire).
 """
 
 from __future__ import annotations
@@ -25,15 +29,30 @@ def state_key(event: Event) -> str:
 def _new_posting(posting_id: str) -> State:
     return {
         "kind": "posting", "posting_id": posting_id, "posted": False, "closed": False, "close_reason": None,
-        "fields": {}, "applications": [], "offers": [], "accepted": [], "declined": [], "hired": [],
+        "fields": {}, "applications": [],
+        "offers": {},   # offer_id -> [seeker_id, occurred_at of the earliest event naming the offer]
+        "answers": {},  # offer_id -> [answer, occurred_at]: the newest answer
+        "hired": [],    # offer ids with a Hired event
         "updated_at": None,
     }
 
 
 def _set_field(state: State, name: str, value: Any, ts: str) -> None:
     current = state["fields"].get(name)
-    if current is None or current[1] <= ts:
+    if current is None or (current[1], current[0]) < (ts, value):
         state["fields"][name] = [value, ts]
+
+
+def _offer(state: State, offer_id: str, seeker_id: str, ts: str) -> None:
+    current = state["offers"].get(offer_id)
+    if current is None or (ts, seeker_id) < (current[1], current[0]):
+        state["offers"] = {**state["offers"], offer_id: [seeker_id, ts]}
+
+
+def _answer(state: State, offer_id: str, answer: str, ts: str) -> None:
+    current = state["answers"].get(offer_id)
+    if current is None or (current[1], current[0]) < (ts, answer):  # "declined" > "accepted"
+        state["answers"] = {**state["answers"], offer_id: [answer, ts]}
 
 
 def _add(state: State, name: str, item: str) -> None:
@@ -68,21 +87,19 @@ def apply(state: State | None, event: Event) -> State:
         s["close_reason"] = event.data.reason.value
     elif isinstance(event, r.ApplicationSubmitted):
         _add(s, "applications", event.data.application_id)
-    elif isinstance(event, r.OfferMade):
-        _add(s, "offers", event.data.offer_id)
-    elif isinstance(event, r.OfferAccepted):
-        _add(s, "accepted", event.data.offer_id)
-    elif isinstance(event, r.OfferDeclined):
-        _add(s, "declined", event.data.offer_id)
-    elif isinstance(event, r.Hired):
-        _add(s, "hired", event.data.seeker_id)
+    elif isinstance(event, r.OfferMade | r.OfferAccepted | r.OfferDeclined | r.Hired):
+        _offer(s, event.data.offer_id, event.data.seeker_id, ts)
+        if isinstance(event, r.OfferAccepted | r.OfferDeclined):
+            _answer(s, event.data.offer_id, "accepted" if isinstance(event, r.OfferAccepted) else "declined", ts)
+        elif isinstance(event, r.Hired):
+            _add(s, "hired", event.data.offer_id)
     s["updated_at"] = max(ts, s["updated_at"] or ts)
     return s
 
 
 def _copy(state: State) -> State:
     s = dict(state)
-    s["fields"] = dict(state.get("fields", {}))
+    s["fields"] = dict(state.get("fields", {}))  # _set_field writes into it; offers/answers are replaced
     return s
 
 
@@ -101,12 +118,14 @@ def contributions(state: State) -> Contributions:
 
 
 def funnel(state: State) -> dict[str, Any]:
-    offers = set(state["offers"]) | set(state["accepted"]) | set(state["declined"])
+    offers: dict[str, list[str]] = state["offers"]
+    answers = [a for a, _ in state["answers"].values()]
+    accepted = answers.count("accepted")
     applications = len(state["applications"])
     return {
-        "applications": applications, "offers": len(offers), "accepted": len(state["accepted"]),
-        "declined": len(state["declined"]), "hired": len(state["hired"]),
-        "offer_rate": ratio(len(offers), applications), "acceptance_rate": ratio(len(state["accepted"]), len(offers)),
+        "applications": applications, "offers": len(offers), "accepted": accepted,
+        "declined": answers.count("declined"), "hired": len({offers[o][0] for o in state["hired"]}),
+        "offer_rate": ratio(len(offers), applications), "acceptance_rate": ratio(accepted, len(offers)),
     }
 
 

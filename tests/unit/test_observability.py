@@ -45,6 +45,7 @@ EXPECTED: dict[str, tuple[str, set[str]]] = {
     "alliance_consumer_lag_messages": ("gauge", {"group", "topic", "partition"}),
     "alliance_worker_batch_events": ("histogram", {"agent"}),
     "alliance_worker_partition_rewinds": ("counter", {"agent"}),
+    "alliance_records_replayed": ("counter", {"agent"}),
 }
 
 

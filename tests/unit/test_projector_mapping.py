@@ -13,7 +13,7 @@ import pytest
 from consumers.errors import MigrationError
 from consumers.mapping import AggUpdate, RecordError, TopicKind, decode_agg, event_rows, fold_aggs, plan_batch
 from consumers.migrate import discover
-from consumers.tables import POSTINGS, SERVICE_ITEMS, TABLES
+from consumers.tables import OFFERS, POSTINGS, SERVICE_ITEMS, TABLES
 from events import mentoring as mt
 from events import recruitment as rc
 from events import services as sv
@@ -71,10 +71,25 @@ def test_merge_keeps_newest_fields_and_earliest_close_in_any_order() -> None:
         assert p["closed_at"] == close1.occurred_at and p["close_reason"] == "filled"
 
 
-def test_merge_is_idempotent_and_ties_keep_the_first_row() -> None:
+def test_merge_is_idempotent_and_ties_never_depend_on_arrival_order() -> None:
     a, b = event_rows(posted(positions=3))[1][1], event_rows(posted(positions=4))[1][1]
     assert POSTINGS.merge_rows([a, a, a]) == [a]
-    assert as_dict(POSTINGS.merge_rows([a, b])[0])["positions"] == 3
+    # a tiebreak group (one field): at the same occurred_at the greater value wins, as in the streams
+    assert as_dict(POSTINGS.merge_rows([a, b])[0])["positions"] == 4
+    assert as_dict(POSTINGS.merge_rows([b, a])[0])["positions"] == 4
+    # a group of several fields (JobPosted's description): the first row stays on a tie
+    c = event_rows(posted(positions=3).model_copy(update={"source": "cqu"}))[1][1]
+    assert as_dict(POSTINGS.merge_rows([a, c])[0])["university"] == "scu"
+
+
+def test_an_offer_answer_of_the_same_instant_resolves_to_the_decline_in_any_order() -> None:
+    data = {"posting_id": "p1", "offer_id": "o1", "seeker_id": SEEKER}
+    yes = event_rows(rc.OfferAccepted(source="scu", occurred_at=T0, data=rc.OfferAnswerData(**data)))[0][1]
+    no = event_rows(rc.OfferDeclined(source="scu", occurred_at=T0, data=rc.OfferAnswerData(**data)))[0][1]
+    for order in ([yes, no], [no, yes]):
+        [row] = OFFERS.merge_rows(order)
+        assert row[OFFERS.index("answer")] == "declined"
+    assert 'excluded.answer COLLATE "C" > t.answer COLLATE "C"' in OFFERS.upsert_sql()
 
 
 def test_upsert_sql_only_touches_rows_when_a_version_wins() -> None:
@@ -107,16 +122,22 @@ def agg(value: object, topic: str = "alliance.agg.fairs", key: bytes | None = b"
     return decode_agg(topic, key, None if value is None else json.dumps(value).encode())
 
 
+FAIR = {"status": "open", "name": "Autumn fair", "host_university": "cqu", "city": "chongqing", "booths": 3,
+        "distinct_checkins": 10, "onsite_offers": 1}
+
+
 def test_decode_agg_values_tombstones_and_errors() -> None:
-    good = {"aggregate": "fairs", "key": {"fair": "f1"}, "value": {"booths": 3}, "updated_at": T0.isoformat()}
+    good = {"aggregate": "fairs", "key": {"id": "f1"}, "value": FAIR, "updated_at": T0.isoformat()}
     u = agg(good)
-    assert (u.aggregate, u.key, u.dims, u.value, u.updated_at) == ("fairs", "k", '{"fair": "f1"}',
-                                                                   '{"booths": 3}', T0)
+    assert (u.aggregate, u.key, u.dims, u.updated_at) == ("fairs", "k", '{"id": "f1"}', T0)
+    assert u.value is not None and json.loads(u.value) == FAIR
     assert agg(None).is_tombstone
-    for bad, reason in [({**good, "aggregate": "mentors"}, "does not match"),
-                        ({**good, "value": {"x": "3"}}, "numbers"),
-                        ({**good, "updated_at": "2025-03-03T08:00:00"}, "offset"),
-                        ([1], "JSON object")]:
+    for bad, reason in [({**good, "aggregate": "mentors"}, "aggregate"),
+                        ({**good, "value": {**FAIR, "booths": "3"}}, "value.booths"),
+                        ({**good, "value": {**FAIR, "booths": -1}}, "value.booths"),
+                        ({**good, "value": {**FAIR, "surprise": 1}}, "value.surprise"),
+                        ({**good, "updated_at": "2025-03-03T08:00:00"}, "updated_at"),
+                        ([1], "fairs")]:
         with pytest.raises(RecordError, match=reason):
             agg(bad)
     with pytest.raises(RecordError, match="without a key"):
