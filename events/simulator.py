@@ -306,6 +306,40 @@ def _event_id(rng: random.Random) -> uuid.UUID:
     return uuid.UUID(int=rng.getrandbits(128), version=4)
 
 
+UUID_VERSIONS = (1, 4, 6, 7, 8)  # what universities' systems mint; ids are opaque to the alliance
+
+
+def minted_id(rng: random.Random, at: datetime, version: int) -> uuid.UUID:
+    """An event id of the given UUID version, minted at ``at`` with random bits from ``rng``.
+
+    v1/v6 carry a 100 ns timestamp, v7 the unix milliseconds, v8 here the same layout as v7 (vendor
+    defined). v6 and v7 ids are minted by a clock truncated to the hour, as a nightly batch export does:
+    ids of one entity then share their leading bits, and only the whole id tells them apart."""
+    rand = rng.getrandbits(128)
+    if version == 4:
+        return uuid.UUID(int=rand, version=4)
+    if version in (7, 8):
+        ms = int(at.timestamp()) // 3600 * 3600 * 1000
+        value = (ms << 80) | (version << 76) | (rand & ((1 << 76) - 1))
+        return uuid.UUID(int=(value & ~(0b11 << 62)) | (0b10 << 62))
+    ticks = (int(at.timestamp()) // 3600 * 3600) * 10_000_000 + 0x01B21DD213814000  # since 1582-10-15
+    clock_node = rand & ((1 << 62) - 1)
+    if version == 1:
+        high = ((ticks & 0xFFFFFFFF) << 32) | (((ticks >> 32) & 0xFFFF) << 16) | (1 << 12) | ((ticks >> 48) & 0xFFF)
+    elif version == 6:
+        high = ((ticks >> 12) << 16) | (6 << 12) | (ticks & 0xFFF)
+    else:
+        raise ValueError(f"UUID version {version} is not one of {UUID_VERSIONS}")
+    return uuid.UUID(int=(high << 64) | (0b10 << 62) | clock_node)
+
+
+def remint_ids(events: Sequence[Event], versions: Sequence[int], seed: int) -> list[Event]:
+    """The same events with ids of the given UUID versions (cycled), reproducibly from ``seed``."""
+    rng = random.Random(seed)
+    return [e.model_copy(update={"event_id": minted_id(rng, e.occurred_at, versions[i % len(versions)])})
+            for i, e in enumerate(events)]
+
+
 EventT = TypeVar("EventT", bound=Event)
 
 
@@ -1160,16 +1194,19 @@ def day_events(*, seed: int = 7, scale: float = 1.0, day: date = DEFAULT_DAY,
 def alliance_day(*, seed: int = 7, scale: float = 1.0, day: date = DEFAULT_DAY,
                  pseudonym_key: str = DEFAULT_PSEUDONYM_KEY,
                  duplicate_rate: float = 0.02, invalid_rate: float = 0.01, spoofed_rate: float = 0.005,
-                 out_of_order_rate: float = 0.02) -> list[Record]:
+                 out_of_order_rate: float = 0.02, uuid_versions: Sequence[int] = (4,)) -> list[Record]:
     """The records of one alliance day, in publish order (see the module docstring).
 
     Deterministic: the same arguments give the same list. ``scale=1`` gives about 20,000 records.
+    ``uuid_versions`` other than (4,) re-mint the event ids with those versions in turn (see minted_id).
     """
     for name, rate in (("duplicate_rate", duplicate_rate), ("invalid_rate", invalid_rate),
                        ("spoofed_rate", spoofed_rate), ("out_of_order_rate", out_of_order_rate)):
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"{name} must be within 0..1")
     rng, events = day_events(seed=seed, scale=scale, day=day, pseudonym_key=pseudonym_key)
+    if tuple(uuid_versions) != (4,):
+        events = remint_ids(events, uuid_versions, seed)
     base = [valid_record(e) for e in reorder(rng, events, out_of_order_rate)]
     extra = noise(rng, base, day=day, duplicate_rate=duplicate_rate, invalid_rate=invalid_rate,
                   spoofed_rate=spoofed_rate)

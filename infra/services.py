@@ -45,8 +45,8 @@ class Service:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as resp:
                 return int(resp.status), resp.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, ""
+        except urllib.error.HTTPError as exc:  # 503 from /readyz says why in its body
+            return exc.code, exc.read().decode(errors="replace")
         except OSError:
             return 0, ""
 

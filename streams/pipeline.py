@@ -20,15 +20,19 @@ import faust
 from faust.types import EventT, TableT
 from prometheus_client import CollectorRegistry
 
+from events.base import Event
 from events.codec import decode, encode
+from events.errors import EventValidationError
 from events.reference import UNIVERSITIES
 from events.topics import PARTIALS_TOPIC, agg_topic, family_topic, ingest_topic
 from infra.observability import PipelineMetrics
 from streams import engine, rollup
 from streams.domains import Domain
-from streams.ingest import Accepted, Rejected, classify, seen_key
+from streams.ingest import Accepted, Rejected, classify, readable_event_id, seen_key
 from streams.state import Values
 from streams.writer import BatchWriter, Headers
+
+INTERNAL = "internal"  # x-alliance-university of a rejected record read from an internal topic
 
 
 def reject_headers(result: Rejected, msg: Any) -> Headers:
@@ -84,6 +88,15 @@ class Pipeline:
         if self.metrics is not None:
             self.metrics.observe_batch(agent, n)
 
+    def _reject_internal(self, ev: EventT[bytes], reason: str, detail: str) -> None:
+        """A record on an internal topic (canonical events, partials) that cannot be processed: copied to
+        the DLQ with its reason, like ingest rejects, instead of stopping the agent (and its batch)."""
+        msg = ev.message
+        result = Rejected(reason, detail[:900], INTERNAL, readable_event_id(ev.value or b""))
+        self.writer.add(self.dlq, msg.key, ev.value, headers=reject_headers(result, msg))
+        if self.metrics is not None:
+            self.metrics.record_rejected(INTERNAL, reason)
+
     # ------------------------------------------------------------------ ingest
     async def ingest(self, batch: Sequence[EventT[bytes]]) -> None:
         """Decide every record and write the dedupe table before the first await (the writer's flush): a
@@ -137,7 +150,12 @@ class Pipeline:
         """Table writes happen before the first await (see ingest). If a crash lands between them and the
         sends, the replay finds the events already applied (table ``applied``) and re-sends the same
         partials and views."""
-        items = [(ev.message.partition, decode(ev.value)) for ev in batch]
+        items: list[tuple[int, Event]] = []
+        for ev in batch:  # a canonical topic holds what the ingest wrote, but a record that is not a valid
+            try:          # event (written by anyone else) goes to the DLQ instead of stopping the agent
+                items.append((ev.message.partition, decode(ev.value if ev.value is not None else b"")))
+            except EventValidationError as exc:
+                self._reject_internal(ev, exc.reason_code, str(exc))
         result = engine.process(items, self.domains, self.states.get, self.partials.get,
                                 lambda key: self.applied.get(key) is not None)
         for key, (partition, state) in result.states.items():
@@ -170,7 +188,11 @@ class Pipeline:
     async def rollup(self, batch: Sequence[EventT[bytes]]) -> None:
         touched: dict[str, tuple[int, dict[str, Any]]] = {}
         for ev in batch:
-            body = json.loads(ev.value)
+            try:
+                body = rollup.parse_partial(ev.value)
+            except ValueError as exc:
+                self._reject_internal(ev, "malformed", str(exc))
+                continue
             key = f"{body['aggregate']}|{body['key']}"
             old = touched[key][1] if key in touched else self.rollups.get(key)
             partial: Values = body["partial"]

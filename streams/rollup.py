@@ -6,9 +6,29 @@ rollup keeps the latest partial per member and publishes the sum. Re-sending a p
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 from streams.state import State, Values, parse_dimkey
+
+
+def parse_partial(raw: bytes | None) -> dict[str, Any]:
+    """One record of the partials topic; ValueError says what is wrong with it."""
+    try:
+        body = json.loads(raw) if raw is not None else None
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"partial is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ValueError("partial must be a JSON object")
+    for name in ("aggregate", "key", "member", "at"):
+        if not isinstance(body.get(name), str):
+            raise ValueError(f"partial field {name!r} must be a string")
+    partial = body.get("partial")
+    if not isinstance(partial, dict) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in partial.values()):
+        raise ValueError("partial field 'partial' must be an object of finite numbers")
+    return body
 
 
 def merge(state: State | None, aggregate: str, key: str, member: str, partial: Values, at: str) -> State:

@@ -152,10 +152,10 @@ def build_scenario(seed: int = 7, postings: int = 40, fairs: int = 4, mentors: i
         name = AGG_NAMES[i % 2]
         key = f"k{i % 5}"
         stamp = (T0 + timedelta(seconds=(i * 37) % 11)).isoformat()
-        sc.aggs.append((name, key, {"aggregate": name, "key": {"university": UNIS[i % 4], "n": i % 5},
-                                    "value": {"count": i, "rate": i / 10}, "updated_at": stamp}))
+        sc.aggs.append((name, key, {"aggregate": name, "key": {"id": f"{UNIS[i % 4]}-{i % 5}"},
+                                    "value": _agg_value(name, i), "updated_at": stamp}))
     sc.aggs.append(("fairs", "k2", None))
-    sc.aggs.append(("fairs", "gone", {"aggregate": "fairs", "key": {}, "value": {"count": 1},
+    sc.aggs.append(("fairs", "gone", {"aggregate": "fairs", "key": {"id": "gone"}, "value": _agg_value("fairs", 1),
                                       "updated_at": T0.isoformat()}))
     sc.aggs.append(("fairs", "gone", None))
     assert len({e.event_id for e in ev}) == len(ev)
@@ -181,17 +181,19 @@ def expected_state(sc: Scenario) -> dict[str, Any]:
     for e in events:
         d: Any = e.data
         if isinstance(e, rc.JobPosted):
-            postings.setdefault(d.posting_id, {"state": "open"}).update(
-                title=d.title, positions=d.positions, salary_min=d.salary_min, salary_max=d.salary_max)
+            p = postings.setdefault(d.posting_id, {"state": "pending"})
+            p.update(title=d.title, positions=d.positions, salary_min=d.salary_min, salary_max=d.salary_max,
+                     state="closed" if p["state"] == "closed" else "open")
         elif isinstance(e, rc.JobPostingUpdated):
-            postings.setdefault(d.posting_id, {"state": "open"}).update(
+            postings.setdefault(d.posting_id, {"state": "pending"}).update(
                 {k: v for k in ("title", "positions", "salary_min", "salary_max") if (v := getattr(d, k)) is not None})
         elif isinstance(e, rc.JobPostingClosed):
             postings.setdefault(d.posting_id, {})["state"] = "closed"
         elif isinstance(e, rc.ApplicationSubmitted):
             apps[d.application_id] = d.posting_id
         elif isinstance(e, rc.OfferMade | rc.OfferAccepted | rc.OfferDeclined | rc.Hired):
-            o = offers.setdefault(d.offer_id, {"posting": d.posting_id, "answer": None, "hired": False})
+            o = offers.setdefault(d.offer_id, {"posting": d.posting_id, "seeker": d.seeker_id, "answer": None,
+                                               "hired": False})
             if isinstance(e, rc.OfferAccepted):
                 o["answer"] = "accepted"
             elif isinstance(e, rc.OfferDeclined):
@@ -201,7 +203,8 @@ def expected_state(sc: Scenario) -> dict[str, Any]:
         elif isinstance(e, rc.EmployerFlagged):
             flags[d.employer_id] = d.severity.value
         elif isinstance(e, jf.JobFairScheduled):
-            fairs.setdefault(d.fair_id, {"state": "open"})
+            f = fairs.setdefault(d.fair_id, {"state": "pending"})
+            f["state"] = "closed" if f["state"] == "closed" else "open"
         elif isinstance(e, jf.JobFairClosed):
             fairs.setdefault(d.fair_id, {})["state"] = "closed"
         elif isinstance(e, jf.BoothRegistered):
@@ -230,7 +233,7 @@ def expected_state(sc: Scenario) -> dict[str, Any]:
         post_rows.add((pid, p["state"], p["title"], p["positions"], p["salary_min"], p["salary_max"],
                        sum(1 for a in apps.values() if a == pid), len(po),
                        sum(o["answer"] == "accepted" for o in po), sum(o["answer"] == "declined" for o in po),
-                       sum(o["hired"] for o in po)))
+                       len({o["seeker"] for o in po if o["hired"]})))  # hired: distinct job seekers
     fair_rows = {(fid, f["state"], sum(b[0] == fid for b in booths), sum(c[0] == fid for c in checkins),
                   sum(v == fid for v in fair_offers.values())) for fid, f in fairs.items()}
     mentor_rows = set()
@@ -413,6 +416,15 @@ async def test_distinct_events_give_exactly_the_expected_rows_with_duplicates_an
     assert lag and set(lag.values()) == {0.0}
 
 
+def _agg_value(name: str, i: int) -> dict[str, Any]:
+    """A value of the aggregate's contract (events.aggregates) that differs with ``i``."""
+    if name == "fairs":
+        return {"status": "open", "name": f"fair {i}", "host_university": "cqu", "city": "chongqing",
+                "booths": i, "distinct_checkins": 2 * i, "onsite_offers": i // 2}
+    return {"briefings": i, "counsellings": 1, "recommended_postings": i % 4, "programs": 0,
+            "fully_served": False, "steps_met": 2}
+
+
 async def test_undecodable_records_are_rejected_with_reason_in_the_same_transaction(
         kafka_bootstrap: str, pg_dsn: str, unique: str) -> None:
     topics = make_topics(kafka_bootstrap, unique, partitions=1)
@@ -439,7 +451,7 @@ async def test_undecodable_records_are_rejected_with_reason_in_the_same_transact
         (topics.aggs["fairs"], b"k3"), (topics.aggs["fairs"], b"k4"),
         (topics.events[Family.RECRUITMENT], b"k1"), (topics.events[Family.RECRUITMENT], b"k2")]
     reasons = [r["reason"] for r in rejects]
-    assert "does not match topic" in reasons[0] and "JSON object" in reasons[1]
+    assert "not a valid fairs record" in reasons[0] and "not a valid fairs record" in reasons[1]
     assert "JSON" in reasons[2] and "unknown event type" in reasons[3]
     assert postings == len({e.subject for e in sc.events if e.family == "recruitment"})
 

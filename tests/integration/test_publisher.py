@@ -265,3 +265,56 @@ def test_missing_topic_and_unreachable_broker_are_refused(kafka_bootstrap: str, 
         Publisher(kafka_bootstrap, "scu", topic=f"missing-{unique}", producer_config={"max_block_ms": 2000})
     with pytest.raises(BrokerUnavailableError, match="cannot connect"):
         Publisher("127.0.0.1:1", "scu", producer_config={"bootstrap_timeout_ms": 1000})
+
+
+async def test_undecodable_lines_are_per_line_errors_and_every_good_line_is_published(
+        kafka_bootstrap: str, scratch_topic: str, tmp_path: Path) -> None:
+    """Bug: invalid UTF-8, 10,000 levels of nesting or a lone surrogate gave a traceback, exit 1 and half a
+    file published; a stray quote in a CSV swallowed the rows after it."""
+    good = [line for line in (DATA_DIR / "events-scu.jsonl").read_bytes().splitlines() if line.strip()][:6]
+    nul = json.loads(good[0])
+    nul["event_id"] = "0d6f5d1e-2f52-4f6a-9a1d-4d2c7a0f0b11"
+    nul["data"]["title"] = "Analyst\u0000"
+    surrogate = json.loads(good[2])
+    surrogate["data"]["employer_name"] = "@@"
+    hostile = [
+        b'{"type": "recruitment.job_posted", "title": "\xff\xfe not utf-8"}',  # line 2
+        b"[" * 10_000 + b"]" * 10_000,                                        # line 4
+        json.dumps(surrogate).encode().replace(b'"@@"', b'"\\ud800"'),           # line 6: lone surrogate
+        json.dumps(nul).encode(),                                             # line 8: NUL character
+    ]
+    lines = [good[0], hostile[0], good[1], hostile[1], good[3], hostile[2], good[4], hostile[3], good[5]]
+    path = tmp_path / "hostile.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+    done = run_cli("publish", "-u", "scu", str(path), "--bootstrap", kafka_bootstrap, "--topic", scratch_topic)
+
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    for line, what in ((2, "not UTF-8"), (4, "nested too deeply"), (6, ""), (8, "U+0000")):
+        assert f"line {line}: " in done.stderr and what in done.stderr, (line, done.stderr)
+    sent = [good[i] for i in (0, 1, 3, 4, 5)]
+    records = await read_since(kafka_bootstrap, scratch_topic)
+    assert sorted(str(decode(r.value).event_id) for r in records if r.value) == \
+        sorted(json.loads(line)["event_id"] for line in sent)
+    assert "5 valid event(s) published" in done.stdout and "4 bad line(s)" in done.stdout
+
+
+async def test_a_stray_quote_in_a_csv_is_one_bad_row(kafka_bootstrap: str, scratch_topic: str,
+                                                     tmp_path: Path) -> None:
+    source = (DATA_DIR / "mixed-cqu.csv").read_text(encoding="utf-8").splitlines()
+    good_rows = [n for n in range(2, len(source) + 1) if str(n) not in
+                 json.loads((DATA_DIR / "mixed-cqu.expected.json").read_text(encoding="utf-8"))]
+    header, rows = source[0], [source[n - 1] for n in good_rows]
+    broken = rows[0].replace(",emp-", ',"emp-', 1)  # a quote that is never closed
+    assert broken != rows[0]
+    path = tmp_path / "stray.csv"
+    path.write_text("\n".join([header, rows[0], broken, *rows[1:]]) + "\n", encoding="utf-8")
+
+    done = run_cli("publish", "-u", "cqu", str(path), "--bootstrap", kafka_bootstrap, "--topic", scratch_topic)
+
+    assert done.returncode == 1, done.stderr
+    assert "line 3: line: unreadable CSV" in done.stderr
+    records = await read_since(kafka_bootstrap, scratch_topic)
+    assert len(records) == len(rows)  # every row after the stray quote was still read and published
+    assert f"{len(rows)} valid event(s) published" in done.stdout

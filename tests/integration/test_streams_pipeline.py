@@ -4,14 +4,11 @@ bad events) goes in; every aggregate that comes out must equal an independently 
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 from collections import Counter
 from dataclasses import replace
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from events.simulate_cli import publish
 from events.simulator import alliance_day
@@ -20,48 +17,13 @@ from infra.processes import free_ports
 from infra.services import label, metric_sum, worker
 from infra.settings import Settings
 from infra.topics import provision
+from tests.e2e import aggregates_on_topics, latest
+from tests.e2e import value_diffs as _matches
 from tests.oracle import accepted_events, expected_aggregates, expected_rejects
 
 pytestmark = pytest.mark.integration
 
 INVALID_REASONS = {"invalid", "unknown_type", "malformed", "oversized"}
-
-
-def _matches(actual: dict[str, dict[str, Any]], expected: dict[str, dict[str, Any]]) -> list[str]:
-    diffs = []
-    for key in expected.keys() | actual.keys():
-        e, a = expected.get(key), actual.get(key)
-        if e is None or a is None:
-            diffs.append(f"{key}: expected {e}, got {a}")
-            continue
-        wrong = {f: (v, a.get(f)) for f, v in e.items() if a.get(f) != v}
-        if wrong:
-            diffs.append(f"{key}: {wrong}")
-    return diffs
-
-
-async def _latest(bootstrap: str, topics: list[str], group: str, until: Any, wait_s: float
-                  ) -> dict[str, dict[str, Any]]:
-    """Latest value per (topic, key), read until ``until(state)`` holds or the timeout expires."""
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=group,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    state: dict[str, dict[str, Any]] = {t: {} for t in topics}
-    try:
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for tp, records in batch.items():
-                for r in records:
-                    if tp.topic.startswith(DLQ_TOPIC):  # every record counts: keep them all by offset
-                        state[tp.topic][f"{tp.partition}:{r.offset}"] = (None, dict(r.headers))
-                    else:
-                        state[tp.topic][(r.key or b"").decode()] = (json.loads(r.value) if r.value else None, None)
-            if until(state):
-                break
-    finally:
-        await consumer.stop()
-    return state
 
 
 def _merge_invalid(by_reason: Counter[str]) -> Counter[str]:
@@ -113,17 +75,7 @@ async def test_alliance_day_aggregates_match_independent_expectation(
         dlq = DLQ_TOPIC + suffix
 
         def actual_of(state: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
-            out: dict[str, dict[str, dict[str, Any]]] = {}
-            for name in AGGREGATES:
-                rows = state[agg_topic(name) + suffix]
-                out[name] = {}
-                for rec, _headers in rows.values():
-                    if rec is None:
-                        continue
-                    k = rec["key"]["id"] if set(rec["key"]) == {"id"} else "|".join(
-                        f"{d}={rec['key'][d]}" for d in sorted(rec["key"]))
-                    out[name][k] = rec["value"]
-            return out
+            return aggregates_on_topics(state, suffix)
 
         def done(state: dict[str, dict[str, Any]]) -> bool:
             if not all(w.alive() for w in procs):
@@ -132,7 +84,7 @@ async def test_alliance_day_aggregates_match_independent_expectation(
             return all(not _matches(actual[n], expected[n]) for n in AGGREGATES) and \
                 len(state[dlq]) >= sum(rejects.values())
 
-        state = await _latest(kafka_bootstrap, [*agg_topics, dlq], f"check-{unique}", done, wait_s=180)
+        state = await latest(kafka_bootstrap, [*agg_topics, dlq], f"check-{unique}", done, wait_s=180)
         actual = actual_of(state)
         for name in AGGREGATES:
             if _matches(actual[name], expected[name]):

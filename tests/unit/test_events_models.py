@@ -194,3 +194,30 @@ def test_a_pseudonym_is_a_valid_seeker_id() -> None:
     record = example(APPLIED)
     record["data"]["seeker_id"] = pseudonymise("scu", "2021141460123", KEY)
     assert from_dict(record).data.seeker_id == record["data"]["seeker_id"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("char", ["\u0000", "\u0007", "\u001b", "\u007f"])
+def test_control_characters_in_text_are_refused_by_the_contract(char: str) -> None:
+    """Bug: a title with U+0000 was counted by the worker but refused by PostgreSQL, so the topics and the
+    read model disagreed. The contract now refuses it, on the wire and from a mapping alike."""
+    record = example("recruitment.job_posted")
+    record["data"]["title"] = f"Analyst{char}"
+    with pytest.raises(EventValidationError) as info:
+        decode(json.dumps(record).encode())
+    assert [p.field for p in info.value.problems] == ["data.title"]
+    assert f"U+{ord(char):04X}" in str(info.value) and info.value.reason_code == "invalid"
+    assert fields_of(record) == {"data.title"}
+    record["data"]["title"] = "Analyst\tgrade\u00a0two"  # tab and other printable characters are fine
+    from_dict(record)
+
+
+def test_a_lone_surrogate_is_malformed_not_a_crash() -> None:
+    record = example("recruitment.job_posted")
+    record["data"]["title"] = "\ud800"  # what json.loads makes of "\\ud800"
+    with pytest.raises(EventValidationError) as info:
+        from_dict(record)
+    assert info.value.reason_code == "malformed"
+    raw = json.dumps(example("recruitment.job_posted")).replace('"title": "', '"title": "\\ud800', 1)
+    with pytest.raises(EventValidationError) as info:
+        decode(raw.encode())
+    assert info.value.reason_code == "malformed"
