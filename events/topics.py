@@ -74,8 +74,11 @@ def registry(ingest_partitions: int = INGEST_PARTITIONS, event_partitions: int =
     """Every topic. Partition counts are deployment settings (ALLIANCE_*_PARTITIONS); the stream processors
     size their tables from the same settings, so both must agree with the topics that exist."""
     specs = [
+        # the broker stamps each record with its arrival time: the future-timestamp rule measures from it,
+        # and a university's producer cannot move it
         TopicSpec(ingest_topic(code), ingest_partitions, retention_ms=WEEK_MS,
-                  description=f"raw events published by {u.name}")
+                  description=f"raw events published by {u.name}",
+                  extra_config={"message.timestamp.type": "LogAppendTime"})
         for code, u in UNIVERSITIES.items()
     ]
     specs += [

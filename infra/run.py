@@ -86,6 +86,9 @@ async def _report(settings: Settings) -> None:
         for name, limit in (("open-postings", 8), ("fairs", 5), ("mentors", 6), ("service-guarantee", 10)):
             rows = await run_query(conn, name, limit=limit)
             print(f"\n== {name} (read model, first {limit}) ==\n{format_table(rows)}")
+        rejects = await conn.fetch("SELECT topic, count(*) AS n FROM projector_rejects GROUP BY topic ORDER BY topic")
+        print("\n== records the projector could not store (projector_rejects) ==\n"
+              + ("\n".join(f"  {r['topic']:40} {r['n']}" for r in rejects) or "  none"))
     finally:
         await conn.close()
 
