@@ -15,8 +15,8 @@ from bench.env import BENCH_ROOT, Services, services
 from bench.pipeline import latency_run, pipeline_run, profile_worker
 from bench.report import BenchError, Result, document, format_table, write_json
 from bench.worker import Worker
+from core.settings import PROJECT_ROOT
 from infra.errors import InfraError
-from infra.settings import PROJECT_ROOT
 
 PIPELINE_TARGET = 0.30
 PROJECTOR_TARGET = 0.50
@@ -145,7 +145,7 @@ class Bench:
 
     def publisher(self) -> None:
         rates = publisher.measure(self.svc, self.items, rounds=1 if self.quick else 2, progress=log)
-        params = {"events": self.n, "producer": "events.publisher.PRODUCER_DEFAULTS (acks=all, idempotent, "
+        params = {"events": self.n, "producer": "events.tools.publisher.PRODUCER_DEFAULTS (acks=all, idempotent, "
                   "linger 20 ms, batch 256 KiB)", "rounds": 1 if self.quick else 2, "best_of": True}
         self.results.append(Result("publisher events/s, mapping input (validate) vs raw sends", rates.dicts,
                                    "ev/s", baseline=rates.raw, target=PUBLISHER_TARGET, parameters=params))

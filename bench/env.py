@@ -12,13 +12,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.settings import PROJECT_ROOT
+from core.topic_admin import provision
 from events.topics import INGEST_PARTITIONS, registry
 from infra.errors import InfraError
 from infra.kafka_local import LocalKafka
 from infra.postgres_local import LocalPostgres
 from infra.processes import free_ports
-from infra.settings import PROJECT_ROOT
-from infra.topics import provision
 
 BENCH_ROOT = PROJECT_ROOT / ".local" / "bench"
 
@@ -76,7 +76,7 @@ def provision_run(bootstrap: str, suffix: str, ingest_partitions: int = INGEST_P
     """Create the registry topics with ``suffix`` (ingest topics with ``ingest_partitions``)."""
     specs = [s for s in registry(ingest_partitions=ingest_partitions)
              if not only_ingest or s.name.startswith("alliance.ingest.")]
-    # infra.topics.provision verifies right after create_topics; the broker's metadata can lag a moment
+    # core.topic_admin.provision verifies right after create_topics; the broker's metadata can lag a moment
     # behind (UNKNOWN_TOPIC_OR_PARTITION, "not created (3)"), so verify again before giving up.
     created: list[str] = []
     for attempt in range(20):

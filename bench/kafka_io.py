@@ -14,7 +14,7 @@ from kafka import KafkaProducer
 
 from bench.report import BenchError
 from bench.workload import Item
-from events.publisher import PRODUCER_DEFAULTS
+from events.tools.publisher import PRODUCER_DEFAULTS
 
 Progress = Callable[[str], None]
 

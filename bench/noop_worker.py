@@ -20,9 +20,9 @@ from collections.abc import Sequence
 import faust
 from faust.web import Request, Response, View
 
+from core.settings import load_settings
 from events.reference import UNIVERSITIES
 from events.topics import ingest_topic
-from infra.settings import load_settings
 from streams.app import batches, faust_config, raw_topic
 
 

@@ -13,9 +13,10 @@ from bench.env import Services, provision_run
 from bench.kafka_io import Progress
 from bench.report import BenchError
 from bench.workload import Item
-from events.publisher import Publisher, cloudevent_headers
 from events.reference import UNIVERSITIES
+from events.tools.publisher import Publisher
 from events.topics import ingest_topic
+from events.wire import cloudevent_headers
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import BenchError
+from core.settings import PROJECT_ROOT
 from infra.processes import free_ports, terminate, wait_until
-from infra.settings import PROJECT_ROOT
 
 
 def worker_command(web_port: int, profiled: bool = False, module: str = "streams") -> list[str]:

@@ -23,12 +23,12 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from consumers.errors import ConsumerError
 from consumers.migrate import migrate
 from consumers.projector import DEFAULT_GROUP, Projector, ProjectorConfig
 from consumers.queries import QUERIES, format_table, run_query
+from core.errors import AllianceError
+from core.settings import load_settings
 from events.topics import AGGREGATES, Family, agg_topic, family_topic
-from infra.settings import load_settings
 
 
 def _cmd_migrate(_: argparse.Namespace) -> int:
@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("aiokafka").setLevel(logging.WARNING)
     try:
         return int(args.func(args))
-    except ConsumerError as exc:
+    except AllianceError as exc:  # ConsumerError, SettingsError
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (OSError, asyncpg.PostgresError) as exc:

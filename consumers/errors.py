@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from core.errors import AllianceError
 
-class ConsumerError(RuntimeError):
+
+class ConsumerError(AllianceError):
     """Anything the read model (migrations, projector, queries) cannot do."""
 
 

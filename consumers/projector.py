@@ -29,8 +29,8 @@ from consumers.errors import ConsumerError, ProjectionError
 from consumers.mapping import Plan, TopicKind, plan_batch
 from consumers.metrics import ProjectorMetrics
 from consumers.store import apply_plan, prepare_connection, stored_offsets
+from core.metrics import serve
 from events.topics import AGGREGATES, Family, agg_topic, family_topic
-from infra.observability import serve
 
 log = logging.getLogger("consumers.projector")
 

@@ -3,7 +3,7 @@
 Every record on an aggregated topic is a JSON object ``{"aggregate", "key", "value", "updated_at"}`` keyed
 (Kafka key) by the entity id or the dimension string; a record without a value is a tombstone. The stream
 processors write these records, the projector and the portals read them: both validate against the models
-here (``parse_record``), and ``python -m events schemas`` exports their JSON Schemas into the AsyncAPI
+here (``parse_record``), and ``python -m events.tools schemas`` exports their JSON Schemas into the AsyncAPI
 document.
 
 Counts are whole numbers >= 0; rates are in 0..1 with 4 decimals. Within one record the metrics are

@@ -14,10 +14,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from infra.errors import InfraError
+from core.errors import AllianceError
+from core.settings import load_settings
+from core.topic_admin import provision
 from infra.local import LocalStack
-from infra.settings import load_settings
-from infra.topics import provision
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except InfraError as exc:
+    except AllianceError as exc:  # InfraError, TopicError, SettingsError
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

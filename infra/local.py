@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.settings import Settings
 from infra.kafka_local import LocalKafka
 from infra.postgres_local import LocalPostgres
-from infra.settings import LOCAL_KAFKA_PORT, LOCAL_POSTGRES_PORT, Settings
 
 
 @dataclass
@@ -21,14 +21,15 @@ class LocalStack:
             return None
         return LocalKafka(
             home=self.settings.local_dir / "kafka", cache_dir=self.settings.local_dir,
-            port=LOCAL_KAFKA_PORT, controller_port=LOCAL_KAFKA_PORT + 1, version=self.settings.kafka_version,
+            port=self.settings.local_kafka_port, controller_port=self.settings.local_kafka_controller_port,
+            version=self.settings.kafka_version,
         )
 
     @property
     def postgres(self) -> LocalPostgres | None:
         if not self.settings.uses_local_postgres:
             return None
-        return LocalPostgres(home=self.settings.local_dir / "postgres", port=LOCAL_POSTGRES_PORT)
+        return LocalPostgres(home=self.settings.local_dir / "postgres", port=self.settings.local_postgres_port)
 
     def up(self) -> None:
         if (k := self.kafka) is not None:

@@ -19,12 +19,12 @@ import sys
 import time
 from collections import Counter
 
+from core.settings import Settings
+from core.topic_admin import provision
 from infra.errors import InfraError
 from infra.local import LocalStack
 from infra.processes import free_port
 from infra.services import Service, freshness, label, metric_sum, projector, worker
-from infra.settings import Settings
-from infra.topics import provision
 
 
 def _progress(done: int, total: int) -> None:
@@ -96,8 +96,8 @@ async def _report(settings: Settings) -> None:
 def run_main_job(settings: Settings, *, events: int = 20000, duration: float = 0.0, keep: bool = False,
                  workers: int = 1, fresh: bool = True, seed: int | None = None) -> int:
     from consumers.migrate import migrate
-    from events.simulate_cli import publish
     from events.simulator import alliance_day
+    from events.simulator.publish import publish
     from events.topics import AGGREGATES, Family, agg_topic, family_topic
 
     stack = LocalStack(settings)

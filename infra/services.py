@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.settings import PROJECT_ROOT, Settings
 from infra.errors import InfraError
 from infra.processes import tail, wait_until
-from infra.settings import PROJECT_ROOT, Settings
 
 
 @dataclass

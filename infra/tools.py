@@ -107,7 +107,7 @@ def ensure_compose_schema(cache_dir: Path | None = None, *, timeout: float = 300
     import tarfile
     import tempfile
 
-    from infra.settings import PROJECT_ROOT
+    from core.settings import PROJECT_ROOT
 
     cache = cache_dir or PROJECT_ROOT / ".local" / "compose-spec"
     target = cache / f"compose.schema.{COMPOSE_SCHEMA_PACKAGE.replace('@', '-')}.json"

@@ -20,6 +20,7 @@ import faust
 from faust.types import EventT
 from prometheus_client import CollectorRegistry
 
+from core.settings import Settings
 from events.reference import UNIVERSITIES
 from events.topics import (
     DLQ_TOPIC,
@@ -28,7 +29,6 @@ from events.topics import (
     family_topic,
     ingest_topic,
 )
-from infra.settings import Settings
 from streams.consumer import install as install_gapless_consumer
 from streams.domains import domains
 from streams.lag import LagReporter, StallGuard

@@ -26,7 +26,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from infra.observability import PipelineMetrics, set_consumer_lag
+from core.metrics import set_consumer_lag
+from streams.metrics import PipelineMetrics
 
 log = logging.getLogger("streams.lag")
 

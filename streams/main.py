@@ -6,7 +6,7 @@ environment's Settings; nothing else in the package imports it. ``python -m stre
 
 from __future__ import annotations
 
-from infra.settings import load_settings
+from core.settings import load_settings
 from streams.worker import build_worker_app
 
 app = build_worker_app(load_settings())

@@ -25,10 +25,10 @@ from events.codec import decode, encode
 from events.errors import EventValidationError
 from events.reference import UNIVERSITIES
 from events.topics import PARTIALS_TOPIC, agg_topic, family_topic, ingest_topic
-from infra.observability import PipelineMetrics
 from streams import engine, rollup
 from streams.domains import Domain
 from streams.ingest import Accepted, Rejected, classify, readable_event_id, seen_key
+from streams.metrics import PipelineMetrics
 from streams.state import Values
 from streams.writer import BatchWriter, Headers
 

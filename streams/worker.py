@@ -13,11 +13,11 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from infra.errors import InfraError
-from infra.observability import FAUST_SENSOR_PREFIX
-from infra.settings import Settings, load_settings
-from infra.topics import verify
+from core.errors import TopicError
+from core.settings import Settings, SettingsError, load_settings
+from core.topic_admin import verify
 from streams.app import create_app
+from streams.metrics import FAUST_SENSOR_PREFIX
 
 
 def build_worker_app(settings: Settings, *, web_port: int | None = None) -> faust.App:
@@ -73,10 +73,13 @@ def main(argv: Sequence[str]) -> int:
     w.add_argument("-l", "--loglevel", default="info")
     w.add_argument("--web-port", type=int, default=None, help="faust web port (views, /metrics); default 6066")
     args = parser.parse_args(argv)
-    settings = load_settings()
     try:
+        settings = load_settings()
         check_topics(settings)
-    except InfraError as exc:
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except TopicError as exc:
         print(f"error: {exc}\nrun `python -m infra provision` with the same ALLIANCE_* settings", file=sys.stderr)
         return 2
     app = build_worker_app(settings, web_port=args.web_port)

@@ -15,10 +15,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from core.settings import PROJECT_ROOT, Settings
 from infra.kafka_local import LocalKafka
 from infra.postgres_local import LocalPostgres
 from infra.processes import free_port, free_ports, pid_alive
-from infra.settings import PROJECT_ROOT, Settings
 
 TEST_ROOT = PROJECT_ROOT / ".local" / "test"
 

@@ -13,8 +13,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
+from core.topic_admin import provision
 from events.topics import TopicSpec
-from infra.topics import provision
 from streams.writer import BatchWriter, changelog_bytes, key_partition
 
 pytestmark = pytest.mark.integration

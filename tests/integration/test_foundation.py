@@ -9,8 +9,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaAdminClient, KafkaProducer
 
+from core.topic_admin import provision
 from events.topics import TopicSpec, registry
-from infra.topics import provision
 
 pytestmark = pytest.mark.integration
 

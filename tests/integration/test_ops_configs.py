@@ -20,17 +20,11 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from consumers.metrics import ProjectorMetrics
-from infra.observability import (
-    FAUST_SENSOR_PREFIX,
-    PipelineMetrics,
-    consumer_lag,
-    faust_sensor_names,
-    metric_names,
-    update_consumer_lag,
-)
+from core.metrics import consumer_lag, metric_names, update_consumer_lag
+from core.settings import PROJECT_ROOT, Settings
 from infra.processes import free_port
-from infra.settings import PROJECT_ROOT, Settings
 from infra.tools import ensure_compose_schema, promtool
+from streams.metrics import FAUST_SENSOR_PREFIX, PipelineMetrics, faust_sensor_names
 
 PROM_DIR = PROJECT_ROOT / "infra" / "prometheus"
 GRAFANA_DIR = PROJECT_ROOT / "infra" / "grafana"
@@ -361,8 +355,8 @@ async def test_consumer_lag_against_the_real_broker(kafka_bootstrap: str, unique
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from kafka import KafkaProducer
 
+    from core.topic_admin import provision
     from events.topics import TopicSpec
-    from infra.topics import provision
 
     topic = f"lag-{unique}"
     provision(kafka_bootstrap, [TopicSpec(topic, 3)])
@@ -396,8 +390,8 @@ async def test_consumer_lag_against_the_real_broker(kafka_bootstrap: str, unique
 
 
 async def test_projector_metrics_endpoint_passes_promtool() -> None:
-    """The projector's /metrics (consumers.metrics, served by infra.observability.serve) is clean for promtool."""
-    from infra.observability import serve
+    """The projector's /metrics (consumers.metrics, served by core.metrics.serve) is clean for promtool."""
+    from core.metrics import serve
 
     metrics = ProjectorMetrics()
     metrics.batch_rows.observe(120)

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from consumers.migrate import migrate
 from consumers.projector import Projector, ProjectorConfig
+from core.topic_admin import provision
 from events import jobfair as jf
 from events import mentoring as mt
 from events import recruitment as rc
@@ -27,7 +28,6 @@ from events import services as sv
 from events.base import Event
 from events.codec import encode
 from events.topics import Family, TopicSpec
-from infra.topics import provision
 
 pytestmark = pytest.mark.integration
 

@@ -17,10 +17,10 @@ from prometheus_client import CollectorRegistry
 from consumers.mapping import event_rows
 from consumers.migrate import migrate
 from consumers.tables import POSTINGS
+from core.topic_admin import provision
 from events import recruitment as rc
 from events.codec import encode
 from events.topics import Family, TopicSpec
-from infra.topics import provision
 from tests.integration.test_projector import Topics, config_for, end_offsets, project_until_caught_up
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from consumers.migrate import migrate
-from infra.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 from tests.integration.test_projector import (
     actual_state,
     build_scenario,

@@ -18,7 +18,7 @@ from consumers.api import build_api
 from consumers.errors import MigrationError
 from consumers.migrate import discover, migrate
 from consumers.projector import ProjectorConfig
-from infra.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 from tests.integration.test_projector import (
     build_scenario,
     config_for,

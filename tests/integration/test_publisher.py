@@ -1,4 +1,4 @@
-"""The publisher SDK and ``python -m events publish`` against the real broker.
+"""The publisher SDK and ``python -m events.tools publish`` against the real broker.
 
 End to end: realistic files of three universities (every event family) are published by the CLI to the
 registry's ingest topics and read back exactly (ids, keys, values, headers, per-key order). A file with
@@ -20,14 +20,15 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from core.settings import PROJECT_ROOT
+from core.topic_admin import provision
 from events.base import Event
-from events.bulk import iter_csv, iter_jsonl, read_problems_csv
 from events.codec import decode, encode, from_dict
 from events.errors import EventValidationError
-from events.publisher import BrokerUnavailableError, DeliveryError, Publisher, cloudevent_headers
+from events.tools.bulk import iter_csv, iter_jsonl, read_problems_csv
+from events.tools.publisher import BrokerUnavailableError, DeliveryError, Publisher
 from events.topics import TopicSpec, ingest_topic
-from infra.settings import PROJECT_ROOT
-from infra.topics import provision
+from events.wire import cloudevent_headers
 from tests.data.samples import DATA_DIR, SAMPLE_UNIVERSITIES, bulk, semester
 
 pytestmark = pytest.mark.integration
@@ -87,7 +88,7 @@ def as_received(record: ConsumerRecord[bytes, bytes]) -> tuple[str, bytes, bytes
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALLIANCE_")}
-    return subprocess.run([sys.executable, "-m", "events", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "events.tools", *args], capture_output=True, text=True,
                           timeout=300, cwd=PROJECT_ROOT, env=env, check=False)
 
 

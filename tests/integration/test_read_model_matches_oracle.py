@@ -20,15 +20,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import SecretStr
 
 from consumers.migrate import migrate
+from core.settings import Settings
+from core.topic_admin import provision
 from events.aggregates import parse_record
 from events.codec import decode
-from events.simulate_cli import publish
 from events.simulator import UUID_VERSIONS, alliance_day
+from events.simulator.publish import publish
 from events.topics import AGGREGATES, DLQ_TOPIC, Family, agg_topic, family_topic
 from infra.processes import free_ports
 from infra.services import projector, worker
-from infra.settings import Settings
-from infra.topics import provision
 from tests.e2e import agg_key, aggregates_on_topics, all_match, latest, value_diffs
 from tests.oracle import accepted_events, expected_aggregates
 

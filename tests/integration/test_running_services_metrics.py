@@ -10,12 +10,12 @@ from kafka import KafkaProducer
 from pydantic import SecretStr
 
 from consumers.migrate import migrate
+from core.settings import Settings
+from core.topic_admin import provision
 from events.simulator import alliance_day
 from infra.processes import free_ports
 from infra.services import Service, freshness, metric_sum, projector, worker
-from infra.settings import Settings
 from infra.tools import promtool
-from infra.topics import provision
 
 pytestmark = pytest.mark.integration
 

@@ -8,11 +8,11 @@ from collections import Counter, defaultdict
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from core.topic_admin import provision
 from events.reference import UNIVERSITIES
-from events.simulate_cli import SimulatorPublishError, main, publish
 from events.simulator import Record, alliance_day
+from events.simulator.publish import SimulatorPublishError, main, publish
 from events.topics import ingest_topic
-from infra.topics import provision
 
 pytestmark = pytest.mark.integration
 

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from events.simulate_cli import publish
+from core.settings import Settings
+from core.topic_admin import provision
 from events.simulator import alliance_day
+from events.simulator.publish import publish
 from events.topics import AGGREGATES, DLQ_TOPIC, agg_topic
 from infra.processes import free_ports
 from infra.services import label, metric_sum, worker
-from infra.settings import Settings
-from infra.topics import provision
 from tests.e2e import aggregates_on_topics, latest
 from tests.e2e import value_diffs as _matches
 from tests.oracle import accepted_events, expected_aggregates, expected_rejects

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from events import bulk
-from events.bulk import LineProblem, Progress, iter_csv, iter_jsonl, render_bar, run_import
-from events.cli import main
 from events.codec import from_dict
 from events.errors import EventValidationError
 from events.privacy import pseudonymise
-from events.publisher import check_event, cloudevent_headers
+from events.tools import bulk
+from events.tools.bulk import LineProblem, Progress, iter_csv, iter_jsonl, render_bar, run_import
+from events.tools.cli import main
+from events.tools.publisher import check_event
+from events.wire import cloudevent_headers
 from tests.data.samples import DATA_DIR, semester
 
 MIXED_JSONL = DATA_DIR / "mixed-scu.jsonl"

@@ -21,12 +21,12 @@ import jsonschema
 import pytest
 import yaml
 
+from core.settings import PROJECT_ROOT
 from events import schemas
 from events.codec import EVENT_TYPES, encode, from_dict
 from events.errors import EventValidationError
 from events.reference import UNIVERSITIES
 from events.topics import registry
-from infra.settings import PROJECT_ROOT
 from tests.data.samples import SAMPLE_UNIVERSITIES, one_of_each_type, semester
 
 SCHEMA_DIR = PROJECT_ROOT / "schemas"
@@ -49,10 +49,10 @@ def validator_for(event_type: str) -> jsonschema.Draft202012Validator:
 def test_committed_files_are_up_to_date_with_the_models(tmp_path: Path) -> None:
     written = schemas.write(tmp_path)
     committed = {p.name for p in SCHEMA_DIR.iterdir() if p.is_file()}
-    assert committed == {p.name for p in written}, "regenerate: python -m events schemas --out schemas/"
+    assert committed == {p.name for p in written}, "regenerate: python -m events.tools schemas --out schemas/"
     for path in written:
         assert (SCHEMA_DIR / path.name).read_text(encoding="utf-8") == path.read_text(encoding="utf-8"), (
-            f"schemas/{path.name} is stale: python -m events schemas --out schemas/")
+            f"schemas/{path.name} is stale: python -m events.tools schemas --out schemas/")
     assert schemas.stale(SCHEMA_DIR) == []
 
 

@@ -1,4 +1,4 @@
-"""infra.observability: metric definitions, the /metrics + health server, consumer lag helpers."""
+"""core.metrics and streams.metrics: metric definitions, the /metrics + health server, consumer lag helpers."""
 
 from __future__ import annotations
 
@@ -16,23 +16,12 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.metrics import bound_port, consumer_lag, metric_names, serve, set_consumer_lag, update_consumer_lag
 from events.errors import REASON_CODES
 from events.reference import UNIVERSITIES
-from infra.observability import (
-    FAMILIES,
-    FAUST_SENSOR_PREFIX,
-    STAGES,
-    PipelineMetrics,
-    bound_port,
-    consumer_lag,
-    faust_sensor_names,
-    metric_names,
-    serve,
-    set_consumer_lag,
-    update_consumer_lag,
-)
 from infra.processes import free_port
 from infra.tools import promtool
+from streams.metrics import FAMILIES, FAUST_SENSOR_PREFIX, STAGES, PipelineMetrics, faust_sensor_names
 
 EXPECTED: dict[str, tuple[str, set[str]]] = {
     # family name (as parsed from the exposition) -> (type, labels)

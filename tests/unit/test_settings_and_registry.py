@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from core.settings import Settings
 from events.reference import UNIVERSITIES
 from events.topics import DLQ_TOPIC, Family, family_topic, ingest_topic, registry
-from infra.settings import LOCAL_KAFKA_PORT, Settings
 
 
 def test_unset_settings_mean_local_embedded_services(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -13,7 +13,7 @@ def test_unset_settings_mean_local_embedded_services(monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("ALLIANCE_DATABASE_URL", raising=False)
     s = Settings()
     assert s.uses_local_kafka and s.uses_local_postgres
-    assert s.bootstrap == f"127.0.0.1:{LOCAL_KAFKA_PORT}"
+    assert s.bootstrap == "127.0.0.1:9092" and s.dsn.endswith("@127.0.0.1:54329/alliance")
 
 
 def test_environment_overrides_and_secret_is_hidden(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -33,7 +33,6 @@ from events.services import (
     PolicyBriefingDelivered,
     TrainingOrInternshipOffered,
 )
-from events.simulate_cli import build_parser, main, summary, throttle_delay
 from events.simulator import (
     DEFAULT_DAY,
     LOCAL_TZ,
@@ -44,6 +43,7 @@ from events.simulator import (
     entity_of,
     invalid_record,
 )
+from events.simulator.publish import build_parser, main, summary, throttle_delay
 from events.topics import ingest_topic
 
 

@@ -8,8 +8,8 @@ from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry
 
-from infra.observability import PipelineMetrics
 from streams.lag import StallGuard
+from streams.metrics import PipelineMetrics
 
 
 class TP(NamedTuple):

@@ -1,21 +1,26 @@
 """The one typed settings object (environment prefix ``ALLIANCE_``).
 
-Unset values mean the local embedded defaults: a single-node Kafka on 127.0.0.1:9092 and a
-PostgreSQL on 127.0.0.1:54329, both started by ``python -m infra up``.
+Unset URLs mean the local embedded services that ``python -m infra up`` starts: a single-node Kafka on
+127.0.0.1:``local_kafka_port`` (9092) and a PostgreSQL on 127.0.0.1:``local_postgres_port`` (54329). Every
+local port is a setting, so a second stack runs beside the first with other ports and another
+``ALLIANCE_LOCAL_DIR``. Setting a URL means "use that server" (the local service is then not started).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.errors import AllianceError
 from events.topics import AGG_PARTITIONS, EVENT_PARTITIONS, INGEST_PARTITIONS, TopicSpec, registry
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-LOCAL_KAFKA_PORT = 9092
-LOCAL_POSTGRES_PORT = 54329
+
+
+class SettingsError(AllianceError):
+    """An ALLIANCE_* environment variable has a value the settings refuse."""
 
 
 class Settings(BaseSettings):
@@ -28,6 +33,10 @@ class Settings(BaseSettings):
         default=None, description="postgresql://user:pass@host:port/db; unset = the local PostgreSQL"
     )
     local_dir: Path = Field(default=PROJECT_ROOT / ".local", description="state of local services")
+    local_kafka_port: int = Field(default=9092, ge=1, le=65535, description="client port of the local broker")
+    local_kafka_controller_port: int = Field(default=9093, ge=1, le=65535,
+                                             description="KRaft controller port of the local broker")
+    local_postgres_port: int = Field(default=54329, ge=1, le=65535, description="port of the local PostgreSQL")
     kafka_version: str = "4.0.2"
     replication_factor: int = Field(default=1, ge=1, le=5)
     topic_suffix: str = Field(
@@ -59,7 +68,7 @@ class Settings(BaseSettings):
 
     @property
     def bootstrap(self) -> str:
-        return self.kafka_bootstrap_servers or f"127.0.0.1:{LOCAL_KAFKA_PORT}"
+        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.local_kafka_port}"
 
     def registry(self) -> list[TopicSpec]:
         """The topic registry with this deployment's partition counts (names without the suffix)."""
@@ -73,8 +82,14 @@ class Settings(BaseSettings):
     def dsn(self) -> str:
         if self.database_url is not None:
             return self.database_url.get_secret_value()
-        return f"postgresql://alliance@127.0.0.1:{LOCAL_POSTGRES_PORT}/alliance"
+        return f"postgresql://alliance@127.0.0.1:{self.local_postgres_port}/alliance"
 
 
 def load_settings() -> Settings:
-    return Settings()
+    """The settings of this process's environment; a bad ALLIANCE_* value raises SettingsError naming it."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"ALLIANCE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+                             for e in exc.errors(include_url=False))
+        raise SettingsError(f"invalid settings: {problems}") from None

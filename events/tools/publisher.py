@@ -2,7 +2,7 @@
 
 Example::
 
-    from events.publisher import Publisher
+    from events.tools.publisher import Publisher
 
     with Publisher("kafka.alliance.example:9092", "scu") as pub:
         pub.publish(job_posted_event)          # a model, already validated
@@ -32,9 +32,7 @@ from events.codec import encode, from_dict
 from events.errors import EventError, EventValidationError, FieldProblem
 from events.reference import UNIVERSITIES
 from events.topics import ingest_topic
-
-CE_SPECVERSION = "1.0"
-CONTENT_TYPE = "application/json"
+from events.wire import cloudevent_headers
 
 #: producer settings tuned for bulk imports; ``producer_config`` overrides any of them
 PRODUCER_DEFAULTS: dict[str, Any] = {
@@ -78,21 +76,6 @@ class DeliveryError(PublisherError):
         first = failures[0] if failures else None
         detail = f"; first: event {first.event_id}: {first.error}" if first else ""
         super().__init__(f"{len(failures)} event(s) not delivered{detail}")
-
-
-def cloudevent_headers(event: Event) -> list[tuple[str, bytes]]:
-    """The CloudEvents-style (Kafka binary mode) headers of one record."""
-    occurred = event.occurred_at.isoformat().replace("+00:00", "Z")
-    return [
-        ("ce_specversion", CE_SPECVERSION.encode()),
-        ("ce_id", str(event.event_id).encode()),
-        ("ce_type", event.type.encode()),
-        ("ce_source", event.source.encode()),
-        ("ce_time", occurred.encode()),
-        ("ce_subject", str(event.subject).encode()),
-        ("ce_schemaversion", str(event.schema_version).encode()),
-        ("content-type", CONTENT_TYPE.encode()),
-    ]
 
 
 def check_event(event: Event | Mapping[str, Any], university: str) -> Event:

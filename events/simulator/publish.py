@@ -1,6 +1,6 @@
 """Publish a simulated alliance day (events.simulator) to the ingest topics, and its command line.
 
-    python -m events.simulate_cli --scale 1 --seed 7 [--bootstrap HOST:PORT] [--rate N] [--dry-run]
+    python -m events.simulator --scale 1 --seed 7 [--bootstrap HOST:PORT] [--rate N] [--dry-run]
 
 Records are sent exactly as the simulator made them (bad ones included: this is what sloppy university
 systems would send), in list order, by an idempotent ``acks=all`` kafka-python producer, so the order of
@@ -22,21 +22,12 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
 from events.errors import EventError
-from events.simulator import DEFAULT_DAY, KINDS, Record, alliance_day
+from events.simulator.day import alliance_day
+from events.simulator.world import DEFAULT_DAY, KINDS, UUID_VERSIONS, Record
+from events.tools.publisher import PRODUCER_DEFAULTS
 
-#: producer settings: idempotent, acks=all, ordering kept (at most 5 in flight with idempotence)
-PRODUCER_CONFIG: dict[str, Any] = {
-    "enable_idempotence": True,
-    "acks": "all",
-    "linger_ms": 10,
-    "batch_size": 256 * 1024,
-    "max_in_flight_requests_per_connection": 5,
-    "allow_auto_create_topics": False,
-    "max_block_ms": 15_000,
-    "delivery_timeout_ms": 120_000,
-    "request_timeout_ms": 30_000,
-    "client_id": "alliance-simulator",
-}
+#: the universities' producer settings (idempotent, acks=all, ordering kept), under the simulator's client id
+PRODUCER_CONFIG: dict[str, Any] = {**PRODUCER_DEFAULTS, "client_id": "alliance-simulator"}
 #: futures are checked (and the producer flushed) every CHECK_EVERY records
 CHECK_EVERY = 2_000
 FLUSH_TIMEOUT_S = 60.0
@@ -164,7 +155,7 @@ def progress_printer(stream: TextIO) -> Callable[[int, int], None]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m events.simulate_cli",
+        prog="python -m events.simulator",
         description="Generate a realistic alliance day and publish it to the alliance.ingest.* topics.")
     parser.add_argument("--scale", type=float, default=1.0, help="1 = about 20,000 records (default 1)")
     parser.add_argument("--seed", type=int, default=7, help="random seed; same seed, same day (default 7)")
@@ -179,21 +170,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--invalid-rate", type=float, default=0.01)
     parser.add_argument("--spoofed-rate", type=float, default=0.005)
     parser.add_argument("--out-of-order-rate", type=float, default=0.02)
+    parser.add_argument("--uuid-versions", type=_versions, default=(4,), metavar="V[,V...]",
+                        help=f"UUID versions of the event ids, in turn (of {', '.join(map(str, UUID_VERSIONS))}; "
+                             "default 4)")
     return parser
+
+
+def _versions(text: str) -> tuple[int, ...]:
+    try:
+        versions = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: comma-separated UUID versions, e.g. 4,7") from None
+    if not versions or not set(versions) <= set(UUID_VERSIONS):
+        raise argparse.ArgumentTypeError(f"{text!r}: versions must be some of {UUID_VERSIONS}")
+    return versions
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
-    from infra.errors import InfraError
-    from infra.settings import load_settings
+    from core.errors import AllianceError
+    from core.settings import load_settings
 
     args = build_parser().parse_args(argv)
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except AllianceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         records = alliance_day(seed=args.seed, scale=args.scale, day=args.day,
                                pseudonym_key=settings.pseudonym_key.get_secret_value(),
                                duplicate_rate=args.duplicate_rate, invalid_rate=args.invalid_rate,
-                               spoofed_rate=args.spoofed_rate, out_of_order_rate=args.out_of_order_rate)
+                               spoofed_rate=args.spoofed_rate, out_of_order_rate=args.out_of_order_rate,
+                               uuid_versions=args.uuid_versions)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -201,11 +210,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         bootstrap = args.bootstrap or settings.bootstrap
         try:
             if args.provision:
-                from infra.topics import provision
+                from core.topic_admin import provision
 
                 provision(bootstrap)
             sent = publish(records, bootstrap, progress=progress_printer(sys.stderr), rate=args.rate)
-        except (SimulatorPublishError, KafkaError, InfraError) as exc:
+        except (SimulatorPublishError, KafkaError, AllianceError) as exc:
             print(f"\nerror: {exc}", file=sys.stderr)
             return 1
         print(f"published {sent} records to {bootstrap}")

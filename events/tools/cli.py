@@ -18,11 +18,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
-from pydantic import ValidationError
-
-from events.bulk import (
+from core.errors import AllianceError
+from core.settings import Settings, load_settings
+from events.errors import EventError
+from events.reference import UNIVERSITIES
+from events.tools.bulk import (
     FORMATS,
     BulkError,
     ImportReport,
@@ -34,11 +36,6 @@ from events.bulk import (
     run_import,
     write_problems_csv,
 )
-from events.errors import EventError
-from events.reference import UNIVERSITIES
-
-if TYPE_CHECKING:
-    from infra.settings import Settings
 
 EXIT_OK, EXIT_SOME_BAD, EXIT_ERROR = 0, 1, 2
 PRINT_LIMIT = 100
@@ -52,9 +49,7 @@ def _university(value: str) -> str:
 
 
 def _settings() -> Settings:
-    from infra.settings import Settings
-
-    return Settings()
+    return load_settings()  # SettingsError (an AllianceError) names a bad ALLIANCE_* value
 
 
 # -- publish ----------------------------------------------------------------------------------------
@@ -65,14 +60,14 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     total = None if args.file == "-" else count_lines(Path(args.file))
     progress = None if args.no_progress else Progress(total, sys.stderr)
 
-    # bytes, decoded line by line (events.bulk.text_lines): a bad byte is a bad line, not a crash mid-file
+    # bytes, decoded line by line (events.tools.bulk.text_lines): a bad byte is a bad line, not a crash mid-file
     stream: BinaryIO = sys.stdin.buffer if args.file == "-" else Path(args.file).open("rb")
     with stream:
         parsed = iter_file(stream, fmt, university)
         if args.dry_run:
             report = run_import(parsed, university, None, progress)
             return _finish(report, "dry run, nothing published", args.errors_out)
-        from events.publisher import Publisher, PublisherError
+        from events.tools.publisher import Publisher, PublisherError
 
         bootstrap = args.bootstrap or _settings().bootstrap
         report = ImportReport(university)
@@ -135,7 +130,7 @@ def _cmd_schemas(args: argparse.Namespace) -> int:
         for name in stale:
             print(f"stale: {out / name}", file=sys.stderr)
         if stale:
-            print("regenerate with: python -m events schemas --out " + str(out), file=sys.stderr)
+            print("regenerate with: python -m events.tools schemas --out " + str(out), file=sys.stderr)
             return EXIT_SOME_BAD
         print(f"{out}: up to date")
         return EXIT_OK
@@ -151,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    from events import bulk
+    from events.tools import bulk
 
     pub = sub.add_parser(
         "publish", help="validate a JSONL/CSV file and publish its valid events",
@@ -209,8 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EventError as exc:  # PublisherError (broker unreachable, topic missing, not delivered) and kin
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except ValidationError as exc:  # the ALLIANCE_* environment does not form valid Settings
-        print(f"error: invalid settings: {exc}", file=sys.stderr)
+    except AllianceError as exc:  # the ALLIANCE_* environment does not form valid Settings
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

@@ -1,4 +1,6 @@
-"""Topic provisioning from the registry in events.topics (no broker-side auto-creation)."""
+"""Topic administration from the registry in events.topics: create what is missing (no broker-side
+auto-creation) and verify what exists (partitions, compaction, the registry's extra settings). The worker
+verifies its topics at start-up; ``python -m infra provision`` creates them."""
 
 from __future__ import annotations
 
@@ -9,8 +11,8 @@ from dataclasses import dataclass, replace
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from core.errors import TopicError
 from events.topics import TopicSpec, registry
-from infra.errors import InfraError
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ def provision(bootstrap: str, specs: Iterable[TopicSpec] | None = None, replicat
 
 
 def verify(bootstrap: str, specs: Iterable[TopicSpec], suffix: str = "", timeout_s: float = 15.0) -> None:
-    """Raise InfraError naming every topic that is missing or differs from ``specs`` (partitions, compaction)."""
+    """Raise TopicError naming every topic that is missing or differs from ``specs`` (partitions, compaction)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="alliance-verify",
                              request_timeout_ms=int(timeout_s * 1000))
     try:
@@ -58,7 +60,7 @@ def _verify_eventually(admin: KafkaAdminClient, specs: list[TopicSpec], timeout_
         try:
             _verify(admin, specs)
             return
-        except InfraError:
+        except TopicError:
             if time.monotonic() >= deadline:
                 raise
             time.sleep(0.25)
@@ -74,14 +76,17 @@ def _verify(admin: KafkaAdminClient, specs: list[TopicSpec]) -> None:
         elif len(t["partitions"]) != s.partitions:
             problems.append(f"{s.name}: {len(t['partitions'])} partitions, the settings say {s.partitions} "
                             "(ALLIANCE_INGEST_PARTITIONS / _EVENT_PARTITIONS / _AGG_PARTITIONS)")
-    compacted = [s for s in specs if s.compacted]
-    if compacted:
-        resources = [ConfigResource(ConfigResourceType.TOPIC, s.name, configs=["cleanup.policy"])
-                     for s in compacted]
+    checked = {s.name: {"cleanup.policy": s.config()["cleanup.policy"], **s.extra_config}
+               for s in specs if s.name in described and not described[s.name].get("error_code")}
+    if checked:
+        resources = [ConfigResource(ConfigResourceType.TOPIC, name, configs=sorted(want))
+                     for name, want in checked.items()]
         configs = admin.describe_configs(resources).get("topic", {})
-        for s in compacted:
-            policy = configs.get(s.name, {}).get("cleanup.policy", {}).get("value")
-            if policy != "compact":
-                problems.append(f"{s.name}: cleanup.policy={policy}, registry says compact")
+        for name, want in checked.items():
+            for key, value in want.items():
+                actual = configs.get(name, {}).get(key, {}).get("value")
+                if actual != value:
+                    problems.append(f"{name}: {key}={actual}, the registry says {value} (kafka-configs.sh "
+                                    f"--alter --entity-type topics --entity-name {name} --add-config {key}={value})")
     if problems:
-        raise InfraError("topic provisioning mismatch:\n  " + "\n  ".join(problems))
+        raise TopicError("topic provisioning mismatch:\n  " + "\n  ".join(problems))

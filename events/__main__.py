@@ -1,5 +1,0 @@
-import sys
-
-from events.cli import main
-
-sys.exit(main())
