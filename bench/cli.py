@@ -49,7 +49,7 @@ class Bench:
         self.results: list[Result] = []
         self.extra: dict[str, Any] = {}
         self.log_dir = BENCH_ROOT / f"logs-{svc.run_id}"
-        self.items, self.source = workload.load_items(self.n)
+        self.items, self.source = workload.load_items(self.n), "simulator"
         self.pipeline_rate: float | None = None
         self.pure_rate: float | None = None
         self.kept: list[Worker] = []

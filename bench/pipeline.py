@@ -218,9 +218,8 @@ def latency_run(svc: Services, workers: list[Worker], suffix: str, rate: float, 
     on this machine's clock). The daily window keys of LATENCY_DAY see only these events, so the count in
     an aggregate record says how many of the key's events (in send order) it reflects."""
     n = max(int(rate * duration), 50)
-    evs = workload.generate(n, seed=11, day=LATENCY_DAY)
-    its = workload.items(evs)
-    keys = [_day_key(e) for e in evs]
+    its = workload.load_items(n, seed=11, day=LATENCY_DAY)
+    keys = [_day_key(it.event) for it in its]
     wait_idle(workers, progress)
     before = sum(w.processed("tables") for w in workers)
     progress(f"  latency: {n:,} fresh events at {rate:,.0f}/s for {n / rate:.0f}s")

@@ -1,35 +1,24 @@
-"""Where the time goes: the worker's pure path (decode + ingest.classify + re-encode + decode +
-engine.process + the JSON the agents publish) run in-process over the same events, timed and profiled."""
+"""Where the time goes: the worker's pure batch path (streams.batch: ingest, tables, rollup) run in-process
+over the same events, timed and profiled."""
 
 from __future__ import annotations
 
 import cProfile
-import json
 import pstats
 import time
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from bench.workload import Item
-from events.codec import decode, encode
-from events.topics import EVENT_PARTITIONS
-from streams import engine
+from events.reference import UNIVERSITIES
+from events.topics import AGG_PARTITIONS, DLQ_TOPIC, EVENT_PARTITIONS, PARTIALS_TOPIC, ingest_topic
+from streams import batch as pure
 from streams.domains import domains
-from streams.ingest import Accepted, Rejected, classify, seen_key
+from streams.writer import key_partition
 
 NOW = datetime.now(UTC)
-
-
-def _classify(it: Item, offset: int, seen: dict[str, Any]) -> Accepted | Rejected:
-    """The ingest decision for one bench item, remembering accepted events like the ingest-seen table."""
-    university = it.topic.removeprefix("alliance.ingest.")
-    result = classify(it.value, university, seen.get, partition=0, offset=offset, received_at=NOW)
-    if isinstance(result, Accepted):
-        seen[seen_key(university, str(result.event.event_id))] = result.seen.to_value()
-    return result
 
 
 @dataclass(frozen=True)
@@ -41,32 +30,61 @@ class Hotspot:
     share: float  # tottime / total profiled time
 
 
-def pure_path(items: Sequence[Item], batch: int = 1000) -> int:
-    """What one worker does per event, minus Kafka and Faust. Returns the number accepted."""
-    seen: dict[str, Any] = {}
-    states: dict[str, Any] = {}
-    partials: dict[str, Any] = {}
-    applied: set[str] = set()
-    doms = domains()
+class _Stores:
+    """The worker's tables as dicts, and what the pure batch path writes into them."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[str, Any]] = {t: {} for t in (pure.SEEN, pure.STATES, pure.APPLIED,
+                                                                   pure.PARTIALS, pure.ROLLUPS)}
+
+    def put(self, writes: pure.Writes) -> None:
+        for table, _, key, value in writes.puts:
+            self.tables[table][key] = value
+
+
+def _same(name: str) -> str:
+    return name
+
+
+def _consumed(writes: pure.Writes, prefix: str, partitions: int, first_offset: int) -> list[pure.Raw]:
+    """The records ``writes`` sent to topics starting with ``prefix``, as the next agent reads them (the
+    partition chosen like the worker's writer: murmur2 of the key)."""
+    return [pure.Raw(topic, key_partition(key or b"", partitions), first_offset + i, None, key, value)
+            for i, (topic, key, value, _) in enumerate(r for r in writes.records if r[0].startswith(prefix))]
+
+
+STAGES = ("ingest (decode, validate, dedupe, re-encode)", "tables (decode, engine, partials, views)",
+          "rollup (sums)")
+
+
+def pure_path(items: Sequence[Item], batch: int = 1000, seconds: dict[str, float] | None = None) -> int:
+    """What one worker does per event, minus Kafka and faust: the worker's own batch path
+    (:mod:`streams.batch`) for the three agents, on in-memory tables. Returns the number of events accepted;
+    ``seconds`` (if given) receives the time spent per stage."""
+    stores, doms = _Stores(), domains()
+    university_of = {ingest_topic(u): u for u in UNIVERSITIES}
+    times = seconds if seconds is not None else {}
     accepted = 0
     for start in range(0, len(items), batch):
         chunk = items[start:start + batch]
-        canonical: list[tuple[int, bytes]] = []
-        for i, it in enumerate(chunk, start=start):  # ingest agent
-            result = _classify(it, i, seen)
-            if isinstance(result, Accepted):
-                canonical.append((zlib.crc32(result.event.key) % EVENT_PARTITIONS, encode(result.event)))
-        accepted += len(canonical)
-        evs = [(p, decode(raw)) for p, raw in canonical]  # tables agent
-        out = engine.process(evs, doms, states.get, partials.get, applied.__contains__)
-        applied.update(out.applied_ids)
-        for key, (_, state) in out.states.items():
-            states[key] = state
-        for pk, values in out.partials.items():
-            partials[engine.partial_key(pk)] = values
-            json.dumps({"aggregate": pk[0], "key": pk[1], "partial": values}, sort_keys=True)
-        for aggregate, key, value in out.views:
-            json.dumps({"aggregate": aggregate, "key": {"id": key}, "value": value}, sort_keys=True)
+        raws = [pure.Raw(it.topic, 0, start + i, None, it.key, it.value) for i, it in enumerate(chunk)]
+        t0 = time.perf_counter()
+        ingested = pure.ingest(raws, university_of, stores.tables[pure.SEEN].get, NOW, _same, DLQ_TOPIC)
+        stores.put(ingested)
+        t1 = time.perf_counter()
+        applied = stores.tables[pure.APPLIED]
+        tabled = pure.tables(_consumed(ingested, "alliance.events.", EVENT_PARTITIONS, start), doms,
+                             stores.tables[pure.STATES].get, stores.tables[pure.PARTIALS].get,
+                             applied.__contains__, NOW.isoformat(), _same, DLQ_TOPIC)
+        stores.put(tabled)
+        t2 = time.perf_counter()
+        rolled = pure.rollup(_consumed(tabled, PARTIALS_TOPIC, AGG_PARTITIONS, start),
+                             stores.tables[pure.ROLLUPS].get, _same, DLQ_TOPIC)
+        stores.put(rolled)
+        t3 = time.perf_counter()
+        for stage, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2), strict=True):
+            times[stage] = times.get(stage, 0.0) + dt
+        accepted += sum(ingested.ingested.values())
     return accepted
 
 
@@ -131,42 +149,10 @@ def own_time_by_area(stats: pstats.Stats) -> dict[str, float]:
 
 
 def by_area(items: Sequence[Item]) -> dict[str, float]:
-    """Seconds per stage of the pure path: decode+classify, encode, decode again, engine, JSON."""
-    seen: dict[str, Any] = {}
-    states: dict[str, Any] = {}
-    partials: dict[str, Any] = {}
-    applied: set[str] = set()
-    doms = domains()
-    t = {"ingest decode+validate (classify)": 0.0, "re-encode for family topic": 0.0,
-         "tables decode+validate": 0.0, "engine.process": 0.0, "aggregate JSON": 0.0}
-    for start in range(0, len(items), 1000):
-        chunk = items[start:start + 1000]
-        c0 = time.perf_counter()
-        acc = []
-        for i, it in enumerate(chunk, start=start):
-            r = _classify(it, i, seen)
-            if isinstance(r, Accepted):
-                acc.append(r.event)
-        c1 = time.perf_counter()
-        raws = [(zlib.crc32(e.key) % EVENT_PARTITIONS, encode(e)) for e in acc]
-        c2 = time.perf_counter()
-        evs = [(p, decode(raw)) for p, raw in raws]
-        c3 = time.perf_counter()
-        out = engine.process(evs, doms, states.get, partials.get, applied.__contains__)
-        applied.update(out.applied_ids)
-        for key, (_, state) in out.states.items():
-            states[key] = state
-        for pk, values in out.partials.items():
-            partials[engine.partial_key(pk)] = values
-        c4 = time.perf_counter()
-        for pk, values in out.partials.items():
-            json.dumps({"aggregate": pk[0], "key": pk[1], "partial": values}, sort_keys=True)
-        for aggregate, key, value in out.views:
-            json.dumps({"aggregate": aggregate, "key": {"id": key}, "value": value}, sort_keys=True)
-        c5 = time.perf_counter()
-        for name, dt in zip(t, (c1 - c0, c2 - c1, c3 - c2, c4 - c3, c5 - c4), strict=True):
-            t[name] += dt
-    return t
+    """Seconds per stage of the pure path (the three agents' batch functions)."""
+    seconds: dict[str, float] = {}
+    pure_path(items, seconds=seconds)
+    return seconds
 
 
 def format_hotspots(rows: Sequence[Hotspot]) -> str:

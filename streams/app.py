@@ -33,6 +33,7 @@ from streams.consumer import install as install_gapless_consumer
 from streams.domains import domains
 from streams.lag import LagReporter, StallGuard
 from streams.pipeline import Pipeline
+from streams.writer import BatchWriter
 
 log = logging.getLogger("streams.app")
 
@@ -118,11 +119,12 @@ def create_app(
     partials = app.Table("partials", partitions=settings.event_partitions, default=None)
     rollups = app.Table("rollups", partitions=settings.agg_partitions, default=None)
 
+    # faust's producer wraps one aiokafka producer; the writer batches onto it (see streams.writer)
+    writer = BatchWriter(lambda: app.producer._ensure_producer())  # type: ignore[attr-defined]
     pipeline = Pipeline(
-        app=app, registry=registry, seen=seen, states=states, applied=applied, partials=partials, rollups=rollups,
-        domains=domains(), topic=n, dlq=n(DLQ_TOPIC),
+        seen=seen, states=states, applied=applied, partials=partials, rollups=rollups, domains=domains(),
+        topic=n, dlq=n(DLQ_TOPIC), writer=writer, registry=registry,
     )
-    app.alliance_pipeline = pipeline  # type: ignore[attr-defined]
 
     @app.agent(ingest, name="ingest")
     async def ingest_agent(stream: faust.StreamT[bytes]) -> None:

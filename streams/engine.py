@@ -12,13 +12,13 @@ once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from events.base import Event
+from streams.contributions import State, Values, add_into, diff
 from streams.domains import Domain
-from streams.state import State, Values, add_into, diff
 from streams.windows import window_counts
 
 PartialKey = tuple[str, str, int]  # (aggregate, dimkey, partition)
@@ -45,7 +45,7 @@ def partial_key(pk: PartialKey) -> str:
 
 def process(
     items: Iterable[tuple[int, Event]],
-    domains: dict[str, Domain],
+    domains: Mapping[str, Domain],
     get_state: Callable[[str], State | None],
     get_partial: Callable[[str], Values | None],
     was_applied: Callable[[str], bool],

@@ -10,7 +10,7 @@ import json
 import math
 from typing import Any
 
-from streams.state import State, Values, parse_dimkey
+from streams.contributions import State, Values, parse_dimkey
 
 
 def parse_partial(raw: bytes | None) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
 from events.base import Event
-from streams.state import Contributions, dimkey
+from streams.contributions import Contributions, dimkey
 
 CST = timezone(timedelta(hours=8), "Asia/Shanghai")
 

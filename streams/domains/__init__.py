@@ -6,24 +6,12 @@ Each module exposes ``state_key(event)``, ``apply(state, event) -> state``, ``co
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from streams.domains import jobfair, mentoring, recruitment, services
+from streams.domains.base import Domain
 
-from events.base import Event
-from streams.state import Contributions, State
-
-
-@dataclass(frozen=True)
-class Domain:
-    family: str
-    state_key: Callable[[Event], str]
-    apply: Callable[[State | None, Event], State]
-    contributions: Callable[[State], Contributions]
-    view: Callable[[State], tuple[str, str, dict[str, Any]] | None]
+__all__ = ["Domain", "domains"]
 
 
 def domains() -> dict[str, Domain]:
-    from streams.domains import jobfair, mentoring, recruitment, services
-
+    """Every family's domain, by family name."""
     return {m.DOMAIN.family: m.DOMAIN for m in (recruitment, jobfair, mentoring, services)}

@@ -13,8 +13,8 @@ from typing import Any
 
 from events import jobfair as j
 from events.base import Event
-from streams.domains import Domain
-from streams.state import Contributions, State
+from streams.contributions import Contributions, State
+from streams.domains.base import Domain
 
 
 def state_key(event: Event) -> str:

@@ -11,8 +11,8 @@ from typing import Any
 
 from events import mentoring as m
 from events.base import Event
-from streams.domains import Domain
-from streams.state import Contributions, State, dimkey, with_all
+from streams.contributions import Contributions, State, dimkey, with_all
+from streams.domains.base import Domain
 
 
 def state_key(event: Event) -> str:

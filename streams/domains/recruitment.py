@@ -15,8 +15,8 @@ from typing import Any
 
 from events import recruitment as r
 from events.base import Event
-from streams.domains import Domain
-from streams.state import Contributions, State, dimkey, ratio, with_all
+from streams.contributions import Contributions, State, dimkey, ratio, with_all
+from streams.domains.base import Domain
 
 UPDATABLE = ("title", "positions", "salary_min", "salary_max", "deadline")
 SEGMENT = ("industry", "city", "employer_type")

@@ -8,8 +8,8 @@ from typing import Any
 
 from events import services as sv
 from events.base import Event
-from streams.domains import Domain
-from streams.state import Contributions, State
+from streams.contributions import Contributions, State
+from streams.domains.base import Domain
 
 GUARANTEE = {"briefings": 1, "counsellings": 1, "recommended_postings": 3, "programs": 1}
 

@@ -2,31 +2,31 @@
 
 from __future__ import annotations
 
-from bench.profile import Hotspot, format_hotspots, pure_path
+from bench.profile import STAGES, Hotspot, format_hotspots, pure_path
 from bench.projector import canonical, with_database
-from bench.workload import generate, items
+from bench.workload import load_items
 from events.codec import decode
 from events.topics import family_topic
 
 
-def test_generator_is_valid_and_deterministic() -> None:
-    evs = generate(300, seed=3)
-    assert len(evs) == 300
-    assert [e.event_id for e in evs] == [e.event_id for e in generate(300, seed=3)]
-    its = items(evs)
+def test_workload_is_valid_simulator_records_and_deterministic() -> None:
+    its = load_items(300, seed=3)
+    assert len(its) == 300
+    assert [it.event.event_id for it in its] == [it.event.event_id for it in load_items(300, seed=3)]
     assert all(decode(it.value) == it.event for it in its)
-    assert {it.topic for it in its} <= {f"alliance.ingest.{e.source}" for e in evs}
-    assert len({e.family for e in evs}) == 4
+    assert all(it.topic == f"alliance.ingest.{it.event.source}" for it in its)
 
 
-def test_pure_path_accepts_every_generated_event_once() -> None:
-    its = items(generate(200, seed=5))
-    assert pure_path(its, batch=64) == 200
-    assert pure_path(its + its[:10], batch=64) == 200  # duplicates are rejected
+def test_pure_path_accepts_every_event_once_and_times_the_three_agents() -> None:
+    its = load_items(400, seed=5)
+    seconds: dict[str, float] = {}
+    assert pure_path(its, batch=64, seconds=seconds) == 400
+    assert set(seconds) == set(STAGES) and all(v > 0 for v in seconds.values())
+    assert pure_path(its + its[:10], batch=64) == 400  # re-sent records are rejected as duplicates
 
 
 def test_canonical_records_and_dsn() -> None:
-    its = items(generate(20, seed=1))
+    its = load_items(20, seed=1)
     for c, it in zip(canonical(its), its, strict=True):
         assert c.topic == family_topic(it.event.family) and c.key == it.event.key
     assert with_database("postgresql://u@127.0.0.1:5432/postgres", "bench_x") == "postgresql://u@127.0.0.1:5432/bench_x"

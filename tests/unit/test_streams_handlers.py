@@ -11,10 +11,10 @@ from events import recruitment as r
 from events.base import MAX_CLOCK_SKEW, Event
 from events.reference import City, Degree, EmployerType, Industry
 from streams import engine, rollup
+from streams.contributions import diff
 from streams.domains import domains
 from streams.domains import recruitment as rec
 from streams.ingest import Accepted, Rejected, classify, seen_key
-from streams.state import diff
 
 T0 = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
 SEEKER = "ps_" + "a" * 32

@@ -1,4 +1,4 @@
-"""Pure helpers for the aggregate model shared by every domain.
+"""Contributions: the aggregate arithmetic shared by every domain (pure).
 
 A domain keeps one state dict per entity (posting, fair, mentor, seeker). From a state it derives
 *contributions*: ``{(aggregate, dimkey): {metric: number}}``. The engine applies the difference between the

@@ -1,0 +1,202 @@
+"""One batch of each agent, pure: for the raw records of a batch, what to write.
+
+The worker's faust glue (:mod:`streams.pipeline`) hands in a batch's records and its table look-ups and writes
+what comes back (table entries with their changelog records, and the records for other topics) through its
+:class:`streams.writer.BatchWriter`; the benchmark (``bench/profile.py``) runs exactly these functions on
+in-memory dicts. No I/O and no faust here.
+
+Every table entry names the partition of the record that caused it: a batch mixes partitions, and a table's
+changelog record must land in the partition of the topic partition that owns the key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from events.base import Event
+from events.codec import decode, encode
+from events.errors import EventValidationError
+from events.topics import PARTIALS_TOPIC, agg_topic, family_topic
+from streams import engine
+from streams import rollup as rollups
+from streams.contributions import Values
+from streams.domains import Domain
+from streams.ingest import Rejected, classify, readable_event_id, seen_key
+
+Headers = list[tuple[str, bytes]]
+
+# table names (faust tables of the worker, changelogged)
+SEEN, STATES, APPLIED, PARTIALS, ROLLUPS = "ingest-seen", "entity-state", "applied", "partials", "rollups"
+INTERNAL = "internal"  # x-alliance-university of a rejected record read from an internal topic
+
+
+@dataclass(frozen=True)
+class Raw:
+    """One consumed record, as the agents see it."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float | None  # the Kafka record timestamp, seconds since the epoch
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass
+class Writes:
+    """What one batch writes: table entries ``(table, partition, key, value)`` and records ``(topic, key,
+    value, headers)`` (topic names as given by ``topic``, i.e. with the deployment's suffix)."""
+
+    puts: list[tuple[str, int, str, Any]] = field(default_factory=list)
+    records: list[tuple[str, bytes | None, bytes | None, Headers]] = field(default_factory=list)
+    rejected: Counter[tuple[str, str]] = field(default_factory=Counter)  # (university, reason) -> records
+
+    def reject(self, dlq: str, raw: Raw, result: Rejected) -> None:
+        """Copy ``raw`` unchanged to the dead-letter topic with the reason in headers."""
+        self.records.append((dlq, raw.key, raw.value, reject_headers(result, raw)))
+        self.rejected[(result.university, result.reason)] += 1
+
+
+def reject_headers(result: Rejected, raw: Raw) -> Headers:
+    """The x-alliance-reject-* headers of a record copied to the DLQ."""
+    headers = [
+        ("x-alliance-reject-reason", result.reason.encode()),
+        ("x-alliance-reject-detail", result.detail.encode()),
+        ("x-alliance-source-topic", raw.topic.encode()),
+        ("x-alliance-source-partition", str(raw.partition).encode()),
+        ("x-alliance-source-offset", str(raw.offset).encode()),
+        ("x-alliance-university", result.university.encode()),
+    ]
+    if result.event_id:
+        headers.append(("x-alliance-event-id", result.event_id.encode()))
+    return headers
+
+
+def _internal_reject(reason: str, detail: str, raw: Raw) -> Rejected:
+    return Rejected(reason, detail[:900], INTERNAL, readable_event_id(raw.value or b""))
+
+
+def to_json(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+
+
+# ---------------------------------------------------------------------------------------------- ingest
+
+@dataclass
+class IngestWrites(Writes):
+    ingested: Counter[tuple[str, str]] = field(default_factory=Counter)  # (family, university) -> new events
+    replays: int = 0  # records the worker had accepted itself before (re-read after a crash or rebalance)
+
+
+def ingest(batch: Sequence[Raw], university_of: Mapping[str, str], seen: Callable[[str], Any], now: datetime,
+           topic: Callable[[str], str], dlq: str) -> IngestWrites:
+    """Validate, dedupe (per source university) and route every record of ``university_of[raw.topic]``'s
+    ingest topic: a new event goes to its canonical family topic (with its ingest coordinates in headers)
+    and into ``ingest-seen``; a replay is sent on again; anything else goes to the DLQ with its reason."""
+    out = IngestWrites()
+    accepted: dict[str, Any] = {}  # seen key -> value, for the events accepted in this batch
+
+    def known(key: str) -> Any:
+        return accepted[key] if key in accepted else seen(key)
+
+    for raw in batch:
+        university = university_of[raw.topic]
+        # measured from the record's arrival; a producer's timestamp in the future does not move it
+        received_at = min(now, datetime.fromtimestamp(raw.timestamp, now.tzinfo)) if raw.timestamp else now
+        result = classify(raw.value, university, known, partition=raw.partition, offset=raw.offset,
+                          received_at=received_at)
+        if isinstance(result, Rejected):
+            out.reject(dlq, raw, result)
+            continue
+        event = result.event
+        if result.replay:
+            out.replays += 1
+        else:
+            key = seen_key(university, str(event.event_id))
+            accepted[key] = result.seen.to_value()
+            out.puts.append((SEEN, raw.partition, key, accepted[key]))
+            out.ingested[(event.family, event.source)] += 1
+        headers = [("x-alliance-ingest-topic", raw.topic.encode()),
+                   ("x-alliance-ingest-partition", str(raw.partition).encode()),
+                   ("x-alliance-ingest-offset", str(raw.offset).encode())]
+        out.records.append((topic(family_topic(event.family)), event.key, encode(event), headers))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+@dataclass
+class TablesWrites(Writes):
+    events: list[Event] = field(default_factory=list)  # the batch's valid events
+    applied: int = 0  # events applied for the first time (replays excluded)
+    aggregates: list[str] = field(default_factory=list)  # aggregate of every per-entity record written
+
+
+def tables(batch: Sequence[Raw], domains: Mapping[str, Domain], get_state: Callable[[str], Any],
+           get_partial: Callable[[str], Values | None], was_applied: Callable[[str], bool], now: str,
+           topic: Callable[[str], str], dlq: str) -> TablesWrites:
+    """Apply a batch of canonical events to entity states and partial aggregates (streams.engine); a
+    record that is not a valid event goes to the DLQ instead of stopping the batch. ``now`` (ISO 8601)
+    stamps the partials and the views of entities without an event time."""
+    out = TablesWrites()
+    items: list[tuple[int, Event]] = []
+    for raw in batch:
+        try:
+            event = decode(raw.value if raw.value is not None else b"")
+        except EventValidationError as exc:
+            out.reject(dlq, raw, _internal_reject(exc.reason_code, str(exc), raw))
+            continue
+        items.append((raw.partition, event))
+        out.events.append(event)
+    result = engine.process(items, domains, get_state, get_partial, was_applied)
+    out.applied = result.applied
+    for key, (partition, state) in result.states.items():
+        out.puts.append((STATES, partition, key, state))
+    for key, partition in result.applied_ids.items():
+        out.puts.append((APPLIED, partition, key, 1))
+    for pk, values in result.partials.items():
+        out.puts.append((PARTIALS, pk[2], engine.partial_key(pk), values))
+        body = {"aggregate": pk[0], "key": pk[1], "member": f"p{pk[2]}", "partial": values, "at": now}
+        out.records.append((topic(PARTIALS_TOPIC), f"{pk[0]}|{pk[1]}".encode(), to_json(body), []))
+    for aggregate, key, value in result.views:
+        record = {"aggregate": aggregate, "key": {"id": key}, "value": value,
+                  "updated_at": result.view_times.get(key) or now}
+        out.records.append((topic(agg_topic(aggregate)), key.encode(), to_json(record), []))
+        out.aggregates.append(aggregate)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- rollup
+
+@dataclass
+class RollupWrites(Writes):
+    aggregates: list[str] = field(default_factory=list)  # aggregate of every alliance-wide record written
+
+
+def rollup(batch: Sequence[Raw], get_rollup: Callable[[str], Any], topic: Callable[[str], str],
+           dlq: str) -> RollupWrites:
+    """Keep the latest partial per partition member and publish the sums (streams.rollup); a record that
+    is not a partial goes to the DLQ."""
+    out = RollupWrites()
+    touched: dict[str, tuple[int, dict[str, Any]]] = {}
+    for raw in batch:
+        try:
+            body = rollups.parse_partial(raw.value)
+        except ValueError as exc:
+            out.reject(dlq, raw, _internal_reject("malformed", str(exc), raw))
+            continue
+        key = f"{body['aggregate']}|{body['key']}"
+        old = touched[key][1] if key in touched else get_rollup(key)
+        touched[key] = (raw.partition, rollups.merge(old, body["aggregate"], body["key"], body["member"],
+                                                     body["partial"], body["at"]))
+    for key, (partition, state) in touched.items():
+        out.puts.append((ROLLUPS, partition, key, state))
+        out.records.append((topic(agg_topic(state["aggregate"])), state["key"].encode(),
+                            to_json(rollups.record(state)), []))
+        out.aggregates.append(state["aggregate"])
+    return out

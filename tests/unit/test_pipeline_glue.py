@@ -1,0 +1,149 @@
+"""The worker's faust glue (streams.pipeline.Pipeline) in memory: fake tables, a fake writer, fake faust
+events. What each agent batch writes, to which partition, and that every write precedes the one flush."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from events import jobfair as j
+from events import recruitment as r
+from events.reference import City, Degree, EmployerType, Industry
+from events.topics import DLQ_TOPIC, PARTIALS_TOPIC, agg_topic, family_topic, ingest_topic
+from streams.domains import domains
+from streams.pipeline import Pipeline
+
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+
+
+@dataclass
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float
+    key: bytes | None
+
+
+@dataclass
+class Ev:
+    message: Message
+    value: bytes | None
+
+
+class Table(dict[str, Any]):
+    """A faust table as the glue uses it: ``get`` and ``data``."""
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self
+
+
+@dataclass
+class Writer:
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def add(self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None,
+            headers: list[tuple[str, bytes]] | None = None) -> None:
+        self.calls.append(("add", topic, key, value, dict(headers or [])))
+
+    def put(self, table: Any, partition: int, key: str, value: Any) -> None:
+        table.data[key] = value
+        self.calls.append(("put", table, partition, key, value))
+
+    async def flush(self) -> int:
+        self.calls.append(("flush",))
+        return 0
+
+    def take(self) -> list[tuple[Any, ...]]:
+        """The calls of one batch: every write, then exactly one flush, as the last call."""
+        calls, self.calls = self.calls, []
+        assert calls and calls[-1] == ("flush",) and ("flush",) not in calls[:-1], calls
+        return calls[:-1]
+
+
+def posted(pid: str = "scu-job-1") -> r.JobPosted:
+    return r.JobPosted(source="scu", occurred_at=T0, data=r.JobPostedData(
+        posting_id=pid, employer_id="emp-1", employer_name="Chengdu Tianfu Software",
+        employer_type=EmployerType.PRIVATE, industry=Industry.IT_SOFTWARE, city=City.CHENGDU,
+        title="Backend engineer", positions=3, degree_min=Degree.BACHELOR, salary_min=8000, salary_max=14000,
+        deadline=date(2099, 12, 31)))
+
+
+def pipeline() -> tuple[Pipeline, Writer]:
+    writer = Writer()
+    p = Pipeline(seen=Table(), states=Table(), applied=Table(), partials=Table(), rollups=Table(),  # type: ignore[arg-type]
+                 domains=domains(), topic=lambda name: name + ".t", dlq=DLQ_TOPIC + ".t", writer=writer,
+                 registry=CollectorRegistry())
+    return p, writer
+
+
+def ev(topic: str, partition: int, offset: int, value: bytes | None, key: bytes | None = b"k") -> Ev:
+    return Ev(Message(topic + ".t", partition, offset, T0.timestamp() + 60, key), value)
+
+
+async def test_ingest_writes_the_dedupe_table_to_the_record_partition_then_flushes_once() -> None:
+    p, w = pipeline()
+    e = posted()
+    await p.ingest([ev(ingest_topic("scu"), 2, 10, e.to_json()), ev(ingest_topic("scu"), 1, 4, e.to_json()),
+                    ev(ingest_topic("scu"), 0, 7, b"{not json")])
+    calls = w.take()
+    [put] = [c for c in calls if c[0] == "put"]
+    assert put[1] is p.seen and put[2] == 2 and put[3] == f"scu/{e.event_id}"
+    assert calls.index(put) < min(i for i, c in enumerate(calls) if c[0] == "add")
+    canonical = [c for c in calls if c[0] == "add" and c[1] == family_topic("recruitment") + ".t"]
+    assert [(c[2], c[4]["x-alliance-ingest-partition"], c[4]["x-alliance-ingest-offset"]) for c in canonical] == \
+        [(b"scu-job-1", b"2", b"10")]
+    dlq = [c[4]["x-alliance-reject-reason"] for c in calls if c[1] == DLQ_TOPIC + ".t"]
+    assert dlq == [b"duplicate", b"malformed"]
+    assert p.events_applied["ingest"] == 1 and p.events_processed["ingest"] == 3
+
+    # the same record read again from the same coordinates (after a crash): a replay, sent on, not a reject
+    await p.ingest([ev(ingest_topic("scu"), 2, 10, e.to_json())])
+    calls = w.take()
+    assert [c[1] for c in calls] == [family_topic("recruitment") + ".t"]
+    assert p.metrics is not None and p.metrics.records_replayed.labels(agent="ingest")._value.get() == 1
+
+
+async def test_tables_and_rollup_write_each_key_to_its_event_partition_and_a_replay_changes_nothing() -> None:
+    p, w = pipeline()
+    booth = j.BoothRegistered(source="cqu", occurred_at=T0, data=j.BoothRegisteredData(
+        fair_id="cqu-fair-1", booth_id="b-1", employer_id="emp-1", employer_name="Chongqing Auto",
+        employer_type=EmployerType.STATE_OWNED, industry=Industry.AUTOMOTIVE, positions_offered=3))
+    job = posted()
+    batch = [ev(family_topic("recruitment"), 4, 0, job.to_json()),
+             ev(family_topic("jobfair"), 1, 0, booth.to_json()),
+             ev(family_topic("jobfair"), 1, 1, b'{"type": "jobfair.nope"}')]
+    await p.tables(batch)
+    calls = w.take()
+    states = {c[3]: c[2] for c in calls if c[0] == "put" and c[1] is p.states}
+    applied = {c[3]: c[2] for c in calls if c[0] == "put" and c[1] is p.applied}
+    assert states == {"posting:scu-job-1": 4, "fair:cqu-fair-1": 1}
+    assert applied == {f"scu/{job.event_id}": 4, f"cqu/{booth.event_id}": 1}
+    views = {c[2]: json.loads(c[3]) for c in calls if c[0] == "add" and c[1] == agg_topic("fairs") + ".t"}
+    assert views[b"cqu-fair-1"]["value"]["booths"] == 1
+    assert [c[4]["x-alliance-university"] for c in calls if c[1] == DLQ_TOPIC + ".t"] == [b"internal"]
+    partials = [c for c in calls if c[0] == "add" and c[1] == PARTIALS_TOPIC + ".t"]
+    assert partials and p.events_applied["tables"] == 2
+
+    # a replay of the same batch: no new applied ids, the same partials sent again
+    await p.tables(batch[:2])
+    again = w.take()
+    assert not [c for c in again if c[0] == "put" and c[1] is p.applied]
+    def sums(records: list[tuple[Any, ...]]) -> list[tuple[str, str, str, Any]]:
+        bodies = [json.loads(c[3]) for c in records if c[0] == "add" and c[1] == PARTIALS_TOPIC + ".t"]
+        return sorted((b["aggregate"], b["key"], b["member"], b["partial"]) for b in bodies)
+
+    assert sums(again) == sums(partials)
+
+    # the rollup sums the partials into the alliance-wide records, keyed by dimensions
+    await p.rollup([ev(PARTIALS_TOPIC, 0, i, c[3], c[2]) for i, c in enumerate(partials)] +
+                   [ev(PARTIALS_TOPIC, 0, 99, b'{"aggregate": 1}')])
+    rolled = w.take()
+    segments = [json.loads(c[3]) for c in rolled if c[0] == "add" and c[1] == agg_topic("postings-by-segment") + ".t"]
+    assert {s["key"]["university"]: s["value"]["open_positions"] for s in segments} == {"scu": 3, "*": 3}
+    assert [c[4]["x-alliance-reject-reason"] for c in rolled if c[1] == DLQ_TOPIC + ".t"] == [b"malformed"]
