@@ -22,6 +22,7 @@ from bench.worker import Worker, total
 from events.base import Event
 from events.reference import UNIVERSITIES
 from events.topics import AGG_PARTITIONS, INGEST_PARTITIONS, agg_topic, ingest_topic
+from infra.processes import wait_until
 from streams.windows import window_counts
 
 POLL_S = 0.2
@@ -117,17 +118,17 @@ def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, l
         noop_rate = noop_run(svc, suffix, label, len(items), log_dir, partitions, progress)
     app_id = f"bench-{svc.run_id}-{label}"
     ws = [Worker(svc.bootstrap, suffix, app_id, log_dir,
-                 env_extra={"ALLIANCE_INGEST_PARTITIONS": str(partitions)}) for _ in range(workers)]
+                 env={"ALLIANCE_INGEST_PARTITIONS": str(partitions)}) for _ in range(workers)]
     handed_over = False
     try:
         for w in ws:
             w.start()
         if steady:
             for w in ws:
-                w.wait_ready()
+                w.wait_ready(120)
             time.sleep(3.0)  # the group settles (a late join would rebalance again)
             for w in ws:
-                w.wait_ready()
+                w.wait_ready(120)
             load_s = kafka_io.load(svc.bootstrap, items, suffix)
             progress(f"  {workers} worker(s) ready; loaded {len(items):,} events ({partitions} ingest partitions) "
                      f"in {load_s:.1f}s")
@@ -161,7 +162,7 @@ def noop_run(svc: Services, suffix: str, label: str, expected: int, log_dir: Pat
     """The framework ceiling: ``bench.noop_worker`` (faust agent with the worker's settings, counting only)
     over the same ingest topics, fresh app id, timed like the pipeline."""
     w = Worker(svc.bootstrap, suffix, f"bench-{svc.run_id}-{label}-noop", log_dir, module="bench.noop_worker",
-               env_extra={"ALLIANCE_INGEST_PARTITIONS": str(partitions)})
+               env={"ALLIANCE_INGEST_PARTITIONS": str(partitions)})
     rate, startup = timed_alone(w, expected, progress)
     progress(f"  faust no-op agent: {expected:,} events, {rate:,.0f}/s (start-up {startup:.1f}s excluded)")
     return rate
@@ -185,7 +186,7 @@ def profile_worker(svc: Services, items: Sequence[workload.Item], log_dir: Path,
     out = log_dir / f"worker-{svc.run_id}.prof"
     out.unlink(missing_ok=True)
     w = Worker(svc.bootstrap, suffix, f"bench-{svc.run_id}-profiled", log_dir,
-               env_extra={"BENCH_PROFILE_OUT": str(out)})
+               env={"BENCH_PROFILE_OUT": str(out)})
     rate, _ = timed_alone(w, expected, progress, min_rate=50)
     if not out.exists():
         raise BenchError(f"the profiled worker wrote no profile to {out}:\n{w.log_tail()}")
@@ -220,7 +221,7 @@ def latency_run(svc: Services, workers: list[Worker], suffix: str, rate: float, 
     n = max(int(rate * duration), 50)
     its = workload.load_items(n, seed=11, day=LATENCY_DAY)
     keys = [_day_key(it.event) for it in its]
-    wait_idle(workers, progress)
+    wait_idle(workers)
     before = sum(w.processed("tables") for w in workers)
     progress(f"  latency: {n:,} fresh events at {rate:,.0f}/s for {n / rate:.0f}s")
     sent = kafka_io.paced(svc.bootstrap, its, suffix, rate)
@@ -251,18 +252,15 @@ def latency_run(svc: Services, workers: list[Worker], suffix: str, rate: float, 
     return Latency(rate, n, len(lat), lat)
 
 
-def wait_idle(workers: list[Worker], progress: Progress, quiet_s: float = 2.0, limit_s: float = 180.0) -> None:
+def wait_idle(workers: list[Worker], quiet_s: float = 2.0, limit_s: float = 180.0) -> None:
     """Wait until no agent of any worker has had a batch for ``quiet_s`` (the rollup drains the partials
     backlog of the throughput run after the tables agent is done; latency measured before that is queueing)."""
-    deadline = time.monotonic() + limit_s
-    while True:
-        docs = [w.freshness() or {} for w in workers]
+    def idle() -> tuple[bool, str]:
+        docs = [w.json("/freshness/") or {} for w in workers]
         ages = [a.get("seconds_since_last_batch", 0.0) for d in docs for a in d.values()]
-        if ages and min(ages) >= quiet_s:
-            return
-        if time.monotonic() > deadline:
-            raise BenchError(f"the workers did not go idle within {limit_s:.0f}s (last batches {ages}s ago)")
-        time.sleep(POLL_S)
+        return bool(ages) and min(ages) >= quiet_s, f"last batches {ages}s ago"
+
+    wait_until(idle, limit_s, "the workers going idle", interval=POLL_S, error=BenchError)
 
 
 def _day_key(event: Event) -> str:

@@ -154,7 +154,7 @@ class LocalKafka:
                 raise InfraError(f"the Kafka broker exited during start-up:\n{tail(self.log_file)}")
             return port_open(self.port) and _admin_ready(self.bootstrap)
 
-        wait_until(ready, timeout, f"Kafka on {self.bootstrap}", lambda: tail(self.log_file))
+        wait_until(ready, timeout, f"Kafka on {self.bootstrap}", on_fail=lambda: tail(self.log_file))
 
     def stop(self) -> None:
         pid = self.pid()

@@ -138,7 +138,7 @@ class LocalPostgres:
 
     def _wait_ready(self, timeout: float) -> None:
         wait_until(lambda: _can_connect(self.dsn_for("postgres")), timeout, "PostgreSQL",
-                   lambda: tail(self.log_file))
+                   on_fail=lambda: tail(self.log_file))
 
     def dsn_for(self, database: str) -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"

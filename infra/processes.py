@@ -1,14 +1,24 @@
-"""Small helpers for background service processes: pid files, liveness, ports, waiting."""
+"""Child processes of the backbone (workers, projector, local servers): the one process handle
+(:class:`Service`: start, readiness, progress, stop), the one poll helper (:func:`wait_until`), pid files,
+liveness and ports."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from core.settings import PROJECT_ROOT, Settings
 from infra.errors import InfraError
 
 
@@ -83,13 +93,29 @@ def _reap(pid: int) -> None:
         pass
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, on_fail: Callable[[], str]) -> None:
+def wait_until(check: Callable[[], bool | tuple[bool, str]], timeout: float, what: str, *,
+               on_fail: Callable[[], str] = lambda: "", report: Callable[[str], None] | None = None,
+               interval: float = 0.3, error: type[Exception] = InfraError) -> None:
+    """Poll ``check`` every ``interval`` s until it holds; raise ``error`` naming ``what`` after ``timeout``.
+
+    ``check`` returns a bool, or (done, status): ``report(status)`` is called whenever the status changes
+    (progress output for long waits), and the last status is part of the error. ``on_fail()`` adds detail
+    (a log tail) to the error. An exception raised by ``check`` (a child that died) ends the wait at once."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
+    last = ""
+    while True:
+        result = check()
+        done, status = result if isinstance(result, tuple) else (result, last)
+        if status != last and report is not None:
+            report(status)
+        last = status
+        if done:
             return
-        time.sleep(0.3)
-    raise InfraError(f"{what} not ready after {timeout:.0f}s\n{on_fail()}")
+        if time.monotonic() >= deadline:
+            detail = on_fail()
+            raise error(f"{what} not ready after {timeout:.0f}s" + (f" ({last})" if last else "")
+                        + (f"\n{detail}" if detail else ""))
+        time.sleep(interval)
 
 
 def tail(path: Path, lines: int = 30) -> str:
@@ -97,3 +123,115 @@ def tail(path: Path, lines: int = 30) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except FileNotFoundError:
         return f"(no log at {path})"
+
+
+@dataclass
+class Service:
+    """A Python child process of the backbone (``python <argv>``) with an HTTP port (views, /metrics,
+    /healthz, /readyz), started with the ALLIANCE_* variables of a Settings object plus ``env``."""
+
+    name: str
+    argv: list[str]
+    log: Path
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+    quiet: bool = False  # no "[run] ... started" line
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0  # time.monotonic() of the start
+
+    def start(self, settings: Settings) -> None:
+        env = {**os.environ, "ALLIANCE_KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap,
+               "ALLIANCE_DATABASE_URL": settings.dsn, "ALLIANCE_TOPIC_SUFFIX": settings.topic_suffix,
+               "ALLIANCE_APP_ID": settings.app_id, "ALLIANCE_LOCAL_DIR": str(settings.local_dir),
+               "PYTHONUNBUFFERED": "1", **self.env}
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen([sys.executable, *self.argv], env=env, cwd=PROJECT_ROOT, stdout=out,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.started_at = time.monotonic()
+        if not self.quiet:
+            print(f"[run] {self.name} started (pid {self.proc.pid}, log {self.log})", flush=True)
+
+    def log_tail(self, lines: int = 30) -> str:
+        return tail(self.log, lines)
+
+    def json(self, path: str) -> dict[str, Any] | None:
+        """A JSON document the service serves at ``path`` (None while it does not answer 200)."""
+        status, body = self.get(path)
+        if status != 200:
+            return None
+        try:
+            doc: dict[str, Any] = json.loads(body)
+        except ValueError:
+            return None
+        return doc
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as resp:
+                return int(resp.status), resp.read().decode()
+        except urllib.error.HTTPError as exc:  # 503 from /readyz says why in its body
+            return exc.code, exc.read().decode(errors="replace")
+        except OSError:
+            return 0, ""
+
+    def wait_ready(self, timeout: float) -> None:
+        def ready() -> bool:
+            if not self.alive():
+                raise InfraError(f"{self.name} exited during start-up:\n{tail(self.log)}")
+            return self.get("/readyz")[0] == 200
+
+        wait_until(ready, timeout, self.name, on_fail=self.log_tail)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(timeout=10)
+
+
+def worker(index: int, settings: Settings, log_dir: Path) -> Service:
+    port = settings.web_port + index
+    return Service(f"worker-{index + 1}", ["-m", "streams", "worker", "--web-port", str(port), "-l", "info"],
+                   log_dir / f"worker-{index + 1}.log", port)
+
+
+def projector(settings: Settings, log_dir: Path, port: int) -> Service:
+    return Service("projector", ["-m", "consumers", "run", "--metrics-port", str(port)],
+                   log_dir / "projector.log", port)
+
+
+def freshness(workers: list[Service], field: str = "events_processed") -> dict[str, int]:
+    """A /freshness/ counter per agent, summed over the workers: ``events_processed`` (replays after a
+    rebalance included) or ``events_applied`` (first-time events; ingest and tables only)."""
+    total: dict[str, int] = {}
+    for w in workers:
+        for agent, info in (w.json("/freshness/") or {}).items():
+            if field in info:
+                total[agent] = total.get(agent, 0) + int(info[field])
+    return total
+
+
+def metric_sum(service: Service, name: str) -> dict[str, float]:
+    """Samples of one metric family from a service's /metrics, by label string."""
+    status, body = service.get("/metrics")
+    out: dict[str, float] = {}
+    if status != 200:
+        return out
+    for line in body.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            labels, value = line.rsplit(" ", 1)
+            out[labels[len(name):]] = float(value)
+    return out
+
+
+def label(labels: str, name: str) -> str:
+    """The value of label ``name`` in a sample's label string as :func:`metric_sum` returns it."""
+    return labels.split(f'{name}="', 1)[1].split('"', 1)[0]

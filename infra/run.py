@@ -18,13 +18,13 @@ import shutil
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 
 from core.settings import Settings
 from core.topic_admin import provision
 from infra.errors import InfraError
 from infra.local import LocalStack
-from infra.processes import free_port
-from infra.services import Service, freshness, label, metric_sum, projector, worker
+from infra.processes import Service, free_port, freshness, label, metric_sum, projector, wait_until, worker
 
 
 def _progress(done: int, total: int) -> None:
@@ -38,21 +38,16 @@ def _progress(done: int, total: int) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
-def _wait(what: str, check: object, timeout: float, services: list[Service]) -> None:
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
+def _wait(what: str, check: Callable[[], tuple[bool, str]], timeout: float, services: list[Service]) -> None:
+    """Wait for ``what`` with a progress line per change; a child that exits ends the wait with its log."""
+    def progress() -> tuple[bool, str]:
         for s in services:
             if not s.alive():
-                raise InfraError(f"{s.name} exited; see {s.log}")
-        ok, status = check()  # type: ignore[operator]
-        if status != last:
-            print(f"[run] {what}: {status}", flush=True)
-            last = status
-        if ok:
-            return
-        time.sleep(1.0)
-    raise InfraError(f"timed out after {timeout:.0f}s waiting for {what} ({last})")
+                raise InfraError(f"{s.name} exited; see {s.log}:\n{s.log_tail(20)}")
+        return check()
+
+    wait_until(progress, timeout, what, interval=1.0,
+               report=lambda status: print(f"[run] {what}: {status}", flush=True))
 
 
 async def _projector_position(settings: Settings) -> int:

@@ -27,8 +27,7 @@ from events.codec import decode
 from events.simulator import UUID_VERSIONS, alliance_day
 from events.simulator.publish import publish
 from events.topics import AGGREGATES, DLQ_TOPIC, Family, agg_topic, family_topic
-from infra.processes import free_ports
-from infra.services import projector, worker
+from infra.processes import free_ports, projector, worker
 from tests.e2e import agg_key, aggregates_on_topics, all_match, latest, value_diffs
 from tests.oracle import accepted_events, expected_aggregates
 

@@ -13,8 +13,7 @@ from consumers.migrate import migrate
 from core.settings import Settings
 from core.topic_admin import provision
 from events.simulator import alliance_day
-from infra.processes import free_ports
-from infra.services import Service, freshness, metric_sum, projector, worker
+from infra.processes import Service, free_ports, freshness, metric_sum, projector, worker
 from infra.tools import promtool
 
 pytestmark = pytest.mark.integration
