@@ -121,11 +121,12 @@ class LocalKafka:
         if self.is_running():
             self.wait_ready(timeout)
             return
-        if port_open(self.port):
-            raise InfraError(
-                f"port {self.port} is taken by another process; stop it or set "
-                "ALLIANCE_KAFKA_BOOTSTRAP_SERVERS to use an existing broker"
-            )
+        for port, setting in ((self.port, "ALLIANCE_LOCAL_KAFKA_PORT"),
+                              (self.controller_port, "ALLIANCE_LOCAL_KAFKA_CONTROLLER_PORT")):
+            if port_open(port):
+                raise InfraError(
+                    f"port {port} is taken by another process; stop it, move the local broker with {setting}, "
+                    "or set ALLIANCE_KAFKA_BOOTSTRAP_SERVERS to use an existing broker")
         libs = fetch_jars(self.cache_dir, self.version)
         self.home = self.home.resolve()
         self.home.mkdir(parents=True, exist_ok=True)

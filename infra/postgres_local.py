@@ -100,8 +100,8 @@ class LocalPostgres:
             return
         if port_open(self.port):
             raise InfraError(
-                f"port {self.port} is taken by another process; stop it or set ALLIANCE_DATABASE_URL"
-            )
+                f"port {self.port} is taken by another process; stop it, move the local database with "
+                "ALLIANCE_LOCAL_POSTGRES_PORT, or set ALLIANCE_DATABASE_URL to use an existing one")
         bin_dir = find_bin_dir()
         self.home = self.home.resolve()
         self.home.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""``python -m events <command>``: tools for member universities and maintainers of the contract.
+"""``python -m events.tools <command>``: tools for member universities and maintainers of the contract.
 
 Commands:
   publish        validate a JSONL or CSV file of one university's events and publish the valid ones
@@ -142,7 +142,7 @@ def _cmd_schemas(args: argparse.Namespace) -> int:
 # -- parser -----------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m events", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m events.tools", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
