@@ -8,6 +8,7 @@ local port is a setting, so a second stack runs beside the first with other port
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError
@@ -52,6 +53,17 @@ class Settings(BaseSettings):
     agg_partitions: int = Field(default=AGG_PARTITIONS, ge=1, le=256,
                                 description="partitions of alliance.agg.* and alliance.internal.partials")
     web_port: int = Field(default=6066, ge=1, le=65535)
+    worker_instance_id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9._-]{1,120}$",
+        description="static group membership of a worker (Kafka group.instance.id): a worker restarted with "
+                    "the same id gets its partitions back at once, without a rebalance; 'hostname' = this "
+                    "host's name; unset = dynamic membership")
+    session_timeout_seconds: float = Field(
+        default=15.0, ge=6.0, le=300.0,
+        description="how long the group coordinator waits for a silent worker before it moves its partitions")
+    stop_grace_seconds: float = Field(
+        default=25.0, ge=1.0, le=600.0,
+        description="a worker whose graceful stop has not finished after this long exits non-zero at once")
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     pseudonym_key: SecretStr = Field(
         default=SecretStr("local-development-only-key"),
@@ -69,6 +81,13 @@ class Settings(BaseSettings):
     @property
     def bootstrap(self) -> str:
         return self.kafka_bootstrap_servers or f"127.0.0.1:{self.local_kafka_port}"
+
+    @property
+    def group_instance_id(self) -> str | None:
+        """The worker's Kafka group.instance.id (``worker_instance_id``, 'hostname' resolved)."""
+        if self.worker_instance_id == "hostname":
+            return socket.gethostname()
+        return self.worker_instance_id
 
     def registry(self) -> list[TopicSpec]:
         """The topic registry with this deployment's partition counts (names without the suffix)."""

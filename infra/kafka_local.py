@@ -133,9 +133,9 @@ class LocalKafka:
         config = self._write_config()
         if not (self.home / "data" / "meta.properties").exists():
             cluster_id = _kafka_uuid()
-            fmt = subprocess.run(
-                self._java(libs, "kafka.tools.StorageTool", "format", "--ignore-formatted", "-t", cluster_id,
-                           "-c", str(config)),
+            fmt = subprocess.run(  # "--cluster-id=<id>": an id may start with "-" (url-safe base64)
+                self._java(libs, "kafka.tools.StorageTool", "format", "--ignore-formatted",
+                           f"--cluster-id={cluster_id}", "-c", str(config)),
                 capture_output=True, text=True,
             )
             if fmt.returncode != 0:

@@ -198,9 +198,13 @@ class Service:
 
 
 def worker(index: int, settings: Settings, log_dir: Path) -> Service:
+    """Worker number ``index`` of ``settings.app_id``: web port ``web_port + index`` and the static group
+    membership ``<app id>-<index + 1>``, so a worker started again with the same index takes its partitions
+    back without a rebalance."""
     port = settings.web_port + index
     return Service(f"worker-{index + 1}", ["-m", "streams", "worker", "--web-port", str(port), "-l", "info"],
-                   log_dir / f"worker-{index + 1}.log", port)
+                   log_dir / f"worker-{index + 1}.log", port,
+                   env={"ALLIANCE_WORKER_INSTANCE_ID": f"{settings.app_id}-{index + 1}"})
 
 
 def projector(settings: Settings, log_dir: Path, port: int) -> Service:

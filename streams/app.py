@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, cast
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, NoReturn, cast
 
 import faust
 from faust.types import EventT
@@ -33,6 +33,7 @@ from streams.consumer import install as install_gapless_consumer
 from streams.domains import domains
 from streams.lag import LagReporter, StallGuard
 from streams.pipeline import Pipeline
+from streams.take import take_events
 from streams.writer import BatchWriter
 
 log = logging.getLogger("streams.app")
@@ -59,6 +60,13 @@ def faust_config(settings: Settings, *, app_id: str | None = None, web_port: int
         topic_allow_declare=True,  # only faust's own changelog topics; ours come from the registry
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
+        # static membership: a restarted worker takes its partitions back without a rebalance. faust keeps
+        # the worker's URL in the assignment and refuses one made for another URL, so the web port is part
+        # of the identity (a worker restarted on another port joins as a new member)
+        consumer_group_instance_id=(f"{settings.group_instance_id}-{web_port or settings.web_port}"
+                                    if settings.group_instance_id else None),
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 5),
         web_enabled=web_port is not None,
         web_port=web_port or settings.web_port,
         web_in_thread=False,
@@ -80,9 +88,26 @@ def faust_config(settings: Settings, *, app_id: str | None = None, web_port: int
 
 def batches(stream: faust.StreamT[bytes], size: int = BATCH_SIZE,
             within: float = BATCH_WITHIN) -> AsyncIterator[Sequence[EventT[bytes]]]:
-    """Up to ``size`` events, or what arrived within ``within`` seconds of the first one."""
-    # take_events exists on faust.Stream but is missing from faust's StreamT type
-    return cast(faust.Stream[bytes], stream).take_events(size, within=within)
+    """Up to ``size`` events, or what arrived within ``within`` seconds of the first one, acknowledged only
+    after they were processed (streams.take)."""
+    agen = take_events(stream, size, within)
+    cast(Any, stream)._active_agens.add(agen)  # closed (without acknowledging) when the stream stops
+    return agen
+
+
+EXIT_BATCH_FAILED = 70  # EX_SOFTWARE: a batch failed; nothing of it was committed
+
+
+def stop_without_committing(agent: str, batch: Sequence[EventT[bytes]]) -> NoReturn:
+    """A batch failed although every record that cannot be processed goes to the DLQ (the broker refused
+    a write, a bug): end the process at once, before faust's commit loop can run, so nothing of the batch
+    is committed. The supervisor restarts the worker, which resumes from the committed offsets."""
+    first = batch[0].message if batch else None
+    where = f"{first.topic}[{first.partition}]@{first.offset}" if first is not None else "?"
+    log.critical("%s batch of %d records from %s failed; stopping without committing", agent, len(batch), where,
+                 exc_info=True)
+    logging.shutdown()
+    os._exit(EXIT_BATCH_FAILED)
 
 
 def raw_topic(app: faust.App, *names: str) -> faust.TopicT:
@@ -126,20 +151,25 @@ def create_app(
         topic=n, dlq=n(DLQ_TOPIC), writer=writer, registry=registry,
     )
 
+    async def run(agent: str, stream: faust.StreamT[bytes],
+                  handle: Callable[[Sequence[EventT[bytes]]], Awaitable[None]]) -> None:
+        async for batch in take(stream):
+            try:
+                await handle(batch)
+            except Exception:
+                stop_without_committing(agent, batch)
+
     @app.agent(ingest, name="ingest")
     async def ingest_agent(stream: faust.StreamT[bytes]) -> None:
-        async for batch in take(stream):
-            await pipeline.ingest(batch)
+        await run("ingest", stream, pipeline.ingest)
 
     @app.agent(families, name="tables")
     async def tables_agent(stream: faust.StreamT[bytes]) -> None:
-        async for batch in take(stream):
-            await pipeline.tables(batch)
+        await run("tables", stream, pipeline.tables)
 
     @app.agent(partials_topic, name="rollup")
     async def rollup_agent(stream: faust.StreamT[bytes]) -> None:
-        async for batch in take(stream):
-            await pipeline.rollup(batch)
+        await run("rollup", stream, pipeline.rollup)
 
     # every 2 s: consumer lag per partition (a gauge when metrics are on) and the stall check on it
     lag = LagReporter(app, pipeline.metrics, settings.bootstrap, app.conf.id)

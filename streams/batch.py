@@ -11,6 +11,7 @@ changelog record must land in the partition of the topic partition that owns the
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +34,10 @@ Headers = list[tuple[str, bytes]]
 # table names (faust tables of the worker, changelogged)
 SEEN, STATES, APPLIED, PARTIALS, ROLLUPS = "ingest-seen", "entity-state", "applied", "partials", "rollups"
 INTERNAL = "internal"  # x-alliance-university of a rejected record read from an internal topic
+# A DLQ copy keeps at most this much of a record (the contract's events are at most 16 KiB): a ~1 MB record
+# plus headers would exceed the broker's message size and fail the whole batch.
+DLQ_MAX_VALUE_BYTES = 64 * 1024
+DLQ_MAX_KEY_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,18 @@ class Writes:
     rejected: Counter[tuple[str, str]] = field(default_factory=Counter)  # (university, reason) -> records
 
     def reject(self, dlq: str, raw: Raw, result: Rejected) -> None:
-        """Copy ``raw`` unchanged to the dead-letter topic with the reason in headers."""
-        self.records.append((dlq, raw.key, raw.value, reject_headers(result, raw)))
+        """Copy ``raw`` to the dead-letter topic with the reason in headers: unchanged, unless key or value are
+        larger than the DLQ keeps (then cut, with the original size and digest in headers)."""
+        key, value, headers = raw.key, raw.value, reject_headers(result, raw)
+        for name, data, limit in (("key", key, DLQ_MAX_KEY_BYTES), ("value", value, DLQ_MAX_VALUE_BYTES)):
+            if data is not None and len(data) > limit:
+                headers += [(f"x-alliance-{name}-truncated-from", str(len(data)).encode()),
+                            (f"x-alliance-{name}-sha256", hashlib.sha256(data).hexdigest().encode())]
+                if name == "key":
+                    key = data[:limit]
+                else:
+                    value = data[:limit]
+        self.records.append((dlq, key, value, headers))
         self.rejected[(result.university, result.reason)] += 1
 
 
@@ -108,8 +123,12 @@ def ingest(batch: Sequence[Raw], university_of: Mapping[str, str], seen: Callabl
         university = university_of[raw.topic]
         # measured from the record's arrival; a producer's timestamp in the future does not move it
         received_at = min(now, datetime.fromtimestamp(raw.timestamp, now.tzinfo)) if raw.timestamp else now
-        result = classify(raw.value, university, known, partition=raw.partition, offset=raw.offset,
-                          received_at=received_at)
+        try:
+            result = classify(raw.value, university, known, partition=raw.partition, offset=raw.offset,
+                              received_at=received_at)
+        except Exception as exc:  # a bug must not stop the records around this one
+            result = Rejected("unprocessable", f"{type(exc).__name__}: {exc}"[:900], university,
+                              readable_event_id(raw.value or b""))
         if isinstance(result, Rejected):
             out.reject(dlq, raw, result)
             continue
@@ -145,6 +164,7 @@ def tables(batch: Sequence[Raw], domains: Mapping[str, Domain], get_state: Calla
     stamps the partials and the views of entities without an event time."""
     out = TablesWrites()
     items: list[tuple[int, Event]] = []
+    valid_raws: list[Raw] = []
     for raw in batch:
         try:
             event = decode(raw.value if raw.value is not None else b"")
@@ -152,9 +172,14 @@ def tables(batch: Sequence[Raw], domains: Mapping[str, Domain], get_state: Calla
             out.reject(dlq, raw, _internal_reject(exc.reason_code, str(exc), raw))
             continue
         items.append((raw.partition, event))
-        out.events.append(event)
+        valid_raws.append(raw)
     result = engine.process(items, domains, get_state, get_partial, was_applied)
+    for index, why in result.failed:  # the engine refused these events alone: the rest of the batch stands
+        raw = valid_raws[index]
+        out.reject(dlq, raw, _internal_reject("unprocessable", why, raw))
     out.applied = result.applied
+    failed = {index for index, _ in result.failed}
+    out.events = [event for i, (_, event) in enumerate(items) if i not in failed]
     for key, (partition, state) in result.states.items():
         out.puts.append((STATES, partition, key, state))
     for key, partition in result.applied_ids.items():
@@ -192,8 +217,12 @@ def rollup(batch: Sequence[Raw], get_rollup: Callable[[str], Any], topic: Callab
             continue
         key = f"{body['aggregate']}|{body['key']}"
         old = touched[key][1] if key in touched else get_rollup(key)
-        touched[key] = (raw.partition, rollups.merge(old, body["aggregate"], body["key"], body["member"],
-                                                     body["partial"], body["at"]))
+        try:
+            merged = rollups.merge(old, body["aggregate"], body["key"], body["member"], body["partial"], body["at"])
+        except Exception as exc:  # a bug must not stop the partials around this one
+            out.reject(dlq, raw, _internal_reject("unprocessable", f"{type(exc).__name__}: {exc}", raw))
+            continue
+        touched[key] = (raw.partition, merged)
     for key, (partition, state) in touched.items():
         out.puts.append((ROLLUPS, partition, key, state))
         out.records.append((topic(agg_topic(state["aggregate"])), state["key"].encode(),

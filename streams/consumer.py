@@ -1,4 +1,14 @@
-"""faust's Kafka consumer with a strict commit rule: never commit over a record the agent did not ack.
+"""faust's Kafka consumer with a strict commit rule (never commit over a record the agent did not ack) and
+with the two places fixed where faust 0.15.3 loses fetched records (docs/reliability.md lists each defect
+with file:line):
+
+* ``getmany`` breaks out of a fetched batch when the flow stops or the generation changes and drops the
+  rest of it (faust/transport/consumer.py:748-758) without seeking back: :meth:`GaplessConsumer.getmany`
+  seeks every partition back to its first record that was not delivered;
+* ``_drain_messages`` marks a record read even when the flow suspension won the race against its delivery
+  (consumer.py:1220-1223: ``wait_first(callback(message), suspend_flow.wait())`` cancels the delivery, then
+  ``set_read_offset``): :meth:`GaplessConsumer._drain_messages` marks only delivered records read and seeks
+  the partition back to the first one that was not.
 
 faust decides what to commit from the offsets its agents acked, and tolerates holes in two ways that lose
 records when a rebalance drops messages it had fetched but not delivered (reproduced with two workers on
@@ -19,17 +29,29 @@ guard then seeks the partition back so that they are delivered again (replays ar
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import Consumer
 
 log = logging.getLogger("streams.consumer")
 
 
+def _firsts(records_it: Any) -> dict[Any, int]:
+    """The first (lowest) offset per partition of what is left in a fetched batch's iterator."""
+    firsts: dict[Any, int] = {}
+    for tp, record in records_it:
+        firsts.setdefault(tp, record.offset)
+    return firsts
+
+
 class GaplessConsumer(Consumer):
     skipped_jumps = 0  # offset jumps seen by the fetcher (never committed over), per process
+    rewinds = 0  # partitions sought back to a record fetched but not delivered, per process
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -39,6 +61,98 @@ class GaplessConsumer(Consumer):
         for tp in revoked:
             self.start_offsets.pop(tp, None)
         await super().on_partitions_revoked(revoked)
+
+    async def _rewind(self, undelivered: dict[Any, int], why: str) -> None:
+        """Seek each partition back to its first record that was fetched but not delivered."""
+        for tp, offset in undelivered.items():
+            if tp not in self.assignment():
+                continue  # revoked: its new owner reads it from the committed offset
+            try:
+                await self.seek(tp, offset)
+            except Exception as exc:  # the next rebalance or the stall guard seeks it back instead
+                log.warning("%s[%d]: could not seek back to %d (%s): %r", tp.topic, tp.partition, offset, why, exc)
+            else:
+                GaplessConsumer.rewinds += 1
+                log.info("%s[%d]: sought back to %d, the first record not delivered (%s)", tp.topic,
+                         tp.partition, offset, why)
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:  # noqa: ASYNC109  (faust's signature)
+        """faust's ``getmany`` (round-robin over the fetched partitions), but a batch cut short by a stopped
+        flow or a new generation seeks its partitions back instead of dropping the rest."""
+        records, active_partitions = await self._wait_next_records(timeout)
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        records_it = self.scheduler.iterate(records)
+        to_message = self._to_message
+        if not self.flow_active:
+            await self._rewind(_firsts(records_it), "flow not active")
+            return
+        for tp, record in records_it:
+            cut = ("flow stopped" if not self.flow_active
+                   else "generation changed" if self.app.consumer_generation_id != generation_id else None)
+            if cut is not None:
+                undelivered = _firsts(records_it)
+                undelivered.setdefault(tp, record.offset)
+                undelivered[tp] = min(undelivered[tp], record.offset)
+                await self._rewind(undelivered, cut)
+                return
+            if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
+                self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                yield tp, to_message(tp, record)
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - the fetcher's background task
+        """faust's fetcher loop, but a record counts as read only once it was delivered: when the flow
+        suspension wins the race, the partition is sought back to that record."""
+        callback = self.callback
+        consumer_stopped = self._stopped.is_set
+        fetcher_stopped = fetcher._stopped.is_set
+        read_offset = self._read_offset
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        num_since_yield = 0
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                ait = self.getmany(timeout=1.0)
+                await self.sleep(0)
+                if self.should_stop:
+                    continue
+                rewound: set[Any] = set()  # partitions sought back in this fetch: skip the rest of theirs
+                async for tp, message in ait:
+                    num_since_yield += 1
+                    if num_since_yield > 100:
+                        await asyncio.sleep(0)
+                        num_since_yield = 0
+                    if tp in rewound:
+                        continue
+                    offset = message.offset
+                    r_offset = read_offset[tp]
+                    if r_offset is not None and offset < r_offset:
+                        continue  # read before (faust logs these as DROPPED MESSAGE)
+                    if offset - (r_offset or 0) > 1 and r_offset and acks_enabled_for(message.topic):
+                        await self._add_gap(tp, r_offset + 1, offset)
+                    if commit_every is not None and self._n_acked >= commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                    delivery = callback(message)
+                    waited = await self.wait_first(delivery, self.suspend_flow.wait())
+                    if delivery in waited.done:
+                        read_offset[tp] = offset
+                    else:  # suspended (or stopping) before the record reached the stream: read it again later
+                        rewound.add(tp)
+                        await self._rewind({tp: offset}, "flow suspended during delivery")
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
 
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
         GaplessConsumer.skipped_jumps += 1

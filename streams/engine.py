@@ -19,6 +19,7 @@ from typing import Any
 from events.base import Event
 from streams.contributions import State, Values, add_into, diff
 from streams.domains import Domain
+from streams.domains.base import Tx
 from streams.windows import window_counts
 
 PartialKey = tuple[str, str, int]  # (aggregate, dimkey, partition)
@@ -32,6 +33,7 @@ class BatchResult:
     views: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     view_times: dict[str, str] = field(default_factory=dict)
     applied: int = 0  # events applied for the first time (replays excluded)
+    failed: list[tuple[int, str]] = field(default_factory=list)  # (index in the batch, why) of refused events
 
 
 def applied_key(event: Event) -> str:
@@ -52,31 +54,44 @@ def process(
 ) -> BatchResult:
     out = BatchResult()
     touched: dict[str, Domain] = {}
-    for partition, event in items:
-        domain = domains[event.family]
-        key = domain.state_key(event)
-        old = out.states[key][1] if key in out.states else get_state(key)
-        new = domain.apply(old, event)
-        ak = applied_key(event)
-        first_time = ak not in out.applied_ids and not was_applied(ak)
+
+    def read(key: str) -> State | None:
+        return out.states[key][1] if key in out.states else get_state(key)
+
+    for index, (partition, event) in enumerate(items):
+        try:  # everything for one event is computed first and committed to ``out`` only if it all worked
+            domain = domains[event.family]
+            key = domain.state_key(event)
+            tx = Tx(read)
+            old = tx.get(key)
+            new = domain.apply(tx, old, event)
+            tx.put(key, new)
+            ak = applied_key(event)
+            first_time = ak not in out.applied_ids and not was_applied(ak)
+            contributions = domain.contributions(new)
+            delta = diff(domain.contributions(old) if old is not None else {}, contributions)
+            windows = window_counts(event)
+            if first_time:  # event counts are the only non-idempotent aggregate: count each event id once
+                for (aggregate, dk), values in windows.items():
+                    delta[(aggregate, dk)] = add_into(delta.get((aggregate, dk), {}), values)
+            else:  # a replay: change nothing, but publish the current partials again (they may never have left)
+                for aggregate, dk in contributions.keys() | windows.keys():
+                    delta.setdefault((aggregate, dk), {})
+            partials: dict[PartialKey, Values] = {}
+            for (aggregate, dk), values in delta.items():
+                pk = (aggregate, dk, partition)
+                current = out.partials[pk] if pk in out.partials else (get_partial(partial_key(pk)) or {})
+                partials[pk] = add_into(current, values)
+        except Exception as exc:  # a bug or a value the domain cannot take: this event alone is refused
+            out.failed.append((index, f"{type(exc).__name__}: {exc}"))
+            continue
         if first_time:
             out.applied_ids[ak] = partition
-        out.states[key] = (partition, new)
-        touched[key] = domain
-        contributions = domain.contributions(new)
-        delta = diff(domain.contributions(old) if old is not None else {}, contributions)
-        windows = window_counts(event)
         out.applied += first_time
-        if first_time:  # event counts are the only non-idempotent aggregate: count each event id once
-            for (aggregate, dk), values in windows.items():
-                delta[(aggregate, dk)] = add_into(delta.get((aggregate, dk), {}), values)
-        else:  # a replay: change nothing, but publish the current partials again (they may never have left)
-            for aggregate, dk in contributions.keys() | windows.keys():
-                delta.setdefault((aggregate, dk), {})
-        for (aggregate, dk), values in delta.items():
-            pk = (aggregate, dk, partition)
-            current = out.partials[pk] if pk in out.partials else (get_partial(partial_key(pk)) or {})
-            out.partials[pk] = add_into(current, values)
+        for written, value in tx.writes.items():  # the entity and its member keys, all on the event's partition
+            out.states[written] = (partition, value)
+        touched[key] = domain
+        out.partials.update(partials)
     for key, domain in touched.items():
         view = domain.view(out.states[key][1])
         if view is not None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import faust
 from aiohttp import web
@@ -18,6 +22,8 @@ from core.settings import Settings, SettingsError, load_settings
 from core.topic_admin import verify
 from streams.app import create_app
 from streams.metrics import FAUST_SENSOR_PREFIX
+
+log = logging.getLogger("streams.worker")
 
 
 def build_worker_app(settings: Settings, *, web_port: int | None = None) -> faust.App:
@@ -47,6 +53,35 @@ def build_worker_app(settings: Settings, *, web_port: int | None = None) -> faus
             return self.json(state, status=200 if state["ready"] else 503)
 
     return app
+
+
+EXIT_STOP_TIMEOUT = 75  # EX_TEMPFAIL: the graceful stop did not finish within the grace period
+
+
+class Worker(faust.Worker):
+    """faust's worker with a bounded stop: if the graceful stop (signal, or the stall guard's restart) has
+    not finished after ``stop_grace_seconds``, the process exits non-zero at once. faust's shutdown can hang
+    (its fetcher, a failing group coordinator; docs/streams.md), and a worker that hangs in its stop is
+    neither serving nor restarted by its supervisor. Nothing is lost: offsets are committed only for
+    processed batches."""
+
+    def __init__(self, app: faust.App, *, stop_grace_seconds: float, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.stop_grace_seconds = stop_grace_seconds
+        self._watchdog: threading.Timer | None = None
+
+    def _schedule_shutdown(self, signal: signal.Signals) -> None:
+        if self._watchdog is None:
+            self._watchdog = threading.Timer(self.stop_grace_seconds, _stop_timed_out, (self.stop_grace_seconds,))
+            self._watchdog.daemon = True
+            self._watchdog.start()
+        super()._schedule_shutdown(signal)
+
+
+def _stop_timed_out(grace: float) -> None:
+    log.critical("graceful stop did not finish within %.0fs; exiting with %d", grace, EXIT_STOP_TIMEOUT)
+    logging.shutdown()
+    os._exit(EXIT_STOP_TIMEOUT)
 
 
 def readiness(app: faust.App) -> dict[str, object]:
@@ -83,7 +118,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"error: {exc}\nrun `python -m infra provision` with the same ALLIANCE_* settings", file=sys.stderr)
         return 2
     app = build_worker_app(settings, web_port=args.web_port)
-    worker = faust.Worker(app, loglevel=args.loglevel)
+    worker = Worker(app, loglevel=args.loglevel, stop_grace_seconds=settings.stop_grace_seconds)
     # At -l warning or above, faust's terminal spinner sets the root logger to DEBUG so that every log
     # call spins it; aiokafka then formats a debug record (with the value's repr) for every message sent.
     # That costs more than the processing itself, so the spinner is switched off.

@@ -1,19 +1,53 @@
-"""What a domain (one event family's pure handlers) provides to the batch engine."""
+"""What a domain (one event family's pure handlers) provides to the batch engine, and the transaction an
+event is applied in.
+
+Bounded values: an entity's state holds counters and a few fields, never the ids of its members. Every
+member (an application, an offer, a check-in, a session, a service item) is a key of its own in the same
+table, ``<entity key>|<set>|<member id>``, written to the same partition as the entity (the event's), so an
+entity with 100,000 applications is 100,000 small records, not one record that grows with each of them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from events.base import Event
 from streams.contributions import Contributions, State
 
 
+def member_key(entity_key: str, set_name: str, member: str) -> str:
+    return f"{entity_key}|{set_name}|{member}"
+
+
+@dataclass
+class Tx:
+    """The reads and writes of one event: ``read`` sees the table through the batch so far; ``writes`` are
+    committed by the engine only if the whole event applied."""
+
+    read: Callable[[str], Any]
+    writes: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, key: str) -> Any:
+        return self.writes[key] if key in self.writes else self.read(key)
+
+    def put(self, key: str, value: Any) -> None:
+        self.writes[key] = value
+
+    def add(self, entity_key: str, set_name: str, member: str, value: Any = 1) -> bool:
+        """Add ``member`` to a set of the entity; True if it was not there yet."""
+        key = member_key(entity_key, set_name, member)
+        if self.get(key) is not None:
+            return False
+        self.put(key, value)
+        return True
+
+
 @dataclass(frozen=True)
 class Domain:
     family: str
     state_key: Callable[[Event], str]
-    apply: Callable[[State | None, Event], State]
+    apply: Callable[[Tx, State | None, Event], State]  # the new entity state; members through the Tx
     contributions: Callable[[State], Contributions]
     view: Callable[[State], tuple[str, str, dict[str, Any]] | None]

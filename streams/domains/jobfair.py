@@ -3,18 +3,18 @@
 Order-insensitive: booths, seekers and offers are sets, so a student checking in twice (or a re-sent
 check-in) counts once; a check-in published after the fair closed still counts (it happened during it).
 A booth counts once it is registered (BoothRegistered): a check-in naming a booth that was never registered
-counts the student, not a booth (the read model follows the same rule).
+counts the student, not a booth (the read model follows the same rule). Booths, students and offers are
+member keys of their own (streams.domains.base); the fair's state keeps their counts.
 """
 
 from __future__ import annotations
 
-from bisect import insort
 from typing import Any
 
 from events import jobfair as j
 from events.base import Event
 from streams.contributions import Contributions, State
-from streams.domains.base import Domain
+from streams.domains.base import Domain, Tx
 
 
 def state_key(event: Event) -> str:
@@ -22,30 +22,23 @@ def state_key(event: Event) -> str:
 
 
 def _new(fair_id: str) -> State:
-    return {"fair_id": fair_id, "scheduled": False, "closed": False, "booths": [], "seekers": [],
-            "onsite_offers": [], "updated_at": None}
+    return {"fair_id": fair_id, "scheduled": False, "closed": False, "booths": 0, "checkins": 0,
+            "onsite_offers": 0, "updated_at": None}
 
 
-def _add(state: State, name: str, item: str) -> None:
-    items: list[str] = state[name]
-    if item not in items:
-        items = list(items)
-        insort(items, item)
-        state[name] = items
-
-
-def apply(state: State | None, event: Event) -> State:
-    s = dict(state) if state else _new(str(event.subject))
+def apply(tx: Tx, state: State | None, event: Event) -> State:
+    key = state_key(event)
+    s: State = dict(state) if state else _new(str(event.subject))
     if isinstance(event, j.JobFairScheduled):
         fair = event.data
         s.update(scheduled=True, name=fair.name, host_university=fair.host_university, city=fair.city.value,
                  starts_at=fair.starts_at.isoformat(), ends_at=fair.ends_at.isoformat())
     elif isinstance(event, j.BoothRegistered):
-        _add(s, "booths", event.data.booth_id)
+        s["booths"] += tx.add(key, "booth", event.data.booth_id)
     elif isinstance(event, j.StudentCheckedIn):
-        _add(s, "seekers", event.data.seeker_id)
+        s["checkins"] += tx.add(key, "seeker", event.data.seeker_id)
     elif isinstance(event, j.OnSiteOfferMade):
-        _add(s, "onsite_offers", event.data.offer_id)
+        s["onsite_offers"] += tx.add(key, "offer", event.data.offer_id)
     elif isinstance(event, j.JobFairClosed):
         s["closed"] = True
     ts = event.occurred_at.isoformat()
@@ -61,8 +54,7 @@ def view(state: State) -> tuple[str, str, dict[str, Any]] | None:
     value = {
         "status": "closed" if state["closed"] else ("open" if state["scheduled"] else "pending"),
         "name": state.get("name"), "host_university": state.get("host_university"), "city": state.get("city"),
-        "booths": len(state["booths"]), "distinct_checkins": len(state["seekers"]),
-        "onsite_offers": len(state["onsite_offers"]),
+        "booths": state["booths"], "distinct_checkins": state["checkins"], "onsite_offers": state["onsite_offers"],
     }
     return "fairs", state["fair_id"], value
 

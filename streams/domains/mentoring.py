@@ -6,39 +6,39 @@ registration arrives (the pool needs the mentor's university and expertise).
 
 from __future__ import annotations
 
-from bisect import insort
 from typing import Any
 
 from events import mentoring as m
 from events.base import Event
 from streams.contributions import Contributions, State, dimkey, with_all
-from streams.domains.base import Domain
+from streams.domains.base import Domain, Tx, member_key
 
 
 def state_key(event: Event) -> str:
     return f"mentor:{event.subject}"
 
 
-def _add(state: State, name: str, item: str) -> None:
-    if item not in state[name]:
-        items = list(state[name])
-        insort(items, item)
-        state[name] = items
-
-
-def apply(state: State | None, event: Event) -> State:
-    s = dict(state) if state else {"mentor_id": event.subject, "registered": False, "sessions": {},
-                                   "seekers": [], "updated_at": None}
+def apply(tx: Tx, state: State | None, event: Event) -> State:
+    key = state_key(event)
+    s: State = dict(state) if state else {"mentor_id": event.subject, "registered": False, "sessions": 0, "seekers": 0,
+                                   "minutes": 0, "updated_at": None}
     ts = event.occurred_at.isoformat()
     if isinstance(event, m.MentorRegistered):
         s.update(registered=True, university=event.data.university, expertise=event.data.expertise.value,
                  industry=event.data.industry.value)
     elif isinstance(event, m.MentorAssigned):
-        _add(s, "seekers", event.data.seeker_id)
+        s["seekers"] += tx.add(key, "seeker", event.data.seeker_id)
     elif isinstance(event, m.MentoringSessionHeld):  # a session's duration: its newest report (as in the read model)
-        current = s["sessions"].get(event.data.session_id)
-        if current is None or (current[1], current[0]) < (ts, event.data.duration_minutes):
-            s["sessions"] = {**s["sessions"], event.data.session_id: [event.data.duration_minutes, ts]}
+        session = member_key(key, "session", event.data.session_id)
+        current = tx.get(session)
+        report = [event.data.duration_minutes, ts]
+        if current is None:
+            s["sessions"] += 1
+            s["minutes"] += report[0]
+            tx.put(session, report)
+        elif (current[1], current[0]) < (ts, report[0]):
+            s["minutes"] += report[0] - current[0]
+            tx.put(session, report)
     s["updated_at"] = max(ts, s["updated_at"] or ts)
     return s
 
@@ -46,9 +46,8 @@ def apply(state: State | None, event: Event) -> State:
 def contributions(state: State) -> Contributions:
     if not state["registered"]:
         return {}
-    sessions: dict[str, list[Any]] = state["sessions"]
-    values = {"mentors": 1, "sessions": len(sessions), "seekers_assigned": len(state["seekers"]),
-              "session_minutes": sum(minutes for minutes, _ in sessions.values())}
+    values = {"mentors": 1, "sessions": state["sessions"], "seekers_assigned": state["seekers"],
+              "session_minutes": state["minutes"]}
     dims = {"university": state["university"], "expertise": state["expertise"]}
     return {("mentors", dimkey(d)): values for d in with_all(dims, "university")}
 

@@ -7,6 +7,10 @@ once; an offer is known from any event naming it (made, answered or hired on), a
 the earliest of those events names; an offer's answer is its newest answer (on a tie, a decline wins over an
 acceptance), so an offer counts as accepted or as declined, never both; ``hired`` counts distinct job
 seekers hired for the posting (one student hired through two offers is one hire).
+
+The posting's state keeps counts; applications, offers (with their seeker, answer and hire) and the hired
+job seekers are member keys of their own (streams.domains.base), so a posting with 100,000 applications
+stays a small record.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 from events import recruitment as r
 from events.base import Event
 from streams.contributions import Contributions, State, dimkey, ratio, with_all
-from streams.domains.base import Domain
+from streams.domains.base import Domain, Tx, member_key
 
 UPDATABLE = ("title", "positions", "salary_min", "salary_max", "deadline")
 SEGMENT = ("industry", "city", "employer_type")
@@ -29,10 +33,8 @@ def state_key(event: Event) -> str:
 def _new_posting(posting_id: str) -> State:
     return {
         "kind": "posting", "posting_id": posting_id, "posted": False, "closed": False, "close_reason": None,
-        "fields": {}, "applications": [],
-        "offers": {},   # offer_id -> [seeker_id, occurred_at of the earliest event naming the offer]
-        "answers": {},  # offer_id -> [answer, occurred_at]: the newest answer
-        "hired": [],    # offer ids with a Hired event
+        "fields": {}, "applications": 0, "offers": 0, "accepted": 0, "declined": 0,
+        "hired": 0,  # distinct job seekers with a hired offer
         "updated_at": None,
     }
 
@@ -43,28 +45,53 @@ def _set_field(state: State, name: str, value: Any, ts: str) -> None:
         state["fields"][name] = [value, ts]
 
 
-def _offer(state: State, offer_id: str, seeker_id: str, ts: str) -> None:
-    current = state["offers"].get(offer_id)
-    if current is None or (ts, seeker_id) < (current[1], current[0]):
-        state["offers"] = {**state["offers"], offer_id: [seeker_id, ts]}
+def _hire(tx: Tx, s: State, key: str, seeker: str, delta: int) -> None:
+    """Count one more (or one less) hired offer for ``seeker``; ``hired`` counts seekers with at least one."""
+    member = member_key(key, "hired", seeker)
+    before = tx.get(member) or 0
+    tx.put(member, before + delta)
+    s["hired"] += (before == 0 and delta > 0) - (before + delta == 0 and delta < 0)
 
 
-def _answer(state: State, offer_id: str, answer: str, ts: str) -> None:
-    current = state["answers"].get(offer_id)
-    if current is None or (current[1], current[0]) < (ts, answer):  # "declined" > "accepted"
-        state["answers"] = {**state["answers"], offer_id: [answer, ts]}
+def _offer_event(tx: Tx, s: State, key: str, event: r.OfferMade | r.OfferAccepted | r.OfferDeclined | r.Hired,
+                 ts: str) -> None:
+    """An offer is a member record: its job seeker (of the earliest event naming it, ties: the smaller id),
+    its answer (the newest, ties: "declined"), whether anyone was hired on it."""
+    member = member_key(key, "offer", event.data.offer_id)
+    current = tx.get(member)
+    offer: dict[str, Any] = dict(current) if current else {
+        "seeker": None, "ts": None, "answer": None, "answer_ts": None, "hired": False}
+    s["offers"] += current is None
+    before = (offer["seeker"], offer["answer"], offer["hired"])
+    if offer["ts"] is None or (ts, event.data.seeker_id) < (offer["ts"], offer["seeker"]):
+        offer["ts"], offer["seeker"] = ts, event.data.seeker_id
+    if isinstance(event, r.OfferAccepted | r.OfferDeclined):
+        answer = "accepted" if isinstance(event, r.OfferAccepted) else "declined"
+        if offer["answer_ts"] is None or (offer["answer_ts"], offer["answer"]) < (ts, answer):  # "declined" wins a tie
+            offer["answer_ts"], offer["answer"] = ts, answer
+    elif isinstance(event, r.Hired):
+        offer["hired"] = True
+    seeker, answer, hired = offer["seeker"], offer["answer"], offer["hired"]
+    if answer != before[1]:
+        if before[1] is not None:
+            s[before[1]] -= 1
+        s[answer] += 1
+    if before[2] and (not hired or seeker != before[0]):
+        _hire(tx, s, key, before[0], -1)
+    if hired and (not before[2] or seeker != before[0]):
+        _hire(tx, s, key, seeker, +1)
+    tx.put(member, offer)
 
 
-def _add(state: State, name: str, item: str) -> None:
-    if item not in state[name]:
-        state[name] = sorted([*state[name], item])
-
-
-def apply(state: State | None, event: Event) -> State:
+def apply(tx: Tx, state: State | None, event: Event) -> State:
     ts = event.occurred_at.isoformat()
+    key = state_key(event)
     if isinstance(event, r.EmployerFlagged):
-        s = dict(state) if state else {"kind": "employer", "employer_id": event.subject, "flags": {}}
-        s["flags"] = {**s["flags"], str(event.event_id): [event.data.severity.value, ts]}
+        s: State = dict(state) if state else {"kind": "employer", "employer_id": event.subject, "flags": 0,
+                                              "severity": None, "severity_at": None}
+        s["flags"] += tx.add(key, "flag", str(event.event_id))
+        if s["severity_at"] is None or (s["severity_at"], s["severity"]) < (ts, event.data.severity.value):
+            s["severity_at"], s["severity"] = ts, event.data.severity.value
         s["updated_at"] = max(ts, s.get("updated_at") or ts)
         return s
     s = _copy(state) if state else _new_posting(str(event.subject))
@@ -86,20 +113,16 @@ def apply(state: State | None, event: Event) -> State:
         s["closed"] = True
         s["close_reason"] = event.data.reason.value
     elif isinstance(event, r.ApplicationSubmitted):
-        _add(s, "applications", event.data.application_id)
+        s["applications"] += tx.add(key, "application", event.data.application_id)
     elif isinstance(event, r.OfferMade | r.OfferAccepted | r.OfferDeclined | r.Hired):
-        _offer(s, event.data.offer_id, event.data.seeker_id, ts)
-        if isinstance(event, r.OfferAccepted | r.OfferDeclined):
-            _answer(s, event.data.offer_id, "accepted" if isinstance(event, r.OfferAccepted) else "declined", ts)
-        elif isinstance(event, r.Hired):
-            _add(s, "hired", event.data.offer_id)
+        _offer_event(tx, s, key, event, ts)
     s["updated_at"] = max(ts, s["updated_at"] or ts)
     return s
 
 
 def _copy(state: State) -> State:
     s = dict(state)
-    s["fields"] = dict(state.get("fields", {}))  # _set_field writes into it; offers/answers are replaced
+    s["fields"] = dict(state.get("fields", {}))  # _set_field writes into it
     return s
 
 
@@ -118,14 +141,10 @@ def contributions(state: State) -> Contributions:
 
 
 def funnel(state: State) -> dict[str, Any]:
-    offers: dict[str, list[str]] = state["offers"]
-    answers = [a for a, _ in state["answers"].values()]
-    accepted = answers.count("accepted")
-    applications = len(state["applications"])
+    applications, offers, accepted = state["applications"], state["offers"], state["accepted"]
     return {
-        "applications": applications, "offers": len(offers), "accepted": accepted,
-        "declined": answers.count("declined"), "hired": len({offers[o][0] for o in state["hired"]}),
-        "offer_rate": ratio(len(offers), applications), "acceptance_rate": ratio(accepted, len(offers)),
+        "applications": applications, "offers": offers, "accepted": accepted, "declined": state["declined"],
+        "hired": state["hired"], "offer_rate": ratio(offers, applications), "acceptance_rate": ratio(accepted, offers),
     }
 
 

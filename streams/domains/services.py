@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from bisect import insort
 from typing import Any
 
 from events import services as sv
 from events.base import Event
 from streams.contributions import Contributions, State
-from streams.domains.base import Domain
+from streams.domains.base import Domain, Tx
 
 GUARANTEE = {"briefings": 1, "counsellings": 1, "recommended_postings": 3, "programs": 1}
 
@@ -26,21 +25,17 @@ def state_key(event: Event) -> str:
     return f"seeker:{event.subject}"
 
 
-def apply(state: State | None, event: Event) -> State:
-    s = dict(state) if state else {"seeker_id": event.subject, **{k: [] for k in GUARANTEE}, "updated_at": None}
+def apply(tx: Tx, state: State | None, event: Event) -> State:
+    s: State = dict(state) if state else {"seeker_id": event.subject, **{k: 0 for k in GUARANTEE}, "updated_at": None}
     name, attr = ITEM_OF[type(event)]
-    item = getattr(event.data, attr)
-    if item not in s[name]:
-        items = list(s[name])
-        insort(items, item)
-        s[name] = items
+    s[name] += tx.add(state_key(event), name, getattr(event.data, attr))
     ts = event.occurred_at.isoformat()
     s["updated_at"] = max(ts, s["updated_at"] or ts)
     return s
 
 
 def progress(state: State) -> dict[str, Any]:
-    counts = {k: len(state[k]) for k in GUARANTEE}
+    counts = {k: state[k] for k in GUARANTEE}
     met = {k: counts[k] >= need for k, need in GUARANTEE.items()}
     return {**counts, "fully_served": all(met.values()), "steps_met": sum(met.values())}
 

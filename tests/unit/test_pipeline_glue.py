@@ -122,7 +122,8 @@ async def test_tables_and_rollup_write_each_key_to_its_event_partition_and_a_rep
     calls = w.take()
     states = {c[3]: c[2] for c in calls if c[0] == "put" and c[1] is p.states}
     applied = {c[3]: c[2] for c in calls if c[0] == "put" and c[1] is p.applied}
-    assert states == {"posting:scu-job-1": 4, "fair:cqu-fair-1": 1}
+    # the entity and its member keys (streams.domains.base) go to the partition of the event
+    assert states == {"posting:scu-job-1": 4, "fair:cqu-fair-1": 1, "fair:cqu-fair-1|booth|b-1": 1}
     assert applied == {f"scu/{job.event_id}": 4, f"cqu/{booth.event_id}": 1}
     views = {c[2]: json.loads(c[3]) for c in calls if c[0] == "add" and c[1] == agg_topic("fairs") + ".t"}
     assert views[b"cqu-fair-1"]["value"]["booths"] == 1
@@ -147,3 +148,54 @@ async def test_tables_and_rollup_write_each_key_to_its_event_partition_and_a_rep
     segments = [json.loads(c[3]) for c in rolled if c[0] == "add" and c[1] == agg_topic("postings-by-segment") + ".t"]
     assert {s["key"]["university"]: s["value"]["open_positions"] for s in segments} == {"scu": 3, "*": 3}
     assert [c[4]["x-alliance-reject-reason"] for c in rolled if c[1] == DLQ_TOPIC + ".t"] == [b"malformed"]
+
+
+def test_a_1_mb_record_is_cut_in_its_dlq_copy_and_the_good_events_around_it_pass() -> None:
+    """Bug: a ~1 MB record on an ingest topic made a DLQ copy larger than the broker takes; the batch failed and
+    good events around it were lost."""
+    from streams import batch as pure
+
+    good = [posted(f"scu-job-{i}") for i in range(3)]
+    huge = b'{"type": "recruitment.job_posted", "pad": "' + b"x" * 1_000_000 + b'"}'
+    raws = [pure.Raw(ingest_topic("scu"), 0, i, None, b"k", v)
+            for i, v in enumerate([good[0].to_json(), huge, good[1].to_json(), b"", good[2].to_json()])]
+    raws[3] = pure.Raw(ingest_topic("scu"), 0, 3, None, b"k" * 5000, b"not json")  # a huge key
+    out = pure.ingest(raws, {ingest_topic("scu"): "scu"}, {}.get, datetime.now(UTC), lambda n: n, DLQ_TOPIC)
+    assert sum(out.ingested.values()) == 3
+    dlq = [(k, v, dict(h)) for t, k, v, h in out.records if t == DLQ_TOPIC]
+    assert [h["x-alliance-source-offset"] for _, _, h in dlq] == [b"1", b"3"]
+    (_, value, headers), (key, _, key_headers) = dlq
+    assert value is not None and len(value) == pure.DLQ_MAX_VALUE_BYTES and value == huge[:len(value)]
+    assert headers["x-alliance-value-truncated-from"] == str(len(huge)).encode()
+    assert headers["x-alliance-reject-reason"] == b"oversized"
+    assert key is not None and len(key) == pure.DLQ_MAX_KEY_BYTES
+    assert key_headers["x-alliance-key-truncated-from"] == b"5000"
+
+
+def test_an_event_the_engine_cannot_apply_goes_to_the_dlq_alone() -> None:
+    """A bug in one domain handler (or a value it cannot take) must refuse that event only: the other events
+    of the batch are applied, and the refused one is kept in the DLQ with the error."""
+    from dataclasses import replace as dc_replace
+
+    from streams import batch as pure
+
+    real = domains()
+    recruitment = real["recruitment"]
+
+    def fragile(tx: Any, state: Any, event: Any) -> Any:
+        if event.subject == "scu-job-bad":
+            raise ValueError("cannot apply this one")
+        return recruitment.apply(tx, state, event)
+
+    doms = {**real, "recruitment": dc_replace(recruitment, apply=fragile)}
+    events = [posted("scu-job-1"), posted("scu-job-bad"), posted("scu-job-2")]
+    raws = [pure.Raw(family_topic("recruitment"), 0, i, None, e.key, e.to_json()) for i, e in enumerate(events)]
+    out = pure.tables(raws, doms, {}.get, {}.get, lambda _: False, T0.isoformat(), lambda n: n, DLQ_TOPIC)
+    assert {k for t, _, k, _ in out.puts if t == pure.STATES} == {"posting:scu-job-1", "posting:scu-job-2"}
+    assert out.applied == 2 and [e.subject for e in out.events] == ["scu-job-1", "scu-job-2"]
+    [(key, headers)] = [(k, dict(h)) for t, k, _, h in out.records if t == DLQ_TOPIC]
+    assert key == b"scu-job-bad" and headers["x-alliance-reject-reason"] == b"unprocessable"
+    assert b"cannot apply this one" in headers["x-alliance-reject-detail"]
+    assert headers["x-alliance-event-id"] == str(events[1].event_id).encode()
+    segment = [v for t, _, k, v in out.puts if t == pure.PARTIALS and "university=*" in k]
+    assert [v["open_positions"] for v in segment] == [6]  # two postings of 3 positions, not three

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from events import jobfair as j
 from events import recruitment as r
@@ -12,8 +13,9 @@ from events.base import MAX_CLOCK_SKEW, Event
 from events.reference import City, Degree, EmployerType, Industry
 from streams import engine, rollup
 from streams.contributions import diff
-from streams.domains import domains
+from streams.domains import Domain, domains
 from streams.domains import recruitment as rec
+from streams.domains.base import Tx
 from streams.ingest import Accepted, Rejected, classify, seen_key
 
 T0 = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
@@ -38,11 +40,20 @@ def closed(pid: str, at: datetime) -> r.JobPostingClosed:
                               data=r.JobPostingClosedData(posting_id=pid, reason=r.CloseReason.FILLED))
 
 
-def fold(events: list[Event]) -> dict[str, object]:
-    state = None
+def apply_all(domain: Domain, events: list[Event], store: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Apply ``events`` one by one, as the engine does: each in a Tx over ``store``; returns the store."""
+    store = {} if store is None else store
     for e in events:
-        state = rec.apply(state, e)
-    assert state is not None
+        key = domain.state_key(e)
+        tx = Tx(store.get)
+        tx.put(key, domain.apply(tx, tx.get(key), e))
+        store.update(tx.writes)
+    return store
+
+
+def fold(events: list[Event]) -> dict[str, Any]:
+    store = apply_all(domains()["recruitment"], events)
+    state: dict[str, Any] = store[rec.state_key(events[0])]
     return state
 
 
@@ -146,8 +157,10 @@ def test_answers_imply_offers_and_repeats_count_once() -> None:
 
 
 def test_reapplying_an_event_changes_no_contribution() -> None:
-    state = fold([posted(positions=4)])
-    again = rec.apply(state, posted(positions=4))
+    event = posted(positions=4)
+    store = apply_all(domains()["recruitment"], [event])
+    state = store["posting:scu-job-1"]
+    again = rec.apply(Tx(store.get), state, event)
     assert diff(rec.contributions(state), rec.contributions(again)) == {}
 
 
@@ -163,10 +176,7 @@ def test_fair_counts_distinct_students_and_only_registered_booths() -> None:
         employer_type=EmployerType.STATE_OWNED, industry=Industry.AUTOMOTIVE, positions_offered=3))
     checkins = [j.StudentCheckedIn(source="cqu", occurred_at=T0, data=j.StudentCheckedInData(
         fair_id="cqu-fair-1", seeker_id=s, booth_id=b)) for s, b in visits]
-    state = None
-    for e in [*checkins, booth]:
-        state = fair.apply(state, e)
-    assert state is not None
+    state = apply_all(fair, [*checkins, booth])["fair:cqu-fair-1"]
     view = fair.view(state)
     assert view is not None and view[2]["distinct_checkins"] == 2 and view[2]["booths"] == 1
 
