@@ -6,6 +6,8 @@ Commands:
   status      say what runs where
   provision   create the registry's topics (explicit partitions, compaction; no auto-creation)
   run         the main job: up + provision + migrate + workers + a realistic demo stream
+  chaos       fault injection: kill -9 workers, projector, publisher; restart PostgreSQL; zombie workers;
+              a real Prometheus's alerts; every aggregate checked against the independent oracle
 """
 
 from __future__ import annotations
@@ -53,6 +55,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
                         workers=args.workers, fresh=not args.keep_data, seed=args.seed)
 
 
+def _cmd_chaos(args: argparse.Namespace) -> int:
+    from infra.chaos import main as chaos
+
+    return chaos(load_settings(), args.chaos_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -72,11 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Faust workers to run (default 1)")
     run.add_argument("--seed", type=int, default=None, help="simulator seed (default: random)")
     run.set_defaults(func=_cmd_run)
+    sub.add_parser("chaos", help="fault injection against the oracle (python -m infra chaos --help)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["chaos"]:  # its own parser (python -m infra chaos --help)
+        args = argparse.Namespace(func=_cmd_chaos, chaos_args=argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except AllianceError as exc:  # InfraError, TopicError, SettingsError

@@ -197,11 +197,11 @@ class Service:
             return self.proc.wait(timeout=10)
 
 
-def worker(index: int, settings: Settings, log_dir: Path) -> Service:
-    """Worker number ``index`` of ``settings.app_id``: web port ``web_port + index`` and the static group
-    membership ``<app id>-<index + 1>``, so a worker started again with the same index takes its partitions
-    back without a rebalance."""
-    port = settings.web_port + index
+def worker(index: int, settings: Settings, log_dir: Path, port: int | None = None) -> Service:
+    """Worker number ``index`` of ``settings.app_id``: web port ``port`` (default ``web_port + index``) and
+    the static group membership ``<app id>-<index + 1>``, so a worker started again with the same index
+    (and port) takes its partitions back without a rebalance."""
+    port = settings.web_port + index if port is None else port
     return Service(f"worker-{index + 1}", ["-m", "streams", "worker", "--web-port", str(port), "-l", "info"],
                    log_dir / f"worker-{index + 1}.log", port,
                    env={"ALLIANCE_WORKER_INSTANCE_ID": f"{settings.app_id}-{index + 1}"})

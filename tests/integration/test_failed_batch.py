@@ -16,10 +16,10 @@ from core.settings import Settings
 from core.topic_admin import provision
 from events.simulator import alliance_day
 from events.topics import AGGREGATES, DLQ_TOPIC, agg_topic, ingest_topic, registry
+from infra.oracle import accepted_events, expected_aggregates
 from infra.processes import free_ports, worker
+from infra.verify import aggregates_on_topics, all_match, latest, value_diffs
 from streams.app import EXIT_BATCH_FAILED
-from tests.e2e import aggregates_on_topics, all_match, latest, value_diffs
-from tests.oracle import accepted_events, expected_aggregates
 
 pytestmark = pytest.mark.integration
 

@@ -27,60 +27,11 @@ from events.codec import decode
 from events.simulator import UUID_VERSIONS, alliance_day
 from events.simulator.publish import publish
 from events.topics import AGGREGATES, DLQ_TOPIC, Family, agg_topic, family_topic
+from infra.oracle import accepted_events, expected_aggregates
 from infra.processes import free_ports, projector, worker
-from tests.e2e import agg_key, aggregates_on_topics, all_match, latest, value_diffs
-from tests.oracle import accepted_events, expected_aggregates
+from infra.verify import TYPED, aggregates_on_topics, all_match, latest, snapshot, typed_tables, value_diffs
 
 pytestmark = pytest.mark.integration
-
-Values = dict[str, dict[str, dict[str, Any]]]
-
-_SEGMENTS = """
-SELECT industry, city, employer_type, coalesce(university, '*') AS university, count(*)::int AS postings_total,
-       (count(*) FILTER (WHERE state = 'open'))::int AS open_postings,
-       (coalesce(sum(positions) FILTER (WHERE state = 'open'), 0))::int AS open_positions
-FROM postings WHERE posted_at IS NOT NULL
-GROUP BY GROUPING SETS ((industry, city, employer_type, university), (industry, city, employer_type))"""
-_MENTORS = """
-SELECT coalesce(university, '*') AS university, expertise, count(*)::int AS mentors, sum(sessions)::int AS sessions,
-       sum(assigned)::int AS seekers_assigned, sum(session_minutes)::int AS session_minutes
-FROM mentors WHERE registered_at IS NOT NULL GROUP BY GROUPING SETS ((university, expertise), (expertise))"""
-
-
-async def typed_tables(conn: asyncpg.Connection) -> Values:
-    """The aggregates as the read model's typed tables state them, in the oracle's shape."""
-    out: Values = {name: {} for name in AGGREGATES}
-    for r in await conn.fetch("SELECT * FROM postings"):
-        out["posting-funnel"][r["posting_id"]] = {
-            "applications": r["applications"], "offers": r["offers"], "accepted": r["accepted"],
-            "declined": r["declined"], "hired": r["hired"], "status": r["state"]}
-    for r in await conn.fetch("SELECT * FROM fairs"):
-        out["fairs"][r["fair_id"]] = {"booths": r["booths"], "distinct_checkins": r["checkins"],
-                                      "onsite_offers": r["onsite_offers"], "status": r["state"]}
-    for r in await conn.fetch("SELECT * FROM service_progress"):
-        out["service-guarantee"][f"seeker:{r['seeker_id']}"] = {
-            "briefings": r["briefings"], "counsellings": r["counsellings"],
-            "recommended_postings": r["recommendations"], "programs": r["trainings"],
-            "fully_served": r["fully_served"]}
-    seekers, fully = await conn.fetchrow("SELECT count(*)::int, (count(*) FILTER (WHERE fully_served))::int "
-                                         "FROM service_progress")
-    out["service-guarantee"]["scope=alliance"] = {"seekers": seekers, "fully_served": fully}
-    for r in await conn.fetch(_SEGMENTS):
-        dims = {k: r[k] for k in ("industry", "city", "employer_type", "university")}
-        out["postings-by-segment"][agg_key(dims)] = {k: r[k] for k in ("postings_total", "open_postings",
-                                                                         "open_positions")}
-    for r in await conn.fetch(_MENTORS):
-        out["mentors"][agg_key({"university": r["university"], "expertise": r["expertise"]})] = {
-            k: r[k] for k in ("mentors", "sessions", "seekers_assigned", "session_minutes")}
-    return out
-
-
-async def snapshot(conn: asyncpg.Connection) -> Values:
-    out: Values = {name: {} for name in AGGREGATES}
-    for r in await conn.fetch("SELECT aggregate, dims, value FROM agg_snapshot"):
-        out[r["aggregate"]][agg_key(json.loads(r["dims"]))] = json.loads(r["value"])
-    return out
-
 
 def readable_event_id(raw: bytes) -> str | None:
     try:
@@ -130,8 +81,7 @@ async def test_every_aggregate_is_exact_on_topics_in_agg_snapshot_and_in_typed_t
     provision(settings.bootstrap, suffix=suffix)
     await migrate(pg_dsn)
     expected = expected_aggregates(accepted_events(records))
-    # windows are not kept in typed tables; every other aggregate is
-    typed_names = [n for n in AGGREGATES if n != "windows"]
+    typed_names = TYPED  # windows are not kept in typed tables; every other aggregate is
 
     cfg = settings.model_copy(update={"topic_suffix": suffix, "app_id": f"rm-{unique}",
                                       "database_url": SecretStr(pg_dsn)})

@@ -15,10 +15,10 @@ from core.topic_admin import provision
 from events.simulator import alliance_day
 from events.simulator.publish import publish
 from events.topics import AGGREGATES, DLQ_TOPIC, agg_topic
+from infra.oracle import accepted_events, expected_aggregates, expected_rejects
 from infra.processes import free_ports, label, metric_sum, worker
-from tests.e2e import aggregates_on_topics, latest
-from tests.e2e import value_diffs as _matches
-from tests.oracle import accepted_events, expected_aggregates, expected_rejects
+from infra.verify import aggregates_on_topics, latest
+from infra.verify import value_diffs as _matches
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,9 @@ from core.topic_admin import provision
 from events.simulator import alliance_day
 from events.simulator.publish import publish
 from events.topics import AGGREGATES, DLQ_TOPIC, agg_topic
+from infra.oracle import accepted_events, expected_aggregates, expected_rejects
 from infra.processes import free_ports, freshness, metric_sum, worker
-from tests.e2e import aggregates_on_topics, all_match, latest, value_diffs
-from tests.oracle import accepted_events, expected_aggregates, expected_rejects
+from infra.verify import aggregates_on_topics, all_match, latest, value_diffs
 
 pytestmark = pytest.mark.integration
 

@@ -121,3 +121,11 @@ def test_the_rules_see_the_real_graph() -> None:
     assert "core.settings" in edges["streams.app"]
     assert "consumers.migrate" in edges["infra.run"]
     assert _package("events.tools.cli") == "events.tools" and _package("events.codec") == "events"
+
+
+def test_the_oracle_is_independent_of_the_code_it_checks() -> None:
+    """infra.oracle computes what every aggregate must be from the published records: it may use the
+    contract, never the stream processors, the read model or anything built on them."""
+    modules = _modules()
+    imported = _imports(modules["infra.oracle"], modules)
+    assert imported and all(_package(m) == "events" for m in imported), imported
