@@ -315,7 +315,8 @@ def test_compose_app_services(compose: dict[str, Any]) -> None:
         assert services[step]["restart"] == "no"
         assert all(d["condition"] == "service_healthy" for d in services[step]["depends_on"].values())
     worker = services["worker"]
-    assert worker["command"] == ["faust", "-A", "streams.main", "worker", "-l", "info"]
+    assert worker["command"] == ["python", "-m", "streams", "worker", "-l", "info"]
+    assert worker["environment"]["ALLIANCE_WORKER_INSTANCE_ID"] == "hostname"
     assert worker["deploy"]["replicas"] == 2
     assert worker["depends_on"]["provision"]["condition"] == "service_completed_successfully"
     projector = services["projector"]
@@ -336,10 +337,8 @@ def _module_file(module: str) -> Path:
 
 def test_compose_commands_name_modules_that_exist(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    worker_cmd = services["worker"]["command"]
-    app_module = worker_cmd[worker_cmd.index("-A") + 1]
-    assert _module_file(app_module).is_file(), f"{app_module} (faust -A) does not exist"
-    for name in ("provision", "migrate", "projector"):
+    assert _module_file("streams.main").is_file(), "streams.main (faust -A streams.main worker) does not exist"
+    for name in ("provision", "migrate", "projector", "worker"):
         cmd = services[name]["command"]
         package = cmd[cmd.index("-m") + 1]
         assert (PROJECT_ROOT / package / "__main__.py").is_file(), f"python -m {package} ({name})"
