@@ -139,15 +139,15 @@ def create_app(
 
     # each table is co-partitioned with the topics its agent reads (same partition count, same worker)
     seen = app.Table("ingest-seen", partitions=settings.ingest_partitions, default=None)
+    # entity states, members, applied event ids and partial sums: one table, so one atomic changelog write
+    # per partition and batch (streams.writer)
     states = app.Table("entity-state", partitions=settings.event_partitions, default=None)
-    applied = app.Table("applied", partitions=settings.event_partitions, default=None)  # source/event_id
-    partials = app.Table("partials", partitions=settings.event_partitions, default=None)
     rollups = app.Table("rollups", partitions=settings.agg_partitions, default=None)
 
     # faust's producer wraps one aiokafka producer; the writer batches onto it (see streams.writer)
     writer = BatchWriter(lambda: app.producer._ensure_producer())  # type: ignore[attr-defined]
     pipeline = Pipeline(
-        seen=seen, states=states, applied=applied, partials=partials, rollups=rollups, domains=domains(),
+        seen=seen, states=states, rollups=rollups, domains=domains(),
         topic=n, dlq=n(DLQ_TOPIC), writer=writer, registry=registry,
     )
 

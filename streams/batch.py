@@ -31,8 +31,11 @@ from streams.ingest import Rejected, classify, readable_event_id, seen_key
 
 Headers = list[tuple[str, bytes]]
 
-# table names (faust tables of the worker, changelogged)
-SEEN, STATES, APPLIED, PARTIALS, ROLLUPS = "ingest-seen", "entity-state", "applied", "partials", "rollups"
+# table names (faust tables of the worker, changelogged). The tables agent keeps entity states, applied event
+# ids and its partition's partial sums in ONE table, so that one batch's writes to a partition are one atomic
+# changelog record batch (streams.writer): a partial never counts an event whose state did not persist.
+SEEN, STATES, ROLLUPS = "ingest-seen", "entity-state", "rollups"
+APPLIED = PARTIALS = STATES
 INTERNAL = "internal"  # x-alliance-university of a rejected record read from an internal topic
 # A DLQ copy keeps at most this much of a record (the contract's events are at most 16 KiB): a ~1 MB record
 # plus headers would exceed the broker's message size and fail the whole batch.

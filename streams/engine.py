@@ -5,7 +5,7 @@ glue (streams.pipeline) to write to tables and topics. One write per touched key
 
 Replays (a worker taking over partitions re-reads what its predecessor processed but had not committed)
 change nothing: entity states merge idempotently, partials are differences of contributions, and the
-``applied`` table remembers every event applied (by its full id, scoped by source university: ids are opaque,
+entity-state table remembers every event applied (``applied:<university>/<event id>``: ids are opaque,
 and two UUIDv7 ids of one millisecond share their first 48 bits), so event counts (windows) count an event
 once.
 """
@@ -37,12 +37,15 @@ class BatchResult:
 
 
 def applied_key(event: Event) -> str:
-    """The key of an event in the ``applied`` table: the whole id, scoped by its source university."""
-    return f"{event.source}/{event.event_id}"
+    """The key that says an event was applied: its whole id, scoped by its source university. It lives in
+    the entity-state table, beside the states and partials it changed (one changelog partition, written
+    atomically; streams.writer)."""
+    return f"applied:{event.source}/{event.event_id}"
 
 
 def partial_key(pk: PartialKey) -> str:
-    return f"{pk[0]}|{pk[1]}|{pk[2]}"
+    """The key of a partition's partial sum in the entity-state table."""
+    return f"partial:{pk[0]}|{pk[1]}|{pk[2]}"
 
 
 def process(

@@ -11,7 +11,7 @@ them as a "gap"; :mod:`streams.consumer` stops that). A restart would heal it, s
 the committed offset; the guard does the same in-process: a partition with lag whose committed offset has
 not moved for ``stall_s`` while its agent had no batch for ``stall_s`` (or for ``busy_stall_s`` while the
 agent keeps working on other partitions) is sought back to its committed offset. Every step of the
-pipeline is idempotent under such a replay (dedupe at ingest, event ids remembered per entity, absolute
+pipeline is idempotent under such a replay (dedupe at ingest, applied event ids remembered whole, absolute
 partials).
 """
 

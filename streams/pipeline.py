@@ -43,9 +43,7 @@ def raw(ev: EventT[bytes]) -> pure.Raw:
 @dataclass
 class Pipeline:
     seen: TableT[str, Any]
-    states: TableT[str, Any]
-    applied: TableT[str, Any]
-    partials: TableT[str, Any]
+    states: TableT[str, Any]  # entity states, their members, applied event ids, partial sums
     rollups: TableT[str, Any]
     domains: dict[str, Domain]
     topic: Callable[[str], str]
@@ -62,8 +60,7 @@ class Pipeline:
         self.university_of = {self.topic(ingest_topic(u)): u for u in UNIVERSITIES}
         if self.registry is not None and self.metrics is None:
             self.metrics = PipelineMetrics(self.registry)
-        self._tables = {pure.SEEN: self.seen, pure.STATES: self.states, pure.APPLIED: self.applied,
-                        pure.PARTIALS: self.partials, pure.ROLLUPS: self.rollups}
+        self._tables = {pure.SEEN: self.seen, pure.STATES: self.states, pure.ROLLUPS: self.rollups}
 
     async def _write(self, writes: pure.Writes) -> None:
         """Table entries first (in memory and changelog), then the records; one flush, the batch's only
@@ -99,9 +96,9 @@ class Pipeline:
 
     async def tables(self, batch: Sequence[EventT[bytes]]) -> None:
         """If a crash lands between the table writes and the sends, the replay finds the events already
-        applied (table ``applied``) and re-sends the same partials and views."""
-        writes = pure.tables([raw(ev) for ev in batch], self.domains, self.states.get, self.partials.get,
-                             lambda key: self.applied.get(key) is not None, datetime.now(UTC).isoformat(),
+        applied (``applied:`` keys) and re-sends the same partials and views."""
+        writes = pure.tables([raw(ev) for ev in batch], self.domains, self.states.get, self.states.get,
+                             lambda key: self.states.get(key) is not None, datetime.now(UTC).isoformat(),
                              self.topic, self.dlq)
         await self._write(writes)
         if (m := self.metrics) is not None:

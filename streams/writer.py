@@ -7,6 +7,13 @@ changelog records, partials, aggregates) and appends them to aiokafka ``BatchBui
 producer (same connection, ``acks=all``), one ``send_batch`` per topic-partition. ``flush()`` returns when
 the broker has acknowledged every record, so the agent's offsets are only committed after its writes.
 
+Table writes are atomic per changelog partition: everything a batch writes to one changelog topic-partition
+goes into ONE gzip-compressed record batch, which the broker appends whole or not at all. The tables agent
+keeps an entity's state, the applied event ids and its partition's partial sums in one table (so one
+changelog partition): a crash in the middle of a flush can never leave a partial sum that counts an event
+whose state (or applied id) did not persist, which a replay would then count again. A changelog batch that
+does not fit one record batch fails the flush (the worker then stops without committing).
+
 Records keep their order within a topic-partition. Keyed records with no explicit partition go where the
 producer's default partitioner (murmur2, the same as kafka-python's) would put them, so the publisher, the
 worker and the projector agree on where a key lives. Changelog records carry the key and value in the
@@ -23,9 +30,16 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatch
 
 Headers = list[tuple[str, bytes]]
 Record = tuple[bytes | None, bytes | None, Headers]
+ATOMIC_BATCH_BYTES = 8 * 1024 * 1024  # uncompressed limit of one changelog partition's batch (gzip: ~1/5 on the wire)
+
+
+class ChangelogBatchTooLarge(RuntimeError):
+    """One batch's writes to a changelog partition do not fit one record batch (they must be atomic)."""
 
 
 @lru_cache(maxsize=262_144)
@@ -44,6 +58,7 @@ class BatchWriter:
         self._producer = producer
         self._partitions: dict[str, int] = {}
         self._pending: dict[tuple[str, int | None], list[Record]] = {}
+        self._atomic: dict[tuple[str, int], list[Record]] = {}  # changelog writes: one record batch each
         self.records = 0  # sent since start, for tests and metrics
 
     def add(self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None,
@@ -53,15 +68,26 @@ class BatchWriter:
     def put(self, table: Any, partition: int, key: str, value: Any) -> None:
         """Write ``key`` of a faust table in memory and its changelog record to the event's partition."""
         table.data[key] = value
-        self.add(table.changelog_topic.get_topic_name(), changelog_bytes(key), changelog_bytes(value),
-                 partition=partition)
+        self._atomic.setdefault((table.changelog_topic.get_topic_name(), partition), []).append(
+            (changelog_bytes(key), changelog_bytes(value), []))
 
     async def flush(self) -> int:
         """Send everything added since the last flush and wait for the broker's acknowledgements."""
         pending, self._pending = self._pending, {}
-        if not pending:
+        atomic, self._atomic = self._atomic, {}
+        if not pending and not atomic:
             return 0
         producer = self._producer()
+        futures: list[asyncio.Future[Any]] = []
+        sent = 0
+        for (changelog, changelog_partition), changes in atomic.items():  # one record batch each
+            builder = BatchBuilder(ATOMIC_BATCH_BYTES, DefaultRecordBatch.CODEC_GZIP)
+            for key, value, headers in changes:
+                if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                    raise ChangelogBatchTooLarge(f"{len(changes)} changelog records for {changelog}"
+                                                 f"[{changelog_partition}] exceed {ATOMIC_BATCH_BYTES} bytes")
+            futures.append(await producer.send_batch(builder, changelog, partition=changelog_partition))
+            sent += len(changes)
         by_tp: dict[tuple[str, int], list[Record]] = {}
         for (topic, partition), records in pending.items():
             if partition is not None:
@@ -71,8 +97,6 @@ class BatchWriter:
             for record in records:
                 p = key_partition(record[0], n) if record[0] is not None else 0
                 by_tp.setdefault((topic, p), []).append(record)
-        futures: list[asyncio.Future[Any]] = []
-        sent = 0
         for (topic, partition), records in by_tp.items():
             batch = producer.create_batch()
             for key, value, headers in records:

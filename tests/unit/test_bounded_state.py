@@ -50,5 +50,5 @@ def test_a_posting_with_100000_applications_and_a_fair_with_100000_checkins_stay
     largest = max(len(json.dumps(v)) for v in states.values())
     assert largest < MAX_VALUE_BYTES, largest
     assert max(len(json.dumps(v)) for v in partials.values()) < MAX_VALUE_BYTES
-    day = sum(v["events"] for k, v in partials.items() if k.startswith("windows|") and "granularity=day" in k)
+    day = sum(v["events"] for k, v in partials.items() if k.startswith("partial:windows|") and "granularity=day" in k)
     assert day == 2 * N  # every event counted once, replays not again

@@ -76,7 +76,7 @@ def posted(pid: str = "scu-job-1") -> r.JobPosted:
 
 def pipeline() -> tuple[Pipeline, Writer]:
     writer = Writer()
-    p = Pipeline(seen=Table(), states=Table(), applied=Table(), partials=Table(), rollups=Table(),  # type: ignore[arg-type]
+    p = Pipeline(seen=Table(), states=Table(), rollups=Table(),  # type: ignore[arg-type]
                  domains=domains(), topic=lambda name: name + ".t", dlq=DLQ_TOPIC + ".t", writer=writer,
                  registry=CollectorRegistry())
     return p, writer
@@ -120,11 +120,14 @@ async def test_tables_and_rollup_write_each_key_to_its_event_partition_and_a_rep
              ev(family_topic("jobfair"), 1, 1, b'{"type": "jobfair.nope"}')]
     await p.tables(batch)
     calls = w.take()
-    states = {c[3]: c[2] for c in calls if c[0] == "put" and c[1] is p.states}
-    applied = {c[3]: c[2] for c in calls if c[0] == "put" and c[1] is p.applied}
-    # the entity and its member keys (streams.domains.base) go to the partition of the event
+    puts = {c[3]: c[2] for c in calls if c[0] == "put" and c[1] is p.states}
+    # the entity, its member keys (streams.domains.base), the applied ids and the partial sums: one table,
+    # each key to the partition of the event that caused it
+    states = {k: v for k, v in puts.items() if not k.startswith(("applied:", "partial:"))}
+    applied = {k: v for k, v in puts.items() if k.startswith("applied:")}
     assert states == {"posting:scu-job-1": 4, "fair:cqu-fair-1": 1, "fair:cqu-fair-1|booth|b-1": 1}
-    assert applied == {f"scu/{job.event_id}": 4, f"cqu/{booth.event_id}": 1}
+    assert applied == {f"applied:scu/{job.event_id}": 4, f"applied:cqu/{booth.event_id}": 1}
+    assert {v for k, v in puts.items() if k.startswith("partial:postings-by-segment")} == {4}
     views = {c[2]: json.loads(c[3]) for c in calls if c[0] == "add" and c[1] == agg_topic("fairs") + ".t"}
     assert views[b"cqu-fair-1"]["value"]["booths"] == 1
     assert [c[4]["x-alliance-university"] for c in calls if c[1] == DLQ_TOPIC + ".t"] == [b"internal"]
@@ -134,7 +137,7 @@ async def test_tables_and_rollup_write_each_key_to_its_event_partition_and_a_rep
     # a replay of the same batch: no new applied ids, the same partials sent again
     await p.tables(batch[:2])
     again = w.take()
-    assert not [c for c in again if c[0] == "put" and c[1] is p.applied]
+    assert not [c for c in again if c[0] == "put" and c[3].startswith("applied:")]
     def sums(records: list[tuple[Any, ...]]) -> list[tuple[str, str, str, Any]]:
         bodies = [json.loads(c[3]) for c in records if c[0] == "add" and c[1] == PARTIALS_TOPIC + ".t"]
         return sorted((b["aggregate"], b["key"], b["member"], b["partial"]) for b in bodies)
@@ -191,11 +194,12 @@ def test_an_event_the_engine_cannot_apply_goes_to_the_dlq_alone() -> None:
     events = [posted("scu-job-1"), posted("scu-job-bad"), posted("scu-job-2")]
     raws = [pure.Raw(family_topic("recruitment"), 0, i, None, e.key, e.to_json()) for i, e in enumerate(events)]
     out = pure.tables(raws, doms, {}.get, {}.get, lambda _: False, T0.isoformat(), lambda n: n, DLQ_TOPIC)
-    assert {k for t, _, k, _ in out.puts if t == pure.STATES} == {"posting:scu-job-1", "posting:scu-job-2"}
+    entity = {k for t, _, k, _ in out.puts if t == pure.STATES and k.startswith("posting:")}
+    assert entity == {"posting:scu-job-1", "posting:scu-job-2"}
     assert out.applied == 2 and [e.subject for e in out.events] == ["scu-job-1", "scu-job-2"]
     [(key, headers)] = [(k, dict(h)) for t, k, _, h in out.records if t == DLQ_TOPIC]
     assert key == b"scu-job-bad" and headers["x-alliance-reject-reason"] == b"unprocessable"
     assert b"cannot apply this one" in headers["x-alliance-reject-detail"]
     assert headers["x-alliance-event-id"] == str(events[1].event_id).encode()
-    segment = [v for t, _, k, v in out.puts if t == pure.PARTIALS and "university=*" in k]
+    segment = [v for t, _, k, v in out.puts if k.startswith("partial:") and "university=*" in k]
     assert [v["open_positions"] for v in segment] == [6]  # two postings of 3 positions, not three
