@@ -34,8 +34,7 @@ class _Stores:
     """The worker's tables as dicts, and what the pure batch path writes into them."""
 
     def __init__(self) -> None:
-        self.tables: dict[str, dict[str, Any]] = {t: {} for t in (pure.SEEN, pure.STATES, pure.APPLIED,
-                                                                   pure.PARTIALS, pure.ROLLUPS)}
+        self.tables: dict[str, dict[str, Any]] = {t: {} for t in (pure.SEEN, pure.STATES, pure.ROLLUPS)}
 
     def put(self, writes: pure.Writes) -> None:
         for table, _, key, value in writes.puts:
@@ -72,10 +71,8 @@ def pure_path(items: Sequence[Item], batch: int = 1000, seconds: dict[str, float
         ingested = pure.ingest(raws, university_of, stores.tables[pure.SEEN].get, NOW, _same, DLQ_TOPIC)
         stores.put(ingested)
         t1 = time.perf_counter()
-        applied = stores.tables[pure.APPLIED]
         tabled = pure.tables(_consumed(ingested, "alliance.events.", EVENT_PARTITIONS, start), doms,
-                             stores.tables[pure.STATES].get, stores.tables[pure.PARTIALS].get,
-                             applied.__contains__, NOW.isoformat(), _same, DLQ_TOPIC)
+                             stores.tables[pure.STATES].get, NOW.isoformat(), _same, DLQ_TOPIC)
         stores.put(tabled)
         t2 = time.perf_counter()
         rolled = pure.rollup(_consumed(tabled, PARTIALS_TOPIC, AGG_PARTITIONS, start),

@@ -25,7 +25,6 @@ from events.errors import EventValidationError
 from events.topics import PARTIALS_TOPIC, agg_topic, family_topic
 from streams import engine
 from streams import rollup as rollups
-from streams.contributions import Values
 from streams.domains import Domain
 from streams.ingest import Rejected, classify, readable_event_id, seen_key
 
@@ -35,7 +34,6 @@ Headers = list[tuple[str, bytes]]
 # ids and its partition's partial sums in ONE table, so that one batch's writes to a partition are one atomic
 # changelog record batch (streams.writer): a partial never counts an event whose state did not persist.
 SEEN, STATES, ROLLUPS = "ingest-seen", "entity-state", "rollups"
-APPLIED = PARTIALS = STATES
 INTERNAL = "internal"  # x-alliance-university of a rejected record read from an internal topic
 # A DLQ copy keeps at most this much of a record (the contract's events are at most 16 KiB): a ~1 MB record
 # plus headers would exceed the broker's message size and fail the whole batch.
@@ -159,12 +157,11 @@ class TablesWrites(Writes):
     aggregates: list[str] = field(default_factory=list)  # aggregate of every per-entity record written
 
 
-def tables(batch: Sequence[Raw], domains: Mapping[str, Domain], get_state: Callable[[str], Any],
-           get_partial: Callable[[str], Values | None], was_applied: Callable[[str], bool], now: str,
+def tables(batch: Sequence[Raw], domains: Mapping[str, Domain], lookup: Callable[[str], Any], now: str,
            topic: Callable[[str], str], dlq: str) -> TablesWrites:
-    """Apply a batch of canonical events to entity states and partial aggregates (streams.engine); a
-    record that is not a valid event goes to the DLQ instead of stopping the batch. ``now`` (ISO 8601)
-    stamps the partials and the views of entities without an event time."""
+    """Apply a batch of canonical events to entity states and partial aggregates (streams.engine; ``lookup``
+    reads the entity-state table); a record that is not a valid event goes to the DLQ instead of stopping
+    the batch. ``now`` (ISO 8601) stamps the partials and the views of entities without an event time."""
     out = TablesWrites()
     items: list[tuple[int, Event]] = []
     valid_raws: list[Raw] = []
@@ -176,7 +173,7 @@ def tables(batch: Sequence[Raw], domains: Mapping[str, Domain], get_state: Calla
             continue
         items.append((raw.partition, event))
         valid_raws.append(raw)
-    result = engine.process(items, domains, get_state, get_partial, was_applied)
+    result = engine.process(items, domains, lookup)
     for index, why in result.failed:  # the engine refused these events alone: the rest of the batch stands
         raw = valid_raws[index]
         out.reject(dlq, raw, _internal_reject("unprocessable", why, raw))
@@ -186,9 +183,9 @@ def tables(batch: Sequence[Raw], domains: Mapping[str, Domain], get_state: Calla
     for key, (partition, state) in result.states.items():
         out.puts.append((STATES, partition, key, state))
     for key, partition in result.applied_ids.items():
-        out.puts.append((APPLIED, partition, key, 1))
+        out.puts.append((STATES, partition, key, 1))
     for pk, values in result.partials.items():
-        out.puts.append((PARTIALS, pk[2], engine.partial_key(pk), values))
+        out.puts.append((STATES, pk[2], engine.partial_key(pk), values))
         body = {"aggregate": pk[0], "key": pk[1], "member": f"p{pk[2]}", "partial": values, "at": now}
         out.records.append((topic(PARTIALS_TOPIC), f"{pk[0]}|{pk[1]}".encode(), to_json(body), []))
     for aggregate, key, value in result.views:

@@ -32,7 +32,11 @@ class BatchResult:
     partials: dict[PartialKey, Values] = field(default_factory=dict)
     views: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     view_times: dict[str, str] = field(default_factory=dict)
-    applied: int = 0  # events applied for the first time (replays excluded)
+
+    @property
+    def applied(self) -> int:
+        """Events applied for the first time (replays excluded)."""
+        return len(self.applied_ids)
     failed: list[tuple[int, str]] = field(default_factory=list)  # (index in the batch, why) of refused events
 
 
@@ -51,15 +55,15 @@ def partial_key(pk: PartialKey) -> str:
 def process(
     items: Iterable[tuple[int, Event]],
     domains: Mapping[str, Domain],
-    get_state: Callable[[str], State | None],
-    get_partial: Callable[[str], Values | None],
-    was_applied: Callable[[str], bool],
+    lookup: Callable[[str], Any],
 ) -> BatchResult:
+    """Apply ``items`` (partition, event). ``lookup`` reads the entity-state table, which holds entity
+    states, their members, applied ids (``applied_key``) and partial sums (``partial_key``)."""
     out = BatchResult()
     touched: dict[str, Domain] = {}
 
     def read(key: str) -> State | None:
-        return out.states[key][1] if key in out.states else get_state(key)
+        return out.states[key][1] if key in out.states else lookup(key)
 
     for index, (partition, event) in enumerate(items):
         try:  # everything for one event is computed first and committed to ``out`` only if it all worked
@@ -70,7 +74,7 @@ def process(
             new = domain.apply(tx, old, event)
             tx.put(key, new)
             ak = applied_key(event)
-            first_time = ak not in out.applied_ids and not was_applied(ak)
+            first_time = ak not in out.applied_ids and lookup(ak) is None
             contributions = domain.contributions(new)
             delta = diff(domain.contributions(old) if old is not None else {}, contributions)
             windows = window_counts(event)
@@ -83,14 +87,13 @@ def process(
             partials: dict[PartialKey, Values] = {}
             for (aggregate, dk), values in delta.items():
                 pk = (aggregate, dk, partition)
-                current = out.partials[pk] if pk in out.partials else (get_partial(partial_key(pk)) or {})
+                current = out.partials[pk] if pk in out.partials else (lookup(partial_key(pk)) or {})
                 partials[pk] = add_into(current, values)
         except Exception as exc:  # a bug or a value the domain cannot take: this event alone is refused
             out.failed.append((index, f"{type(exc).__name__}: {exc}"))
             continue
         if first_time:
             out.applied_ids[ak] = partition
-        out.applied += first_time
         for written, value in tx.writes.items():  # the entity and its member keys, all on the event's partition
             out.states[written] = (partition, value)
         touched[key] = domain

@@ -97,9 +97,8 @@ class Pipeline:
     async def tables(self, batch: Sequence[EventT[bytes]]) -> None:
         """If a crash lands between the table writes and the sends, the replay finds the events already
         applied (``applied:`` keys) and re-sends the same partials and views."""
-        writes = pure.tables([raw(ev) for ev in batch], self.domains, self.states.get, self.states.get,
-                             lambda key: self.states.get(key) is not None, datetime.now(UTC).isoformat(),
-                             self.topic, self.dlq)
+        writes = pure.tables([raw(ev) for ev in batch], self.domains, self.states.get,
+                             datetime.now(UTC).isoformat(), self.topic, self.dlq)
         await self._write(writes)
         if (m := self.metrics) is not None:
             now_s = time.time()

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from faust.types import EventT
 from mode import want_seconds
+from mode.utils.aiter import aiter
 from mode.utils.futures import notify
 
 
@@ -58,7 +59,7 @@ async def take_events(stream: Any, max_: int, within: float) -> AsyncIterator[Se
 
     stream.enable_acks = False  # this generator acknowledges, after the agent processed a batch
     stream.add_processor(add_to_buffer)
-    stream._enable_passive(cast(Any, aiter_channel(stream)))
+    stream._enable_passive(cast(Any, aiter(stream.channel)))
     try:
         while not stream.should_stop:
             await stream.wait_for_stopped(buffer_full, timeout=timeout)
@@ -79,9 +80,3 @@ async def take_events(stream: Any, max_: int, within: float) -> AsyncIterator[Se
     finally:
         stream.enable_acks = stream_enable_acks
         stream._processors.remove(add_to_buffer)
-
-
-def aiter_channel(stream: Any) -> Any:
-    from mode.utils.aiter import aiter
-
-    return aiter(stream.channel)

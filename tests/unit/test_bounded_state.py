@@ -18,17 +18,18 @@ MAX_VALUE_BYTES = 1024
 
 
 def _run(events: list[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    states: dict[str, Any] = {}
+    table: dict[str, Any] = {}  # the entity-state table: states, members, applied ids, partials
     partials: dict[str, Any] = {}
-    applied: set[str] = set()
     doms = domains()
     for start in range(0, len(events), 1000):
         batch = [(0, e) for e in events[start:start + 1000]]
-        out = engine.process(batch, doms, states.get, partials.get, applied.__contains__)
+        out = engine.process(batch, doms, table.get)
         assert not out.failed
-        states.update({k: v for k, (_, v) in out.states.items()})
+        table.update({k: v for k, (_, v) in out.states.items()})
         partials.update({engine.partial_key(pk): v for pk, v in out.partials.items()})
-        applied.update(out.applied_ids)
+        table.update(partials)
+        table.update(dict.fromkeys(out.applied_ids, 1))
+    states = {k: v for k, v in table.items() if not k.startswith(("applied:", "partial:"))}
     return states, partials
 
 
