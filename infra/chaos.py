@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from pydantic import SecretStr
 
 from consumers.migrate import migrate
 from core.settings import PROJECT_ROOT, Settings
@@ -83,7 +84,7 @@ class Run:
         base, _, _ = settings.dsn.rpartition("/")
         self.admin_dsn = settings.dsn
         self.cfg = settings.model_copy(update={"topic_suffix": self.suffix, "app_id": f"chaos-{self.id}",
-                                               "database_url": _secret(f"{base}/{self.database}")})
+                                               "database_url": SecretStr(f"{base}/{self.database}")})
         self.log_dir = log_dir / self.id
         ports = [free_port() for _ in range(workers + 1)]
         self.workers = [worker(i, self.cfg, self.log_dir, port=p) for i, p in enumerate(ports[:-1])]
@@ -195,12 +196,6 @@ class Run:
             await conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
         finally:
             await conn.close()
-
-
-def _secret(value: str) -> Any:
-    from pydantic import SecretStr
-
-    return SecretStr(value)
 
 
 # ------------------------------------------------------------------------------------------ scenarios
