@@ -31,6 +31,7 @@ from events.topics import (
 )
 from streams.consumer import install as install_gapless_consumer
 from streams.domains import domains
+from streams.fence import MembershipFence
 from streams.lag import LagReporter, StallGuard
 from streams.pipeline import Pipeline
 from streams.take import take_events
@@ -45,6 +46,10 @@ LAG_INTERVAL_S = 2.0  # consumer lag report, partition starts and stall check
 
 def broker_url(bootstrap: str) -> str:
     return ";".join(f"kafka://{hp.strip()}" for hp in bootstrap.split(",") if hp.strip())
+
+
+def heartbeat_interval(settings: Settings) -> float:
+    return min(3.0, settings.session_timeout_seconds / 5)
 
 
 def faust_config(settings: Settings, *, app_id: str | None = None, web_port: int | None = None) -> dict[str, Any]:
@@ -66,7 +71,7 @@ def faust_config(settings: Settings, *, app_id: str | None = None, web_port: int
         consumer_group_instance_id=(f"{settings.group_instance_id}-{web_port or settings.web_port}"
                                     if settings.group_instance_id else None),
         broker_session_timeout=settings.session_timeout_seconds,
-        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 5),
+        broker_heartbeat_interval=heartbeat_interval(settings),
         web_enabled=web_port is not None,
         web_port=web_port or settings.web_port,
         web_in_thread=False,
@@ -126,7 +131,9 @@ def create_app(
     """Build the worker app (topic names get ``settings.topic_suffix``)."""
     n = settings.topic
     app = faust.App(**faust_config(settings, app_id=app_id, web_port=web_port))
-    install_gapless_consumer(app)  # faust would commit over records it dropped in a rebalance
+    # a worker expelled from its group (frozen past the session timeout) must not write (streams.fence)
+    fence = MembershipFence(settings.session_timeout_seconds, heartbeat_interval(settings))
+    install_gapless_consumer(app, fence)  # faust would commit over records it dropped in a rebalance
 
     def take(stream: faust.StreamT[bytes]) -> AsyncIterator[Sequence[EventT[bytes]]]:
         return batches(stream, batch_size, batch_within)
@@ -145,7 +152,13 @@ def create_app(
     rollups = app.Table("rollups", partitions=settings.agg_partitions, default=None)
 
     # faust's producer wraps one aiokafka producer; the writer batches onto it (see streams.writer)
-    writer = BatchWriter(lambda: app.producer._ensure_producer())  # type: ignore[attr-defined]
+    def producer() -> Any:
+        aiokafka_producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
+        fence.guard_producer(aiokafka_producer)  # idempotent
+        return aiokafka_producer
+
+    fence_wait_s = max(30.0, 2 * settings.session_timeout_seconds)
+    writer = BatchWriter(producer, before_flush=lambda: fence.wait_writable(fence_wait_s))
     pipeline = Pipeline(
         seen=seen, states=states, rollups=rollups, domains=domains(),
         topic=n, dlq=n(DLQ_TOPIC), writer=writer, registry=registry,

@@ -36,7 +36,9 @@ from typing import Any
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
-from faust.transport.drivers.aiokafka import Consumer
+from faust.transport.drivers.aiokafka import Consumer, ConsumerRebalanceListener
+
+from streams.fence import MembershipFence
 
 log = logging.getLogger("streams.consumer")
 
@@ -49,7 +51,20 @@ def _firsts(records_it: Any) -> dict[Any, int]:
     return firsts
 
 
+class FencedRebalanceListener(ConsumerRebalanceListener):
+    """faust's listener, which also lets the consumer's :class:`MembershipFence` watch the group
+    coordinator (before the first JoinGroup: the revoke callback runs when a join is prepared)."""
+
+    def on_partitions_revoked(self, revoked: Any) -> Any:
+        fence: MembershipFence | None = getattr(self._thread.consumer, "fence", None)
+        if fence is not None:
+            fence.watch_coordinator(self._thread._ensure_consumer()._coordinator)
+        return super().on_partitions_revoked(revoked)
+
+
 class GaplessConsumer(Consumer):
+    RebalanceListener = FencedRebalanceListener
+    fence: MembershipFence | None = None  # set per app by :func:`install`
     skipped_jumps = 0  # offset jumps seen by the fetcher (never committed over), per process
     rewinds = 0  # partitions sought back to a record fetched but not delivered, per process
 
@@ -180,6 +195,12 @@ class GaplessConsumer(Consumer):
         return run[-1] + 1
 
 
-def install(app: faust.App) -> None:
-    """Make ``app`` create a :class:`GaplessConsumer` (before its consumer exists)."""
-    app.transport.Consumer = GaplessConsumer  # type: ignore[misc]
+def install(app: faust.App, fence: MembershipFence | None = None) -> None:
+    """Make ``app`` create a :class:`GaplessConsumer` (before its consumer exists) whose group membership
+    ``fence`` watches."""
+    app.transport.Consumer = type("GaplessConsumer", (GaplessConsumer,), {"fence": fence})  # type: ignore[misc]
+
+
+def fence_of(app: faust.App) -> MembershipFence | None:
+    """The membership fence :func:`install` gave ``app``'s consumer."""
+    return getattr(app.transport.Consumer, "fence", None)

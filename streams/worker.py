@@ -21,6 +21,8 @@ from core.errors import TopicError
 from core.settings import Settings, SettingsError, load_settings
 from core.topic_admin import verify
 from streams.app import create_app
+from streams.consumer import fence_of
+from streams.fence import install_resume_check
 from streams.metrics import FAUST_SENSOR_PREFIX
 
 log = logging.getLogger("streams.worker")
@@ -119,6 +121,8 @@ def main(argv: Sequence[str]) -> int:
         return 2
     app = build_worker_app(settings, web_port=args.web_port)
     worker = Worker(app, loglevel=args.loglevel, stop_grace_seconds=settings.stop_grace_seconds)
+    if (fence := fence_of(app)) is not None:
+        install_resume_check(fence)  # a worker continued after a stop past its session exits unwritten
     # At -l warning or above, faust's terminal spinner sets the root logger to DEBUG so that every log
     # call spins it; aiokafka then formats a debug record (with the value's repr) for every message sent.
     # That costs more than the processing itself, so the spinner is switched off.

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any
 
@@ -54,8 +54,10 @@ def changelog_bytes(obj: Any) -> bytes:
 
 
 class BatchWriter:
-    def __init__(self, producer: Callable[[], AIOKafkaProducer]) -> None:
+    def __init__(self, producer: Callable[[], AIOKafkaProducer],
+                 before_flush: Callable[[], Awaitable[None]] | None = None) -> None:
         self._producer = producer
+        self._before_flush = before_flush  # the worker's zombie fence (streams.fence)
         self._partitions: dict[str, int] = {}
         self._pending: dict[tuple[str, int | None], list[Record]] = {}
         self._atomic: dict[tuple[str, int], list[Record]] = {}  # changelog writes: one record batch each
@@ -77,6 +79,8 @@ class BatchWriter:
         atomic, self._atomic = self._atomic, {}
         if not pending and not atomic:
             return 0
+        if self._before_flush is not None:
+            await self._before_flush()
         producer = self._producer()
         futures: list[asyncio.Future[Any]] = []
         sent = 0
