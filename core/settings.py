@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import AllianceError
@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     local_kafka_port: int = Field(default=9092, ge=1, le=65535, description="client port of the local broker")
     local_kafka_controller_port: int = Field(default=9093, ge=1, le=65535,
                                              description="KRaft controller port of the local broker")
+    local_brokers: int = Field(
+        default=1, ge=1, le=5,
+        description="local Kafka nodes: 1, or 3 for the compose topology as local processes (node i on "
+                    "local_kafka_port + 2(i-1) and local_kafka_controller_port + 2(i-1))")
     local_postgres_port: int = Field(default=54329, ge=1, le=65535, description="port of the local PostgreSQL")
     kafka_version: str = "4.0.2"
     replication_factor: int = Field(default=1, ge=1, le=5)
@@ -70,6 +74,13 @@ class Settings(BaseSettings):
         description="HMAC key used to pseudonymise student ids before they leave a university",
     )
 
+    @model_validator(mode="after")
+    def _replicas_fit_the_local_brokers(self) -> Settings:
+        if self.uses_local_kafka and self.replication_factor > self.local_brokers:
+            raise ValueError(f"replication factor {self.replication_factor} needs as many local brokers: "
+                             f"set ALLIANCE_LOCAL_BROKERS={self.replication_factor} (or use an external cluster)")
+        return self
+
     @property
     def uses_local_kafka(self) -> bool:
         return self.kafka_bootstrap_servers is None
@@ -80,7 +91,8 @@ class Settings(BaseSettings):
 
     @property
     def bootstrap(self) -> str:
-        return self.kafka_bootstrap_servers or f"127.0.0.1:{self.local_kafka_port}"
+        return self.kafka_bootstrap_servers or ",".join(
+            f"127.0.0.1:{self.local_kafka_port + 2 * i}" for i in range(self.local_brokers))
 
     @property
     def group_instance_id(self) -> str | None:

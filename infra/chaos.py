@@ -19,6 +19,10 @@ Scenarios (each on the local stack the command starts itself, like ``python -m i
   kill-publisher     kill -9 a university's publish command mid-file, then run it again
   worker-down-alert  a real Prometheus scrapes the worker: AllianceWorkerDown fires while it is down and
                      resolves once it is back (checked through Prometheus's HTTP API)
+  broker-bounce      on a 3-broker local KRaft cluster (the compose topology: replication 3,
+                     min.insync.replicas 2, started by this command on local_kafka_port + 10): kill -9 the
+                     leader of an ingest partition, then of a canonical event partition, five bounces in
+                     all, while universities keep publishing and two workers process
 
 The table printed at the end (and written with ``--json``): scenario, runs, events in, lost, double
 counted, wrong keys, stuck runs, recovery p50/max (seconds from the last fault to an exact result).
@@ -48,10 +52,12 @@ from pydantic import SecretStr
 from consumers.migrate import migrate
 from core.settings import PROJECT_ROOT, Settings
 from core.topic_admin import provision
+from events.reference import UNIVERSITIES
 from events.simulator import alliance_day
 from events.simulator.publish import publish
-from events.topics import AGGREGATES, agg_topic
+from events.topics import AGGREGATES, Family, agg_topic, family_topic, ingest_topic
 from infra.errors import InfraError
+from infra.kafka_local import LocalKafkaCluster
 from infra.local import LocalStack
 from infra.oracle import accepted_events, expected_aggregates
 from infra.processes import Service, free_port, projector, wait_until, worker
@@ -95,7 +101,8 @@ class Run:
     # -- set-up and the stream ------------------------------------------------------------------------
 
     def start(self, with_workers: bool = True) -> None:
-        provision(self.cfg.bootstrap, self.cfg.registry(), suffix=self.suffix)
+        provision(self.cfg.bootstrap, self.cfg.registry(), replication_factor=self.cfg.replication_factor,
+                  suffix=self.suffix)
         asyncio.run(self._create_database())
         services = [*self.workers, self.projector] if with_workers else [self.projector]
         for s in services:
@@ -318,6 +325,47 @@ def worker_down_alert(run: Run, stack: LocalStack) -> None:
         prom.stop()
 
 
+def broker_bounce(run: Run, stack: LocalStack) -> None:
+    cluster = stack.kafka
+    if not isinstance(cluster, LocalKafkaCluster):
+        raise InfraError("broker-bounce needs the local 3-broker cluster")
+    thread = run.publish_in_background(40)
+    targets = [ingest_topic(next(iter(UNIVERSITIES))), family_topic(Family.RECRUITMENT)]
+    for i in range(5):
+        run.wait_published(0.1 + 0.16 * i, thread)
+        topic = targets[i % 2] + run.suffix
+        leader = partition_leader(run.cfg.bootstrap, topic, 0)
+        node = cluster.node(leader)
+        node.kill()
+        run.fault(f"kill -9 broker {leader} (leader of {topic}[0])")
+        time.sleep(3.0)
+        node.start(wait=False)
+        cluster.wait_ready(120)
+        run.fault(f"broker {leader} back")
+    thread.join()
+
+
+def partition_leader(bootstrap: str, topic: str, partition: int) -> int:
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="alliance-chaos", request_timeout_ms=10_000)
+    try:
+        for t in admin.describe_topics([topic]):
+            for p in t["partitions"]:
+                if p["partition_index"] == partition and p["leader_id"] >= 0:
+                    return int(p["leader_id"])
+    finally:
+        admin.close()
+    raise InfraError(f"{topic}[{partition}] has no leader")
+
+
+def cluster_settings(settings: Settings) -> Settings:
+    """The 3-broker cluster's settings: replication 3 on ports beside the single local broker's."""
+    return settings.model_copy(update={"local_brokers": 3, "replication_factor": 3,
+                                       "local_kafka_port": settings.local_kafka_port + 10,
+                                       "local_kafka_controller_port": settings.local_kafka_controller_port + 10})
+
+
 SCENARIOS: dict[str, tuple[Callable[[Run, LocalStack], None], int]] = {  # scenario -> (faults, workers)
     "fresh-start": (fresh_start, 1),
     "kill-worker": (kill_worker, 2),
@@ -328,7 +376,9 @@ SCENARIOS: dict[str, tuple[Callable[[Run, LocalStack], None], int]] = {  # scena
     "restart-postgres": (restart_postgres, 1),
     "kill-publisher": (kill_publisher, 1),
     "worker-down-alert": (worker_down_alert, 1),
+    "broker-bounce": (broker_bounce, 2),
 }
+CLUSTER_SCENARIOS = {"broker-bounce"}  # run on the local 3-broker cluster
 
 
 def run_scenario(settings: Settings, stack: LocalStack, name: str, *, events: int, seed: int, timeout: float,
@@ -395,20 +445,30 @@ def main(settings: Settings, argv: list[str] | None = None) -> int:
 
     stack = LocalStack(settings)
     stack.up()
+    cluster = None
+    if CLUSTER_SCENARIOS & set(names):
+        cluster = LocalStack(cluster_settings(settings))
+        cluster.up()
     log_dir = settings.local_dir / "chaos"
     results: list[RunResult] = []
     started = time.monotonic()
-    for name in names:
-        for i in range(args.repeat):
-            print(f"[chaos] {name} run {i + 1}/{args.repeat} ({args.events} records, seed {seed})", flush=True)
-            result = run_scenario(settings, stack, name, events=args.events, seed=seed, timeout=args.timeout,
-                                  log_dir=log_dir, progress=lambda line: print(line, flush=True), keep=args.keep)
-            seed += 1
-            state = "STUCK" if result.stuck else ("exact" if result.verdict.exact else "WRONG")
-            recovery = "-" if result.recovery_s is None else f"{result.recovery_s:.1f}s"
-            print(f"[chaos]   {state}: lost {result.verdict.lost}, double {result.verdict.double}, "
-                  f"recovery {recovery}" + "".join(f"\n          {n}" for n in result.notes), flush=True)
-            results.append(result)
+    try:
+        for name in names:
+            on = cluster if name in CLUSTER_SCENARIOS and cluster is not None else stack
+            for i in range(args.repeat):
+                print(f"[chaos] {name} run {i + 1}/{args.repeat} ({args.events} records, seed {seed})", flush=True)
+                result = run_scenario(on.settings, on, name, events=args.events, seed=seed, timeout=args.timeout,
+                                      log_dir=log_dir, progress=lambda line: print(line, flush=True),
+                                      keep=args.keep)
+                seed += 1
+                state = "STUCK" if result.stuck else ("exact" if result.verdict.exact else "WRONG")
+                recovery = "-" if result.recovery_s is None else f"{result.recovery_s:.1f}s"
+                print(f"[chaos]   {state}: lost {result.verdict.lost}, double {result.verdict.double}, "
+                      f"recovery {recovery}" + "".join(f"\n          {n}" for n in result.notes), flush=True)
+                results.append(result)
+    finally:
+        if cluster is not None:  # the single broker stays up like `python -m infra up`; the cluster is the run's
+            cluster.down_kafka()
     rows = table(results)
     print(f"\n{format_table(rows)}\n[chaos] {len(results)} run(s) in {time.monotonic() - started:.0f}s", flush=True)
     if args.json is not None:

@@ -1,4 +1,6 @@
-"""A REAL single-node Apache Kafka broker in KRaft mode (no ZooKeeper), for development and tests.
+"""REAL Apache Kafka brokers in KRaft mode (no ZooKeeper), for development and tests: one broker
+(:class:`LocalKafka`, what ``python -m infra up`` starts) or the compose topology as local processes
+(:class:`LocalKafkaCluster`: three combined broker+controller nodes, replication 3, min.insync.replicas 2).
 
 The broker's jars (org.apache.kafka:kafka_2.13 plus a log4j2 binding) are resolved from Maven Central
 with Maven into ``<local_dir>/kafka-libs-<version>`` once, then the broker is formatted and started
@@ -7,7 +9,9 @@ with ``java``. Readiness is an admin ``describe_cluster`` call, not a sleep.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -52,7 +56,10 @@ def fetch_jars(cache_dir: Path, version: str) -> Path:
 
 @dataclass
 class LocalKafka:
-    """One broker+controller process; state under ``home``, jars under ``cache_dir``."""
+    """One broker+controller process; state under ``home``, jars under ``cache_dir``. In a cluster, each node
+    has its ``node_id``, the cluster's ``voters`` (``id@host:port`` of every controller), its ``cluster_id``
+    and the cluster's replication (``replicas``: default and internal topics' replication factor; min ISR
+    is one less)."""
 
     home: Path
     cache_dir: Path
@@ -60,6 +67,10 @@ class LocalKafka:
     controller_port: int = 9093
     version: str = "4.0.2"
     heap: str = "768m"
+    node_id: int = 1
+    voters: str | None = None
+    cluster_id: str | None = None
+    replicas: int = 1
 
     @property
     def bootstrap(self) -> str:
@@ -82,12 +93,13 @@ class LocalKafka:
     def _write_config(self) -> Path:
         data = self.home / "data"
         config = self.home / "server.properties"
+        min_isr = max(1, self.replicas - 1)
         config.write_text(
             "\n".join(
                 [
                     "process.roles=broker,controller",
-                    "node.id=1",
-                    f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                    f"node.id={self.node_id}",
+                    f"controller.quorum.voters={self.voters or f'{self.node_id}@127.0.0.1:{self.controller_port}'}",
                     f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
                     f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
                     "controller.listener.names=CONTROLLER",
@@ -96,13 +108,15 @@ class LocalKafka:
                     f"log.dirs={data}",
                     "num.partitions=1",
                     "auto.create.topics.enable=false",
-                    "offsets.topic.replication.factor=1",
+                    f"default.replication.factor={self.replicas}",
+                    f"min.insync.replicas={min_isr}",
+                    f"offsets.topic.replication.factor={self.replicas}",
                     "offsets.topic.num.partitions=10",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
+                    f"transaction.state.log.replication.factor={self.replicas}",
+                    f"transaction.state.log.min.isr={min_isr}",
                     "transaction.state.log.num.partitions=4",
-                    "share.coordinator.state.topic.replication.factor=1",
-                    "share.coordinator.state.topic.min.isr=1",
+                    f"share.coordinator.state.topic.replication.factor={self.replicas}",
+                    f"share.coordinator.state.topic.min.isr={min_isr}",
                     "group.initial.rebalance.delay.ms=0",
                     "log.cleaner.backoff.ms=2000",
                     "",
@@ -117,9 +131,10 @@ class LocalKafka:
             f"-Dlog4j2.configurationFile={LOG4J2}", "-cp", f"{libs}/*", *args,
         ]
 
-    def start(self, timeout: float = 90.0) -> None:
+    def start(self, timeout: float = 90.0, wait: bool = True) -> None:
         if self.is_running():
-            self.wait_ready(timeout)
+            if wait:
+                self.wait_ready(timeout)
             return
         for port, setting in ((self.port, "ALLIANCE_LOCAL_KAFKA_PORT"),
                               (self.controller_port, "ALLIANCE_LOCAL_KAFKA_CONTROLLER_PORT")):
@@ -132,7 +147,7 @@ class LocalKafka:
         self.home.mkdir(parents=True, exist_ok=True)
         config = self._write_config()
         if not (self.home / "data" / "meta.properties").exists():
-            cluster_id = _kafka_uuid()
+            cluster_id = self.cluster_id or _kafka_uuid()
             fmt = subprocess.run(  # "--cluster-id=<id>": an id may start with "-" (url-safe base64)
                 self._java(libs, "kafka.tools.StorageTool", "format", "--ignore-formatted",
                            f"--cluster-id={cluster_id}", "-c", str(config)),
@@ -146,8 +161,10 @@ class LocalKafka:
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )
         self.pid_file.write_text(str(proc.pid))
-        print(f"[infra] kafka {self.version} (KRaft) starting on {self.bootstrap}, pid {proc.pid}", flush=True)
-        self.wait_ready(timeout)
+        print(f"[infra] kafka {self.version} (KRaft) node {self.node_id} starting on {self.bootstrap}, "
+              f"pid {proc.pid}", flush=True)
+        if wait:
+            self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         def ready() -> bool:
@@ -160,9 +177,96 @@ class LocalKafka:
     def stop(self) -> None:
         pid = self.pid()
         if pid is not None:
-            print(f"[infra] stopping kafka (pid {pid})", flush=True)
+            print(f"[infra] stopping kafka node {self.node_id} (pid {pid})", flush=True)
             terminate(pid, timeout=45)
         self.pid_file.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """kill -9 (a crash): the node's log is recovered at its next start."""
+        pid = self.pid()
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            wait_until(lambda: read_pid(self.pid_file) is None, 30, f"kafka node {self.node_id} to die")
+        self.pid_file.unlink(missing_ok=True)
+
+
+@dataclass
+class LocalKafkaCluster:
+    """The compose topology as local processes: ``size`` combined broker+controller nodes (KRaft quorum
+    of all of them), replication ``size`` and min.insync.replicas ``size - 1`` for every topic by default.
+    Node ``i`` (1-based) listens on ``port + 2(i-1)`` and ``controller_port + 2(i-1)`` (so the default 9092
+    and 9093 give 9092/9093, 9094/9095, 9096/9097); state under ``home/node-<i>``; the cluster id is kept in
+    ``home/cluster.id``."""
+
+    home: Path
+    cache_dir: Path
+    port: int
+    controller_port: int
+    size: int = 3
+    version: str = "4.0.2"
+    heap: str = "512m"
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise InfraError("a cluster needs at least one node")
+
+    @property
+    def cluster_id(self) -> str:
+        path = self.home / "cluster.id"
+        if not path.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            path.write_text(_kafka_uuid())
+        return path.read_text().strip()
+
+    @property
+    def nodes(self) -> list[LocalKafka]:
+        voters = ",".join(f"{i}@127.0.0.1:{self.controller_port + 2 * (i - 1)}" for i in range(1, self.size + 1))
+        return [LocalKafka(home=self.home / f"node-{i}", cache_dir=self.cache_dir, port=self.port + 2 * (i - 1),
+                           controller_port=self.controller_port + 2 * (i - 1), version=self.version,
+                           heap=self.heap,
+                           node_id=i, voters=voters, cluster_id=self.cluster_id, replicas=self.size)
+                for i in range(1, self.size + 1)]
+
+    def node(self, node_id: int) -> LocalKafka:
+        return self.nodes[node_id - 1]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(n.bootstrap for n in self.nodes)
+
+    def start(self, timeout: float = 120.0) -> None:
+        """Start every node (a quorum forms only once a majority runs, so none is awaited alone)."""
+        fetch_jars(self.cache_dir, self.version)
+        for node in self.nodes:
+            node.start(wait=False)
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 120.0, brokers: int | None = None) -> None:
+        """Until ``brokers`` (default: all) nodes are registered brokers of the cluster."""
+        want = self.size if brokers is None else brokers
+
+        def ready() -> bool:
+            for node in self.nodes:
+                if not node.is_running() and brokers is None:
+                    raise InfraError(f"kafka node {node.node_id} exited during start-up:\n{tail(node.log_file)}")
+            return _live_brokers(self.bootstrap) >= want
+
+        wait_until(ready, timeout, f"{want} Kafka brokers on {self.bootstrap}",
+                   on_fail=lambda: "\n".join(tail(n.log_file, 10) for n in self.nodes))
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def is_running(self) -> bool:
+        return any(n.is_running() for n in self.nodes)
+
+    def status(self) -> str:
+        return ", ".join(f"node {n.node_id} {'running' if n.is_running() else 'stopped'} ({n.bootstrap})"
+                         for n in self.nodes)
 
 
 def _kafka_uuid() -> str:
@@ -170,6 +274,23 @@ def _kafka_uuid() -> str:
     import base64
 
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _live_brokers(bootstrap: str) -> int:
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000, client_id="alliance-ready")
+    except (KafkaError, OSError, ValueError):
+        return 0
+    try:
+        cluster = admin.describe_cluster()
+        return len(cluster.get("brokers") or []) if cluster.get("controller_id") is not None else 0
+    except (KafkaError, OSError):
+        return 0
+    finally:
+        admin.close()
 
 
 def _admin_ready(bootstrap: str) -> bool:

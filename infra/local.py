@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.settings import Settings
-from infra.kafka_local import LocalKafka
+from infra.kafka_local import LocalKafka, LocalKafkaCluster
 from infra.postgres_local import LocalPostgres
+from infra.processes import read_pid, terminate
 
 
 @dataclass
@@ -16,9 +17,15 @@ class LocalStack:
     settings: Settings
 
     @property
-    def kafka(self) -> LocalKafka | None:
+    def kafka(self) -> LocalKafka | LocalKafkaCluster | None:
         if not self.settings.uses_local_kafka:
             return None
+        if self.settings.local_brokers > 1:  # the compose topology: its own state, beside the single broker's
+            return LocalKafkaCluster(
+                home=self.settings.local_dir / f"kafka-cluster-{self.settings.local_brokers}",
+                cache_dir=self.settings.local_dir, port=self.settings.local_kafka_port,
+                controller_port=self.settings.local_kafka_controller_port, size=self.settings.local_brokers,
+                version=self.settings.kafka_version)
         return LocalKafka(
             home=self.settings.local_dir / "kafka", cache_dir=self.settings.local_dir,
             port=self.settings.local_kafka_port, controller_port=self.settings.local_kafka_controller_port,
@@ -42,11 +49,21 @@ class LocalStack:
             p.stop()
         if (k := self.kafka) is not None:
             k.stop()
+        for pid_file in sorted(self.settings.local_dir.glob("kafka-cluster-*/node-*/broker.pid")):
+            if (pid := read_pid(pid_file)) is not None:  # a cluster node left by an interrupted chaos run
+                print(f"[infra] stopping kafka {pid_file.parent.name} (pid {pid})", flush=True)
+                terminate(pid, timeout=45)
+            pid_file.unlink(missing_ok=True)
+
+    def down_kafka(self) -> None:
+        if (k := self.kafka) is not None:
+            k.stop()
 
     def status(self) -> dict[str, str]:
         k, p = self.kafka, self.postgres
         return {
             "kafka": f"external {self.settings.bootstrap}" if k is None
+            else k.status() if isinstance(k, LocalKafkaCluster)
             else f"{'running pid ' + str(k.pid()) if k.is_running() else 'stopped'} ({k.bootstrap})",
             "postgres": "external" if p is None
             else f"{'running pid ' + str(p.pid()) if p.is_running() else 'stopped'} (127.0.0.1:{p.port})",

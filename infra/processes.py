@@ -143,6 +143,7 @@ class Service:
         env = {**os.environ, "ALLIANCE_KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap,
                "ALLIANCE_DATABASE_URL": settings.dsn, "ALLIANCE_TOPIC_SUFFIX": settings.topic_suffix,
                "ALLIANCE_APP_ID": settings.app_id, "ALLIANCE_LOCAL_DIR": str(settings.local_dir),
+               "ALLIANCE_REPLICATION_FACTOR": str(settings.replication_factor),
                "PYTHONUNBUFFERED": "1", **self.env}
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as out:
