@@ -426,6 +426,14 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join("  ".join(c[i].ljust(widths[i]) for i in range(len(head))) for c in cells)
 
 
+def write_json(path: Path, results: list[RunResult]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"table": table(results), "runs": [
+        {"scenario": r.scenario, "events_in": r.events_in, "lost": r.verdict.lost,
+         "double_counted": r.verdict.double, "wrong": r.verdict.wrong, "stuck": r.stuck,
+         "recovery_s": r.recovery_s, "notes": r.notes} for r in results]}, indent=2))
+
+
 def main(settings: Settings, argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra chaos", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -435,7 +443,8 @@ def main(settings: Settings, argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=20_000, help="records of the simulated day (default 20000)")
     parser.add_argument("--seed", type=int, default=None, help="first simulator seed (default: random)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds a run may take to converge")
-    parser.add_argument("--json", type=Path, default=None, help="also write the table and every run here")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also write the table and every run here (rewritten after each run)")
     parser.add_argument("--keep", action="store_true", help="keep each run's database (for inspection)")
     args = parser.parse_args(argv)
     names = list(SCENARIOS) if not args.scenario or "all" in args.scenario else list(dict.fromkeys(args.scenario))
@@ -466,16 +475,12 @@ def main(settings: Settings, argv: list[str] | None = None) -> int:
                 print(f"[chaos]   {state}: lost {result.verdict.lost}, double {result.verdict.double}, "
                       f"recovery {recovery}" + "".join(f"\n          {n}" for n in result.notes), flush=True)
                 results.append(result)
+                if args.json is not None:  # after every run: an interrupted long run keeps what it measured
+                    write_json(args.json, results)
     finally:
         if cluster is not None:  # the single broker stays up like `python -m infra up`; the cluster is the run's
             cluster.down_kafka()
     rows = table(results)
     print(f"\n{format_table(rows)}\n[chaos] {len(results)} run(s) in {time.monotonic() - started:.0f}s", flush=True)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"table": rows, "runs": [
-            {"scenario": r.scenario, "events_in": r.events_in, "lost": r.verdict.lost,
-             "double_counted": r.verdict.double, "wrong": r.verdict.wrong, "stuck": r.stuck,
-             "recovery_s": r.recovery_s, "notes": r.notes} for r in results]}, indent=2))
     bad = [r for r in results if r.stuck or not r.verdict.exact]
     return 1 if bad else 0
