@@ -42,13 +42,14 @@ class EventValidationError(EventError):
 
 
 REASON_CODES = ("invalid", "unknown_type", "oversized", "malformed", "duplicate", "conflict", "spoofed_source",
-                "future_timestamp", "unprocessable")
+                "not_owner", "future_timestamp", "unprocessable")
 """Why the ingest refused a record (the DLQ's ``x-alliance-reject-reason``):
 
 - ``invalid``, ``unknown_type``, ``oversized``, ``malformed``: the record does not satisfy the contract;
 - ``duplicate``: an exact re-send (same source university, same event id, same content) of an accepted event;
 - ``conflict``: the source university re-used one of its accepted event ids for *different* content;
 - ``spoofed_source``: the envelope names another university than the owner of the ingest topic;
+- ``not_owner``: the event is about a posting, fair or mentor another university owns (events.ownership);
 - ``future_timestamp``: occurred_at lies more than ``events.base.MAX_CLOCK_SKEW`` after the record's arrival;
 - ``unprocessable``: a valid record the backbone could not apply (a bug, a value it cannot store); kept in the
   DLQ with the error for an operator, so that it never stops the records around it.

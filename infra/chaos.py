@@ -40,9 +40,11 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -330,33 +332,62 @@ def broker_bounce(run: Run, stack: LocalStack) -> None:
     if not isinstance(cluster, LocalKafkaCluster):
         raise InfraError("broker-bounce needs the local 3-broker cluster")
     thread = run.publish_in_background(40)
-    targets = [ingest_topic(next(iter(UNIVERSITIES))), family_topic(Family.RECRUITMENT)]
+    targets = [ingest_topic(next(iter(UNIVERSITIES))) + run.suffix, family_topic(Family.RECRUITMENT) + run.suffix]
     for i in range(5):
         run.wait_published(0.1 + 0.16 * i, thread)
-        topic = targets[i % 2] + run.suffix
-        leader = partition_leader(run.cfg.bootstrap, topic, 0)
+        topic = targets[i % 2]
+        leader = wait_for(partial(partition_leader, run.cfg.bootstrap, topic, 0), 60, f"the leader of {topic}[0]")
         node = cluster.node(leader)
         node.kill()
         run.fault(f"kill -9 broker {leader} (leader of {topic}[0])")
         time.sleep(3.0)
         node.start(wait=False)
-        cluster.wait_ready(120)
-        run.fault(f"broker {leader} back")
+        node.wait_ready(120)
+        # the next bounce only once every replica of both topics caught up again (Kafka's bounce tests too)
+        wait_for(lambda: all_in_sync(run.cfg.bootstrap, targets, cluster.size), 120, "replicas back in sync")
+        run.fault(f"broker {leader} back, replicas in sync")
     thread.join()
 
 
-def partition_leader(bootstrap: str, topic: str, partition: int) -> int:
+def wait_for(probe: Callable[[], Any], timeout: float, what: str) -> Any:
+    """``probe()``'s first truthy result; a broker that is not answering yet is asked again."""
+    from kafka.errors import KafkaError
+
+    found: list[Any] = []
+
+    def once() -> bool:
+        try:
+            value = probe()
+        except (KafkaError, OSError, InfraError):
+            return False
+        if value:
+            found.append(value)
+        return bool(value)
+
+    wait_until(once, timeout, what, interval=0.5)
+    return found[-1]
+
+
+def _partitions(bootstrap: str, topics: list[str]) -> list[tuple[str, dict[str, Any]]]:
     from kafka.admin import KafkaAdminClient
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="alliance-chaos", request_timeout_ms=10_000)
     try:
-        for t in admin.describe_topics([topic]):
-            for p in t["partitions"]:
-                if p["partition_index"] == partition and p["leader_id"] >= 0:
-                    return int(p["leader_id"])
+        return [(t["name"], p) for t in admin.describe_topics(topics) for p in t["partitions"]]
     finally:
         admin.close()
-    raise InfraError(f"{topic}[{partition}] has no leader")
+
+
+def partition_leader(bootstrap: str, topic: str, partition: int) -> int | None:
+    for _, p in _partitions(bootstrap, [topic]):
+        if p["partition_index"] == partition and p["leader_id"] >= 0:
+            return int(p["leader_id"])
+    return None
+
+
+def all_in_sync(bootstrap: str, topics: list[str], replicas: int) -> bool:
+    parts = _partitions(bootstrap, topics)
+    return bool(parts) and all(len(p["isr_nodes"]) == replicas and p["leader_id"] >= 0 for _, p in parts)
 
 
 def cluster_settings(settings: Settings) -> Settings:
@@ -390,8 +421,9 @@ def run_scenario(settings: Settings, stack: LocalStack, name: str, *, events: in
         run.start(with_workers=name != "fresh-start")
         inject(run, stack)
         result, stuck, recovery = run.converge(timeout)
-    except (InfraError, OSError, subprocess.SubprocessError) as exc:
-        notes.append(f"error: {exc}")
+    except Exception as exc:  # a long run goes on with the next run; this one counts as stuck
+        traceback.print_exc()
+        notes.append(f"error: {type(exc).__name__}: {exc}")
         result, stuck, recovery = Verdict(), True, None
     finally:
         run.stop(keep=keep)

@@ -36,6 +36,8 @@ def expected_rejects(records: list[Any]) -> Counter[str]:
             by_reason["duplicate"] += 1
         elif r.kind == "spoofed":
             by_reason["spoofed_source"] += 1
+        elif r.kind == "foreign":
+            by_reason["not_owner"] += 1
         elif r.kind == "invalid":
             by_reason["rejected_invalid"] += 1
     return by_reason

@@ -1,4 +1,6 @@
-"""Ingest: validate, dedupe by (source university, event_id), check the publisher, route rejects (pure part).
+"""Ingest: validate, check the publisher and the owner, dedupe by (source university, event_id), route rejects
+(pure part). Ownership (events.ownership): an event about another university's posting, fair or mentor is
+refused (``not_owner``).
 
 Dedupe is scoped by the source university: a university can only collide with its own ids, never claim
 another university's. What the ``ingest-seen`` table keeps per accepted event (:class:`Seen`) decides what a
@@ -24,6 +26,7 @@ from uuid import UUID
 from events.base import Event, future_problem
 from events.codec import decode, encode
 from events.errors import EventValidationError
+from events.ownership import ownership_problem
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,8 @@ def classify(raw: bytes | None, university: str, seen: Callable[[str], Any], *, 
     if event.source != university:
         detail = f"source {event.source!r} published to {university}'s ingest topic"
         return Rejected("spoofed_source", detail, university, event_id)
+    if (problem := ownership_problem(event)) is not None:
+        return Rejected("not_owner", problem, university, event_id)
     if (problem := future_problem(event, received_at)) is not None:
         return Rejected("future_timestamp", problem, university, event_id)
     this = Seen(digest(event), partition, offset)

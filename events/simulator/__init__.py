@@ -16,7 +16,9 @@ What the day contains (numbers at ``scale=1``, about 20,000 records; everything 
 - the "Double Hundred" mentors: registered, assigned to students, sessions with several seekers;
 - the 1-1-3-1 employment services; about a third of the served seekers get the full guarantee;
 - noise, marked by ``Record.kind``: byte-identical duplicates, invalid records of many kinds, spoofed
-  records (valid events published on another university's ingest topic) and out-of-order publication
+  records (valid events published on another university's ingest topic), foreign records (a university, on
+  its own topic and under its own name, closing or updating another's posting or closing its fair: refused
+  as ``not_owner``) and out-of-order publication
   of valid records (``kind`` stays "valid"; ``occurred_at`` keeps the true time).
 
 Timestamps lie between 08:00 and 20:00 Asia/Shanghai (stored as aware UTC datetimes) and are strictly

@@ -42,14 +42,16 @@ def day_events(*, seed: int = 7, scale: float = 1.0, day: date = DEFAULT_DAY,
 def alliance_day(*, seed: int = 7, scale: float = 1.0, day: date = DEFAULT_DAY,
                  pseudonym_key: str = DEFAULT_PSEUDONYM_KEY,
                  duplicate_rate: float = 0.02, invalid_rate: float = 0.01, spoofed_rate: float = 0.005,
-                 out_of_order_rate: float = 0.02, uuid_versions: Sequence[int] = (4,)) -> list[Record]:
+                 foreign_rate: float = 0.002, out_of_order_rate: float = 0.02,
+                 uuid_versions: Sequence[int] = (4,)) -> list[Record]:
     """The records of one alliance day, in publish order (see the module docstring).
 
     Deterministic: the same arguments give the same list. ``scale=1`` gives about 20,000 records.
     ``uuid_versions`` other than (4,) re-mint the event ids with those versions in turn (see minted_id).
     """
     for name, rate in (("duplicate_rate", duplicate_rate), ("invalid_rate", invalid_rate),
-                       ("spoofed_rate", spoofed_rate), ("out_of_order_rate", out_of_order_rate)):
+                       ("spoofed_rate", spoofed_rate), ("foreign_rate", foreign_rate),
+                       ("out_of_order_rate", out_of_order_rate)):
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"{name} must be within 0..1")
     rng, events = day_events(seed=seed, scale=scale, day=day, pseudonym_key=pseudonym_key)
@@ -57,5 +59,5 @@ def alliance_day(*, seed: int = 7, scale: float = 1.0, day: date = DEFAULT_DAY,
         events = remint_ids(events, uuid_versions, seed)
     base = [valid_record(e) for e in reorder(rng, events, out_of_order_rate)]
     extra = noise(rng, base, day=day, duplicate_rate=duplicate_rate, invalid_rate=invalid_rate,
-                  spoofed_rate=spoofed_rate)
+                  spoofed_rate=spoofed_rate, foreign_rate=foreign_rate)
     return insert_noise(rng, base, extra)

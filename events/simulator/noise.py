@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from typing import Any
 
+from events import jobfair as jf
+from events import recruitment as rc
 from events.base import Event
 from events.codec import decode
 from events.errors import EventValidationError
@@ -109,6 +111,27 @@ def _spoof(rng: random.Random, event: Event) -> Record:
     return Record(victim_topic, fake.key, fake.to_json(), "spoofed", fake)
 
 
+def _foreign(rng: random.Random, event: Event, day: date) -> Record | None:
+    """Another member, on its own ingest topic and under its own name, closes or updates ``event``'s posting,
+    closes its fair or inflates its mentor's sessions (the ownership attack; the ingest says ``not_owner``)."""
+    attacker = rng.choice([u for u in UNIVERSITIES if u != event.source])
+    at = event.occurred_at
+    fake: Event
+    if isinstance(event, rc.JobPosted):
+        if rng.random() < 0.5:
+            fake = rc.JobPostingClosed(source=attacker, occurred_at=at, data=rc.JobPostingClosedData(
+                posting_id=event.data.posting_id, reason=rc.CloseReason.WITHDRAWN))
+        else:
+            fake = rc.JobPostingUpdated(source=attacker, occurred_at=at, data=rc.JobPostingUpdatedData(
+                posting_id=event.data.posting_id, positions=10_000))
+    elif isinstance(event, jf.JobFairScheduled):
+        fake = jf.JobFairClosed(source=attacker, occurred_at=at, data=jf.JobFairClosedData(fair_id=event.data.fair_id))
+    else:
+        return None
+    fake = fake.model_copy(update={"event_id": _event_id(rng)})
+    return Record(ingest_topic(attacker), fake.key, fake.to_json(), "foreign", fake)
+
+
 def insert_noise(rng: random.Random, base: list[Record], noise: list[tuple[int, Record]]) -> list[Record]:
     """Insert each (slot, record) of ``noise`` before ``base[slot]`` (slot == len(base): at the end)."""
     by_slot: dict[int, list[Record]] = {}
@@ -130,8 +153,8 @@ def _later_slot(rng: random.Random, index: int, n: int) -> int:
 
 
 def noise(rng: random.Random, base: list[Record], *, day: date, duplicate_rate: float, invalid_rate: float,
-          spoofed_rate: float) -> list[tuple[int, Record]]:
-    """Duplicates, invalid and spoofed records, each with the slot it is published in."""
+          spoofed_rate: float, foreign_rate: float = 0.0) -> list[tuple[int, Record]]:
+    """Duplicates, invalid, spoofed and foreign records, each with the slot it is published in."""
     n = len(base)
     out: list[tuple[int, Record]] = []
     for i in rng.sample(range(n), min(n, round(n * duplicate_rate))):
@@ -146,6 +169,13 @@ def noise(rng: random.Random, base: list[Record], *, day: date, duplicate_rate: 
         template = base[i].event
         assert template is not None
         out.append((_later_slot(rng, i, n), _spoof(rng, template)))
+    targets = [i for i, b in enumerate(base) if isinstance(b.event, rc.JobPosted | jf.JobFairScheduled)]
+    for _ in range(round(n * foreign_rate) if targets else 0):
+        i = rng.choice(targets)
+        template = base[i].event
+        assert template is not None
+        if (record := _foreign(rng, template, day)) is not None:
+            out.append((_later_slot(rng, i, n), record))
     return out
 
 

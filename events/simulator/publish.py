@@ -169,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--duplicate-rate", type=float, default=0.02)
     parser.add_argument("--invalid-rate", type=float, default=0.01)
     parser.add_argument("--spoofed-rate", type=float, default=0.005)
+    parser.add_argument("--foreign-rate", type=float, default=0.002,
+                        help="events about another university's posting or fair (refused: not_owner)")
     parser.add_argument("--out-of-order-rate", type=float, default=0.02)
     parser.add_argument("--uuid-versions", type=_versions, default=(4,), metavar="V[,V...]",
                         help=f"UUID versions of the event ids, in turn (of {', '.join(map(str, UUID_VERSIONS))}; "
@@ -201,7 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         records = alliance_day(seed=args.seed, scale=args.scale, day=args.day,
                                pseudonym_key=settings.pseudonym_key.get_secret_value(),
                                duplicate_rate=args.duplicate_rate, invalid_rate=args.invalid_rate,
-                               spoofed_rate=args.spoofed_rate, out_of_order_rate=args.out_of_order_rate,
+                               spoofed_rate=args.spoofed_rate, foreign_rate=args.foreign_rate,
+                               out_of_order_rate=args.out_of_order_rate,
                                uuid_versions=args.uuid_versions)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

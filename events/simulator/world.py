@@ -19,8 +19,8 @@ from events.services import (
     TrainingKind,
 )
 
-Kind = Literal["valid", "duplicate", "invalid", "spoofed"]
-KINDS: tuple[Kind, ...] = ("valid", "duplicate", "invalid", "spoofed")
+Kind = Literal["valid", "duplicate", "invalid", "spoofed", "foreign"]
+KINDS: tuple[Kind, ...] = ("valid", "duplicate", "invalid", "spoofed", "foreign")
 LOCAL_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")  # China has no daylight saving time
 DAY_START = time(8, 0)
 DAY_END = time(20, 0)

@@ -30,6 +30,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from events.base import MAX_EVENT_BYTES, Event, future_problem
 from events.codec import encode, from_dict
 from events.errors import EventError, EventValidationError, FieldProblem
+from events.ownership import ownership_problem
 from events.reference import UNIVERSITIES
 from events.topics import ingest_topic
 from events.wire import cloudevent_headers
@@ -96,6 +97,8 @@ def check_event(event: Event | Mapping[str, Any], university: str) -> Event:
             model.type)
     if (problem := future_problem(model, datetime.now(UTC))) is not None:  # the alliance would refuse it
         raise EventValidationError([FieldProblem("occurred_at", problem)], model.type)
+    if (problem := ownership_problem(model)) is not None:  # so would it this (reason not_owner)
+        raise EventValidationError([FieldProblem("subject", problem)], model.type)
     return model
 
 

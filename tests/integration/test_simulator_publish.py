@@ -56,7 +56,7 @@ def consume_range(bootstrap: str, start: dict[TopicPartition, int], end: dict[To
 def test_published_day_comes_back_byte_for_byte_in_order_per_key(kafka_bootstrap: str, unique: str) -> None:
     provision(kafka_bootstrap)
     records = alliance_day(seed=int(unique, 16) % 2**31, scale=0.02)  # a seed of its own: unique bytes
-    assert {r.kind for r in records} == {"valid", "duplicate", "invalid", "spoofed"}
+    assert {r.kind for r in records} == {"valid", "duplicate", "invalid", "spoofed", "foreign"}
     before = end_offsets(kafka_bootstrap, INGEST_TOPICS)
     calls: list[tuple[int, int]] = []
     sent = publish(records, kafka_bootstrap, progress=lambda done, total: calls.append((done, total)))

@@ -42,7 +42,7 @@ async def test_alliance_day_aggregates_match_independent_expectation(
     twice."""
     records = alliance_day(seed=11, scale=0.05 if workers == 1 else 0.25)
     kinds = Counter(r.kind for r in records)
-    assert kinds["duplicate"] and kinds["invalid"] and kinds["spoofed"], kinds
+    assert kinds["duplicate"] and kinds["invalid"] and kinds["spoofed"] and kinds["foreign"], kinds
     suffix = f".t{unique}"
     kafka_bootstrap = settings.bootstrap
     provision(kafka_bootstrap, suffix=suffix)

@@ -14,6 +14,7 @@ from events.codec import EVENT_TYPES, decode
 from events.errors import EventValidationError
 from events.jobfair import BoothRegistered, JobFairClosed, JobFairScheduled, OnSiteOfferMade, StudentCheckedIn
 from events.mentoring import MentorAssigned, MentoringSessionHeld, MentorRegistered
+from events.ownership import ownership_problem
 from events.recruitment import (
     ApplicationSubmitted,
     EmployerFlagged,
@@ -395,8 +396,20 @@ def test_spoofed_records_are_valid_events_on_another_universitys_topic(full: lis
         assert r.key == r.event.key
 
 
+def test_foreign_records_are_valid_events_about_what_another_university_owns(full: list[Record]) -> None:
+    foreign = [r for r in full if r.kind == "foreign"]
+    assert len(foreign) == round(len(full) * 0.002) or foreign
+    for r in foreign:
+        assert r.event is not None and decode(r.value) == r.event
+        assert university_of(r.topic) == r.event.source  # its own topic, its own name: not spoofed
+        assert ownership_problem(r.event) is not None  # the ingest refuses it: not_owner
+    assert {r.event.type for r in foreign if r.event is not None} >= {"recruitment.job_posting_closed",
+                                                                      "recruitment.job_posting_updated"}
+
+
 def test_noise_can_be_switched_off() -> None:
-    records = alliance_day(scale=0.02, duplicate_rate=0, invalid_rate=0, spoofed_rate=0, out_of_order_rate=0)
+    records = alliance_day(scale=0.02, duplicate_rate=0, invalid_rate=0, spoofed_rate=0, foreign_rate=0,
+                           out_of_order_rate=0)
     assert {r.kind for r in records} == {"valid"}
     times = [r.event.occurred_at for r in records if r.event is not None]
     assert times == sorted(times)
@@ -422,7 +435,8 @@ def test_summary_counts_every_record_by_topic_and_kind(small: list[Record]) -> N
     last = text.splitlines()[-1].split()
     assert last[0] == "total" and int(last[-1]) == len(small)
     counts = Counter(r.kind for r in small)
-    assert [int(x) for x in last[1:5]] == [counts[k] for k in ("valid", "duplicate", "invalid", "spoofed")]
+    kinds = ("valid", "duplicate", "invalid", "spoofed", "foreign")
+    assert [int(x) for x in last[1:6]] == [counts[k] for k in kinds]
     assert all(ingest_topic(u) in text for u in UNIVERSITIES)
 
 
