@@ -18,6 +18,7 @@ from consumers.tables import (
     APPLICATIONS,
     BOOTHS,
     BY_NAME,
+    EMPLOYER_FLAGS,
     EMPLOYERS,
     FAIR_CHECKINS,
     FAIR_OFFERS,
@@ -131,8 +132,8 @@ def _hired(e: recruitment.Hired) -> TableRows:
 
 def _employer_flagged(e: recruitment.EmployerFlagged) -> TableRows:
     d = e.data
-    return [_row(EMPLOYERS, employer_id=d.employer_id, flag_severity=d.severity.value, flag_reason=d.reason,
-                 postings_affected=d.postings_affected, flagged_at=e.occurred_at)]
+    return [_row(EMPLOYER_FLAGS, employer_id=d.employer_id, university=e.source, severity=d.severity.value,
+                 reason=d.reason, postings_affected=d.postings_affected, flagged_at=e.occurred_at)]
 
 
 # --- job fairs -------------------------------------------------------------------------------------------

@@ -114,10 +114,15 @@ def _t(name: str, key: Sequence[str], columns: str, *groups: Group) -> Table:
 TS = "timestamptz"
 EMPLOYERS = _t(
     "employers", ["employer_id"],
-    f"employer_id text, name text, employer_type text, industry text, seen_at {TS}, flag_severity text, "
-    f"flag_reason text, postings_affected integer, flagged_at {TS}",
+    f"employer_id text, name text, employer_type text, industry text, seen_at {TS}",
     Group("seen_at", ("name", "employer_type", "industry")),
-    Group("flagged_at", ("flag_severity", "flag_reason", "postings_affected")),
+)
+# A flag is the flagging university's own judgement of a shared employer (events.ownership): one row per
+# employer and university, never one university's flag for all.
+EMPLOYER_FLAGS = _t(
+    "employer_flags", ["employer_id", "university"],
+    f"employer_id text, university text, severity text, reason text, postings_affected integer, flagged_at {TS}",
+    Group("flagged_at", ("severity", "reason", "postings_affected")),
 )
 POSTINGS = _t(
     "postings", ["posting_id"],
@@ -195,7 +200,7 @@ SERVICE_ITEMS = _t(
 
 # Order of application inside a batch (parents before the counts that read children).
 TABLES: tuple[Table, ...] = (
-    EMPLOYERS, POSTINGS, APPLICATIONS, OFFERS, FAIRS, BOOTHS, FAIR_CHECKINS, FAIR_OFFERS, MENTORS,
+    EMPLOYERS, EMPLOYER_FLAGS, POSTINGS, APPLICATIONS, OFFERS, FAIRS, BOOTHS, FAIR_CHECKINS, FAIR_OFFERS, MENTORS,
     MENTOR_ASSIGNMENTS, MENTORING_SESSIONS, SERVICE_ITEMS,
 )
 BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}

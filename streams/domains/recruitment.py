@@ -6,7 +6,9 @@ newest occurred_at (on a tie, the greater value); applications are a set of ids,
 once; an offer is known from any event naming it (made, answered or hired on), and its job seeker is the one
 the earliest of those events names; an offer's answer is its newest answer (on a tie, a decline wins over an
 acceptance), so an offer counts as accepted or as declined, never both; ``hired`` counts distinct job
-seekers hired for the posting (one student hired through two offers is one hire).
+seekers hired for the posting (one student hired through two offers is one hire). Employers are shared
+(events.ownership): an employer's state keeps each university's newest flag apart (``by_university``), so
+no member's flag stands for another's.
 
 The posting's state keeps counts; applications, offers (with their seeker, answer and hire) and the hired
 job seekers are member keys of their own (streams.domains.base), so a posting with 100,000 applications
@@ -86,12 +88,15 @@ def _offer_event(tx: Tx, s: State, key: str, event: r.OfferMade | r.OfferAccepte
 def apply(tx: Tx, state: State | None, event: Event) -> State:
     ts = event.occurred_at.isoformat()
     key = state_key(event)
-    if isinstance(event, r.EmployerFlagged):
-        s: State = dict(state) if state else {"kind": "employer", "employer_id": event.subject, "flags": 0,
-                                              "severity": None, "severity_at": None}
-        s["flags"] += tx.add(key, "flag", str(event.event_id))
-        if s["severity_at"] is None or (s["severity_at"], s["severity"]) < (ts, event.data.severity.value):
-            s["severity_at"], s["severity"] = ts, event.data.severity.value
+    if isinstance(event, r.EmployerFlagged):  # a shared entity: each university's flag is its own
+        s: State = dict(state) if state else {"kind": "employer", "employer_id": event.subject, "flags": 0}
+        s["flags"] += tx.add(key, "flag", f"{event.source}/{event.event_id}")
+        by_university = dict(s.get("by_university") or {})
+        current = by_university.get(event.source)  # [severity, occurred_at] of its newest flag
+        severity = event.data.severity.value
+        if current is None or (current[1], current[0]) < (ts, severity):
+            by_university[event.source] = [severity, ts]
+        s["by_university"] = by_university
         s["updated_at"] = max(ts, s.get("updated_at") or ts)
         return s
     s = _copy(state) if state else _new_posting(str(event.subject))

@@ -100,6 +100,9 @@ def build_scenario(seed: int = 7, postings: int = 40, fairs: int = 4, mentors: i
     for e in range(0, 7, 3):
         ev.append(rc.EmployerFlagged(source="scu", occurred_at=at(5000 + e), data=rc.EmployerFlaggedData(
             employer_id=f"emp-{e}", severity="warning", reason="late salary payments")))
+    # another university's suspension of a shared employer is its own flag, not one for every member
+    ev.append(rc.EmployerFlagged(source="cqu", occurred_at=at(5100), data=rc.EmployerFlaggedData(
+        employer_id="emp-0", severity="suspended", reason="unpaid wages")))
 
     for f in range(fairs):
         fid, host = f"fair-{f}", UNIS[f % len(UNIS)]
@@ -177,7 +180,7 @@ def expected_state(sc: Scenario) -> dict[str, Any]:
     assignments: set[tuple[str, str]] = set()
     sessions: dict[str, tuple[str, int, tuple[str, ...]]] = {}
     services: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    flags: dict[str, str] = {}
+    flags: dict[tuple[str, str], str] = {}
     for e in events:
         d: Any = e.data
         if isinstance(e, rc.JobPosted):
@@ -201,7 +204,7 @@ def expected_state(sc: Scenario) -> dict[str, Any]:
             elif isinstance(e, rc.Hired):
                 o["hired"] = True
         elif isinstance(e, rc.EmployerFlagged):
-            flags[d.employer_id] = d.severity.value
+            flags[(d.employer_id, e.source)] = d.severity.value  # each university's flag is its own
         elif isinstance(e, jf.JobFairScheduled):
             f = fairs.setdefault(d.fair_id, {"state": "pending"})
             f["state"] = "closed" if f["state"] == "closed" else "open"
@@ -254,7 +257,7 @@ def expected_state(sc: Scenario) -> dict[str, Any]:
                 for (n, k), v in aggs.items() if v is not None}
     return {
         "postings": post_rows, "fairs": fair_rows, "mentors": mentor_rows, "service_progress": service_rows,
-        "flags": {(k, v) for k, v in flags.items()}, "applications": len(apps), "offers": len(offers),
+        "flags": {(*k, v) for k, v in flags.items()}, "applications": len(apps), "offers": len(offers),
         "agg_snapshot": agg_rows,
     }
 
@@ -276,7 +279,7 @@ async def actual_state(dsn: str) -> dict[str, Any]:
                 "SELECT seeker_id, briefings, counsellings, recommendations, trainings, fully_served "
                 "FROM service_progress")),
             "flags": rows(await conn.fetch(
-                "SELECT employer_id, flag_severity FROM employers WHERE flag_severity IS NOT NULL")),
+                "SELECT employer_id, university, severity FROM employer_flags")),
             "applications": await conn.fetchval("SELECT count(*) FROM applications"),
             "offers": await conn.fetchval("SELECT count(*) FROM offers"),
             "agg_snapshot": {(r[0], r[1], json.dumps(json.loads(r[2]), sort_keys=True),

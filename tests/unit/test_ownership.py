@@ -66,3 +66,21 @@ def test_owners_and_shared_entities_pass() -> None:
     assert owned_entity(flag) is None and ownership_problem(flag) is None  # shared: its own rule (below)
     assert closed("scu-job-1", T0).source == "scu" and ownership_problem(closed("scu-job-1", T0)) is None
     assert "not_owner" in REASON_CODES
+
+
+def test_an_employer_keeps_each_universitys_flag_apart() -> None:
+    """The shared-entity rule in the worker's state: one university's suspension is its own judgement."""
+    from streams.domains import domains
+    from tests.unit.test_streams_handlers import apply_all
+
+    def flag(source: str, severity: r.FlagSeverity, minutes: int) -> r.EmployerFlagged:
+        return r.EmployerFlagged(source=source, occurred_at=T0 + timedelta(minutes=minutes),
+                                 data=r.EmployerFlaggedData(employer_id="emp-1", severity=severity, reason="x"))
+
+    events = [flag("scu", r.FlagSeverity.WARNING, 1), flag("cqu", r.FlagSeverity.SUSPENDED, 2),
+              flag("scu", r.FlagSeverity.SUSPENDED, 3), flag("scu", r.FlagSeverity.WARNING, 0)]  # late, older
+    for order in (events, events[::-1]):
+        state = apply_all(domains()["recruitment"], order)["employer:emp-1"]
+        assert state["by_university"] == {"scu": ["suspended", (T0 + timedelta(minutes=3)).isoformat()],
+                                          "cqu": ["suspended", (T0 + timedelta(minutes=2)).isoformat()]}
+        assert state["flags"] == 4

@@ -39,11 +39,23 @@ def test_job_posted_maps_to_an_employer_and_a_full_posting_row() -> None:
     assert [t.name for t, _ in rows] == ["employers", "postings"]
     employer = dict(zip(rows[0][0].column_names, rows[0][1], strict=True))
     assert employer == {"employer_id": "e1", "name": "Acme", "employer_type": "private", "industry": "finance",
-                        "seen_at": T0, "flag_severity": None, "flag_reason": None, "postings_affected": None,
-                        "flagged_at": None}
+                        "seen_at": T0}
     p = as_dict(rows[1][1])
     assert p["university"] == "scu" and p["positions"] == 3 and p["positions_at"] == T0 and p["closed_at"] is None
     assert all(p[f"{f}_at"] == T0 for f in ("title", "positions", "salary_min", "salary_max", "deadline"))
+
+
+def test_an_employer_flag_is_the_flagging_universitys_own_row() -> None:
+    """A shared employer: each university's flag is its own row (employer, university); one member's
+    suspension is never the alliance's (events.ownership)."""
+    rows = []
+    for source, severity in (("scu", rc.FlagSeverity.SUSPENDED), ("cqu", rc.FlagSeverity.WARNING)):
+        rows += event_rows(rc.EmployerFlagged(source=source, occurred_at=T0, data=rc.EmployerFlaggedData(
+            employer_id="e1", severity=severity, reason="unpaid wages")))
+    assert [t.name for t, _ in rows] == ["employer_flags", "employer_flags"]
+    flags = [dict(zip(t.column_names, row, strict=True)) for t, row in rows]
+    assert [(f["employer_id"], f["university"], f["severity"]) for f in flags] == [
+        ("e1", "scu", "suspended"), ("e1", "cqu", "warning")]
 
 
 def test_update_sets_only_the_fields_it_changes_with_their_version() -> None:
