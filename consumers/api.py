@@ -1,19 +1,30 @@
 """The portal JSON API: ``GET /queries`` lists the queries, ``GET /queries/<name>?university=&limit=``
-runs one; ``/healthz`` checks the database."""
+runs one (both need ``Authorization: Bearer <ALLIANCE_HTTP_TOKEN>``, core.http_auth); ``/healthz`` checks
+the database."""
 
 from __future__ import annotations
 
 import asyncpg
 from aiohttp import web
+from pydantic import SecretStr
 
 from consumers.errors import QueryError
 from consumers.queries import QUERIES, run_query
+from core.http_auth import token_problem
 
 POOL: web.AppKey[asyncpg.Pool] = web.AppKey("pool", asyncpg.Pool)
 
 
-def build_api(dsn: str) -> web.Application:
-    app = web.Application()
+def build_api(dsn: str, token: SecretStr | None) -> web.Application:
+    @web.middleware
+    async def require_token(request: web.Request, handler):  # type: ignore[no-untyped-def]
+        if request.path.startswith("/queries"):
+            problem = token_problem(token, request.headers.get("Authorization"))
+            if problem is not None:
+                return web.json_response({"error": problem[1]}, status=problem[0])
+        return await handler(request)
+
+    app = web.Application(middlewares=[require_token])
 
     async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
         app[POOL] = await asyncpg.create_pool(dsn, min_size=1, max_size=8, timeout=10)

@@ -79,7 +79,9 @@ def _cmd_api(args: argparse.Namespace) -> int:
 
     from consumers.api import build_api
 
-    web.run_app(build_api(load_settings().dsn), host=args.host, port=args.port, access_log=None)
+    settings = load_settings()
+    web.run_app(build_api(settings.dsn, settings.http_token), host=args.host or settings.http_bind, port=args.port,
+                access_log=None)
     return 0
 
 
@@ -129,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=lambda a: asyncio.run(_query(a)))
 
     api = sub.add_parser("api", help="serve the queries as JSON over HTTP")
-    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--host", default=None, help="listen address (default ALLIANCE_HTTP_BIND, 127.0.0.1)")
     api.add_argument("--port", type=int, default=6070)
     api.set_defaults(func=_cmd_api)
 

@@ -65,6 +65,7 @@ QUERIES: dict[str, Query] = {q.name: q for q in (
         SELECT aggregate, key, dims, value, updated_at
         FROM agg_snapshot
         WHERE ($1::text IS NULL OR dims ->> 'university' = $1)
+          AND key NOT LIKE 'seeker:%'  -- per-student records are not for portals
         ORDER BY updated_at DESC, aggregate, key LIMIT $2"""),
 )}
 

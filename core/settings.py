@@ -69,6 +69,16 @@ class Settings(BaseSettings):
         default=25.0, ge=1.0, le=600.0,
         description="a worker whose graceful stop has not finished after this long exits non-zero at once")
     metrics_port: int = Field(default=9464, ge=0, le=65535)
+    http_bind: str = Field(
+        default="127.0.0.1", pattern=r"^[0-9a-fA-F.:]+$",
+        description="address the worker's and the portal API's HTTP servers listen on; 127.0.0.1 by default, "
+                    "0.0.0.0 only where a network policy guards the port (compose)")
+    http_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token the worker views (/aggregates/, /entities/) and the portal API (/queries) "
+                    "require (Authorization: Bearer <token>); unset = those views answer 503. Health, "
+                    "readiness, /freshness/ and /metrics carry no data about people and stay open on the "
+                    "internal port. `python -m infra run` generates one for the local stack")
     pseudonym_key: SecretStr = Field(
         default=SecretStr("local-development-only-key"),
         description="HMAC key used to pseudonymise student ids before they leave a university",

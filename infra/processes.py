@@ -144,6 +144,7 @@ class Service:
                "ALLIANCE_DATABASE_URL": settings.dsn, "ALLIANCE_TOPIC_SUFFIX": settings.topic_suffix,
                "ALLIANCE_APP_ID": settings.app_id, "ALLIANCE_LOCAL_DIR": str(settings.local_dir),
                "ALLIANCE_REPLICATION_FACTOR": str(settings.replication_factor),
+               **({"ALLIANCE_HTTP_TOKEN": settings.http_token.get_secret_value()} if settings.http_token else {}),
                "PYTHONUNBUFFERED": "1", **self.env}
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as out:
@@ -170,9 +171,10 @@ class Service:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def get(self, path: str) -> tuple[int, str]:
+    def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers=headers or {})
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as resp:
+            with urllib.request.urlopen(request, timeout=5) as resp:
                 return int(resp.status), resp.read().decode()
         except urllib.error.HTTPError as exc:  # 503 from /readyz says why in its body
             return exc.code, exc.read().decode(errors="replace")

@@ -13,12 +13,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import secrets
 import shutil
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import SecretStr
 
 from core.settings import Settings
 from core.topic_admin import provision
@@ -88,6 +93,24 @@ async def _report(settings: Settings) -> None:
         await conn.close()
 
 
+def token_file(settings: Settings) -> Path:
+    return settings.local_dir / "http-token"
+
+
+def with_http_token(settings: Settings) -> Settings:
+    """``settings`` with ALLIANCE_HTTP_TOKEN, generated once for the local stack when it is not set (kept in
+    ``<local_dir>/http-token``, mode 0600, never printed)."""
+    if settings.http_token is not None:
+        return settings
+    path = token_file(settings)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    return settings.model_copy(update={"http_token": SecretStr(path.read_text().strip())})
+
+
 def run_main_job(settings: Settings, *, events: int = 20000, duration: float = 0.0, keep: bool = False,
                  workers: int = 1, fresh: bool = True, seed: int | None = None) -> int:
     from consumers.migrate import migrate
@@ -95,6 +118,7 @@ def run_main_job(settings: Settings, *, events: int = 20000, duration: float = 0
     from events.simulator.publish import publish
     from events.topics import AGGREGATES, Family, agg_topic, family_topic
 
+    settings = with_http_token(settings)
     stack = LocalStack(settings)
     if fresh:
         stack.down()
@@ -161,7 +185,8 @@ def run_main_job(settings: Settings, *, events: int = 20000, duration: float = 0
             print("\n== rejected to alliance.dlq by reason ==\n" +
                   "\n".join(f"  {r:15} {n}" for r, n in sorted(by_reason.items()) if n))
         web = workers_[0].port
-        print(f"\n[run] worker views: http://127.0.0.1:{web}/aggregates/postings-by-segment/  /freshness/  /metrics"
+        print(f"\n[run] worker views: http://127.0.0.1:{web}/aggregates/postings-by-segment/ (header "
+              f"'Authorization: Bearer <token>', the token is in {token_file(settings)})  /freshness/  /metrics"
               f"\n[run] projector metrics: http://127.0.0.1:{proj.port}/metrics"
               f"\n[run] portal queries: .venv/bin/python -m consumers query open-postings --university scu")
         if duration > 0:

@@ -74,6 +74,14 @@ def faust_config(settings: Settings, *, app_id: str | None = None, web_port: int
         broker_heartbeat_interval=heartbeat_interval(settings),
         web_enabled=web_port is not None,
         web_port=web_port or settings.web_port,
+        web_bind=settings.http_bind,
+        # faust's own endpoints would list the assignment (/router/) and every table's keys (/table/):
+        # off. The /entities/ view routes to the owning worker without them.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
         web_in_thread=False,
         # large fetches and a deep stream buffer: the agents take batches of up to 1,000 events
         stream_buffer_maxsize=65536,
@@ -207,6 +215,6 @@ def create_app(
 
     from streams.views import register_views
 
-    register_views(app, pipeline)
+    register_views(app, pipeline, settings.http_token)
     return app
 

@@ -1,10 +1,13 @@
 """HTTP views on the worker's tables, each reporting freshness.
 
   GET /aggregates/{name}/     rollup totals held by this worker (postings-by-segment, mentors,
-                              service-guarantee, windows) + freshness
-  GET /entities/{key}/        one entity state (e.g. posting:scu-job-1, fair:cqu-fair-1), routed to the
-                              worker that owns the key's partition when run with several workers
-  GET /freshness/             per agent: last batch time, seconds since, events processed
+                              service-guarantee, windows) + freshness                      [token]
+  GET /entities/{key}/        one posting, fair, mentor or employer state (e.g. posting:scu-job-1), routed
+                              to the worker that owns the key's partition; never a job seeker  [token]
+  GET /freshness/             per agent: last batch time, seconds since, events processed (counts only)
+
+[token]: ``Authorization: Bearer <ALLIANCE_HTTP_TOKEN>`` (core.http_auth). faust's own /router/ and /table/
+endpoints are off (streams.app.faust_config).
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from typing import Any
 
 import faust
 from faust.web import Request, Response, View
+from pydantic import SecretStr
 
+from core.http_auth import entity_key_problem, token_problem
 from streams import rollup
 from streams.pipeline import Pipeline
 
@@ -40,10 +45,16 @@ def freshness(pipeline: Pipeline) -> dict[str, Any]:
     return out
 
 
-def register_views(app: faust.App, pipeline: Pipeline) -> None:
+def register_views(app: faust.App, pipeline: Pipeline, token: SecretStr | None) -> None:
+    def refused(view: View, request: Request) -> Response | None:
+        problem = token_problem(token, request.headers.get("Authorization"))
+        return None if problem is None else view.json({"error": problem[1]}, status=problem[0])
+
     @app.page("/aggregates/{name}/")
     class Aggregates(View):
         async def get(self, request: Request, name: str) -> Response:
+            if (no := refused(self, request)) is not None:
+                return no
             rows = []
             for key, state in pipeline.rollups.data.items():
                 if key.startswith(f"{name}|"):
@@ -56,6 +67,10 @@ def register_views(app: faust.App, pipeline: Pipeline) -> None:
     class Entity(View):
         @app.table_route(table=pipeline.states, match_info="key")  # type: ignore[arg-type]  # faust omits path args
         async def get(self, request: Request, key: str) -> Response:
+            if (no := refused(self, request)) is not None:
+                return no
+            if (problem := entity_key_problem(key)) is not None:
+                return self.json({"error": problem[1]}, status=problem[0])
             state = pipeline.states.get(key)
             if state is None:
                 return self.notfound(f"no entity {key!r}")

@@ -324,6 +324,16 @@ def test_compose_app_services(compose: dict[str, Any]) -> None:
     assert projector["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     mounts = [v.split(":")[:2] for v in services["prometheus"]["volumes"]]
     assert ["./infra/prometheus", "/etc/prometheus"] in mounts
+    # no default secrets: compose refuses to start without them; data views need the token (docs/security.md)
+    for name in app:
+        env = services[name]["environment"]
+        assert ":?" in env["ALLIANCE_DATABASE_URL"] and env["ALLIANCE_PSEUDONYM_KEY"].startswith("${ALLIANCE_"), name
+        assert ":?" in env["ALLIANCE_PSEUDONYM_KEY"] and ":?" in env["ALLIANCE_HTTP_TOKEN"], name
+    assert ":?" in services["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    assert ":?" in services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
+    # published ports listen on the host's loopback only
+    published = [p for s in services.values() for p in s.get("ports", [])]
+    assert published and all(str(p).startswith("127.0.0.1:") for p in published), published
     dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim\s*$", dockerfile, flags=re.M)
     assert "pip install" in dockerfile

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import socket
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import aiohttp
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
+from pydantic import SecretStr
 
 from consumers.api import build_api
 from consumers.errors import MigrationError
@@ -74,6 +76,13 @@ async def test_queries_via_cli_and_http_api(kafka_bootstrap: str, pg_dsn: str, u
         open_scu = await conn.fetchval(
             "SELECT count(*) FROM postings WHERE state = 'open' AND university = 'scu' AND posted_at IS NOT NULL")
         served = await conn.fetchval("SELECT count(*) FROM service_progress WHERE fully_served")
+        # what the projector keeps of alliance.agg.service-guarantee (per job seeker) and of a rollup
+        await conn.execute(
+            "INSERT INTO agg_snapshot (aggregate, key, dims, value, updated_at) VALUES "
+            "('service-guarantee', $1, '{}', '{\"fully_served\": true}', now()), "
+            "('mentors', 'university=scu', '{\"university\": \"scu\"}', '{\"mentors\": 3}', now()) "
+            "ON CONFLICT DO NOTHING", f"seeker:ps_{unique:0>32}"[:43])
+        per_student = await conn.fetchval("SELECT count(*) FROM agg_snapshot WHERE key LIKE 'seeker:%'")
     finally:
         await conn.close()
 
@@ -85,10 +94,24 @@ async def test_queries_via_cli_and_http_api(kafka_bootstrap: str, pg_dsn: str, u
     code, _, err = await cli(pg_dsn, "query", "fairs", "--university", "nope")
     assert code == 2 and "unknown university 'nope'" in err
 
-    server = TestServer(build_api(pg_dsn), host="127.0.0.1", port=_free_port())
+    token = secrets.token_urlsafe(24)
+    server = TestServer(build_api(pg_dsn, SecretStr(token)), host="127.0.0.1", port=_free_port())
     await server.start_server()
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as anonymous:
+            for headers, status in (({}, 401), ({"Authorization": "Bearer nope"}, 403),
+                                    ({"Authorization": f"Basic {token}"}, 401)):
+                for path in ("/queries", "/queries/service-guarantee", "/queries/snapshots"):
+                    async with anonymous.get(server.make_url(path), headers=headers) as r:
+                        assert r.status == status and "rows" not in await r.json(), (path, headers)
+            async with anonymous.get(server.make_url("/healthz")) as r:
+                assert r.status == 200  # health stays open (no data)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30),
+                                         headers={"Authorization": f"Bearer {token}"}) as http:
+            async with http.get(server.make_url("/queries/snapshots?limit=1000")) as r:
+                keys = [x["key"] for x in (await r.json())["rows"]]
+                assert per_student > 0 and keys  # the read model holds per-student records; the API hides them
+                assert not [k for k in keys if k.startswith("seeker:")]
             async with http.get(server.make_url("/queries")) as r:
                 assert set(await r.json()) >= {"open-postings", "posting-funnel", "fairs", "mentors",
                                                "service-guarantee"}
@@ -106,6 +129,14 @@ async def test_queries_via_cli_and_http_api(kafka_bootstrap: str, pg_dsn: str, u
                 assert r.status == 200
     finally:
         await server.close()
+    unconfigured = TestServer(build_api(pg_dsn, None), host="127.0.0.1", port=_free_port())
+    await unconfigured.start_server()
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+            async with http.get(unconfigured.make_url("/queries"), headers={"Authorization": "Bearer x"}) as r:
+                assert r.status == 503 and "ALLIANCE_HTTP_TOKEN" in (await r.json())["error"]
+    finally:
+        await unconfigured.close()
 
 
 async def cli(dsn: str, *args: str) -> tuple[int, str, str]:

@@ -33,9 +33,10 @@ async def test_worker_and_projector_metrics_are_clean_and_live(
     kafka_bootstrap: str, pg_dsn: str, unique: str, settings: Settings
 ) -> None:
     web_port, metrics_port = free_ports(2)
+    token = f"tok-{unique}"
     cfg = settings.model_copy(update={
         "database_url": SecretStr(pg_dsn), "topic_suffix": f".m{unique}", "app_id": f"metrics-{unique}",
-        "web_port": web_port})
+        "web_port": web_port, "http_token": SecretStr(token)})
     provision(kafka_bootstrap, suffix=cfg.topic_suffix)
     await migrate(pg_dsn)
     log_dir = cfg.local_dir / "logs"
@@ -78,6 +79,26 @@ async def test_worker_and_projector_metrics_are_clean_and_live(
         assert int(sum(ingested.values())) == valid
         status, faust_body = w.get("/metrics/faust")
         assert status == 200 and "faust_messages_received" in faust_body
+
+        # data views need the token; per-student, member and bookkeeping keys are never served; faust's own
+        # /router/ and /table/ endpoints are off
+        bearer = {"Authorization": f"Bearer {token}"}
+        for headers, code in (({}, 401), ({"Authorization": "Bearer wrong"}, 403), (bearer, 200)):
+            status, body = w.get("/aggregates/postings-by-segment/", headers)
+            assert status == code and ('"rows"' in body) == (code == 200), (headers, status, body[:200])
+        posting = next(r.event for r in records if r.kind == "valid" and r.event is not None
+                       and r.event.type == "recruitment.job_posted")
+        seeker = next(r.event for r in records if r.kind == "valid" and r.event is not None
+                      and r.event.family == "services")
+        assert w.get(f"/entities/posting:{posting.subject}/", {})[0] == 401
+        status, body = w.get(f"/entities/posting:{posting.subject}/", bearer)
+        assert status == 200 and '"posted":true' in body.replace(" ", ""), body[:300]
+        assert w.get(f"/entities/seeker:{seeker.subject}/", bearer)[0] == 403
+        assert w.get(f"/entities/posting:{posting.subject}|application|x/", bearer)[0] == 404
+        assert w.get(f"/entities/applied:{posting.source}/{posting.event_id}/", bearer)[0] == 404
+        for path in ("/router/", "/table/", "/graph/", "/stats/"):
+            assert w.get(path, bearer)[0] == 404, path
+        assert w.get("/freshness/")[0] == 200  # counts only: open on the internal port
     finally:
         for s in services:
             s.stop()
