@@ -25,11 +25,26 @@ _PHONE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+PERSONAL_DATA = "personal data must not leave the university"  # the marker of reason code personal_data
+# Personal data in free text (docs/security.md, "Personal data"): mainland mobile numbers, resident ID card
+# numbers (18 characters: region, birth date, sequence, check digit), e-mail addresses, and any other run of
+# 9 or more digits (student numbers are 8 to 13 digits at member universities; no free-text field of the
+# contract needs such a number).
+_PERSONAL = (
+    ("a phone number", _PHONE),
+    ("a resident ID card number", re.compile(
+        r"(?<![0-9A-Za-z])\d{6}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[0-9Xx](?![0-9A-Za-z])")),
+    ("an e-mail address", re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")),
+    ("a student or ID number (9 or more digits)", re.compile(r"(?<!\d)\d{9,}(?!\d)")),
+)
+
+
 def _clean_text(value: str) -> str:
     if (bad := _CONTROL.search(value)) is not None:
         raise ValueError(f"contains the control character U+{ord(bad.group()):04X}; text must be printable")
-    if _PHONE.search(value):
-        raise ValueError("looks like a phone number; personal data must not leave the university")
+    for what, pattern in _PERSONAL:
+        if pattern.search(value):
+            raise ValueError(f"looks like {what}; {PERSONAL_DATA}")
     return value
 
 

@@ -18,6 +18,25 @@ class FieldProblem:
         return f"{self.field}: {self.reason}"
 
 
+# Fields a university system may add by mistake that name a person (refused as extra fields, and treated as
+# personal data: their DLQ copy keeps no value).
+PERSONAL_FIELDS = frozenset({"name", "student_name", "real_name", "full_name", "id_number", "id_card",
+                             "identity_card", "phone", "mobile", "email", "e_mail", "student_number",
+                             "student_no", "student_id"})
+
+
+def _personal(problem: FieldProblem) -> bool:
+    """A problem that means the record holds personal data: a pattern in free text (events.base), a job
+    seeker id that is not a pseudonym (a raw student number), or an extra field naming a person."""
+    last = problem.field.rsplit(".", 2)
+    name = last[-2] if last[-1].isdigit() and len(last) > 1 else last[-1]
+    if "personal data must not leave" in problem.reason:  # events.base.PERSONAL_DATA
+        return True
+    if name in ("seeker_id", "seeker_ids", "subject") and "pattern" in problem.reason:
+        return True
+    return "Extra inputs" in problem.reason and name in PERSONAL_FIELDS
+
+
 class EventValidationError(EventError):
     """An event that does not satisfy the contract; ``problems`` name each field and reason."""
 
@@ -32,6 +51,8 @@ class EventValidationError(EventError):
         first = self.problems[0] if self.problems else None
         if first is None:
             return "invalid"
+        if any(_personal(p) for p in self.problems):
+            return "personal_data"
         if first.field == "type":
             return "unknown_type"
         if first.field == "event" and "exceeds" in first.reason:
@@ -41,11 +62,14 @@ class EventValidationError(EventError):
         return "invalid"
 
 
-REASON_CODES = ("invalid", "unknown_type", "oversized", "malformed", "duplicate", "conflict", "spoofed_source",
-                "not_owner", "future_timestamp", "unprocessable")
+REASON_CODES = ("invalid", "personal_data", "unknown_type", "oversized", "malformed", "duplicate", "conflict",
+                "spoofed_source", "not_owner", "future_timestamp", "unprocessable")
 """Why the ingest refused a record (the DLQ's ``x-alliance-reject-reason``):
 
 - ``invalid``, ``unknown_type``, ``oversized``, ``malformed``: the record does not satisfy the contract;
+- ``personal_data``: a free-text field holds a phone number, ID card number, e-mail address or student
+  number, a job seeker id is not a pseudonym (a raw student number), or an extra field names a person; its
+  DLQ copy keeps only headers (sizes, SHA-256), never the key or the value;
 - ``duplicate``: an exact re-send (same source university, same event id, same content) of an accepted event;
 - ``conflict``: the source university re-used one of its accepted event ids for *different* content;
 - ``spoofed_source``: the envelope names another university than the owner of the ingest topic;

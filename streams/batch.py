@@ -64,8 +64,15 @@ class Writes:
 
     def reject(self, dlq: str, raw: Raw, result: Rejected) -> None:
         """Copy ``raw`` to the dead-letter topic with the reason in headers: unchanged, unless key or value are
-        larger than the DLQ keeps (then cut, with the original size and digest in headers)."""
+        larger than the DLQ keeps (then cut, with the original size and digest in headers) or the value holds
+        personal data (then left out, with its size and digest in headers)."""
         key, value, headers = raw.key, raw.value, reject_headers(result, raw)
+        if result.reason == "personal_data":  # the DLQ must not keep it either (the key may be a raw number)
+            for name, data in (("key", key), ("value", value)):
+                if data is not None:
+                    headers += [(f"x-alliance-{name}-redacted-from", str(len(data)).encode()),
+                                (f"x-alliance-{name}-sha256", hashlib.sha256(data).hexdigest().encode())]
+            key = value = None
         for name, data, limit in (("key", key, DLQ_MAX_KEY_BYTES), ("value", value, DLQ_MAX_VALUE_BYTES)):
             if data is not None and len(data) > limit:
                 headers += [(f"x-alliance-{name}-truncated-from", str(len(data)).encode()),

@@ -22,7 +22,7 @@ from infra.verify import value_diffs as _matches
 
 pytestmark = pytest.mark.integration
 
-INVALID_REASONS = {"invalid", "unknown_type", "malformed", "oversized"}
+INVALID_REASONS = {"invalid", "personal_data", "unknown_type", "malformed", "oversized"}
 
 
 def _merge_invalid(by_reason: Counter[str]) -> Counter[str]:

@@ -88,5 +88,5 @@ async def test_kill_9_mid_backlog_then_restart(settings: Settings, unique: str) 
     # a bad record re-read after the crash may be copied again; its source coordinates tell (docs/streams.md)
     by_source = {(h["x-alliance-source-topic"], h["x-alliance-source-partition"], h["x-alliance-source-offset"]):
                  h["x-alliance-reject-reason"].decode() for _, h in state[dlq].values()}
-    invalid = {"invalid", "unknown_type", "malformed", "oversized"}
+    invalid = {"invalid", "personal_data", "unknown_type", "malformed", "oversized"}
     assert Counter("rejected_invalid" if r in invalid else r for r in by_source.values()) == +rejects

@@ -356,7 +356,7 @@ def test_invalid_records_fail_decoding_in_many_different_ways(full: list[Record]
             decode(r.value)
         reasons[info.value.reason_code] += 1
         details.append(str(info.value))
-    assert set(reasons) == {"invalid", "malformed", "unknown_type", "oversized"}
+    assert set(reasons) == {"invalid", "personal_data", "malformed", "unknown_type", "oversized"}
     text = "\n".join(details)
     assert "phone number" in text and "seeker_id" in text and "Extra inputs" in text
     assert len(invalid) == round(sum(r.kind == "valid" for r in full) * 0.01)
