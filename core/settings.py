@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import AllianceError
+from events.privacy import DEVELOPMENT_KEY
 from events.topics import AGG_PARTITIONS, EVENT_PARTITIONS, INGEST_PARTITIONS, TopicSpec, registry
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -79,10 +81,15 @@ class Settings(BaseSettings):
                     "require (Authorization: Bearer <token>); unset = those views answer 503. Health, "
                     "readiness, /freshness/ and /metrics carry no data about people and stay open on the "
                     "internal port. `python -m infra run` generates one for the local stack")
-    pseudonym_key: SecretStr = Field(
-        default=SecretStr("local-development-only-key"),
-        description="HMAC key used to pseudonymise student ids before they leave a university",
-    )
+    pseudonym_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC key used to pseudonymise student ids before they leave a university; required "
+                    "unless ALLIANCE_ENVIRONMENT=development (docs/security.md). Workers and the projector "
+                    "never need it")
+    environment: Literal["production", "development"] = Field(
+        default="production",
+        description="'development' allows the built-in pseudonym key (local stack, tests, the simulator); "
+                    "production is the default, so a missing key is an error, not a silent default")
 
     @model_validator(mode="after")
     def _replicas_fit_the_local_brokers(self) -> Settings:
@@ -90,6 +97,20 @@ class Settings(BaseSettings):
             raise ValueError(f"replication factor {self.replication_factor} needs as many local brokers: "
                              f"set ALLIANCE_LOCAL_BROKERS={self.replication_factor} (or use an external cluster)")
         return self
+
+    def pseudonym_secret(self) -> str:
+        """The pseudonymisation key: ALLIANCE_PSEUDONYM_KEY, or the built-in development key only in an
+        explicit development mode; SettingsError otherwise."""
+        if self.pseudonym_key is not None and self.pseudonym_key.get_secret_value():
+            if self.environment == "production" and self.pseudonym_key.get_secret_value() == DEVELOPMENT_KEY:
+                raise SettingsError("ALLIANCE_PSEUDONYM_KEY is the built-in development key; production needs "
+                                    "the alliance's own key")
+            return self.pseudonym_key.get_secret_value()
+        if self.environment == "development":
+            return DEVELOPMENT_KEY
+        raise SettingsError("ALLIANCE_PSEUDONYM_KEY is not set: set the alliance's key, or "
+                            "ALLIANCE_ENVIRONMENT=development to use the built-in development key "
+                            "(pseudonyms that are not the alliance's)")
 
     @property
     def uses_local_kafka(self) -> bool:

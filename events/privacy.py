@@ -12,6 +12,10 @@ import hmac
 
 from events.base import _known_university
 
+# The built-in key of development mode (the local stack, tests, the simulator's students); refused in
+# production (core.settings.Settings.pseudonym_secret).
+DEVELOPMENT_KEY = "local-development-only-key"
+
 
 def pseudonymise(university: str, student_number: str, key: bytes | str) -> str:
     if not student_number.strip():

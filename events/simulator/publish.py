@@ -23,7 +23,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 
 from events.errors import EventError
 from events.simulator.day import alliance_day
-from events.simulator.world import DEFAULT_DAY, KINDS, UUID_VERSIONS, Record
+from events.simulator.world import DEFAULT_DAY, DEFAULT_PSEUDONYM_KEY, KINDS, UUID_VERSIONS, Record
 from events.tools.publisher import PRODUCER_DEFAULTS
 
 #: the universities' producer settings (idempotent, acks=all, ordering kept), under the simulator's client id
@@ -201,7 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         records = alliance_day(seed=args.seed, scale=args.scale, day=args.day,
-                               pseudonym_key=settings.pseudonym_key.get_secret_value(),
+                               pseudonym_key=(settings.pseudonym_key.get_secret_value() if settings.pseudonym_key
+                                              else DEFAULT_PSEUDONYM_KEY),  # simulated students: a dev tool
                                duplicate_rate=args.duplicate_rate, invalid_rate=args.invalid_rate,
                                spoofed_rate=args.spoofed_rate, foreign_rate=args.foreign_rate,
                                out_of_order_rate=args.out_of_order_rate,

@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeVar
 
 from events.base import Event
 from events.mentoring import Expertise
-from events.privacy import pseudonymise
+from events.privacy import DEVELOPMENT_KEY, pseudonymise
 from events.reference import UNIVERSITIES, City, Degree, EmployerType, Industry
 from events.services import (
     TrainingKind,
@@ -25,7 +25,7 @@ LOCAL_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")  # China has no dayligh
 DAY_START = time(8, 0)
 DAY_END = time(20, 0)
 DEFAULT_DAY = date(2026, 11, 26)
-DEFAULT_PSEUDONYM_KEY = "local-development-only-key"
+DEFAULT_PSEUDONYM_KEY = DEVELOPMENT_KEY
 
 T = TypeVar("T")
 

@@ -14,7 +14,6 @@ Settings come from the environment (ALLIANCE_KAFKA_BOOTSTRAP_SERVERS, ALLIANCE_P
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -107,10 +106,10 @@ def _cmd_pseudonymise(args: argparse.Namespace) -> int:
     from events.privacy import pseudonymise
 
     settings = _settings()
-    key = settings.pseudonym_key.get_secret_value()
-    if "ALLIANCE_PSEUDONYM_KEY" not in os.environ:
-        print("warning: ALLIANCE_PSEUDONYM_KEY is not set; using the local development key, whose "
-              "pseudonyms are not the alliance's", file=sys.stderr)
+    key = settings.pseudonym_secret()  # SettingsError without a key outside development mode
+    if settings.pseudonym_key is None:
+        print("warning: ALLIANCE_PSEUDONYM_KEY is not set; using the development key (ALLIANCE_ENVIRONMENT="
+              "development), whose pseudonyms are not the alliance's", file=sys.stderr)
     numbers: list[str] = []
     for arg in args.student_numbers:
         numbers += [line.strip() for line in sys.stdin if line.strip()] if arg == "-" else [arg]

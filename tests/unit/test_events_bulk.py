@@ -10,7 +10,7 @@ import pytest
 
 from events.codec import from_dict
 from events.errors import EventValidationError
-from events.privacy import pseudonymise
+from events.privacy import DEVELOPMENT_KEY, pseudonymise
 from events.tools import bulk
 from events.tools.bulk import LineProblem, Progress, iter_csv, iter_jsonl, render_bar, run_import
 from events.tools.cli import main
@@ -233,8 +233,19 @@ def test_cli_pseudonymise_uses_the_configured_key(monkeypatch: pytest.MonkeyPatc
     assert out.out.split() == [pseudonymise("scu", "2021141460123", key), pseudonymise("scu", "2021141460124", key)]
     assert "warning" not in out.err
     monkeypatch.delenv("ALLIANCE_PSEUDONYM_KEY")
+    monkeypatch.delenv("ALLIANCE_ENVIRONMENT", raising=False)
+    # no key outside an explicit development mode: an error, never a silent built-in key
+    assert main(["pseudonymise", "-u", "cqu", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "ALLIANCE_PSEUDONYM_KEY is not set" in err and "ALLIANCE_ENVIRONMENT=development" in err
+    monkeypatch.setenv("ALLIANCE_PSEUDONYM_KEY", DEVELOPMENT_KEY)  # the built-in key, named, in production
+    assert main(["pseudonymise", "-u", "cqu", "1"]) == 2
+    assert "development key" in capsys.readouterr().err
+    monkeypatch.delenv("ALLIANCE_PSEUDONYM_KEY")
+    monkeypatch.setenv("ALLIANCE_ENVIRONMENT", "development")
     assert main(["pseudonymise", "-u", "cqu", "1"]) == 0
-    assert "ALLIANCE_PSEUDONYM_KEY is not set" in capsys.readouterr().err
+    out = capsys.readouterr()
+    assert out.out.split() == [pseudonymise("cqu", "1", DEVELOPMENT_KEY)] and "warning" in out.err
 
 
 def test_cli_schemas_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
