@@ -28,6 +28,7 @@ from pydantic import SecretStr
 from core.settings import Settings
 from core.topic_admin import provision
 from infra.errors import InfraError
+from infra.kafka_local import LocalKafkaCluster
 from infra.local import LocalStack
 from infra.processes import Service, free_port, freshness, label, metric_sum, projector, wait_until, worker
 
@@ -123,7 +124,10 @@ def run_main_job(settings: Settings, *, events: int = 20000, duration: float = 0
     if fresh:
         stack.down()
         for svc in (stack.kafka, stack.postgres):
-            if svc is not None:
+            if isinstance(svc, LocalKafkaCluster):
+                for node in svc.nodes:  # every node's log; the cluster keeps its id
+                    shutil.rmtree(node.home / "data", ignore_errors=True)
+            elif svc is not None:
                 shutil.rmtree(svc.home / "data", ignore_errors=True)
     log_dir = settings.local_dir / "logs"
     services: list[Service] = []
