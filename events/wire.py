@@ -8,6 +8,18 @@ from events.base import Event
 CE_SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json"
 
+# The dead-letter topic's headers (alliance.dlq): why a record was refused and where it came from.
+DLQ_REASON = "x-alliance-reject-reason"  # one of events.errors.REASON_CODES
+DLQ_DETAIL = "x-alliance-reject-detail"
+DLQ_SOURCE_TOPIC = "x-alliance-source-topic"
+DLQ_SOURCE_PARTITION = "x-alliance-source-partition"
+DLQ_SOURCE_OFFSET = "x-alliance-source-offset"
+DLQ_UNIVERSITY = "x-alliance-university"
+DLQ_EVENT_ID = "x-alliance-event-id"
+# On a record redriven from the DLQ (python -m events.tools dlq redrive): the DLQ record it fixes,
+# "<partition>:<offset>", so that nothing is redriven twice.
+REDRIVE_OF = "x-alliance-redrive-of"
+
 
 def cloudevent_headers(event: Event) -> list[tuple[str, bytes]]:
     """The CloudEvents-style (Kafka binary mode) headers of one record."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from events import wire
 from events.base import Event
 from events.codec import decode, encode
 from events.errors import EventValidationError
@@ -88,15 +89,15 @@ class Writes:
 def reject_headers(result: Rejected, raw: Raw) -> Headers:
     """The x-alliance-reject-* headers of a record copied to the DLQ."""
     headers = [
-        ("x-alliance-reject-reason", result.reason.encode()),
-        ("x-alliance-reject-detail", result.detail.encode()),
-        ("x-alliance-source-topic", raw.topic.encode()),
-        ("x-alliance-source-partition", str(raw.partition).encode()),
-        ("x-alliance-source-offset", str(raw.offset).encode()),
-        ("x-alliance-university", result.university.encode()),
+        (wire.DLQ_REASON, result.reason.encode()),
+        (wire.DLQ_DETAIL, result.detail.encode()),
+        (wire.DLQ_SOURCE_TOPIC, raw.topic.encode()),
+        (wire.DLQ_SOURCE_PARTITION, str(raw.partition).encode()),
+        (wire.DLQ_SOURCE_OFFSET, str(raw.offset).encode()),
+        (wire.DLQ_UNIVERSITY, result.university.encode()),
     ]
     if result.event_id:
-        headers.append(("x-alliance-event-id", result.event_id.encode()))
+        headers.append((wire.DLQ_EVENT_ID, result.event_id.encode()))
     return headers
 
 

@@ -14,6 +14,7 @@ Settings come from the environment (ALLIANCE_KAFKA_BOOTSTRAP_SERVERS, ALLIANCE_P
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -118,6 +119,69 @@ def _cmd_pseudonymise(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- dlq --------------------------------------------------------------------------------------------
+
+def _dlq_topics(args: argparse.Namespace) -> tuple[str, str, Settings]:
+    from events.topics import DLQ_TOPIC
+
+    settings = _settings()
+    return args.bootstrap or settings.bootstrap, args.dlq_topic or settings.topic(DLQ_TOPIC), settings
+
+
+def _cmd_dlq_summary(args: argparse.Namespace) -> int:
+    from events.tools import dlq
+    from events.tools.dlq_kafka import read_dlq
+
+    bootstrap, topic, _ = _dlq_topics(args)
+
+    def progress(done: int, total: int) -> None:
+        print(f"\rread {done} of {total} DLQ record(s)", end="", file=sys.stderr, flush=True)
+
+    rows = dlq.summary(read_dlq(bootstrap, topic, args.university, progress=None if args.no_progress else progress))
+    if not args.no_progress:
+        print(file=sys.stderr)
+    print(json.dumps(rows, indent=2) if args.json else dlq.format_table(rows))
+    return EXIT_OK
+
+
+def _cmd_dlq_export(args: argparse.Namespace) -> int:
+    from events.tools import dlq
+    from events.tools.dlq_kafka import read_dlq
+
+    bootstrap, topic, _ = _dlq_topics(args)
+    rejects = read_dlq(bootstrap, topic, args.university)
+    lines = [line for r in rejects if (line := dlq.export_line(r)) is not None]
+    with open(args.out, "w", encoding="utf-8") as out:
+        for line in lines:
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
+    withheld = len(rejects) - len(lines)
+    print(f"{args.university}: {len(lines)} reject(s) written to {args.out}"
+          + (f"; {withheld} refused as personal data kept no value in the DLQ: fix those at the source and "
+             "publish them again" if withheld else ""))
+    return EXIT_OK
+
+
+def _cmd_dlq_redrive(args: argparse.Namespace) -> int:
+    from events.tools import dlq
+    from events.tools.bulk import text_lines
+    from events.tools.dlq_kafka import redrive, redriven
+    from events.topics import ingest_topic
+
+    bootstrap, _, settings = _dlq_topics(args)
+    topic = args.topic or settings.topic(ingest_topic(args.university))
+    with open(args.file, "rb") as f:
+        decoded = list(text_lines(f))
+    plan = dlq.plan_redrive([(n, text) for n, text, _ in decoded if text is not None], redriven(bootstrap, topic))
+    plan.bad += [(problem.line, problem.reason) for _, text, problem in decoded if problem is not None]
+    sent, invalid = (0, []) if args.dry_run else redrive(bootstrap, args.university, topic, plan)
+    for number, why in [*plan.bad, *invalid]:
+        print(f"line {number}: {why}", file=sys.stderr)
+    print(f"{args.university}: {sent} redriven{' (dry run)' if args.dry_run else ''}, {len(plan.already)} "
+          f"already redriven before (skipped), {len(plan.bad) + len(invalid)} line(s) still invalid"
+          + (f"; {len(plan.send)} would be sent" if args.dry_run else ""))
+    return EXIT_SOME_BAD if plan.bad or invalid else EXIT_OK
+
+
 # -- schemas ----------------------------------------------------------------------------------------
 
 def _cmd_schemas(args: argparse.Namespace) -> int:
@@ -181,6 +245,30 @@ def build_parser() -> argparse.ArgumentParser:
                      help="student number(s); - reads one per line from standard input")
     pse.set_defaults(func=_cmd_pseudonymise)
 
+    dlq_parser = sub.add_parser(
+        "dlq", help="the dead-letter topic: summary, export one university's rejects, redrive fixed ones",
+        description=_dlq_doc(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    dlq_sub = dlq_parser.add_subparsers(dest="dlq_command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (default: settings)")
+    common.add_argument("--dlq-topic", help="the DLQ topic (default: alliance.dlq + ALLIANCE_TOPIC_SUFFIX)")
+    summ = dlq_sub.add_parser("summary", parents=[common], help="rejects by university and reason, first/last")
+    summ.add_argument("--university", "-u", type=_university, help="only this university")
+    summ.add_argument("--json", action="store_true", help="JSON rows instead of a table")
+    summ.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
+    summ.set_defaults(func=_cmd_dlq_summary)
+    exp = dlq_sub.add_parser("export", parents=[common], help="one university's rejects as JSONL it can fix")
+    exp.add_argument("--university", "-u", required=True, type=_university)
+    exp.add_argument("--out", required=True, type=Path, metavar="FILE.jsonl")
+    exp.set_defaults(func=_cmd_dlq_export)
+    red = dlq_sub.add_parser("redrive", parents=[common],
+                             help="send the fixed records of an exported file to the university's ingest topic")
+    red.add_argument("--university", "-u", required=True, type=_university)
+    red.add_argument("file", metavar="FILE.jsonl", help="a file written by `dlq export`, its records fixed")
+    red.add_argument("--topic", help="the ingest topic (default: alliance.ingest.<university> + suffix)")
+    red.add_argument("--dry-run", action="store_true", help="say what would be sent; send nothing")
+    red.set_defaults(func=_cmd_dlq_redrive)
+
     sch = sub.add_parser(
         "schemas", help="write the JSON Schemas and AsyncAPI document",
         description="Write one JSON Schema (draft 2020-12) per event type and asyncapi.yaml "
@@ -191,6 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write nothing; exit 1 if the files in --out differ from the models")
     sch.set_defaults(func=_cmd_schemas)
     return parser
+
+
+def _dlq_doc() -> str:
+    from events.tools import dlq
+
+    return dlq.__doc__ or ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,7 +19,7 @@ be delivered is never silently dropped: ``flush()`` and ``close()`` raise Delive
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -138,8 +138,9 @@ class Publisher:
 
     # -- publishing -------------------------------------------------------------------------------
 
-    def publish(self, event: Event | Mapping[str, Any]) -> Event:
-        """Validate and send one event (asynchronously). Returns the validated event.
+    def publish(self, event: Event | Mapping[str, Any], *, headers: Sequence[tuple[str, bytes]] = ()) -> Event:
+        """Validate and send one event (asynchronously), with ``headers`` after the CloudEvents ones.
+        Returns the validated event.
 
         Raises EventValidationError before sending anything if the event is invalid or foreign;
         DeliveryError if an earlier record has already failed.
@@ -152,7 +153,7 @@ class Publisher:
         self._raise_failures()
         try:
             future = self._producer.send(self.topic, value=value, key=model.key,
-                                         headers=cloudevent_headers(model))
+                                         headers=[*cloudevent_headers(model), *headers])
         except KafkaTimeoutError as exc:
             raise BrokerUnavailableError(f"broker did not accept the record in time: {exc}") from None
         except KafkaError as exc:
