@@ -2,7 +2,7 @@
 
 The schemas describe the wire as the ingest accepts it (pydantic "validation" mode, plus what the models
 check in code and JSON Schema can say: ``type`` is required, university codes are an enum, free text
-must not contain a phone number). Rules across fields (salary_min <= salary_max, deadline not before
+must not contain personal data). Rules across fields (salary_min <= salary_max, deadline not before
 occurred_at, a fair ends after it starts, subject == data.<key field>) are enforced by events.codec and
 named in each schema's description.
 
@@ -62,8 +62,10 @@ class AllianceJsonSchema(GenerateJsonSchema):
         if func is base._known_university:
             inner = {**inner, "enum": sorted(UNIVERSITIES)}
         elif func is base._clean_text:
-            inner = {**inner, "not": {"anyOf": [{"pattern": base._PHONE.pattern}, {"pattern": base._CONTROL.pattern}]},
-                     "description": "free text; must not contain a phone number or a control character "
+            patterns = [p.pattern for _, p in base._PERSONAL] + [base._CONTROL.pattern]
+            inner = {**inner, "not": {"anyOf": [{"pattern": p} for p in patterns]},
+                     "description": "free text; must not contain personal data (" +
+                                    ", ".join(what for what, _ in base._PERSONAL) + ") or a control character "
                                     "(U+0000-U+001F except tab, LF, CR; U+007F)"}
         return inner
 
