@@ -20,10 +20,10 @@ import yaml
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
 from pydantic_core import core_schema
 
-from events import aggregates, base
+from events import aggregates, base, compat
 from events.base import MAX_EVENT_BYTES, SCHEMA_VERSION, Event
 from events.codec import ALL_EVENTS
-from events.errors import REASON_CODES
+from events.errors import REASON_CODES, EventError
 from events.reference import UNIVERSITIES
 from events.topics import (
     AGGREGATES,
@@ -310,8 +310,37 @@ def render() -> dict[str, str]:
     return files
 
 
-def write(out: Path) -> list[Path]:
-    """Write every generated file into ``out``; returns the paths written."""
+class BreakingChangeError(EventError):
+    """A regenerated schema would refuse events its committed version accepts, without a version bump."""
+
+    def __init__(self, changes: dict[str, list[str]]) -> None:
+        self.changes = changes
+        lines = [f"  {name}: {change}" for name, found in changes.items() for change in found]
+        super().__init__("breaking change(s) without a new schema version (events.base.SCHEMA_VERSION; "
+                         "docs/events.md, 'Schema evolution'):\n" + "\n".join(lines))
+
+
+def breaking(out: Path) -> dict[str, list[str]]:
+    """File name -> breaking changes of the regenerated event schemas against those committed in ``out``
+    (only where the version stayed the same; events.compat)."""
+    found: dict[str, list[str]] = {}
+    for name, schema in json_schemas().items():
+        path = out / name
+        if not path.is_file() or name.startswith("aggregate."):
+            continue
+        committed = json.loads(path.read_text(encoding="utf-8"))
+        if compat.version(schema) > compat.version(committed):
+            continue  # a new version may break; the old one stays documented in git and in docs/events.md
+        if changes := compat.breaking_changes(committed, schema):
+            found[name] = changes
+    return found
+
+
+def write(out: Path, *, allow_breaking: bool = False) -> list[Path]:
+    """Write every generated file into ``out``; returns the paths written. Refuses (BreakingChangeError,
+    nothing written) to overwrite a committed event schema with a breaking change of the same version."""
+    if not allow_breaking and (changes := breaking(out)):
+        raise BreakingChangeError(changes)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in render().items():

@@ -190,14 +190,21 @@ def _cmd_schemas(args: argparse.Namespace) -> int:
     out: Path = args.out
     if args.check:
         stale = schemas.stale(out)
+        breaking = schemas.breaking(out)
         for name in stale:
-            print(f"stale: {out / name}", file=sys.stderr)
+            print(f"stale: {out / name}" + (" (breaking: " + "; ".join(breaking[name]) + ")"
+                                             if name in breaking else ""), file=sys.stderr)
         if stale:
-            print("regenerate with: python -m events.tools schemas --out " + str(out), file=sys.stderr)
+            print("regenerate with: python -m events.tools schemas --out " + str(out)
+                  + (" (breaking changes need a new schema version first)" if breaking else ""), file=sys.stderr)
             return EXIT_SOME_BAD
         print(f"{out}: up to date")
         return EXIT_OK
-    written = schemas.write(out)
+    try:
+        written = schemas.write(out, allow_breaking=args.allow_breaking)
+    except schemas.BreakingChangeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_SOME_BAD
     print(f"wrote {len(written)} file(s) to {out}")
     return EXIT_OK
 
@@ -277,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     sch.add_argument("--out", type=Path, default=Path("schemas"), help="output directory (default: schemas)")
     sch.add_argument("--check", action="store_true",
                      help="write nothing; exit 1 if the files in --out differ from the models")
+    sch.add_argument("--allow-breaking", action="store_true",
+                     help="overwrite committed schemas even with a breaking change of the same version (only "
+                          "before any university uses them; docs/events.md)")
     sch.set_defaults(func=_cmd_schemas)
     return parser
 
