@@ -22,7 +22,7 @@ Scenarios (each on the local stack the command starts itself, like ``python -m i
   broker-bounce      on a 3-broker local KRaft cluster (the compose topology: replication 3,
                      min.insync.replicas 2, started by this command on local_kafka_port + 10): kill -9 the
                      leader of an ingest partition, then of a canonical event partition, five bounces in
-                     all, while universities keep publishing and two workers process
+                     all (--bounces), while universities keep publishing and two workers process
 
 The table printed at the end (and written with ``--json``): scenario, runs, events in, lost, double
 counted, wrong keys, stuck runs, recovery p50/max (seconds from the last fault to an exact result).
@@ -99,6 +99,7 @@ class Run:
         self.projector = projector(self.cfg, self.log_dir, ports[-1])
         self.published = 0
         self.last_fault = time.monotonic()
+        self.bounces = 5  # broker-bounce: leader kills per run
 
     # -- set-up and the stream ------------------------------------------------------------------------
 
@@ -333,8 +334,8 @@ def broker_bounce(run: Run, stack: LocalStack) -> None:
         raise InfraError("broker-bounce needs the local 3-broker cluster")
     thread = run.publish_in_background(40)
     targets = [ingest_topic(next(iter(UNIVERSITIES))) + run.suffix, family_topic(Family.RECRUITMENT) + run.suffix]
-    for i in range(5):
-        run.wait_published(0.1 + 0.16 * i, thread)
+    for i in range(run.bounces):
+        run.wait_published(0.1 + 0.8 * i / run.bounces, thread)
         topic = targets[i % 2]
         leader = wait_for(partial(partition_leader, run.cfg.bootstrap, topic, 0), 60, f"the leader of {topic}[0]")
         node = cluster.node(leader)
@@ -413,9 +414,10 @@ CLUSTER_SCENARIOS = {"broker-bounce"}  # run on the local 3-broker cluster
 
 
 def run_scenario(settings: Settings, stack: LocalStack, name: str, *, events: int, seed: int, timeout: float,
-                 log_dir: Path, progress: Progress, keep: bool = False) -> RunResult:
+                 log_dir: Path, progress: Progress, keep: bool = False, bounces: int = 5) -> RunResult:
     inject, workers = SCENARIOS[name]
     run = Run(settings, log_dir, name, events, seed, workers, progress)
+    run.bounces = bounces
     notes: list[str] = []
     try:
         run.start(with_workers=name != "fresh-start")
@@ -478,10 +480,11 @@ def main(settings: Settings, argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None,
                         help="also write the table and every run here (rewritten after each run)")
     parser.add_argument("--keep", action="store_true", help="keep each run's database (for inspection)")
+    parser.add_argument("--bounces", type=int, default=5, help="broker-bounce: leader kills per run (default 5)")
     args = parser.parse_args(argv)
     names = list(SCENARIOS) if not args.scenario or "all" in args.scenario else list(dict.fromkeys(args.scenario))
-    if args.repeat < 1 or args.events < 100:
-        parser.error("--repeat must be at least 1 and --events at least 100")
+    if args.repeat < 1 or args.events < 100 or args.bounces < 1:
+        parser.error("--repeat and --bounces must be at least 1 and --events at least 100")
     seed = args.seed if args.seed is not None else int(time.time()) % 100_000
 
     stack = LocalStack(settings)
@@ -500,7 +503,7 @@ def main(settings: Settings, argv: list[str] | None = None) -> int:
                 print(f"[chaos] {name} run {i + 1}/{args.repeat} ({args.events} records, seed {seed})", flush=True)
                 result = run_scenario(on.settings, on, name, events=args.events, seed=seed, timeout=args.timeout,
                                       log_dir=log_dir, progress=lambda line: print(line, flush=True),
-                                      keep=args.keep)
+                                      keep=args.keep, bounces=args.bounces)
                 seed += 1
                 state = "STUCK" if result.stuck else ("exact" if result.verdict.exact else "WRONG")
                 recovery = "-" if result.recovery_s is None else f"{result.recovery_s:.1f}s"
