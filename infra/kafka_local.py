@@ -170,7 +170,7 @@ class LocalKafka:
         def ready() -> bool:
             if not self.is_running():
                 raise InfraError(f"the Kafka broker exited during start-up:\n{tail(self.log_file)}")
-            return port_open(self.port) and _admin_ready(self.bootstrap)
+            return port_open(self.port) and _live_brokers(self.bootstrap) > 0
 
         wait_until(ready, timeout, f"Kafka on {self.bootstrap}", on_fail=lambda: tail(self.log_file))
 
@@ -277,6 +277,8 @@ def _kafka_uuid() -> str:
 
 
 def _live_brokers(bootstrap: str) -> int:
+    """Brokers registered in the cluster ``bootstrap`` answers for (0 while it has no controller or does not
+    answer)."""
     from kafka.admin import KafkaAdminClient
     from kafka.errors import KafkaError
 
@@ -289,22 +291,5 @@ def _live_brokers(bootstrap: str) -> int:
         return len(cluster.get("brokers") or []) if cluster.get("controller_id") is not None else 0
     except (KafkaError, OSError):
         return 0
-    finally:
-        admin.close()
-
-
-def _admin_ready(bootstrap: str) -> bool:
-    from kafka.admin import KafkaAdminClient
-    from kafka.errors import KafkaError
-
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000, client_id="alliance-ready")
-    except (KafkaError, OSError, ValueError):
-        return False
-    try:
-        cluster = admin.describe_cluster()
-        return bool(cluster.get("brokers")) and cluster.get("controller_id") is not None
-    except (KafkaError, OSError):
-        return False
     finally:
         admin.close()
