@@ -29,7 +29,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 from pydantic import SecretStr
 
@@ -39,6 +39,7 @@ from core.topic_admin import provision
 from events.codec import from_dict
 from events.simulator import alliance_day
 from events.simulator.publish import publish
+from events.tools.dlq_kafka import read_topic
 from events.topics import AGGREGATES, DLQ_TOPIC, agg_topic, ingest_topic
 from infra.oracle import accepted_events, expected_aggregates
 from infra.processes import Service, free_ports, projector, worker
@@ -84,23 +85,8 @@ def _simulator_personal_data(records: list[Any]) -> set[str]:
 
 def _all_records(bootstrap: str, topics: list[str]) -> dict[str, list[bytes]]:
     """Every key, value and header of every record of ``topics``, read to their end offsets."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
-    out: dict[str, list[bytes]] = {t: [] for t in topics}
-    try:
-        from kafka import TopicPartition
-
-        tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
-        consumer.assign(tps)
-        end = consumer.end_offsets(tps)
-        consumer.seek_to_beginning(*tps)
-        deadline = time.monotonic() + 60
-        while any(consumer.position(tp) < end[tp] for tp in tps) and time.monotonic() < deadline:
-            for tp, records in consumer.poll(timeout_ms=500).items():
-                for rec in records:
-                    out[tp.topic] += [rec.key or b"", rec.value or b"", *(v for _, v in rec.headers)]
-    finally:
-        consumer.close()
-    return out
+    return {t: [part for rec in read_topic(bootstrap, t)
+                for part in (rec.key or b"", rec.value or b"", *(v for _, v in rec.headers))] for t in topics}
 
 
 def _forms(text: str) -> list[bytes]:
