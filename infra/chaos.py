@@ -82,7 +82,7 @@ class Run:
     """One run of a scenario: fresh topics and database, its own workers and projector."""
 
     def __init__(self, settings: Settings, log_dir: Path, scenario: str, events: int, seed: int,
-                 workers: int, progress: Progress) -> None:
+                 workers: int, progress: Progress, bounces: int = 5) -> None:
         self.id = f"{scenario}-{uuid.uuid4().hex[:6]}"
         self.progress = progress
         self.records = alliance_day(seed=seed, scale=events / 20_000)
@@ -99,7 +99,7 @@ class Run:
         self.projector = projector(self.cfg, self.log_dir, ports[-1])
         self.published = 0
         self.last_fault = time.monotonic()
-        self.bounces = 5  # broker-bounce: leader kills per run
+        self.bounces = bounces  # broker-bounce: leader kills per run
 
     # -- set-up and the stream ------------------------------------------------------------------------
 
@@ -416,8 +416,7 @@ CLUSTER_SCENARIOS = {"broker-bounce"}  # run on the local 3-broker cluster
 def run_scenario(settings: Settings, stack: LocalStack, name: str, *, events: int, seed: int, timeout: float,
                  log_dir: Path, progress: Progress, keep: bool = False, bounces: int = 5) -> RunResult:
     inject, workers = SCENARIOS[name]
-    run = Run(settings, log_dir, name, events, seed, workers, progress)
-    run.bounces = bounces
+    run = Run(settings, log_dir, name, events, seed, workers, progress, bounces)
     notes: list[str] = []
     try:
         run.start(with_workers=name != "fresh-start")

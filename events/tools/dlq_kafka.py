@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -82,6 +81,4 @@ def redrive(bootstrap: str, university: str, topic: str, plan: RedrivePlan) -> t
             sent += 1
     finally:
         publisher.close()
-    if sent:
-        print(f"redrove {sent} record(s) to {topic}", file=sys.stderr)
     return sent, invalid
