@@ -252,7 +252,8 @@ class LocalKafkaCluster:
             for node in self.nodes:
                 if not node.is_running() and brokers is None:
                     raise InfraError(f"kafka node {node.node_id} exited during start-up:\n{tail(node.log_file)}")
-            return _live_brokers(self.bootstrap) >= want
+            listening = sum(port_open(n.port) for n in self.nodes)  # registered is not yet accepting
+            return listening >= want and _live_brokers(self.bootstrap) >= want
 
         wait_until(ready, timeout, f"{want} Kafka brokers on {self.bootstrap}",
                    on_fail=lambda: "\n".join(tail(n.log_file, 10) for n in self.nodes))
