@@ -11,8 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from core.settings import PROJECT_ROOT
+from core.access_policy import DEFAULT_APP_ID
+from core.kafka_access import ADMIN, KafkaAccess
+from core.settings import PROJECT_ROOT, Settings
 from core.topic_admin import provision
 from events.topics import INGEST_PARTITIONS, registry
 from infra.errors import InfraError
@@ -29,6 +32,17 @@ class Services:
     dsn: str  # maintenance database (the run creates its own database in it)
     local: bool
     run_id: str
+    credentials: Path | None = None  # the run's own broker's credential store
+
+    def settings(self, **update: Any) -> Settings:
+        """Settings of a process of this run: its broker (with the run broker's credentials) and ``update``."""
+        base = (Settings(kafka_bootstrap_servers=self.bootstrap, kafka_credentials_file=self.credentials)
+                if self.credentials is not None else Settings(kafka_bootstrap_servers=self.bootstrap))
+        return base.model_copy(update=update) if update else base
+
+    def kafka(self, role: str) -> KafkaAccess:
+        """The run's broker as ``role`` (core.kafka_access; ALLIANCE_KAFKA_USERNAME overrides it)."""
+        return self.settings().kafka(role)
 
     def suffix(self, name: str) -> str:
         """A topic suffix unique to this run and measurement (``.bench-<run>-<name>``)."""
@@ -59,7 +73,8 @@ def services(home: Path = BENCH_ROOT) -> Iterator[Services]:
             pg = LocalPostgres(home=run_dir / "postgres", port=free_ports(1)[0], fast=True)
             pg.start()
             dsn = pg.dsn_for("postgres")
-        yield Services(bootstrap, dsn, broker is not None, run_id)
+        yield Services(bootstrap, dsn, broker is not None, run_id,
+                       credentials=broker.store.path if broker is not None else None)
     finally:
         if broker is not None:
             broker.stop()
@@ -71,9 +86,10 @@ def services(home: Path = BENCH_ROOT) -> Iterator[Services]:
             shutil.rmtree(datadir, ignore_errors=True)
 
 
-def provision_run(bootstrap: str, suffix: str, ingest_partitions: int = INGEST_PARTITIONS,
-                  only_ingest: bool = False) -> list[str]:
-    """Create the registry topics with ``suffix`` (ingest topics with ``ingest_partitions``)."""
+def provision_run(svc: Services, suffix: str, ingest_partitions: int = INGEST_PARTITIONS,
+                  only_ingest: bool = False, app_id: str = DEFAULT_APP_ID) -> list[str]:
+    """Create the registry topics with ``suffix`` (ingest topics with ``ingest_partitions``) and their ACLs
+    (``app_id``: the run's streams app)."""
     specs = [s for s in registry(ingest_partitions=ingest_partitions)
              if not only_ingest or s.name.startswith("alliance.ingest.")]
     # core.topic_admin.provision verifies right after create_topics; the broker's metadata can lag a moment
@@ -81,7 +97,7 @@ def provision_run(bootstrap: str, suffix: str, ingest_partitions: int = INGEST_P
     created: list[str] = []
     for attempt in range(20):
         try:
-            report = provision(bootstrap, specs, suffix=suffix)
+            report = provision(svc.kafka(ADMIN), specs, suffix=suffix, app_id=app_id)
             return created + report.created
         except InfraError as exc:
             if "not created (3)" not in str(exc) or attempt == 19:

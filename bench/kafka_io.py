@@ -14,20 +14,21 @@ from kafka import KafkaProducer
 
 from bench.report import BenchError
 from bench.workload import Item
+from core.kafka_access import KafkaAccess
 from events.tools.publisher import PRODUCER_DEFAULTS
 
 Progress = Callable[[str], None]
 
 
-def producer(bootstrap: str, **overrides: object) -> KafkaProducer:
+def producer(kafka: KafkaAccess, **overrides: object) -> KafkaProducer:
     """kafka-python producer with the publisher SDK's settings (acks=all, idempotent, same batching)."""
     config = {**PRODUCER_DEFAULTS, **overrides}
-    return KafkaProducer(bootstrap_servers=bootstrap, client_id=f"bench-{uuid.uuid4().hex[:6]}", **config)
+    return KafkaProducer(**kafka.kafka_python(), client_id=f"bench-{uuid.uuid4().hex[:6]}", **config)
 
 
-def load(bootstrap: str, items: Sequence[Item], suffix: str, timeout: float = 300.0) -> float:
+def load(kafka: KafkaAccess, items: Sequence[Item], suffix: str, timeout: float = 300.0) -> float:
     """Send every item to its suffixed ingest topic as fast as possible; returns seconds taken."""
-    p = producer(bootstrap)
+    p = producer(kafka)
     try:
         t0 = time.perf_counter()
         futures = [p.send(it.topic + suffix, value=it.value, key=it.key) for it in items]
@@ -47,9 +48,9 @@ class Paced:
     seconds: float
 
 
-def paced(bootstrap: str, items: Sequence[Item], suffix: str, rate: float) -> Paced:
+def paced(kafka: KafkaAccess, items: Sequence[Item], suffix: str, rate: float) -> Paced:
     """Send at ``rate`` items/s (evenly spaced), each record's timestamp set to its send time."""
-    p = producer(bootstrap, linger_ms=2)
+    p = producer(kafka, linger_ms=2)
     sent: list[int] = []
     try:
         interval = 1.0 / rate
@@ -80,11 +81,11 @@ class ConsumeResult:
         return n / self.seconds if self.seconds > 0 and n > 0 else 0.0
 
 
-async def bare_consume(bootstrap: str, topics: Sequence[str], expected: int,
+async def bare_consume(kafka: KafkaAccess, topics: Sequence[str], expected: int,
                        limit_s: float = 180.0) -> ConsumeResult:
     """The baseline: a fresh group reads ``topics`` from the beginning with getmany, no processing."""
     consumer = AIOKafkaConsumer(
-        *topics, bootstrap_servers=bootstrap, group_id=f"bench-bare-{uuid.uuid4().hex[:8]}",
+        *topics, **kafka.aiokafka(), group_id=f"bench-bare-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest", enable_auto_commit=False, client_id="bench-bare")
     await consumer.start()
     try:
@@ -105,10 +106,10 @@ async def bare_consume(bootstrap: str, topics: Sequence[str], expected: int,
         await consumer.stop()
 
 
-async def read_all(bootstrap: str, topic: str, partitions: int,
+async def read_all(kafka: KafkaAccess, topic: str, partitions: int,
                    limit_s: float = 60.0) -> list[tuple[int, bytes | None, bytes | None]]:
     """Every record of ``topic`` up to its current end: (timestamp ms, key, value)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="bench-read")
+    consumer = AIOKafkaConsumer(**kafka.aiokafka(), enable_auto_commit=False, client_id="bench-read")
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]

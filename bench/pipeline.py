@@ -19,6 +19,7 @@ from bench.kafka_io import Progress
 from bench.profile import Hotspot, hotspots, own_time_by_area
 from bench.report import BenchError, percentile
 from bench.worker import Worker, total
+from core.kafka_access import ADMIN
 from events.base import Event
 from events.reference import UNIVERSITIES
 from events.topics import AGG_PARTITIONS, INGEST_PARTITIONS, agg_topic, ingest_topic
@@ -45,7 +46,7 @@ class PipelineRun:
 
 @contextmanager
 def running_workers(svc: Services, suffix: str, app_id: str, count: int, log_dir: Path) -> Iterator[list[Worker]]:
-    workers = [Worker(svc.bootstrap, suffix, app_id, log_dir) for _ in range(count)]
+    workers = [Worker(svc, suffix, app_id, log_dir) for _ in range(count)]
     try:
         for w in workers:
             w.start()
@@ -103,21 +104,21 @@ def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, l
     so the rate is the one of a running group, without the start-up rebalance of workers that join
     together on a backlog (which docs/streams.md covers)."""
     suffix = svc.suffix(label)
-    provision_run(svc.bootstrap, suffix, ingest_partitions=partitions)
+    provision_run(svc, suffix, ingest_partitions=partitions, app_id=f"bench-{svc.run_id}")
     load_s = 0.0
     if not steady:
-        load_s = kafka_io.load(svc.bootstrap, items, suffix)
+        load_s = kafka_io.load(svc.kafka(ADMIN), items, suffix)
         progress(f"  loaded {len(items):,} events into {suffix} ({partitions} ingest partitions) in {load_s:.1f}s")
     base_rate: float | None = None
     noop_rate: float | None = None
     if baseline and not steady:
         topics = [ingest_topic(u) + suffix for u in UNIVERSITIES]
-        res = asyncio.run(kafka_io.bare_consume(svc.bootstrap, topics, len(items)))
+        res = asyncio.run(kafka_io.bare_consume(svc.kafka(ADMIN), topics, len(items)))
         base_rate = res.rate
         progress(f"  bare aiokafka loop: {res.records:,} records, {base_rate:,.0f}/s")
         noop_rate = noop_run(svc, suffix, label, len(items), log_dir, partitions, progress)
     app_id = f"bench-{svc.run_id}-{label}"
-    ws = [Worker(svc.bootstrap, suffix, app_id, log_dir,
+    ws = [Worker(svc, suffix, app_id, log_dir,
                  env={"ALLIANCE_INGEST_PARTITIONS": str(partitions)}) for _ in range(workers)]
     handed_over = False
     try:
@@ -129,7 +130,7 @@ def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, l
             time.sleep(3.0)  # the group settles (a late join would rebalance again)
             for w in ws:
                 w.wait_ready(120)
-            load_s = kafka_io.load(svc.bootstrap, items, suffix)
+            load_s = kafka_io.load(svc.kafka(ADMIN), items, suffix)
             progress(f"  {workers} worker(s) ready; loaded {len(items):,} events ({partitions} ingest partitions) "
                      f"in {load_s:.1f}s")
         timeout = max(180.0, len(items) / 100)
@@ -161,7 +162,7 @@ def noop_run(svc: Services, suffix: str, label: str, expected: int, log_dir: Pat
              progress: Progress = print) -> float:
     """The framework ceiling: ``bench.noop_worker`` (faust agent with the worker's settings, counting only)
     over the same ingest topics, fresh app id, timed like the pipeline."""
-    w = Worker(svc.bootstrap, suffix, f"bench-{svc.run_id}-{label}-noop", log_dir, module="bench.noop_worker",
+    w = Worker(svc, suffix, f"bench-{svc.run_id}-{label}-noop", log_dir, module="bench.noop_worker",
                env={"ALLIANCE_INGEST_PARTITIONS": str(partitions)})
     rate, startup = timed_alone(w, expected, progress)
     progress(f"  faust no-op agent: {expected:,} events, {rate:,.0f}/s (start-up {startup:.1f}s excluded)")
@@ -180,12 +181,12 @@ def profile_worker(svc: Services, items: Sequence[workload.Item], log_dir: Path,
     """The pipeline again, on its own freshly loaded topics, in a worker under cProfile; reports its own time
     by package and its top functions."""
     suffix = svc.suffix("profiled")
-    provision_run(svc.bootstrap, suffix)
-    kafka_io.load(svc.bootstrap, items, suffix)
+    provision_run(svc, suffix, app_id=f"bench-{svc.run_id}")
+    kafka_io.load(svc.kafka(ADMIN), items, suffix)
     expected = len(items)
     out = log_dir / f"worker-{svc.run_id}.prof"
     out.unlink(missing_ok=True)
-    w = Worker(svc.bootstrap, suffix, f"bench-{svc.run_id}-profiled", log_dir,
+    w = Worker(svc, suffix, f"bench-{svc.run_id}-profiled", log_dir,
                env={"BENCH_PROFILE_OUT": str(out)})
     rate, _ = timed_alone(w, expected, progress, min_rate=50)
     if not out.exists():
@@ -224,14 +225,14 @@ def latency_run(svc: Services, workers: list[Worker], suffix: str, rate: float, 
     wait_idle(workers)
     before = sum(w.processed("tables") for w in workers)
     progress(f"  latency: {n:,} fresh events at {rate:,.0f}/s for {n / rate:.0f}s")
-    sent = kafka_io.paced(svc.bootstrap, its, suffix, rate)
+    sent = kafka_io.paced(svc.kafka(ADMIN), its, suffix, rate)
     deadline = time.monotonic() + 120
     while sum(w.processed("tables") for w in workers) < before + n:
         if time.monotonic() > deadline:
             raise BenchError("latency run: the workers did not process the paced events within 120s")
         time.sleep(POLL_S)
     time.sleep(2.0)  # let the rollup publish the last aggregates
-    records = asyncio.run(kafka_io.read_all(svc.bootstrap, agg_topic("windows") + suffix, AGG_PARTITIONS))
+    records = asyncio.run(kafka_io.read_all(svc.kafka(ADMIN), agg_topic("windows") + suffix, AGG_PARTITIONS))
     per_key_sent: dict[str, list[int]] = {}
     for key, ts in zip(keys, sent.sent_ms, strict=True):
         per_key_sent.setdefault(key, []).append(ts)

@@ -17,6 +17,7 @@ from bench.env import Services, provision_run
 from bench.kafka_io import Progress
 from bench.report import BenchError
 from bench.workload import Item
+from core.kafka_access import ADMIN, PROJECTOR
 from events.topics import EVENT_PARTITIONS, Family, family_topic
 
 BOOKKEEPING = ("consumer_offsets", "projector_rejects", "schema_migrations", "agg_snapshot")
@@ -113,7 +114,7 @@ async def _run(svc: Services, suffix: str, items: Sequence[Item], progress: Prog
     dsn = with_database(svc.dsn, database)
     await migrate(dsn)
     group = f"bench-{svc.run_id}"
-    config = ProjectorConfig(bootstrap=svc.bootstrap, dsn=dsn, group=group,
+    config = ProjectorConfig(kafka=svc.kafka(PROJECTOR), dsn=dsn, group=group,
                              event_topics=tuple(family_topic(f) + suffix for f in Family), agg_topics=())
     projector = Projector(config)
     stop = asyncio.Event()
@@ -189,8 +190,8 @@ async def _run(svc: Services, suffix: str, items: Sequence[Item], progress: Prog
 def measure(svc: Services, items: Sequence[Item], progress: Progress = print,
             limit_s: float = 600.0) -> ProjectorResult:
     suffix = svc.suffix("proj")
-    provision_run(svc.bootstrap, suffix)
+    provision_run(svc, suffix)
     records = canonical(items)
-    kafka_io.load(svc.bootstrap, records, suffix)
+    kafka_io.load(svc.kafka(ADMIN), records, suffix)
     progress(f"  loaded {len(records):,} canonical events into alliance.events.*{suffix}")
     return asyncio.run(_run(svc, suffix, records, progress, limit_s))

@@ -13,6 +13,7 @@ from bench.env import Services, provision_run
 from bench.kafka_io import Progress
 from bench.report import BenchError
 from bench.workload import Item
+from core.kafka_access import ADMIN
 from events.reference import UNIVERSITIES
 from events.tools.publisher import Publisher
 from events.topics import ingest_topic
@@ -28,7 +29,7 @@ class PublisherRates:
 
 def raw_rate(svc: Services, items: Sequence[Item], suffix: str) -> float:
     prepared = [(it.topic + suffix, it.key, it.value, cloudevent_headers(it.event)) for it in items]
-    p = kafka_io.producer(svc.bootstrap)
+    p = kafka_io.producer(svc.kafka(ADMIN))
     try:
         for u in UNIVERSITIES:
             p.partitions_for(ingest_topic(u) + suffix)  # metadata outside the clock
@@ -46,7 +47,7 @@ def raw_rate(svc: Services, items: Sequence[Item], suffix: str) -> float:
 def sdk_rate(svc: Services, inputs: Sequence[tuple[str, Any]], suffix: str) -> float:
     """``inputs``: (university, event model or mapping). One Publisher per university, created and connected
     before the clock starts; every publisher flushed (DeliveryError on any failure) before it stops."""
-    pubs = {u: Publisher(svc.bootstrap, u, topic=ingest_topic(u) + suffix) for u in UNIVERSITIES}
+    pubs = {u: Publisher(svc.kafka(u), u, topic=ingest_topic(u) + suffix) for u in UNIVERSITIES}
     try:
         t0 = time.perf_counter()
         for u, ev in inputs:
@@ -66,13 +67,13 @@ def measure(svc: Services, items: Sequence[Item], rounds: int, progress: Progres
     model_inputs = [(it.event.source, it.event) for it in items]
     best = {"raw": 0.0, "dicts": 0.0, "models": 0.0}
     warm = svc.suffix("pub-warmup")  # first connections, topic creation, JIT-less but cold caches
-    provision_run(svc.bootstrap, warm, only_ingest=True)
+    provision_run(svc, warm, only_ingest=True)
     raw_rate(svc, items[: min(len(items), 3000)], warm)
     sdk_rate(svc, dict_inputs[: min(len(items), 1000)], warm)
     for r in range(rounds):
         for variant in best:
             suffix = svc.suffix(f"pub-{variant}-{r}")
-            provision_run(svc.bootstrap, suffix, only_ingest=True)
+            provision_run(svc, suffix, only_ingest=True)
             if variant == "raw":
                 v = raw_rate(svc, items, suffix)
             else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.env import Services
 from bench.report import BenchError
 from core.settings import Settings
 from infra.processes import Service, free_port
@@ -13,7 +14,7 @@ from infra.processes import Service, free_port
 class Worker(Service):
     """A benchmark worker: a Service with the run's topics (suffix), app id and extra environment."""
 
-    def __init__(self, bootstrap: str, suffix: str, app_id: str, log_dir: Path, *, module: str = "streams",
+    def __init__(self, svc: Services, suffix: str, app_id: str, log_dir: Path, *, module: str = "streams",
                  env: dict[str, str] | None = None) -> None:
         port = free_port()
         module = "bench.profiled_worker" if env and "BENCH_PROFILE_OUT" in env else module
@@ -21,7 +22,7 @@ class Worker(Service):
                          log_dir / f"worker-{app_id}-{port}.log", port,
                          env={"ALLIANCE_WEB_PORT": str(port), "ALLIANCE_METRICS_PORT": "0", **(env or {})},
                          quiet=True)
-        self.settings = Settings(kafka_bootstrap_servers=bootstrap, topic_suffix=suffix, app_id=app_id)
+        self.settings = svc.settings(topic_suffix=suffix, app_id=app_id)
 
     def start(self, settings: Settings | None = None) -> None:
         super().start(settings or self.settings)

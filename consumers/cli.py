@@ -27,6 +27,7 @@ from consumers.migrate import migrate
 from consumers.projector import DEFAULT_GROUP, Projector, ProjectorConfig
 from consumers.queries import QUERIES, format_table, run_query
 from core.errors import AllianceError
+from core.kafka_access import PROJECTOR
 from core.settings import load_settings
 from events.topics import AGGREGATES, Family, agg_topic, family_topic
 
@@ -44,7 +45,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.migrate:
         asyncio.run(migrate(settings.dsn))
     config = ProjectorConfig(
-        bootstrap=settings.bootstrap, dsn=settings.dsn, group=args.group,
+        kafka=settings.kafka(PROJECTOR), dsn=settings.dsn, group=args.group,
         event_topics=tuple(args.events_topic or [settings.topic(family_topic(f)) for f in Family]),
         agg_topics=tuple(args.agg_topic or [settings.topic(agg_topic(n)) for n in AGGREGATES]),
         batch_size=args.batch_size, batch_timeout_ms=args.batch_timeout_ms, pause_ms=args.pause_ms,

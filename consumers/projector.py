@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
@@ -29,6 +29,7 @@ from consumers.errors import ConsumerError, ProjectionError
 from consumers.mapping import Plan, TopicKind, plan_batch
 from consumers.metrics import ProjectorMetrics
 from consumers.store import apply_plan, prepare_connection, stored_offsets
+from core.kafka_access import KafkaAccess
 from core.metrics import serve
 from events.topics import AGGREGATES, Family, agg_topic, family_topic
 
@@ -48,7 +49,7 @@ TRANSIENT = (
 
 @dataclass(frozen=True)
 class ProjectorConfig:
-    bootstrap: str
+    kafka: KafkaAccess  # the projector's principal: reads the canonical and aggregated topics
     dsn: str
     group: str = DEFAULT_GROUP
     event_topics: tuple[str, ...] = tuple(family_topic(f) for f in Family)
@@ -60,7 +61,6 @@ class ProjectorConfig:
     metrics_port: int = 0  # 0 = no HTTP endpoint
     max_backoff_s: float = 30.0
     max_attempts: int = 5  # for non-transient database errors; transient ones retry until stopped
-    extra_kafka: dict[str, object] = field(default_factory=dict)
 
     def kinds(self) -> dict[str, TopicKind]:
         kinds = {t: TopicKind.EVENTS for t in self.event_topics}
@@ -182,7 +182,8 @@ class Projector:
                                         partition=str(tp.partition)).set(max(high - pos, 0))
 
     async def _partitions(self) -> list[TopicPartition]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.config.bootstrap, client_id=f"projector-{self.config.group}")
+        admin = AIOKafkaAdminClient(**self.config.kafka.aiokafka(),
+                                    client_id=f"projector-{self.config.group}")
         await admin.start()
         try:
             described = await admin.describe_topics(sorted(self.kinds))
@@ -219,8 +220,8 @@ class Projector:
         if cfg.metrics_port:
             runner = await serve(self.metrics.registry, cfg.metrics_port, ready=self.ready, host=cfg.metrics_host)
         self._consumer = consumer = AIOKafkaConsumer(
-            bootstrap_servers=cfg.bootstrap, group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", client_id=f"projector-{cfg.group}", **cfg.extra_kafka)
+            **cfg.kafka.aiokafka(), group_id=None, enable_auto_commit=False,
+            auto_offset_reset="earliest", client_id=f"projector-{cfg.group}")
         try:
             await consumer.start()
             await self._assign(consumer)

@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import AllianceError
+from core.kafka_access import CredentialStore, KafkaAccess
 from events.privacy import DEVELOPMENT_KEY
 from events.topics import AGG_PARTITIONS, EVENT_PARTITIONS, INGEST_PARTITIONS, TopicSpec, registry
 
@@ -32,6 +33,17 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str | None = Field(
         default=None, description="host:port[,host:port]; unset = the local single-node broker"
     )
+    kafka_username: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="SCRAM-SHA-512 principal of this process; unset = the process's own role, with its "
+                    "password from the local broker's credential store (local stack) or no authentication")
+    kafka_password: SecretStr | None = Field(default=None, description="password of ALLIANCE_KAFKA_USERNAME")
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="CA certificate of the brokers' TLS listener (SASL_SSL, as in compose)")
+    kafka_credentials_file: Path | None = Field(
+        default=None,
+        description="a credential store (JSON {user: password}) to take the role's password from; unset = "
+                    "the local broker's <broker home>/users.json when the local broker is used")
     database_url: SecretStr | None = Field(
         default=None, description="postgresql://user:pass@host:port/db; unset = the local PostgreSQL"
     )
@@ -119,6 +131,45 @@ class Settings(BaseSettings):
     @property
     def uses_local_postgres(self) -> bool:
         return self.database_url is None
+
+    @property
+    def local_kafka_home(self) -> Path:
+        """State of the local broker (single node) or of the local cluster (``local_brokers`` > 1)."""
+        if self.local_brokers > 1:  # the compose topology: its own state, beside the single broker's
+            return self.local_dir / f"kafka-cluster-{self.local_brokers}"
+        return self.local_dir / "kafka"
+
+    @property
+    def credential_store(self) -> CredentialStore | None:
+        if self.kafka_credentials_file is not None:
+            return CredentialStore(self.kafka_credentials_file)
+        if self.uses_local_kafka:
+            return CredentialStore(self.local_kafka_home / "users.json")
+        return None
+
+    def kafka(self, role: str) -> KafkaAccess:
+        """How this process reaches Kafka acting as ``role`` (core.kafka_access): ALLIANCE_KAFKA_USERNAME and
+        _PASSWORD when set; otherwise ``role`` with its password from the credential store; otherwise (an
+        external cluster without a store) no authentication."""
+        cafile = str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile is not None else None
+        access = KafkaAccess(self.bootstrap, ssl_cafile=cafile)
+        if self.kafka_username is not None:
+            if self.kafka_password is None:
+                raise SettingsError("ALLIANCE_KAFKA_USERNAME is set but ALLIANCE_KAFKA_PASSWORD is not")
+            return access.as_user(self.kafka_username, self.kafka_password)
+        if self.kafka_password is not None:
+            raise SettingsError("ALLIANCE_KAFKA_PASSWORD is set but ALLIANCE_KAFKA_USERNAME is not")
+        store = self.credential_store
+        if store is None:
+            return access
+        return access.as_user(role, store.password(role))
+
+    def kafka_env(self) -> dict[str, str]:
+        """The ALLIANCE_* variables that let a child process reach this broker as its own role."""
+        store = self.credential_store
+        return {"ALLIANCE_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+                **({"ALLIANCE_KAFKA_CREDENTIALS_FILE": str(store.path)} if store is not None else {}),
+                **({"ALLIANCE_KAFKA_SSL_CAFILE": str(self.kafka_ssl_cafile)} if self.kafka_ssl_cafile else {})}
 
     @property
     def bootstrap(self) -> str:

@@ -1,6 +1,7 @@
 """Topic administration from the registry in events.topics: create what is missing (no broker-side
-auto-creation) and verify what exists (partitions, compaction, the registry's extra settings). The worker
-verifies its topics at start-up; ``python -m infra provision`` creates them."""
+auto-creation), grant the registry's ACLs (core.access_policy) and verify what exists (partitions,
+compaction, the registry's extra settings). The worker verifies its topics at start-up;
+``python -m infra provision`` creates them (as ``admin``)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,24 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.admin import (
+    ACL,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    ConfigResource,
+    ConfigResourceType,
+    KafkaAdminClient,
+    NewTopic,
+    ResourcePattern,
+    ResourceType,
+)
+from kafka.errors import AuthorizationError, SaslAuthenticationFailedError, TopicAlreadyExistsError
 
+from core.access_policy import DEFAULT_APP_ID, Grant, grants
 from core.errors import TopicError
+from core.kafka_access import ADMIN, CredentialsError, KafkaAccess
+from core.settings import Settings
 from events.topics import TopicSpec, registry
 
 
@@ -21,14 +36,15 @@ class ProvisionReport:
     existing: list[str]
 
 
-def provision(bootstrap: str, specs: Iterable[TopicSpec] | None = None, replication_factor: int = 1,
-              timeout_s: float = 30.0, suffix: str = "") -> ProvisionReport:
-    """Create missing topics (default: the whole registry; ``suffix`` appended to every name) and verify
-    partitions and compaction of all of them."""
+def provision(kafka: KafkaAccess, specs: Iterable[TopicSpec] | None = None, replication_factor: int = 1,
+              timeout_s: float = 30.0, suffix: str = "", app_id: str = DEFAULT_APP_ID) -> ProvisionReport:
+    """Create missing topics (default: the whole registry; ``suffix`` appended to every name), grant their
+    ACLs (``app_id``: the streams app whose group and own topics ``streams`` may use) and verify partitions
+    and compaction of all of them. ``kafka`` must be allowed to create topics and ACLs (``admin``)."""
     specs = [replace(s, name=s.name + suffix) for s in (registry() if specs is None else specs)]
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="alliance-provision",
-                             request_timeout_ms=int(timeout_s * 1000))
+    admin = admin_client(kafka, "alliance-provision", timeout_s)
     try:
+        apply_grants(admin, grants(specs, suffix=suffix, app_id=app_id))
         present = set(admin.list_topics())
         missing = [s for s in specs if s.name not in present]
         if missing:
@@ -43,14 +59,62 @@ def provision(bootstrap: str, specs: Iterable[TopicSpec] | None = None, replicat
         admin.close()
 
 
-def verify(bootstrap: str, specs: Iterable[TopicSpec], suffix: str = "", timeout_s: float = 15.0) -> None:
-    """Raise TopicError naming every topic that is missing or differs from ``specs`` (partitions, compaction)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="alliance-verify",
-                             request_timeout_ms=int(timeout_s * 1000))
+def provision_deployment(settings: Settings, timeout_s: float = 30.0) -> ProvisionReport:
+    """The deployment's registry topics and ACLs (its partition counts, replication, suffix and app id),
+    created as ``admin``."""
+    return provision(settings.kafka(ADMIN), settings.registry(), replication_factor=settings.replication_factor,
+                     timeout_s=timeout_s, suffix=settings.topic_suffix, app_id=settings.app_id)
+
+
+_RESOURCE = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP, "cluster": ResourceType.CLUSTER}
+
+
+def to_acl(grant: Grant) -> ACL:
+    pattern = ACLResourcePatternType.PREFIXED if grant.prefixed else ACLResourcePatternType.LITERAL
+    return ACL(principal=f"User:{grant.principal}", host="*", operation=ACLOperation[grant.operation],
+               permission_type=ACLPermissionType.ALLOW,
+               resource_pattern=ResourcePattern(_RESOURCE[grant.resource.value], grant.name, pattern))
+
+
+def apply_grants(admin: KafkaAdminClient, rules: Iterable[Grant]) -> None:
+    """Create the ACLs (an ACL that exists already is left as it is); TopicError when the broker refuses."""
+    acls = [to_acl(g) for g in rules]
+    for start in range(0, len(acls), 200):
+        result = admin.create_acls(acls[start:start + 200])
+        if result.get("failed"):
+            errors = sorted({getattr(e, "__name__", str(e)) for e in result["failed"]})
+            raise TopicError(f"the broker refused {len(result['failed'])} ACLs ({', '.join(errors)}); "
+                             "provisioning needs the admin principal")
+
+
+def grant(kafka: KafkaAccess, rules: Iterable[Grant]) -> None:
+    """Create ACLs beyond the registry's (tests' own topics), as ``kafka`` (admin)."""
+    admin = admin_client(kafka, "alliance-grant")
     try:
-        _verify_eventually(admin, [replace(s, name=s.name + suffix) for s in specs], timeout_s)
+        apply_grants(admin, rules)
     finally:
         admin.close()
+
+
+def verify(kafka: KafkaAccess, specs: Iterable[TopicSpec], suffix: str = "", timeout_s: float = 15.0) -> None:
+    """Raise TopicError naming every topic that is missing or differs from ``specs`` (partitions, compaction)."""
+    admin = admin_client(kafka, "alliance-verify", timeout_s)
+    try:
+        _verify_eventually(admin, [replace(s, name=s.name + suffix) for s in specs], timeout_s)
+    except AuthorizationError as exc:
+        raise TopicError(f"{kafka.principal} may not describe the registry's topics ({type(exc).__name__}): "
+                         "provision them as admin (python -m infra provision) to grant the ACLs") from None
+    finally:
+        admin.close()
+
+
+def admin_client(kafka: KafkaAccess, client_id: str, timeout_s: float = 30.0) -> KafkaAdminClient:
+    """An admin client of ``kafka``; CredentialsError when the cluster refuses its credentials."""
+    try:
+        return KafkaAdminClient(**kafka.kafka_python(), client_id=client_id,
+                                request_timeout_ms=int(timeout_s * 1000))
+    except SaslAuthenticationFailedError as exc:
+        raise CredentialsError(f"Kafka refused the credentials of {kafka}: {exc}") from None
 
 
 def _verify_eventually(admin: KafkaAdminClient, specs: list[TopicSpec], timeout_s: float) -> None:

@@ -52,8 +52,9 @@ import asyncpg
 from pydantic import SecretStr
 
 from consumers.migrate import migrate
+from core.kafka_access import ADMIN, KafkaAccess
 from core.settings import PROJECT_ROOT, Settings
-from core.topic_admin import provision
+from core.topic_admin import admin_client, provision_deployment
 from events.reference import UNIVERSITIES
 from events.simulator import alliance_day
 from events.simulator.publish import publish
@@ -101,11 +102,15 @@ class Run:
         self.last_fault = time.monotonic()
         self.bounces = bounces  # broker-bounce: leader kills per run
 
+    @property
+    def admin(self) -> KafkaAccess:
+        """The run's cluster as admin (publishes for every university, reads for the verdict)."""
+        return self.cfg.kafka(ADMIN)
+
     # -- set-up and the stream ------------------------------------------------------------------------
 
     def start(self, with_workers: bool = True) -> None:
-        provision(self.cfg.bootstrap, self.cfg.registry(), replication_factor=self.cfg.replication_factor,
-                  suffix=self.suffix)
+        provision_deployment(self.cfg)
         asyncio.run(self._create_database())
         services = [*self.workers, self.projector] if with_workers else [self.projector]
         for s in services:
@@ -129,7 +134,7 @@ class Run:
         def send() -> None:
             def seen(sent: int, _total: int) -> None:
                 self.published = sent
-            publish(records, self.cfg.bootstrap, progress=seen, rate=rate)
+            publish(records, self.admin, progress=seen, rate=rate)
 
         thread = threading.Thread(target=send, name=f"publish-{self.id}", daemon=True)
         thread.start()
@@ -169,7 +174,7 @@ class Run:
                 if s.proc is not None and not s.alive():
                     self.progress(f"    {s.name} exited ({s.proc and s.proc.returncode}); starting it again")
                     self.restart(s, ready=False)
-            state = asyncio.run(latest(self.cfg.bootstrap, topics, f"verify-{uuid.uuid4().hex[:6]}",
+            state = asyncio.run(latest(self.admin, topics, f"verify-{uuid.uuid4().hex[:6]}",
                                        lambda st: False, wait_s=3.0))
             places = {"topics": aggregates_on_topics(state, self.suffix)}
             places.update(asyncio.run(self._read_model()))
@@ -293,7 +298,10 @@ def kill_publisher(run: Run, stack: LocalStack) -> None:
     thread = run.publish_in_background(10, skip=lambda r: id(r) in by_cli)
     command = [sys.executable, "-m", "events.tools", "publish", "-u", university, str(path), "--no-progress",
                "--topic", f"alliance.ingest.{university}{run.suffix}", "--bootstrap", run.cfg.bootstrap]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ALLIANCE_")}
+    access = run.cfg.kafka(university)  # as a university's own system would: its principal, nothing else
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ALLIANCE_")},
+           "ALLIANCE_KAFKA_USERNAME": university,
+           "ALLIANCE_KAFKA_PASSWORD": access.password.get_secret_value() if access.password else ""}
     first = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     time.sleep(2.5)  # the CLI starts (imports, connects) and sends part of the file
@@ -337,7 +345,7 @@ def broker_bounce(run: Run, stack: LocalStack) -> None:
     for i in range(run.bounces):
         run.wait_published(0.1 + 0.8 * i / run.bounces, thread)
         topic = targets[i % 2]
-        leader = wait_for(partial(partition_leader, run.cfg.bootstrap, topic, 0), 60, f"the leader of {topic}[0]")
+        leader = wait_for(partial(partition_leader, run.admin, topic, 0), 60, f"the leader of {topic}[0]")
         node = cluster.node(leader)
         node.kill()
         run.fault(f"kill -9 broker {leader} (leader of {topic}[0])")
@@ -345,7 +353,7 @@ def broker_bounce(run: Run, stack: LocalStack) -> None:
         node.start(wait=False)
         node.wait_ready(120)
         # the next bounce only once every replica of both topics caught up again (Kafka's bounce tests too)
-        wait_for(lambda: all_in_sync(run.cfg.bootstrap, targets, cluster.size), 120, "replicas back in sync")
+        wait_for(lambda: all_in_sync(run.admin, targets, cluster.size), 120, "replicas back in sync")
         run.fault(f"broker {leader} back, replicas in sync")
     thread.join()
 
@@ -369,25 +377,23 @@ def wait_for(probe: Callable[[], Any], timeout: float, what: str) -> Any:
     return found[-1]
 
 
-def _partitions(bootstrap: str, topics: list[str]) -> list[tuple[str, dict[str, Any]]]:
-    from kafka.admin import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="alliance-chaos", request_timeout_ms=10_000)
+def _partitions(kafka: KafkaAccess, topics: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    admin = admin_client(kafka, "alliance-chaos", timeout_s=10)
     try:
         return [(t["name"], p) for t in admin.describe_topics(topics) for p in t["partitions"]]
     finally:
         admin.close()
 
 
-def partition_leader(bootstrap: str, topic: str, partition: int) -> int | None:
-    for _, p in _partitions(bootstrap, [topic]):
+def partition_leader(kafka: KafkaAccess, topic: str, partition: int) -> int | None:
+    for _, p in _partitions(kafka, [topic]):
         if p["partition_index"] == partition and p["leader_id"] >= 0:
             return int(p["leader_id"])
     return None
 
 
-def all_in_sync(bootstrap: str, topics: list[str], replicas: int) -> bool:
-    parts = _partitions(bootstrap, topics)
+def all_in_sync(kafka: KafkaAccess, topics: list[str], replicas: int) -> bool:
+    parts = _partitions(kafka, topics)
     return bool(parts) and all(len(p["isr_nodes"]) == replicas and p["leader_id"] >= 0 for _, p in parts)
 
 

@@ -4,7 +4,8 @@ Commands:
   up          start the local Kafka (KRaft) and PostgreSQL (unless ALLIANCE_* point elsewhere)
   down        stop them
   status      say what runs where
-  provision   create the registry's topics (explicit partitions, compaction; no auto-creation)
+  provision   create the registry's topics (explicit partitions, compaction; no auto-creation) and their ACLs
+  users       list|add|rotate|remove the cluster's SCRAM principals (python -m infra users --help)
   run         the main job: up + provision + migrate + workers + a realistic demo stream
   chaos       fault injection: kill -9 workers, projector, publisher; restart PostgreSQL; zombie workers;
               a real Prometheus's alerts; every aggregate checked against the independent oracle
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 
 from core.errors import AllianceError
 from core.settings import load_settings
-from core.topic_admin import provision
+from core.topic_admin import provision_deployment
 from infra.local import LocalStack
 
 
@@ -40,8 +41,7 @@ def _cmd_status(_: argparse.Namespace) -> int:
 
 def _cmd_provision(_: argparse.Namespace) -> int:
     settings = load_settings()
-    report = provision(settings.bootstrap, settings.registry(), replication_factor=settings.replication_factor,
-                       suffix=settings.topic_suffix)
+    report = provision_deployment(settings)
     print(f"topics created: {len(report.created)}, already present: {len(report.existing)}")
     for name in report.created:
         print(f"  + {name}")
@@ -55,10 +55,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
                         workers=args.workers, fresh=not args.keep_data, seed=args.seed)
 
 
+def _cmd_users(args: argparse.Namespace) -> int:
+    from infra.users import main as users
+
+    return users(load_settings(), args.sub_args)
+
+
 def _cmd_chaos(args: argparse.Namespace) -> int:
     from infra.chaos import main as chaos
 
-    return chaos(load_settings(), args.chaos_args)
+    return chaos(load_settings(), args.sub_args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,13 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=None, help="simulator seed (default: random)")
     run.set_defaults(func=_cmd_run)
     sub.add_parser("chaos", help="fault injection against the oracle (python -m infra chaos --help)")
+    sub.add_parser("users", help="the cluster's SCRAM principals (python -m infra users --help)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["chaos"]:  # its own parser (python -m infra chaos --help)
-        args = argparse.Namespace(func=_cmd_chaos, chaos_args=argv[1:])
+        args = argparse.Namespace(func=_cmd_chaos, sub_args=argv[1:])
+    elif argv[:1] == ["users"]:
+        args = argparse.Namespace(func=_cmd_users, sub_args=argv[1:])
     else:
         args = build_parser().parse_args(argv)
     try:

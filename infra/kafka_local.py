@@ -5,6 +5,14 @@
 The broker's jars (org.apache.kafka:kafka_2.13 plus a log4j2 binding) are resolved from Maven Central
 with Maven into ``<local_dir>/kafka-libs-<version>`` once, then the broker is formatted and started
 with ``java``. Readiness is an admin ``describe_cluster`` call, not a sleep.
+
+Authentication and authorisation are on, as in compose: clients authenticate with SASL/SCRAM-SHA-512
+(every principal of ``core.kafka_access.local_principals`` is bootstrapped at format time with a generated
+password kept in ``<home>/users.json``); the KRaft controller listener uses SASL/PLAIN for the ``admin``
+principal only (SCRAM credentials live in the metadata log, which controllers serve, so they cannot
+authenticate with them); KRaft's StandardAuthorizer refuses whatever no ACL allows
+(``allow.everyone.if.no.acl.found=false``); ``admin`` is the only super user. The ACLs themselves come
+from the topic registry when topics are provisioned (``core.access_policy``).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.kafka_access import ADMIN, MECHANISM, CredentialStore, KafkaAccess, local_principals
 from infra.errors import InfraError
 from infra.processes import port_open, read_pid, tail, terminate, wait_until
 
@@ -71,10 +80,20 @@ class LocalKafka:
     voters: str | None = None
     cluster_id: str | None = None
     replicas: int = 1
+    credentials: CredentialStore | None = None  # a cluster's nodes share one; default <home>/users.json
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def store(self) -> CredentialStore:
+        return self.credentials or CredentialStore(self.home / "users.json")
+
+    @property
+    def admin(self) -> KafkaAccess:
+        """This broker as the super user ``admin``."""
+        return KafkaAccess(self.bootstrap).as_user(ADMIN, self.store.password(ADMIN))
 
     @property
     def pid_file(self) -> Path:
@@ -90,21 +109,35 @@ class LocalKafka:
     def is_running(self) -> bool:
         return self.pid() is not None
 
-    def _write_config(self) -> Path:
+    def _write_config(self, admin_password: str) -> Path:
         data = self.home / "data"
         config = self.home / "server.properties"
         min_isr = max(1, self.replicas - 1)
-        config.write_text(
+        jaas = "org.apache.kafka.common.security"
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the admin password
+        with os.fdopen(fd, "w") as f:
+            f.write(
             "\n".join(
                 [
                     "process.roles=broker,controller",
                     f"node.id={self.node_id}",
                     f"controller.quorum.voters={self.voters or f'{self.node_id}@127.0.0.1:{self.controller_port}'}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    f"listeners=SASL_PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+                    f"advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{self.port}",
                     "controller.listener.names=CONTROLLER",
-                    "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    "inter.broker.listener.name=SASL_PLAINTEXT",
+                    "listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+                    f"sasl.enabled.mechanisms={MECHANISM}",
+                    f"sasl.mechanism.inter.broker.protocol={MECHANISM}",
+                    "sasl.mechanism.controller.protocol=PLAIN",
+                    "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+                    f"listener.name.controller.plain.sasl.jaas.config={jaas}.plain.PlainLoginModule required "
+                    f'username="{ADMIN}" password="{admin_password}" user_{ADMIN}="{admin_password}";',
+                    f"listener.name.sasl_plaintext.{MECHANISM.lower()}.sasl.jaas.config={jaas}.scram.ScramLoginModule "
+                    f'required username="{ADMIN}" password="{admin_password}";',
+                    "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                    "allow.everyone.if.no.acl.found=false",
+                    f"super.users=User:{ADMIN}",
                     f"log.dirs={data}",
                     "num.partitions=1",
                     "auto.create.topics.enable=false",
@@ -122,7 +155,7 @@ class LocalKafka:
                     "",
                 ]
             )
-        )
+            )
         return config
 
     def _java(self, libs: Path, *args: str, heap: str = "256m") -> list[str]:
@@ -145,12 +178,19 @@ class LocalKafka:
         libs = fetch_jars(self.cache_dir, self.version)
         self.home = self.home.resolve()
         self.home.mkdir(parents=True, exist_ok=True)
-        config = self._write_config()
-        if not (self.home / "data" / "meta.properties").exists():
+        formatted = (self.home / "data" / "meta.properties").exists()
+        if formatted and not self.store.exists():
+            raise InfraError(f"the local broker in {self.home} is formatted but its credentials "
+                             f"({self.store.path}) are gone: stop it and remove {self.home} to start afresh")
+        users = self.store.load() if formatted else self.store.ensure(local_principals())
+        config = self._write_config(users[ADMIN])
+        if not formatted:
             cluster_id = self.cluster_id or _kafka_uuid()
+            scram = [arg for name, password in sorted(users.items())
+                     for arg in ("--add-scram", f"{MECHANISM}=[name={name},password={password}]")]
             fmt = subprocess.run(  # "--cluster-id=<id>": an id may start with "-" (url-safe base64)
                 self._java(libs, "kafka.tools.StorageTool", "format", "--ignore-formatted",
-                           f"--cluster-id={cluster_id}", "-c", str(config)),
+                           f"--cluster-id={cluster_id}", "-c", str(config), *scram),
                 capture_output=True, text=True,
             )
             if fmt.returncode != 0:
@@ -170,7 +210,7 @@ class LocalKafka:
         def ready() -> bool:
             if not self.is_running():
                 raise InfraError(f"the Kafka broker exited during start-up:\n{tail(self.log_file)}")
-            return port_open(self.port) and _live_brokers(self.bootstrap) > 0
+            return port_open(self.port) and _live_brokers(self.admin) > 0
 
         wait_until(ready, timeout, f"Kafka on {self.bootstrap}", on_fail=lambda: tail(self.log_file))
 
@@ -227,7 +267,8 @@ class LocalKafkaCluster:
         return [LocalKafka(home=self.home / f"node-{i}", cache_dir=self.cache_dir, port=self.port + 2 * (i - 1),
                            controller_port=self.controller_port + 2 * (i - 1), version=self.version,
                            heap=self.heap,
-                           node_id=i, voters=voters, cluster_id=self.cluster_id, replicas=self.size)
+                           node_id=i, voters=voters, cluster_id=self.cluster_id, replicas=self.size,
+                           credentials=self.store)
                 for i in range(1, self.size + 1)]
 
     def node(self, node_id: int) -> LocalKafka:
@@ -236,6 +277,14 @@ class LocalKafkaCluster:
     @property
     def bootstrap(self) -> str:
         return ",".join(n.bootstrap for n in self.nodes)
+
+    @property
+    def store(self) -> CredentialStore:
+        return CredentialStore(self.home / "users.json")
+
+    @property
+    def admin(self) -> KafkaAccess:
+        return KafkaAccess(self.bootstrap).as_user(ADMIN, self.store.password(ADMIN))
 
     def start(self, timeout: float = 120.0) -> None:
         """Start every node (a quorum forms only once a majority runs, so none is awaited alone)."""
@@ -253,7 +302,7 @@ class LocalKafkaCluster:
                 if not node.is_running() and brokers is None:
                     raise InfraError(f"kafka node {node.node_id} exited during start-up:\n{tail(node.log_file)}")
             listening = sum(port_open(n.port) for n in self.nodes)  # registered is not yet accepting
-            return listening >= want and _live_brokers(self.bootstrap) >= want
+            return listening >= want and _live_brokers(self.admin) >= want
 
         wait_until(ready, timeout, f"{want} Kafka brokers on {self.bootstrap}",
                    on_fail=lambda: "\n".join(tail(n.log_file, 10) for n in self.nodes))
@@ -277,14 +326,14 @@ def _kafka_uuid() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def _live_brokers(bootstrap: str) -> int:
-    """Brokers registered in the cluster ``bootstrap`` answers for (0 while it has no controller or does not
+def _live_brokers(access: KafkaAccess) -> int:
+    """Brokers registered in the cluster ``access`` answers for (0 while it has no controller or does not
     answer)."""
     from kafka.admin import KafkaAdminClient
     from kafka.errors import KafkaError
 
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000, client_id="alliance-ready")
+        admin = KafkaAdminClient(**access.kafka_python(), request_timeout_ms=3000, client_id="alliance-ready")
     except (KafkaError, OSError, ValueError):
         return 0
     try:

@@ -20,14 +20,14 @@ class LocalStack:
     def kafka(self) -> LocalKafka | LocalKafkaCluster | None:
         if not self.settings.uses_local_kafka:
             return None
-        if self.settings.local_brokers > 1:  # the compose topology: its own state, beside the single broker's
+        if self.settings.local_brokers > 1:  # the compose topology as local processes
             return LocalKafkaCluster(
-                home=self.settings.local_dir / f"kafka-cluster-{self.settings.local_brokers}",
+                home=self.settings.local_kafka_home,
                 cache_dir=self.settings.local_dir, port=self.settings.local_kafka_port,
                 controller_port=self.settings.local_kafka_controller_port, size=self.settings.local_brokers,
                 version=self.settings.kafka_version)
         return LocalKafka(
-            home=self.settings.local_dir / "kafka", cache_dir=self.settings.local_dir,
+            home=self.settings.local_kafka_home, cache_dir=self.settings.local_dir,
             port=self.settings.local_kafka_port, controller_port=self.settings.local_kafka_controller_port,
             version=self.settings.kafka_version,
         )

@@ -140,7 +140,7 @@ class Service:
     started_at: float = 0.0  # time.monotonic() of the start
 
     def start(self, settings: Settings) -> None:
-        env = {**os.environ, "ALLIANCE_KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap,
+        env = {**os.environ, **settings.kafka_env(),  # each service takes its own role's password
                "ALLIANCE_DATABASE_URL": settings.dsn, "ALLIANCE_TOPIC_SUFFIX": settings.topic_suffix,
                "ALLIANCE_APP_ID": settings.app_id, "ALLIANCE_LOCAL_DIR": str(settings.local_dir),
                "ALLIANCE_REPLICATION_FACTOR": str(settings.replication_factor),

@@ -25,8 +25,9 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from core.kafka_access import ADMIN
 from core.settings import Settings
-from core.topic_admin import provision
+from core.topic_admin import provision_deployment
 from infra.errors import InfraError
 from infra.kafka_local import LocalKafkaCluster
 from infra.local import LocalStack
@@ -69,7 +70,7 @@ async def _projector_position(settings: Settings) -> int:
 def _end_offsets(settings: Settings, topics: list[str]) -> int:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap)
+    consumer = KafkaConsumer(**settings.kafka(ADMIN).kafka_python())
     try:
         tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
         return int(sum(consumer.end_offsets(tps).values()))
@@ -134,8 +135,7 @@ def run_main_job(settings: Settings, *, events: int = 20000, duration: float = 0
     started = time.monotonic()
     try:
         stack.up()
-        report = provision(settings.bootstrap, settings.registry(),
-                           replication_factor=settings.replication_factor, suffix=settings.topic_suffix)
+        report = provision_deployment(settings)
         print(f"[run] topics: {len(report.created)} created, {len(report.existing)} already present", flush=True)
         applied = asyncio.run(migrate(settings.dsn))
         print(f"[run] migrations: {len(applied)} applied", flush=True)
@@ -155,7 +155,7 @@ def run_main_job(settings: Settings, *, events: int = 20000, duration: float = 0
         print(f"[run] alliance day (seed {seed}): {len(records)} records "
               + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())), flush=True)
         t0 = time.monotonic()
-        publish(records, settings.bootstrap, progress=_progress)
+        publish(records, settings.kafka(ADMIN), progress=_progress)  # the simulator stands in for all
         published_s = time.monotonic() - t0
         accepted = kinds["valid"]
 

@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
+from core.kafka_access import KafkaAccess
 from events.topics import AGGREGATES, DLQ_TOPIC, agg_topic
 
 TopicState = dict[str, dict[str, Any]]  # topic -> key (or partition:offset for the DLQ) -> (value, headers)
@@ -41,11 +42,11 @@ def all_match(actual: Aggregates, expected: Aggregates, names: Iterable[str] = A
     return all(not value_diffs(actual.get(n, {}), expected[n]) for n in names)
 
 
-async def latest(bootstrap: str, topics: list[str], group: str, until: Callable[[TopicState], bool],
+async def latest(kafka: KafkaAccess, topics: list[str], group: str, until: Callable[[TopicState], bool],
                  wait_s: float) -> TopicState:
     """Latest value per (topic, key), read until ``until(state)`` holds or the timeout expires. DLQ records
     are all kept (by partition:offset) with their headers."""
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=group,
+    consumer = AIOKafkaConsumer(*topics, **kafka.aiokafka(), group_id=group,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     state: TopicState = {t: {} for t in topics}

@@ -20,6 +20,7 @@ import faust
 from faust.types import EventT
 from prometheus_client import CollectorRegistry
 
+from core.kafka_access import MECHANISM, STREAMS, KafkaAccess
 from core.settings import Settings
 from events.reference import UNIVERSITIES
 from events.topics import (
@@ -52,13 +53,23 @@ def heartbeat_interval(settings: Settings) -> float:
     return min(3.0, settings.session_timeout_seconds / 5)
 
 
+def broker_credentials(kafka: KafkaAccess) -> faust.SASLCredentials | None:
+    """faust's form of the worker's Kafka credentials (None: the cluster does not authenticate)."""
+    if kafka.username is None or kafka.password is None:
+        return None
+    return faust.SASLCredentials(username=kafka.username, password=kafka.password.get_secret_value(),
+                                 mechanism=MECHANISM, ssl_context=kafka.ssl_context())
+
+
 def faust_config(settings: Settings, *, app_id: str | None = None, web_port: int | None = None) -> dict[str, Any]:
     """The ``faust.App`` arguments of a worker (also used by the benchmark's no-op agent)."""
     datadir = settings.local_dir / "faust" / (app_id or settings.app_id)
     datadir.parent.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
+    kafka = settings.kafka(STREAMS)
     return dict(
         id=app_id or settings.app_id,
-        broker=broker_url(settings.bootstrap),
+        broker=broker_url(kafka.bootstrap),
+        broker_credentials=broker_credentials(kafka),
         store="memory://",
         datadir=str(datadir),
         topic_replication_factor=settings.replication_factor,
@@ -193,7 +204,7 @@ def create_app(
         await run("rollup", stream, pipeline.rollup)
 
     # every 2 s: consumer lag per partition (a gauge when metrics are on) and the stall check on it
-    lag = LagReporter(app, pipeline.metrics, settings.bootstrap, app.conf.id)
+    lag = LagReporter(app, pipeline.metrics, settings.kafka(STREAMS), app.conf.id)
     agent_of = {topic: agent for agent, topics in topics_of.items() for topic in topics}
 
     def restart_worker(tp: object) -> None:  # graceful stop; the supervisor (compose: unless-stopped) restarts it

@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from core.kafka_access import KafkaAccess
 from core.metrics import set_consumer_lag
 from streams.metrics import PipelineMetrics
 
@@ -37,14 +38,14 @@ def _first(*offsets: int | None) -> int:
 
 
 class LagReporter:
-    def __init__(self, app: Any, metrics: PipelineMetrics | None, bootstrap: str, group: str) -> None:
-        self.app, self.metrics, self.bootstrap, self.group = app, metrics, bootstrap, group
+    def __init__(self, app: Any, metrics: PipelineMetrics | None, kafka: KafkaAccess, group: str) -> None:
+        self.app, self.metrics, self.kafka, self.group = app, metrics, kafka, group
         self._client: AIOKafkaConsumer | None = None
         self._admin: AIOKafkaAdminClient | None = None
 
     async def _consumer(self) -> AIOKafkaConsumer:
         if self._client is None:
-            self._client = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+            self._client = AIOKafkaConsumer(**self.kafka.aiokafka(), enable_auto_commit=False)
             await self._client.start()
         return self._client
 
@@ -52,7 +53,7 @@ class LagReporter:
         """Where the group's consumption of ``tps`` starts: its committed offset in Kafka, else the
         partition's first offset (for faust's partitions without a committed offset of its own)."""
         if self._admin is None:
-            self._admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+            self._admin = AIOKafkaAdminClient(**self.kafka.aiokafka())
             await self._admin.start()
         try:
             stored = await self._admin.list_consumer_group_offsets(self.group, partitions=tps)

@@ -18,6 +18,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from core.errors import TopicError
+from core.kafka_access import STREAMS, CredentialsError
 from core.settings import Settings, SettingsError, load_settings
 from core.topic_admin import verify
 from streams.app import create_app
@@ -100,7 +101,7 @@ def readiness(app: faust.App) -> dict[str, object]:
 
 def check_topics(settings: Settings) -> None:
     """The worker's tables are sized from the settings: the topics must exist with exactly those counts."""
-    verify(settings.bootstrap, settings.registry(), suffix=settings.topic_suffix, timeout_s=5.0)
+    verify(settings.kafka(STREAMS), settings.registry(), suffix=settings.topic_suffix, timeout_s=5.0)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -113,7 +114,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         settings = load_settings()
         check_topics(settings)
-    except SettingsError as exc:
+    except (SettingsError, CredentialsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except TopicError as exc:

@@ -1,6 +1,8 @@
-"""Session fixtures: a REAL Kafka broker (KRaft) and a REAL PostgreSQL, started by the project's own infra.
+"""Session fixtures: a REAL Kafka broker (KRaft, SASL/SCRAM and ACLs on) and a REAL PostgreSQL, started by
+the project's own infra.
 
-When ALLIANCE_KAFKA_BOOTSTRAP_SERVERS / ALLIANCE_DATABASE_URL are set, those servers are used instead.
+When ALLIANCE_KAFKA_BOOTSTRAP_SERVERS / ALLIANCE_DATABASE_URL are set, those servers are used instead (with
+ALLIANCE_KAFKA_CREDENTIALS_FILE naming their credential store, if they authenticate).
 Each pytest process gets its own broker and cluster on free ports under .local/test/<pid>/.
 """
 
@@ -15,6 +17,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from core.kafka_access import ADMIN, KafkaAccess
 from core.settings import PROJECT_ROOT, Settings
 from infra.kafka_local import LocalKafka
 from infra.postgres_local import LocalPostgres
@@ -39,19 +42,39 @@ def session_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(session_dir: Path) -> Iterator[str]:
+def kafka_broker(session_dir: Path) -> Iterator[tuple[str, Path | None]]:
+    """(bootstrap servers, credential store path) of the session's broker."""
     external = os.environ.get("ALLIANCE_KAFKA_BOOTSTRAP_SERVERS")
     if external:
-        yield external
+        store = os.environ.get("ALLIANCE_KAFKA_CREDENTIALS_FILE")
+        yield external, Path(store) if store else None
         return
     port, controller_port = free_ports(2)
     broker = LocalKafka(home=session_dir / "kafka", cache_dir=PROJECT_ROOT / ".local",
                         port=port, controller_port=controller_port)
     broker.start(timeout=120)
     try:
-        yield broker.bootstrap
+        yield broker.bootstrap, broker.store.path
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: tuple[str, Path | None]) -> str:
+    return kafka_broker[0]
+
+
+@pytest.fixture(scope="session")
+def kafka_settings(kafka_broker: tuple[str, Path | None]) -> Settings:
+    """Settings that reach the session's broker; ``.kafka(role)`` gives any principal's access."""
+    bootstrap, store = kafka_broker
+    return Settings(kafka_bootstrap_servers=bootstrap, kafka_credentials_file=store)
+
+
+@pytest.fixture(scope="session")
+def kafka_admin(kafka_settings: Settings) -> KafkaAccess:
+    """The session's broker as the super user (tests' own producers, readers and provisioning)."""
+    return kafka_settings.kafka(ADMIN)
 
 
 @pytest.fixture(scope="session")
@@ -94,8 +117,7 @@ async def pg_dsn(pg_server_dsn: str, unique: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str, pg_server_dsn: str, session_dir: Path) -> Settings:
+def settings(kafka_settings: Settings, pg_server_dsn: str, session_dir: Path) -> Settings:
     from pydantic import SecretStr
 
-    return Settings(kafka_bootstrap_servers=kafka_bootstrap, database_url=SecretStr(pg_server_dsn),
-                    local_dir=session_dir)
+    return kafka_settings.model_copy(update={"database_url": SecretStr(pg_server_dsn), "local_dir": session_dir})

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
+from core.kafka_access import ADMIN, KafkaAccess
 from events.errors import EventError
 from events.simulator.day import alliance_day
 from events.simulator.world import DEFAULT_DAY, DEFAULT_PSEUDONYM_KEY, KINDS, UUID_VERSIONS, Record
@@ -65,7 +66,7 @@ def _flush_and_check(producer: KafkaProducer, futures: list[Any]) -> None:
     futures.clear()
 
 
-def publish(records: Iterable[Record], bootstrap: str, *, progress: Callable[[int, int], None] | None = None,
+def publish(records: Iterable[Record], kafka: KafkaAccess, *, progress: Callable[[int, int], None] | None = None,
             rate: float | None = None) -> int:
     """Send ``records`` in order to their topics; returns how many were sent (all acknowledged).
 
@@ -77,9 +78,9 @@ def publish(records: Iterable[Record], bootstrap: str, *, progress: Callable[[in
     items = list(records)
     total = len(items)
     try:
-        producer = KafkaProducer(bootstrap_servers=bootstrap, **PRODUCER_CONFIG)
+        producer = KafkaProducer(**kafka.kafka_python(), **PRODUCER_CONFIG)
     except KafkaError as exc:
-        raise SimulatorPublishError(f"cannot connect to Kafka at {bootstrap}: {exc}") from None
+        raise SimulatorPublishError(f"cannot connect to Kafka at {kafka}: {exc}") from None
     futures: list[Any] = []
     sent = 0
     started = time.monotonic()
@@ -211,17 +212,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not args.dry_run:
-        bootstrap = args.bootstrap or settings.bootstrap
+        # the simulator stands in for every university at once: it publishes as admin (local stack)
+        kafka = settings.kafka(ADMIN).at(args.bootstrap)
         try:
             if args.provision:
                 from core.topic_admin import provision
 
-                provision(bootstrap)
-            sent = publish(records, bootstrap, progress=progress_printer(sys.stderr), rate=args.rate)
+                provision(kafka, settings.registry(), replication_factor=settings.replication_factor,
+                          suffix=settings.topic_suffix, app_id=settings.app_id)
+            sent = publish(records, kafka, progress=progress_printer(sys.stderr), rate=args.rate)
         except (SimulatorPublishError, KafkaError, AllianceError) as exc:
             print(f"\nerror: {exc}", file=sys.stderr)
             return 1
-        print(f"published {sent} records to {bootstrap}")
+        print(f"published {sent} records to {kafka}")
     else:
         print(f"dry run: {len(records)} records generated, nothing published")
     print(summary(records))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from core.errors import AllianceError
+from core.kafka_access import OPS, KafkaAccess
 from core.settings import Settings, load_settings
 from events.errors import EventError
 from events.reference import UNIVERSITIES
@@ -69,9 +70,9 @@ def _cmd_publish(args: argparse.Namespace) -> int:
             return _finish(report, "dry run, nothing published", args.errors_out)
         from events.tools.publisher import Publisher, PublisherError
 
-        bootstrap = args.bootstrap or _settings().bootstrap
+        kafka = _settings().kafka(university).at(args.bootstrap)
         report = ImportReport(university)
-        with Publisher(bootstrap, university, topic=args.topic) as publisher:
+        with Publisher(kafka, university, topic=args.topic) as publisher:
             try:
                 report = run_import(parsed, university, publisher.publish, progress, report=report)
                 publisher.flush()
@@ -121,23 +122,24 @@ def _cmd_pseudonymise(args: argparse.Namespace) -> int:
 
 # -- dlq --------------------------------------------------------------------------------------------
 
-def _dlq_topics(args: argparse.Namespace) -> tuple[str, str, Settings]:
+def _dlq_topics(args: argparse.Namespace, role: str = OPS) -> tuple[KafkaAccess, str, Settings]:
+    """Where the DLQ is and whom to act as: ``ops`` reads the DLQ; a redrive acts as the university."""
     from events.topics import DLQ_TOPIC
 
     settings = _settings()
-    return args.bootstrap or settings.bootstrap, args.dlq_topic or settings.topic(DLQ_TOPIC), settings
+    return settings.kafka(role).at(args.bootstrap), args.dlq_topic or settings.topic(DLQ_TOPIC), settings
 
 
 def _cmd_dlq_summary(args: argparse.Namespace) -> int:
     from events.tools import dlq
     from events.tools.dlq_kafka import read_dlq
 
-    bootstrap, topic, _ = _dlq_topics(args)
+    kafka, topic, _ = _dlq_topics(args)
 
     def progress(done: int, total: int) -> None:
         print(f"\rread {done} of {total} DLQ record(s)", end="", file=sys.stderr, flush=True)
 
-    rows = dlq.summary(read_dlq(bootstrap, topic, args.university, progress=None if args.no_progress else progress))
+    rows = dlq.summary(read_dlq(kafka, topic, args.university, progress=None if args.no_progress else progress))
     if not args.no_progress:
         print(file=sys.stderr)
     print(json.dumps(rows, indent=2) if args.json else dlq.format_table(rows))
@@ -148,8 +150,8 @@ def _cmd_dlq_export(args: argparse.Namespace) -> int:
     from events.tools import dlq
     from events.tools.dlq_kafka import read_dlq
 
-    bootstrap, topic, _ = _dlq_topics(args)
-    rejects = read_dlq(bootstrap, topic, args.university)
+    kafka, topic, _ = _dlq_topics(args)
+    rejects = read_dlq(kafka, topic, args.university)
     lines = [line for r in rejects if (line := dlq.export_line(r)) is not None]
     with open(args.out, "w", encoding="utf-8") as out:
         for line in lines:
@@ -167,13 +169,13 @@ def _cmd_dlq_redrive(args: argparse.Namespace) -> int:
     from events.tools.dlq_kafka import redrive, redriven
     from events.topics import ingest_topic
 
-    bootstrap, _, settings = _dlq_topics(args)
+    kafka, _, settings = _dlq_topics(args, role=args.university)  # a university redrives its own rejects
     topic = args.topic or settings.topic(ingest_topic(args.university))
     with open(args.file, "rb") as f:
         decoded = list(text_lines(f))
-    plan = dlq.plan_redrive([(n, text) for n, text, _ in decoded if text is not None], redriven(bootstrap, topic))
+    plan = dlq.plan_redrive([(n, text) for n, text, _ in decoded if text is not None], redriven(kafka, topic))
     plan.bad += [(problem.line, problem.reason) for _, text, problem in decoded if problem is not None]
-    sent, invalid = (0, []) if args.dry_run else redrive(bootstrap, args.university, topic, plan)
+    sent, invalid = (0, []) if args.dry_run else redrive(kafka, args.university, topic, plan)
     for number, why in [*plan.bad, *invalid]:
         print(f"line {number}: {why}", file=sys.stderr)
     print(f"{args.university}: {sent} redriven{' (dry run)' if args.dry_run else ''}, {len(plan.already)} "

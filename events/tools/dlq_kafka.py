@@ -6,8 +6,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import AuthorizationError, KafkaError
 
+from core.kafka_access import KafkaAccess
 from events import wire
 from events.errors import EventValidationError
 from events.tools.dlq import RedrivePlan, Reject, parse
@@ -16,17 +17,21 @@ from events.tools.publisher import Publisher, PublisherError
 Progress = Callable[[int, int], None]
 
 
-def read_topic(bootstrap: str, topic: str, progress: Progress | None = None) -> Iterator[Any]:
+def read_topic(kafka: KafkaAccess, topic: str, progress: Progress | None = None) -> Iterator[Any]:
     """Every record of ``topic`` from its beginning to its end offsets at the time of the call."""
     try:
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+        consumer = KafkaConsumer(**kafka.kafka_python(), enable_auto_commit=False,
                                  client_id="alliance-dlq-tool", consumer_timeout_ms=10_000)
     except KafkaError as exc:
-        raise PublisherError(f"cannot connect to {bootstrap}: {exc}") from None
+        raise PublisherError(f"cannot connect to {kafka}: {exc}") from None
     try:
-        partitions = consumer.partitions_for_topic(topic)
+        try:
+            partitions = consumer.partitions_for_topic(topic)
+        except AuthorizationError:
+            raise PublisherError(f"{kafka.principal} may not read {topic}") from None
         if not partitions:
-            raise PublisherError(f"topic {topic} does not exist on {bootstrap}")
+            raise PublisherError(f"topic {topic} does not exist on {kafka.bootstrap} or {kafka.principal} may "
+                                 "not read it")
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         begin, end = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
@@ -46,27 +51,27 @@ def read_topic(bootstrap: str, topic: str, progress: Progress | None = None) -> 
         consumer.close()
 
 
-def read_dlq(bootstrap: str, topic: str, university: str | None = None,
+def read_dlq(kafka: KafkaAccess, topic: str, university: str | None = None,
              progress: Progress | None = None) -> list[Reject]:
     rejects = (parse(r.partition, r.offset, r.timestamp, r.value, r.headers)
-               for r in read_topic(bootstrap, topic, progress))
+               for r in read_topic(kafka, topic, progress))
     return [r for r in rejects if university is None or r.university == university]
 
 
-def redriven(bootstrap: str, ingest_topic: str) -> set[str]:
+def redriven(kafka: KafkaAccess, ingest_topic: str) -> set[str]:
     """DLQ coordinates already redriven to ``ingest_topic`` (its records' x-alliance-redrive-of headers)."""
     found: set[str] = set()
-    for record in read_topic(bootstrap, ingest_topic):
+    for record in read_topic(kafka, ingest_topic):
         for key, value in record.headers:
             if key == wire.REDRIVE_OF:
                 found.add(value.decode(errors="replace"))
     return found
 
 
-def redrive(bootstrap: str, university: str, topic: str, plan: RedrivePlan) -> tuple[int, list[tuple[int, str]]]:
+def redrive(kafka: KafkaAccess, university: str, topic: str, plan: RedrivePlan) -> tuple[int, list[tuple[int, str]]]:
     """Send the plan's records; returns (sent, [(line, problem)] of records that are still invalid)."""
     invalid: list[tuple[int, str]] = []
-    publisher = Publisher(bootstrap, university, topic=topic, client_id=f"alliance-redrive-{university}")
+    publisher = Publisher(kafka, university, topic=topic, client_id=f"alliance-redrive-{university}")
     sent = 0
     try:
         for number, coords, record in plan.send:

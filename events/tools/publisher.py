@@ -25,8 +25,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import AuthorizationError, KafkaError, KafkaTimeoutError, SaslAuthenticationFailedError
 
+from core.kafka_access import KafkaAccess
 from events.base import MAX_EVENT_BYTES, Event, future_problem
 from events.codec import encode, from_dict
 from events.errors import EventError, EventValidationError, FieldProblem
@@ -105,12 +106,13 @@ def check_event(event: Event | Mapping[str, Any], university: str) -> Event:
 class Publisher:
     """Publishes one university's events to its ingest topic (see the module docstring).
 
+    ``kafka`` says where and as whom (the university's own principal: it may write only its ingest topic);
     ``topic`` overrides the ingest topic (tests, staging); ``producer_config`` overrides producer
-    settings (e.g. ``compression_type="gzip"``, security settings). The constructor connects and checks
-    that the topic exists, raising BrokerUnavailableError otherwise.
+    settings (e.g. ``compression_type="gzip"``). The constructor connects and checks that the topic exists
+    and may be written, raising BrokerUnavailableError otherwise.
     """
 
-    def __init__(self, bootstrap: str, university: str, *, client_id: str | None = None,
+    def __init__(self, kafka: KafkaAccess, university: str, *, client_id: str | None = None,
                  topic: str | None = None, producer_config: Mapping[str, Any] | None = None) -> None:
         if university not in UNIVERSITIES:
             raise EventValidationError([FieldProblem("source", f"unknown university code {university!r}")])
@@ -122,19 +124,26 @@ class Publisher:
         self._failures: list[FailedDelivery] = []
         self.sent = 0
         try:
-            self._producer = KafkaProducer(bootstrap_servers=bootstrap, **config)
+            self._producer = KafkaProducer(**kafka.kafka_python(), **config)
+        except SaslAuthenticationFailedError as exc:
+            raise BrokerUnavailableError(f"Kafka refused the credentials of {kafka}: {exc}") from None
         except KafkaError as exc:  # kafka-python 3 raises KafkaTimeoutError("Unable to bootstrap ...")
-            raise BrokerUnavailableError(f"cannot connect to {bootstrap}: {exc}") from None
+            raise BrokerUnavailableError(f"cannot connect to {kafka}: {exc}") from None
         try:
             self._producer.partitions_for(self.topic)
         except KafkaTimeoutError:
             self._producer.close(timeout=1)
             raise BrokerUnavailableError(
-                f"topic {self.topic} does not exist on {bootstrap} (provision it: python -m infra provision)"
+                f"topic {self.topic} does not exist on {kafka.bootstrap} or {kafka.principal} may not write it "
+                "(provision it: python -m infra provision)"
             ) from None
+        except AuthorizationError:
+            self._producer.close(timeout=1)
+            raise BrokerUnavailableError(f"{kafka.principal} may not write {self.topic} (it does not exist, or "
+                                         "a university writes only its own alliance.ingest.<code>)") from None
         except KafkaError as exc:
             self._producer.close(timeout=1)
-            raise BrokerUnavailableError(f"cannot use topic {self.topic} on {bootstrap}: {exc}") from None
+            raise BrokerUnavailableError(f"cannot use topic {self.topic} on {kafka}: {exc}") from None
 
     # -- publishing -------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
+from core.kafka_access import KafkaAccess
 from core.topic_admin import provision
 from events.topics import TopicSpec
 from streams.writer import BatchWriter, changelog_bytes, key_partition
@@ -32,8 +33,8 @@ def test_key_partition_matches_kafka_python_and_aiokafka() -> None:
             assert key_partition(key, n) == kafka_python == aio(key, parts, parts)
 
 
-async def _read(bootstrap: str, topic: str, partitions: int, expected: int) -> dict[int, list]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def _read(kafka: KafkaAccess, topic: str, partitions: int, expected: int) -> dict[int, list]:
+    consumer = AIOKafkaConsumer(**kafka.aiokafka(), enable_auto_commit=False)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]
@@ -50,10 +51,10 @@ async def _read(bootstrap: str, topic: str, partitions: int, expected: int) -> d
         await consumer.stop()
 
 
-async def test_batch_writer_delivers_in_order_on_the_right_partitions(kafka_bootstrap: str, unique: str) -> None:
+async def test_batch_writer_delivers_in_order_on_the_right_partitions(kafka_admin: KafkaAccess, unique: str) -> None:
     keyed, fixed = f"writer-keyed-{unique}", f"writer-fixed-{unique}"
-    provision(kafka_bootstrap, [TopicSpec(keyed, 3), TopicSpec(fixed, 2)])
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", max_batch_size=16 * 1024)
+    provision(kafka_admin, [TopicSpec(keyed, 3), TopicSpec(fixed, 2)])
+    producer = AIOKafkaProducer(**kafka_admin.aiokafka(), acks="all", max_batch_size=16 * 1024)
     await producer.start()
     try:
         writer = BatchWriter(lambda: producer)
@@ -69,7 +70,7 @@ async def test_batch_writer_delivers_in_order_on_the_right_partitions(kafka_boot
         assert writer.records == 1010
         assert table.data == {f"key-{i}": {"n": i} for i in range(10)}
 
-        got = await _read(kafka_bootstrap, keyed, 3, 1000)
+        got = await _read(kafka_admin, keyed, 3, 1000)
         seqs: list[int] = []
         for partition, recs in got.items():
             per_key: dict[bytes, list[int]] = defaultdict(list)
@@ -83,7 +84,7 @@ async def test_batch_writer_delivers_in_order_on_the_right_partitions(kafka_boot
                 assert key_seqs == sorted(key_seqs)  # order kept per key (and per partition)
         assert sorted(seqs) == list(range(1000))
 
-        changelog = await _read(kafka_bootstrap, fixed, 2, 10)
+        changelog = await _read(kafka_admin, fixed, 2, 10)
         for partition, recs in changelog.items():
             assert [json.loads(r.key) for r in recs] == [f"key-{i}" for i in range(partition, 10, 2)]
             assert [json.loads(r.value) for r in recs] == [{"n": i} for i in range(partition, 10, 2)]
@@ -93,7 +94,7 @@ async def test_batch_writer_delivers_in_order_on_the_right_partitions(kafka_boot
         writer.add(fixed, b"big", b"y" * (64 * 1024), partition=0)
         writer.add(fixed, b"after", b"z", partition=0)
         assert await writer.flush() == 2
-        tail = (await _read(kafka_bootstrap, fixed, 2, 12))[0][-2:]
+        tail = (await _read(kafka_admin, fixed, 2, 12))[0][-2:]
         assert [(r.key, len(r.value)) for r in tail] == [(b"big", 64 * 1024), (b"after", 1)]
     finally:
         await producer.stop()

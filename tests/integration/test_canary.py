@@ -34,8 +34,9 @@ from kafka.admin import KafkaAdminClient
 from pydantic import SecretStr
 
 from consumers.migrate import migrate
+from core.kafka_access import ADMIN, KafkaAccess
 from core.settings import PROJECT_ROOT, Settings
-from core.topic_admin import provision
+from core.topic_admin import provision_deployment
 from events.codec import from_dict
 from events.simulator import alliance_day
 from events.simulator.publish import publish
@@ -83,9 +84,9 @@ def _simulator_personal_data(records: list[Any]) -> set[str]:
     return found
 
 
-def _all_records(bootstrap: str, topics: list[str]) -> dict[str, list[bytes]]:
+def _all_records(kafka: KafkaAccess, topics: list[str]) -> dict[str, list[bytes]]:
     """Every key, value and header of every record of ``topics``, read to their end offsets."""
-    return {t: [part for rec in read_topic(bootstrap, t)
+    return {t: [part for rec in read_topic(kafka, t)
                 for part in (rec.key or b"", rec.value or b"", *(v for _, v in rec.headers))] for t in topics}
 
 
@@ -99,9 +100,9 @@ async def test_no_raw_student_data_leaves_the_universities(settings: Settings, p
     suffix = f".c{unique}"
     cfg = settings.model_copy(update={"topic_suffix": suffix, "app_id": f"canary-{unique}",
                                       "database_url": SecretStr(pg_dsn)})
-    provision(cfg.bootstrap, suffix=suffix)
+    provision_deployment(cfg)
     await migrate(pg_dsn)
-    env = {**os.environ, "ALLIANCE_KAFKA_BOOTSTRAP_SERVERS": cfg.bootstrap, "ALLIANCE_PSEUDONYM_KEY": KEY}
+    env = {**os.environ, **cfg.kafka_env(), "ALLIANCE_PSEUDONYM_KEY": KEY}
 
     # 1. the university's tools
     pseudo = _cli("pseudonymise", "-u", "scu", NUMBER, env=env)
@@ -137,7 +138,7 @@ async def test_no_raw_student_data_leaves_the_universities(settings: Settings, p
 
     # 2. a university bypassing the tools writes the ID number straight to its ingest topic
     bypass = dict(lines[4], event_id="6f1c9c1e-3b7a-4c6e-9a55-0d1f2e3c4b5a")
-    producer = KafkaProducer(bootstrap_servers=cfg.bootstrap, acks="all")
+    producer = KafkaProducer(**cfg.kafka(ADMIN).kafka_python(), acks="all")
     producer.send(ingest_topic("scu") + suffix, json.dumps(bypass, ensure_ascii=False).encode(),
                   key=b"scu-job-canary").get(timeout=30)
 
@@ -145,7 +146,7 @@ async def test_no_raw_student_data_leaves_the_universities(settings: Settings, p
     records = alliance_day(seed=23, scale=0.05, pseudonym_key=KEY)
     simulated = _simulator_personal_data(records)
     assert len(simulated) >= 3, simulated  # raw numbers and names really were fed
-    assert publish([replace(r, topic=r.topic + suffix) for r in records], cfg.bootstrap) == len(records)
+    assert publish([replace(r, topic=r.topic + suffix) for r in records], cfg.kafka(ADMIN)) == len(records)
     producer.close()
 
     log_dir = cfg.local_dir / f"canary-{unique}"
@@ -159,7 +160,7 @@ async def test_no_raw_student_data_leaves_the_universities(settings: Settings, p
             s.start(cfg)
         # converged: every aggregate of the simulated day on its topic, the canary's posting and seeker
         # projected
-        state = await latest(cfg.bootstrap, [agg_topic(n) + suffix for n in AGGREGATES], f"check-{unique}",
+        state = await latest(cfg.kafka(ADMIN), [agg_topic(n) + suffix for n in AGGREGATES], f"check-{unique}",
                              lambda st: all_match(aggregates_on_topics(st, suffix), expected), wait_s=150)
         actual = aggregates_on_topics(state, suffix)
         assert all_match(actual, expected), {n: value_diffs(actual[n], expected[n])[:3] for n in AGGREGATES}
@@ -180,14 +181,14 @@ async def test_no_raw_student_data_leaves_the_universities(settings: Settings, p
         for s in services:
             s.stop()
 
-    admin = KafkaAdminClient(bootstrap_servers=cfg.bootstrap)
+    admin = KafkaAdminClient(**cfg.kafka(ADMIN).kafka_python())
     try:
         topics = [t for t in admin.list_topics() if t.endswith(suffix) or t.startswith(cfg.app_id)]
     finally:
         admin.close()
     downstream = [t for t in topics if not t.startswith("alliance.ingest.")]
     assert DLQ_TOPIC + suffix in downstream and any("changelog" in t for t in downstream), downstream
-    data = _all_records(cfg.bootstrap, downstream)
+    data = _all_records(cfg.kafka(ADMIN), downstream)
     logs = b"".join(p.read_bytes() for p in log_dir.glob("*.log"))
     places = {"topics": b"\n".join(b"\n".join(v) for v in data.values()), "read model": read_model, "logs": logs,
               "metrics": metrics}

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
+from core.kafka_access import ADMIN
 from core.settings import PROJECT_ROOT, Settings
-from core.topic_admin import provision
+from core.topic_admin import provision_deployment
 from events import wire
 from events.tools.dlq_kafka import read_dlq, read_topic
 from events.topics import DLQ_TOPIC, agg_topic, ingest_topic
@@ -46,16 +47,16 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 async def test_summary_export_fix_and_redrive_once(settings: Settings, unique: str, tmp_path: Path) -> None:
     suffix = f".d{unique}"
     cfg = settings.model_copy(update={"topic_suffix": suffix, "app_id": f"dlq-{unique}"})
-    provision(cfg.bootstrap, suffix=suffix)
+    provision_deployment(cfg)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("ALLIANCE_")},
-           "ALLIANCE_KAFKA_BOOTSTRAP_SERVERS": cfg.bootstrap, "ALLIANCE_TOPIC_SUFFIX": suffix}
+           **cfg.kafka_env(), "ALLIANCE_TOPIC_SUFFIX": suffix}
     scu_topic = ingest_topic("scu") + suffix
     bad = [_posting(n, salary_max=9000) for n in range(3)]  # salary_min > salary_max: fixable
     raw = [json.dumps(b).encode() for b in bad]
     raw.append(json.dumps(_posting(7, title="call 138 0013 8000")).encode())  # personal data: not exportable
     raw.append(b'{"type": "recruitment.job_posted", "source": "scu", ')  # malformed
     raw.append(json.dumps(_posting(8, source="cqu")).encode())  # spoofed: cqu on scu's topic
-    producer = KafkaProducer(bootstrap_servers=cfg.bootstrap, acks="all")
+    producer = KafkaProducer(**cfg.kafka(ADMIN).kafka_python(), acks="all")
     for value in raw:
         producer.send(scu_topic, value, key=b"k").get(timeout=30)
     producer.close()
@@ -64,7 +65,7 @@ async def test_summary_export_fix_and_redrive_once(settings: Settings, unique: s
     try:
         w.start(cfg)
         deadline = time.monotonic() + 120
-        while len(read_dlq(cfg.bootstrap, DLQ_TOPIC + suffix)) < len(raw):
+        while len(read_dlq(cfg.kafka(ADMIN), DLQ_TOPIC + suffix)) < len(raw):
             assert time.monotonic() < deadline and w.alive(), "the rejects never reached the DLQ"
             await asyncio.sleep(0.5)
 
@@ -102,11 +103,11 @@ async def test_summary_export_fix_and_redrive_once(settings: Settings, unique: s
 
         # the fixed postings are applied; each was redriven exactly once
         ids = {f"scu-job-dlq-{n}" for n in range(3)}
-        state = await latest(cfg.bootstrap, [agg_topic("posting-funnel") + suffix], f"check-{unique}",
+        state = await latest(cfg.kafka(ADMIN), [agg_topic("posting-funnel") + suffix], f"check-{unique}",
                              lambda st: ids <= set(st[agg_topic("posting-funnel") + suffix]),
                              wait_s=90)
         assert ids <= set(state[agg_topic("posting-funnel") + suffix])
-        redrives = [dict(r.headers)[wire.REDRIVE_OF] for r in read_topic(cfg.bootstrap, scu_topic)
+        redrives = [dict(r.headers)[wire.REDRIVE_OF] for r in read_topic(cfg.kafka(ADMIN), scu_topic)
                     if wire.REDRIVE_OF in dict(r.headers)]
         assert len(redrives) == len(set(redrives)) == 3
     finally:

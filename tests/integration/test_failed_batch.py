@@ -12,6 +12,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
 
+from core.kafka_access import ADMIN
 from core.settings import Settings
 from core.topic_admin import provision
 from events.simulator import alliance_day
@@ -38,8 +39,8 @@ def _committed(admin: KafkaAdminClient, group: str, topic: str) -> dict[int, int
 async def test_a_batch_the_broker_refuses_stops_the_worker_without_committing(settings: Settings, unique: str) -> None:
     records = alliance_day(seed=41, scale=0.03, duplicate_rate=0.0, invalid_rate=0.0, spoofed_rate=0.0)
     suffix = f".t{unique}"
-    provision(settings.bootstrap, suffix=suffix)
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    provision(settings.kafka(ADMIN), suffix=suffix, app_id=f"failed-{unique}")
+    admin = KafkaAdminClient(**settings.kafka(ADMIN).kafka_python())
     dlq = DLQ_TOPIC + suffix
     _dlq_config(admin, dlq, **{"max.message.bytes": "100"})  # no DLQ copy fits any more
     cfg = settings.model_copy(update={"topic_suffix": suffix, "app_id": f"failed-{unique}"})
@@ -52,7 +53,7 @@ async def test_a_batch_the_broker_refuses_stops_the_worker_without_committing(se
     try:
         first.start(cfg)
         await asyncio.to_thread(first.wait_ready, 120)
-        producer = KafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
+        producer = KafkaProducer(**settings.kafka(ADMIN).kafka_python(), acks="all")
         before = [r for r in records if r.topic == ingest_topic("scu")][:20]
         for r in before:  # good events, then a bad one in the same partition, then the rest of the day
             producer.send(topic, r.value, key=r.key, partition=0)
@@ -78,7 +79,7 @@ async def test_a_batch_the_broker_refuses_stops_the_worker_without_committing(se
             assert second.alive(), second.log_tail(40)
             return all_match(aggregates_on_topics(state, suffix), expected) and len(state[dlq]) >= 1
 
-        state = await latest(settings.bootstrap, [*(agg_topic(n) + suffix for n in AGGREGATES), dlq],
+        state = await latest(settings.kafka(ADMIN), [*(agg_topic(n) + suffix for n in AGGREGATES), dlq],
                              f"check-{unique}", done, wait_s=180)
         actual = aggregates_on_topics(state, suffix)
         for name in AGGREGATES:  # the 20 events before the failure are re-sends of the day's: counted once

@@ -9,19 +9,20 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaAdminClient, KafkaProducer
 
+from core.kafka_access import KafkaAccess
 from core.topic_admin import provision
 from events.topics import TopicSpec, registry
 
 pytestmark = pytest.mark.integration
 
 
-def test_provision_creates_registry_topics_idempotently(kafka_bootstrap: str) -> None:
-    first = provision(kafka_bootstrap)
-    second = provision(kafka_bootstrap)
+def test_provision_creates_registry_topics_idempotently(kafka_admin: KafkaAccess) -> None:
+    first = provision(kafka_admin)
+    second = provision(kafka_admin)
     names = {s.name for s in registry()}
     assert set(first.created) | set(first.existing) == names
     assert second.created == [] and set(second.existing) == names
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = KafkaAdminClient(**kafka_admin.kafka_python())
     try:
         described = {t["name"]: t for t in admin.describe_topics(sorted(names))}
     finally:
@@ -30,10 +31,10 @@ def test_provision_creates_registry_topics_idempotently(kafka_bootstrap: str) ->
         assert len(described[spec.name]["partitions"]) == spec.partitions, spec.name
 
 
-def test_broker_does_not_auto_create_topics(kafka_bootstrap: str, unique: str) -> None:
+def test_broker_does_not_auto_create_topics(kafka_admin: KafkaAccess, unique: str) -> None:
     from kafka.errors import KafkaTimeoutError
 
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, max_block_ms=3000)
+    producer = KafkaProducer(**kafka_admin.kafka_python(), max_block_ms=3000)
     try:
         with pytest.raises(KafkaTimeoutError):
             producer.send(f"not-provisioned-{unique}", b"x").get(timeout=5)
@@ -41,17 +42,17 @@ def test_broker_does_not_auto_create_topics(kafka_bootstrap: str, unique: str) -
         producer.close(timeout=2)
 
 
-async def test_message_round_trips_through_real_broker(kafka_bootstrap: str, unique: str) -> None:
+async def test_message_round_trips_through_real_broker(kafka_admin: KafkaAccess, unique: str) -> None:
     topic = f"roundtrip-{unique}"
-    provision(kafka_bootstrap, [TopicSpec(topic, 3)])
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True)
+    provision(kafka_admin, [TopicSpec(topic, 3)])
+    producer = KafkaProducer(**kafka_admin.kafka_python(), acks="all", enable_idempotence=True)
     sent = {f"key-{i}".encode(): f"value-{i}".encode() for i in range(30)}
     for k, v in sent.items():
         producer.send(topic, v, key=k)
     producer.flush(timeout=15)
     producer.close()
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, group_id=f"g-{unique}",
+    consumer = AIOKafkaConsumer(topic, **kafka_admin.aiokafka(), group_id=f"g-{unique}",
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     received: dict[bytes, bytes] = {}

@@ -20,6 +20,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from consumers.metrics import ProjectorMetrics
+from core.kafka_access import KafkaAccess
 from core.metrics import consumer_lag, metric_names, update_consumer_lag
 from core.settings import PROJECT_ROOT, Settings
 from infra.processes import free_port
@@ -360,7 +361,7 @@ def test_compose_commands_name_modules_that_exist(compose: dict[str, Any]) -> No
 # ------------------------------------------------------------------- live endpoints and a real broker
 
 
-async def test_consumer_lag_against_the_real_broker(kafka_bootstrap: str, unique: str) -> None:
+async def test_consumer_lag_against_the_real_broker(kafka_admin: KafkaAccess, unique: str) -> None:
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from kafka import KafkaProducer
 
@@ -368,8 +369,8 @@ async def test_consumer_lag_against_the_real_broker(kafka_bootstrap: str, unique
     from events.topics import TopicSpec
 
     topic = f"lag-{unique}"
-    provision(kafka_bootstrap, [TopicSpec(topic, 3)])
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    provision(kafka_admin, [TopicSpec(topic, 3)])
+    producer = KafkaProducer(**kafka_admin.kafka_python(), acks="all")
     for partition, count in ((0, 5), (1, 3)):
         for i in range(count):
             producer.send(topic, f"v{i}".encode(), partition=partition)
@@ -377,7 +378,7 @@ async def test_consumer_lag_against_the_real_broker(kafka_bootstrap: str, unique
     producer.close()
 
     tps = [TopicPartition(topic, p) for p in range(3)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=None,
+    consumer = AIOKafkaConsumer(**kafka_admin.aiokafka(), group_id=None,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:

@@ -20,7 +20,10 @@ from prometheus_client import CollectorRegistry
 
 from consumers.migrate import migrate
 from consumers.projector import Projector, ProjectorConfig
-from core.topic_admin import provision
+from core.access_policy import Grant, Resource
+from core.kafka_access import ADMIN, PROJECTOR, KafkaAccess
+from core.settings import Settings
+from core.topic_admin import grant, provision
 from events import jobfair as jf
 from events import mentoring as mt
 from events import recruitment as rc
@@ -302,16 +305,18 @@ class Topics:
         return [*self.events.values(), *self.aggs.values()]
 
 
-def make_topics(bootstrap: str, unique: str, partitions: int = 3) -> Topics:
+def make_topics(kafka: KafkaAccess, unique: str, partitions: int = 3) -> Topics:
+    """The test's own canonical and aggregated topics, readable by the projector principal."""
     topics = Topics({f: f"t{unique}.events.{f.value}" for f in Family},
                     {n: f"t{unique}.agg.{n}" for n in AGG_NAMES})
-    provision(bootstrap, [TopicSpec(t, partitions, compacted=t in topics.aggs.values()) for t in topics.all])
+    provision(kafka, [TopicSpec(t, partitions, compacted=t in topics.aggs.values()) for t in topics.all])
+    grant(kafka, [Grant(PROJECTOR, Resource.TOPIC, t, op) for t in topics.all for op in ("READ", "DESCRIBE")])
     return topics
 
 
-def produce(bootstrap: str, topics: Topics, sc: Scenario, duplicate_every: int = 0,
+def produce(kafka: KafkaAccess, topics: Topics, sc: Scenario, duplicate_every: int = 0,
             raw: list[tuple[str, bytes | None, bytes]] = ()) -> None:  # type: ignore[assignment]
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    producer = KafkaProducer(**kafka.kafka_python(), acks="all", enable_idempotence=True, linger_ms=5)
     try:
         for i, e in enumerate(sc.events):
             value, key = encode(e), e.key
@@ -327,8 +332,8 @@ def produce(bootstrap: str, topics: Topics, sc: Scenario, duplicate_every: int =
         producer.close(timeout=10)
 
 
-def end_offsets(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+def end_offsets(kafka: KafkaAccess, topics: list[str]) -> dict[tuple[str, int], int]:
+    consumer = KafkaConsumer(**kafka.kafka_python())
     try:
         tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
         return {(tp.topic, tp.partition): off for tp, off in consumer.end_offsets(tps).items()}
@@ -370,8 +375,9 @@ async def project_until_caught_up(config: ProjectorConfig, want: dict[tuple[str,
     return projector
 
 
-def config_for(kafka_bootstrap: str, dsn: str, topics: Topics, group: str, **kw: Any) -> ProjectorConfig:
-    return ProjectorConfig(bootstrap=kafka_bootstrap, dsn=dsn, group=group,
+def config_for(settings: Settings, dsn: str, topics: Topics, group: str, **kw: Any) -> ProjectorConfig:
+    """The projector of ``topics``, as the projector principal."""
+    return ProjectorConfig(kafka=settings.kafka(PROJECTOR), dsn=dsn, group=group,
                            event_topics=tuple(topics.events.values()), agg_topics=tuple(topics.aggs.values()),
                            batch_timeout_ms=200, **kw)
 
@@ -379,17 +385,17 @@ def config_for(kafka_bootstrap: str, dsn: str, topics: Topics, group: str, **kw:
 # --- tests ---------------------------------------------------------------------------------------------------
 
 async def test_distinct_events_give_exactly_the_expected_rows_with_duplicates_and_replay(
-        kafka_bootstrap: str, pg_dsn: str, unique: str) -> None:
+        kafka_settings: Settings, pg_dsn: str, unique: str) -> None:
     sc = build_scenario()
-    topics = make_topics(kafka_bootstrap, unique)
-    produce(kafka_bootstrap, topics, sc, duplicate_every=3)  # a third of the events arrive twice
+    topics = make_topics(kafka_settings.kafka(ADMIN), unique)
+    produce(kafka_settings.kafka(ADMIN), topics, sc, duplicate_every=3)  # a third of the events arrive twice
     await migrate(pg_dsn)
-    want = end_offsets(kafka_bootstrap, topics.all)
+    want = end_offsets(kafka_settings.kafka(ADMIN), topics.all)
     expected = expected_state(sc)
     assert len(sc.events) > 500 and expected["postings"] and expected["agg_snapshot"]
 
     registry = CollectorRegistry()
-    await project_until_caught_up(config_for(kafka_bootstrap, pg_dsn, topics, f"g1-{unique}", batch_size=97),
+    await project_until_caught_up(config_for(kafka_settings, pg_dsn, topics, f"g1-{unique}", batch_size=97),
                                   want, registry)
     first = await actual_state(pg_dsn)
     assert first == expected
@@ -400,10 +406,10 @@ async def test_distinct_events_give_exactly_the_expected_rows_with_duplicates_an
         await conn.execute("UPDATE consumer_offsets SET next_offset = 0 WHERE group_id = $1", f"g1-{unique}")
     finally:
         await conn.close()
-    await project_until_caught_up(config_for(kafka_bootstrap, pg_dsn, topics, f"g1-{unique}", batch_size=500), want)
+    await project_until_caught_up(config_for(kafka_settings, pg_dsn, topics, f"g1-{unique}", batch_size=500), want)
     assert await actual_state(pg_dsn) == expected
     # replay: a second group over the same database, different batch boundaries
-    await project_until_caught_up(config_for(kafka_bootstrap, pg_dsn, topics, f"g2-{unique}", batch_size=13), want)
+    await project_until_caught_up(config_for(kafka_settings, pg_dsn, topics, f"g2-{unique}", batch_size=13), want)
     assert await actual_state(pg_dsn) == expected
     assert await stored(pg_dsn, f"g2-{unique}") == want
 
@@ -429,8 +435,8 @@ def _agg_value(name: str, i: int) -> dict[str, Any]:
 
 
 async def test_undecodable_records_are_rejected_with_reason_in_the_same_transaction(
-        kafka_bootstrap: str, pg_dsn: str, unique: str) -> None:
-    topics = make_topics(kafka_bootstrap, unique, partitions=1)
+        kafka_settings: Settings, pg_dsn: str, unique: str) -> None:
+    topics = make_topics(kafka_settings.kafka(ADMIN), unique, partitions=1)
     sc = Scenario(events=build_scenario(postings=2, fairs=1, mentors=1, seekers=2).events[:5])
     good = json.loads(encode(sc.events[0]))
     raw = [
@@ -440,10 +446,10 @@ async def test_undecodable_records_are_rejected_with_reason_in_the_same_transact
                                                   "updated_at": T0.isoformat()}).encode()),
         (topics.aggs["fairs"], b"k4", b"[1, 2]"),
     ]
-    produce(kafka_bootstrap, topics, sc, raw=raw)
+    produce(kafka_settings.kafka(ADMIN), topics, sc, raw=raw)
     await migrate(pg_dsn)
-    want = end_offsets(kafka_bootstrap, topics.all)
-    await project_until_caught_up(config_for(kafka_bootstrap, pg_dsn, topics, f"g-{unique}"), want)
+    want = end_offsets(kafka_settings.kafka(ADMIN), topics.all)
+    await project_until_caught_up(config_for(kafka_settings, pg_dsn, topics, f"g-{unique}"), want)
     conn = await asyncpg.connect(pg_dsn)
     try:
         rejects = await conn.fetch('SELECT topic, key, reason FROM projector_rejects ORDER BY topic, key')
@@ -460,12 +466,12 @@ async def test_undecodable_records_are_rejected_with_reason_in_the_same_transact
 
 
 async def test_dropped_database_connections_lose_and_duplicate_nothing(
-        kafka_bootstrap: str, pg_dsn: str, unique: str) -> None:
+        kafka_settings: Settings, pg_dsn: str, unique: str) -> None:
     sc = build_scenario(seed=11, postings=30)
-    topics = make_topics(kafka_bootstrap, unique)
-    produce(kafka_bootstrap, topics, sc)
+    topics = make_topics(kafka_settings.kafka(ADMIN), unique)
+    produce(kafka_settings.kafka(ADMIN), topics, sc)
     await migrate(pg_dsn)
-    want = end_offsets(kafka_bootstrap, topics.all)
+    want = end_offsets(kafka_settings.kafka(ADMIN), topics.all)
     group = f"g-{unique}"
     kills = 0
     registry = CollectorRegistry()
@@ -483,7 +489,7 @@ async def test_dropped_database_connections_lose_and_duplicate_nothing(
             await conn.close()
         kills += 1 if killed else 0
 
-    await project_until_caught_up(config_for(kafka_bootstrap, pg_dsn, topics, group, batch_size=20, pause_ms=20),
+    await project_until_caught_up(config_for(kafka_settings, pg_dsn, topics, group, batch_size=20, pause_ms=20),
                                   want, registry, during=kill_projector_connections)
     assert kills == 3
     assert await actual_state(pg_dsn) == expected_state(sc)

@@ -17,7 +17,10 @@ from prometheus_client import CollectorRegistry
 from consumers.mapping import event_rows
 from consumers.migrate import migrate
 from consumers.tables import POSTINGS
-from core.topic_admin import provision
+from core.access_policy import Grant, Resource
+from core.kafka_access import ADMIN, PROJECTOR
+from core.settings import Settings
+from core.topic_admin import grant, provision
 from events import recruitment as rc
 from events.codec import encode
 from events.topics import Family, TopicSpec
@@ -27,25 +30,27 @@ pytestmark = pytest.mark.integration
 N = 20_000
 
 
-async def test_projector_rows_per_second_vs_raw_copy(kafka_bootstrap: str, pg_dsn: str, unique: str) -> None:
+async def test_projector_rows_per_second_vs_raw_copy(kafka_settings: Settings, pg_dsn: str, unique: str) -> None:
     t0 = datetime(2025, 3, 3, tzinfo=UTC)
     events = [rc.JobPosted(source="scu", occurred_at=t0 + timedelta(seconds=i), data=rc.JobPostedData(
         posting_id=f"bench-{i}", employer_id=f"emp-{i % 50}", employer_name="Bench Co", employer_type="private",
         industry="it_software", city="chengdu", title=f"Job {i}", positions=1 + i % 5, degree_min="bachelor",
         salary_min=5000, salary_max=9000, deadline=date(2025, 9, 1))) for i in range(N)]
     topics = Topics({Family.RECRUITMENT: f"b{unique}.events.recruitment"}, {})
-    provision(kafka_bootstrap, [TopicSpec(topics.events[Family.RECRUITMENT], 6)])
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=20, batch_size=256 * 1024)
+    admin = kafka_settings.kafka(ADMIN)
+    provision(admin, [TopicSpec(topics.events[Family.RECRUITMENT], 6)])
+    grant(admin, [Grant(PROJECTOR, Resource.TOPIC, t, op) for t in topics.all for op in ("READ", "DESCRIBE")])
+    producer = KafkaProducer(**admin.kafka_python(), acks="all", linger_ms=20, batch_size=256 * 1024)
     for e in events:
         producer.send(topics.events[Family.RECRUITMENT], encode(e), key=e.key)
     producer.flush(timeout=60)
     producer.close(timeout=10)
     await migrate(pg_dsn)
-    want = end_offsets(kafka_bootstrap, topics.all)
+    want = end_offsets(kafka_settings.kafka(ADMIN), topics.all)
 
     registry = CollectorRegistry()
     started = time.perf_counter()
-    await project_until_caught_up(config_for(kafka_bootstrap, pg_dsn, topics, f"bench-{unique}", batch_size=2000),
+    await project_until_caught_up(config_for(kafka_settings, pg_dsn, topics, f"bench-{unique}", batch_size=2000),
                                   want, registry, limit_s=240)
     projector_s = time.perf_counter() - started
     db_s = registry.get_sample_value("alliance_projector_batch_seconds_sum") or 0.0

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from consumers.migrate import migrate
-from core.settings import PROJECT_ROOT
+from core.kafka_access import ADMIN
+from core.settings import PROJECT_ROOT, Settings
 from tests.integration.test_projector import (
     actual_state,
     build_scenario,
@@ -29,9 +30,10 @@ from tests.integration.test_projector import (
 pytestmark = pytest.mark.integration
 
 
-def start_projector(bootstrap: str, dsn: str, group: str, topics: list[str], aggs: list[str],
+def start_projector(settings: Settings, dsn: str, group: str, topics: list[str], aggs: list[str],
                     log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "ALLIANCE_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "ALLIANCE_DATABASE_URL": dsn}
+    """``python -m consumers run`` as the projector principal (its password from the credential store)."""
+    env = {**os.environ, **settings.kafka_env(), "ALLIANCE_DATABASE_URL": dsn}
     cmd = [sys.executable, "-m", "consumers", "run", "--group", group, "--batch-size", "10",
            "--batch-timeout-ms", "100", "--pause-ms", "15", "--metrics-port", "0"]
     cmd += [a for t in topics for a in ("--events-topic", t)] + [a for t in aggs for a in ("--agg-topic", t)]
@@ -61,15 +63,15 @@ def read_log(log: Path) -> str:
 
 
 async def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(
-        kafka_bootstrap: str, pg_dsn: str, unique: str, tmp_path: Path) -> None:
+        kafka_settings: Settings, pg_dsn: str, unique: str, tmp_path: Path) -> None:
     sc = build_scenario(seed=5, postings=60)
-    topics = make_topics(kafka_bootstrap, unique)
-    produce(kafka_bootstrap, topics, sc, duplicate_every=4)
+    topics = make_topics(kafka_settings.kafka(ADMIN), unique)
+    produce(kafka_settings.kafka(ADMIN), topics, sc, duplicate_every=4)
     await migrate(pg_dsn)
-    want = end_offsets(kafka_bootstrap, topics.all)
+    want = end_offsets(kafka_settings.kafka(ADMIN), topics.all)
     total = sum(want.values())
     group, log = f"crash-{unique}", tmp_path / "projector.log"
-    args = (kafka_bootstrap, pg_dsn, group, list(topics.events.values()), list(topics.aggs.values()), log)
+    args = (kafka_settings, pg_dsn, group, list(topics.events.values()), list(topics.aggs.values()), log)
 
     proc = start_projector(*args)
     try:

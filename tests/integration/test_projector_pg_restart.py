@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from consumers.migrate import migrate
+from core.kafka_access import ADMIN
+from core.settings import Settings
 from infra.postgres_local import LocalPostgres
 from infra.processes import free_port
 from tests.integration.test_projector import (
@@ -26,19 +28,19 @@ pytestmark = pytest.mark.integration
 
 
 async def test_postgres_restart_mid_stream_loses_and_duplicates_nothing(
-        kafka_bootstrap: str, unique: str, session_dir: Path, tmp_path: Path) -> None:
+        kafka_settings: Settings, unique: str, session_dir: Path, tmp_path: Path) -> None:
     server = LocalPostgres(home=session_dir / f"pg-restart-{unique}", port=free_port(), fast=True)
     await asyncio.to_thread(server.start)
     try:
         dsn = server.dsn
         sc = build_scenario(seed=9, postings=60)
-        topics = make_topics(kafka_bootstrap, unique)
-        produce(kafka_bootstrap, topics, sc, duplicate_every=5)
+        topics = make_topics(kafka_settings.kafka(ADMIN), unique)
+        produce(kafka_settings.kafka(ADMIN), topics, sc, duplicate_every=5)
         await migrate(dsn)
-        want = end_offsets(kafka_bootstrap, topics.all)
+        want = end_offsets(kafka_settings.kafka(ADMIN), topics.all)
         total = sum(want.values())
         group, log = f"pgrestart-{unique}", tmp_path / "projector.log"
-        proc = start_projector(kafka_bootstrap, dsn, group, list(topics.events.values()),
+        proc = start_projector(kafka_settings, dsn, group, list(topics.events.values()),
                                list(topics.aggs.values()), log)
         try:
             async with asyncio.timeout(60):

@@ -20,7 +20,8 @@ from consumers.api import build_api
 from consumers.errors import MigrationError
 from consumers.migrate import discover, migrate
 from consumers.projector import ProjectorConfig
-from core.settings import PROJECT_ROOT
+from core.kafka_access import ADMIN
+from core.settings import PROJECT_ROOT, Settings
 from tests.integration.test_projector import (
     build_scenario,
     config_for,
@@ -64,13 +65,13 @@ async def test_migrate_applies_each_file_once_in_order_and_names_a_failing_file(
         await migrate(pg_dsn, tmp_path)
 
 
-async def test_queries_via_cli_and_http_api(kafka_bootstrap: str, pg_dsn: str, unique: str) -> None:
+async def test_queries_via_cli_and_http_api(kafka_settings: Settings, pg_dsn: str, unique: str) -> None:
     sc = build_scenario(seed=3, postings=20)
-    topics = make_topics(kafka_bootstrap, unique)
-    produce(kafka_bootstrap, topics, sc)
+    topics = make_topics(kafka_settings.kafka(ADMIN), unique)
+    produce(kafka_settings.kafka(ADMIN), topics, sc)
     await migrate(pg_dsn)
-    config: ProjectorConfig = config_for(kafka_bootstrap, pg_dsn, topics, f"q-{unique}")
-    await project_until_caught_up(config, end_offsets(kafka_bootstrap, topics.all))
+    config: ProjectorConfig = config_for(kafka_settings, pg_dsn, topics, f"q-{unique}")
+    await project_until_caught_up(config, end_offsets(kafka_settings.kafka(ADMIN), topics.all))
     conn = await asyncpg.connect(pg_dsn)
     try:
         open_scu = await conn.fetchval(

@@ -20,11 +20,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from core.settings import PROJECT_ROOT
-from core.topic_admin import provision
+from core.access_policy import UNIVERSITY_OPERATIONS, Grant, Resource
+from core.kafka_access import ADMIN, KafkaAccess
+from core.settings import PROJECT_ROOT, Settings
+from core.topic_admin import grant, provision
 from events.base import Event
 from events.codec import decode, encode, from_dict
 from events.errors import EventValidationError
+from events.reference import UNIVERSITIES
 from events.tools.bulk import iter_csv, iter_jsonl, read_problems_csv
 from events.tools.publisher import BrokerUnavailableError, DeliveryError, Publisher
 from events.topics import TopicSpec, ingest_topic
@@ -38,8 +41,8 @@ Offsets = dict[TopicPartition, int]
 
 # -- helpers ----------------------------------------------------------------------------------------
 
-async def end_offsets(bootstrap: str, topic: str) -> Offsets:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def end_offsets(kafka: KafkaAccess, topic: str) -> Offsets:
+    consumer = AIOKafkaConsumer(**kafka.aiokafka(), enable_auto_commit=False)
     await consumer.start()
     try:
         async with asyncio.timeout(30):
@@ -54,13 +57,14 @@ async def end_offsets(bootstrap: str, topic: str) -> Offsets:
         await consumer.stop()
 
 
-async def read_since(bootstrap: str, topic: str, start: Offsets | None = None) -> list[ConsumerRecord[bytes, bytes]]:
+async def read_since(kafka: KafkaAccess, topic: str,
+                     start: Offsets | None = None) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of ``topic`` from ``start`` (default: the beginning) to its current end."""
-    stop = await end_offsets(bootstrap, topic)
+    stop = await end_offsets(kafka, topic)
     start = start or dict.fromkeys(stop, 0)
     if all(start[tp] >= end for tp, end in stop.items()):
         return []  # nothing new (and aiokafka dislikes a consumer stopped before it ever ran)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka.aiokafka(), enable_auto_commit=False)
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
     try:
@@ -86,8 +90,10 @@ def as_received(record: ConsumerRecord[bytes, bytes]) -> tuple[str, bytes, bytes
     return str(decode(record.value).event_id), record.key, record.value, tuple(record.headers)
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ALLIANCE_")}
+def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as a university's system runs it: only the broker's credential store in its environment (the
+    university's principal and password come from it)."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ALLIANCE_")}, **settings.kafka_env()}
     return subprocess.run([sys.executable, "-m", "events.tools", *args], capture_output=True, text=True,
                           timeout=300, cwd=PROJECT_ROOT, env=env, check=False)
 
@@ -114,45 +120,51 @@ def assert_key_order_kept(records: list[ConsumerRecord[bytes, bytes]], expected:
 
 
 @pytest.fixture(scope="module")
-def provisioned(kafka_bootstrap: str) -> str:
-    provision(kafka_bootstrap)
-    return kafka_bootstrap
+def provisioned(kafka_settings: Settings) -> Settings:
+    provision(kafka_settings.kafka(ADMIN))
+    return kafka_settings
+
+
+def staging_topic(kafka: KafkaAccess, name: str, partitions: int = 3, **config: str) -> str:
+    """A topic outside the registry that every university may use like its own ingest topic (staging)."""
+    provision(kafka, [TopicSpec(name, partitions, extra_config=config)])
+    grant(kafka, [Grant(u, Resource.TOPIC, name, op) for u in UNIVERSITIES for op in UNIVERSITY_OPERATIONS])
+    return name
 
 
 @pytest.fixture
-def scratch_topic(kafka_bootstrap: str, unique: str) -> str:
-    name = f"test.ingest.{unique}"
-    provision(kafka_bootstrap, [TopicSpec(name, 3)])
-    return name
+def scratch_topic(kafka_admin: KafkaAccess, unique: str) -> str:
+    return staging_topic(kafka_admin, f"test.ingest.{unique}")
 
 
 # -- end to end -------------------------------------------------------------------------------------
 
 async def test_realistic_multi_university_files_publish_end_to_end(provisioned: str) -> None:
-    bootstrap = provisioned
+    settings = provisioned
     for university in SAMPLE_UNIVERSITIES:
         path = DATA_DIR / f"events-{university}.jsonl"
         expected = valid_events(path, university)
         assert len(expected) == len(path.read_text(encoding="utf-8").splitlines())
         assert {e.family for e in expected} == {"recruitment", "jobfair", "mentoring", "services"}
         topic = ingest_topic(university)
-        before = await end_offsets(bootstrap, topic)
+        before = await end_offsets(settings.kafka(ADMIN), topic)
 
-        done = run_cli("publish", "--university", university, str(path), "--bootstrap", bootstrap)
+        done = run_cli(settings, "publish", "--university", university, str(path),
+                       "--bootstrap", settings.bootstrap)
 
         assert done.returncode == 0, done.stderr
         assert f"{len(expected)} valid event(s) published to {topic}; 0 bad line(s)" in done.stdout
-        records = await read_since(bootstrap, topic, before)
+        records = await read_since(settings.kafka(ADMIN), topic, before)
         assert sorted(as_received(r) for r in records) == sorted(as_sent(e) for e in expected)
         assert_key_order_kept(records, expected)
 
 
 async def test_mixed_jsonl_publishes_exactly_the_good_lines_and_reports_the_bad(
-        kafka_bootstrap: str, scratch_topic: str, tmp_path: Path) -> None:
+        kafka_settings: Settings, scratch_topic: str, tmp_path: Path) -> None:
     path = DATA_DIR / "mixed-scu.jsonl"
     report = tmp_path / "errors.csv"
 
-    done = run_cli("publish", "-u", "scu", str(path), "--bootstrap", kafka_bootstrap, "--topic", scratch_topic,
+    done = run_cli(kafka_settings, "publish", "-u", "scu", str(path), "--topic", scratch_topic,
                    "--errors-out", str(report))
 
     assert done.returncode == 1, done.stderr
@@ -169,48 +181,48 @@ async def test_mixed_jsonl_publishes_exactly_the_good_lines_and_reports_the_bad(
     lines = path.read_text(encoding="utf-8").splitlines()
     good_ids = {json.loads(lines[n - 1])["event_id"] for n in range(1, len(lines) + 1)
                 if lines[n - 1].strip() and n not in expected_bad}
-    records = await read_since(kafka_bootstrap, scratch_topic)
+    records = await read_since(kafka_settings.kafka(ADMIN), scratch_topic)
     assert sorted(str(decode(r.value).event_id) for r in records if r.value) == sorted(good_ids)
     assert len(records) == len(good_ids)
     assert f"{len(good_ids)} valid event(s) published to {scratch_topic}; {len(expected_bad)} bad line(s)" \
         in done.stdout
 
 
-async def test_mixed_csv_publishes_exactly_the_good_rows(kafka_bootstrap: str, scratch_topic: str) -> None:
+async def test_mixed_csv_publishes_exactly_the_good_rows(kafka_settings: Settings, scratch_topic: str) -> None:
     path = DATA_DIR / "mixed-cqu.csv"
-    done = run_cli("publish", "-u", "cqu", str(path), "--bootstrap", kafka_bootstrap, "--topic", scratch_topic)
+    done = run_cli(kafka_settings, "publish", "-u", "cqu", str(path), "--topic", scratch_topic)
     assert done.returncode == 1, done.stderr
     expected = valid_events(path, "cqu")
     assert len(expected) == 5
-    records = await read_since(kafka_bootstrap, scratch_topic)
+    records = await read_since(kafka_settings.kafka(ADMIN), scratch_topic)
     assert sorted(as_received(r) for r in records) == sorted(as_sent(e) for e in expected)
 
 
-async def test_dry_run_publishes_nothing(kafka_bootstrap: str, scratch_topic: str) -> None:
-    done = run_cli("publish", "-u", "scu", str(DATA_DIR / "mixed-scu.jsonl"), "--dry-run",
-                   "--bootstrap", kafka_bootstrap, "--topic", scratch_topic)
+async def test_dry_run_publishes_nothing(kafka_settings: Settings, scratch_topic: str) -> None:
+    done = run_cli(kafka_settings, "publish", "-u", "scu", str(DATA_DIR / "mixed-scu.jsonl"), "--dry-run",
+                   "--bootstrap", kafka_settings.bootstrap, "--topic", scratch_topic)
     assert done.returncode == 1
     assert "dry run, nothing published" in done.stdout
-    assert await read_since(kafka_bootstrap, scratch_topic) == []
+    assert await read_since(kafka_settings.kafka(ADMIN), scratch_topic) == []
 
 
-def test_cli_broker_errors_exit_2(kafka_bootstrap: str, unique: str) -> None:
-    done = run_cli("publish", "-u", "scu", str(DATA_DIR / "events-scu.jsonl"), "--bootstrap", kafka_bootstrap,
-                   "--topic", f"never-provisioned-{unique}")
+def test_cli_broker_errors_exit_2(kafka_settings: Settings, unique: str) -> None:
+    done = run_cli(kafka_settings, "publish", "-u", "scu", str(DATA_DIR / "events-scu.jsonl"),
+                   "--bootstrap", kafka_settings.bootstrap, "--topic", f"never-provisioned-{unique}")
     assert done.returncode == 2
-    assert f"topic never-provisioned-{unique} does not exist" in done.stderr
+    assert f"never-provisioned-{unique}" in done.stderr and "may not write" in done.stderr, done.stderr
 
 
-async def test_cli_throughput_20k_lines(kafka_bootstrap: str, scratch_topic: str, tmp_path: Path) -> None:
+async def test_cli_throughput_20k_lines(kafka_settings: Settings, scratch_topic: str, tmp_path: Path) -> None:
     """Measures (prints) events/s of the CLI for a 20k-line file; asserts only that all arrived."""
     path = tmp_path / "bulk-swjtu.jsonl"
     events = bulk("swjtu", 20_000)
     path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events), encoding="utf-8")
     started = time.perf_counter()
-    done = run_cli("publish", "-u", "swjtu", str(path), "--bootstrap", kafka_bootstrap, "--topic", scratch_topic)
+    done = run_cli(kafka_settings, "publish", "-u", "swjtu", str(path), "--topic", scratch_topic)
     elapsed = time.perf_counter() - started
     assert done.returncode == 0, done.stderr
-    records = await read_since(kafka_bootstrap, scratch_topic)
+    records = await read_since(kafka_settings.kafka(ADMIN), scratch_topic)
     assert len(records) == 20_000
     assert {str(decode(r.value).event_id) for r in records if r.value} == {e["event_id"] for e in events}
     print(f"\nCLI publish: 20000 lines in {elapsed:.2f}s = {20000 / elapsed:.0f} events/s (incl. interpreter start)")
@@ -219,11 +231,11 @@ async def test_cli_throughput_20k_lines(kafka_bootstrap: str, scratch_topic: str
 # -- the SDK ----------------------------------------------------------------------------------------
 
 async def test_publisher_sdk_sends_models_and_mappings_and_refuses_foreign_events(
-        kafka_bootstrap: str, scratch_topic: str) -> None:
+        kafka_settings: Settings, scratch_topic: str) -> None:
     records = semester("swufe")[:10]
     foreign = from_dict(semester("swu")[0])
     sent: list[Event] = []
-    with Publisher(kafka_bootstrap, "swufe", topic=scratch_topic) as publisher:
+    with Publisher(kafka_settings.kafka("swufe"), "swufe", topic=scratch_topic) as publisher:
         sent.append(publisher.publish(from_dict(records[0])))
         sent.append(publisher.publish(records[1]))
         with pytest.raises(EventValidationError) as info:
@@ -235,18 +247,18 @@ async def test_publisher_sdk_sends_models_and_mappings_and_refuses_foreign_event
         assert publisher.publish_many(records[2:], progress=progress.append) == 8
         assert progress == [8] and publisher.pending == 0
     sent += [from_dict(r) for r in records[2:]]
-    got = await read_since(kafka_bootstrap, scratch_topic)
+    got = await read_since(kafka_settings.kafka(ADMIN), scratch_topic)
     assert sorted(as_received(r) for r in got) == sorted(as_sent(e) for e in sent)
 
 
-async def test_delivery_failures_surface(kafka_bootstrap: str, unique: str) -> None:
+async def test_delivery_failures_surface(kafka_settings: Settings, unique: str) -> None:
     """A record the broker refuses (larger than the topic's max.message.bytes) raises DeliveryError on flush."""
     topic = f"test.small.{unique}"
-    provision(kafka_bootstrap, [TopicSpec(topic, 1, extra_config={"max.message.bytes": "1200"})])
+    staging_topic(kafka_settings.kafka(ADMIN), topic, 1, **{"max.message.bytes": "1200"})
     small = semester("scu")[-1]
     big = next(e for e in semester("scu") if e["type"] == "recruitment.job_posted")
     big = {**big, "data": {**big["data"], "description": "岗位职责：" + "负责产品研发与测试。" * 100}}
-    publisher = Publisher(kafka_bootstrap, "scu", topic=topic)
+    publisher = Publisher(kafka_settings.kafka("scu"), "scu", topic=topic)
     try:
         publisher.publish(small)
         publisher.flush()
@@ -257,19 +269,19 @@ async def test_delivery_failures_surface(kafka_bootstrap: str, unique: str) -> N
         assert "MessageSizeTooLarge" in info.value.failures[0].error or "TooLarge" in info.value.failures[0].error
     finally:
         publisher.close()
-    got = await read_since(kafka_bootstrap, topic)
+    got = await read_since(kafka_settings.kafka(ADMIN), topic)
     assert [decode(r.value).event_id for r in got if r.value] == [from_dict(small).event_id]
 
 
-def test_missing_topic_and_unreachable_broker_are_refused(kafka_bootstrap: str, unique: str) -> None:
-    with pytest.raises(BrokerUnavailableError, match="does not exist"):
-        Publisher(kafka_bootstrap, "scu", topic=f"missing-{unique}", producer_config={"max_block_ms": 2000})
+def test_missing_topic_and_unreachable_broker_are_refused(kafka_settings: Settings, unique: str) -> None:
+    with pytest.raises(BrokerUnavailableError, match="may not write"):
+        Publisher(kafka_settings.kafka("scu"), "scu", topic=f"missing-{unique}", producer_config={"max_block_ms": 2000})
     with pytest.raises(BrokerUnavailableError, match="cannot connect"):
-        Publisher("127.0.0.1:1", "scu", producer_config={"bootstrap_timeout_ms": 1000})
+        Publisher(KafkaAccess("127.0.0.1:1"), "scu", producer_config={"bootstrap_timeout_ms": 1000})
 
 
 async def test_undecodable_lines_are_per_line_errors_and_every_good_line_is_published(
-        kafka_bootstrap: str, scratch_topic: str, tmp_path: Path) -> None:
+        kafka_settings: Settings, scratch_topic: str, tmp_path: Path) -> None:
     """Bug: invalid UTF-8, 10,000 levels of nesting or a lone surrogate gave a traceback, exit 1 and half a
     file published; a stray quote in a CSV swallowed the rows after it."""
     good = [line for line in (DATA_DIR / "events-scu.jsonl").read_bytes().splitlines() if line.strip()][:6]
@@ -288,20 +300,20 @@ async def test_undecodable_lines_are_per_line_errors_and_every_good_line_is_publ
     path = tmp_path / "hostile.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
 
-    done = run_cli("publish", "-u", "scu", str(path), "--bootstrap", kafka_bootstrap, "--topic", scratch_topic)
+    done = run_cli(kafka_settings, "publish", "-u", "scu", str(path), "--topic", scratch_topic)
 
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     for line, what in ((2, "not UTF-8"), (4, "nested too deeply"), (6, ""), (8, "U+0000")):
         assert f"line {line}: " in done.stderr and what in done.stderr, (line, done.stderr)
     sent = [good[i] for i in (0, 1, 3, 4, 5)]
-    records = await read_since(kafka_bootstrap, scratch_topic)
+    records = await read_since(kafka_settings.kafka(ADMIN), scratch_topic)
     assert sorted(str(decode(r.value).event_id) for r in records if r.value) == \
         sorted(json.loads(line)["event_id"] for line in sent)
     assert "5 valid event(s) published" in done.stdout and "4 bad line(s)" in done.stdout
 
 
-async def test_a_stray_quote_in_a_csv_is_one_bad_row(kafka_bootstrap: str, scratch_topic: str,
+async def test_a_stray_quote_in_a_csv_is_one_bad_row(kafka_settings: Settings, scratch_topic: str,
                                                      tmp_path: Path) -> None:
     source = (DATA_DIR / "mixed-cqu.csv").read_text(encoding="utf-8").splitlines()
     good_rows = [n for n in range(2, len(source) + 1) if str(n) not in
@@ -312,10 +324,10 @@ async def test_a_stray_quote_in_a_csv_is_one_bad_row(kafka_bootstrap: str, scrat
     path = tmp_path / "stray.csv"
     path.write_text("\n".join([header, rows[0], broken, *rows[1:]]) + "\n", encoding="utf-8")
 
-    done = run_cli("publish", "-u", "cqu", str(path), "--bootstrap", kafka_bootstrap, "--topic", scratch_topic)
+    done = run_cli(kafka_settings, "publish", "-u", "cqu", str(path), "--topic", scratch_topic)
 
     assert done.returncode == 1, done.stderr
     assert "line 3: line: unreadable CSV" in done.stderr
-    records = await read_since(kafka_bootstrap, scratch_topic)
+    records = await read_since(kafka_settings.kafka(ADMIN), scratch_topic)
     assert len(records) == len(rows)  # every row after the stray quote was still read and published
     assert f"{len(rows)} valid event(s) published" in done.stdout

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import SecretStr
 
 from consumers.migrate import migrate
+from core.kafka_access import ADMIN, KafkaAccess
 from core.settings import Settings
 from core.topic_admin import provision
 from events.aggregates import parse_record
@@ -41,12 +42,12 @@ def readable_event_id(raw: bytes) -> str | None:
         return None
 
 
-async def _canonical_records_point_at_their_source(bootstrap: str, topic: str) -> None:
+async def _canonical_records_point_at_their_source(kafka: KafkaAccess, topic: str) -> None:
     """Every canonical record names the ingest topic, partition and offset it came from, and the record
     there is the same event."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+    consumer = AIOKafkaConsumer(topic, **kafka.aiokafka(), auto_offset_reset="earliest",
                                 enable_auto_commit=False)
-    source = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    source = AIOKafkaConsumer(**kafka.aiokafka(), enable_auto_commit=False)
     await consumer.start()
     await source.start()
     try:
@@ -78,7 +79,7 @@ async def test_every_aggregate_is_exact_on_topics_in_agg_snapshot_and_in_typed_t
     records = alliance_day(seed=23, scale=0.05, uuid_versions=UUID_VERSIONS)
     assert {r.event.event_id.version for r in records if r.event is not None} == set(UUID_VERSIONS)
     suffix = f".t{unique}"
-    provision(settings.bootstrap, suffix=suffix)
+    provision(settings.kafka(ADMIN), suffix=suffix, app_id=f"rm-{unique}")
     await migrate(pg_dsn)
     expected = expected_aggregates(accepted_events(records))
     typed_names = TYPED  # windows are not kept in typed tables; every other aggregate is
@@ -97,8 +98,8 @@ async def test_every_aggregate_is_exact_on_topics_in_agg_snapshot_and_in_typed_t
         p.start(cfg)
         await asyncio.to_thread(w.wait_ready, 120)
         await asyncio.to_thread(p.wait_ready, 60)
-        assert publish([replace(r, topic=r.topic + suffix) for r in records], settings.bootstrap) == len(records)
-        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
+        assert publish([replace(r, topic=r.topic + suffix) for r in records], settings.kafka(ADMIN)) == len(records)
+        producer = AIOKafkaProducer(**settings.kafka(ADMIN).aiokafka(), acks="all")
         await producer.start()
         try:
             for topic, key, value in bad:
@@ -114,7 +115,7 @@ async def test_every_aggregate_is_exact_on_topics_in_agg_snapshot_and_in_typed_t
             internal = [h for _, h in state[dlq].values() if h.get("x-alliance-university") == b"internal"]
             return all_match(aggregates_on_topics(state, suffix), expected) and len(internal) == 1
 
-        state = await latest(settings.bootstrap, [*agg_topics, dlq], f"check-{unique}", done, wait_s=180)
+        state = await latest(settings.kafka(ADMIN), [*agg_topics, dlq], f"check-{unique}", done, wait_s=180)
         on_topics = aggregates_on_topics(state, suffix)
         for name in AGGREGATES:
             assert not value_diffs(on_topics[name], expected[name]), (name, value_diffs(on_topics[name],
@@ -124,7 +125,7 @@ async def test_every_aggregate_is_exact_on_topics_in_agg_snapshot_and_in_typed_t
             for key, (rec, _) in state[agg_topic(name) + suffix].items():
                 if rec is not None and key != "forged-fair":
                     parse_record(name, json.dumps(rec))
-        await _canonical_records_point_at_their_source(settings.bootstrap, family_topic(Family.RECRUITMENT) + suffix)
+        await _canonical_records_point_at_their_source(settings.kafka(ADMIN), family_topic(Family.RECRUITMENT) + suffix)
         # an invalid record whose JSON still shows a valid event id carries it in x-alliance-event-id
         named = 0
         for value, headers in state[dlq].values():

@@ -10,8 +10,9 @@ from kafka import KafkaProducer
 from pydantic import SecretStr
 
 from consumers.migrate import migrate
+from core.kafka_access import ADMIN
 from core.settings import Settings
-from core.topic_admin import provision
+from core.topic_admin import provision_deployment
 from events.simulator import alliance_day
 from infra.processes import Service, free_ports, freshness, metric_sum, projector, worker
 from infra.tools import promtool
@@ -30,14 +31,14 @@ def _wait(check: object, timeout: float, what: str, services: list[Service]) -> 
 
 
 async def test_worker_and_projector_metrics_are_clean_and_live(
-    kafka_bootstrap: str, pg_dsn: str, unique: str, settings: Settings
+    pg_dsn: str, unique: str, settings: Settings
 ) -> None:
     web_port, metrics_port = free_ports(2)
     token = f"tok-{unique}"
     cfg = settings.model_copy(update={
         "database_url": SecretStr(pg_dsn), "topic_suffix": f".m{unique}", "app_id": f"metrics-{unique}",
         "web_port": web_port, "http_token": SecretStr(token)})
-    provision(kafka_bootstrap, suffix=cfg.topic_suffix)
+    provision_deployment(cfg)
     await migrate(pg_dsn)
     log_dir = cfg.local_dir / "logs"
     w, p = worker(0, cfg, log_dir), projector(cfg, log_dir, metrics_port)
@@ -48,7 +49,7 @@ async def test_worker_and_projector_metrics_are_clean_and_live(
         for s in services:
             s.wait_ready(timeout=120)
         records = alliance_day(seed=5, scale=0.01)
-        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        producer = KafkaProducer(**cfg.kafka(ADMIN).kafka_python(), acks="all")
         for r in records:
             producer.send(r.topic + cfg.topic_suffix, r.value, key=r.key)
         producer.flush(timeout=30)

@@ -12,7 +12,8 @@ import asyncpg
 import pytest
 from kafka import KafkaAdminClient
 
-from core.settings import PROJECT_ROOT
+from core.kafka_access import ADMIN, KafkaAccess
+from core.settings import PROJECT_ROOT, Settings
 from infra.processes import free_ports, port_open
 
 pytestmark = pytest.mark.integration
@@ -24,7 +25,8 @@ def infra(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
                           cwd=PROJECT_ROOT, env={**base, **env}, check=False)
 
 
-async def test_a_second_stack_runs_beside_the_first_on_its_own_ports(session_dir: Path, kafka_bootstrap: str) -> None:
+async def test_a_second_stack_runs_beside_the_first_on_its_own_ports(
+        session_dir: Path, kafka_admin: KafkaAccess) -> None:
     kafka, controller, pg = free_ports(3)
     env = {"ALLIANCE_LOCAL_DIR": str(session_dir / "stack2"), "ALLIANCE_LOCAL_KAFKA_PORT": str(kafka),
            "ALLIANCE_LOCAL_KAFKA_CONTROLLER_PORT": str(controller), "ALLIANCE_LOCAL_POSTGRES_PORT": str(pg)}
@@ -32,10 +34,11 @@ async def test_a_second_stack_runs_beside_the_first_on_its_own_ports(session_dir
         up = infra("up", env)
         assert up.returncode == 0, up.stdout + up.stderr
         assert f"127.0.0.1:{kafka}" in up.stdout and f"127.0.0.1:{pg}" in up.stdout, up.stdout
-        admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{kafka}")
+        admin = KafkaAdminClient(**Settings(local_dir=session_dir / "stack2", local_kafka_port=kafka).kafka(ADMIN)
+                                 .kafka_python())
         try:  # a broker of its own, not the session's
             assert admin.describe_cluster()["cluster_id"]
-            own = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+            own = KafkaAdminClient(**kafka_admin.kafka_python())
             try:
                 assert own.describe_cluster()["cluster_id"] != admin.describe_cluster()["cluster_id"]
             finally:

@@ -8,6 +8,8 @@ from collections import Counter, defaultdict
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from core.kafka_access import KafkaAccess
+from core.settings import Settings
 from core.topic_admin import provision
 from events.reference import UNIVERSITIES
 from events.simulator import Record, alliance_day
@@ -21,9 +23,9 @@ CONSUME_TIMEOUT_S = 60.0
 Message = tuple[str, bytes, bytes]  # topic, key, value
 
 
-def end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:
+def end_offsets(kafka: KafkaAccess, topics: list[str]) -> dict[TopicPartition, int]:
     """The current end offset of every partition of ``topics``."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(**kafka.kafka_python(), enable_auto_commit=False)
     try:
         partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
         return dict(consumer.end_offsets(partitions))
@@ -31,10 +33,10 @@ def end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:
         consumer.close()
 
 
-def consume_range(bootstrap: str, start: dict[TopicPartition, int], end: dict[TopicPartition, int]
+def consume_range(kafka: KafkaAccess, start: dict[TopicPartition, int], end: dict[TopicPartition, int]
                   ) -> dict[TopicPartition, list[Message]]:
     """Every message with start <= offset < end, per partition, in offset order (explicit timeout)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(**kafka.kafka_python(), enable_auto_commit=False)
     out: dict[TopicPartition, list[Message]] = defaultdict(list)
     try:
         consumer.assign(list(start))
@@ -53,18 +55,18 @@ def consume_range(bootstrap: str, start: dict[TopicPartition, int], end: dict[To
     return out
 
 
-def test_published_day_comes_back_byte_for_byte_in_order_per_key(kafka_bootstrap: str, unique: str) -> None:
-    provision(kafka_bootstrap)
+def test_published_day_comes_back_byte_for_byte_in_order_per_key(kafka_admin: KafkaAccess, unique: str) -> None:
+    provision(kafka_admin)
     records = alliance_day(seed=int(unique, 16) % 2**31, scale=0.02)  # a seed of its own: unique bytes
     assert {r.kind for r in records} == {"valid", "duplicate", "invalid", "spoofed", "foreign"}
-    before = end_offsets(kafka_bootstrap, INGEST_TOPICS)
+    before = end_offsets(kafka_admin, INGEST_TOPICS)
     calls: list[tuple[int, int]] = []
-    sent = publish(records, kafka_bootstrap, progress=lambda done, total: calls.append((done, total)))
-    after = end_offsets(kafka_bootstrap, INGEST_TOPICS)
+    sent = publish(records, kafka_admin, progress=lambda done, total: calls.append((done, total)))
+    after = end_offsets(kafka_admin, INGEST_TOPICS)
 
     assert sent == len(records)
     assert calls[-1] == (len(records), len(records))
-    consumed = consume_range(kafka_bootstrap, before, after)
+    consumed = consume_range(kafka_admin, before, after)
 
     expected = Counter((r.topic, r.key, r.value) for r in records)
     ours = [m for messages in consumed.values() for m in messages if m in expected]  # others may publish too
@@ -83,31 +85,33 @@ def test_published_day_comes_back_byte_for_byte_in_order_per_key(kafka_bootstrap
     assert received == published
 
 
-def test_rate_limited_publish_sends_everything(kafka_bootstrap: str, unique: str) -> None:
-    provision(kafka_bootstrap)
+def test_rate_limited_publish_sends_everything(kafka_admin: KafkaAccess, unique: str) -> None:
+    provision(kafka_admin)
     records = alliance_day(seed=int(unique, 16) % 2**31, scale=0.02)[:40]
-    before = end_offsets(kafka_bootstrap, INGEST_TOPICS)
-    assert publish(records, kafka_bootstrap, rate=400.0) == 40
-    consumed = consume_range(kafka_bootstrap, before, end_offsets(kafka_bootstrap, INGEST_TOPICS))
+    before = end_offsets(kafka_admin, INGEST_TOPICS)
+    assert publish(records, kafka_admin, rate=400.0) == 40
+    consumed = consume_range(kafka_admin, before, end_offsets(kafka_admin, INGEST_TOPICS))
     expected = Counter((r.topic, r.key, r.value) for r in records)
     assert Counter(m for ms in consumed.values() for m in ms if m in expected) == expected
 
 
-def test_publishing_to_a_missing_topic_fails_loudly(kafka_bootstrap: str, unique: str) -> None:
+def test_publishing_to_a_missing_topic_fails_loudly(kafka_admin: KafkaAccess, unique: str) -> None:
     record = Record(f"alliance.ingest.not-provisioned-{unique}", b"k", b"{}", "invalid", None)
     with pytest.raises(SimulatorPublishError, match="not-provisioned"):
-        publish([record], kafka_bootstrap)
+        publish([record], kafka_admin)
 
 
-def test_cli_publishes_and_summarises(kafka_bootstrap: str, unique: str,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
-    provision(kafka_bootstrap)
-    before = end_offsets(kafka_bootstrap, INGEST_TOPICS)
+def test_cli_publishes_and_summarises(kafka_admin: KafkaAccess, kafka_settings: Settings, unique: str,
+                                      capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in kafka_settings.kafka_env().items():  # the CLI reads its settings from the environment
+        monkeypatch.setenv(name, value)
+    provision(kafka_admin)
+    before = end_offsets(kafka_admin, INGEST_TOPICS)
     seed = str(int(unique, 16) % 2**31)
-    assert main(["--scale", "0.01", "--seed", seed, "--bootstrap", kafka_bootstrap]) == 0
+    assert main(["--scale", "0.01", "--seed", seed, "--bootstrap", kafka_admin.bootstrap]) == 0
     captured = capsys.readouterr()
     n = len(alliance_day(seed=int(seed), scale=0.01))
     assert f"published {n}/{n}" in captured.err
     assert f"published {n} records" in captured.out and "alliance.ingest.cqu" in captured.out
-    after = end_offsets(kafka_bootstrap, INGEST_TOPICS)
+    after = end_offsets(kafka_admin, INGEST_TOPICS)
     assert sum(after.values()) - sum(before.values()) >= n

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from core.kafka_access import ADMIN
 from core.settings import Settings
 from core.topic_admin import provision
 from events.simulator import alliance_day
@@ -44,8 +45,8 @@ async def test_alliance_day_aggregates_match_independent_expectation(
     kinds = Counter(r.kind for r in records)
     assert kinds["duplicate"] and kinds["invalid"] and kinds["spoofed"] and kinds["foreign"], kinds
     suffix = f".t{unique}"
-    kafka_bootstrap = settings.bootstrap
-    provision(kafka_bootstrap, suffix=suffix)
+    admin = settings.kafka(ADMIN)
+    provision(admin, suffix=suffix, app_id=f"streams-{unique}")
     expected = expected_aggregates(accepted_events(records))
     rejects = expected_rejects(records)
 
@@ -56,13 +57,13 @@ async def test_alliance_day_aggregates_match_independent_expectation(
     day = [replace(r, topic=r.topic + suffix) for r in records]
     try:
         if workers == 2 and not handoff:  # both start together on a backlog: rebalances under load
-            assert publish(day, kafka_bootstrap) == len(records)
+            assert publish(day, admin) == len(records)
         for w in procs[:1] if handoff else procs:
             w.start(cfg)
         for w in procs[:1] if handoff else procs:
             await asyncio.to_thread(w.wait_ready, 120)
         if workers == 1 or handoff:
-            assert publish(day, kafka_bootstrap) == len(records)
+            assert publish(day, admin) == len(records)
         if handoff:
             procs[1].start(cfg)
             # the rebalance moves half of the partitions to the new worker; a graceful stop *during* a
@@ -83,7 +84,7 @@ async def test_alliance_day_aggregates_match_independent_expectation(
             return all(not _matches(actual[n], expected[n]) for n in AGGREGATES) and \
                 len(state[dlq]) >= sum(rejects.values())
 
-        state = await latest(kafka_bootstrap, [*agg_topics, dlq], f"check-{unique}", done, wait_s=180)
+        state = await latest(admin, [*agg_topics, dlq], f"check-{unique}", done, wait_s=180)
         actual = actual_of(state)
         for name in AGGREGATES:
             if _matches(actual[name], expected[name]):

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from core.kafka_access import ADMIN
 from core.settings import Settings
 from core.topic_admin import provision
 from events.simulator import alliance_day
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.integration
 async def test_kill_9_mid_backlog_then_restart(settings: Settings, unique: str) -> None:
     records = alliance_day(seed=31, scale=0.25, duplicate_rate=0.0)  # any 'duplicate' would be the worker's own
     suffix = f".t{unique}"
-    provision(settings.bootstrap, suffix=suffix)
+    provision(settings.kafka(ADMIN), suffix=suffix, app_id=f"restart-{unique}")
     expected = expected_aggregates(accepted_events(records))
     rejects = expected_rejects(records)
     assert rejects["duplicate"] == 0
@@ -41,7 +42,7 @@ async def test_kill_9_mid_backlog_then_restart(settings: Settings, unique: str) 
     try:
         first.start(cfg)
         await asyncio.to_thread(first.wait_ready, 120)
-        assert publish([replace(r, topic=r.topic + suffix) for r in records], settings.bootstrap) == len(records)
+        assert publish([replace(r, topic=r.topic + suffix) for r in records], settings.kafka(ADMIN)) == len(records)
         deadline = time.monotonic() + 60
         while freshness([first], "events_applied").get("tables", 0) < 200:
             assert time.monotonic() < deadline, "the first worker applied nothing"
@@ -71,7 +72,7 @@ async def test_kill_9_mid_backlog_then_restart(settings: Settings, unique: str) 
             return all_match(aggregates_on_topics(state, suffix), expected) and \
                 len(state[dlq]) >= sum(rejects.values())
 
-        state = await latest(settings.bootstrap, [*(agg_topic(n) + suffix for n in AGGREGATES), dlq],
+        state = await latest(settings.kafka(ADMIN), [*(agg_topic(n) + suffix for n in AGGREGATES), dlq],
                              f"check-{unique}", done, wait_s=180)
         actual = aggregates_on_topics(state, suffix)
         for name in AGGREGATES:
