@@ -14,10 +14,15 @@ from kafka import KafkaProducer
 
 from bench.report import BenchError
 from bench.workload import Item
+from core.access_policy import writer
 from core.kafka_access import KafkaAccess
 from events.tools.publisher import PRODUCER_DEFAULTS
 
 Progress = Callable[[str], None]
+
+
+#: a principal's access to the run's broker (``Services.kafka``)
+Credentials = Callable[[str], KafkaAccess]
 
 
 def producer(kafka: KafkaAccess, **overrides: object) -> KafkaProducer:
@@ -26,20 +31,48 @@ def producer(kafka: KafkaAccess, **overrides: object) -> KafkaProducer:
     return KafkaProducer(**kafka.kafka_python(), client_id=f"bench-{uuid.uuid4().hex[:6]}", **config)
 
 
-def load(kafka: KafkaAccess, items: Sequence[Item], suffix: str, timeout: float = 300.0) -> float:
-    """Send every item to its suffixed ingest topic as fast as possible; returns seconds taken."""
-    p = producer(kafka)
+class Producers:
+    """One producer per principal that may write a topic (core.access_policy.writer): a university's
+    records go out as that university, canonical records as the streams app."""
+
+    def __init__(self, credentials: Credentials, **overrides: object) -> None:
+        self.credentials, self.overrides = credentials, overrides
+        self.by_writer: dict[str, KafkaProducer] = {}
+
+    def __call__(self, topic: str) -> KafkaProducer:
+        who = writer(topic)
+        if who is None:
+            raise BenchError(f"no principal may write {topic}")
+        if who not in self.by_writer:
+            self.by_writer[who] = producer(self.credentials(who), **self.overrides)
+        return self.by_writer[who]
+
+    def flush(self, timeout: float) -> None:
+        for p in self.by_writer.values():
+            p.flush(timeout=timeout)
+
+    def close(self) -> None:
+        for p in self.by_writer.values():
+            p.close(timeout=10)
+
+
+def load(credentials: Credentials, items: Sequence[Item], suffix: str, timeout: float = 300.0) -> float:
+    """Send every item to its suffixed topic as fast as possible, each as the principal that may write it;
+    returns seconds taken."""
+    producers = Producers(credentials)
     try:
+        for topic in {it.topic + suffix for it in items}:
+            producers(topic).partitions_for(topic)  # connections and metadata outside the clock
         t0 = time.perf_counter()
-        futures = [p.send(it.topic + suffix, value=it.value, key=it.key) for it in items]
-        p.flush(timeout=timeout)
+        futures = [producers(it.topic + suffix).send(it.topic + suffix, value=it.value, key=it.key) for it in items]
+        producers.flush(timeout)
         elapsed = time.perf_counter() - t0
         failed = [f for f in futures if not f.is_done or f.failed()]
         if failed:
             raise BenchError(f"{len(failed)} of {len(items)} records were not acknowledged by the broker")
         return elapsed
     finally:
-        p.close(timeout=10)
+        producers.close()
 
 
 @dataclass(frozen=True)
@@ -48,9 +81,9 @@ class Paced:
     seconds: float
 
 
-def paced(kafka: KafkaAccess, items: Sequence[Item], suffix: str, rate: float) -> Paced:
+def paced(credentials: Credentials, items: Sequence[Item], suffix: str, rate: float) -> Paced:
     """Send at ``rate`` items/s (evenly spaced), each record's timestamp set to its send time."""
-    p = producer(kafka, linger_ms=2)
+    producers = Producers(credentials, linger_ms=2)
     sent: list[int] = []
     try:
         interval = 1.0 / rate
@@ -61,12 +94,12 @@ def paced(kafka: KafkaAccess, items: Sequence[Item], suffix: str, rate: float) -
             if delay > 0:
                 time.sleep(delay)
             ts = int(time.time() * 1000)
-            p.send(it.topic + suffix, value=it.value, key=it.key, timestamp_ms=ts)
+            producers(it.topic + suffix).send(it.topic + suffix, value=it.value, key=it.key, timestamp_ms=ts)
             sent.append(ts)
-        p.flush(timeout=60)
+        producers.flush(60)
         return Paced(sent, time.perf_counter() - t0)
     finally:
-        p.close(timeout=10)
+        producers.close()
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, l
     provision_run(svc, suffix, ingest_partitions=partitions, app_id=f"bench-{svc.run_id}")
     load_s = 0.0
     if not steady:
-        load_s = kafka_io.load(svc.kafka(ADMIN), items, suffix)
+        load_s = kafka_io.load(svc.kafka, items, suffix)
         progress(f"  loaded {len(items):,} events into {suffix} ({partitions} ingest partitions) in {load_s:.1f}s")
     base_rate: float | None = None
     noop_rate: float | None = None
@@ -130,7 +130,7 @@ def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, l
             time.sleep(3.0)  # the group settles (a late join would rebalance again)
             for w in ws:
                 w.wait_ready(120)
-            load_s = kafka_io.load(svc.kafka(ADMIN), items, suffix)
+            load_s = kafka_io.load(svc.kafka, items, suffix)
             progress(f"  {workers} worker(s) ready; loaded {len(items):,} events ({partitions} ingest partitions) "
                      f"in {load_s:.1f}s")
         timeout = max(180.0, len(items) / 100)
@@ -182,7 +182,7 @@ def profile_worker(svc: Services, items: Sequence[workload.Item], log_dir: Path,
     by package and its top functions."""
     suffix = svc.suffix("profiled")
     provision_run(svc, suffix, app_id=f"bench-{svc.run_id}")
-    kafka_io.load(svc.kafka(ADMIN), items, suffix)
+    kafka_io.load(svc.kafka, items, suffix)
     expected = len(items)
     out = log_dir / f"worker-{svc.run_id}.prof"
     out.unlink(missing_ok=True)
@@ -225,7 +225,7 @@ def latency_run(svc: Services, workers: list[Worker], suffix: str, rate: float, 
     wait_idle(workers)
     before = sum(w.processed("tables") for w in workers)
     progress(f"  latency: {n:,} fresh events at {rate:,.0f}/s for {n / rate:.0f}s")
-    sent = kafka_io.paced(svc.kafka(ADMIN), its, suffix, rate)
+    sent = kafka_io.paced(svc.kafka, its, suffix, rate)
     deadline = time.monotonic() + 120
     while sum(w.processed("tables") for w in workers) < before + n:
         if time.monotonic() > deadline:

@@ -17,7 +17,7 @@ from bench.env import Services, provision_run
 from bench.kafka_io import Progress
 from bench.report import BenchError
 from bench.workload import Item
-from core.kafka_access import ADMIN, PROJECTOR
+from core.kafka_access import PROJECTOR
 from events.topics import EVENT_PARTITIONS, Family, family_topic
 
 BOOKKEEPING = ("consumer_offsets", "projector_rejects", "schema_migrations", "agg_snapshot")
@@ -192,6 +192,6 @@ def measure(svc: Services, items: Sequence[Item], progress: Progress = print,
     suffix = svc.suffix("proj")
     provision_run(svc, suffix)
     records = canonical(items)
-    kafka_io.load(svc.kafka(ADMIN), records, suffix)
+    kafka_io.load(svc.kafka, records, suffix)
     progress(f"  loaded {len(records):,} canonical events into alliance.events.*{suffix}")
     return asyncio.run(_run(svc, suffix, records, progress, limit_s))

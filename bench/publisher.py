@@ -13,7 +13,6 @@ from bench.env import Services, provision_run
 from bench.kafka_io import Progress
 from bench.report import BenchError
 from bench.workload import Item
-from core.kafka_access import ADMIN
 from events.reference import UNIVERSITIES
 from events.tools.publisher import Publisher
 from events.topics import ingest_topic
@@ -29,16 +28,17 @@ class PublisherRates:
 
 def raw_rate(svc: Services, items: Sequence[Item], suffix: str) -> float:
     prepared = [(it.topic + suffix, it.key, it.value, cloudevent_headers(it.event)) for it in items]
-    p = kafka_io.producer(svc.kafka(ADMIN))
+    producers = kafka_io.Producers(svc.kafka)  # one per university, as its own system (and the SDK) would send
     try:
         for u in UNIVERSITIES:
-            p.partitions_for(ingest_topic(u) + suffix)  # metadata outside the clock
+            producers(ingest_topic(u) + suffix).partitions_for(ingest_topic(u) + suffix)  # outside the clock
         t0 = time.perf_counter()
-        futures = [p.send(topic, value=value, key=key, headers=headers) for topic, key, value, headers in prepared]
-        p.flush(timeout=120)
+        futures = [producers(topic).send(topic, value=value, key=key, headers=headers)
+                   for topic, key, value, headers in prepared]
+        producers.flush(120)
         elapsed = time.perf_counter() - t0
     finally:
-        p.close(timeout=10)
+        producers.close()
     if any(f.failed() or not f.is_done for f in futures):
         raise BenchError("raw sends: not every record was acknowledged")
     return len(items) / elapsed

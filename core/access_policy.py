@@ -2,8 +2,10 @@
 
 :func:`grants` turns the deployment's topics (registry names plus ``topic_suffix``) and the streams app id
 into ALLOW rules; ``core.topic_admin.provision`` creates them beside the topics. Whatever no rule allows is
-refused by the broker (``allow.everyone.if.no.acl.found=false``); ``admin`` is the super user and needs
-none. The matrix (docs/security.md):
+refused by the broker (``allow.everyone.if.no.acl.found=false``). The only super user is ``broker`` (the
+brokers themselves); :func:`admin_grants` gives the operators' ``admin`` everything an operator needs
+(topics, configs, ACLs, SCRAM users, reading) but DENYs it writing any alliance topic or the streams app's
+own topics, so that no principal but the data's owner can write it. The matrix (docs/security.md):
 
 ================  ==========================  ===========================================================
 principal         topics                      operations
@@ -21,10 +23,13 @@ projector         alliance.events.*,          READ, DESCRIBE
 portal            alliance.agg.* (prefix)     READ, DESCRIBE; groups portal-* READ, DESCRIBE
 ops               every alliance.* topic      READ, DESCRIBE, DESCRIBE_CONFIGS; all groups DESCRIBE
                   except the ingest topics
+admin             every topic                 all but WRITE on alliance.* and <app id>-* (DENY); cluster
+                                              ALTER (ACLs, users), CREATE, DESCRIBE, configs; all groups
 ================  ==========================  ===========================================================
 
-Nobody but ``admin`` may create, delete or reconfigure an alliance topic, and nobody but ``streams`` may
-write a canonical, partial or aggregated topic: a forged partial or aggregate is refused by the broker.
+Nobody but ``admin`` may create, delete or reconfigure an alliance topic, nobody but a university may write
+its ingest topic, and nobody but ``streams`` may write a canonical, partial or aggregated topic or a table's
+changelog: a forged partial or aggregate is refused by the broker.
 """
 
 from __future__ import annotations
@@ -33,12 +38,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from core.kafka_access import OPS, PORTAL, PROJECTOR, STREAMS
+from core.kafka_access import ADMIN, OPS, PORTAL, PROJECTOR, STREAMS
 from events.reference import UNIVERSITIES
-from events.topics import DLQ_TOPIC, PARTIALS_TOPIC, Family, TopicSpec, agg_topic, family_topic, ingest_topic
+from events.topics import (
+    DLQ_TOPIC,
+    PARTIALS_TOPIC,
+    Family,
+    TopicSpec,
+    agg_topic,
+    family_topic,
+    ingest_owner,
+    ingest_topic,
+)
 
 DEFAULT_APP_ID = "alliance-streams"
 PORTAL_GROUP_PREFIX = "portal-"
+ALLIANCE_PREFIX = "alliance."  # every registry topic's name starts with it
 
 
 class Resource(StrEnum):
@@ -49,13 +64,15 @@ class Resource(StrEnum):
 
 @dataclass(frozen=True, order=True)
 class Grant:
-    """ALLOW ``principal`` (a user name) ``operation`` on ``resource`` ``name`` (a prefix if ``prefixed``)."""
+    """ALLOW (DENY if ``deny``) ``principal`` (a user name) ``operation`` on ``resource`` ``name`` (a prefix if
+    ``prefixed``). A DENY wins over every ALLOW."""
 
     principal: str
     resource: Resource
     name: str
     operation: str
     prefixed: bool = False
+    deny: bool = False
 
 
 def topic_family(name: str, suffix: str = "") -> str | None:
@@ -77,6 +94,14 @@ def topic_family(name: str, suffix: str = "") -> str | None:
     if name.startswith(agg_topic("")):
         return "agg"
     return None
+
+
+def writer(topic: str) -> str | None:
+    """The one principal that may write ``topic`` (a deployment suffix allowed): the owning university for an
+    ingest topic, ``streams`` for every other alliance topic; None for a topic outside the alliance's."""
+    if (owner := ingest_owner(topic)) is not None:
+        return owner
+    return STREAMS if topic.startswith(ALLIANCE_PREFIX) else None
 
 
 _OPS_BY_FAMILY: dict[str, dict[str, tuple[str, ...]]] = {
@@ -112,6 +137,20 @@ def grants(topics: Iterable[TopicSpec | str], suffix: str = "", app_id: str = DE
     out.update(Grant(STREAMS, Resource.GROUP, app_id, op, prefixed=True) for op in ("READ", "DESCRIBE"))
     out.update(Grant(PORTAL, Resource.TOPIC, agg_topic(""), op, prefixed=True) for op in ("READ", "DESCRIBE"))
     out.update(Grant(PORTAL, Resource.GROUP, PORTAL_GROUP_PREFIX, op, prefixed=True) for op in ("READ", "DESCRIBE"))
+    out.add(Grant(ADMIN, Resource.TOPIC, f"{app_id}-", "WRITE", prefixed=True, deny=True))  # no forged state
     out.add(Grant(OPS, Resource.GROUP, "*", "DESCRIBE"))
     out.add(Grant(OPS, Resource.CLUSTER, "kafka-cluster", "DESCRIBE"))
+    return sorted(out)
+
+
+
+def admin_grants() -> list[Grant]:
+    """The operators' principal: everything an operator does (topics, configs, ACLs, SCRAM users, groups,
+    reading every topic), but never writing an alliance topic (DENY), whoever's data it is."""
+    out = [Grant(ADMIN, Resource.CLUSTER, "kafka-cluster", op)
+           for op in ("ALTER", "ALTER_CONFIGS", "CREATE", "DESCRIBE", "DESCRIBE_CONFIGS")]
+    out += [Grant(ADMIN, Resource.TOPIC, "*", op) for op in
+            ("READ", "WRITE", "CREATE", "DELETE", "ALTER", "ALTER_CONFIGS", "DESCRIBE", "DESCRIBE_CONFIGS")]
+    out += [Grant(ADMIN, Resource.GROUP, "*", op) for op in ("READ", "DESCRIBE", "DELETE")]
+    out.append(Grant(ADMIN, Resource.TOPIC, ALLIANCE_PREFIX, "WRITE", prefixed=True, deny=True))
     return sorted(out)

@@ -59,11 +59,13 @@ def provision(kafka: KafkaAccess, specs: Iterable[TopicSpec] | None = None, repl
         admin.close()
 
 
-def provision_deployment(settings: Settings, timeout_s: float = 30.0) -> ProvisionReport:
+def provision_deployment(settings: Settings, timeout_s: float = 30.0,
+                         bootstrap: str | None = None) -> ProvisionReport:
     """The deployment's registry topics and ACLs (its partition counts, replication, suffix and app id),
-    created as ``admin``."""
-    return provision(settings.kafka(ADMIN), settings.registry(), replication_factor=settings.replication_factor,
-                     timeout_s=timeout_s, suffix=settings.topic_suffix, app_id=settings.app_id)
+    created as ``admin`` (on ``bootstrap`` instead of the settings' servers if given)."""
+    return provision(settings.kafka(ADMIN).at(bootstrap), settings.registry(),
+                     replication_factor=settings.replication_factor, timeout_s=timeout_s,
+                     suffix=settings.topic_suffix, app_id=settings.app_id)
 
 
 _RESOURCE = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP, "cluster": ResourceType.CLUSTER}
@@ -72,7 +74,7 @@ _RESOURCE = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP, "cluster"
 def to_acl(grant: Grant) -> ACL:
     pattern = ACLResourcePatternType.PREFIXED if grant.prefixed else ACLResourcePatternType.LITERAL
     return ACL(principal=f"User:{grant.principal}", host="*", operation=ACLOperation[grant.operation],
-               permission_type=ACLPermissionType.ALLOW,
+               permission_type=ACLPermissionType.DENY if grant.deny else ACLPermissionType.ALLOW,
                resource_pattern=ResourcePattern(_RESOURCE[grant.resource.value], grant.name, pattern))
 
 

@@ -51,6 +51,16 @@ def ingest_topic(university: str) -> str:
     return f"alliance.ingest.{university}"
 
 
+def ingest_owner(topic: str) -> str | None:
+    """The university whose ingest topic ``topic`` is, also with a deployment suffix after the code (``.x`` or
+    ``-x``); None for any other topic."""
+    rest = topic.removeprefix(ingest_topic(""))
+    if rest == topic:
+        return None
+    owners = [code for code in UNIVERSITIES if rest == code or rest.startswith((f"{code}.", f"{code}-"))]
+    return max(owners, key=len, default=None)
+
+
 def family_topic(family: Family | str) -> str:
     return f"alliance.events.{Family(family).value}"
 

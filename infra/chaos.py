@@ -134,7 +134,7 @@ class Run:
         def send() -> None:
             def seen(sent: int, _total: int) -> None:
                 self.published = sent
-            publish(records, self.admin, progress=seen, rate=rate)
+            publish(records, self.cfg.kafka, progress=seen, rate=rate)
 
         thread = threading.Thread(target=send, name=f"publish-{self.id}", daemon=True)
         thread.start()

@@ -8,11 +8,12 @@ with ``java``. Readiness is an admin ``describe_cluster`` call, not a sleep.
 
 Authentication and authorisation are on, as in compose: clients authenticate with SASL/SCRAM-SHA-512
 (every principal of ``core.kafka_access.local_principals`` is bootstrapped at format time with a generated
-password kept in ``<home>/users.json``); the KRaft controller listener uses SASL/PLAIN for the ``admin``
+password kept in ``<home>/users.json``); the KRaft controller listener uses SASL/PLAIN for the ``broker``
 principal only (SCRAM credentials live in the metadata log, which controllers serve, so they cannot
 authenticate with them); KRaft's StandardAuthorizer refuses whatever no ACL allows
-(``allow.everyone.if.no.acl.found=false``); ``admin`` is the only super user. The ACLs themselves come
-from the topic registry when topics are provisioned (``core.access_policy``).
+(``allow.everyone.if.no.acl.found=false``); ``broker`` is the only super user. Once the broker is up, infra
+grants the operators' ``admin`` its ACLs (``core.access_policy.admin_grants``); the other ACLs come from the
+topic registry when topics are provisioned.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.kafka_access import ADMIN, MECHANISM, CredentialStore, KafkaAccess, local_principals
+from core.access_policy import admin_grants
+from core.kafka_access import ADMIN, BROKER, MECHANISM, CredentialStore, KafkaAccess, local_principals
+from core.topic_admin import grant
 from infra.errors import InfraError
 from infra.processes import port_open, read_pid, tail, terminate, wait_until
 
@@ -92,8 +95,13 @@ class LocalKafka:
 
     @property
     def admin(self) -> KafkaAccess:
-        """This broker as the super user ``admin``."""
+        """This broker as the operators' ``admin``."""
         return KafkaAccess(self.bootstrap).as_user(ADMIN, self.store.password(ADMIN))
+
+    @property
+    def superuser(self) -> KafkaAccess:
+        """This broker as ``broker``, the super user (readiness, and the admin's own ACLs)."""
+        return KafkaAccess(self.bootstrap).as_user(BROKER, self.store.password(BROKER))
 
     @property
     def pid_file(self) -> Path:
@@ -109,7 +117,7 @@ class LocalKafka:
     def is_running(self) -> bool:
         return self.pid() is not None
 
-    def _write_config(self, admin_password: str) -> Path:
+    def _write_config(self, broker_password: str) -> Path:
         data = self.home / "data"
         config = self.home / "server.properties"
         min_isr = max(1, self.replicas - 1)
@@ -132,12 +140,12 @@ class LocalKafka:
                     "sasl.mechanism.controller.protocol=PLAIN",
                     "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
                     f"listener.name.controller.plain.sasl.jaas.config={jaas}.plain.PlainLoginModule required "
-                    f'username="{ADMIN}" password="{admin_password}" user_{ADMIN}="{admin_password}";',
+                    f'username="{BROKER}" password="{broker_password}" user_{BROKER}="{broker_password}";',
                     f"listener.name.sasl_plaintext.{MECHANISM.lower()}.sasl.jaas.config={jaas}.scram.ScramLoginModule "
-                    f'required username="{ADMIN}" password="{admin_password}";',
+                    f'required username="{BROKER}" password="{broker_password}";',
                     "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
                     "allow.everyone.if.no.acl.found=false",
-                    f"super.users=User:{ADMIN}",
+                    f"super.users=User:{BROKER}",
                     f"log.dirs={data}",
                     "num.partitions=1",
                     "auto.create.topics.enable=false",
@@ -183,7 +191,10 @@ class LocalKafka:
             raise InfraError(f"the local broker in {self.home} is formatted but its credentials "
                              f"({self.store.path}) are gone: stop it and remove {self.home} to start afresh")
         users = self.store.load() if formatted else self.store.ensure(local_principals())
-        config = self._write_config(users[ADMIN])
+        if BROKER not in users:
+            raise InfraError(f"the local broker in {self.home} predates the broker principal: stop it and remove "
+                             f"{self.home} to start afresh")
+        config = self._write_config(users[BROKER])
         if not formatted:
             cluster_id = self.cluster_id or _kafka_uuid()
             scram = [arg for name, password in sorted(users.items())
@@ -210,9 +221,10 @@ class LocalKafka:
         def ready() -> bool:
             if not self.is_running():
                 raise InfraError(f"the Kafka broker exited during start-up:\n{tail(self.log_file)}")
-            return port_open(self.port) and _live_brokers(self.admin) > 0
+            return port_open(self.port) and _live_brokers(self.superuser) > 0
 
         wait_until(ready, timeout, f"Kafka on {self.bootstrap}", on_fail=lambda: tail(self.log_file))
+        grant_admin(self.superuser)
 
     def stop(self) -> None:
         pid = self.pid()
@@ -286,6 +298,10 @@ class LocalKafkaCluster:
     def admin(self) -> KafkaAccess:
         return KafkaAccess(self.bootstrap).as_user(ADMIN, self.store.password(ADMIN))
 
+    @property
+    def superuser(self) -> KafkaAccess:
+        return KafkaAccess(self.bootstrap).as_user(BROKER, self.store.password(BROKER))
+
     def start(self, timeout: float = 120.0) -> None:
         """Start every node (a quorum forms only once a majority runs, so none is awaited alone)."""
         fetch_jars(self.cache_dir, self.version)
@@ -302,10 +318,11 @@ class LocalKafkaCluster:
                 if not node.is_running() and brokers is None:
                     raise InfraError(f"kafka node {node.node_id} exited during start-up:\n{tail(node.log_file)}")
             listening = sum(port_open(n.port) for n in self.nodes)  # registered is not yet accepting
-            return listening >= want and _live_brokers(self.admin) >= want
+            return listening >= want and _live_brokers(self.superuser) >= want
 
         wait_until(ready, timeout, f"{want} Kafka brokers on {self.bootstrap}",
                    on_fail=lambda: "\n".join(tail(n.log_file, 10) for n in self.nodes))
+        grant_admin(self.superuser)
 
     def stop(self) -> None:
         for node in self.nodes:
@@ -324,6 +341,11 @@ def _kafka_uuid() -> str:
     import base64
 
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def grant_admin(superuser: KafkaAccess) -> None:
+    """Give the operators' ``admin`` its ACLs (idempotent), as the brokers' super user."""
+    grant(superuser, admin_grants())
 
 
 def _live_brokers(access: KafkaAccess) -> int:

@@ -155,7 +155,7 @@ def run_main_job(settings: Settings, *, events: int = 20000, duration: float = 0
         print(f"[run] alliance day (seed {seed}): {len(records)} records "
               + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())), flush=True)
         t0 = time.monotonic()
-        publish(records, settings.kafka(ADMIN), progress=_progress)  # the simulator stands in for all
+        publish(records, settings.kafka, progress=_progress)  # each university as itself
         published_s = time.monotonic() - t0
         accepted = kinds["valid"]
 

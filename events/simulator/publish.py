@@ -21,11 +21,12 @@ from typing import Any, TextIO
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
-from core.kafka_access import ADMIN, KafkaAccess
+from core.kafka_access import KafkaAccess
 from events.errors import EventError
 from events.simulator.day import alliance_day
 from events.simulator.world import DEFAULT_DAY, DEFAULT_PSEUDONYM_KEY, KINDS, UUID_VERSIONS, Record
 from events.tools.publisher import PRODUCER_DEFAULTS
+from events.topics import ingest_owner
 
 #: the universities' producer settings (idempotent, acks=all, ordering kept), under the simulator's client id
 PRODUCER_CONFIG: dict[str, Any] = {**PRODUCER_DEFAULTS, "client_id": "alliance-simulator"}
@@ -57,19 +58,26 @@ def _check(futures: list[Any], timeout_s: float) -> None:
         raise SimulatorPublishError(f"{len(failures)} record(s) not acknowledged; first: {failures[0]}")
 
 
-def _flush_and_check(producer: KafkaProducer, futures: list[Any]) -> None:
-    try:
-        producer.flush(timeout=FLUSH_TIMEOUT_S)
-    except KafkaTimeoutError as exc:
-        raise SimulatorPublishError(f"broker did not acknowledge in {FLUSH_TIMEOUT_S:.0f}s: {exc}") from None
+def _flush_and_check(producers: Iterable[KafkaProducer], futures: list[Any]) -> None:
+    for producer in producers:
+        try:
+            producer.flush(timeout=FLUSH_TIMEOUT_S)
+        except KafkaTimeoutError as exc:
+            raise SimulatorPublishError(f"broker did not acknowledge in {FLUSH_TIMEOUT_S:.0f}s: {exc}") from None
     _check(futures, timeout_s=1.0)
     futures.clear()
 
 
-def publish(records: Iterable[Record], kafka: KafkaAccess, *, progress: Callable[[int, int], None] | None = None,
-            rate: float | None = None) -> int:
+#: how each university's producer reaches Kafka: its own principal (``Settings.kafka``)
+Credentials = Callable[[str], KafkaAccess]
+
+
+def publish(records: Iterable[Record], credentials: Credentials, *,
+            progress: Callable[[int, int], None] | None = None, rate: float | None = None) -> int:
     """Send ``records`` in order to their topics; returns how many were sent (all acknowledged).
 
+    Each university's records go through a producer of its own principal (``credentials(code)``), as its
+    own system would send them: a university may write only its ingest topic, and nobody else may.
     ``progress(sent, total)`` is called every few hundred records and at the end; ``rate`` throttles to
     that many records per second (steady-load runs). Raises SimulatorPublishError on any failure.
     """
@@ -77,10 +85,20 @@ def publish(records: Iterable[Record], kafka: KafkaAccess, *, progress: Callable
         raise ValueError("rate must be positive")
     items = list(records)
     total = len(items)
-    try:
-        producer = KafkaProducer(**kafka.kafka_python(), **PRODUCER_CONFIG)
-    except KafkaError as exc:
-        raise SimulatorPublishError(f"cannot connect to Kafka at {kafka}: {exc}") from None
+    producers: dict[str, KafkaProducer] = {}
+
+    def producer_for(topic: str) -> KafkaProducer:
+        owner = ingest_owner(topic)
+        if owner is None:
+            raise SimulatorPublishError(f"{topic} is not a member university's ingest topic")
+        if owner not in producers:
+            access = credentials(owner)
+            try:
+                producers[owner] = KafkaProducer(**access.kafka_python(), **PRODUCER_CONFIG)
+            except KafkaError as exc:
+                raise SimulatorPublishError(f"cannot connect to Kafka at {access}: {exc}") from None
+        return producers[owner]
+
     futures: list[Any] = []
     sent = 0
     started = time.monotonic()
@@ -90,19 +108,20 @@ def publish(records: Iterable[Record], kafka: KafkaAccess, *, progress: Callable
             if delay > 0:
                 time.sleep(delay)
             try:
-                futures.append(producer.send(record.topic, value=record.value, key=record.key))
+                futures.append(producer_for(record.topic).send(record.topic, value=record.value, key=record.key))
             except KafkaTimeoutError as exc:
                 raise SimulatorPublishError(
                     f"topic {record.topic} unavailable (provision it: python -m infra provision): {exc}"
                 ) from None
             sent += 1
             if sent % CHECK_EVERY == 0:
-                _flush_and_check(producer, futures)
+                _flush_and_check(producers.values(), futures)
             if progress is not None and (sent % 250 == 0 or sent == total):
                 progress(sent, total)
-        _flush_and_check(producer, futures)
+        _flush_and_check(producers.values(), futures)
     finally:
-        producer.close(timeout=5)
+        for producer in producers.values():
+            producer.close(timeout=5)
     if progress is not None and total == 0:
         progress(0, 0)
     return sent
@@ -212,19 +231,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not args.dry_run:
-        # the simulator stands in for every university at once: it publishes as admin (local stack)
-        kafka = settings.kafka(ADMIN).at(args.bootstrap)
+        # the simulator stands in for every university at once: each one's records go out as that university
+        # (credentials from the local credential store, or ALLIANCE_KAFKA_USERNAME/_PASSWORD for all of them)
+        bootstrap = args.bootstrap or settings.bootstrap
         try:
             if args.provision:
-                from core.topic_admin import provision
+                from core.topic_admin import provision_deployment
 
-                provision(kafka, settings.registry(), replication_factor=settings.replication_factor,
-                          suffix=settings.topic_suffix, app_id=settings.app_id)
-            sent = publish(records, kafka, progress=progress_printer(sys.stderr), rate=args.rate)
+                provision_deployment(settings, bootstrap=args.bootstrap)
+            sent = publish(records, lambda role: settings.kafka(role).at(args.bootstrap),
+                           progress=progress_printer(sys.stderr), rate=args.rate)
         except (SimulatorPublishError, KafkaError, AllianceError) as exc:
             print(f"\nerror: {exc}", file=sys.stderr)
             return 1
-        print(f"published {sent} records to {kafka}")
+        print(f"published {sent} records to {bootstrap}")
     else:
         print(f"dry run: {len(records)} records generated, nothing published")
     print(summary(records))

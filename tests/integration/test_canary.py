@@ -138,7 +138,7 @@ async def test_no_raw_student_data_leaves_the_universities(settings: Settings, p
 
     # 2. a university bypassing the tools writes the ID number straight to its ingest topic
     bypass = dict(lines[4], event_id="6f1c9c1e-3b7a-4c6e-9a55-0d1f2e3c4b5a")
-    producer = KafkaProducer(**cfg.kafka(ADMIN).kafka_python(), acks="all")
+    producer = KafkaProducer(**cfg.kafka("scu").kafka_python(), acks="all")  # scu's own system
     producer.send(ingest_topic("scu") + suffix, json.dumps(bypass, ensure_ascii=False).encode(),
                   key=b"scu-job-canary").get(timeout=30)
 
@@ -146,7 +146,7 @@ async def test_no_raw_student_data_leaves_the_universities(settings: Settings, p
     records = alliance_day(seed=23, scale=0.05, pseudonym_key=KEY)
     simulated = _simulator_personal_data(records)
     assert len(simulated) >= 3, simulated  # raw numbers and names really were fed
-    assert publish([replace(r, topic=r.topic + suffix) for r in records], cfg.kafka(ADMIN)) == len(records)
+    assert publish([replace(r, topic=r.topic + suffix) for r in records], cfg.kafka) == len(records)
     producer.close()
 
     log_dir = cfg.local_dir / f"canary-{unique}"

@@ -56,7 +56,7 @@ async def test_summary_export_fix_and_redrive_once(settings: Settings, unique: s
     raw.append(json.dumps(_posting(7, title="call 138 0013 8000")).encode())  # personal data: not exportable
     raw.append(b'{"type": "recruitment.job_posted", "source": "scu", ')  # malformed
     raw.append(json.dumps(_posting(8, source="cqu")).encode())  # spoofed: cqu on scu's topic
-    producer = KafkaProducer(**cfg.kafka(ADMIN).kafka_python(), acks="all")
+    producer = KafkaProducer(**cfg.kafka("scu").kafka_python(), acks="all")  # scu's own system
     for value in raw:
         producer.send(scu_topic, value, key=b"k").get(timeout=30)
     producer.close()

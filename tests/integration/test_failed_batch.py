@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from core.kafka_access import ADMIN
 from core.settings import Settings
 from core.topic_admin import provision
 from events.simulator import alliance_day
+from events.simulator.publish import publish
 from events.topics import AGGREGATES, DLQ_TOPIC, agg_topic, ingest_topic, registry
 from infra.oracle import accepted_events, expected_aggregates
 from infra.processes import free_ports, worker
@@ -53,7 +55,7 @@ async def test_a_batch_the_broker_refuses_stops_the_worker_without_committing(se
     try:
         first.start(cfg)
         await asyncio.to_thread(first.wait_ready, 120)
-        producer = KafkaProducer(**settings.kafka(ADMIN).kafka_python(), acks="all")
+        producer = KafkaProducer(**settings.kafka("scu").kafka_python(), acks="all")  # scu's own system
         before = [r for r in records if r.topic == ingest_topic("scu")][:20]
         for r in before:  # good events, then a bad one in the same partition, then the rest of the day
             producer.send(topic, r.value, key=r.key, partition=0)
@@ -68,10 +70,8 @@ async def test_a_batch_the_broker_refuses_stops_the_worker_without_committing(se
 
         # the operator fixes the DLQ; the restarted worker replays from the committed offsets
         _dlq_config(admin, dlq, **{"max.message.bytes": "1048588"})  # the broker's default
-        for r in records:
-            producer.send(r.topic + suffix, r.value, key=r.key)
-        producer.flush()
         producer.close()
+        assert publish([replace(r, topic=r.topic + suffix) for r in records], settings.kafka) == len(records)
         second.start(cfg)
         expected = expected_aggregates(accepted_events(records))
 

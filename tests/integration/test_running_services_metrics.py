@@ -4,16 +4,16 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
-from kafka import KafkaProducer
 from pydantic import SecretStr
 
 from consumers.migrate import migrate
-from core.kafka_access import ADMIN
 from core.settings import Settings
 from core.topic_admin import provision_deployment
 from events.simulator import alliance_day
+from events.simulator.publish import publish
 from infra.processes import Service, free_ports, freshness, metric_sum, projector, worker
 from infra.tools import promtool
 
@@ -49,11 +49,7 @@ async def test_worker_and_projector_metrics_are_clean_and_live(
         for s in services:
             s.wait_ready(timeout=120)
         records = alliance_day(seed=5, scale=0.01)
-        producer = KafkaProducer(**cfg.kafka(ADMIN).kafka_python(), acks="all")
-        for r in records:
-            producer.send(r.topic + cfg.topic_suffix, r.value, key=r.key)
-        producer.flush(timeout=30)
-        producer.close()
+        publish([replace(r, topic=r.topic + cfg.topic_suffix) for r in records], cfg.kafka)
         valid = sum(r.kind == "valid" for r in records)
         _wait(lambda: freshness([w]).get("tables", 0) >= valid, 120, "the worker", services)
         _wait(lambda: sum(metric_sum(p, "alliance_projector_events_total").values()) >= valid, 120,

@@ -55,13 +55,14 @@ def consume_range(kafka: KafkaAccess, start: dict[TopicPartition, int], end: dic
     return out
 
 
-def test_published_day_comes_back_byte_for_byte_in_order_per_key(kafka_admin: KafkaAccess, unique: str) -> None:
+def test_published_day_comes_back_byte_for_byte_in_order_per_key(
+        kafka_admin: KafkaAccess, kafka_settings: Settings, unique: str) -> None:
     provision(kafka_admin)
     records = alliance_day(seed=int(unique, 16) % 2**31, scale=0.02)  # a seed of its own: unique bytes
     assert {r.kind for r in records} == {"valid", "duplicate", "invalid", "spoofed", "foreign"}
     before = end_offsets(kafka_admin, INGEST_TOPICS)
     calls: list[tuple[int, int]] = []
-    sent = publish(records, kafka_admin, progress=lambda done, total: calls.append((done, total)))
+    sent = publish(records, kafka_settings.kafka, progress=lambda done, total: calls.append((done, total)))
     after = end_offsets(kafka_admin, INGEST_TOPICS)
 
     assert sent == len(records)
@@ -85,20 +86,20 @@ def test_published_day_comes_back_byte_for_byte_in_order_per_key(kafka_admin: Ka
     assert received == published
 
 
-def test_rate_limited_publish_sends_everything(kafka_admin: KafkaAccess, unique: str) -> None:
+def test_rate_limited_publish_sends_everything(kafka_admin: KafkaAccess, kafka_settings: Settings, unique: str) -> None:
     provision(kafka_admin)
     records = alliance_day(seed=int(unique, 16) % 2**31, scale=0.02)[:40]
     before = end_offsets(kafka_admin, INGEST_TOPICS)
-    assert publish(records, kafka_admin, rate=400.0) == 40
+    assert publish(records, kafka_settings.kafka, rate=400.0) == 40
     consumed = consume_range(kafka_admin, before, end_offsets(kafka_admin, INGEST_TOPICS))
     expected = Counter((r.topic, r.key, r.value) for r in records)
     assert Counter(m for ms in consumed.values() for m in ms if m in expected) == expected
 
 
-def test_publishing_to_a_missing_topic_fails_loudly(kafka_admin: KafkaAccess, unique: str) -> None:
+def test_publishing_to_a_missing_topic_fails_loudly(kafka_settings: Settings, unique: str) -> None:
     record = Record(f"alliance.ingest.not-provisioned-{unique}", b"k", b"{}", "invalid", None)
     with pytest.raises(SimulatorPublishError, match="not-provisioned"):
-        publish([record], kafka_admin)
+        publish([record], kafka_settings.kafka)
 
 
 def test_cli_publishes_and_summarises(kafka_admin: KafkaAccess, kafka_settings: Settings, unique: str,

@@ -57,13 +57,13 @@ async def test_alliance_day_aggregates_match_independent_expectation(
     day = [replace(r, topic=r.topic + suffix) for r in records]
     try:
         if workers == 2 and not handoff:  # both start together on a backlog: rebalances under load
-            assert publish(day, admin) == len(records)
+            assert publish(day, settings.kafka) == len(records)
         for w in procs[:1] if handoff else procs:
             w.start(cfg)
         for w in procs[:1] if handoff else procs:
             await asyncio.to_thread(w.wait_ready, 120)
         if workers == 1 or handoff:
-            assert publish(day, admin) == len(records)
+            assert publish(day, settings.kafka) == len(records)
         if handoff:
             procs[1].start(cfg)
             # the rebalance moves half of the partitions to the new worker; a graceful stop *during* a

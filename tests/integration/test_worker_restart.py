@@ -42,7 +42,7 @@ async def test_kill_9_mid_backlog_then_restart(settings: Settings, unique: str) 
     try:
         first.start(cfg)
         await asyncio.to_thread(first.wait_ready, 120)
-        assert publish([replace(r, topic=r.topic + suffix) for r in records], settings.kafka(ADMIN)) == len(records)
+        assert publish([replace(r, topic=r.topic + suffix) for r in records], settings.kafka) == len(records)
         deadline = time.monotonic() + 60
         while freshness([first], "events_applied").get("tables", 0) < 200:
             assert time.monotonic() < deadline, "the first worker applied nothing"
