@@ -6,6 +6,8 @@ Commands:
   status      say what runs where
   provision   create the registry's topics (explicit partitions, compaction; no auto-creation) and their ACLs
   users       list|add|rotate|remove the cluster's SCRAM principals (python -m infra users --help)
+  compose-config  write compose's broker configuration (infra/kafka/compose/server.properties.in) from the
+              local cluster's; --check only says whether the committed file is current
   run         the main job: up + provision + migrate + workers + a realistic demo stream
   chaos       fault injection: kill -9 workers, projector, publisher; restart PostgreSQL; zombie workers;
               a real Prometheus's alerts; every aggregate checked against the independent oracle
@@ -55,6 +57,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
                         workers=args.workers, fresh=not args.keep_data, seed=args.seed)
 
 
+def _cmd_compose_config(args: argparse.Namespace) -> int:
+    from infra.kafka_local import COMPOSE_TEMPLATE, compose_properties
+
+    wanted = compose_properties()
+    current = COMPOSE_TEMPLATE.read_text() if COMPOSE_TEMPLATE.exists() else None
+    if args.check:
+        if current != wanted:
+            print(f"stale: {COMPOSE_TEMPLATE} (regenerate: python -m infra compose-config)", file=sys.stderr)
+            return 1
+        print(f"{COMPOSE_TEMPLATE} is current")
+        return 0
+    COMPOSE_TEMPLATE.write_text(wanted)
+    print(f"wrote {COMPOSE_TEMPLATE}")
+    return 0
+
+
 def _cmd_users(args: argparse.Namespace) -> int:
     from infra.users import main as users
 
@@ -88,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
     sub.add_parser("chaos", help="fault injection against the oracle (python -m infra chaos --help)")
     sub.add_parser("users", help="the cluster's SCRAM principals (python -m infra users --help)")
+    cc = sub.add_parser("compose-config", help="write compose's broker configuration from the local cluster's")
+    cc.add_argument("--check", action="store_true", help="exit 1 if the committed file is not current")
+    cc.set_defaults(func=_cmd_compose_config)
     return parser
 
 

@@ -10,6 +10,7 @@ Agents (explicitly named):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -43,6 +44,7 @@ log = logging.getLogger("streams.app")
 BATCH_SIZE = 1000
 BATCH_WITHIN = 0.05  # seconds
 LAG_INTERVAL_S = 2.0  # consumer lag report, partition starts and stall check
+LAG_TICK_TIMEOUT_S = 30.0  # one tick of it at most
 
 
 def broker_url(bootstrap: str) -> str:
@@ -215,8 +217,13 @@ def create_app(
 
     @app.timer(interval=LAG_INTERVAL_S, name="consumer-lag")  # type: ignore[untyped-decorator]
     async def report_lag() -> None:
-        try:
+        if guard.watch_rebalance():
+            return
+        async def tick() -> None:
             await guard.check(await lag.report())
+
+        try:  # bounded: a request that never returns (a broker bounced) must not switch the guard off
+            await asyncio.wait_for(tick(), timeout=LAG_TICK_TIMEOUT_S)
         except Exception:  # a monitoring tick must never stop the worker; the next one tries again
             log.exception("consumer lag report / stall check failed")
 

@@ -102,9 +102,12 @@ class StallGuard:
                  metrics: PipelineMetrics | None = None, stall_s: float = 6.0,
                  busy_stall_s: float = 30.0,
                  starts: Callable[[list[Any]], Awaitable[dict[Any, int]]] | None = None,
-                 give_up_after: int = 3, on_stuck: Callable[[Any], None] | None = None) -> None:
+                 give_up_after: int = 3, on_stuck: Callable[[Any], None] | None = None,
+                 rebalance_stuck_s: float = 120.0) -> None:
         self.app, self.agent_of, self.last_batch_at, self.starts = app, agent_of, last_batch_at, starts
         self.give_up_after, self.on_stuck = give_up_after, on_stuck
+        self.rebalance_stuck_s = rebalance_stuck_s
+        self._rebalancing_since: float | None = None
         self._rewinds: dict[Any, tuple[int | None, int]] = {}  # tp -> (committed offset, rewinds without progress)
         self.metrics, self.stall_s, self.busy_stall_s = metrics, stall_s, busy_stall_s
         self._since: dict[Any, tuple[int | None, float]] = {}  # tp -> (committed offset, first seen at)
@@ -123,6 +126,25 @@ class StallGuard:
                    and self.agent_of(tp.topic) is not None]
         if unknown:
             start_offsets.update(await self.starts(unknown))
+
+    def watch_rebalance(self, now: float | None = None) -> bool:
+        """Give up on a worker whose rebalance (or table recovery) has not ended after ``rebalance_stuck_s``:
+        faust can hang inside one (two workers after a broker bounce both stopped fetching, heartbeating
+        'the group is rebalancing', for minutes, docs/streams.md). Returns True when it gave up."""
+        now = time.time() if now is None else now
+        if not (self.app.rebalancing or self.app.in_recovery):
+            self._rebalancing_since = None
+            return False
+        if self._rebalancing_since is None:
+            self._rebalancing_since = now
+            return False
+        if now - self._rebalancing_since < self.rebalance_stuck_s or self.on_stuck is None:
+            return False
+        log.critical("still rebalancing or recovering tables after %.0fs: faust is stuck in the rebalance; a "
+                     "restart resumes from the committed offsets", now - self._rebalancing_since)
+        self.on_stuck(None)
+        self.on_stuck = None  # once
+        return True
 
     async def check(self, lags: Mapping[tuple[str, int], int], now: float | None = None) -> list[Any]:
         """Rewind the stalled partitions among ``lags`` (from :meth:`LagReporter.report`); returns them."""

@@ -143,3 +143,19 @@ async def test_gives_up_after_three_rewinds_without_progress_and_asks_for_a_rest
         now += 2.0
         await guard.check(lags, now=now)
     assert stuck == [EVENTS]
+
+
+def test_a_rebalance_that_never_ends_restarts_the_worker_once() -> None:
+    """Seen after a broker bounce: both workers stuck 'rebalancing' for minutes, fetching nothing."""
+    stuck: list[Any] = []
+    app = FakeApp(FakeConsumer({EVENTS: 15}), rebalancing=True)
+    guard = StallGuard(app, AGENT_OF.get, {}, on_stuck=stuck.append, rebalance_stuck_s=120.0)
+    assert not guard.watch_rebalance(now=1000.0)
+    assert not guard.watch_rebalance(now=1119.0) and stuck == []  # a long rebalance is not yet a stuck one
+    app.rebalancing = False
+    assert not guard.watch_rebalance(now=1130.0)  # it ended: the clock starts again with the next one
+    app.in_recovery = True
+    assert not guard.watch_rebalance(now=1200.0)
+    assert not guard.watch_rebalance(now=1310.0) and stuck == []
+    assert guard.watch_rebalance(now=1321.0) and stuck == [None]
+    assert not guard.watch_rebalance(now=2000.0) and stuck == [None]  # once: the stop is under way

@@ -1,0 +1,41 @@
+#!/bin/bash
+# Start one compose Kafka node (apache/kafka image) with the project's broker configuration:
+# server.properties.in (generated from infra/kafka_local.py, the configuration the local 3-node cluster runs
+# in the tests) with this node's id, host name and external port, and the brokers' own password.
+# At the first start the log dir is formatted with the SCRAM-SHA-512 users of the services; universities are
+# added later with `python -m infra users add <code>` (docs/security.md).
+set -euo pipefail
+
+for var in NODE_ID CLUSTER_ID EXTERNAL_PORT KAFKA_BROKER_PASSWORD KAFKA_ADMIN_PASSWORD KAFKA_STREAMS_PASSWORD \
+           KAFKA_PROJECTOR_PASSWORD KAFKA_OPS_PASSWORD KAFKA_PORTAL_PASSWORD; do
+  if [ -z "${!var:-}" ]; then
+    echo "broker.sh: $var is not set (docker-compose.yml, docs/security.md)" >&2
+    exit 2
+  fi
+done
+for var in KAFKA_BROKER_PASSWORD KAFKA_ADMIN_PASSWORD KAFKA_STREAMS_PASSWORD KAFKA_PROJECTOR_PASSWORD \
+           KAFKA_OPS_PASSWORD KAFKA_PORTAL_PASSWORD; do
+  if ! [[ "${!var}" =~ ^[A-Za-z0-9_-]{16,}$ ]]; then
+    echo "broker.sh: $var must be at least 16 characters of A-Z a-z 0-9 _ - (python -c 'import secrets; print(secrets.token_urlsafe(24))')" >&2
+    exit 2
+  fi
+done
+
+config=/tmp/server.properties
+umask 077
+sed -e "s/@NODE_ID@/${NODE_ID}/g" -e "s/@HOST@/$(hostname)/g" -e "s/@EXTERNAL_PORT@/${EXTERNAL_PORT}/g" \
+    -e "s/@BROKER_PASSWORD@/${KAFKA_BROKER_PASSWORD}/g" /opt/alliance/server.properties.in > "$config"
+# the health check's client configuration (the brokers' own principal)
+cat > /tmp/client.properties <<EOF
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="${KAFKA_BROKER_PASSWORD}";
+EOF
+
+scram() { echo "--add-scram" "SCRAM-SHA-512=[name=$1,password=$2]"; }
+# shellcheck disable=SC2046
+/opt/kafka/bin/kafka-storage.sh format --ignore-formatted --cluster-id "$CLUSTER_ID" -c "$config" \
+  $(scram broker "$KAFKA_BROKER_PASSWORD") $(scram admin "$KAFKA_ADMIN_PASSWORD") \
+  $(scram streams "$KAFKA_STREAMS_PASSWORD") $(scram projector "$KAFKA_PROJECTOR_PASSWORD") \
+  $(scram ops "$KAFKA_OPS_PASSWORD") $(scram portal "$KAFKA_PORTAL_PASSWORD")
+exec /opt/kafka/bin/kafka-server-start.sh "$config"
