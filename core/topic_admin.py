@@ -23,7 +23,7 @@ from kafka.admin import (
 )
 from kafka.errors import AuthorizationError, SaslAuthenticationFailedError, TopicAlreadyExistsError
 
-from core.access_policy import DEFAULT_APP_ID, Grant, grants
+from core.access_policy import DEFAULT_APP_ID, Grant, admin_grants, grants
 from core.errors import TopicError
 from core.kafka_access import ADMIN, CredentialsError, KafkaAccess
 from core.settings import Settings
@@ -62,8 +62,11 @@ def provision(kafka: KafkaAccess, specs: Iterable[TopicSpec] | None = None, repl
 def provision_deployment(settings: Settings, timeout_s: float = 30.0,
                          bootstrap: str | None = None) -> ProvisionReport:
     """The deployment's registry topics and ACLs (its partition counts, replication, suffix and app id),
-    created as ``admin`` (on ``bootstrap`` instead of the settings' servers if given)."""
-    return provision(settings.kafka(ADMIN).at(bootstrap), settings.registry(),
+    created as ``admin`` (on ``bootstrap`` instead of the settings' servers if given). The operators' own
+    ACLs are granted first: compose's first provisioning runs as the brokers' super user to create them."""
+    kafka = settings.kafka(ADMIN).at(bootstrap)
+    grant(kafka, admin_grants())
+    return provision(kafka, settings.registry(),
                      replication_factor=settings.replication_factor, timeout_s=timeout_s,
                      suffix=settings.topic_suffix, app_id=settings.app_id)
 

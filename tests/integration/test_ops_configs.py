@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -278,25 +279,44 @@ def test_compose_dependencies_mounts_and_images(compose: dict[str, Any]) -> None
 
 
 def test_compose_kafka_is_a_three_node_kraft_cluster(compose: dict[str, Any]) -> None:
+    """compose's brokers run the configuration the local 3-node cluster runs in the chaos tests
+    (infra.kafka_local.broker_properties): SASL/SCRAM, ACLs, replication 3, min ISR 2."""
+    from infra.kafka_local import COMPOSE_TEMPLATE, compose_properties
+
     services = compose["services"]
     brokers = {n: s for n, s in services.items() if s.get("image", "").startswith("apache/kafka:")}
     assert set(brokers) == {"kafka-1", "kafka-2", "kafka-3"}
     envs = {n: {k: str(v) for k, v in s["environment"].items()} for n, s in brokers.items()}
-    node_ids = {n: e["KAFKA_NODE_ID"] for n, e in envs.items()}
-    assert sorted(node_ids.values()) == ["1", "2", "3"]
-    voters = {f"{node_ids[n]}@{n}:9093" for n in brokers}
-    for name, env in envs.items():
-        assert set(env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")) == voters
-        assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
-        assert env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == "3"
-        assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3"
-        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
-        assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
-        assert f"PLAINTEXT://{name}:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
-        assert "healthcheck" in brokers[name]
+    assert sorted(e["NODE_ID"] for e in envs.values()) == ["1", "2", "3"]
     assert len({e["CLUSTER_ID"] for e in envs.values()}) == 1
-    published = [p for s in brokers.values() for p in s.get("ports", [])]
-    assert len(published) == len(set(published))
+    for name, service in brokers.items():
+        assert service["command"] == ["bash", "/opt/alliance/broker.sh"], name
+        assert "./infra/kafka/compose:/opt/alliance:ro" in service["volumes"], name
+        assert service["hostname"] == name and "healthcheck" in service, name
+        assert "--command-config /tmp/client.properties" in service["healthcheck"]["test"][1], name
+        assert f"127.0.0.1:{envs[name]['EXTERNAL_PORT']}:{envs[name]['EXTERNAL_PORT']}" in service["ports"], name
+        for var in ("BROKER", "ADMIN", "STREAMS", "PROJECTOR", "OPS", "PORTAL"):  # no default password
+            assert envs[name][f"KAFKA_{var}_PASSWORD"].startswith(f"${{ALLIANCE_KAFKA_{var}_PASSWORD:?"), name
+    template = COMPOSE_TEMPLATE.read_text()
+    assert template == compose_properties(), "stale: python -m infra compose-config"
+    props = dict(line.split("=", 1) for line in template.splitlines() if "=" in line and not line.startswith("#"))
+    voters = {f"{env['NODE_ID']}@{name}:9093" for name, env in envs.items()}
+    assert set(props["controller.quorum.voters"].split(",")) == voters
+    assert props["process.roles"] == "broker,controller"
+    assert props["default.replication.factor"] == props["offsets.topic.replication.factor"] == "3"
+    assert props["min.insync.replicas"] == "2" and props["auto.create.topics.enable"] == "false"
+    assert "INTERNAL://@HOST@:9092" in props["advertised.listeners"]
+    assert set(props["listener.security.protocol.map"].split(",")) == {
+        "INTERNAL:SASL_PLAINTEXT", "EXTERNAL:SASL_PLAINTEXT", "CONTROLLER:SASL_PLAINTEXT"}
+    assert props["allow.everyone.if.no.acl.found"] == "false" and props["super.users"] == "User:broker"
+    assert props["authorizer.class.name"].endswith("StandardAuthorizer")
+    script = (COMPOSE_TEMPLATE.parent / "broker.sh").read_text()
+    assert "name=broker,password=$KAFKA_BROKER_PASSWORD" in script
+    for user in ("admin", "streams", "projector", "ops", "portal"):
+        assert f'"{user}:$KAFKA_{user.upper()}_PASSWORD"' in script, user
+    checked = subprocess.run(["bash", "-n", str(COMPOSE_TEMPLATE.parent / "broker.sh")], capture_output=True,
+                             text=True, check=False)
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_compose_app_services(compose: dict[str, Any]) -> None:
@@ -310,6 +330,13 @@ def test_compose_app_services(compose: dict[str, Any]) -> None:
         assert env["ALLIANCE_DATABASE_URL"].startswith("postgresql://"), name
         assert "@postgres:5432/" in env["ALLIANCE_DATABASE_URL"], name
     assert services["provision"]["command"] == ["python", "-m", "infra", "provision"]
+    # every service its own principal (provisioning the brokers' own, which grants admin its ACLs)
+    users = {name: services[name]["environment"].get("ALLIANCE_KAFKA_USERNAME") for name in app}
+    assert users == {"provision": "broker", "migrate": None, "worker": "streams", "projector": "projector"}
+    for name, user in users.items():
+        if user is not None:
+            assert services[name]["environment"]["ALLIANCE_KAFKA_PASSWORD"].startswith(
+                f"${{ALLIANCE_KAFKA_{user.upper()}_PASSWORD:?"), name
     assert services["provision"]["environment"]["ALLIANCE_REPLICATION_FACTOR"] == "3"
     assert services["migrate"]["command"] == ["python", "-m", "consumers", "migrate"]
     for step in ("provision", "migrate"):

@@ -5,6 +5,10 @@
 # At the first start the log dir is formatted with the SCRAM-SHA-512 users of the services; universities are
 # added later with `python -m infra users add <code>` (docs/security.md).
 set -euo pipefail
+KAFKA_HOME="${KAFKA_HOME:-/opt/kafka}"  # the apache/kafka image's; tests/unit/test_compose_broker.py moves these
+TEMPLATE="${TEMPLATE:-/opt/alliance/server.properties.in}"
+WORK_DIR="${WORK_DIR:-/tmp}"
+DATA_DIR="${DATA_DIR:-/var/lib/kafka/data}"
 
 for var in NODE_ID CLUSTER_ID EXTERNAL_PORT KAFKA_BROKER_PASSWORD KAFKA_ADMIN_PASSWORD KAFKA_STREAMS_PASSWORD \
            KAFKA_PROJECTOR_PASSWORD KAFKA_OPS_PASSWORD KAFKA_PORTAL_PASSWORD; do
@@ -21,21 +25,21 @@ for var in KAFKA_BROKER_PASSWORD KAFKA_ADMIN_PASSWORD KAFKA_STREAMS_PASSWORD KAF
   fi
 done
 
-config=/tmp/server.properties
+config="$WORK_DIR/server.properties"
 umask 077
 sed -e "s/@NODE_ID@/${NODE_ID}/g" -e "s/@HOST@/$(hostname)/g" -e "s/@EXTERNAL_PORT@/${EXTERNAL_PORT}/g" \
-    -e "s/@BROKER_PASSWORD@/${KAFKA_BROKER_PASSWORD}/g" /opt/alliance/server.properties.in > "$config"
+    -e "s|@DATA_DIR@|${DATA_DIR}|g" -e "s/@BROKER_PASSWORD@/${KAFKA_BROKER_PASSWORD}/g" "$TEMPLATE" > "$config"
 # the health check's client configuration (the brokers' own principal)
-cat > /tmp/client.properties <<EOF
+cat > "$WORK_DIR/client.properties" <<EOF
 security.protocol=SASL_PLAINTEXT
 sasl.mechanism=SCRAM-SHA-512
 sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="${KAFKA_BROKER_PASSWORD}";
 EOF
 
-scram() { echo "--add-scram" "SCRAM-SHA-512=[name=$1,password=$2]"; }
-# shellcheck disable=SC2046
-/opt/kafka/bin/kafka-storage.sh format --ignore-formatted --cluster-id "$CLUSTER_ID" -c "$config" \
-  $(scram broker "$KAFKA_BROKER_PASSWORD") $(scram admin "$KAFKA_ADMIN_PASSWORD") \
-  $(scram streams "$KAFKA_STREAMS_PASSWORD") $(scram projector "$KAFKA_PROJECTOR_PASSWORD") \
-  $(scram ops "$KAFKA_OPS_PASSWORD") $(scram portal "$KAFKA_PORTAL_PASSWORD")
-exec /opt/kafka/bin/kafka-server-start.sh "$config"
+users=(--add-scram "SCRAM-SHA-512=[name=broker,password=$KAFKA_BROKER_PASSWORD]")
+for pair in "admin:$KAFKA_ADMIN_PASSWORD" "streams:$KAFKA_STREAMS_PASSWORD" "projector:$KAFKA_PROJECTOR_PASSWORD" \
+            "ops:$KAFKA_OPS_PASSWORD" "portal:$KAFKA_PORTAL_PASSWORD"; do
+  users+=(--add-scram "SCRAM-SHA-512=[name=${pair%%:*},password=${pair#*:}]")
+done
+"$KAFKA_HOME/bin/kafka-storage.sh" format --ignore-formatted --cluster-id "$CLUSTER_ID" -c "$config" "${users[@]}"
+exec "$KAFKA_HOME/bin/kafka-server-start.sh" "$config"
