@@ -25,7 +25,7 @@ from kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from core.kafka_access import ADMIN, MECHANISM, CredentialStore, new_password
+from core.kafka_access import ADMIN, BROKER, MECHANISM, CredentialStore, new_password
 from core.settings import Settings
 from core.topic_admin import admin_client
 from infra.errors import InfraError
@@ -67,8 +67,8 @@ def set_password(settings: Settings, user: str, password: str) -> None:
 
 def remove_user(settings: Settings, user: str) -> int:
     """Delete ``user``'s credentials and every ACL naming it; returns how many ACLs were deleted."""
-    if user == ADMIN:
-        raise InfraError("the admin principal cannot be removed (the brokers authenticate with it)")
+    if user in (ADMIN, BROKER):
+        raise InfraError(f"the {user} principal cannot be removed (the brokers and provisioning need it)")
     admin = admin_client(settings.kafka(ADMIN), "alliance-users")
     try:
         result = admin.alter_user_scram_credentials([UserScramCredentialDeletion(user, _MECHANISM)])
