@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.access_policy import admin_grants
-from core.kafka_access import ADMIN, BROKER, MECHANISM, CredentialStore, KafkaAccess, local_principals
+from core.kafka_access import BROKER, MECHANISM, CredentialStore, KafkaAccess, local_principals
 from core.topic_admin import grant
 from infra.errors import InfraError
 from infra.processes import port_open, read_pid, tail, terminate, wait_until
@@ -161,14 +161,8 @@ class LocalKafka:
         return self.credentials or CredentialStore(self.home / "users.json")
 
     @property
-    def admin(self) -> KafkaAccess:
-        """This broker as the operators' ``admin``."""
-        return KafkaAccess(self.bootstrap).as_user(ADMIN, self.store.password(ADMIN))
-
-    @property
     def superuser(self) -> KafkaAccess:
-        """This broker as ``broker``, the super user (readiness, and the admin's own ACLs)."""
-        return KafkaAccess(self.bootstrap).as_user(BROKER, self.store.password(BROKER))
+        return superuser(self.bootstrap, self.store)
 
     @property
     def pid_file(self) -> Path:
@@ -326,12 +320,8 @@ class LocalKafkaCluster:
         return CredentialStore(self.home / "users.json")
 
     @property
-    def admin(self) -> KafkaAccess:
-        return KafkaAccess(self.bootstrap).as_user(ADMIN, self.store.password(ADMIN))
-
-    @property
     def superuser(self) -> KafkaAccess:
-        return KafkaAccess(self.bootstrap).as_user(BROKER, self.store.password(BROKER))
+        return superuser(self.bootstrap, self.store)
 
     def start(self, timeout: float = 120.0) -> None:
         """Start every node (a quorum forms only once a majority runs, so none is awaited alone)."""
@@ -374,9 +364,14 @@ def _kafka_uuid() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def grant_admin(superuser: KafkaAccess) -> None:
+def superuser(bootstrap: str, store: CredentialStore) -> KafkaAccess:
+    """The local broker or cluster as ``broker``, the super user (readiness, and the admin's own ACLs)."""
+    return KafkaAccess(bootstrap).as_user(BROKER, store.password(BROKER))
+
+
+def grant_admin(access: KafkaAccess) -> None:
     """Give the operators' ``admin`` its ACLs (idempotent), as the brokers' super user."""
-    grant(superuser, admin_grants())
+    grant(access, admin_grants())
 
 
 def _live_brokers(access: KafkaAccess) -> int:
