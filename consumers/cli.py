@@ -26,6 +26,7 @@ import asyncpg
 from consumers.migrate import migrate
 from consumers.projector import DEFAULT_GROUP, Projector, ProjectorConfig
 from consumers.queries import QUERIES, format_table, run_query
+from core.db_access import OWNER, READER, WRITER
 from core.errors import AllianceError
 from core.kafka_access import PROJECTOR
 from core.settings import load_settings
@@ -33,7 +34,7 @@ from events.topics import AGGREGATES, Family, agg_topic, family_topic
 
 
 def _cmd_migrate(_: argparse.Namespace) -> int:
-    applied = asyncio.run(migrate(load_settings().dsn))
+    applied = asyncio.run(migrate(load_settings().dsn_for(OWNER)))
     for m in applied:
         print(f"applied {m.path.name}")
     print(f"{len(applied)} migration(s) applied" if applied else "schema is up to date")
@@ -43,9 +44,9 @@ def _cmd_migrate(_: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings()
     if args.migrate:
-        asyncio.run(migrate(settings.dsn))
+        asyncio.run(migrate(settings.dsn_for(OWNER)))
     config = ProjectorConfig(
-        kafka=settings.kafka(PROJECTOR), dsn=settings.dsn, group=args.group,
+        kafka=settings.kafka(PROJECTOR), dsn=settings.dsn_for(WRITER), group=args.group,
         event_topics=tuple(args.events_topic or [settings.topic(family_topic(f)) for f in Family]),
         agg_topics=tuple(args.agg_topic or [settings.topic(agg_topic(n)) for n in AGGREGATES]),
         batch_size=args.batch_size, batch_timeout_ms=args.batch_timeout_ms, pause_ms=args.pause_ms,
@@ -66,7 +67,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 async def _query(args: argparse.Namespace) -> int:
-    conn = await asyncpg.connect(load_settings().dsn, timeout=10)
+    conn = await asyncpg.connect(load_settings().dsn_for(READER), timeout=10)
     try:
         rows = await run_query(conn, args.name, args.university, args.limit)
     finally:
@@ -81,13 +82,13 @@ def _cmd_api(args: argparse.Namespace) -> int:
     from consumers.api import build_api
 
     settings = load_settings()
-    web.run_app(build_api(settings.dsn, settings.http_token), host=args.host or settings.http_bind, port=args.port,
-                access_log=None)
+    web.run_app(build_api(settings.dsn_for(READER), settings.http_token), host=args.host or settings.http_bind,
+                port=args.port, access_log=None)
     return 0
 
 
 async def _offsets(_: argparse.Namespace) -> int:
-    conn = await asyncpg.connect(load_settings().dsn, timeout=10)
+    conn = await asyncpg.connect(load_settings().dsn_for(READER), timeout=10)
     try:
         rows = await conn.fetch("SELECT group_id, topic, partition, next_offset, updated_at FROM consumer_offsets "
                                 "ORDER BY group_id, topic, partition")

@@ -15,8 +15,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.credentials import CredentialStore
 from core.errors import AllianceError
-from core.kafka_access import CredentialStore, KafkaAccess
+from core.kafka_access import KafkaAccess
 from events.privacy import DEVELOPMENT_KEY
 from events.topics import AGG_PARTITIONS, EVENT_PARTITIONS, INGEST_PARTITIONS, TopicSpec, registry
 
@@ -47,6 +48,16 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(
         default=None, description="postgresql://user:pass@host:port/db; unset = the local PostgreSQL"
     )
+    database_admin_url: SecretStr | None = Field(
+        default=None,
+        description="a superuser's postgresql:// URL of the server (any database): `python -m infra db-roles` "
+                    "creates the read model's roles and database with it; no application process uses it")
+    pg_owner_password: SecretStr | None = Field(default=None, description="password of role alliance_owner "
+                                                "(python -m infra db-roles)")
+    pg_projector_password: SecretStr | None = Field(default=None, description="password of role "
+                                                    "alliance_projector (python -m infra db-roles)")
+    pg_portal_password: SecretStr | None = Field(default=None, description="password of role alliance_portal "
+                                                 "(python -m infra db-roles)")
     local_dir: Path = Field(default=PROJECT_ROOT / ".local", description="state of local services")
     local_kafka_port: int = Field(default=9092, ge=1, le=65535, description="client port of the local broker")
     local_kafka_controller_port: int = Field(default=9093, ge=1, le=65535,
@@ -56,6 +67,9 @@ class Settings(BaseSettings):
         description="local Kafka nodes: 1, or 3 for the compose topology as local processes (node i on "
                     "local_kafka_port + 2(i-1) and local_kafka_controller_port + 2(i-1))")
     local_postgres_port: int = Field(default=54329, ge=1, le=65535, description="port of the local PostgreSQL")
+    local_postgres_database: str = Field(default="alliance", pattern=r"^[a-z0-9_]{1,60}$",
+                                         description="the read model's database: on the local PostgreSQL, and the one "
+                                                     "`python -m infra db-roles` prepares")
     kafka_version: str = "4.0.2"
     replication_factor: int = Field(default=1, ge=1, le=5)
     topic_suffix: str = Field(
@@ -140,6 +154,11 @@ class Settings(BaseSettings):
         return self.local_dir / "kafka"
 
     @property
+    def local_postgres_home(self) -> Path:
+        """State of the local PostgreSQL (data, log, the roles' passwords)."""
+        return self.local_dir / "postgres"
+
+    @property
     def credential_store(self) -> CredentialStore | None:
         if self.kafka_credentials_file is not None:
             return CredentialStore(self.kafka_credentials_file)
@@ -191,11 +210,21 @@ class Settings(BaseSettings):
         """The real name of registry topic ``name`` (with ``topic_suffix``)."""
         return f"{name}{self.topic_suffix}"
 
-    @property
-    def dsn(self) -> str:
+    def dsn_for(self, role: str) -> str:
+        """The read model's DSN for ``role`` (core.db_access: the owner migrates, the projector writes, portals
+        read): ALLIANCE_DATABASE_URL when set (the operator gives each process its own), otherwise the local
+        PostgreSQL as ``role`` with its password from the local store."""
         if self.database_url is not None:
             return self.database_url.get_secret_value()
-        return f"postgresql://alliance@127.0.0.1:{self.local_postgres_port}/alliance"
+        password = CredentialStore(self.local_postgres_home / "users.json").password(role).get_secret_value()
+        return f"postgresql://{role}:{password}@127.0.0.1:{self.local_postgres_port}/{self.local_postgres_database}"
+
+    def database_env(self) -> dict[str, str]:
+        """The ALLIANCE_* variables that let a child process reach this read model as its own role."""
+        if self.database_url is not None:
+            return {"ALLIANCE_DATABASE_URL": self.database_url.get_secret_value()}
+        return {"ALLIANCE_LOCAL_POSTGRES_PORT": str(self.local_postgres_port),
+                "ALLIANCE_LOCAL_POSTGRES_DATABASE": self.local_postgres_database}
 
 
 def load_settings() -> Settings:

@@ -24,8 +24,9 @@ from kafka.admin import (
 from kafka.errors import AuthorizationError, SaslAuthenticationFailedError, TopicAlreadyExistsError
 
 from core.access_policy import DEFAULT_APP_ID, Grant, admin_grants, grants
+from core.credentials import CredentialsError
 from core.errors import TopicError
-from core.kafka_access import ADMIN, CredentialsError, KafkaAccess
+from core.kafka_access import ADMIN, KafkaAccess
 from core.settings import Settings
 from events.topics import TopicSpec, registry
 

@@ -52,6 +52,7 @@ import asyncpg
 from pydantic import SecretStr
 
 from consumers.migrate import migrate
+from core.db_access import OWNER, READER
 from core.kafka_access import ADMIN, KafkaAccess
 from core.settings import PROJECT_ROOT, Settings
 from core.topic_admin import admin_client, provision_deployment
@@ -90,10 +91,15 @@ class Run:
         self.expected = expected_aggregates(accepted_events(self.records))
         self.suffix = f".chaos-{self.id}"
         self.database = f"chaos_{self.id.replace('-', '_')}"
-        base, _, _ = settings.dsn.rpartition("/")
-        self.admin_dsn = settings.dsn
-        self.cfg = settings.model_copy(update={"topic_suffix": self.suffix, "app_id": f"chaos-{self.id}",
-                                               "database_url": SecretStr(f"{base}/{self.database}")})
+        self.local_pg = LocalStack(settings).postgres  # the run's own database on it, or on the given server
+        update: dict[str, Any] = {"topic_suffix": self.suffix, "app_id": f"chaos-{self.id}"}
+        self.server_dsn = ""  # an external server: ALLIANCE_DATABASE_URL, allowed to create the run's database
+        if self.local_pg is not None:
+            update["local_postgres_database"] = self.database
+        else:
+            self.server_dsn = settings.dsn_for(OWNER)
+            update["database_url"] = SecretStr(f"{self.server_dsn.rpartition('/')[0]}/{self.database}")
+        self.cfg = settings.model_copy(update=update)
         self.log_dir = log_dir / self.id
         ports = [free_port() for _ in range(workers + 1)]
         self.workers = [worker(i, self.cfg, self.log_dir, port=p) for i, p in enumerate(ports[:-1])]
@@ -118,13 +124,20 @@ class Run:
         for s in services:
             s.wait_ready(120)
 
+    @property
+    def admin_dsn(self) -> str:
+        return self.local_pg.dsn_for("postgres") if self.local_pg is not None else self.server_dsn
+
     async def _create_database(self) -> None:
-        conn = await asyncpg.connect(self.admin_dsn)
-        try:
-            await conn.execute(f'CREATE DATABASE "{self.database}"')
-        finally:
-            await conn.close()
-        await migrate(self.cfg.dsn)
+        if self.local_pg is not None:  # roles and privileges as the stack's own database has them
+            await asyncio.to_thread(self.local_pg.prepare_database, self.database)
+        else:
+            conn = await asyncpg.connect(self.admin_dsn)
+            try:
+                await conn.execute(f'CREATE DATABASE "{self.database}"')
+            finally:
+                await conn.close()
+        await migrate(self.cfg.dsn_for(OWNER))
 
     def publish_in_background(self, seconds: float, skip: Callable[[Any], bool] = lambda r: False) -> threading.Thread:
         """Publish the day's records (but those ``skip`` names) spread over ``seconds``."""
@@ -187,7 +200,7 @@ class Run:
 
     async def _read_model(self) -> dict[str, Any]:
         try:
-            conn = await asyncpg.connect(self.cfg.dsn, timeout=5)
+            conn = await asyncpg.connect(self.cfg.dsn_for(READER), timeout=5)
         except (OSError, asyncpg.PostgresError):
             return {}  # the database is restarting: the next round reads it
         try:

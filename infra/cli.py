@@ -6,6 +6,8 @@ Commands:
   status      say what runs where
   provision   create the registry's topics (explicit partitions, compaction; no auto-creation) and their ACLs
   users       list|add|rotate|remove the cluster's SCRAM principals (python -m infra users --help)
+  db-roles    create the read model's PostgreSQL roles and database on a server (ALLIANCE_DATABASE_ADMIN_URL,
+              ALLIANCE_PG_{OWNER,PROJECTOR,PORTAL}_PASSWORD); the local server gets them by itself
   compose-config  write compose's broker configuration (infra/kafka/compose/server.properties.in) from the
               local cluster's; --check only says whether the committed file is current
   run         the main job: up + provision + migrate + workers + a realistic demo stream
@@ -57,6 +59,32 @@ def _cmd_run(args: argparse.Namespace) -> int:
                         workers=args.workers, fresh=not args.keep_data, seed=args.seed)
 
 
+def _cmd_db_roles(_: argparse.Namespace) -> int:
+    import asyncio
+    from urllib.parse import urlsplit, urlunsplit
+
+    from core.db_access import OWNER, READER, WRITER
+    from infra.errors import InfraError
+    from infra.postgres_local import prepare_database
+
+    settings = load_settings()
+    passwords = {OWNER: settings.pg_owner_password, WRITER: settings.pg_projector_password,
+                 READER: settings.pg_portal_password}
+    missing = [f"ALLIANCE_PG_{v}_PASSWORD" for v, p in zip(("OWNER", "PROJECTOR", "PORTAL"), passwords.values(),
+                                                          strict=True) if p is None]
+    if settings.database_admin_url is None or missing:
+        raise InfraError("db-roles needs " + ", ".join((["ALLIANCE_DATABASE_ADMIN_URL"]
+                                                        if settings.database_admin_url is None else []) + missing))
+    admin = settings.database_admin_url.get_secret_value()
+    database = settings.local_postgres_database
+    parts = urlsplit(admin)
+    in_database = urlunsplit(parts._replace(path=f"/{database}"))
+    asyncio.run(prepare_database(admin, in_database, database,
+                                 {role: p.get_secret_value() for role, p in passwords.items() if p is not None}))
+    print(f"roles {', '.join(passwords)} and database {database} ready on {parts.hostname}:{parts.port or 5432}")
+    return 0
+
+
 def _cmd_compose_config(args: argparse.Namespace) -> int:
     from infra.kafka_local import COMPOSE_TEMPLATE, compose_properties
 
@@ -106,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
     sub.add_parser("chaos", help="fault injection against the oracle (python -m infra chaos --help)")
     sub.add_parser("users", help="the cluster's SCRAM principals (python -m infra users --help)")
+    sub.add_parser("db-roles", help="create the read model's PostgreSQL roles and database on a server"
+                   ).set_defaults(func=_cmd_db_roles)
     cc = sub.add_parser("compose-config", help="write compose's broker configuration from the local cluster's")
     cc.add_argument("--check", action="store_true", help="exit 1 if the committed file is not current")
     cc.set_defaults(func=_cmd_compose_config)

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.access_policy import admin_grants
-from core.kafka_access import BROKER, MECHANISM, CredentialStore, KafkaAccess, local_principals
+from core.credentials import CredentialStore
+from core.kafka_access import BROKER, MECHANISM, KafkaAccess, local_principals
 from core.topic_admin import grant
 from infra.errors import InfraError
 from infra.processes import port_open, read_pid, tail, terminate, wait_until

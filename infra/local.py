@@ -36,7 +36,8 @@ class LocalStack:
     def postgres(self) -> LocalPostgres | None:
         if not self.settings.uses_local_postgres:
             return None
-        return LocalPostgres(home=self.settings.local_dir / "postgres", port=self.settings.local_postgres_port)
+        return LocalPostgres(home=self.settings.local_postgres_home, port=self.settings.local_postgres_port,
+                             database=self.settings.local_postgres_database)
 
     def up(self) -> None:
         if (k := self.kafka) is not None:

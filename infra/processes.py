@@ -141,7 +141,7 @@ class Service:
 
     def start(self, settings: Settings) -> None:
         env = {**os.environ, **settings.kafka_env(),  # each service takes its own role's password
-               "ALLIANCE_DATABASE_URL": settings.dsn, "ALLIANCE_TOPIC_SUFFIX": settings.topic_suffix,
+               **settings.database_env(), "ALLIANCE_TOPIC_SUFFIX": settings.topic_suffix,
                "ALLIANCE_APP_ID": settings.app_id, "ALLIANCE_LOCAL_DIR": str(settings.local_dir),
                "ALLIANCE_REPLICATION_FACTOR": str(settings.replication_factor),
                **({"ALLIANCE_HTTP_TOKEN": settings.http_token.get_secret_value()} if settings.http_token else {}),

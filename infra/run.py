@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from core.db_access import OWNER, READER
 from core.kafka_access import ADMIN
 from core.settings import Settings
 from core.topic_admin import provision_deployment
@@ -60,7 +61,7 @@ def _wait(what: str, check: Callable[[], tuple[bool, str]], timeout: float, serv
 async def _projector_position(settings: Settings) -> int:
     import asyncpg
 
-    conn = await asyncpg.connect(settings.dsn)
+    conn = await asyncpg.connect(settings.dsn_for(READER))
     try:
         return int(await conn.fetchval("SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets") or 0)
     finally:
@@ -83,7 +84,7 @@ async def _report(settings: Settings) -> None:
 
     from consumers.queries import format_table, run_query
 
-    conn = await asyncpg.connect(settings.dsn)
+    conn = await asyncpg.connect(settings.dsn_for(READER))  # as a portal would read it
     try:
         for name, limit in (("open-postings", 8), ("fairs", 5), ("mentors", 6), ("service-guarantee", 10)):
             rows = await run_query(conn, name, limit=limit)
@@ -137,7 +138,7 @@ def run_main_job(settings: Settings, *, events: int = 20000, duration: float = 0
         stack.up()
         report = provision_deployment(settings)
         print(f"[run] topics: {len(report.created)} created, {len(report.existing)} already present", flush=True)
-        applied = asyncio.run(migrate(settings.dsn))
+        applied = asyncio.run(migrate(settings.dsn_for(OWNER)))
         print(f"[run] migrations: {len(applied)} applied", flush=True)
 
         workers_ = [worker(i, settings, log_dir) for i in range(workers)]

@@ -25,7 +25,8 @@ from kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from core.kafka_access import ADMIN, BROKER, MECHANISM, CredentialStore, new_password
+from core.credentials import CredentialStore, new_password
+from core.kafka_access import ADMIN, BROKER, MECHANISM
 from core.settings import Settings
 from core.topic_admin import admin_client
 from infra.errors import InfraError

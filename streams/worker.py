@@ -17,8 +17,9 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from core.credentials import CredentialsError
 from core.errors import TopicError
-from core.kafka_access import STREAMS, CredentialsError
+from core.kafka_access import STREAMS
 from core.settings import Settings, SettingsError, load_settings
 from core.topic_admin import verify
 from streams.app import create_app

@@ -323,24 +323,35 @@ def test_compose_app_services(compose: dict[str, Any]) -> None:
     services = compose["services"]
     bootstrap = "kafka-1:9092,kafka-2:9092,kafka-3:9092"
     app = [n for n, s in services.items() if s.get("build")]
-    assert set(app) == {"provision", "migrate", "worker", "projector"}
+    assert set(app) == {"provision", "db-roles", "migrate", "worker", "projector"}
     for name in app:
-        env = services[name]["environment"]
-        assert env["ALLIANCE_KAFKA_BOOTSTRAP_SERVERS"] == bootstrap, name
-        assert env["ALLIANCE_DATABASE_URL"].startswith("postgresql://"), name
-        assert "@postgres:5432/" in env["ALLIANCE_DATABASE_URL"], name
+        assert services[name]["environment"]["ALLIANCE_KAFKA_BOOTSTRAP_SERVERS"] == bootstrap, name
+    # the read model: each process its own PostgreSQL role (core.db_access), the superuser only for db-roles
+    roles = {name: m.group(1) if (m := re.match(r"postgresql://([^:@/]+)[:@]",
+                                                 services[name]["environment"].get("ALLIANCE_DATABASE_URL", "")))
+             else None for name in app}
+    assert roles == {"provision": None, "db-roles": None, "migrate": "alliance_owner", "worker": None,
+                     "projector": "alliance_projector"}
+    admin_url = services["db-roles"]["environment"]["ALLIANCE_DATABASE_ADMIN_URL"]
+    assert admin_url.startswith("postgresql://postgres:${ALLIANCE_PG_SUPERUSER_PASSWORD:?"), admin_url
+    for name in ("migrate", "projector"):
+        url = services[name]["environment"]["ALLIANCE_DATABASE_URL"]
+        assert "@postgres:5432/alliance" in url and ":${ALLIANCE_PG_" in url and ":?" in url, name
+    assert services["migrate"]["depends_on"]["db-roles"]["condition"] == "service_completed_successfully"
     assert services["provision"]["command"] == ["python", "-m", "infra", "provision"]
     # every service its own principal (provisioning the brokers' own, which grants admin its ACLs)
     users = {name: services[name]["environment"].get("ALLIANCE_KAFKA_USERNAME") for name in app}
-    assert users == {"provision": "broker", "migrate": None, "worker": "streams", "projector": "projector"}
+    assert users == {"provision": "broker", "db-roles": None, "migrate": None, "worker": "streams",
+                     "projector": "projector"}
     for name, user in users.items():
         if user is not None:
             assert services[name]["environment"]["ALLIANCE_KAFKA_PASSWORD"].startswith(
                 f"${{ALLIANCE_KAFKA_{user.upper()}_PASSWORD:?"), name
     assert services["provision"]["environment"]["ALLIANCE_REPLICATION_FACTOR"] == "3"
     assert services["migrate"]["command"] == ["python", "-m", "consumers", "migrate"]
-    for step in ("provision", "migrate"):
+    for step in ("provision", "db-roles", "migrate"):
         assert services[step]["restart"] == "no"
+    for step in ("provision", "db-roles"):
         assert all(d["condition"] == "service_healthy" for d in services[step]["depends_on"].values())
     worker = services["worker"]
     assert worker["command"] == ["python", "-m", "streams", "worker", "-l", "info"]
@@ -355,9 +366,10 @@ def test_compose_app_services(compose: dict[str, Any]) -> None:
     # no default secrets: compose refuses to start without them; data views need the token (docs/security.md)
     for name in app:
         env = services[name]["environment"]
-        assert ":?" in env["ALLIANCE_DATABASE_URL"] and env["ALLIANCE_PSEUDONYM_KEY"].startswith("${ALLIANCE_"), name
+        assert env["ALLIANCE_PSEUDONYM_KEY"].startswith("${ALLIANCE_"), name
         assert ":?" in env["ALLIANCE_PSEUDONYM_KEY"] and ":?" in env["ALLIANCE_HTTP_TOKEN"], name
-    assert ":?" in services["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    postgres = services["postgres"]["environment"]
+    assert ":?" in postgres["POSTGRES_PASSWORD"] and postgres["POSTGRES_HOST_AUTH_METHOD"] == "scram-sha-256"
     assert ":?" in services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
     # published ports listen on the host's loopback only
     published = [p for s in services.values() for p in s.get("ports", [])]

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 from kafka import KafkaAdminClient
 
+from core.db_access import READER
 from core.kafka_access import ADMIN, KafkaAccess
 from core.settings import PROJECT_ROOT, Settings
 from infra.processes import free_ports, port_open
@@ -45,11 +46,14 @@ async def test_a_second_stack_runs_beside_the_first_on_its_own_ports(
                 own.close()
         finally:
             admin.close()
-        conn = await asyncpg.connect(f"postgresql://alliance@127.0.0.1:{pg}/alliance")
+        stack2 = Settings(local_dir=session_dir / "stack2", local_postgres_port=pg)
+        conn = await asyncpg.connect(stack2.dsn_for(READER))  # its own roles, with the passwords it generated
         try:
             assert await conn.fetchval("SELECT 1") == 1
         finally:
             await conn.close()
+        with pytest.raises(asyncpg.InvalidPasswordError):  # no trust: a role without its password is refused
+            await asyncpg.connect(f"postgresql://{READER}@127.0.0.1:{pg}/alliance", password="guessed")
 
         # a third stack on the same ports is refused, naming the setting that moves it
         taken = infra("up", {**env, "ALLIANCE_LOCAL_DIR": str(session_dir / "stack3")})

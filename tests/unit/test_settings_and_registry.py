@@ -1,19 +1,27 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
+from core.credentials import CredentialsError, CredentialStore
+from core.db_access import READER, WRITER
 from core.settings import Settings
 from events.reference import UNIVERSITIES
 from events.topics import DLQ_TOPIC, Family, family_topic, ingest_topic, registry
 
 
-def test_unset_settings_mean_local_embedded_services(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unset_settings_mean_local_embedded_services(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("ALLIANCE_KAFKA_BOOTSTRAP_SERVERS", raising=False)
     monkeypatch.delenv("ALLIANCE_DATABASE_URL", raising=False)
-    s = Settings()
-    assert s.uses_local_kafka and s.uses_local_postgres
-    assert s.bootstrap == "127.0.0.1:9092" and s.dsn.endswith("@127.0.0.1:54329/alliance")
+    s = Settings(local_dir=tmp_path)
+    assert s.uses_local_kafka and s.uses_local_postgres and s.bootstrap == "127.0.0.1:9092"
+    with pytest.raises(CredentialsError, match="python -m infra up"):  # no local server set up yet
+        s.dsn_for(WRITER)
+    CredentialStore(tmp_path / "postgres" / "users.json").save({WRITER: "pw-of-the-writer"})
+    assert s.dsn_for(WRITER) == f"postgresql://{WRITER}:pw-of-the-writer@127.0.0.1:54329/alliance"
+    assert s.database_env() == {"ALLIANCE_LOCAL_POSTGRES_PORT": "54329", "ALLIANCE_LOCAL_POSTGRES_DATABASE": "alliance"}
 
 
 def test_environment_overrides_and_secret_is_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -21,7 +29,7 @@ def test_environment_overrides_and_secret_is_hidden(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("ALLIANCE_DATABASE_URL", "postgresql://u:secret@db/alliance")
     s = Settings()
     assert not s.uses_local_kafka and s.bootstrap == "k1:9092,k2:9092"
-    assert s.dsn.endswith("@db/alliance")
+    assert s.dsn_for(WRITER).endswith("@db/alliance") and s.dsn_for(READER) == s.dsn_for(WRITER)
     assert "secret" not in repr(s)
 
 
