@@ -90,9 +90,9 @@ def _cmd_api(args: argparse.Namespace) -> int:
 async def _offsets(_: argparse.Namespace) -> int:
     conn = await asyncpg.connect(load_settings().dsn_for(READER), timeout=10)
     try:
-        rows = await conn.fetch("SELECT group_id, topic, partition, next_offset, updated_at FROM consumer_offsets "
-                                "ORDER BY group_id, topic, partition")
-        rejects = await conn.fetchval("SELECT count(*) FROM projector_rejects")
+        rows = await conn.fetch("SELECT group_id, topic, partition, next_offset, updated_at "
+                                "FROM portal.projector_positions ORDER BY group_id, topic, partition")
+        rejects = await conn.fetchval("SELECT coalesce(sum(records), 0) FROM portal.projector_rejects")
     finally:
         await conn.close()
     print(format_table([dict(r) for r in rows]))

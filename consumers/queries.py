@@ -1,4 +1,5 @@
-"""Portal-facing queries over the read model: one named, parameterised SQL statement each."""
+"""Portal-facing queries over the read model: one named, parameterised SQL statement each, over the views of
+schema ``portal`` (migration 005), all the portal role may read."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ class Query:
 QUERIES: dict[str, Query] = {q.name: q for q in (
     Query("open-postings", "open postings and positions by industry x city x employer type", """
         SELECT industry, city, employer_type, count(*) AS postings, sum(positions) AS positions
-        FROM postings
+        FROM portal.postings
         WHERE closed_at IS NULL AND posted_at IS NOT NULL AND ($1::text IS NULL OR university = $1)
         GROUP BY industry, city, employer_type
         ORDER BY positions DESC, industry, city, employer_type LIMIT $2"""),
@@ -32,40 +33,34 @@ QUERIES: dict[str, Query] = {q.name: q for q in (
                declined, hired,
                round(offers::numeric / nullif(applications, 0), 3) AS offer_rate,
                round(accepted::numeric / nullif(offers, 0), 3) AS acceptance_rate
-        FROM postings
+        FROM portal.postings
         WHERE posted_at IS NOT NULL AND ($1::text IS NULL OR university = $1)
         ORDER BY applications DESC, posting_id LIMIT $2"""),
     Query("fairs", "job fairs: booths, distinct check-ins and on-site offers", """
         SELECT fair_id, name, host_university, city, starts_at, ends_at, state, booths, checkins,
                onsite_offers
-        FROM fairs
+        FROM portal.fairs
         WHERE scheduled_at IS NOT NULL AND ($1::text IS NULL OR host_university = $1)
         ORDER BY starts_at DESC, fair_id LIMIT $2"""),
     Query("mentors", "mentor pool by university and expertise, sessions held", """
         SELECT university, expertise, count(*) AS mentors, sum(assigned) AS assigned_seekers,
                sum(sessions) AS sessions, sum(session_minutes) AS session_minutes,
                sum(seekers_served) AS seekers_served
-        FROM mentors
+        FROM portal.mentors
         WHERE registered_at IS NOT NULL AND ($1::text IS NULL OR university = $1)
         GROUP BY university, expertise
         ORDER BY university, expertise LIMIT $2"""),
     Query("service-guarantee", "1-1-3-1 service guarantee: seekers reached and fully served per university",
           """
-        SELECT university, count(*) AS seekers,
-               count(*) FILTER (WHERE briefings >= 1) AS briefed,
-               count(*) FILTER (WHERE counsellings >= 1) AS counselled,
-               count(*) FILTER (WHERE recommendations >= 3) AS three_recommendations,
-               count(*) FILTER (WHERE trainings >= 1) AS trained,
-               count(*) FILTER (WHERE fully_served) AS fully_served,
-               round(count(*) FILTER (WHERE fully_served)::numeric / count(*), 3) AS fully_served_rate
-        FROM service_progress
+        SELECT university, seekers, briefed, counselled, three_recommendations, trained, fully_served,
+               round(fully_served::numeric / seekers, 3) AS fully_served_rate
+        FROM portal.service_guarantee
         WHERE ($1::text IS NULL OR university = $1)
-        GROUP BY university ORDER BY university LIMIT $2"""),
+        ORDER BY university LIMIT $2"""),
     Query("snapshots", "latest aggregated-topic snapshots (alliance.agg.*), newest first", """
         SELECT aggregate, key, dims, value, updated_at
-        FROM agg_snapshot
+        FROM portal.snapshots  -- without per-student records
         WHERE ($1::text IS NULL OR dims ->> 'university' = $1)
-          AND key NOT LIKE 'seeker:%'  -- per-student records are not for portals
         ORDER BY updated_at DESC, aggregate, key LIMIT $2"""),
 )}
 

@@ -3,7 +3,8 @@
 - ``alliance_owner`` owns the database and its schema: migrations run as it (``python -m consumers migrate``).
 - ``alliance_projector`` writes the read model: SELECT, INSERT, UPDATE, DELETE on the owner's tables, its
   own temporary staging tables; no DDL.
-- ``alliance_portal`` reads it: SELECT only (the portal API and ``python -m consumers query``).
+- ``alliance_portal`` reads the views of schema ``portal`` only (migration 005: no per-student rows, no raw
+  records): the portal API and ``python -m consumers query / offsets``.
 - ``postgres`` is the server's superuser: infra creates the roles and databases with it; no application
   process uses it.
 
@@ -46,13 +47,18 @@ def database_statements(database: str) -> list[str]:
         f"GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {writer}",
         f"GRANT CONNECT ON DATABASE {db} TO {reader}",
         "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
-        f"GRANT USAGE ON SCHEMA public TO {writer}, {reader}",
+        f"GRANT USAGE ON SCHEMA public TO {writer}",
+        f"CREATE SCHEMA IF NOT EXISTS portal AUTHORIZATION {owner}",
+        f"GRANT USAGE ON SCHEMA portal TO {reader}",
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public "
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {writer}",
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {writer}",
-        f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT SELECT ON TABLES TO {reader}",
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA portal GRANT SELECT ON TABLES TO {reader}",
         # tables a migration made before these rules existed
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {writer}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {writer}",
-        f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {reader}",
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA portal TO {reader}",
+        # the portal role reads no table of schema public (a local stack of an earlier version granted it)
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public REVOKE ALL ON TABLES FROM {reader}",
+        f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {reader}",
     ]

@@ -41,7 +41,7 @@ def local_principals() -> list[str]:
 @dataclass(frozen=True)
 class KafkaAccess:
     """The bootstrap servers and, when the cluster authenticates, one principal's SCRAM credentials
-    (``ssl_cafile`` adds TLS: SASL_SSL, as in compose)."""
+    (``ssl_cafile``: the CA of a TLS listener, SASL_SSL; no listener of ours has TLS yet, docs/security.md)."""
 
     bootstrap: str
     username: str | None = None
@@ -106,7 +106,7 @@ class KafkaAccess:
 class _ScramInTheClear(logging.Filter):
     """kafka-python warns 'Exchanging credentials in the clear' for every SCRAM connection without TLS. SCRAM
     never sends the password (only a salted proof), so the warning is wrong for it and would fill the
-    publisher CLI's output; compose's brokers use TLS anyway."""
+    publisher CLI's output. (The records themselves do travel in clear without TLS: docs/security.md.)"""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "in the clear" not in record.getMessage()

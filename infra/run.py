@@ -63,7 +63,7 @@ async def _projector_position(settings: Settings) -> int:
 
     conn = await asyncpg.connect(settings.dsn_for(READER))
     try:
-        return int(await conn.fetchval("SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets") or 0)
+        return int(await conn.fetchval("SELECT coalesce(sum(next_offset), 0) FROM portal.projector_positions") or 0)
     finally:
         await conn.close()
 
@@ -89,7 +89,8 @@ async def _report(settings: Settings) -> None:
         for name, limit in (("open-postings", 8), ("fairs", 5), ("mentors", 6), ("service-guarantee", 10)):
             rows = await run_query(conn, name, limit=limit)
             print(f"\n== {name} (read model, first {limit}) ==\n{format_table(rows)}")
-        rejects = await conn.fetch("SELECT topic, count(*) AS n FROM projector_rejects GROUP BY topic ORDER BY topic")
+        rejects = await conn.fetch("SELECT topic, sum(records) AS n FROM portal.projector_rejects GROUP BY topic "
+                                   "ORDER BY topic")
         print("\n== records the projector could not store (projector_rejects) ==\n"
               + ("\n".join(f"  {r['topic']:40} {r['n']}" for r in rejects) or "  none"))
     finally:

@@ -59,13 +59,16 @@ async def test_each_role_may_do_exactly_its_part(server: LocalPostgres) -> None:
         await writer.close()
 
     reader = await asyncpg.connect(server.dsn_for(db, READER))
-    try:
-        assert await reader.fetchval("SELECT next_offset FROM consumer_offsets WHERE group_id = 'g'") == 6
-        for write in ("INSERT INTO consumer_offsets (group_id, topic, partition, next_offset) VALUES ('x','t',0,1)",
-                      "UPDATE consumer_offsets SET next_offset = 0", "DELETE FROM consumer_offsets",
-                      "CREATE TABLE intruder (x int)"):
+    try:  # the views of schema portal, and nothing else: no per-student row, no table underneath
+        assert await reader.fetchval("SELECT next_offset FROM portal.projector_positions WHERE group_id = 'g'") == 6
+        for statement in ("SELECT * FROM consumer_offsets", "SELECT * FROM service_progress",
+                          "SELECT * FROM agg_snapshot", "SELECT * FROM projector_rejects",
+                          "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset) VALUES ('x','t',0,1)",
+                          "UPDATE consumer_offsets SET next_offset = 0", "DELETE FROM consumer_offsets",
+                          "DELETE FROM portal.projector_positions", "CREATE TABLE intruder (x int)",
+                          "CREATE VIEW portal.intruder AS SELECT 1"):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
-                await reader.execute(write)
+                await reader.execute(statement)
     finally:
         await reader.close()
 
