@@ -20,7 +20,8 @@ streams           alliance.ingest.*           READ, DESCRIBE, DESCRIBE_CONFIGS
                   groups <app id>*            READ, DESCRIBE
 projector         alliance.events.*,          READ, DESCRIBE
                   alliance.agg.*
-portal            alliance.agg.* (prefix)     READ, DESCRIBE; groups portal-* READ, DESCRIBE
+portal            alliance.agg.* (prefix)     READ, DESCRIBE; groups portal-* READ, DESCRIBE; no READ on
+                                              alliance.agg.service-guarantee (a record per job seeker)
 ops               every alliance.* topic      READ, DESCRIBE, DESCRIBE_CONFIGS; all groups DESCRIBE
                   except the ingest topics
 admin             every topic                 all but WRITE on alliance.* and <app id>-* (DENY); cluster
@@ -53,6 +54,7 @@ from events.topics import (
 
 DEFAULT_APP_ID = "alliance-streams"
 PORTAL_GROUP_PREFIX = "portal-"
+PER_SEEKER_AGGREGATE = "service-guarantee"  # its records include one per job seeker (events.aggregates)
 ALLIANCE_PREFIX = "alliance."  # every registry topic's name starts with it
 
 
@@ -136,6 +138,9 @@ def grants(topics: Iterable[TopicSpec | str], suffix: str = "", app_id: str = DE
                for op in ("CREATE", "READ", "WRITE", "DESCRIBE", "DESCRIBE_CONFIGS"))
     out.update(Grant(STREAMS, Resource.GROUP, app_id, op, prefixed=True) for op in ("READ", "DESCRIBE"))
     out.update(Grant(PORTAL, Resource.TOPIC, agg_topic(""), op, prefixed=True) for op in ("READ", "DESCRIBE"))
+    # ... but not the one aggregated topic with a record per job seeker (portals get the guarantee per
+    # university from the portal API)
+    out.add(Grant(PORTAL, Resource.TOPIC, agg_topic(PER_SEEKER_AGGREGATE), "READ", prefixed=True, deny=True))
     out.update(Grant(PORTAL, Resource.GROUP, PORTAL_GROUP_PREFIX, op, prefixed=True) for op in ("READ", "DESCRIBE"))
     out.add(Grant(ADMIN, Resource.TOPIC, f"{app_id}-", "WRITE", prefixed=True, deny=True))  # no forged state
     out.add(Grant(OPS, Resource.GROUP, "*", "DESCRIBE"))

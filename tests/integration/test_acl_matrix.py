@@ -30,7 +30,7 @@ from infra.processes import wait_until
 pytestmark = pytest.mark.integration
 
 OPERATIONS = ("produce", "consume", "describe", "create", "delete")
-FAMILIES = ("ingest-scu", "ingest-cqu", "events", "partials", "agg", "dlq", "streams-own")
+FAMILIES = ("ingest-scu", "ingest-cqu", "events", "partials", "agg", "agg-per-seeker", "dlq", "streams-own")
 ALL = set(OPERATIONS)
 
 # principal -> family -> the operations it may do (everything else must be refused)
@@ -42,12 +42,14 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     STREAMS: {
         "ingest-scu": {"consume", "describe"}, "ingest-cqu": {"consume", "describe"},
         "events": {"produce", "consume", "describe"}, "partials": {"produce", "consume", "describe"},
-        "agg": {"produce", "describe"}, "dlq": {"produce", "describe"},
+        "agg": {"produce", "describe"}, "agg-per-seeker": {"produce", "describe"}, "dlq": {"produce", "describe"},
         "streams-own": {"produce", "consume", "describe", "create"},  # faust's changelogs
     },
-    PROJECTOR: {"events": {"consume", "describe"}, "agg": {"consume", "describe"}},
-    PORTAL: {"agg": {"consume", "describe"}},
-    OPS: {family: {"consume", "describe"} for family in ("events", "partials", "agg", "dlq")},
+    PROJECTOR: {"events": {"consume", "describe"}, "agg": {"consume", "describe"},
+                "agg-per-seeker": {"consume", "describe"}},
+    # portals read the aggregated topics, but not the one with a record per job seeker
+    PORTAL: {"agg": {"consume", "describe"}, "agg-per-seeker": {"describe"}},
+    OPS: {family: {"consume", "describe"} for family in ("events", "partials", "agg", "agg-per-seeker", "dlq")},
 }
 
 
@@ -55,7 +57,8 @@ def _topics(suffix: str, app_id: str) -> dict[str, str]:
     return {
         "ingest-scu": ingest_topic("scu") + suffix, "ingest-cqu": ingest_topic("cqu") + suffix,
         "events": family_topic(Family.RECRUITMENT) + suffix, "partials": PARTIALS_TOPIC + suffix,
-        "agg": agg_topic("fairs") + suffix, "dlq": DLQ_TOPIC + suffix, "streams-own": f"{app_id}-rollups-changelog",
+        "agg": agg_topic("fairs") + suffix, "agg-per-seeker": agg_topic("service-guarantee") + suffix,
+        "dlq": DLQ_TOPIC + suffix, "streams-own": f"{app_id}-rollups-changelog",
     }
 
 
