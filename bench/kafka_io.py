@@ -10,13 +10,11 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
-from kafka import KafkaProducer
 
 from bench.report import BenchError
 from bench.workload import Item
-from core.access_policy import writer
 from core.kafka_access import KafkaAccess
-from events.tools.publisher import PRODUCER_DEFAULTS
+from events.tools.publisher import PRODUCER_DEFAULTS, ProducersByWriter
 
 Progress = Callable[[str], None]
 
@@ -25,54 +23,30 @@ Progress = Callable[[str], None]
 Credentials = Callable[[str], KafkaAccess]
 
 
-def producer(kafka: KafkaAccess, **overrides: object) -> KafkaProducer:
-    """kafka-python producer with the publisher SDK's settings (acks=all, idempotent, same batching)."""
-    config = {**PRODUCER_DEFAULTS, **overrides}
-    return KafkaProducer(**kafka.kafka_python(), client_id=f"bench-{uuid.uuid4().hex[:6]}", **config)
-
-
-class Producers:
-    """One producer per principal that may write a topic (core.access_policy.writer): a university's
-    records go out as that university, canonical records as the streams app."""
-
-    def __init__(self, credentials: Credentials, **overrides: object) -> None:
-        self.credentials, self.overrides = credentials, overrides
-        self.by_writer: dict[str, KafkaProducer] = {}
-
-    def __call__(self, topic: str) -> KafkaProducer:
-        who = writer(topic)
-        if who is None:
-            raise BenchError(f"no principal may write {topic}")
-        if who not in self.by_writer:
-            self.by_writer[who] = producer(self.credentials(who), **self.overrides)
-        return self.by_writer[who]
-
-    def flush(self, timeout: float) -> None:
-        for p in self.by_writer.values():
-            p.flush(timeout=timeout)
-
-    def close(self) -> None:
-        for p in self.by_writer.values():
-            p.close(timeout=10)
+def producers(credentials: Credentials, **overrides: object) -> ProducersByWriter:
+    """kafka-python producers with the publisher SDK's settings (acks=all, idempotent, same batching), one per
+    principal that may write a topic: a university's records as that university, canonical ones as streams."""
+    return ProducersByWriter(credentials, **{**PRODUCER_DEFAULTS, "client_id": f"bench-{uuid.uuid4().hex[:6]}",
+                                             **overrides})
 
 
 def load(credentials: Credentials, items: Sequence[Item], suffix: str, timeout: float = 300.0) -> float:
     """Send every item to its suffixed topic as fast as possible, each as the principal that may write it;
     returns seconds taken."""
-    producers = Producers(credentials)
+    by_writer = producers(credentials)
     try:
         for topic in {it.topic + suffix for it in items}:
-            producers(topic).partitions_for(topic)  # connections and metadata outside the clock
+            by_writer(topic).partitions_for(topic)  # connections and metadata outside the clock
         t0 = time.perf_counter()
-        futures = [producers(it.topic + suffix).send(it.topic + suffix, value=it.value, key=it.key) for it in items]
-        producers.flush(timeout)
+        futures = [by_writer(it.topic + suffix).send(it.topic + suffix, value=it.value, key=it.key) for it in items]
+        by_writer.flush(timeout)
         elapsed = time.perf_counter() - t0
         failed = [f for f in futures if not f.is_done or f.failed()]
         if failed:
             raise BenchError(f"{len(failed)} of {len(items)} records were not acknowledged by the broker")
         return elapsed
     finally:
-        producers.close()
+        by_writer.close()
 
 
 @dataclass(frozen=True)
@@ -83,7 +57,7 @@ class Paced:
 
 def paced(credentials: Credentials, items: Sequence[Item], suffix: str, rate: float) -> Paced:
     """Send at ``rate`` items/s (evenly spaced), each record's timestamp set to its send time."""
-    producers = Producers(credentials, linger_ms=2)
+    by_writer = producers(credentials, linger_ms=2)
     sent: list[int] = []
     try:
         interval = 1.0 / rate
@@ -94,12 +68,12 @@ def paced(credentials: Credentials, items: Sequence[Item], suffix: str, rate: fl
             if delay > 0:
                 time.sleep(delay)
             ts = int(time.time() * 1000)
-            producers(it.topic + suffix).send(it.topic + suffix, value=it.value, key=it.key, timestamp_ms=ts)
+            by_writer(it.topic + suffix).send(it.topic + suffix, value=it.value, key=it.key, timestamp_ms=ts)
             sent.append(ts)
-        producers.flush(60)
+        by_writer.flush(60)
         return Paced(sent, time.perf_counter() - t0)
     finally:
-        producers.close()
+        by_writer.close()
 
 
 @dataclass(frozen=True)

@@ -28,17 +28,17 @@ class PublisherRates:
 
 def raw_rate(svc: Services, items: Sequence[Item], suffix: str) -> float:
     prepared = [(it.topic + suffix, it.key, it.value, cloudevent_headers(it.event)) for it in items]
-    producers = kafka_io.Producers(svc.kafka)  # one per university, as its own system (and the SDK) would send
+    by_writer = kafka_io.producers(svc.kafka)  # one per university, as its own system (and the SDK) would send
     try:
         for u in UNIVERSITIES:
-            producers(ingest_topic(u) + suffix).partitions_for(ingest_topic(u) + suffix)  # outside the clock
+            by_writer(ingest_topic(u) + suffix).partitions_for(ingest_topic(u) + suffix)  # outside the clock
         t0 = time.perf_counter()
-        futures = [producers(topic).send(topic, value=value, key=key, headers=headers)
+        futures = [by_writer(topic).send(topic, value=value, key=key, headers=headers)
                    for topic, key, value, headers in prepared]
-        producers.flush(120)
+        by_writer.flush(120)
         elapsed = time.perf_counter() - t0
     finally:
-        producers.close()
+        by_writer.close()
     if any(f.failed() or not f.is_done for f in futures):
         raise BenchError("raw sends: not every record was acknowledged")
     return len(items) / elapsed

@@ -25,7 +25,7 @@ from core.kafka_access import KafkaAccess
 from events.errors import EventError
 from events.simulator.day import alliance_day
 from events.simulator.world import DEFAULT_DAY, DEFAULT_PSEUDONYM_KEY, KINDS, UUID_VERSIONS, Record
-from events.tools.publisher import PRODUCER_DEFAULTS
+from events.tools.publisher import PRODUCER_DEFAULTS, ProducersByWriter, PublisherError
 from events.topics import ingest_owner
 
 #: the universities' producer settings (idempotent, acks=all, ordering kept), under the simulator's client id
@@ -58,12 +58,11 @@ def _check(futures: list[Any], timeout_s: float) -> None:
         raise SimulatorPublishError(f"{len(failures)} record(s) not acknowledged; first: {failures[0]}")
 
 
-def _flush_and_check(producers: Iterable[KafkaProducer], futures: list[Any]) -> None:
-    for producer in producers:
-        try:
-            producer.flush(timeout=FLUSH_TIMEOUT_S)
-        except KafkaTimeoutError as exc:
-            raise SimulatorPublishError(f"broker did not acknowledge in {FLUSH_TIMEOUT_S:.0f}s: {exc}") from None
+def _flush_and_check(producers: ProducersByWriter, futures: list[Any]) -> None:
+    try:
+        producers.flush(FLUSH_TIMEOUT_S)
+    except KafkaTimeoutError as exc:
+        raise SimulatorPublishError(f"broker did not acknowledge in {FLUSH_TIMEOUT_S:.0f}s: {exc}") from None
     _check(futures, timeout_s=1.0)
     futures.clear()
 
@@ -85,19 +84,15 @@ def publish(records: Iterable[Record], credentials: Credentials, *,
         raise ValueError("rate must be positive")
     items = list(records)
     total = len(items)
-    producers: dict[str, KafkaProducer] = {}
+    producers = ProducersByWriter(credentials, **PRODUCER_CONFIG)
 
     def producer_for(topic: str) -> KafkaProducer:
-        owner = ingest_owner(topic)
-        if owner is None:
+        if ingest_owner(topic) is None:  # the simulator writes as universities only
             raise SimulatorPublishError(f"{topic} is not a member university's ingest topic")
-        if owner not in producers:
-            access = credentials(owner)
-            try:
-                producers[owner] = KafkaProducer(**access.kafka_python(), **PRODUCER_CONFIG)
-            except KafkaError as exc:
-                raise SimulatorPublishError(f"cannot connect to Kafka at {access}: {exc}") from None
-        return producers[owner]
+        try:
+            return producers(topic)
+        except PublisherError as exc:
+            raise SimulatorPublishError(str(exc)) from None
 
     futures: list[Any] = []
     sent = 0
@@ -115,13 +110,12 @@ def publish(records: Iterable[Record], credentials: Credentials, *,
                 ) from None
             sent += 1
             if sent % CHECK_EVERY == 0:
-                _flush_and_check(producers.values(), futures)
+                _flush_and_check(producers, futures)
             if progress is not None and (sent % 250 == 0 or sent == total):
                 progress(sent, total)
-        _flush_and_check(producers.values(), futures)
+        _flush_and_check(producers, futures)
     finally:
-        for producer in producers.values():
-            producer.close(timeout=5)
+        producers.close(timeout=5)
     if progress is not None and total == 0:
         progress(0, 0)
     return sent

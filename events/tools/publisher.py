@@ -27,6 +27,7 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import AuthorizationError, KafkaError, KafkaTimeoutError, SaslAuthenticationFailedError
 
+from core.access_policy import writer
 from core.kafka_access import KafkaAccess
 from events.base import MAX_EVENT_BYTES, Event, future_problem
 from events.codec import encode, from_dict
@@ -101,6 +102,38 @@ def check_event(event: Event | Mapping[str, Any], university: str) -> Event:
     if (problem := ownership_problem(model)) is not None:  # so would it this (reason not_owner)
         raise EventValidationError([FieldProblem("subject", problem)], model.type)
     return model
+
+
+class ProducersByWriter:
+    """One kafka-python producer per principal that may write a topic (``core.access_policy.writer``), each
+    with that principal's credentials (``credentials(principal)``, e.g. ``Settings.kafka``): a university's
+    records go out as that university, as its own system would send them. ``config``: producer settings.
+    Used by everything that writes on behalf of several principals at once (the simulator, the benchmark)."""
+
+    def __init__(self, credentials: Callable[[str], KafkaAccess], **config: Any) -> None:
+        self.credentials, self.config = credentials, config
+        self.by_writer: dict[str, KafkaProducer] = {}
+
+    def __call__(self, topic: str) -> KafkaProducer:
+        """The producer for ``topic``, connected on first use; PublisherError if no principal may write it."""
+        who = writer(topic)
+        if who is None:
+            raise PublisherError(f"no principal may write {topic}")
+        if who not in self.by_writer:
+            access = self.credentials(who)
+            try:
+                self.by_writer[who] = KafkaProducer(**access.kafka_python(), **self.config)
+            except KafkaError as exc:
+                raise BrokerUnavailableError(f"cannot connect to {access}: {exc}") from None
+        return self.by_writer[who]
+
+    def flush(self, timeout: float) -> None:
+        for producer in self.by_writer.values():
+            producer.flush(timeout=timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        for producer in self.by_writer.values():
+            producer.close(timeout=timeout)
 
 
 class Publisher:
