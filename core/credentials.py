@@ -21,9 +21,14 @@ class CredentialsError(AllianceError):
 
 @dataclass(frozen=True)
 class CredentialStore:
-    """The local broker's principals and passwords: a JSON object ``{name: password}``, mode 0600."""
+    """A local service's principals and passwords: a JSON object ``{name: password}``, mode 0600."""
 
     path: Path
+
+    @classmethod
+    def of(cls, home: Path) -> CredentialStore:
+        """The store of the local service whose state is in ``home`` (``<home>/users.json``)."""
+        return cls(home / "users.json")
 
     def exists(self) -> bool:
         return self.path.exists()

@@ -40,7 +40,8 @@ class Settings(BaseSettings):
                     "password from the local broker's credential store (local stack) or no authentication")
     kafka_password: SecretStr | None = Field(default=None, description="password of ALLIANCE_KAFKA_USERNAME")
     kafka_ssl_cafile: Path | None = Field(
-        default=None, description="CA certificate of the brokers' TLS listener (SASL_SSL, as in compose)")
+        default=None, description="CA certificate of the brokers' TLS listener (SASL_SSL; no listener of ours "
+                                  "has TLS yet, docs/security.md)")
     kafka_credentials_file: Path | None = Field(
         default=None,
         description="a credential store (JSON {user: password}) to take the role's password from; unset = "
@@ -163,7 +164,7 @@ class Settings(BaseSettings):
         if self.kafka_credentials_file is not None:
             return CredentialStore(self.kafka_credentials_file)
         if self.uses_local_kafka:
-            return CredentialStore(self.local_kafka_home / "users.json")
+            return CredentialStore.of(self.local_kafka_home)
         return None
 
     def kafka(self, role: str) -> KafkaAccess:
@@ -216,7 +217,7 @@ class Settings(BaseSettings):
         PostgreSQL as ``role`` with its password from the local store."""
         if self.database_url is not None:
             return self.database_url.get_secret_value()
-        password = CredentialStore(self.local_postgres_home / "users.json").password(role).get_secret_value()
+        password = CredentialStore.of(self.local_postgres_home).password(role).get_secret_value()
         return f"postgresql://{role}:{password}@127.0.0.1:{self.local_postgres_port}/{self.local_postgres_database}"
 
     def database_env(self) -> dict[str, str]:

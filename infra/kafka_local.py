@@ -159,7 +159,7 @@ class LocalKafka:
 
     @property
     def store(self) -> CredentialStore:
-        return self.credentials or CredentialStore(self.home / "users.json")
+        return self.credentials or CredentialStore.of(self.home)
 
     @property
     def superuser(self) -> KafkaAccess:
@@ -318,7 +318,7 @@ class LocalKafkaCluster:
 
     @property
     def store(self) -> CredentialStore:
-        return CredentialStore(self.home / "users.json")
+        return CredentialStore.of(self.home)
 
     @property
     def superuser(self) -> KafkaAccess:

@@ -84,7 +84,7 @@ class LocalPostgres:
 
     @property
     def store(self) -> CredentialStore:
-        return CredentialStore(self.home / "users.json")
+        return CredentialStore.of(self.home)
 
     @property
     def dsn(self) -> str:

@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from consumers.migrate import migrate
+from core.credentials import CredentialStore
 from core.db_access import APP_ROLES, OWNER, READER, SUPERUSER, WRITER
 from core.settings import PROJECT_ROOT
 from infra.postgres_local import LocalPostgres
@@ -28,7 +29,7 @@ async def server(pg_server_dsn: str, session_dir: Path, unique: str) -> AsyncIte
     """The session's server (started by infra in conftest) with a database of this test, prepared as infra
     prepares the local read model's."""
     port = urlsplit(pg_server_dsn).port
-    if port is None or not (session_dir / "postgres" / "users.json").exists():
+    if port is None or not CredentialStore.of(session_dir / "postgres").exists():
         pytest.fail("the session's PostgreSQL is not the local one (ALLIANCE_DATABASE_URL is set)")
     pg = LocalPostgres(home=session_dir / "postgres", port=port, database=f"roles_{unique}")
     await asyncio.to_thread(pg.prepare_database, pg.database)

@@ -19,7 +19,7 @@ def test_unset_settings_mean_local_embedded_services(monkeypatch: pytest.MonkeyP
     assert s.uses_local_kafka and s.uses_local_postgres and s.bootstrap == "127.0.0.1:9092"
     with pytest.raises(CredentialsError, match="python -m infra up"):  # no local server set up yet
         s.dsn_for(WRITER)
-    CredentialStore(tmp_path / "postgres" / "users.json").save({WRITER: "pw-of-the-writer"})
+    CredentialStore.of(tmp_path / "postgres").save({WRITER: "pw-of-the-writer"})
     assert s.dsn_for(WRITER) == f"postgresql://{WRITER}:pw-of-the-writer@127.0.0.1:54329/alliance"
     assert s.database_env() == {"ALLIANCE_LOCAL_POSTGRES_PORT": "54329", "ALLIANCE_LOCAL_POSTGRES_DATABASE": "alliance"}
 

@@ -5,7 +5,7 @@
 # At the first start the log dir is formatted with the SCRAM-SHA-512 users of the services; universities are
 # added later with `python -m infra users add <code>` (docs/security.md).
 set -euo pipefail
-KAFKA_HOME="${KAFKA_HOME:-/opt/kafka}"  # the apache/kafka image's; tests/unit/test_compose_broker.py moves these
+KAFKA_HOME="${KAFKA_HOME:-/opt/kafka}"  # the apache/kafka image's; tests/integration/test_compose_broker.py moves these
 TEMPLATE="${TEMPLATE:-/opt/alliance/server.properties.in}"
 WORK_DIR="${WORK_DIR:-/tmp}"
 DATA_DIR="${DATA_DIR:-/var/lib/kafka/data}"
