@@ -130,10 +130,11 @@ class LocalPostgres:
             print(f"[infra] initdb {self.data_dir}", flush=True)
             users = self.store.ensure([SUPERUSER, *APP_ROLES])
             pwfile = self.home / ".superuser-password"  # read by initdb (as the service user), then removed
-            pwfile.write_text(users[SUPERUSER] + "\n")
+            fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others
+            with os.fdopen(fd, "w") as f:
+                f.write(users[SUPERUSER] + "\n")
             if run_as is not None:
                 os.chown(pwfile, pwd.getpwnam(run_as).pw_uid, -1)
-            pwfile.chmod(0o600)
             try:
                 init = self._run(
                     bin_dir, "initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=scram-sha-256",
