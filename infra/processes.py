@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -21,14 +22,47 @@ from typing import Any
 from core.settings import PROJECT_ROOT, Settings
 from infra.errors import InfraError
 
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_handed_out: set[int] = set()
+
+
+def _listen_range() -> tuple[int, int]:
+    """Ports below the kernel's ephemeral range: a port chosen there cannot be taken between choosing and
+    binding by some process's *outgoing* connection (a Kafka client's, say), which is what a port asked of
+    the kernel with ``bind(0)`` is exposed to (it lies inside that range)."""
+    try:
+        low = int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return (10000, low - 1) if low > 12000 else (low, 65535)
+
 
 def free_ports(n: int) -> list[int]:
-    """``n`` distinct free loopback ports (all held open until every one is chosen)."""
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    """``n`` distinct loopback ports free now, outside the ephemeral range and never handed out before by
+    this process (all held open until every one is chosen)."""
+    lo, hi = _listen_range()
+    rng = random.SystemRandom()
+    socks: list[socket.socket] = []
+    ports: list[int] = []
     try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
+        for _ in range(200 * n):
+            if len(ports) == n:
+                break
+            port = rng.randint(lo, hi)
+            if port in _handed_out or port in ports:
+                continue
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
+            ports.append(port)
+        if len(ports) < n:
+            raise InfraError(f"no {n} free loopback ports found between {lo} and {hi}")
+        _handed_out.update(ports)
+        return ports
     finally:
         for s in socks:
             s.close()

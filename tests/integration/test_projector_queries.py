@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from consumers.migrate import discover, migrate
 from consumers.projector import ProjectorConfig
 from core.kafka_access import ADMIN
 from core.settings import PROJECT_ROOT, Settings
+from infra.processes import free_port
 from tests.integration.test_projector import (
     build_scenario,
     config_for,
@@ -96,7 +96,7 @@ async def test_queries_via_cli_and_http_api(kafka_settings: Settings, pg_dsn: st
     assert code == 2 and "unknown university 'nope'" in err
 
     token = secrets.token_urlsafe(24)
-    server = TestServer(build_api(pg_dsn, SecretStr(token)), host="127.0.0.1", port=_free_port())
+    server = TestServer(build_api(pg_dsn, SecretStr(token)), host="127.0.0.1", port=free_port())
     await server.start_server()
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as anonymous:
@@ -130,7 +130,7 @@ async def test_queries_via_cli_and_http_api(kafka_settings: Settings, pg_dsn: st
                 assert r.status == 200
     finally:
         await server.close()
-    unconfigured = TestServer(build_api(pg_dsn, None), host="127.0.0.1", port=_free_port())
+    unconfigured = TestServer(build_api(pg_dsn, None), host="127.0.0.1", port=free_port())
     await unconfigured.start_server()
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
@@ -151,9 +151,3 @@ async def cli(dsn: str, *args: str) -> tuple[int, str, str]:
             proc.kill()
             await proc.wait()
     return int(proc.returncode or 0), out.decode(), err.decode()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
