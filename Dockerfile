@@ -11,9 +11,12 @@ WORKDIR /src
 # .dockerignore keeps .venv, .local, .git and caches out of the context.
 COPY . /src
 RUN pip install /src \
-    && useradd --system --uid 10001 --home-dir /var/lib/alliance --create-home alliance
+    && useradd --system --uid 10001 --home-dir /var/lib/alliance --create-home alliance \
+    && install -d -o alliance /var/lib/alliance/faust
 
-# Faust keeps table state (datadir) relative to the working directory.
+# Local state (the workers' RocksDB tables in faust/<app id>/<hostname>-6066, core.settings.tables_dir) lives
+# in the service user's home, not beside the installed package; compose mounts a volume on faust/.
+ENV ALLIANCE_LOCAL_DIR=/var/lib/alliance
 WORKDIR /var/lib/alliance
 USER alliance
 

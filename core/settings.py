@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     session_timeout_seconds: float = Field(
         default=15.0, ge=6.0, le=300.0,
         description="how long the group coordinator waits for a silent worker before it moves its partitions")
+    table_store: Literal["rocksdb", "memory"] = Field(
+        default="rocksdb",
+        description="the worker's table store: 'rocksdb' keeps tables on disk under tables_dir (a restart "
+                    "reads only the changelog written since its last batch; memory does not grow with history); "
+                    "'memory' rebuilds every table from its changelog at each start")
     stop_grace_seconds: float = Field(
         default=25.0, ge=1.0, le=600.0,
         description="a worker whose graceful stop has not finished after this long exits non-zero at once")
@@ -153,6 +158,13 @@ class Settings(BaseSettings):
         if self.local_brokers > 1:  # the compose topology: its own state, beside the single broker's
             return self.local_dir / f"kafka-cluster-{self.local_brokers}"
         return self.local_dir / "kafka"
+
+    @property
+    def tables_dir(self) -> Path:
+        """Where workers keep their tables (``table_store`` rocksdb): ``<app id>/<worker>/`` below it. The
+        tables mirror one Kafka cluster's changelogs, so with a local Kafka they live in its home (the single
+        broker and the 3-node cluster each have their own) and are wiped with its data."""
+        return self.local_kafka_home / "tables" if self.uses_local_kafka else self.local_dir / "faust"
 
     @property
     def local_postgres_home(self) -> Path:

@@ -132,6 +132,8 @@ def run_main_job(settings: Settings, *, events: int = 20000, duration: float = 0
                     shutil.rmtree(node.home / "data", ignore_errors=True)
             elif svc is not None:
                 shutil.rmtree(svc.home / "data", ignore_errors=True)
+        if stack.kafka is not None:  # the workers' tables mirror changelogs of the Kafka just wiped
+            shutil.rmtree(settings.tables_dir, ignore_errors=True)
     log_dir = settings.local_dir / "logs"
     services: list[Service] = []
     started = time.monotonic()

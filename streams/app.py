@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn, cast
 
 import faust
@@ -36,6 +37,9 @@ from streams.domains import domains
 from streams.fence import MembershipFence
 from streams.lag import LagReporter, StallGuard
 from streams.pipeline import Pipeline
+from streams.store import ROCKSDB_OPTIONS
+from streams.store import URL as STORE_URL
+from streams.store import register as register_store
 from streams.take import take_events
 from streams.writer import BatchWriter
 
@@ -63,16 +67,25 @@ def broker_credentials(kafka: KafkaAccess) -> faust.SASLCredentials | None:
                                  mechanism=MECHANISM, ssl_context=kafka.ssl_context())
 
 
+def worker_datadir(settings: Settings, *, app_id: str | None = None, web_port: int | None = None) -> Path:
+    """Where a worker keeps its tables (streams.store): one directory per worker identity, so that two
+    workers of a host never share (RocksDB locks a database) and a restarted worker finds its own."""
+    port = web_port or settings.web_port
+    worker = f"{settings.group_instance_id}-{port}" if settings.group_instance_id else f"port-{port}"
+    return settings.tables_dir / (app_id or settings.app_id) / worker
+
+
 def faust_config(settings: Settings, *, app_id: str | None = None, web_port: int | None = None) -> dict[str, Any]:
     """The ``faust.App`` arguments of a worker (also used by the benchmark's no-op agent)."""
-    datadir = settings.local_dir / "faust" / (app_id or settings.app_id)
+    datadir = worker_datadir(settings, app_id=app_id, web_port=web_port)
     datadir.parent.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
+    register_store()
     kafka = settings.kafka(STREAMS)
     return dict(
         id=app_id or settings.app_id,
         broker=broker_url(kafka.bootstrap),
         broker_credentials=broker_credentials(kafka),
-        store="memory://",
+        store=STORE_URL if settings.table_store == "rocksdb" else "memory://",
         datadir=str(datadir),
         topic_replication_factor=settings.replication_factor,
         topic_allow_declare=True,  # only faust's own changelog topics; ours come from the registry
@@ -107,7 +120,7 @@ def faust_config(settings: Settings, *, app_id: str | None = None, web_port: int
         table_cleanup_interval=60.0,
         # No standby replicas: with them, two workers starting on a backlog stopped processing after the
         # first rebalance (reproduced with 20,000 records; see docs/streams.md). A partition that moves is
-        # recovered from its changelog instead, which the in-memory store does at every start anyway.
+        # recovered from its changelog instead (from the store's persisted offset on, streams.store).
         table_standby_replicas=0,
     )
 
@@ -166,11 +179,15 @@ def create_app(
     partials_topic = raw_topic(app, *topics_of["rollup"])
 
     # each table is co-partitioned with the topics its agent reads (same partition count, same worker)
-    seen = app.Table("ingest-seen", partitions=settings.ingest_partitions, default=None)
+    def table(name: str, partitions: int) -> Any:
+        options = dict(ROCKSDB_OPTIONS) if settings.table_store == "rocksdb" else None
+        return app.Table(name, partitions=partitions, default=None, options=options)
+
+    seen = table("ingest-seen", settings.ingest_partitions)
     # entity states, members, applied event ids and partial sums: one table, so one atomic changelog write
     # per partition and batch (streams.writer)
-    states = app.Table("entity-state", partitions=settings.event_partitions, default=None)
-    rollups = app.Table("rollups", partitions=settings.agg_partitions, default=None)
+    states = table("entity-state", settings.event_partitions)
+    rollups = table("rollups", settings.agg_partitions)
 
     # faust's producer wraps one aiokafka producer; the writer batches onto it (see streams.writer)
     def producer() -> Any:

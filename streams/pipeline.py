@@ -24,6 +24,7 @@ from streams import batch as pure
 from streams import rollup
 from streams.domains import Domain
 from streams.metrics import PipelineMetrics
+from streams.store import approximate_keys
 
 
 class Writer(Protocol):
@@ -107,8 +108,8 @@ class Pipeline:
             m.observe_pipeline_latencies("tables", [ev.message.timestamp * 1000 for ev in batch], now=now_s)
             for aggregate in writes.aggregates:
                 m.record_aggregate(aggregate)
-            m.set_table_keys("entity-state", len(self.states.data))
-            m.set_table_keys("ingest-seen", len(self.seen.data))
+            m.set_table_keys("entity-state", approximate_keys(self.states))
+            m.set_table_keys("ingest-seen", approximate_keys(self.seen))
         self._done("tables", batch, applied=writes.applied)
 
     async def rollup(self, batch: Sequence[EventT[bytes]]) -> None:
@@ -119,7 +120,7 @@ class Pipeline:
                 m.record_aggregate(aggregate)
             if writes.aggregates:
                 m.observe_pipeline_latency("aggregate", batch[-1].message.timestamp * 1000)
-            m.set_table_keys("rollups", len(self.rollups.data))
+            m.set_table_keys("rollups", approximate_keys(self.rollups))
         self._done("rollup", batch)
 
     # ------------------------------------------------------------------ reads (views, tests)

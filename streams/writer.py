@@ -14,6 +14,11 @@ changelog partition): a crash in the middle of a flush can never leave a partial
 whose state (or applied id) did not persist, which a replay would then count again. A changelog batch that
 does not fit one record batch fails the flush (the worker then stops without committing).
 
+With the persistent store (:mod:`streams.store`), a table entry is written to the partition's RocksDB
+database only after its changelog record batch was acknowledged, with that record's offset, so the local
+state is never ahead of the changelog; the in-memory store is written at ``put``, before the batch's first
+await, as before.
+
 Records keep their order within a topic-partition. Keyed records with no explicit partition go where the
 producer's default partitioner (murmur2, the same as kafka-python's) would put them, so the publisher, the
 worker and the projector agree on where a key lives. Changelog records carry the key and value in the
@@ -32,6 +37,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
+
+from streams.store import Change, Store
 
 Headers = list[tuple[str, bytes]]
 Record = tuple[bytes | None, bytes | None, Headers]
@@ -61,6 +68,9 @@ class BatchWriter:
         self._partitions: dict[str, int] = {}
         self._pending: dict[tuple[str, int | None], list[Record]] = {}
         self._atomic: dict[tuple[str, int], list[Record]] = {}  # changelog writes: one record batch each
+        # writes to persistent stores, applied once their changelog batch is acknowledged: store, the
+        # partition's epoch when the batch was computed, the changes
+        self._local: dict[tuple[str, int], tuple[Store, int | None, list[Change]]] = {}
         self.records = 0  # sent since start, for tests and metrics
 
     def add(self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None,
@@ -68,21 +78,31 @@ class BatchWriter:
         self._pending.setdefault((topic, partition), []).append((key, value, headers or []))
 
     def put(self, table: Any, partition: int, key: str, value: Any) -> None:
-        """Write ``key`` of a faust table in memory and its changelog record to the event's partition."""
-        table.data[key] = value
-        self._atomic.setdefault((table.changelog_topic.get_topic_name(), partition), []).append(
-            (changelog_bytes(key), changelog_bytes(value), []))
+        """Write ``key`` of a faust table and its changelog record to the event's partition (a persistent
+        store: after the flush acknowledged the changelog record)."""
+        tp = (table.changelog_topic.get_topic_name(), partition)
+        key_bytes, value_bytes = changelog_bytes(key), changelog_bytes(value)
+        self._atomic.setdefault(tp, []).append((key_bytes, value_bytes, []))
+        data = table.data
+        if isinstance(data, Store):
+            if tp not in self._local:
+                self._local[tp] = (data, data.epoch(partition), [])
+            self._local[tp][2].append((key_bytes, value_bytes))
+        else:
+            data[key] = value
 
     async def flush(self) -> int:
         """Send everything added since the last flush and wait for the broker's acknowledgements."""
         pending, self._pending = self._pending, {}
         atomic, self._atomic = self._atomic, {}
+        local, self._local = self._local, {}
         if not pending and not atomic:
             return 0
         if self._before_flush is not None:
             await self._before_flush()
         producer = self._producer()
         futures: list[asyncio.Future[Any]] = []
+        changelog_futures: dict[tuple[str, int], asyncio.Future[Any]] = {}
         sent = 0
         for (changelog, changelog_partition), changes in atomic.items():  # one record batch each
             builder = BatchBuilder(ATOMIC_BATCH_BYTES, DefaultRecordBatch.CODEC_GZIP)
@@ -90,7 +110,9 @@ class BatchWriter:
                 if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
                     raise ChangelogBatchTooLarge(f"{len(changes)} changelog records for {changelog}"
                                                  f"[{changelog_partition}] exceed {ATOMIC_BATCH_BYTES} bytes")
-            futures.append(await producer.send_batch(builder, changelog, partition=changelog_partition))
+            future = await producer.send_batch(builder, changelog, partition=changelog_partition)
+            futures.append(future)
+            changelog_futures[(changelog, changelog_partition)] = future
             sent += len(changes)
         by_tp: dict[tuple[str, int], list[Record]] = {}
         for (topic, partition), records in pending.items():
@@ -112,6 +134,10 @@ class BatchWriter:
                 sent += 1
             futures.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*futures)
+        for tp, (store, epoch, entries) in local.items():  # acknowledged: now the local state may follow
+            meta = changelog_futures[tp].result()  # base offset of the record batch
+            if meta is not None:  # None only without acknowledgements (acks=0): recovery reads it instead
+                store.write_batch(tp[1], entries, int(meta.offset) + len(entries) - 1, epoch)
         self.records += sent
         return sent
 

@@ -1,0 +1,116 @@
+"""The worker's persistent table store: faust's RocksDB store (``rocksdict``), written by the batch writer.
+
+faust's own RocksDB store writes a key to the partition of "the current event" and reads it from there. An
+agent that takes batches has no single current event (a batch mixes partitions), so :class:`Store` writes
+only through :meth:`Store.write_batch`, which names the partition, and reads a key from whichever of this
+worker's partitions holds it (bloom filters first; faust's bounded key index remembers where a key was).
+
+The order that keeps a store equal to a prefix of its changelog (streams.writer):
+
+1. a batch's changelog records are appended to Kafka (one atomic record batch per changelog partition) and
+   acknowledged;
+2. only then are the same keys and values written to the partition's RocksDB database, together with the
+   changelog offset of the last one, in ONE RocksDB write batch (atomic per partition database).
+
+A crash between 1 and 2 leaves the database behind its changelog: faust's recovery at the next start reads
+the changelog from the persisted offset on, so nothing is lost and nothing of the local state is ahead of
+the changelog (a state ahead of it would make a replayed event look applied while its applied id never
+reached the changelog, and the next owner of the partition would count it again). A partition revoked while
+its batch was in flight is not written locally at all (its next recovery reads that batch from the
+changelog).
+
+A restart therefore reads only the changelog written since the last batch the worker persisted, not the
+whole history, and memory does not grow with the number of keys (they live on disk; memtables and block
+caches are bounded by :data:`ROCKSDB_OPTIONS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import rocksdict
+from faust.stores import STORES
+from faust.stores import rocksdb as faust_rocksdb
+from faust.types import TP, CollectionT
+
+URL = "alliance-rocksdb://"
+# per partition database: 4 MiB memtables (at most 2), 8 MiB block cache; faust's defaults (64 MiB x 3
+# memtables, a 2 GiB cache) are per database, and a worker opens one per table partition
+ROCKSDB_OPTIONS: dict[str, Any] = {
+    "driver": "rocksdict",
+    "write_buffer_size": 4 * 1024 * 1024,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 8 * 1024 * 1024,
+    "target_file_size_base": 16 * 1024 * 1024,
+}
+
+Change = tuple[bytes, bytes | None]  # a changelog record's key and value (None: delete)
+
+
+class Store(faust_rocksdb.Store):
+    """faust's RocksDB store, written per partition by :class:`streams.writer.BatchWriter`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._epochs: dict[int, int] = {}  # partition -> times it was opened or revoked on this worker
+
+    # ------------------------------------------------------------------ writes
+    def epoch(self, partition: int) -> int | None:
+        """An opaque token that changes whenever ``partition`` is revoked or assigned; None while this worker
+        does not hold it."""
+        return self._epochs.get(partition) if partition in self._dbs else None
+
+    def write_batch(self, partition: int, changes: Iterable[Change], offset: int, epoch: int | None) -> bool:
+        """Write ``changes`` to ``partition``'s database with the changelog ``offset`` of the last of them,
+        atomically; only if the partition is still the one ``epoch`` saw (not revoked meanwhile)."""
+        if epoch is None or self.epoch(partition) != epoch:
+            return False
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        for key, value in changes:
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+            self._key_index[key] = partition
+        batch.put(self.offset_key, str(offset).encode())
+        self._dbs[partition].write(batch)
+        return True
+
+    def _set(self, key: bytes, value: bytes | None) -> None:
+        raise RuntimeError("alliance tables are written by streams.writer.BatchWriter only (write_batch)")
+
+    # ------------------------------------------------------------------ reads (never by "the current event")
+    def _get(self, key: bytes) -> bytes | None:
+        found = self._get_bucket_for_key(key)
+        return None if found is None else found[1]
+
+    def _contains(self, key: bytes) -> bool:
+        return self._get(key) is not None
+
+    def approximate_keys(self) -> int:
+        """RocksDB's estimate of the keys in this worker's partitions (counting them would read them all)."""
+        return sum(int(db.property_int_value("rocksdb.estimate-num-keys") or 0) for db in self._dbs.values())
+
+    # ------------------------------------------------------------------ assignment
+    def revoke_partitions(self, table: CollectionT, tps: set[TP]) -> None:
+        for tp in tps:
+            if tp.topic in table.changelog_topic.topics:
+                self._epochs[tp.partition] = self._epochs.get(tp.partition, 0) + 1
+        super().revoke_partitions(table, tps)
+
+    def _db_for_partition(self, partition: int) -> Any:
+        if partition not in self._dbs:
+            self._epochs[partition] = self._epochs.get(partition, 0) + 1
+        return super()._db_for_partition(partition)
+
+
+def register() -> None:
+    """Make :data:`URL` a faust store (idempotent)."""
+    STORES.aliases["alliance-rocksdb"] = f"{__name__}:Store"
+
+
+def approximate_keys(table: Any) -> int:
+    """Keys of a table on this worker: exact for the in-memory store, RocksDB's estimate for :class:`Store`."""
+    data = table.data
+    return data.approximate_keys() if isinstance(data, Store) else len(data)
