@@ -34,8 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench-results" / "result.json")
     p.add_argument("--quick", action="store_true", help="smaller N, one publisher round, no scaling runs")
     p.add_argument("--latency-seconds", type=float, default=None, help="steady-load duration (default 30; quick 15)")
-    p.add_argument("--only", default="profile,publisher,pipeline,latency,worker-profile,projector,scaling",
+    p.add_argument("--only", default="profile,publisher,pipeline,latency,worker-profile,projector,scaling,state",
                    help="comma-separated subset of measurements")
+    p.add_argument("--state-day-events", type=int, default=None,
+                   help="events per simulated day of the state measurement (default 20000; quick 5000)")
     return p
 
 
@@ -166,6 +168,29 @@ class Bench:
         self.results.append(Result("projector rows/s vs its write path alone", res.rate, "rows/s",
                                    baseline=res.write_rate, direction="info", parameters=res.parameters))
 
+    def state(self) -> None:
+        """Worker memory and restart time after 1, 5 and 10 days of history, per table store; each against
+        the same store after 1 day (bench.state)."""
+        from bench import state
+
+        per_day = self.args.state_day_events or (5_000 if self.quick else 20_000)
+        points = state.measure(self.svc, per_day, self.log_dir, progress=log)
+        self.extra["state"] = [vars(p) for p in points]
+        for store in state.STORES:
+            mine = {p.days: p for p in points if p.store == store}
+            first, last = mine[min(mine)], mine[max(mine)]
+            params = {"store": store, "days": last.days, "events": last.events, "events_per_day": per_day,
+                      "baseline": f"the same store after {first.days} day(s)"}
+            self.results.append(Result(f"state {store}: worker RSS after {last.days} days vs {first.days}",
+                                       last.rss_mb, "MB", baseline=first.rss_mb, direction="info",
+                                       parameters=params))
+            self.results.append(Result(f"state {store}: restart to ready after {last.days} days vs {first.days}",
+                                       last.restart_s, "s", baseline=first.restart_s, direction="info",
+                                       parameters=params))
+            self.results.append(Result(f"state {store}: RSS after restart, {last.days} days vs {first.days}",
+                                       last.rss_after_restart_mb, "MB", baseline=first.rss_after_restart_mb,
+                                       direction="info", parameters=params))
+
     def scaling(self) -> None:
         """Steady-state runs (workers up and assigned before the events arrive), against the same kind of
         run with 3 partitions and 1 worker."""
@@ -208,6 +233,7 @@ class Bench:
                      Result("projector rows/s vs COPY of the same rows", None, "rows/s", target=PROJECTOR_TARGET))
         if not self.quick:
             self.guarded("scaling", self.scaling)
+        self.guarded("state", self.state)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,96 @@
+"""State growth: worker memory and restart time after 1, 5 and 10 days of events, on the RocksDB table store
+(streams.store) against the in-memory store measured in the same run.
+
+One worker per store, static membership, a fresh app id. For each step the next days (different simulated
+days, different seeds: every entity and event is new) are published, the worker applies them, its resident
+memory is read from /proc, then it is stopped gracefully and started again with the same identity: the
+restart time is from the start to the first /readyz 200 (readiness needs the tables recovered), and its
+memory is read again once it is ready. The ratios (10 days vs 1 day) are the result; nothing here has a
+timing threshold.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from bench import kafka_io, workload
+from bench.env import Services, provision_run
+from bench.report import BenchError
+from bench.worker import Worker
+from events.simulator import DEFAULT_DAY
+from infra.processes import wait_until
+
+STEPS = (1, 5, 10)  # days of history at each measurement
+STORES = ("memory", "rocksdb")
+APPLY_TIMEOUT_S = 900.0
+
+
+@dataclass(frozen=True)
+class Point:
+    store: str
+    days: int
+    events: int  # applied since the worker's first start
+    rss_mb: float  # after applying the days
+    restart_s: float  # graceful stop excluded: start -> ready
+    rss_after_restart_mb: float
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise BenchError(f"no VmRSS for pid {pid}")
+
+
+def day_items(index: int, per_day: int) -> list[workload.Item]:
+    """Day ``index`` (0-based) of the history: an earlier simulated day with its own seed."""
+    return workload.load_items(per_day, seed=1000 + index, day=DEFAULT_DAY - timedelta(days=index))
+
+
+def measure(svc: Services, per_day: int, log_dir: Path, progress: Callable[[str], None],
+            steps: tuple[int, ...] = STEPS) -> list[Point]:
+    points: list[Point] = []
+    days = [day_items(i, per_day) for i in range(max(steps))]  # the same history for both stores
+    for store in STORES:
+        app_id = f"bench-{svc.run_id}-state-{store}"
+        suffix = svc.suffix(f"state-{store}")
+        provision_run(svc, suffix, app_id=app_id)
+        w = Worker(svc, suffix, app_id, log_dir,
+                   env={"ALLIANCE_TABLE_STORE": store, "ALLIANCE_WORKER_INSTANCE_ID": app_id})
+        published = applied_before = 0
+        try:
+            w.start()
+            w.wait_ready(180)
+            for target in steps:
+                batch = [it for day in days[published:target] for it in day]
+                kafka_io.load(svc.kafka, batch, suffix)
+                goal = applied_before + len(batch)
+
+                def applied(goal: int = goal, w: Worker = w) -> tuple[bool, str]:
+                    done = w.processed("tables")
+                    return done >= goal, f"{done:,} of {goal:,} events applied"
+
+                wait_until(applied, APPLY_TIMEOUT_S, f"{store}: {target} days applied", on_fail=w.log_tail,
+                           interval=0.5, error=BenchError)
+                published = target
+                assert w.proc is not None
+                rss = rss_mb(w.proc.pid)
+                if w.stop(timeout=60) != 0:
+                    raise BenchError(f"{store}: the worker's graceful stop failed:\n{w.log_tail(20)}")
+                t0 = time.monotonic()
+                w.start()
+                w.wait_ready(600)
+                restart_s = time.monotonic() - t0
+                assert w.proc is not None
+                applied_before = 0  # a new process counts from zero
+                points.append(Point(store, target, sum(len(d) for d in days[:target]), round(rss, 1),
+                                    round(restart_s, 2), round(rss_mb(w.proc.pid), 1)))
+                progress(f"state {store}: {target} days ({points[-1].events:,} events): RSS {rss:.0f} MB, "
+                         f"restart {restart_s:.1f} s, RSS after restart {points[-1].rss_after_restart_mb:.0f} MB")
+        finally:
+            w.stop()
+    return points
