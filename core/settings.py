@@ -99,6 +99,11 @@ class Settings(BaseSettings):
         description="the worker's table store: 'rocksdb' keeps tables on disk under tables_dir (a restart "
                     "reads only the changelog written since its last batch; memory does not grow with history); "
                     "'memory' rebuilds every table from its changelog at each start")
+    dedupe_horizon_days: int = Field(
+        default=30, ge=1, le=3650,
+        description="how long the ingest remembers an event id to refuse a university's re-send as 'duplicate' "
+                    "(table ingest-seen: RocksDB TTL, changelog retention); a re-send older than this is "
+                    "harmless anyway (entity states merge idempotently, applied ids are kept)")
     stop_grace_seconds: float = Field(
         default=25.0, ge=1.0, le=600.0,
         description="a worker whose graceful stop has not finished after this long exits non-zero at once")

@@ -37,8 +37,8 @@ from streams.domains import domains
 from streams.fence import MembershipFence
 from streams.lag import LagReporter, StallGuard
 from streams.pipeline import Pipeline
-from streams.store import ROCKSDB_OPTIONS
 from streams.store import URL as STORE_URL
+from streams.store import changelog_configs, store_options
 from streams.store import register as register_store
 from streams.take import take_events
 from streams.writer import BatchWriter
@@ -179,11 +179,13 @@ def create_app(
     partials_topic = raw_topic(app, *topics_of["rollup"])
 
     # each table is co-partitioned with the topics its agent reads (same partition count, same worker)
-    def table(name: str, partitions: int) -> Any:
-        options = dict(ROCKSDB_OPTIONS) if settings.table_store == "rocksdb" else None
-        return app.Table(name, partitions=partitions, default=None, options=options)
+    def table(name: str, partitions: int, horizon_s: int | None = None) -> Any:
+        options = store_options(horizon_s) if settings.table_store == "rocksdb" else None
+        return app.Table(name, partitions=partitions, default=None, options=options,
+                         extra_topic_configs=changelog_configs(horizon_s))
 
-    seen = table("ingest-seen", settings.ingest_partitions)
+    # event ids for the ingest's duplicate check: kept for the dedupe horizon, no longer (streams.store)
+    seen = table("ingest-seen", settings.ingest_partitions, horizon_s=settings.dedupe_horizon_days * 86_400)
     # entity states, members, applied event ids and partial sums: one table, so one atomic changelog write
     # per partition and batch (streams.writer)
     states = table("entity-state", settings.event_partitions)

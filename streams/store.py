@@ -22,6 +22,10 @@ changelog).
 A restart therefore reads only the changelog written since the last batch the worker persisted, not the
 whole history, and memory does not grow with the number of keys (they live on disk; memtables and block
 caches are bounded by :data:`ROCKSDB_OPTIONS`).
+
+A table with a horizon (``ingest-seen``: event ids for the ingest's duplicate check, ``dedupe_horizon_days``)
+forgets its entries: RocksDB's TTL drops them at compaction, and its changelog deletes segments older than
+the horizon, so neither the disk nor a recovery grows with history.
 """
 
 from __future__ import annotations
@@ -103,6 +107,21 @@ class Store(faust_rocksdb.Store):
         if partition not in self._dbs:
             self._epochs[partition] = self._epochs.get(partition, 0) + 1
         return super()._db_for_partition(partition)
+
+
+def store_options(horizon_s: int | None = None) -> dict[str, Any]:
+    """A table's store options; ``horizon_s``: entries expire that long after they were written (RocksDB's
+    TTL: dropped at compaction, so kept at least that long)."""
+    return {**ROCKSDB_OPTIONS, **({"ttl": horizon_s} if horizon_s else {})}
+
+
+def changelog_configs(horizon_s: int | None = None) -> dict[str, str]:
+    """Topic configs of a table's changelog: compacted; with ``horizon_s`` also deleted after that long (one
+    segment a day at most, so an entry leaves the changelog at most a day after its horizon)."""
+    if not horizon_s:
+        return {}
+    return {"cleanup.policy": "compact,delete", "retention.ms": str(horizon_s * 1000),
+            "segment.ms": str(min(horizon_s, 86_400) * 1000)}
 
 
 def register() -> None:

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 import rocksdict
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType
 
 from core.kafka_access import ADMIN, STREAMS
 from core.settings import Settings
@@ -34,18 +35,30 @@ pytestmark = pytest.mark.integration
 
 OFFSET_KEY = b"__faust\0offset__"
 TABLES = ("ingest-seen", "entity-state", "rollups")
+HORIZON_S = Settings().dedupe_horizon_days * 86_400
 
 
-def read_store(path: Path) -> tuple[int | None, dict[bytes, Any]]:
-    """(persisted offset, {key: decoded value}) of one partition database, opened read-only."""
-    db = rocksdict.Rdict(str(path), options=rocksdict.Options(raw_mode=True),
-                         access_type=rocksdict.AccessType.read_only())
+def read_store(path: Path, ttl: int | None) -> tuple[int | None, dict[bytes, Any]]:
+    """(persisted offset, {key: decoded value}) of one partition database (``ttl``: a database with a horizon,
+    whose values carry RocksDB's TTL timestamps), opened while no worker holds it."""
+    access = rocksdict.AccessType.with_ttl(ttl) if ttl else rocksdict.AccessType.read_only()
+    db = rocksdict.Rdict(str(path), options=rocksdict.Options(raw_mode=True), access_type=access)
     try:
         items = dict(db.items())
     finally:
         db.close()
     offset = items.pop(OFFSET_KEY, None)
     return (int(offset) if offset is not None else None), {k: json.loads(v) for k, v in items.items()}
+
+
+def topic_configs(settings: Settings, topics: list[str]) -> dict[str, dict[str, str]]:
+    admin = KafkaAdminClient(**settings.kafka(ADMIN).kafka_python())
+    try:
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in topics])
+        return {name: {key: entry.get("value") for key, entry in configs.items()}
+                for name, configs in described.get("topic", {}).items()}
+    finally:
+        admin.close()
 
 
 def check_stores(settings: Settings, datadir: Path, app_id: str, *, caught_up: bool) -> int:
@@ -60,7 +73,7 @@ def check_stores(settings: Settings, datadir: Path, app_id: str, *, caught_up: b
             for path in sorted((datadir / "v1" / "tables").glob(f"{table}-*.db")):
                 tp = TopicPartition(topic, int(path.name[len(table) + 1:-3]))
                 end = consumer.end_offsets([tp])[tp]
-                offset, stored = read_store(path)
+                offset, stored = read_store(path, HORIZON_S if table == "ingest-seen" else None)
                 if offset is None:
                     assert not stored, f"{path.name}: {len(stored)} keys but no persisted offset"
                     continue
@@ -129,5 +142,11 @@ async def test_store_is_a_prefix_of_its_changelog_across_kill_9_and_restart(sett
         assert w.stop() == 0
         # a graceful stop leaves every database at the end of its changelog: a restart reads nothing
         assert await asyncio.to_thread(check_stores, settings, datadir, app_id, caught_up=True) > 0
+        # the ingest's event ids leave the changelog after the dedupe horizon; the other tables' never do
+        configs = topic_configs(settings, [f"{app_id}-{t}-changelog" for t in TABLES])
+        assert configs[f"{app_id}-ingest-seen-changelog"]["cleanup.policy"] == "compact,delete"
+        assert configs[f"{app_id}-ingest-seen-changelog"]["retention.ms"] == str(HORIZON_S * 1000)
+        assert configs[f"{app_id}-entity-state-changelog"]["cleanup.policy"] == "compact"
+        assert configs[f"{app_id}-rollups-changelog"]["cleanup.policy"] == "compact"
     finally:
         w.stop()
