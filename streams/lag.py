@@ -103,10 +103,12 @@ class StallGuard:
                  busy_stall_s: float = 30.0,
                  starts: Callable[[list[Any]], Awaitable[dict[Any, int]]] | None = None,
                  give_up_after: int = 3, on_stuck: Callable[[Any], None] | None = None,
-                 rebalance_stuck_s: float = 120.0) -> None:
+                 rebalance_stuck_s: float = 120.0, busy_give_up_s: float = 600.0) -> None:
         self.app, self.agent_of, self.last_batch_at, self.starts = app, agent_of, last_batch_at, starts
         self.give_up_after, self.on_stuck = give_up_after, on_stuck
         self.rebalance_stuck_s = rebalance_stuck_s
+        self.busy_give_up_s = busy_give_up_s  # a busy worker is restarted only after this long stalled
+        self._busy_since: dict[Any, float] = {}  # tp -> when it first reached give_up_after rewinds
         self._rebalancing_since: float | None = None
         self._rewinds: dict[Any, tuple[int | None, int]] = {}  # tp -> (committed offset, rewinds without progress)
         self.metrics, self.stall_s, self.busy_stall_s = metrics, stall_s, busy_stall_s
@@ -185,7 +187,19 @@ class StallGuard:
             last, count = self._rewinds.get(tp, (offset, 0))
             count = count + 1 if last == offset else 1
             self._rewinds[tp] = (offset, count)
+            if count == 1:
+                self._busy_since.pop(tp, None)
             if count >= self.give_up_after and self.on_stuck is not None:
+                busy = [a for a, at in self.last_batch_at.items() if now - at < self.stall_s]
+                since = self._busy_since.setdefault(tp, now)
+                if busy and now - since < self.busy_give_up_s:
+                    # a starved agent, not a dead consumer: faust dispatches fetched records in order and
+                    # waits while another agent's full buffer holds them back; a restart would only cost a
+                    # recovery and start the backlog again (seen: a 100,000-event backlog after a restart)
+                    log.warning("%s[%d] stalled after %d rewinds while agent(s) %s keep processing: not "
+                                "restarting while the worker is busy", tp.topic, tp.partition, count,
+                                ", ".join(sorted(busy)))
+                    continue
                 log.critical("%s[%d] still stalled at offset %d after %d rewinds: this worker's consumer no longer "
                              "delivers it (seen with two workers starting together on a backlog, docs/streams.md); "
                              "a restart resumes from the committed offsets", tp.topic, tp.partition, target, count)

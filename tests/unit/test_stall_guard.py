@@ -145,6 +145,45 @@ async def test_gives_up_after_three_rewinds_without_progress_and_asks_for_a_rest
     assert stuck == [EVENTS]
 
 
+async def test_a_starved_agent_is_not_a_reason_to_restart_a_busy_worker() -> None:
+    """A large backlog: the tables agent works through it while the rollup agent's records wait behind its
+    full buffer (faust dispatches fetched records in order). Rewinds, but no restart while any agent keeps
+    finishing batches; once the worker is idle and the partition still stands, it gives up."""
+    stuck: list[TP] = []
+    last_batch_at = {"ingest": 0.0, "tables": 100.0}
+    app = FakeApp(FakeConsumer({EVENTS: 15, INGEST: 40}))
+    guard = StallGuard(app, AGENT_OF.get, last_batch_at, None, stall_s=6.0, busy_stall_s=6.0,
+                       on_stuck=stuck.append)
+    lags = {(INGEST.topic, 0): 300}  # the ingest partition stands still, the tables agent is busy
+    now = 100.0
+    await guard.check(lags, now=now)
+    rewinds = 0
+    for _ in range(40):
+        now += 2.0
+        last_batch_at["tables"] = now - 1.0
+        rewinds += len(await guard.check(lags, now=now))
+    assert rewinds >= 3 and stuck == []
+    for _ in range(10):  # the backlog is done, every agent is idle, the partition has not moved: restart
+        now += 2.0
+        await guard.check(lags, now=now)
+    assert stuck == [INGEST]
+
+
+async def test_a_busy_worker_is_restarted_after_all_if_a_partition_stands_for_busy_give_up_s() -> None:
+    stuck: list[TP] = []
+    last_batch_at = {"ingest": 0.0, "tables": 100.0}
+    app = FakeApp(FakeConsumer({EVENTS: 15, INGEST: 40}))
+    guard = StallGuard(app, AGENT_OF.get, last_batch_at, None, stall_s=6.0, busy_stall_s=6.0,
+                       on_stuck=stuck.append, busy_give_up_s=120.0)
+    lags = {(INGEST.topic, 0): 300}
+    now = 100.0
+    while not stuck and now < 400.0:  # the tables agent never stops working
+        now += 2.0
+        last_batch_at["tables"] = now - 1.0
+        await guard.check(lags, now=now)
+    assert stuck == [INGEST] and 200.0 < now < 300.0
+
+
 def test_a_rebalance_that_never_ends_restarts_the_worker_once() -> None:
     """Seen after a broker bounce: both workers stuck 'rebalancing' for minutes, fetching nothing."""
     stuck: list[Any] = []
