@@ -33,10 +33,12 @@ class Services:
     local: bool
     run_id: str
     credentials: Path | None = None  # the run's own broker's credential store
+    cafile: Path | None = None  # the CA of the run's own broker's TLS listener
 
     def settings(self, **update: Any) -> Settings:
         """Settings of a process of this run: its broker (with the run broker's credentials) and ``update``."""
-        base = (Settings(kafka_bootstrap_servers=self.bootstrap, kafka_credentials_file=self.credentials)
+        base = (Settings(kafka_bootstrap_servers=self.bootstrap, kafka_credentials_file=self.credentials,
+                         kafka_ssl_cafile=self.cafile)
                 if self.credentials is not None else Settings(kafka_bootstrap_servers=self.bootstrap))
         return base.model_copy(update=update) if update else base
 
@@ -74,7 +76,8 @@ def services(home: Path = BENCH_ROOT) -> Iterator[Services]:
             pg.start()
             dsn = pg.dsn_for("postgres")
         yield Services(bootstrap, dsn, broker is not None, run_id,
-                       credentials=broker.store.path if broker is not None else None)
+                       credentials=broker.store.path if broker is not None else None,
+                       cafile=broker.tls.ca if broker is not None else None)
     finally:
         if broker is not None:
             broker.stop()

@@ -41,7 +41,7 @@ def local_principals() -> list[str]:
 @dataclass(frozen=True)
 class KafkaAccess:
     """The bootstrap servers and, when the cluster authenticates, one principal's SCRAM credentials
-    (``ssl_cafile``: the CA of a TLS listener, SASL_SSL; no listener of ours has TLS yet, docs/security.md)."""
+    (``ssl_cafile``: the CA of the brokers' TLS listeners, SASL_SSL; infra.tls makes it, docs/security.md)."""
 
     bootstrap: str
     username: str | None = None

@@ -40,8 +40,9 @@ class Settings(BaseSettings):
                     "password from the local broker's credential store (local stack) or no authentication")
     kafka_password: SecretStr | None = Field(default=None, description="password of ALLIANCE_KAFKA_USERNAME")
     kafka_ssl_cafile: Path | None = Field(
-        default=None, description="CA certificate of the brokers' TLS listener (SASL_SSL; no listener of ours "
-                                  "has TLS yet, docs/security.md)")
+        default=None, description="CA certificate of the brokers' TLS listeners (SASL_SSL); unset = the local "
+                                  "broker's <broker home>/tls/ca.pem when the local broker is used, else "
+                                  "no TLS (docs/security.md)")
     kafka_credentials_file: Path | None = Field(
         default=None,
         description="a credential store (JSON {user: password}) to take the role's password from; unset = "
@@ -184,11 +185,19 @@ class Settings(BaseSettings):
             return CredentialStore.of(self.local_kafka_home)
         return None
 
+    @property
+    def kafka_cafile(self) -> Path | None:
+        """The CA the brokers' TLS listeners are checked against: ``kafka_ssl_cafile``, else the local broker's
+        (which always runs TLS, infra.tls), else none (an external cluster without TLS)."""
+        if self.kafka_ssl_cafile is not None:
+            return self.kafka_ssl_cafile
+        return self.local_kafka_home / "tls" / "ca.pem" if self.uses_local_kafka else None
+
     def kafka(self, role: str) -> KafkaAccess:
         """How this process reaches Kafka acting as ``role`` (core.kafka_access): ALLIANCE_KAFKA_USERNAME and
         _PASSWORD when set; otherwise ``role`` with its password from the credential store; otherwise (an
         external cluster without a store) no authentication."""
-        cafile = str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile is not None else None
+        cafile = str(self.kafka_cafile) if self.kafka_cafile is not None else None
         access = KafkaAccess(self.bootstrap, ssl_cafile=cafile)
         if self.kafka_username is not None:
             if self.kafka_password is None:
@@ -206,7 +215,7 @@ class Settings(BaseSettings):
         store = self.credential_store
         return {"ALLIANCE_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
                 **({"ALLIANCE_KAFKA_CREDENTIALS_FILE": str(store.path)} if store is not None else {}),
-                **({"ALLIANCE_KAFKA_SSL_CAFILE": str(self.kafka_ssl_cafile)} if self.kafka_ssl_cafile else {})}
+                **({"ALLIANCE_KAFKA_SSL_CAFILE": str(self.kafka_cafile)} if self.kafka_cafile else {})}
 
     @property
     def bootstrap(self) -> str:

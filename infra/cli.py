@@ -8,6 +8,7 @@ Commands:
   users       list|add|rotate|remove the cluster's SCRAM principals (python -m infra users --help)
   db-roles    create the read model's PostgreSQL roles and database on a server (ALLIANCE_DATABASE_ADMIN_URL,
               ALLIANCE_PG_{OWNER,PROJECTOR,PORTAL}_PASSWORD); the local server gets them by itself
+  tls         make the brokers' CA and server certificate (PEM) for a deployment: --out DIR --hosts a,b,c
   compose-config  write compose's broker configuration (infra/kafka/compose/server.properties.in) from the
               local cluster's; --check only says whether the committed file is current
   run         the main job: up + provision + migrate + workers + a realistic demo stream
@@ -101,6 +102,20 @@ def _cmd_compose_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tls(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from infra.tls import ensure
+
+    hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
+    files = ensure(Path(args.out), hosts)
+    print(f"CA          {files.ca}  (clients trust it: ALLIANCE_KAFKA_SSL_CAFILE)\n"
+          f"CA key      {files.ca_key}  (keep it off the brokers; needed only to issue another certificate)\n"
+          f"server      {files.server}  (the brokers' keystore: key, certificate, CA; valid for "
+          f"{', '.join(sorted(files.hosts()))})")
+    return 0
+
+
 def _cmd_users(args: argparse.Namespace) -> int:
     from infra.users import main as users
 
@@ -136,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("users", help="the cluster's SCRAM principals (python -m infra users --help)")
     sub.add_parser("db-roles", help="create the read model's PostgreSQL roles and database on a server"
                    ).set_defaults(func=_cmd_db_roles)
+    tls = sub.add_parser("tls", help="make the brokers' CA and server certificate for a deployment")
+    tls.add_argument("--out", required=True, help="directory (compose: infra/kafka/compose/tls)")
+    tls.add_argument("--hosts", default="kafka-1,kafka-2,kafka-3,localhost",
+                     help="host names / addresses the brokers are reached by (default: compose's)")
+    tls.set_defaults(func=_cmd_tls)
     cc = sub.add_parser("compose-config", help="write compose's broker configuration from the local cluster's")
     cc.add_argument("--check", action="store_true", help="exit 1 if the committed file is not current")
     cc.set_defaults(func=_cmd_compose_config)

@@ -42,33 +42,34 @@ def session_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def kafka_broker(session_dir: Path) -> Iterator[tuple[str, Path | None]]:
-    """(bootstrap servers, credential store path) of the session's broker."""
+def kafka_broker(session_dir: Path) -> Iterator[tuple[str, Path | None, Path | None]]:
+    """(bootstrap servers, credential store path, CA of its TLS listener) of the session's broker."""
     external = os.environ.get("ALLIANCE_KAFKA_BOOTSTRAP_SERVERS")
     if external:
         store = os.environ.get("ALLIANCE_KAFKA_CREDENTIALS_FILE")
-        yield external, Path(store) if store else None
+        cafile = os.environ.get("ALLIANCE_KAFKA_SSL_CAFILE")
+        yield external, Path(store) if store else None, Path(cafile) if cafile else None
         return
     port, controller_port = free_ports(2)
     broker = LocalKafka(home=session_dir / "kafka", cache_dir=PROJECT_ROOT / ".local",
                         port=port, controller_port=controller_port)
     broker.start(timeout=120)
     try:
-        yield broker.bootstrap, broker.store.path
+        yield broker.bootstrap, broker.store.path, broker.tls.ca
     finally:
         broker.stop()
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(kafka_broker: tuple[str, Path | None]) -> str:
+def kafka_bootstrap(kafka_broker: tuple[str, Path | None, Path | None]) -> str:
     return kafka_broker[0]
 
 
 @pytest.fixture(scope="session")
-def kafka_settings(kafka_broker: tuple[str, Path | None]) -> Settings:
+def kafka_settings(kafka_broker: tuple[str, Path | None, Path | None]) -> Settings:
     """Settings that reach the session's broker; ``.kafka(role)`` gives any principal's access."""
-    bootstrap, store = kafka_broker
-    return Settings(kafka_bootstrap_servers=bootstrap, kafka_credentials_file=store)
+    bootstrap, store, cafile = kafka_broker
+    return Settings(kafka_bootstrap_servers=bootstrap, kafka_credentials_file=store, kafka_ssl_cafile=cafile)
 
 
 @pytest.fixture(scope="session")

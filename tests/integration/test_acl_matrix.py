@@ -15,6 +15,8 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -26,6 +28,7 @@ from core.settings import PROJECT_ROOT, Settings
 from core.topic_admin import provision
 from events.topics import DLQ_TOPIC, PARTIALS_TOPIC, Family, agg_topic, family_topic, ingest_topic
 from infra.processes import wait_until
+from infra.tls import ensure as ensure_tls
 
 pytestmark = pytest.mark.integration
 
@@ -187,15 +190,31 @@ def test_every_principal_family_and_operation_is_allowed_or_refused_as_documente
 
 
 def test_no_credentials_or_a_wrong_password_get_nothing(deployment: tuple[Settings, dict[str, str]]) -> None:
+    """Over TLS (so the broker's authentication is what refuses them, not the handshake)."""
     cfg, topics = deployment
-    for access in (KafkaAccess(cfg.bootstrap), KafkaAccess(cfg.bootstrap).as_user("scu", "not-the-password"),
-                   KafkaAccess(cfg.bootstrap).as_user("nobody", "no-such-user-password")):
+    tls = KafkaAccess(cfg.bootstrap, ssl_cafile=str(cfg.kafka_cafile))
+    for access in (tls, tls.as_user("scu", "not-the-password"), tls.as_user("nobody", "no-such-user-password")):
         with pytest.raises(KafkaError):
             forge(access, topics["partials"])
 
 
+def test_the_listener_speaks_only_tls_with_a_certificate_of_the_deployment_ca(
+        deployment: tuple[Settings, dict[str, str]], tmp_path: Path) -> None:
+    """A client without TLS gets nothing even with the right password, and so does a client that trusts
+    another CA (a broker impostor is refused the same way): the password never reaches either."""
+    cfg, topics = deployment
+    right = cfg.kafka(STREAMS)  # a principal that may write partials
+    forge(right, topics["partials"])  # the control: over TLS, with the deployment's CA, it works
+    assert right.password is not None
+    with pytest.raises(KafkaError):
+        forge(KafkaAccess(cfg.bootstrap).as_user(STREAMS, right.password), topics["partials"])
+    other = ensure_tls(tmp_path / "other-ca")
+    with pytest.raises(KafkaError):
+        forge(replace(right, ssl_cafile=str(other.ca)), topics["partials"])
+
+
 def forge(access: KafkaAccess, topic: str) -> None:
-    producer = KafkaProducer(**access.kafka_python(), max_block_ms=3000, bootstrap_timeout_ms=3000)
+    producer = KafkaProducer(**access.kafka_python(), max_block_ms=5000, bootstrap_timeout_ms=5000)
     try:
         producer.send(topic, b'{"forged": true}').get(timeout=8)
     finally:

@@ -14,6 +14,7 @@ import pytest
 
 from core.settings import PROJECT_ROOT
 from infra.kafka_local import COMPOSE_DIR, fetch_jars
+from infra.tls import ensure as ensure_tls
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +42,8 @@ def run(kafka_home: Path, tmp_path: Path, **env: str) -> subprocess.CompletedPro
     base = {"PATH": os.environ["PATH"], "KAFKA_HOME": str(kafka_home), "TEMPLATE": str(COMPOSE_DIR /
             "server.properties.in"), "WORK_DIR": str(tmp_path), "DATA_DIR": str(tmp_path / "data"),
             "NODE_ID": "2", "CLUSTER_ID": "QWxsaWFuY2VCYWNrYm9uZQ", "EXTERNAL_PORT": "19093", **PASSWORDS}
+    if "TLS_DIR" not in env:  # the certificates `python -m infra tls` makes
+        base["TLS_DIR"] = str(ensure_tls(tmp_path / "tls", ["kafka-1", "kafka-2", "kafka-3", "localhost"]).directory)
     return subprocess.run(["bash", str(SCRIPT)], env={**base, **env}, capture_output=True, text=True, timeout=120,
                           check=False)
 
@@ -58,6 +61,9 @@ def test_a_node_is_formatted_with_the_service_users_and_started_with_its_own_con
     jaas = props["listener.name.internal.scram-sha-512.sasl.jaas.config"]
     assert f'password="{PASSWORDS["KAFKA_BROKER_PASSWORD"]}"' in jaas
     assert oct(config.stat().st_mode & 0o777) == "0o600"  # it holds the brokers' password
+    assert props["ssl.keystore.location"] == str(tmp_path / "tls" / "server.pem")
+    client = (tmp_path / "client.properties").read_text()  # the health check's: TLS against the CA too
+    assert "security.protocol=SASL_SSL" in client and f"ssl.truststore.location={tmp_path}/tls/ca.pem" in client
     assert "username=\"broker\"" in (tmp_path / "client.properties").read_text()
     meta = (tmp_path / "data" / "meta.properties").read_text()
     assert "node.id=2" in meta and "cluster.id=QWxsaWFuY2VCYWNrYm9uZQ" in meta
@@ -79,3 +85,9 @@ def test_a_missing_or_unusable_password_stops_the_node_before_anything_is_writte
     done = run(kafka_home, tmp_path, **{variable: value})
     assert done.returncode == 2 and says in done.stderr, done.stderr
     assert not (tmp_path / "server.properties").exists() and not (tmp_path / "data").exists()
+
+
+def test_a_node_without_its_certificates_does_not_start(kafka_home: Path, tmp_path: Path) -> None:
+    done = run(kafka_home, tmp_path, TLS_DIR=str(tmp_path / "no-tls"))
+    assert done.returncode == 2 and "python -m infra tls" in done.stderr, done.stderr
+    assert not (tmp_path / "data").exists() and not (tmp_path / "started-with").exists()

@@ -253,6 +253,9 @@ def test_compose_file_is_valid_against_the_compose_specification(compose: dict[s
     assert list(validator.iter_errors(broken))
 
 
+GENERATED_TLS = "./infra/kafka/compose/tls/"
+
+
 def test_compose_dependencies_mounts_and_images(compose: dict[str, Any]) -> None:
     services: dict[str, dict[str, Any]] = compose["services"]
     named_volumes = set(compose.get("volumes", {}))
@@ -262,7 +265,9 @@ def test_compose_dependencies_mounts_and_images(compose: dict[str, Any]) -> None
             assert target in services, (name, target)
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0]
-            if source.startswith((".", "/")):
+            if source.startswith(GENERATED_TLS):  # made by the operator (python -m infra tls), never committed
+                assert source.removeprefix(GENERATED_TLS) in ("ca.pem", ""), (name, source)  # no private key
+            elif source.startswith((".", "/")):
                 assert (PROJECT_ROOT / source).resolve().exists(), (name, source)
                 assert (PROJECT_ROOT / source).resolve().is_relative_to(PROJECT_ROOT), (name, source)
             else:
@@ -306,8 +311,11 @@ def test_compose_kafka_is_a_three_node_kraft_cluster(compose: dict[str, Any]) ->
     assert props["default.replication.factor"] == props["offsets.topic.replication.factor"] == "3"
     assert props["min.insync.replicas"] == "2" and props["auto.create.topics.enable"] == "false"
     assert "INTERNAL://@HOST@:9092" in props["advertised.listeners"]
-    assert set(props["listener.security.protocol.map"].split(",")) == {
-        "INTERNAL:SASL_PLAINTEXT", "EXTERNAL:SASL_PLAINTEXT", "CONTROLLER:SASL_PLAINTEXT"}
+    assert set(props["listener.security.protocol.map"].split(",")) == {  # SASL over TLS everywhere
+        "INTERNAL:SASL_SSL", "EXTERNAL:SASL_SSL", "CONTROLLER:SASL_SSL"}
+    assert props["ssl.keystore.location"] == "@TLS_DIR@/server.pem"
+    assert props["ssl.truststore.location"] == "@TLS_DIR@/ca.pem"
+    assert props["ssl.endpoint.identification.algorithm"] == "https"
     assert props["allow.everyone.if.no.acl.found"] == "false" and props["super.users"] == "User:broker"
     assert props["authorizer.class.name"].endswith("StandardAuthorizer")
     script = (COMPOSE_TEMPLATE.parent / "broker.sh").read_text()
@@ -326,6 +334,9 @@ def test_compose_app_services(compose: dict[str, Any]) -> None:
     assert set(app) == {"provision", "db-roles", "migrate", "worker", "projector"}
     for name in app:
         assert services[name]["environment"]["ALLIANCE_KAFKA_BOOTSTRAP_SERVERS"] == bootstrap, name
+        # TLS: the deployment's CA, mounted read-only (the brokers' private key never reaches an app)
+        cafile = services[name]["environment"]["ALLIANCE_KAFKA_SSL_CAFILE"]
+        assert f"{GENERATED_TLS}ca.pem:{cafile}:ro" in services[name]["volumes"], name
     # the read model: each process its own PostgreSQL role (core.db_access), the superuser only for db-roles
     roles = {name: m.group(1) if (m := re.match(r"postgresql://([^:@/]+)[:@]",
                                                  services[name]["environment"].get("ALLIANCE_DATABASE_URL", "")))

@@ -9,6 +9,7 @@ KAFKA_HOME="${KAFKA_HOME:-/opt/kafka}"  # the apache/kafka image's; tests/integr
 TEMPLATE="${TEMPLATE:-/opt/alliance/server.properties.in}"
 WORK_DIR="${WORK_DIR:-/tmp}"
 DATA_DIR="${DATA_DIR:-/var/lib/kafka/data}"
+TLS_DIR="${TLS_DIR:-/opt/alliance/tls}"  # ca.pem and server.pem from `python -m infra tls` (docs/operations.md)
 
 for var in NODE_ID CLUSTER_ID EXTERNAL_PORT KAFKA_BROKER_PASSWORD KAFKA_ADMIN_PASSWORD KAFKA_STREAMS_PASSWORD \
            KAFKA_PROJECTOR_PASSWORD KAFKA_OPS_PASSWORD KAFKA_PORTAL_PASSWORD; do
@@ -25,13 +26,25 @@ for var in KAFKA_BROKER_PASSWORD KAFKA_ADMIN_PASSWORD KAFKA_STREAMS_PASSWORD KAF
   fi
 done
 
+for file in "$TLS_DIR/ca.pem" "$TLS_DIR/server.pem"; do
+  if [ ! -r "$file" ]; then
+    echo "broker.sh: $file is missing or unreadable: make the listeners' certificates with" \
+         "'python -m infra tls --out infra/kafka/compose/tls --hosts kafka-1,kafka-2,kafka-3,localhost'" \
+         "and make server.pem readable by the container's user (uid 1000) (docs/operations.md)" >&2
+    exit 2
+  fi
+done
+
 config="$WORK_DIR/server.properties"
 umask 077
 sed -e "s/@NODE_ID@/${NODE_ID}/g" -e "s/@HOST@/$(hostname)/g" -e "s/@EXTERNAL_PORT@/${EXTERNAL_PORT}/g" \
-    -e "s|@DATA_DIR@|${DATA_DIR}|g" -e "s/@BROKER_PASSWORD@/${KAFKA_BROKER_PASSWORD}/g" "$TEMPLATE" > "$config"
+    -e "s|@DATA_DIR@|${DATA_DIR}|g" -e "s|@TLS_DIR@|${TLS_DIR}|g" \
+    -e "s/@BROKER_PASSWORD@/${KAFKA_BROKER_PASSWORD}/g" "$TEMPLATE" > "$config"
 # the health check's client configuration (the brokers' own principal)
 cat > "$WORK_DIR/client.properties" <<EOF
-security.protocol=SASL_PLAINTEXT
+security.protocol=SASL_SSL
+ssl.truststore.type=PEM
+ssl.truststore.location=${TLS_DIR}/ca.pem
 sasl.mechanism=SCRAM-SHA-512
 sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="${KAFKA_BROKER_PASSWORD}";
 EOF
