@@ -8,7 +8,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -17,6 +16,7 @@ from bench.env import Services, provision_run
 from bench.kafka_io import Progress
 from bench.report import BenchError
 from bench.workload import Item
+from core.db_access import with_database
 from core.kafka_access import PROJECTOR
 from events.topics import EVENT_PARTITIONS, Family, family_topic
 
@@ -74,11 +74,6 @@ async def _write_path(conn: asyncpg.Connection, dsn: str, group: str, batches: l
         return time.perf_counter() - t0
     finally:
         await writer.close()
-
-
-def with_database(dsn: str, database: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path=f"/{database}"))
 
 
 def canonical(items: Sequence[Item]) -> list[Item]:

@@ -15,9 +15,25 @@ None of them is a superuser or may create roles or databases; the server accepts
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
 SUPERUSER = "postgres"
 OWNER, WRITER, READER = "alliance_owner", "alliance_projector", "alliance_portal"
 APP_ROLES = (OWNER, WRITER, READER)
+
+
+def with_database(dsn: str, database: str) -> str:
+    """``dsn`` with another database (its user, password, host and parameters kept)."""
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{database}"))
+
+
+def verified(dsn: str, cafile: str) -> str:
+    """``dsn`` over TLS, the server's certificate (host name included) checked against ``cafile``
+    (libpq's and asyncpg's ``sslmode=verify-full``)."""
+    parts = urlsplit(dsn)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("sslmode", "sslrootcert")]
+    query += [("sslmode", "verify-full"), ("sslrootcert", cafile)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _literal(text: str) -> str:

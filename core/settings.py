@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.credentials import CredentialStore
+from core.db_access import verified
 from core.errors import AllianceError
 from core.kafka_access import KafkaAccess
 from events.privacy import DEVELOPMENT_KEY
@@ -240,11 +241,12 @@ class Settings(BaseSettings):
     def dsn_for(self, role: str) -> str:
         """The read model's DSN for ``role`` (core.db_access: the owner migrates, the projector writes, portals
         read): ALLIANCE_DATABASE_URL when set (the operator gives each process its own), otherwise the local
-        PostgreSQL as ``role`` with its password from the local store."""
+        PostgreSQL as ``role`` with its password from the local store, over TLS checked against its CA."""
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         password = CredentialStore.of(self.local_postgres_home).password(role).get_secret_value()
-        return f"postgresql://{role}:{password}@127.0.0.1:{self.local_postgres_port}/{self.local_postgres_database}"
+        return verified(f"postgresql://{role}:{password}@127.0.0.1:{self.local_postgres_port}/"
+                        f"{self.local_postgres_database}", str(self.local_postgres_home / "tls" / "ca.pem"))
 
     def database_env(self) -> dict[str, str]:
         """The ALLIANCE_* variables that let a child process reach this read model as its own role."""

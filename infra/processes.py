@@ -260,6 +260,19 @@ def freshness(workers: list[Service], field: str = "events_processed") -> dict[s
     return total
 
 
+def wait_applied(workers: list[Service], at_least: int, timeout: float, agent: str = "tables") -> None:
+    """Until ``agent`` of ``workers`` applied ``at_least`` events for the first time (a worker that exits
+    ends the wait at once)."""
+    def applied() -> tuple[bool, str]:
+        for w in workers:
+            if not w.alive():
+                raise InfraError(f"{w.name} exited:\n{w.log_tail()}")
+        done = freshness(workers, "events_applied").get(agent, 0)
+        return done >= at_least, f"{done} of {at_least} events applied"
+
+    wait_until(applied, timeout, f"{agent} to apply {at_least} events", interval=0.05)
+
+
 def metric_sum(service: Service, name: str) -> dict[str, float]:
     """Samples of one metric family from a service's /metrics, by label string."""
     status, body = service.get("/metrics")

@@ -7,7 +7,8 @@ local broker and the local cluster make their own under their home (``tls/``) at
 
 Files of a directory: ``ca.pem`` (the CA certificate: public, what clients trust), ``ca.key`` (the CA's
 private key, 0600: only needed to issue another server certificate), ``server.pem`` (the server's private
-key, its certificate and the CA certificate, 0600: the brokers' keystore).
+key, its certificate and the CA certificate, 0600: the brokers' keystore), and the same key and chain as
+``server.key`` (0600) and ``server.crt`` for PostgreSQL, which reads them as two files.
 """
 
 from __future__ import annotations
@@ -46,12 +47,20 @@ class TlsFiles:
     def server(self) -> Path:
         return self.directory / "server.pem"
 
+    @property
+    def server_key(self) -> Path:
+        return self.directory / "server.key"
+
+    @property
+    def server_cert(self) -> Path:
+        return self.directory / "server.crt"
+
     def exists(self) -> bool:
-        return self.ca.exists() and self.server.exists()
+        return all(p.exists() for p in (self.ca, self.server, self.server_key, self.server_cert))
 
     def hosts(self) -> set[str]:
         """The names and addresses the server certificate is valid for."""
-        cert = x509.load_pem_x509_certificate(self.server.read_bytes().split(b"-----END PRIVATE KEY-----")[1])
+        cert = x509.load_pem_x509_certificate(self.server_cert.read_bytes())
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         return {*names.get_values_for_type(x509.DNSName),
                 *(str(ip) for ip in names.get_values_for_type(x509.IPAddress))}
@@ -129,6 +138,8 @@ def ensure(directory: Path, hosts: tuple[str, ...] | list[str] = LOCAL_HOSTS) ->
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
                            critical=False)
             .sign(ca_key, hashes.SHA256()))
-    _write(files.server, _pkcs8(key) + cert.public_bytes(serialization.Encoding.PEM)
-           + ca_cert.public_bytes(serialization.Encoding.PEM), 0o600)
+    chain = cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM)
+    _write(files.server_key, _pkcs8(key), 0o600)
+    _write(files.server_cert, chain, 0o644)
+    _write(files.server, _pkcs8(key) + chain, 0o600)
     return files

@@ -1,7 +1,8 @@
 """External command-line tools the project's checks need, located or installed by the project itself.
 
 ``promtool`` (checks Prometheus configs, rules and metric exposition) comes from the Debian package
-``prometheus``. :func:`ensure_promtool` returns its path and installs the package when it is missing
+``prometheus``; a PostgreSQL server built with TLS from Debian's ``postgresql`` (infra.postgres_local).
+:func:`ensure_promtool` returns its path and installs the package when it is missing
 (as root, with apt-get), without leaving a Prometheus server running.
 """
 
@@ -42,23 +43,25 @@ def ensure_promtool(*, timeout: float = 900.0) -> str:
         found = find_promtool()
         if found:
             return found
-        _apt_install(PROMTOOL_PACKAGE, timeout=timeout)
+        apt_install(PROMTOOL_PACKAGE, needed_for="promtool", override="ALLIANCE_PROMTOOL", timeout=timeout)
         found = find_promtool()
         if not found:
             raise ToolError(f"apt-get installed {PROMTOOL_PACKAGE!r} but promtool is still not on PATH")
         return found
 
 
-def _apt_install(package: str, *, timeout: float) -> None:
+def apt_install(package: str, *, needed_for: str, override: str, timeout: float = 900.0) -> None:
+    """Install Debian's ``package`` (as root); without starting the servers it ships. ``needed_for`` and
+    ``override`` (the setting that points elsewhere instead) go into the errors."""
     if shutil.which("apt-get") is None:
-        raise ToolError(f"promtool is missing and apt-get is not available: install the {package!r} "
-                        "package (or set ALLIANCE_PROMTOOL to a promtool binary)")
+        raise ToolError(f"{needed_for} is missing and apt-get is not available: install the {package!r} "
+                        f"package (or set {override})")
     if hasattr(os, "geteuid") and os.geteuid() != 0:
-        raise ToolError(f"promtool is missing: run `sudo apt-get install -y --no-install-recommends "
-                        f"{package}` (installing needs root), or set ALLIANCE_PROMTOOL")
+        raise ToolError(f"{needed_for} is missing: run `sudo apt-get install -y --no-install-recommends "
+                        f"{package}` (installing needs root), or set {override}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = ["apt-get", "install", "-y", "--no-install-recommends", package]
-    # The package's maintainer scripts would start a Prometheus server; a policy-rc.d that answers 101
+    # The package's maintainer scripts would start its server; a policy-rc.d that answers 101
     # ("action forbidden") stops invoke-rc.d from doing so. Only ours is removed afterwards.
     own_policy = not _POLICY_RC_D.exists()
     if own_policy:

@@ -17,6 +17,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from core.db_access import with_database
 from core.kafka_access import ADMIN, KafkaAccess
 from core.settings import PROJECT_ROOT, Settings
 from infra.kafka_local import LocalKafka
@@ -108,8 +109,7 @@ async def pg_dsn(pg_server_dsn: str, unique: str) -> AsyncIterator[str]:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    base, _, _ = pg_server_dsn.rpartition("/")
-    yield f"{base}/{name}"
+    yield with_database(pg_server_dsn, name)
     admin = await asyncpg.connect(pg_server_dsn)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -6,20 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from consumers.migrate import migrate
 from core.credentials import CredentialStore
-from core.db_access import APP_ROLES, OWNER, READER, SUPERUSER, WRITER
+from core.db_access import APP_ROLES, OWNER, READER, SUPERUSER, WRITER, verified
 from core.settings import PROJECT_ROOT
 from infra.postgres_local import LocalPostgres
+from infra.tls import ensure as ensure_tls
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +91,8 @@ async def test_passwords_only_and_no_connection_without_a_grant(server: LocalPos
     host = f"127.0.0.1:{server.port}"
     for role in (SUPERUSER, *APP_ROLES):
         with pytest.raises(asyncpg.InvalidPasswordError):  # no trust: a wrong password is refused
-            await asyncpg.connect(f"postgresql://{role}@{host}/{server.database}", password="guessed-password")
+            await asyncpg.connect(verified(f"postgresql://{role}@{host}/{server.database}", str(server.tls.ca)),
+                                  password="guessed-password")
     # a database the roles were not granted (made by the superuser for something else) refuses them
     admin = await asyncpg.connect(server.dsn_for("postgres"))
     other = f"other_{unique}"
@@ -101,6 +104,23 @@ async def test_passwords_only_and_no_connection_without_a_grant(server: LocalPos
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{other}" WITH (FORCE)')
         await admin.close()
+
+
+async def test_tls_only_with_a_certificate_of_the_local_ca(server: LocalPostgres, tmp_path: Path) -> None:
+    """The right password without TLS finds no pg_hba entry; a client that trusts another CA refuses the
+    server before it sends the password; with the server's CA (host name checked) the session is TLS."""
+    right = server.dsn_for(server.database, READER)
+    conn = await asyncpg.connect(right)
+    try:
+        assert await conn.fetchval("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") is True
+    finally:
+        await conn.close()
+    plain = urlunsplit(urlsplit(right)._replace(query="sslmode=disable"))
+    with pytest.raises(asyncpg.InvalidAuthorizationSpecificationError, match="no encryption"):
+        await asyncpg.connect(plain)
+    other = ensure_tls(tmp_path / "other-ca")
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await asyncpg.connect(verified(right, str(other.ca)))
 
 
 def test_db_roles_command_prepares_another_server_the_same_way(server: LocalPostgres, pg_server_dsn: str,
@@ -127,7 +147,8 @@ def test_db_roles_command_prepares_another_server_the_same_way(server: LocalPost
     host = urlsplit(pg_server_dsn)
 
     def url(role: str) -> str:
-        return f"postgresql://{role}:{passwords[role]}@{host.hostname}:{host.port}/{database}"
+        return verified(f"postgresql://{role}:{passwords[role]}@{host.hostname}:{host.port}/{database}",
+                        str(server.tls.ca))
 
     async def check() -> None:
         assert await migrate(url(OWNER))

@@ -266,7 +266,8 @@ def test_compose_dependencies_mounts_and_images(compose: dict[str, Any]) -> None
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0]
             if source.startswith(GENERATED_TLS):  # made by the operator (python -m infra tls), never committed
-                assert source.removeprefix(GENERATED_TLS) in ("ca.pem", ""), (name, source)  # no private key
+                assert source.removeprefix(GENERATED_TLS) in ("ca.pem", "server.crt", "server.key"), (name, source)
+                assert "server" not in source or name == "postgres", (name, source)  # a private key: the server's
             elif source.startswith((".", "/")):
                 assert (PROJECT_ROOT / source).resolve().exists(), (name, source)
                 assert (PROJECT_ROOT / source).resolve().is_relative_to(PROJECT_ROOT), (name, source)
@@ -334,9 +335,22 @@ def test_compose_app_services(compose: dict[str, Any]) -> None:
     assert set(app) == {"provision", "db-roles", "migrate", "worker", "projector"}
     for name in app:
         assert services[name]["environment"]["ALLIANCE_KAFKA_BOOTSTRAP_SERVERS"] == bootstrap, name
-        # TLS: the deployment's CA, mounted read-only (the brokers' private key never reaches an app)
+        # TLS: the deployment's CA, mounted read-only (the servers' private key never reaches an app)
         cafile = services[name]["environment"]["ALLIANCE_KAFKA_SSL_CAFILE"]
         assert f"{GENERATED_TLS}ca.pem:{cafile}:ro" in services[name]["volumes"], name
+        assert not [v for v in services[name]["volumes"] if "server" in v.split(":")[0]], name
+        for url_var in ("ALLIANCE_DATABASE_URL", "ALLIANCE_DATABASE_ADMIN_URL"):  # the database checked likewise
+            if url_var in services[name]["environment"]:
+                assert services[name]["environment"][url_var].endswith(
+                    f"?sslmode=verify-full&sslrootcert={cafile}"), (name, url_var)
+    # PostgreSQL: TLS on, the same pg_hba.conf as the local server (hostssl only, passwords only)
+    pg = services["postgres"]
+    command = pg["command"]
+    assert command[0] == "postgres" and "ssl=on" in command and "hba_file=/etc/alliance/pg_hba.conf" in command
+    assert "./infra/postgres/pg_hba.conf:/etc/alliance/pg_hba.conf:ro" in pg["volumes"]
+    hba = [line.split() for line in (PROJECT_ROOT / "infra/postgres/pg_hba.conf").read_text().splitlines()
+           if line.strip() and not line.startswith("#")]
+    assert {line[0] for line in hba} == {"local", "hostssl"} and {line[-1] for line in hba} == {"scram-sha-256"}
     # the read model: each process its own PostgreSQL role (core.db_access), the superuser only for db-roles
     roles = {name: m.group(1) if (m := re.match(r"postgresql://([^:@/]+)[:@]",
                                                  services[name]["environment"].get("ALLIANCE_DATABASE_URL", "")))

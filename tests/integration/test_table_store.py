@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from events.simulator import alliance_day
 from events.simulator.publish import publish
 from events.topics import AGGREGATES, agg_topic
 from infra.oracle import accepted_events, expected_aggregates
-from infra.processes import free_ports, freshness, worker
+from infra.processes import free_ports, wait_applied, worker
 from infra.verify import aggregates_on_topics, all_match, latest, value_diffs
 from streams.app import worker_datadir
 
@@ -118,10 +117,7 @@ async def test_store_is_a_prefix_of_its_changelog_across_kill_9_and_restart(sett
         w.start(cfg)
         await asyncio.to_thread(w.wait_ready, 120)
         assert publish([replace(r, topic=r.topic + suffix) for r in records], settings.kafka) == len(records)
-        deadline = time.monotonic() + 90
-        while freshness([w], "events_applied").get("tables", 0) < 500:
-            assert time.monotonic() < deadline and w.alive(), "the worker applied nothing"
-            await asyncio.sleep(0.05)
+        await asyncio.to_thread(wait_applied, [w], 500, 90)
         assert w.proc is not None
         w.proc.kill()  # kill -9 between (or inside) a changelog write and the store write that follows it
         w.proc.wait(timeout=10)

@@ -20,7 +20,7 @@ from events.simulator import alliance_day
 from events.simulator.publish import publish
 from events.topics import AGGREGATES, DLQ_TOPIC, agg_topic
 from infra.oracle import accepted_events, expected_aggregates, expected_rejects
-from infra.processes import free_ports, freshness, metric_sum, worker
+from infra.processes import free_ports, metric_sum, wait_applied, worker
 from infra.verify import aggregates_on_topics, all_match, latest, value_diffs
 
 pytestmark = pytest.mark.integration
@@ -43,10 +43,7 @@ async def test_kill_9_mid_backlog_then_restart(settings: Settings, unique: str) 
         first.start(cfg)
         await asyncio.to_thread(first.wait_ready, 120)
         assert publish([replace(r, topic=r.topic + suffix) for r in records], settings.kafka) == len(records)
-        deadline = time.monotonic() + 60
-        while freshness([first], "events_applied").get("tables", 0) < 200:
-            assert time.monotonic() < deadline, "the first worker applied nothing"
-            await asyncio.sleep(0.05)
+        await asyncio.to_thread(wait_applied, [first], 200, 60)
         assert first.proc is not None
         first.proc.kill()  # kill -9 in the middle of the backlog: whatever it had not committed is re-read
         first.proc.wait(timeout=10)

@@ -29,7 +29,7 @@ done
 for file in "$TLS_DIR/ca.pem" "$TLS_DIR/server.pem"; do
   if [ ! -r "$file" ]; then
     echo "broker.sh: $file is missing or unreadable: make the listeners' certificates with" \
-         "'python -m infra tls --out infra/kafka/compose/tls --hosts kafka-1,kafka-2,kafka-3,localhost'" \
+         "'python -m infra tls --out infra/kafka/compose/tls'" \
          "and make server.pem readable by the container's user (uid 1000) (docs/operations.md)" >&2
     exit 2
   fi
