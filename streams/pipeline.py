@@ -2,9 +2,10 @@
 
 Every record a batch writes (table changelogs, canonical events, DLQ copies, partials, aggregates) goes
 through one :class:`streams.writer.BatchWriter`, flushed once at the end of the batch, so the agent's offsets
-are committed only after the broker acknowledged its writes. Table writes happen before the batch's first
-``await`` (the flush): a rebalance can only revoke partitions at an await, and a table write for a partition
-this worker no longer owns would land in the changelog after the new owner's writes.
+are committed only after the broker acknowledged its writes. Table writes are queued before the batch's
+first ``await`` (the flush): a rebalance can only revoke partitions at an await. The persistent store
+(streams.store) takes them only after the broker acknowledged their changelog records, and not at all for a
+partition revoked meanwhile (its next owner recovers it from the changelog).
 """
 
 from __future__ import annotations
