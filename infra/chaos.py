@@ -311,10 +311,12 @@ def kill_publisher(run: Run, stack: LocalStack) -> None:
     thread = run.publish_in_background(10, skip=lambda r: id(r) in by_cli)
     command = [sys.executable, "-m", "events.tools", "publish", "-u", university, str(path), "--no-progress",
                "--topic", f"alliance.ingest.{university}{run.suffix}", "--bootstrap", run.cfg.bootstrap]
-    access = run.cfg.kafka(university)  # as a university's own system would: its principal, nothing else
+    # as a university's own system would: its principal and the deployment's CA, nothing else
+    access = run.cfg.kafka(university)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("ALLIANCE_")},
            "ALLIANCE_KAFKA_USERNAME": university,
-           "ALLIANCE_KAFKA_PASSWORD": access.password.get_secret_value() if access.password else ""}
+           "ALLIANCE_KAFKA_PASSWORD": access.password.get_secret_value() if access.password else "",
+           **({"ALLIANCE_KAFKA_SSL_CAFILE": access.ssl_cafile} if access.ssl_cafile else {})}
     first = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     time.sleep(2.5)  # the CLI starts (imports, connects) and sends part of the file
