@@ -99,8 +99,9 @@ class KafkaAccess:
     def ssl_context(self) -> ssl.SSLContext | None:
         return ssl.create_default_context(cafile=self.ssl_cafile) if self.ssl_cafile is not None else None
 
-    def __str__(self) -> str:  # for messages: where and as whom, never the password
-        return f"{self.bootstrap} as {self.username or 'anonymous'}"
+    def __str__(self) -> str:  # for messages: where, as whom and how, never the password
+        how = f"over TLS (CA {self.ssl_cafile})" if self.ssl_cafile else "without TLS (ALLIANCE_KAFKA_SSL_CAFILE unset)"
+        return f"{self.bootstrap} as {self.username or 'anonymous'} {how}"
 
 
 class _ScramInTheClear(logging.Filter):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from pydantic import ValidationError
@@ -20,7 +21,10 @@ def test_unset_settings_mean_local_embedded_services(monkeypatch: pytest.MonkeyP
     with pytest.raises(CredentialsError, match="python -m infra up"):  # no local server set up yet
         s.dsn_for(WRITER)
     CredentialStore.of(tmp_path / "postgres").save({WRITER: "pw-of-the-writer"})
-    assert s.dsn_for(WRITER) == f"postgresql://{WRITER}:pw-of-the-writer@127.0.0.1:54329/alliance"
+    dsn = urlsplit(s.dsn_for(WRITER))  # over TLS, the server checked against the local server's CA
+    assert dsn._replace(query="").geturl() == f"postgresql://{WRITER}:pw-of-the-writer@127.0.0.1:54329/alliance"
+    assert parse_qs(dsn.query) == {"sslmode": ["verify-full"], "sslrootcert": [str(tmp_path / "postgres/tls/ca.pem")]}
+    assert s.kafka_cafile == tmp_path / "kafka" / "tls" / "ca.pem"
     assert s.database_env() == {"ALLIANCE_LOCAL_POSTGRES_PORT": "54329", "ALLIANCE_LOCAL_POSTGRES_DATABASE": "alliance"}
 
 
