@@ -36,7 +36,6 @@ from typing import Any
 import rocksdict
 from faust.stores import STORES
 from faust.stores import rocksdb as faust_rocksdb
-from faust.types import TP, CollectionT
 
 URL = "alliance-rocksdb://"
 # per partition database: 4 MiB memtables (at most 2), 8 MiB block cache; faust's defaults (64 MiB x 3
@@ -57,19 +56,19 @@ class Store(faust_rocksdb.Store):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._epochs: dict[int, int] = {}  # partition -> times it was opened or revoked on this worker
+        self._epochs: dict[int, int] = {}  # partition -> times its database was opened on this worker
 
     # ------------------------------------------------------------------ writes
     def epoch(self, partition: int) -> int | None:
-        """An opaque token that changes whenever ``partition`` is revoked or assigned; None while this worker
-        does not hold it."""
+        """An opaque token that changes whenever ``partition`` is assigned again (faust's revoke closes its
+        database, and reopening counts); None while this worker does not hold it."""
         return self._epochs.get(partition) if partition in self._dbs else None
 
-    def write_batch(self, partition: int, changes: Iterable[Change], offset: int, epoch: int | None) -> bool:
+    def write_batch(self, partition: int, changes: Iterable[Change], offset: int, epoch: int | None) -> None:
         """Write ``changes`` to ``partition``'s database with the changelog ``offset`` of the last of them,
         atomically; only if the partition is still the one ``epoch`` saw (not revoked meanwhile)."""
         if epoch is None or self.epoch(partition) != epoch:
-            return False
+            return
         batch = rocksdict.WriteBatch(raw_mode=True)
         for key, value in changes:
             if value is None:
@@ -79,7 +78,6 @@ class Store(faust_rocksdb.Store):
             self._key_index[key] = partition
         batch.put(self.offset_key, str(offset).encode())
         self._dbs[partition].write(batch)
-        return True
 
     def _set(self, key: bytes, value: bytes | None) -> None:
         raise RuntimeError("alliance tables are written by streams.writer.BatchWriter only (write_batch)")
@@ -97,12 +95,6 @@ class Store(faust_rocksdb.Store):
         return sum(int(db.property_int_value("rocksdb.estimate-num-keys") or 0) for db in self._dbs.values())
 
     # ------------------------------------------------------------------ assignment
-    def revoke_partitions(self, table: CollectionT, tps: set[TP]) -> None:
-        for tp in tps:
-            if tp.topic in table.changelog_topic.topics:
-                self._epochs[tp.partition] = self._epochs.get(tp.partition, 0) + 1
-        super().revoke_partitions(table, tps)
-
     def _db_for_partition(self, partition: int) -> Any:
         if partition not in self._dbs:
             self._epochs[partition] = self._epochs.get(partition, 0) + 1

@@ -38,7 +38,7 @@ from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 
-from streams.store import Change, Store
+from streams.store import Store
 
 Headers = list[tuple[str, bytes]]
 Record = tuple[bytes | None, bytes | None, Headers]
@@ -67,10 +67,10 @@ class BatchWriter:
         self._before_flush = before_flush  # the worker's zombie fence (streams.fence)
         self._partitions: dict[str, int] = {}
         self._pending: dict[tuple[str, int | None], list[Record]] = {}
-        self._atomic: dict[tuple[str, int], list[Record]] = {}  # changelog writes: one record batch each
-        # writes to persistent stores, applied once their changelog batch is acknowledged: store, the
-        # partition's epoch when the batch was computed, the changes
-        self._local: dict[tuple[str, int], tuple[Store, int | None, list[Change]]] = {}
+        self._atomic: dict[tuple[str, int], list[tuple[bytes, bytes, Headers]]] = {}  # changelog: one record batch each
+        # changelog partitions of persistent stores: their records go to the store too, once acknowledged
+        # (the store, and the partition's epoch when the batch was computed)
+        self._local: dict[tuple[str, int], tuple[Store, int | None]] = {}
         self.records = 0  # sent since start, for tests and metrics
 
     def add(self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None,
@@ -86,8 +86,7 @@ class BatchWriter:
         data = table.data
         if isinstance(data, Store):
             if tp not in self._local:
-                self._local[tp] = (data, data.epoch(partition), [])
-            self._local[tp][2].append((key_bytes, value_bytes))
+                self._local[tp] = (data, data.epoch(partition))
         else:
             data[key] = value
 
@@ -106,8 +105,8 @@ class BatchWriter:
         sent = 0
         for (changelog, changelog_partition), changes in atomic.items():  # one record batch each
             builder = BatchBuilder(ATOMIC_BATCH_BYTES, DefaultRecordBatch.CODEC_GZIP)
-            for key, value, headers in changes:
-                if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
+            for change_key, change_value, change_headers in changes:
+                if builder.append(key=change_key, value=change_value, timestamp=None, headers=change_headers) is None:
                     raise ChangelogBatchTooLarge(f"{len(changes)} changelog records for {changelog}"
                                                  f"[{changelog_partition}] exceed {ATOMIC_BATCH_BYTES} bytes")
             future = await producer.send_batch(builder, changelog, partition=changelog_partition)
@@ -134,10 +133,12 @@ class BatchWriter:
                 sent += 1
             futures.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*futures)
-        for tp, (store, epoch, entries) in local.items():  # acknowledged: now the local state may follow
+        for tp, (store, epoch) in local.items():  # acknowledged: now the local state may follow
             meta = changelog_futures[tp].result()  # base offset of the record batch
             if meta is not None:  # None only without acknowledgements (acks=0): recovery reads it instead
-                store.write_batch(tp[1], entries, int(meta.offset) + len(entries) - 1, epoch)
+                written = atomic[tp]
+                store.write_batch(tp[1], [(k, v) for k, v, _ in written], int(meta.offset) + len(written) - 1,
+                                  epoch)
         self.records += sent
         return sent
 
