@@ -61,14 +61,14 @@ def measure(svc: Services, per_day: int, log_dir: Path, progress: Callable[[str]
         provision_run(svc, suffix, app_id=app_id)
         w = Worker(svc, suffix, app_id, log_dir,
                    env={"ALLIANCE_TABLE_STORE": store, "ALLIANCE_WORKER_INSTANCE_ID": app_id})
-        published = applied_before = 0
+        published = 0
         try:
             w.start()
             w.wait_ready(180)
             for target in steps:
                 batch = [it for day in days[published:target] for it in day]
                 kafka_io.load(svc.kafka, batch, suffix)
-                goal = applied_before + len(batch)
+                goal = len(batch)  # the worker was (re)started before this batch: it counts from zero
 
                 def applied(goal: int = goal, w: Worker = w) -> tuple[bool, str]:
                     done = w.processed("tables")
@@ -86,7 +86,6 @@ def measure(svc: Services, per_day: int, log_dir: Path, progress: Callable[[str]
                 w.wait_ready(600)
                 restart_s = time.monotonic() - t0
                 assert w.proc is not None
-                applied_before = 0  # a new process counts from zero
                 points.append(Point(store, target, sum(len(d) for d in days[:target]), round(rss, 1),
                                     round(restart_s, 2), round(rss_mb(w.proc.pid), 1)))
                 progress(f"state {store}: {target} days ({points[-1].events:,} events): RSS {rss:.0f} MB, "
