@@ -15,6 +15,15 @@ from pydantic import SecretStr
 from core.errors import AllianceError
 
 
+def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``path`` as a whole or not at all (a temporary file renamed over it), created with ``mode``
+    (by default readable by the owner only: it never exists world-readable, not even for a moment)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
 class CredentialsError(AllianceError):
     """Credentials are missing, unreadable or refused."""
 
@@ -54,11 +63,7 @@ class CredentialStore:
     def save(self, users: dict[str, str]) -> None:
         """Write atomically, readable only by the owner."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(users, f, indent=1, sort_keys=True)
-        os.replace(tmp, self.path)
+        write_atomically(self.path, json.dumps(users, indent=1, sort_keys=True).encode())
 
     def ensure(self, names: list[str]) -> dict[str, str]:
         """The stored users, with a fresh random password for each of ``names`` that has none yet."""

@@ -192,6 +192,7 @@ class Settings(BaseSettings):
         (which always runs TLS, infra.tls), else none (an external cluster without TLS)."""
         if self.kafka_ssl_cafile is not None:
             return self.kafka_ssl_cafile
+        # where infra.tls.TlsFiles.of(<broker home>) keeps it (core may not import infra)
         return self.local_kafka_home / "tls" / "ca.pem" if self.uses_local_kafka else None
 
     def kafka(self, role: str) -> KafkaAccess:
@@ -246,7 +247,8 @@ class Settings(BaseSettings):
             return self.database_url.get_secret_value()
         password = CredentialStore.of(self.local_postgres_home).password(role).get_secret_value()
         return verified(f"postgresql://{role}:{password}@127.0.0.1:{self.local_postgres_port}/"
-                        f"{self.local_postgres_database}", str(self.local_postgres_home / "tls" / "ca.pem"))
+                        f"{self.local_postgres_database}",
+                        str(self.local_postgres_home / "tls" / "ca.pem"))  # infra.tls.TlsFiles.of(home).ca
 
     def database_env(self) -> dict[str, str]:
         """The ALLIANCE_* variables that let a child process reach this read model as its own role."""

@@ -173,7 +173,7 @@ class LocalKafka:
 
     @property
     def tls(self) -> TlsFiles:
-        return TlsFiles(self.tls_dir or self.home / "tls")
+        return TlsFiles(self.tls_dir) if self.tls_dir else TlsFiles.of(self.home)
 
     @property
     def superuser(self) -> KafkaAccess:
@@ -338,7 +338,7 @@ class LocalKafkaCluster:
 
     @property
     def tls(self) -> TlsFiles:
-        return TlsFiles(self.home / "tls")
+        return TlsFiles.of(self.home)
 
     @property
     def superuser(self) -> KafkaAccess:

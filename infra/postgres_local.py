@@ -126,7 +126,7 @@ class LocalPostgres:
 
     @property
     def tls(self) -> TlsFiles:
-        return TlsFiles(self.home / "tls")
+        return TlsFiles.of(self.home)
 
     @property
     def store(self) -> CredentialStore:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from core.credentials import write_atomically
 from infra.errors import InfraError
 
 CA_DAYS = 3650
@@ -34,6 +34,11 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost")
 @dataclass(frozen=True)
 class TlsFiles:
     directory: Path
+
+    @classmethod
+    def of(cls, home: Path) -> TlsFiles:
+        """The files a local server keeps under its ``home`` (``tls/``)."""
+        return cls(home / "tls")
 
     @property
     def ca(self) -> Path:
@@ -64,14 +69,6 @@ class TlsFiles:
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         return {*names.get_values_for_type(x509.DNSName),
                 *(str(ip) for ip in names.get_values_for_type(x509.IPAddress))}
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def _key() -> rsa.RSAPrivateKey:
@@ -120,8 +117,8 @@ def ensure(directory: Path, hosts: tuple[str, ...] | list[str] = LOCAL_HOSTS) ->
                                                 data_encipherment=False, key_agreement=False,
                                                 encipher_only=False, decipher_only=False), critical=True)
                    .sign(ca_key, hashes.SHA256()))
-        _write(files.ca_key, _pkcs8(ca_key), 0o600)
-        _write(files.ca, ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        write_atomically(files.ca_key, _pkcs8(ca_key), 0o600)
+        write_atomically(files.ca, ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
     names: list[x509.GeneralName] = []
     for host in dict.fromkeys(hosts):
         try:
@@ -139,7 +136,7 @@ def ensure(directory: Path, hosts: tuple[str, ...] | list[str] = LOCAL_HOSTS) ->
                            critical=False)
             .sign(ca_key, hashes.SHA256()))
     chain = cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM)
-    _write(files.server_key, _pkcs8(key), 0o600)
-    _write(files.server_cert, chain, 0o644)
-    _write(files.server, _pkcs8(key) + chain, 0o600)
+    write_atomically(files.server_key, _pkcs8(key), 0o600)
+    write_atomically(files.server_cert, chain, 0o644)
+    write_atomically(files.server, _pkcs8(key) + chain, 0o600)
     return files
