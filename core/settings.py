@@ -19,7 +19,7 @@ from core.credentials import CredentialStore
 from core.db_access import verified
 from core.errors import AllianceError
 from core.kafka_access import KafkaAccess
-from events.privacy import DEVELOPMENT_KEY
+from events.privacy import DEVELOPMENT_KEY, DEVELOPMENT_KEY_ID
 from events.topics import AGG_PARTITIONS, EVENT_PARTITIONS, INGEST_PARTITIONS, TopicSpec, registry
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -125,6 +125,11 @@ class Settings(BaseSettings):
         description="HMAC key used to pseudonymise student ids before they leave a university; required "
                     "unless ALLIANCE_ENVIRONMENT=development (docs/security.md). Workers and the projector "
                     "never need it")
+    pseudonym_key_id: str | None = Field(
+        default=None, pattern=r"^[a-z0-9]{1,12}$",
+        description="the id of ALLIANCE_PSEUDONYM_KEY, written into every pseudonym it mints "
+                    "(ps.<university>.<key id>.<hex>) so keys can rotate; required with the key outside "
+                    "development mode (where it defaults to 'dev')")
     environment: Literal["production", "development"] = Field(
         default="production",
         description="'development' allows the built-in pseudonym key (local stack, tests, the simulator); "
@@ -150,6 +155,17 @@ class Settings(BaseSettings):
         raise SettingsError("ALLIANCE_PSEUDONYM_KEY is not set: set the alliance's key, or "
                             "ALLIANCE_ENVIRONMENT=development to use the built-in development key "
                             "(pseudonyms that are not the alliance's)")
+
+    def pseudonym_key_and_id(self) -> tuple[str, str]:
+        """The pseudonymisation key (:meth:`pseudonym_secret`) and its id; SettingsError without an id outside
+        development mode (a pseudonym must say which key minted it, or the key can never rotate)."""
+        key = self.pseudonym_secret()
+        if self.pseudonym_key_id:
+            return key, self.pseudonym_key_id
+        if self.environment == "development":
+            return key, DEVELOPMENT_KEY_ID
+        raise SettingsError("ALLIANCE_PSEUDONYM_KEY_ID is not set: name the key (1-12 lower-case letters or "
+                            "digits, e.g. k2026); it goes into every pseudonym the key mints")
 
     @property
     def uses_local_kafka(self) -> bool:

@@ -68,7 +68,9 @@ def _plausible_datetime(value: datetime) -> datetime:
 EntityId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.:-]{0,79}$", description="stable entity id")]
 SeekerId = Annotated[
     str,
-    Field(pattern=r"^ps_[0-9a-f]{32}$", description="HMAC pseudonym of a student id (events.privacy)"),
+    Field(pattern=r"^(ps_[0-9a-f]{32}|ps\.[a-z]+\.[a-z0-9]{1,12}\.[0-9a-f]{32})$",
+          description="HMAC pseudonym of a student id, ps.<university>.<key id>.<32 hex> (events.privacy); "
+                      "the first form ps_<32 hex> stays valid"),
 ]
 UniversityCode = Annotated[str, AfterValidator(_known_university)]
 ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_clean_text)]

@@ -7,7 +7,8 @@ breaks it when an event it sends today would be refused tomorrow:
 - a field added as required, or an optional field made required, or a field no longer nullable;
 - a type changed; a constant changed; enum values removed;
 - a range narrowed: ``maximum``/``maxLength``/``maxItems`` lowered or added, ``minimum``/``minLength``/
-  ``minItems`` raised or added; a ``pattern`` added or changed.
+  ``minItems`` raised or added; a ``pattern`` added or changed (unless the new one only adds alternatives:
+  ``^old$`` -> ``^(old|new)$``).
 
 Compatible (no version bump): an optional field added, enum values added, ranges widened, descriptions
 and titles changed. The free-text personal-data rules (``not``) may tighten at any time: they only refuse
@@ -26,6 +27,41 @@ from typing import Any
 Schema = dict[str, Any]
 _VERSION = re.compile(r":v(\d+)$")
 
+
+
+def _top_level_alternatives(body: str) -> list[str]:
+    """The alternatives of ``(a|b|...)`` split at its top level (escapes, classes and groups respected)."""
+    if not (body.startswith("(") and body.endswith(")")):
+        return [body]
+    inner, parts, depth, in_class, start, i = body[1:-1], [], 0, False, 0, 0
+    while i < len(inner):
+        ch = inner[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:  # the outer parentheses do not enclose the whole body: "(a)|(b)"
+                return [body]
+        elif ch == "|" and depth == 0:
+            parts.append(inner[start:i])
+            start = i + 1
+        i += 1
+    return [*parts, inner[start:]]
+
+
+def pattern_widened(old: str | None, new: str) -> bool:
+    """True if ``new`` accepts everything ``old`` accepts because it only adds alternatives: ``^old$`` ->
+    ``^(old|other)$`` (anchored both). A conservative check: any other change counts as breaking."""
+    if old is None or not (old.startswith("^") and old.endswith("$") and new.startswith("^") and new.endswith("$")):
+        return False
+    return old[1:-1] in _top_level_alternatives(new[1:-1])
 
 def version(schema: Schema) -> int:
     match = _VERSION.search(str(schema.get("$id", "")))
@@ -90,7 +126,7 @@ def _compare(path: str, o: Any, n: Any, old_root: Schema, new_root: Schema, out:
     for key in ("minimum", "minLength", "minItems", "exclusiveMinimum"):
         if key in b and (key not in a or b[key] > a[key]):
             out.append(f"{where}: {key} {a.get(key, 'none')} -> {b[key]}")
-    if "pattern" in b and b["pattern"] != a.get("pattern"):
+    if "pattern" in b and b["pattern"] != a.get("pattern") and not pattern_widened(a.get("pattern"), b["pattern"]):
         out.append(f"{where}: pattern {a.get('pattern', 'none')!r} -> {b['pattern']!r}")
     if a.get("type") == "object":
         a_props, b_props = a.get("properties", {}), b.get("properties", {})

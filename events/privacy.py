@@ -1,28 +1,52 @@
 """Pseudonymisation of student ids: done at the university, before anything is published.
 
-A pseudonym is ``ps_`` + the first 32 hex digits of HMAC-SHA256(key, "<university>:<student number>"). The key
-is the alliance's shared secret (ALLIANCE_PSEUDONYM_KEY), so one student keeps one pseudonym alliance-wide
-while nobody without the key can map it back. Names and phone numbers never enter events at all.
+A pseudonym is ``ps.<university>.<key id>.`` + the first 32 hex digits of
+HMAC-SHA256(key, "<university>:<student number>"). The key is the alliance's shared secret
+(ALLIANCE_PSEUDONYM_KEY), so one student keeps one pseudonym while nobody without the key can map it back;
+names and phone numbers never enter events at all.
+
+- The **university** inside says who minted it: only that university may ask to erase the student
+  (``services.seeker_erasure_requested``, events.ownership).
+- The **key id** (ALLIANCE_PSEUDONYM_KEY_ID) says which key minted it, so keys can rotate: a new key gets a
+  new id and mints the pseudonyms of students registered after the rotation; a student keeps the pseudonym
+  first minted for them (the university stores it, or the key id it used), so nobody's figures split in two.
+  Holders of an old key still recognise the pseudonyms it made (and can erase them); a leaked key exposes
+  only the students minted with it (docs/security.md, "Rotating the pseudonym key").
+
+The first form, ``ps_<32 hex>`` (no university, no key id), stays valid input (contract v1); such a seeker has
+no recorded owner (events.ownership).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 from events.base import _known_university
 
-# The built-in key of development mode (the local stack, tests, the simulator's students); refused in
-# production (core.settings.Settings.pseudonym_secret).
+# The built-in key of development mode (the local stack, tests, the simulator's students) and its id; the key
+# is refused in production (core.settings.Settings.pseudonym_secret).
 DEVELOPMENT_KEY = "local-development-only-key"
+DEVELOPMENT_KEY_ID = "dev"
+KEY_ID_PATTERN = r"[a-z0-9]{1,12}"
+_KEYED = re.compile(rf"^ps\.([a-z]+)\.({KEY_ID_PATTERN})\.[0-9a-f]{{32}}$")
 
 
-def pseudonymise(university: str, student_number: str, key: bytes | str) -> str:
+def pseudonymise(university: str, student_number: str, key: bytes | str, key_id: str = DEVELOPMENT_KEY_ID) -> str:
     if not student_number.strip():
         raise ValueError("student_number is empty")
     _known_university(university)
+    if not re.fullmatch(KEY_ID_PATTERN, key_id):
+        raise ValueError(f"the key id must be 1-12 lower-case letters or digits, not {key_id!r}")
     secret = key.encode() if isinstance(key, str) else key
     if len(secret) < 16:
         raise ValueError("the pseudonymisation key must be at least 16 bytes")
     digest = hmac.new(secret, f"{university}:{student_number.strip()}".encode(), hashlib.sha256).hexdigest()
-    return f"ps_{digest[:32]}"
+    return f"ps.{university}.{key_id}.{digest[:32]}"
+
+
+def minted_by(pseudonym: str) -> tuple[str, str] | None:
+    """(university, key id) a pseudonym names; None for the first form (``ps_<hex>``), which names neither."""
+    match = _KEYED.match(pseudonym)
+    return (match.group(1), match.group(2)) if match else None

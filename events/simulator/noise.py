@@ -289,7 +289,7 @@ def _m_student_name(rng: random.Random, ev: Event, obj: dict[str, Any], day: dat
 
 
 def _m_subject_mismatch(rng: random.Random, ev: Event, obj: dict[str, Any], day: date) -> Mutation | None:
-    obj["subject"] = f"{obj['subject']}-x"[:80] if not str(obj["subject"]).startswith("ps_") else "ps_" + "0" * 32
+    obj["subject"] = f"{obj['subject']}-x"[:80] if not str(obj["subject"]).startswith("ps") else "ps_" + "0" * 32
     if obj["subject"] == str(ev.subject):
         obj["subject"] = "ps_" + "1" * 32
     return ev.key, _dumps(obj)

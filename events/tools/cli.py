@@ -108,7 +108,7 @@ def _cmd_pseudonymise(args: argparse.Namespace) -> int:
     from events.privacy import pseudonymise
 
     settings = _settings()
-    key = settings.pseudonym_secret()  # SettingsError without a key outside development mode
+    key, key_id = settings.pseudonym_key_and_id()  # SettingsError without a key (or its id) outside development
     if settings.pseudonym_key is None:
         print("warning: ALLIANCE_PSEUDONYM_KEY is not set; using the development key (ALLIANCE_ENVIRONMENT="
               "development), whose pseudonyms are not the alliance's", file=sys.stderr)
@@ -116,7 +116,7 @@ def _cmd_pseudonymise(args: argparse.Namespace) -> int:
     for arg in args.student_numbers:
         numbers += [line.strip() for line in sys.stdin if line.strip()] if arg == "-" else [arg]
     for number in numbers:
-        print(pseudonymise(args.university, number, key))
+        print(pseudonymise(args.university, number, key, key_id))
     return EXIT_OK
 
 

@@ -161,7 +161,7 @@ def bulk(university: str, n: int) -> list[dict[str, Any]]:
             ev = json.loads(json.dumps(ev))
             ev["event_id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"alliance-bulk/{university}/{len(out)}"))
             for k in list(ev["data"]):
-                if k.endswith("_id") and isinstance(ev["data"][k], str) and not ev["data"][k].startswith("ps_"):
+                if k.endswith("_id") and isinstance(ev["data"][k], str) and not ev["data"][k].startswith("ps"):
                     ev["data"][k] = f"{ev['data'][k]}-r{round_}"
             out.append(ev)
             if len(out) == n:

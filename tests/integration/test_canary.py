@@ -102,13 +102,13 @@ async def test_no_raw_student_data_leaves_the_universities(settings: Settings, p
                                       "database_url": SecretStr(pg_dsn)})
     provision_deployment(cfg)
     await migrate(pg_dsn)
-    env = {**os.environ, **cfg.kafka_env(), "ALLIANCE_PSEUDONYM_KEY": KEY}
+    env = {**os.environ, **cfg.kafka_env(), "ALLIANCE_PSEUDONYM_KEY": KEY, "ALLIANCE_PSEUDONYM_KEY_ID": "k1"}
 
     # 1. the university's tools
     pseudo = _cli("pseudonymise", "-u", "scu", NUMBER, env=env)
     assert pseudo.returncode == 0, pseudo.stderr
     seeker = pseudo.stdout.strip()
-    assert seeker.startswith("ps_") and NUMBER not in seeker
+    assert seeker.startswith("ps.scu.k1.") and NUMBER not in seeker
     posting = {"posting_id": "scu-job-canary", "employer_id": "emp-canary", "employer_name": "Tianfu Software",
                "employer_type": "private", "industry": "it_software", "city": "chengdu", "title": "Engineer",
                "positions": 2, "degree_min": "bachelor", "salary_min": 9000, "salary_max": 15000,

@@ -228,11 +228,14 @@ def test_cli_pseudonymise_uses_the_configured_key(monkeypatch: pytest.MonkeyPatc
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     key = "the-alliance-shared-test-key"
     monkeypatch.setenv("ALLIANCE_PSEUDONYM_KEY", key)
+    monkeypatch.setenv("ALLIANCE_PSEUDONYM_KEY_ID", "k1")
     assert main(["pseudonymise", "--university", "scu", "2021141460123", "2021141460124"]) == 0
     out = capsys.readouterr()
-    assert out.out.split() == [pseudonymise("scu", "2021141460123", key), pseudonymise("scu", "2021141460124", key)]
+    assert out.out.split() == [pseudonymise("scu", "2021141460123", key, "k1"),
+                               pseudonymise("scu", "2021141460124", key, "k1")]
     assert "warning" not in out.err
     monkeypatch.delenv("ALLIANCE_PSEUDONYM_KEY")
+    monkeypatch.delenv("ALLIANCE_PSEUDONYM_KEY_ID")
     monkeypatch.delenv("ALLIANCE_ENVIRONMENT", raising=False)
     # no key outside an explicit development mode: an error, never a silent built-in key
     assert main(["pseudonymise", "-u", "cqu", "1"]) == 2
@@ -241,6 +244,17 @@ def test_cli_pseudonymise_uses_the_configured_key(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("ALLIANCE_PSEUDONYM_KEY", DEVELOPMENT_KEY)  # the built-in key, named, in production
     assert main(["pseudonymise", "-u", "cqu", "1"]) == 2
     assert "development key" in capsys.readouterr().err
+    # the alliance's key without its id: refused (pseudonyms must say which key minted them, to rotate)
+    monkeypatch.setenv("ALLIANCE_PSEUDONYM_KEY", key)
+    assert main(["pseudonymise", "-u", "cqu", "1"]) == 2
+    assert "ALLIANCE_PSEUDONYM_KEY_ID is not set" in capsys.readouterr().err
+    monkeypatch.setenv("ALLIANCE_PSEUDONYM_KEY_ID", "k2026")
+    assert main(["pseudonymise", "-u", "cqu", "1"]) == 0
+    assert capsys.readouterr().out.split() == [pseudonymise("cqu", "1", key, "k2026")]
+    monkeypatch.setenv("ALLIANCE_PSEUDONYM_KEY_ID", "K 2026")  # not an id: a settings error, exit 2
+    assert main(["pseudonymise", "-u", "cqu", "1"]) == 2
+    assert "ALLIANCE_PSEUDONYM_KEY_ID" in capsys.readouterr().err
+    monkeypatch.delenv("ALLIANCE_PSEUDONYM_KEY_ID")
     monkeypatch.delenv("ALLIANCE_PSEUDONYM_KEY")
     monkeypatch.setenv("ALLIANCE_ENVIRONMENT", "development")
     assert main(["pseudonymise", "-u", "cqu", "1"]) == 0

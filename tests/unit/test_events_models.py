@@ -13,7 +13,7 @@ import pytest
 from events.base import MAX_EVENT_BYTES
 from events.codec import ALL_EVENTS, EVENT_TYPES, decode, encode, family_of, from_dict
 from events.errors import EventValidationError
-from events.privacy import pseudonymise
+from events.privacy import minted_by, pseudonymise
 from tests.data.samples import SAMPLE_UNIVERSITIES, one_of_each_type, semester
 
 EXAMPLES = one_of_each_type()
@@ -173,7 +173,11 @@ KEY = "alliance-test-key-0123456789"
 
 def test_pseudonyms_are_deterministic_keyed_and_distinct_per_university() -> None:
     p = pseudonymise("scu", "2021141460123", KEY)
-    assert re.fullmatch(r"ps_[0-9a-f]{32}", p)
+    assert re.fullmatch(r"ps\.scu\.dev\.[0-9a-f]{32}", p)
+    assert minted_by(p) == ("scu", "dev") and minted_by("ps_" + "a" * 32) is None
+    assert pseudonymise("scu", "2021141460123", KEY, "k2026") == "ps.scu.k2026." + p.rsplit(".", 1)[1]
+    with pytest.raises(ValueError, match="key id"):
+        pseudonymise("scu", "2021141460123", KEY, "K-1")
     assert pseudonymise("scu", "2021141460123", KEY) == p
     assert pseudonymise("scu", " 2021141460123 ", KEY.encode()) == p  # bytes key, stripped number
     assert pseudonymise("scu", "2021141460123", KEY + "x") != p

@@ -50,8 +50,12 @@ def test_the_committed_schemas_are_compatible_with_the_models() -> None:
     (lambda s: s["properties"]["source"]["enum"].remove("swupl"), "values no longer accepted: ['swupl']"),
     (lambda s: _data(s)["properties"]["posting_id"].update(pattern="^[a-z]+$"), "pattern"),
     (lambda s: _data(s)["properties"]["posting_id"].update(minLength=5), "minLength none -> 5"),
+    (lambda s: _data(s)["properties"]["posting_id"].update(  # an alternative that drops the old pattern
+        pattern="^([a-z]+|[0-9]+)$"), "pattern"),
+    (lambda s: _data(s)["properties"]["posting_id"].update(  # not one group: "(a)|(b)" is not "(a|b)"
+        pattern="^(" + _data(s)["properties"]["posting_id"]["pattern"][1:-1] + ")|(x)$"), "pattern"),
 ], ids=["removed", "optional-made-required", "required-added", "narrower", "type", "not-nullable", "enum",
-        "pattern", "min"])
+        "pattern", "min", "pattern-alternative-replaces", "pattern-two-groups"])
 def test_breaking_changes_are_named(committed: dict[str, Any], change: Any, expected: str) -> None:
     found = _changed(committed, change)
     assert any(expected in f for f in found), found
@@ -63,7 +67,10 @@ def test_breaking_changes_are_named(committed: dict[str, Any], change: Any, expe
     lambda s: _data(s)["properties"]["positions"]["anyOf"][0].update(maximum=50_000),
     lambda s: _data(s)["properties"]["title"].update(description="another text"),
     lambda s: _data(s)["properties"]["title"]["anyOf"][0]["not"]["anyOf"].append({"pattern": "x"}),
-], ids=["optional-field-added", "enum-widened", "range-widened", "description", "personal-data-rule"])
+    lambda s: _data(s)["properties"]["posting_id"].update(  # ^old$ -> ^(old|new)$: the keyed pseudonyms' way
+        pattern="^(" + _data(s)["properties"]["posting_id"]["pattern"][1:-1] + "|x-[0-9]+)$"),
+], ids=["optional-field-added", "enum-widened", "range-widened", "description", "personal-data-rule",
+        "pattern-alternative-added"])
 def test_compatible_changes_pass(committed: dict[str, Any], change: Any) -> None:
     assert _changed(committed, change) == []
 
