@@ -21,7 +21,7 @@ AnyEvent = Annotated[
     | jobfair.OnSiteOfferMade | jobfair.JobFairClosed
     | mentoring.MentorRegistered | mentoring.MentorAssigned | mentoring.MentoringSessionHeld
     | services.PolicyBriefingDelivered | services.CareerCounsellingHeld | services.JobRecommended
-    | services.TrainingOrInternshipOffered,
+    | services.TrainingOrInternshipOffered | services.SeekerErasureRequested,
     Field(discriminator="type"),
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyEvent)

@@ -63,7 +63,7 @@ class EventValidationError(EventError):
 
 
 REASON_CODES = ("invalid", "personal_data", "unknown_type", "oversized", "malformed", "duplicate", "conflict",
-                "spoofed_source", "not_owner", "future_timestamp", "unprocessable")
+                "spoofed_source", "not_owner", "future_timestamp", "unprocessable", "erased_seeker")
 """Why the ingest refused a record (the DLQ's ``x-alliance-reject-reason``):
 
 - ``invalid``, ``unknown_type``, ``oversized``, ``malformed``: the record does not satisfy the contract;
@@ -76,5 +76,7 @@ REASON_CODES = ("invalid", "personal_data", "unknown_type", "oversized", "malfor
 - ``not_owner``: the event is about a posting, fair or mentor another university owns (events.ownership);
 - ``future_timestamp``: occurred_at lies more than ``events.base.MAX_CLOCK_SKEW`` after the record's arrival;
 - ``unprocessable``: a valid record the backbone could not apply (a bug, a value it cannot store); kept in the
-  DLQ with the error for an operator, so that it never stops the records around it.
+  DLQ with the error for an operator, so that it never stops the records around it;
+- ``erased_seeker``: the event names a job seeker whose university had them erased before the event reached
+  the worker (``services.seeker_erasure_requested``); like ``personal_data``, its DLQ copy keeps only headers.
 """

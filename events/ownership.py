@@ -16,12 +16,16 @@ Shared entities are changed only by the rules stated here:
   university instead of letting one member suspend an employer for all;
 - job seekers (``services.*``, and the seeker named in applications, check-ins, assignments): a seeker is a
   pseudonym minted by the seeker's university with its key (events.privacy); the events about a seeker's
-  services come from the university that serves them.
+  services come from the university that serves them. Only the university named in the pseudonym
+  (``ps.<university>.<key id>.<hex>``) may ask to erase the seeker (``services.seeker_erasure_requested``); a
+  pseudonym of the first form (``ps_<hex>``) names no university, so any member may ask to erase it (an
+  erasure changes no figure, only removes identifiers; docs/security.md).
 """
 
 from __future__ import annotations
 
 from events.base import Event
+from events.privacy import minted_by
 from events.reference import UNIVERSITIES
 
 OWNED_FAMILIES = frozenset({"recruitment", "jobfair", "mentoring"})  # their subject is an owned entity
@@ -41,8 +45,16 @@ def owned_entity(event: Event) -> str | None:
     return str(event.subject)
 
 
+ERASURE_TYPE = "services.seeker_erasure_requested"
+
+
 def ownership_problem(event: Event) -> str | None:
     """Why ``event``'s source may not change the entity it is about (None: it may)."""
+    if event.type == ERASURE_TYPE:
+        minted = minted_by(str(event.subject))
+        if minted is None or minted[0] == event.source:
+            return None
+        return f"job seeker {event.subject!r} belongs to {minted[0]!r}; only it may ask to erase them"
     entity = owned_entity(event)
     if entity is None:
         return None

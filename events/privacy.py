@@ -46,6 +46,13 @@ def pseudonymise(university: str, student_number: str, key: bytes | str, key_id:
     return f"ps.{university}.{key_id}.{digest[:32]}"
 
 
+def named_seekers(data: object) -> tuple[str, ...]:
+    """The pseudonyms an event's payload names (``seeker_id``, ``seeker_ids``)."""
+    one = getattr(data, "seeker_id", None)
+    many = getattr(data, "seeker_ids", None) or ()
+    return tuple(dict.fromkeys(([one] if one else []) + list(many)))
+
+
 def minted_by(pseudonym: str) -> tuple[str, str] | None:
     """(university, key id) a pseudonym names; None for the first form (``ps_<hex>``), which names neither."""
     match = _KEYED.match(pseudonym)

@@ -41,6 +41,13 @@ class TrainingOrInternshipOfferedData(Payload):
     provider: ShortText
 
 
+class SeekerErasureRequestedData(Payload):
+    """PIPL erasure: the seeker's university asks the alliance to erase one of its students (docs/security.md,
+    "Erasing a student"). Only the university named in the pseudonym may ask (events.ownership)."""
+
+    seeker_id: SeekerId
+
+
 class _Services(Event):
     family = FAMILY
     key_field = "seeker_id"
@@ -66,6 +73,15 @@ class TrainingOrInternshipOffered(_Services):
     data: TrainingOrInternshipOfferedData
 
 
+class SeekerErasureRequested(_Services):
+    """Not a service: every stage erases the seeker's identifiers and keeps the anonymous figures (the
+    worker's tables: streams.erasure; the read model: consumers.erasure)."""
+
+    type: Literal["services.seeker_erasure_requested"] = "services.seeker_erasure_requested"
+    data: SeekerErasureRequestedData
+
+
 EVENTS: tuple[type[Event], ...] = (
     PolicyBriefingDelivered, CareerCounsellingHeld, JobRecommended, TrainingOrInternshipOffered,
+    SeekerErasureRequested,
 )

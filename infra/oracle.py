@@ -47,9 +47,28 @@ def _k(**dims: str) -> str:
     return "|".join(f"{k}={dims[k]}" for k in sorted(dims))
 
 
+ERASURE = "services.seeker_erasure_requested"
+
+
+def _seekers_named(e: Any) -> set[str]:
+    one = getattr(e.data, "seeker_id", None)
+    return ({one} if one else set()) | set(getattr(e.data, "seeker_ids", None) or ())
+
+
 def expected_aggregates(events: list[Any]) -> dict[str, dict[str, dict[str, Any]]]:
-    """{aggregate: {key: value}} as the latest record per key on alliance.agg.<aggregate> must say."""
+    """{aggregate: {key: value}} as the latest record per key on alliance.agg.<aggregate> must say.
+
+    ``events`` in the order the worker applied them: an erasure request removes its seeker's own records
+    and changes no figure; an event after it that names the seeker is refused (``erased_seeker``)."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
+    erased: set[str] = set()
+    kept = []
+    for e in events:
+        if e.type == ERASURE:
+            erased.add(e.data.seeker_id)
+        elif not _seekers_named(e) & erased:
+            kept.append(e)
+    events = kept
 
     # --- postings
     posted = {e.data.posting_id: e for e in events if e.type == "recruitment.job_posted"}
@@ -178,6 +197,8 @@ def expected_aggregates(events: list[Any]) -> dict[str, dict[str, dict[str, Any]
                                "recommended_postings": len(p["recommended_postings"]),
                                "programs": len(p["programs"]), "fully_served": full}
     sg["scope=alliance"] = {"seekers": len(prog), "fully_served": fully}
+    for sid in erased:  # tombstoned; the alliance-wide counts keep them
+        sg.pop(f"seeker:{sid}", None)
     out["service-guarantee"] = sg
 
     # --- windows

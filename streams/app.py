@@ -201,7 +201,7 @@ def create_app(
     writer = BatchWriter(producer, before_flush=lambda: fence.wait_writable(fence_wait_s))
     pipeline = Pipeline(
         seen=seen, states=states, rollups=rollups, domains=domains(),
-        topic=n, dlq=n(DLQ_TOPIC), writer=writer, registry=registry,
+        topic=n, dlq=n(DLQ_TOPIC), writer=writer, registry=registry, event_partitions=settings.event_partitions,
     )
 
     async def run(agent: str, stream: faust.StreamT[bytes],

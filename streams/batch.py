@@ -23,7 +23,8 @@ from events import wire
 from events.base import Event
 from events.codec import decode, encode
 from events.errors import EventValidationError
-from events.topics import PARTIALS_TOPIC, agg_topic, family_topic
+from events.services import SeekerErasureRequested
+from events.topics import EVENT_PARTITIONS, PARTIALS_TOPIC, Family, agg_topic, family_topic
 from streams import engine
 from streams import rollup as rollups
 from streams.domains import Domain
@@ -40,6 +41,8 @@ INTERNAL = "internal"  # x-alliance-university of a rejected record read from an
 # plus headers would exceed the broker's message size and fail the whole batch.
 DLQ_MAX_VALUE_BYTES = 64 * 1024
 DLQ_MAX_KEY_BYTES = 1024
+# reasons whose DLQ copy keeps neither key nor value (events.errors.REASON_CODES)
+REDACTED = frozenset({"personal_data", "erased_seeker"})
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,10 @@ class Writes:
     """What one batch writes: table entries ``(table, partition, key, value)`` and records ``(topic, key,
     value, headers)`` (topic names as given by ``topic``, i.e. with the deployment's suffix)."""
 
-    puts: list[tuple[str, int, str, Any]] = field(default_factory=list)
+    puts: list[tuple[str, int, str, Any]] = field(default_factory=list)  # value None: delete (a tombstone)
     records: list[tuple[str, bytes | None, bytes | None, Headers]] = field(default_factory=list)
+    # records for one partition each, whatever their key: (topic, partition, key, value, headers)
+    routed: list[tuple[str, int, bytes | None, bytes | None, Headers]] = field(default_factory=list)
     rejected: Counter[tuple[str, str]] = field(default_factory=Counter)  # (university, reason) -> records
 
     def reject(self, dlq: str, raw: Raw, result: Rejected) -> None:
@@ -68,7 +73,7 @@ class Writes:
         larger than the DLQ keeps (then cut, with the original size and digest in headers) or the value holds
         personal data (then left out, with its size and digest in headers)."""
         key, value, headers = raw.key, raw.value, reject_headers(result, raw)
-        if result.reason == "personal_data":  # the DLQ must not keep it either (the key may be a raw number)
+        if result.reason in REDACTED:  # the DLQ must not keep it either (the key may be a raw number)
             for name, data in (("key", key), ("value", value)):
                 if data is not None:
                     headers += [(f"x-alliance-{name}-redacted-from", str(len(data)).encode()),
@@ -118,10 +123,12 @@ class IngestWrites(Writes):
 
 
 def ingest(batch: Sequence[Raw], university_of: Mapping[str, str], seen: Callable[[str], Any], now: datetime,
-           topic: Callable[[str], str], dlq: str) -> IngestWrites:
+           topic: Callable[[str], str], dlq: str, event_partitions: int = EVENT_PARTITIONS) -> IngestWrites:
     """Validate, dedupe (per source university) and route every record of ``university_of[raw.topic]``'s
     ingest topic: a new event goes to its canonical family topic (with its ingest coordinates in headers)
-    and into ``ingest-seen``; a replay is sent on again; anything else goes to the DLQ with its reason."""
+    and into ``ingest-seen``; a replay is sent on again; anything else goes to the DLQ with its reason. An
+    erasure request goes to every partition of every family topic (``event_partitions`` each;
+    streams.erasure)."""
     out = IngestWrites()
     accepted: dict[str, Any] = {}  # seen key -> value, for the events accepted in this batch
 
@@ -152,7 +159,12 @@ def ingest(batch: Sequence[Raw], university_of: Mapping[str, str], seen: Callabl
         headers = [("x-alliance-ingest-topic", raw.topic.encode()),
                    ("x-alliance-ingest-partition", str(raw.partition).encode()),
                    ("x-alliance-ingest-offset", str(raw.offset).encode())]
-        out.records.append((topic(family_topic(event.family)), event.key, encode(event), headers))
+        if isinstance(event, SeekerErasureRequested):
+            value = encode(event)
+            out.routed += [(topic(family_topic(f)), p, event.key, value, headers)
+                           for f in Family for p in range(event_partitions)]
+        else:
+            out.records.append((topic(family_topic(event.family)), event.key, encode(event), headers))
     return out
 
 
@@ -171,23 +183,25 @@ def tables(batch: Sequence[Raw], domains: Mapping[str, Domain], lookup: Callable
     reads the entity-state table); a record that is not a valid event goes to the DLQ instead of stopping
     the batch. ``now`` (ISO 8601) stamps the partials and the views of entities without an event time."""
     out = TablesWrites()
-    items: list[tuple[int, Event]] = []
+    items: list[engine.Item] = []
     valid_raws: list[Raw] = []
+    family_of = {topic(family_topic(f)): f.value for f in Family}
     for raw in batch:
         try:
             event = decode(raw.value if raw.value is not None else b"")
         except EventValidationError as exc:
             out.reject(dlq, raw, _internal_reject(exc.reason_code, str(exc), raw))
             continue
-        items.append((raw.partition, event))
+        items.append((raw.partition, event, family_of.get(raw.topic, event.family)))
         valid_raws.append(raw)
     result = engine.process(items, domains, lookup)
-    for index, why in result.failed:  # the engine refused these events alone: the rest of the batch stands
-        raw = valid_raws[index]
-        out.reject(dlq, raw, _internal_reject("unprocessable", why, raw))
+    for index, reason, why in result.failed:  # the engine refused these events alone: the rest of the batch stands
+        raw, event = valid_raws[index], items[index][1]
+        out.reject(dlq, raw, Rejected(reason, why[:900], event.source, str(event.event_id))
+                   if reason == "erased_seeker" else _internal_reject(reason, why, raw))
     out.applied = result.applied
-    failed = {index for index, _ in result.failed}
-    out.events = [event for i, (_, event) in enumerate(items) if i not in failed]
+    failed = {index for index, _, _ in result.failed}
+    out.events = [item[1] for i, item in enumerate(items) if i not in failed]
     for key, (partition, state) in result.states.items():
         out.puts.append((STATES, partition, key, state))
     for key, partition in result.applied_ids.items():
@@ -197,6 +211,10 @@ def tables(batch: Sequence[Raw], domains: Mapping[str, Domain], lookup: Callable
         body = {"aggregate": pk[0], "key": pk[1], "member": f"p{pk[2]}", "partial": values, "at": now}
         out.records.append((topic(PARTIALS_TOPIC), f"{pk[0]}|{pk[1]}".encode(), to_json(body), []))
     for aggregate, key, value in result.views:
+        if value is None:  # an erased seeker's record: a tombstone, so compaction removes it
+            out.records.append((topic(agg_topic(aggregate)), key.encode(), None, []))
+            out.aggregates.append(aggregate)
+            continue
         record = {"aggregate": aggregate, "key": {"id": key}, "value": value,
                   "updated_at": result.view_times.get(key) or now}
         out.records.append((topic(agg_topic(aggregate)), key.encode(), to_json(record), []))

@@ -20,7 +20,7 @@ from faust.types import EventT, TableT
 from prometheus_client import CollectorRegistry
 
 from events.reference import UNIVERSITIES
-from events.topics import ingest_topic
+from events.topics import EVENT_PARTITIONS, ingest_topic
 from streams import batch as pure
 from streams import rollup
 from streams.domains import Domain
@@ -57,6 +57,7 @@ class Pipeline:
     events_processed: dict[str, int] = field(default_factory=dict)
     events_applied: dict[str, int] = field(default_factory=dict)  # first-time events (replays excluded)
     university_of: dict[str, str] = field(default_factory=dict)  # ingest topic -> university code
+    event_partitions: int = EVENT_PARTITIONS  # of each canonical topic (an erasure request goes to all)
 
     def __post_init__(self) -> None:
         self.university_of = {self.topic(ingest_topic(u)): u for u in UNIVERSITIES}
@@ -71,6 +72,8 @@ class Pipeline:
             self.writer.put(self._tables[table], partition, key, value)
         for name, record_key, record_value, headers in writes.records:
             self.writer.add(name, record_key, record_value, headers=headers)
+        for name, partition, record_key, record_value, headers in writes.routed:
+            self.writer.add(name, record_key, record_value, partition=partition, headers=headers)
         await self.writer.flush()
         if (m := self.metrics) is not None:  # once per batch: per-event label look-ups cost more than counting
             for (university, reason), n in writes.rejected.items():
@@ -86,7 +89,7 @@ class Pipeline:
 
     async def ingest(self, batch: Sequence[EventT[bytes]]) -> None:
         writes = pure.ingest([raw(ev) for ev in batch], self.university_of, self.seen.get, datetime.now(UTC),
-                             self.topic, self.dlq)
+                             self.topic, self.dlq, self.event_partitions)
         await self._write(writes)
         if (m := self.metrics) is not None:
             for (family, university), n in writes.ingested.items():

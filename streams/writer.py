@@ -67,7 +67,7 @@ class BatchWriter:
         self._before_flush = before_flush  # the worker's zombie fence (streams.fence)
         self._partitions: dict[str, int] = {}
         self._pending: dict[tuple[str, int | None], list[Record]] = {}
-        self._atomic: dict[tuple[str, int], list[tuple[bytes, bytes, Headers]]] = {}  # changelog: one record batch each
+        self._atomic: dict[tuple[str, int], list[tuple[bytes, bytes | None, Headers]]] = {}  # one record batch each
         # changelog partitions of persistent stores: their records go to the store too, once acknowledged
         # (the store, and the partition's epoch when the batch was computed)
         self._local: dict[tuple[str, int], tuple[Store, int | None]] = {}
@@ -81,12 +81,15 @@ class BatchWriter:
         """Write ``key`` of a faust table and its changelog record to the event's partition (a persistent
         store: after the flush acknowledged the changelog record)."""
         tp = (table.changelog_topic.get_topic_name(), partition)
-        key_bytes, value_bytes = changelog_bytes(key), changelog_bytes(value)
+        key_bytes = changelog_bytes(key)
+        value_bytes = None if value is None else changelog_bytes(value)  # None: a tombstone (the key is deleted)
         self._atomic.setdefault(tp, []).append((key_bytes, value_bytes, []))
         data = table.data
         if isinstance(data, Store):
             if tp not in self._local:
                 self._local[tp] = (data, data.epoch(partition))
+        elif value is None:
+            data.pop(key, None)
         else:
             data[key] = value
 

@@ -26,6 +26,10 @@ DAY_START = time(8, 0)
 DAY_END = time(20, 0)
 DEFAULT_DAY = date(2026, 11, 26)
 DEFAULT_PSEUDONYM_KEY = DEVELOPMENT_KEY
+# event types a simulated day does not publish: what an erasure changes depends on when it arrives relative to
+# the other universities' events about the seeker, which no oracle of a concurrent day can know (erasure is
+# tested on its own: tests/unit/test_erasure.py, tests/integration/test_erasure.py)
+NOT_SIMULATED = frozenset({"services.seeker_erasure_requested"})
 
 T = TypeVar("T")
 

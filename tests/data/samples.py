@@ -175,6 +175,11 @@ def one_of_each_type() -> dict[str, dict[str, Any]]:
     examples: dict[str, dict[str, Any]] = {}
     for ev in semester("scu"):
         examples.setdefault(ev["type"], ev)
+    # not in a semester: what an erasure changes depends on when it arrives (tests/unit/test_erasure.py)
+    served = examples["services.policy_briefing_delivered"]
+    examples["services.seeker_erasure_requested"] = {
+        **served, "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, "alliance-sample/scu/erasure")),
+        "type": "services.seeker_erasure_requested", "data": {"seeker_id": served["data"]["seeker_id"]}}
     return examples
 
 

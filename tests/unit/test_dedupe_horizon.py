@@ -6,64 +6,10 @@ tables, checked against the independent oracle."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
-
-from events.reference import UNIVERSITIES
 from events.simulator import alliance_day
-from events.topics import AGG_PARTITIONS, DLQ_TOPIC, EVENT_PARTITIONS, PARTIALS_TOPIC, ingest_topic
 from infra.oracle import expected_aggregates
 from streams import batch as pure
-from streams import rollup
-from streams.domains import domains
-from streams.writer import key_partition
-
-NOW = datetime.now(UTC)
-
-
-class Worker:
-    """One worker's three agents on dict tables; offsets keep growing like a topic's."""
-
-    def __init__(self) -> None:
-        self.tables: dict[str, dict[str, Any]] = {t: {} for t in (pure.SEEN, pure.STATES, pure.ROLLUPS)}
-        self.offset = 0
-        self.domains = domains()
-        self.university_of = {ingest_topic(u): u for u in UNIVERSITIES}
-
-    def _put(self, writes: pure.Writes) -> None:
-        for table, _, key, value in writes.puts:
-            self.tables[table][key] = value
-
-    def _consumed(self, writes: pure.Writes, prefix: str, partitions: int) -> list[pure.Raw]:
-        out = []
-        for topic, key, value, _ in writes.records:
-            if topic.startswith(prefix):
-                out.append(pure.Raw(topic, key_partition(key or b"", partitions), self.offset, None, key, value))
-                self.offset += 1
-        return out
-
-    def send(self, records: Sequence[tuple[str, bytes, bytes]]) -> tuple[pure.IngestWrites, pure.TablesWrites]:
-        raws = []
-        for topic, key, value in records:
-            raws.append(pure.Raw(topic, 0, self.offset, NOW.timestamp(), key, value))
-            self.offset += 1
-        ingested = pure.ingest(raws, self.university_of, self.tables[pure.SEEN].get, NOW, str, DLQ_TOPIC)
-        self._put(ingested)
-        tabled = pure.tables(self._consumed(ingested, "alliance.events.", EVENT_PARTITIONS), self.domains,
-                             self.tables[pure.STATES].get, NOW.isoformat(), str, DLQ_TOPIC)
-        self._put(tabled)
-        self._put(pure.rollup(self._consumed(tabled, PARTIALS_TOPIC, AGG_PARTITIONS), self.tables[pure.ROLLUPS].get,
-                              str, DLQ_TOPIC))
-        return ingested, tabled
-
-    def totals(self) -> dict[str, dict[str, dict[str, float]]]:
-        """Alliance-wide sums per rollup aggregate (what the worker publishes on alliance.agg.*)."""
-        out: dict[str, dict[str, dict[str, float]]] = {}
-        for key, state in self.tables[pure.ROLLUPS].items():
-            aggregate, dim = key.split("|", 1)
-            out.setdefault(aggregate, {})[dim] = rollup.totals(state)
-        return out
+from tests.pure_worker import Worker
 
 
 def test_a_resend_after_the_horizon_is_accepted_again_and_changes_no_figure() -> None:

@@ -1,0 +1,73 @@
+"""One worker's three agents on the pure batch path (streams.batch) with dict tables: what the unit tests run
+days through. Offsets keep growing like a topic's; every record a batch writes for the next agent is
+consumed by it (keyed records on their key's partition, routed records on theirs), and the newest record
+per key of every aggregated topic is kept, as compaction would."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from events.reference import UNIVERSITIES
+from events.topics import AGG_PARTITIONS, DLQ_TOPIC, EVENT_PARTITIONS, PARTIALS_TOPIC, ingest_topic
+from streams import batch as pure
+from streams import rollup
+from streams.domains import domains
+from streams.writer import key_partition
+
+NOW = datetime.now(UTC)
+
+
+class Worker:
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[str, Any]] = {t: {} for t in (pure.SEEN, pure.STATES, pure.ROLLUPS)}
+        self.offset = 0
+        self.domains = domains()
+        self.university_of = {ingest_topic(u): u for u in UNIVERSITIES}
+        self.agg: dict[tuple[str, bytes], bytes | None] = {}  # (topic, key) -> newest value (None: tombstone)
+        self.dlq: list[tuple[bytes | None, bytes | None, pure.Headers]] = []
+
+    def _put(self, writes: pure.Writes) -> None:
+        for table, _, key, value in writes.puts:
+            if value is None:
+                self.tables[table].pop(key, None)
+            else:
+                self.tables[table][key] = value
+        for topic, key, value, headers in writes.records:
+            if topic.startswith("alliance.agg."):
+                self.agg[(topic, key or b"")] = value
+            elif topic == DLQ_TOPIC:
+                self.dlq.append((key, value, headers))
+
+    def _consumed(self, writes: pure.Writes, prefix: str, partitions: int) -> list[pure.Raw]:
+        out = []
+        routed = [(topic, partition, key, value) for topic, partition, key, value, _ in writes.routed]
+        keyed = [(topic, key_partition(key or b"", partitions), key, value) for topic, key, value, _ in writes.records]
+        for topic, partition, key, value in keyed + routed:
+            if topic.startswith(prefix):
+                out.append(pure.Raw(topic, partition, self.offset, None, key, value))
+                self.offset += 1
+        return out
+
+    def send(self, records: Sequence[tuple[str, bytes, bytes]]) -> tuple[pure.IngestWrites, pure.TablesWrites]:
+        raws = []
+        for topic, key, value in records:
+            raws.append(pure.Raw(topic, 0, self.offset, NOW.timestamp(), key, value))
+            self.offset += 1
+        ingested = pure.ingest(raws, self.university_of, self.tables[pure.SEEN].get, NOW, str, DLQ_TOPIC)
+        self._put(ingested)
+        tabled = pure.tables(self._consumed(ingested, "alliance.events.", EVENT_PARTITIONS), self.domains,
+                             self.tables[pure.STATES].get, NOW.isoformat(), str, DLQ_TOPIC)
+        self._put(tabled)
+        self._put(pure.rollup(self._consumed(tabled, PARTIALS_TOPIC, AGG_PARTITIONS), self.tables[pure.ROLLUPS].get,
+                              str, DLQ_TOPIC))
+        return ingested, tabled
+
+    def totals(self) -> dict[str, dict[str, dict[str, float]]]:
+        """Alliance-wide sums per rollup aggregate (what the worker publishes on alliance.agg.*)."""
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for key, state in self.tables[pure.ROLLUPS].items():
+            aggregate, dim = key.split("|", 1)
+            out.setdefault(aggregate, {})[dim] = rollup.totals(state)
+        return out

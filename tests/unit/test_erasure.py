@@ -1,0 +1,208 @@
+"""Erasing a job seeker (PIPL) on the worker's own pure batch path (streams.batch, dict tables), checked
+against the independent oracle (infra.oracle):
+
+- after the erasure no table key or value names the seeker (their check-ins, offers, hires, assignments and
+  1-1-3-1 state are renamed to an anonymous token), their own 1-1-3-1 record is a tombstone on the
+  aggregated topic, and every figure (alliance totals, per-fair, per-posting, windows) is what it was;
+- an event naming the seeker that arrives afterwards is refused (``erased_seeker``) with a redacted DLQ copy,
+  and changes nothing; a re-sent or replayed erasure changes nothing; only the seeker's own university may
+  ask.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from events import wire
+from events.base import Event
+from events.codec import encode, from_dict
+from events.privacy import minted_by
+from events.simulator import alliance_day
+from events.topics import DLQ_TOPIC, EVENT_PARTITIONS, ingest_topic
+from infra.oracle import expected_aggregates
+from streams import batch as pure
+from streams import erasure
+from streams.writer import key_partition
+from tests.pure_worker import NOW, Worker
+
+
+def _day(seed: int) -> list[Event]:
+    return [r.event for r in alliance_day(seed=seed, scale=0.05, duplicate_rate=0.0, invalid_rate=0.0,
+                                          spoofed_rate=0.0, foreign_rate=0.0) if r.kind == "valid" and r.event]
+
+
+def _records(events: Iterable[Event]) -> list[tuple[str, bytes, bytes]]:
+    return [(ingest_topic(e.source), e.key, encode(e)) for e in events]
+
+
+def _event(source: str, etype: str, data: dict[str, Any], at: datetime = NOW) -> Event:
+    return from_dict({"event_id": str(uuid.uuid4()), "type": etype, "source": source,
+                      "occurred_at": (at - timedelta(minutes=5)).isoformat(), "schema_version": 1, "data": data})
+
+
+def erasure_request(seeker: str, source: str | None = None) -> Event:
+    owner = minted_by(seeker)
+    assert owner is not None
+    return _event(source or owner[0], "services.seeker_erasure_requested", {"seeker_id": seeker})
+
+
+def _most_active(events: list[Event], n: int) -> list[str]:
+    """Seekers named by the most families (check-ins, offers, assignments, services...)."""
+    families: dict[str, set[str]] = defaultdict(set)
+    for e in events:
+        for s in [getattr(e.data, "seeker_id", None), *(getattr(e.data, "seeker_ids", None) or ())]:
+            if s:
+                families[s].add(e.type)
+    return sorted(families, key=lambda s: (-len(families[s]), s))[:n]
+
+
+def _figures(worker: Worker) -> tuple[dict[str, Any], dict[tuple[str, bytes], Any]]:
+    """Alliance totals, and the newest per-entity record of every aggregated topic (values, not times)."""
+    per_entity = {k: (json.loads(v)["value"] if v is not None else None) for k, v in worker.agg.items()}
+    return worker.totals(), per_entity
+
+
+def _oracle_matches(worker: Worker, applied: list[Event]) -> None:
+    expected = expected_aggregates(applied)
+    totals = worker.totals()
+    assert totals["windows"] == {k: {"events": v["events"]} for k, v in expected["windows"].items()}
+    guarantee = expected["service-guarantee"]["scope=alliance"]
+    assert totals["service-guarantee"]["scope=alliance"]["seekers"] == guarantee["seekers"]
+    assert totals["postings-by-segment"] == expected["postings-by-segment"]
+    seekers = {k.decode(): json.loads(v)["value"] for (t, k), v in worker.agg.items()
+               if t == "alliance.agg.service-guarantee" and k.startswith(b"seeker:") and v is not None}
+    assert seekers.keys() == {k for k in expected["service-guarantee"] if k.startswith("seeker:")}
+    fairs = {k.decode(): json.loads(v)["value"] for (t, k), v in worker.agg.items() if t == "alliance.agg.fairs"}
+    assert {f: {n: v[n] for n in ("booths", "distinct_checkins", "onsite_offers")} for f, v in fairs.items()} == \
+        {f: {n: v[n] for n in ("booths", "distinct_checkins", "onsite_offers")} for f, v in expected["fairs"].items()}
+    funnels = {k.decode(): json.loads(v)["value"] for (t, k), v in worker.agg.items()
+               if t == "alliance.agg.posting-funnel"}
+    for pid, value in expected["posting-funnel"].items():
+        assert {n: funnels[pid][n] for n in value} == value, pid
+
+
+def _names_anywhere(worker: Worker, seeker: str) -> list[str]:
+    found = []
+    for name, table in worker.tables.items():
+        for key, value in table.items():
+            if seeker in key or seeker in json.dumps(value):
+                found.append(f"{name}: {key}")
+    found += [f"agg {t} {k!r}" for (t, k), v in worker.agg.items()
+              if v is not None and (seeker.encode() in k or seeker.encode() in v)]
+    return found
+
+
+def test_an_erasure_removes_the_seeker_everywhere_and_changes_no_figure() -> None:
+    day = _day(seed=9)
+    worker = Worker()
+    worker.send(_records(day))
+    erased = _most_active(day, 6)
+    assert all(_names_anywhere(worker, s) for s in erased)
+    before = _figures(worker)
+    requests = [erasure_request(s) for s in erased]
+    ingested, _ = worker.send(_records(requests))
+    assert sum(ingested.ingested.values()) == len(requests) and not worker.dlq
+    assert len(ingested.routed) == len(requests) * 4 * 6  # every partition of every family topic
+    for seeker in erased:
+        assert _names_anywhere(worker, seeker) == [], seeker
+        assert worker.agg[("alliance.agg.service-guarantee", f"seeker:{seeker}".encode())] is None  # tombstone
+    totals, per_entity = _figures(worker)
+    assert totals == before[0]  # every alliance figure, windows too (an erasure is not counted as an event)
+    assert {k: v for k, v in per_entity.items() if v is not None} == \
+        {k: v for k, v in before[1].items() if k[1].decode().removeprefix("seeker:") not in erased}
+    _oracle_matches(worker, day + requests)
+    # the anonymous token carries the seeker's counts: one token per request, never the pseudonym's digest
+    tokens = {erasure.token(r) for r in requests}
+    states = worker.tables[pure.STATES]
+    assert {k for k in states if k.startswith("seeker:erased.") and "|" not in k} == {f"seeker:{t}" for t in tokens}
+    assert not any(erasure.digest(s) in t for s in erased for t in tokens)
+
+    # a re-sent request (same id: a duplicate) and a new request for the same seeker change nothing
+    snapshot = dict(states)
+    worker.send(_records([requests[0], erasure_request(erased[0])]))
+    assert states == snapshot and _figures(worker) == (totals, per_entity)
+    assert [dict(h)[wire.DLQ_REASON] for _, _, h in worker.dlq] == [b"duplicate"]
+
+
+def test_events_after_the_erasure_are_refused_and_redacted_and_replays_change_nothing() -> None:
+    day = _day(seed=11)
+    worker = Worker()
+    day_canonical = worker.send(_records(day))[0].records
+    erased = _most_active(day, 3)
+    requests = [erasure_request(s) for s in erased]
+    erasure_copies = worker.send(_records(requests))[0].routed
+    figures = _figures(worker)
+    fair = next(e for e in day if e.type == "jobfair.scheduled")
+    posting = next(e for e in day if e.type == "recruitment.job_posted")
+    mentor = next(e for e in day if e.type == "mentoring.mentor_registered")
+    other = next(s for s in _most_active(day, 40) if s not in erased)
+    late = []
+    for i, seeker in enumerate(erased):
+        late += [
+            _event(fair.source, "jobfair.student_checked_in", {"fair_id": fair.data.fair_id, "seeker_id": seeker}),
+            _event(posting.source, "recruitment.application_submitted", {
+                "posting_id": posting.data.posting_id, "application_id": f"late-{i}", "seeker_id": seeker,
+                "degree": "bachelor"}),
+            _event(mentor.source, "mentoring.session_held", {  # names an erased seeker beside another one
+                "mentor_id": mentor.data.mentor_id, "session_id": f"late-s{i}", "topic": "interview_skills",
+                "seeker_ids": [other, seeker], "duration_minutes": 30}),
+            _event("scu", "services.policy_briefing_delivered", {"seeker_id": seeker, "briefing_id": f"late-b{i}",
+                                                                 "topic": "policy"}),
+        ]
+    ingested, _ = worker.send(_records(late))
+    assert sum(ingested.ingested.values()) == len(late)  # valid at the ingest: the tables stage knows
+    reasons = [dict(h)[wire.DLQ_REASON] for _, _, h in worker.dlq]
+    assert reasons == [b"erased_seeker"] * len(late)
+    for key, value, headers in worker.dlq:  # redacted: sizes and digests only, the university to tell
+        assert key is None and value is None
+        h = dict(headers)
+        assert h[wire.DLQ_UNIVERSITY].decode() in {e.source for e in late} and "x-alliance-value-sha256" in h
+        assert not any(s.encode() in v for s in erased for v in h.values())
+    assert _figures(worker) == figures
+    _oracle_matches(worker, day + requests + late)
+    # a replay of the tables stage (a worker re-reading uncommitted records after a crash): the erasure
+    # copies and the day's events naming the seekers, applied before the erasure, change nothing and send
+    # nothing to the DLQ; the late events, never applied, are refused again
+    replay = [pure.Raw(t, p, 10_000_000 + i, None, k, v) for i, (t, p, k, v, _) in enumerate(
+        [*erasure_copies, *((t, key_partition(k or b"", EVENT_PARTITIONS), k, v, h) for t, k, v, h in day_canonical
+                            if any(s.encode() in v for s in erased))])]
+    assert len(replay) > len(erasure_copies)
+    states, dlq = dict(worker.tables[pure.STATES]), len(worker.dlq)
+    again = pure.tables(replay, worker.domains, worker.tables[pure.STATES].get, NOW.isoformat(), str, DLQ_TOPIC)
+    assert again.applied == 0 and not again.rejected and not again.records
+    worker._put(again)
+    assert worker.tables[pure.STATES] == states and len(worker.dlq) == dlq
+
+
+def test_only_the_seekers_university_may_ask_and_the_order_inside_a_day_is_respected() -> None:
+    day = _day(seed=13)
+    erased = _most_active(day, 4)
+    owner = minted_by(erased[0])[0]  # type: ignore[index]
+    stranger = next(u for u in ("scu", "cqu") if u != owner)
+    worker = Worker()
+    worker.send(_records(day))
+    worker.send(_records([erasure_request(erased[0], source=stranger)]))
+    assert [dict(h)[wire.DLQ_REASON] for _, _, h in worker.dlq] == [b"not_owner"]
+    assert _names_anywhere(worker, erased[0])
+    # mid-day: the first half applied, the erasure, then the rest of the day (refused where it names them)
+    rng = random.Random(3)
+    cut = rng.randrange(len(day) // 3, 2 * len(day) // 3)
+    worker = Worker()
+    requests = [erasure_request(s) for s in erased]
+    worker.send(_records(day[:cut]))
+    worker.send(_records(requests))
+    _, tabled = worker.send(_records(day[cut:]))
+    refused = [e for e in day[cut:] if {getattr(e.data, "seeker_id", None), *(getattr(e.data, "seeker_ids", None)
+                                                                             or ())} & set(erased)]
+    assert refused and len(worker.dlq) == len(refused)
+    for seeker in erased:
+        assert _names_anywhere(worker, seeker) == []
+    _oracle_matches(worker, day[:cut] + requests + day[cut:])
+    assert tabled.applied == len(day) - cut - len(refused)
+    assert datetime.now(UTC) >= NOW
