@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.workload import Item
+from core.partitioning import key_partition
 from events.reference import UNIVERSITIES
 from events.topics import AGG_PARTITIONS, DLQ_TOPIC, EVENT_PARTITIONS, PARTIALS_TOPIC, ingest_topic
 from streams import batch as pure
 from streams.domains import domains
-from streams.writer import key_partition
 
 NOW = datetime.now(UTC)
 

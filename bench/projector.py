@@ -45,7 +45,7 @@ class _Record:  # the part of a ConsumerRecord that consumers.mapping.plan_batch
 def offline_batches(records: Sequence[Item], suffix: str, batch_size: int) -> list[list[_Record]]:
     """The canonical records as the projector would fetch them (partition by key, offsets per partition),
     in batches of ``batch_size``."""
-    from streams.writer import key_partition
+    from core.partitioning import key_partition
 
     next_offset: dict[tuple[str, int], int] = {}
     out: list[_Record] = []

@@ -37,6 +37,7 @@ from events.aggregates import parse_record
 from events.base import Event
 from events.codec import decode
 from events.errors import EventValidationError
+from events.privacy import erasure_token, named_seekers, seeker_digest
 from events.topics import AGGREGATES
 
 TableRows = list[tuple[Table, Row]]
@@ -230,6 +231,40 @@ MAPPERS: dict[type[Event], Callable[[Any], TableRows]] = {
     services.TrainingOrInternshipOffered: _training_ref,
 }
 
+# The read-model rows that name job seekers, per family: (table, the column of the entity the event is keyed
+# by (so its partition), the seeker column). An erasure renames the seeker in exactly these (consumers.store).
+SEEKER_COLUMNS: dict[str, tuple[tuple[Table, str, str], ...]] = {
+    "recruitment": ((APPLICATIONS, "posting_id", "seeker_id"), (OFFERS, "posting_id", "seeker_id")),
+    "jobfair": ((FAIR_CHECKINS, "fair_id", "seeker_id"), (FAIR_OFFERS, "fair_id", "seeker_id")),
+    "mentoring": ((MENTOR_ASSIGNMENTS, "mentor_id", "seeker_id"), (MENTORING_SESSIONS, "mentor_id", "seeker_ids")),
+    "services": ((SERVICE_ITEMS, "seeker_id", "seeker_id"),),
+}
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """One copy of a seeker erasure request, as read from (family topic, partition) (streams.erasure has the
+    worker's side; the read model follows the same copies in the same order)."""
+
+    seeker: str
+    token: str
+    family: str
+    partition: int
+
+    @property
+    def marker(self) -> tuple[str, str, int]:
+        return seeker_digest(self.seeker), self.family, self.partition
+
+
+def _renamed(row: Row, seeker: str, token: str) -> Row:
+    return tuple(token if v == seeker else [token if x == seeker else x for x in v] if isinstance(v, list) else v
+                 for v in row)
+
+
+def family_of_topic(topic: str) -> str:
+    """``alliance.events.jobfair`` (also with a deployment suffix) -> ``jobfair``."""
+    return topic.split(".events.", 1)[-1].split(".", 1)[0]
+
 
 def event_rows(event: Event) -> TableRows:
     """The row tuples one event contributes (before merging with the rest of its batch)."""
@@ -320,6 +355,8 @@ class Plan:
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) -> next offset
     families: Counter[str] = field(default_factory=Counter)
     records: int = 0
+    erasures: list[Erasure] = field(default_factory=list)  # applied to stored rows before this batch's rows
+    erased_skipped: int = 0  # events naming a seeker erased before them on their partition (not projected)
 
     def touched(self, table: str, column: str) -> list[str]:
         """Distinct values of ``column`` in this batch's rows of ``table`` (for recounts)."""
@@ -334,9 +371,14 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:1000]
 
 
-def plan_batch(records: Iterable[RecordLike], kinds: Mapping[str, TopicKind]) -> Plan:
+def plan_batch(records: Iterable[RecordLike], kinds: Mapping[str, TopicKind],
+               erased: set[tuple[str, str, int]] | None = None) -> Plan:
+    """``erased``: the (seeker digest, family, partition) markers of erasures applied before this batch; the
+    batch's own erasures are added to it."""
     plan = Plan()
+    erased = set() if erased is None else erased
     staged: dict[str, list[Row]] = defaultdict(list)
+    staged_at: dict[str, list[tuple[str, int]]] = defaultdict(list)  # (family, partition) of each staged row
     aggs: list[AggUpdate] = []
     for rec in records:
         plan.records += 1
@@ -352,11 +394,35 @@ def plan_batch(records: Iterable[RecordLike], kinds: Mapping[str, TopicKind]) ->
             if rec.value is None:
                 raise RecordError("event record without a value")
             event = decode(rec.value)
+            if isinstance(event, services.SeekerErasureRequested):
+                _erase(plan, Erasure(event.data.seeker_id, erasure_token(event.source, str(event.event_id)),
+                                     family_of_topic(rec.topic), rec.partition), erased, staged, staged_at)
+                continue
+            if any((seeker_digest(s), event.family, rec.partition) in erased for s in named_seekers(event.data)):
+                plan.erased_skipped += 1
+                continue
             for table, row in event_rows(event):
                 staged[table.name].append(row)
+                staged_at[table.name].append((event.family, rec.partition))
             plan.families[event.family] += 1
         except (RecordError, EventValidationError) as exc:
             plan.rejects.append(Reject(rec.topic, rec.partition, rec.offset, rec.key, rec.value, _reason(exc)))
     plan.rows = {name: BY_NAME[name].merge_rows(rows) for name, rows in staged.items()}
     plan.aggs = fold_aggs(aggs)
     return plan
+
+
+def _erase(plan: Plan, erasure: Erasure, erased: set[tuple[str, str, int]], staged: dict[str, list[Row]],
+           staged_at: dict[str, list[tuple[str, int]]]) -> None:
+    """An erasure copy: rename the seeker in the rows staged so far from its (family, partition); the stored
+    rows are renamed by the store, before this batch's rows are written. A copy seen before changes nothing."""
+    if erasure.marker in erased:
+        return
+    erased.add(erasure.marker)
+    plan.erasures.append(erasure)
+    where = (erasure.family, erasure.partition)
+    for name, rows in staged.items():
+        at = staged_at[name]
+        for i, row in enumerate(rows):
+            if at[i] == where:
+                rows[i] = _renamed(row, erasure.seeker, erasure.token)

@@ -28,10 +28,10 @@ from prometheus_client import CollectorRegistry
 from consumers.errors import ConsumerError, ProjectionError
 from consumers.mapping import Plan, TopicKind, plan_batch
 from consumers.metrics import ProjectorMetrics
-from consumers.store import apply_plan, prepare_connection, stored_offsets
+from consumers.store import apply_plan, erased_markers, prepare_connection, stored_offsets
 from core.kafka_access import KafkaAccess
 from core.metrics import serve
-from events.topics import AGGREGATES, Family, agg_topic, family_topic
+from events.topics import AGGREGATES, EVENT_PARTITIONS, Family, agg_topic, family_topic
 
 log = logging.getLogger("consumers.projector")
 
@@ -80,6 +80,10 @@ class Projector:
         self._db_ok = False
         self._stop: asyncio.Event | None = None
         self.dropped = 0  # records fetched below the stored offset (never applied twice)
+        # erasures applied so far, (seeker digest, family, partition): read at assignment, then kept up to date
+        # by plan_batch (a failed transaction stops the projector, and the restart reads them again)
+        self.erased: set[tuple[str, str, int]] = set()
+        self.event_partitions = EVENT_PARTITIONS  # of each canonical topic, as described at assignment
 
     # --- database --------------------------------------------------------------------------------------
     async def _pool_ready(self) -> asyncpg.Pool:
@@ -148,7 +152,7 @@ class Projector:
 
     async def apply(self, plan: Plan, stop: asyncio.Event | None = None) -> None:
         async def write(conn: asyncpg.Connection) -> object:
-            return await apply_plan(conn, self.config.group, plan)
+            return await apply_plan(conn, self.config.group, plan, self.event_partitions)
 
         started = time.perf_counter()
         written = await self._with_db_retry(f"batch of {plan.records} records", stop, write)
@@ -162,6 +166,9 @@ class Projector:
             m.rows_total.labels(table=table).inc(n)
         for family, n in plan.families.items():
             m.events_total.labels(family=family).inc(n)
+        if plan.erasures or plan.erased_skipped:  # counts only: a pseudonym is never logged
+            log.info("erasures applied: %d; events naming an erased seeker not projected: %d",
+                     len(plan.erasures), plan.erased_skipped)
         if plan.rejects:
             m.errors_total.labels(kind="reject").inc(len(plan.rejects))
             for r in plan.rejects:
@@ -198,6 +205,12 @@ class Projector:
 
     async def _assign(self, consumer: AIOKafkaConsumer) -> None:
         tps = await self._partitions()
+        events = [tp for tp in tps if self.kinds.get(tp.topic) is TopicKind.EVENTS]
+        if events:
+            self.event_partitions = 1 + max(tp.partition for tp in events)
+        markers = await self._with_db_retry("reading erasure markers", self._stop, erased_markers)
+        assert isinstance(markers, set)
+        self.erased = markers
         consumer.assign(tps)
         await self.seek_to_stored(tps)
 
@@ -232,7 +245,8 @@ class Projector:
                     # a thread so that the event loop keeps sending that batch's statements meanwhile
                     fetched = await consumer.getmany(timeout_ms=cfg.batch_timeout_ms, max_records=cfg.batch_size)
                     records = self._fresh(fetched)
-                    plan = await asyncio.to_thread(plan_batch, records, self.kinds) if records else None
+                    plan = (await asyncio.to_thread(plan_batch, records, self.kinds, self.erased)
+                            if records else None)
                     if writing is not None:
                         await writing  # batches commit in order: one transaction at a time
                         writing = None

@@ -8,8 +8,10 @@ from collections.abc import Iterable, Sequence
 
 import asyncpg
 
-from consumers.mapping import Plan
+from consumers.mapping import SEEKER_COLUMNS, Erasure, Plan
 from consumers.tables import TABLES
+from core.partitioning import key_partition
+from events.topics import EVENT_PARTITIONS
 
 _AGG_STAGE = ("CREATE TEMP TABLE IF NOT EXISTS stage_agg (aggregate text, key text, dims jsonb, value jsonb, "
               "updated_at timestamptz) ON COMMIT DELETE ROWS")
@@ -111,11 +113,15 @@ def _parents(plan: Plan, children: Iterable[tuple[str, str]]) -> list[str]:
     return sorted(ids)
 
 
-async def apply_plan(conn: asyncpg.Connection, group: str, plan: Plan) -> Counter[str]:
+async def apply_plan(conn: asyncpg.Connection, group: str, plan: Plan,
+                     event_partitions: int = EVENT_PARTITIONS) -> Counter[str]:
     """Write the whole plan in one transaction; return rows staged per table. Raises asyncpg errors
-    (the transaction is then rolled back and nothing, including the offsets, advances)."""
+    (the transaction is then rolled back and nothing, including the offsets, advances). ``event_partitions``:
+    of each canonical topic (an erasure renames the rows of entities on its own partition)."""
     written: Counter[str] = Counter()
     async with conn.transaction():
+        for erasure in plan.erasures:  # before the batch's rows: those are renamed already (consumers.mapping)
+            written["erased_rows"] += await _erase(conn, erasure, event_partitions)
         for table in TABLES:
             rows = plan.rows.get(table.name)
             if not rows:
@@ -158,8 +164,41 @@ async def _recount(conn: asyncpg.Connection, plan: Plan) -> None:
             await conn.execute(_PLACEHOLDER.format(table=table, key=key), ids)
             await conn.execute(recount, ids)
     seekers = plan.touched("service_items", "seeker_id")
+    seekers += [e.token for e in plan.erasures if e.family == "services"]  # their progress, renamed
     if seekers:
         await conn.execute(_SERVICE_PROGRESS, seekers)
+
+
+async def _erase(conn: asyncpg.Connection, erasure: Erasure, partitions: int) -> int:
+    """Rename an erased seeker in the stored rows of the erasure's (family, partition): the same rows keep
+    counting, under the anonymous token; remember the digest so that later events naming the seeker on that
+    partition are not projected. Returns the rows renamed."""
+    renamed = 0
+    for table, entity, column in SEEKER_COLUMNS[erasure.family]:
+        array = column == "seeker_ids"
+        naming = f"$1 = ANY({column})" if array else f"{column} = $1"
+        ids = [r[0] for r in await conn.fetch(f"SELECT DISTINCT {entity} FROM {table.name} WHERE {naming}",
+                                              erasure.seeker)]
+        ids = [i for i in ids if key_partition(i.encode(), partitions) == erasure.partition]
+        if not ids:
+            continue
+        new = f"array_replace({column}, $1, $2)" if array else "$2"
+        status = await conn.execute(f"UPDATE {table.name} SET {column} = {new} WHERE {naming} AND {entity} = ANY($3)",
+                                    erasure.seeker, erasure.token, ids)
+        renamed += int(status.split()[-1])
+    if erasure.family == "services" and key_partition(erasure.seeker.encode(), partitions) == erasure.partition:
+        await conn.execute("DELETE FROM service_progress WHERE seeker_id = $1", erasure.seeker)
+        await conn.execute("DELETE FROM agg_snapshot WHERE aggregate = 'service-guarantee' AND key = $1",
+                           f"seeker:{erasure.seeker}")
+    await conn.execute("INSERT INTO erased_seekers (digest, family, partition) VALUES ($1, $2, $3) "
+                       "ON CONFLICT DO NOTHING", *erasure.marker)
+    return renamed
+
+
+async def erased_markers(conn: asyncpg.Connection) -> set[tuple[str, str, int]]:
+    """Every (seeker digest, family, partition) an erasure was applied on (consumers.mapping.plan_batch)."""
+    return {(r["digest"], r["family"], r["partition"])
+            for r in await conn.fetch("SELECT digest, family, partition FROM erased_seekers")}
 
 
 async def stored_offsets(conn: asyncpg.Connection, group: str,

@@ -30,6 +30,7 @@ from events.base import _known_university
 DEVELOPMENT_KEY = "local-development-only-key"
 DEVELOPMENT_KEY_ID = "dev"
 KEY_ID_PATTERN = r"[a-z0-9]{1,12}"
+ERASED_PREFIX = "erased."  # of the anonymous ids that replace erased seekers (never a valid pseudonym)
 _KEYED = re.compile(rf"^ps\.([a-z]+)\.({KEY_ID_PATTERN})\.[0-9a-f]{{32}}$")
 
 
@@ -51,6 +52,19 @@ def named_seekers(data: object) -> tuple[str, ...]:
     one = getattr(data, "seeker_id", None)
     many = getattr(data, "seeker_ids", None) or ()
     return tuple(dict.fromkeys(([one] if one else []) + list(many)))
+
+
+def seeker_digest(seeker: str) -> str:
+    """What the alliance keeps of an erased seeker, to refuse later events naming them: a SHA-256 of the
+    pseudonym, never the pseudonym (docs/security.md, "Erasing a student")."""
+    return hashlib.sha256(seeker.encode()).hexdigest()[:32]
+
+
+def erasure_token(source: str, request_id: str) -> str:
+    """The anonymous id an erased seeker's records carry from then on: made from the erasure request's own id
+    (its source university and event id), so it cannot be computed from the pseudonym, and the worker and
+    the read model agree on it."""
+    return ERASED_PREFIX + hashlib.sha256(f"{source}/{request_id}".encode()).hexdigest()[:32]
 
 
 def minted_by(pseudonym: str) -> tuple[str, str] | None:

@@ -17,6 +17,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from core.kafka_access import KafkaAccess
+from events.privacy import ERASED_PREFIX
 from events.topics import AGGREGATES, DLQ_TOPIC, agg_topic
 
 TopicState = dict[str, dict[str, Any]]  # topic -> key (or partition:offset for the DLQ) -> (value, headers)
@@ -108,6 +109,8 @@ async def typed_tables(conn: asyncpg.Connection) -> Aggregates:
         out["fairs"][r["fair_id"]] = {"booths": r["booths"], "distinct_checkins": r["checkins"],
                                       "onsite_offers": r["onsite_offers"], "status": r["state"]}
     for r in await conn.fetch("SELECT * FROM service_progress"):
+        if r["seeker_id"].startswith(ERASED_PREFIX):  # an erased seeker: counted below, no record of their own
+            continue
         out["service-guarantee"][f"seeker:{r['seeker_id']}"] = {
             "briefings": r["briefings"], "counsellings": r["counsellings"],
             "recommended_postings": r["recommendations"], "programs": r["trainings"],

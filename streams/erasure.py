@@ -23,25 +23,21 @@ changes nothing (the marker is there).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from typing import Any
 
 from events.base import Event
+from events.privacy import erasure_token, seeker_digest
 from streams.domains.base import Tx
-
-
-def digest(seeker: str) -> str:
-    return hashlib.sha256(seeker.encode()).hexdigest()[:32]
 
 
 def token(request: Event) -> str:
     """The anonymous id that replaces the seeker: from the request's id, not from the pseudonym."""
-    return "erased." + hashlib.sha256(f"{request.source}/{request.event_id}".encode()).hexdigest()[:32]
+    return erasure_token(request.source, str(request.event_id))
 
 
 def marker_key(seeker: str, family: str, partition: int) -> str:
-    return f"erased|{digest(seeker)}|{family}|{partition}"
+    return f"erased|{seeker_digest(seeker)}|{family}|{partition}"
 
 
 def index_key(seeker: str, family: str, partition: int) -> str:

@@ -30,14 +30,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from functools import lru_cache
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 
+from core.partitioning import key_partition
 from streams.store import Store
 
 Headers = list[tuple[str, bytes]]
@@ -47,12 +46,6 @@ ATOMIC_BATCH_BYTES = 8 * 1024 * 1024  # uncompressed limit of one changelog part
 
 class ChangelogBatchTooLarge(RuntimeError):
     """One batch's writes to a changelog partition do not fit one record batch (they must be atomic)."""
-
-
-@lru_cache(maxsize=262_144)
-def key_partition(key: bytes, partitions: int) -> int:
-    """The default partitioner's choice for a keyed record (aiokafka DefaultPartitioner, kafka-python)."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def changelog_bytes(obj: Any) -> bytes:

@@ -2,7 +2,9 @@
 
 Commands:
   publish        validate a JSONL or CSV file of one university's events and publish the valid ones
-  pseudonymise   print the alliance pseudonym (ps_...) of student numbers, for preparing files
+  pseudonymise   print the alliance pseudonym (ps.<university>.<key id>.<hex>) of student numbers
+  erase          ask the alliance to erase students (PIPL): one services.seeker_erasure_requested each
+  dlq            the dead-letter topic: summary, export one university's rejects, redrive fixed ones
   schemas        write the JSON Schemas and the AsyncAPI document generated from the models
 
 Exit codes of publish: 0 every line was valid (and published), 1 some lines were invalid (every valid
@@ -117,6 +119,61 @@ def _cmd_pseudonymise(args: argparse.Namespace) -> int:
         numbers += [line.strip() for line in sys.stdin if line.strip()] if arg == "-" else [arg]
     for number in numbers:
         print(pseudonymise(args.university, number, key, key_id))
+    return EXIT_OK
+
+
+# -- erase ------------------------------------------------------------------------------------------
+
+def _cmd_erase(args: argparse.Namespace) -> int:
+    """One erasure request per pseudonym; every pseudonym is checked before anything is sent."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from events.codec import from_dict
+    from events.ownership import ownership_problem
+    from events.privacy import minted_by
+
+    university: str = args.university
+    seekers: list[str] = []
+    for arg in args.seekers:
+        seekers += [line.strip() for line in sys.stdin if line.strip()] if arg == "-" else [arg.strip()]
+    requests, bad = [], 0
+    for n, seeker in enumerate(dict.fromkeys(seekers), start=1):
+        try:
+            request = from_dict({
+                "event_id": str(uuid.uuid4()), "type": "services.seeker_erasure_requested", "source": university,
+                "occurred_at": datetime.now(UTC).isoformat(), "schema_version": 1, "data": {"seeker_id": seeker}})
+        except EventError:  # not a pseudonym (a raw student number?): say which one, never echo it
+            bad += 1
+            print(f"seeker {n}: not a pseudonym (ps.<university>.<key id>.<32 hex> or ps_<32 hex>)", file=sys.stderr)
+            continue
+        if ownership_problem(request) is not None:
+            bad += 1
+            print(f"seeker {n}: minted by {minted_by(seeker)[0]!r}, not {university!r}: only its university may "  # type: ignore[index]
+                  "ask to erase a student", file=sys.stderr)
+            continue
+        requests.append(request)
+    if bad:
+        print(f"{bad} of {len(seekers)} seeker(s) refused; nothing was sent", file=sys.stderr)
+        return EXIT_SOME_BAD
+    if args.dry_run:
+        print(f"{university}: {len(requests)} erasure request(s) valid; dry run, nothing sent")
+        return EXIT_OK
+    from events.tools.publisher import Publisher, PublisherError
+
+    kafka = _settings().kafka(university).at(args.bootstrap)
+    with Publisher(kafka, university, topic=args.topic) as publisher:
+        try:
+            for request in requests:
+                publisher.publish(request)
+            publisher.flush()
+        except PublisherError as exc:
+            print(f"error: {exc}; re-running the command is safe (an erasure applied twice changes nothing)",
+                  file=sys.stderr)
+            return EXIT_ERROR
+    for request in requests:  # the university's record of what it asked: request id, pseudonym
+        print(f"{request.event_id} {request.subject}")
+    print(f"{university}: {len(requests)} erasure request(s) published to {publisher.topic}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -253,6 +310,21 @@ def build_parser() -> argparse.ArgumentParser:
     pse.add_argument("student_numbers", metavar="STUDENT_NUMBER", nargs="+",
                      help="student number(s); - reads one per line from standard input")
     pse.set_defaults(func=_cmd_pseudonymise)
+
+    era = sub.add_parser(
+        "erase", help="ask the alliance to erase students (PIPL erasure requests)",
+        description="Publish one services.seeker_erasure_requested per PSEUDONYM (of the university's own "
+                    "students: ps.<university>.<key id>.<hex>, or the first form ps_<hex>). Every stage then "
+                    "replaces the student's pseudonym with an anonymous id, keeps every figure, and refuses "
+                    "later events naming them (docs/security.md, 'Erasing a student'). Prints one line per "
+                    "request: its event id and the pseudonym. Exit 0 sent, 1 some pseudonyms refused (nothing "
+                    "sent), 2 settings or broker error.")
+    era.add_argument("--university", "-u", required=True, type=_university, help="the students' university")
+    era.add_argument("seekers", metavar="PSEUDONYM", nargs="+", help="pseudonym(s); - reads one per line from stdin")
+    era.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (default: settings)")
+    era.add_argument("--topic", help="publish to this topic instead of alliance.ingest.<university> (staging)")
+    era.add_argument("--dry-run", action="store_true", help="check the pseudonyms; send nothing")
+    era.set_defaults(func=_cmd_erase)
 
     dlq_parser = sub.add_parser(
         "dlq", help="the dead-letter topic: summary, export one university's rejects, redrive fixed ones",

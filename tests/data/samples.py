@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -322,3 +323,14 @@ def write_files(directory: Path = DATA_DIR) -> list[Path]:
 if __name__ == "__main__":
     for p in write_files():
         print(p.relative_to(DATA_DIR.parent.parent))
+
+
+def most_active_seekers(events: Iterable[Any], n: int) -> list[str]:
+    """The ``n`` seekers named by the most event types (check-ins, offers, assignments, services...): the
+    ones an erasure test should erase."""
+    types: dict[str, set[str]] = {}
+    for e in events:
+        for s in [getattr(e.data, "seeker_id", None), *(getattr(e.data, "seeker_ids", None) or ())]:
+            if s:
+                types.setdefault(s, set()).add(e.type)
+    return sorted(types, key=lambda s: (-len(types[s]), s))[:n]

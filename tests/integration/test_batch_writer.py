@@ -14,9 +14,10 @@ from aiokafka.structs import TopicPartition
 from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
 from core.kafka_access import KafkaAccess
+from core.partitioning import key_partition
 from core.topic_admin import provision
 from events.topics import TopicSpec
-from streams.writer import BatchWriter, changelog_bytes, key_partition
+from streams.writer import BatchWriter, changelog_bytes
 
 pytestmark = pytest.mark.integration
 

@@ -14,21 +14,21 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from core.partitioning import key_partition
 from events import wire
 from events.base import Event
 from events.codec import encode, from_dict
-from events.privacy import minted_by
+from events.privacy import minted_by, seeker_digest
 from events.simulator import alliance_day
 from events.topics import DLQ_TOPIC, EVENT_PARTITIONS, ingest_topic
 from infra.oracle import expected_aggregates
 from streams import batch as pure
 from streams import erasure
-from streams.writer import key_partition
+from tests.data.samples import most_active_seekers
 from tests.pure_worker import NOW, Worker
 
 
@@ -50,16 +50,6 @@ def erasure_request(seeker: str, source: str | None = None) -> Event:
     owner = minted_by(seeker)
     assert owner is not None
     return _event(source or owner[0], "services.seeker_erasure_requested", {"seeker_id": seeker})
-
-
-def _most_active(events: list[Event], n: int) -> list[str]:
-    """Seekers named by the most families (check-ins, offers, assignments, services...)."""
-    families: dict[str, set[str]] = defaultdict(set)
-    for e in events:
-        for s in [getattr(e.data, "seeker_id", None), *(getattr(e.data, "seeker_ids", None) or ())]:
-            if s:
-                families[s].add(e.type)
-    return sorted(families, key=lambda s: (-len(families[s]), s))[:n]
 
 
 def _figures(worker: Worker) -> tuple[dict[str, Any], dict[tuple[str, bytes], Any]]:
@@ -102,7 +92,7 @@ def test_an_erasure_removes_the_seeker_everywhere_and_changes_no_figure() -> Non
     day = _day(seed=9)
     worker = Worker()
     worker.send(_records(day))
-    erased = _most_active(day, 6)
+    erased = most_active_seekers(day, 6)
     assert all(_names_anywhere(worker, s) for s in erased)
     before = _figures(worker)
     requests = [erasure_request(s) for s in erased]
@@ -121,7 +111,7 @@ def test_an_erasure_removes_the_seeker_everywhere_and_changes_no_figure() -> Non
     tokens = {erasure.token(r) for r in requests}
     states = worker.tables[pure.STATES]
     assert {k for k in states if k.startswith("seeker:erased.") and "|" not in k} == {f"seeker:{t}" for t in tokens}
-    assert not any(erasure.digest(s) in t for s in erased for t in tokens)
+    assert not any(seeker_digest(s) in t for s in erased for t in tokens)
 
     # a re-sent request (same id: a duplicate) and a new request for the same seeker change nothing
     snapshot = dict(states)
@@ -134,14 +124,14 @@ def test_events_after_the_erasure_are_refused_and_redacted_and_replays_change_no
     day = _day(seed=11)
     worker = Worker()
     day_canonical = worker.send(_records(day))[0].records
-    erased = _most_active(day, 3)
+    erased = most_active_seekers(day, 3)
     requests = [erasure_request(s) for s in erased]
     erasure_copies = worker.send(_records(requests))[0].routed
     figures = _figures(worker)
     fair = next(e for e in day if e.type == "jobfair.scheduled")
     posting = next(e for e in day if e.type == "recruitment.job_posted")
     mentor = next(e for e in day if e.type == "mentoring.mentor_registered")
-    other = next(s for s in _most_active(day, 40) if s not in erased)
+    other = next(s for s in most_active_seekers(day, 40) if s not in erased)
     late = []
     for i, seeker in enumerate(erased):
         late += [
@@ -182,7 +172,7 @@ def test_events_after_the_erasure_are_refused_and_redacted_and_replays_change_no
 
 def test_only_the_seekers_university_may_ask_and_the_order_inside_a_day_is_respected() -> None:
     day = _day(seed=13)
-    erased = _most_active(day, 4)
+    erased = most_active_seekers(day, 4)
     owner = minted_by(erased[0])[0]  # type: ignore[index]
     stranger = next(u for u in ("scu", "cqu") if u != owner)
     worker = Worker()

@@ -1,0 +1,200 @@
+"""PIPL erasure end to end, with a real worker, the real projector, Kafka and PostgreSQL.
+
+A university asks, with its own tool (``python -m events.tools erase``), to erase its most active students
+(checked in at fairs, applied, offered, hired, mentored, served). Afterwards:
+
+- no live record of the worker's entity-state changelog names them (their keys are tombstones), their
+  1-1-3-1 record on ``alliance.agg.service-guarantee`` is a tombstone, no read-model row names them;
+- every figure, on the aggregated topics, in ``agg_snapshot`` and in the typed tables, is still exactly the
+  independent oracle's (an erasure removes identifiers, not counts);
+- events naming them that arrive later are refused by the worker (``erased_seeker``, DLQ copy without key
+  and value) and not projected into the read model; the figures stay the oracle's;
+- a request for another university's student is refused by the tool and, sent anyway, by the ingest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from pydantic import SecretStr
+
+from consumers.migrate import migrate
+from core.kafka_access import ADMIN
+from core.settings import PROJECT_ROOT, Settings
+from core.topic_admin import provision
+from events.base import Event
+from events.codec import encode, from_dict
+from events.privacy import minted_by
+from events.simulator import Record, alliance_day
+from events.simulator.publish import publish
+from events.topics import AGGREGATES, DLQ_TOPIC, agg_topic, ingest_topic
+from infra.oracle import accepted_events, expected_aggregates
+from infra.processes import free_ports, projector, worker
+from infra.verify import TYPED, aggregates_on_topics, all_match, latest, snapshot, typed_tables, value_diffs
+from tests.data.samples import most_active_seekers
+
+pytestmark = pytest.mark.integration
+
+
+async def _poll(check: Callable[[], Awaitable[bool]], within: float) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and not await check():  # noqa: ASYNC110  (polling a database)
+        await asyncio.sleep(0.5)
+
+
+def _erase_cli(university: str, seekers: list[str], topic: str,
+               env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "events.tools", "erase", "-u", university, "--topic", topic,
+                           *seekers], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def _late(source: str, etype: str, data: dict[str, Any]) -> Event:
+    at = datetime.now(UTC) - timedelta(minutes=3)
+    return from_dict({"event_id": str(uuid.uuid4()), "type": etype, "source": source, "occurred_at": at.isoformat(),
+                      "schema_version": 1, "data": data})
+
+
+async def _rows_naming(conn: asyncpg.Connection, seekers: list[str]) -> dict[str, int]:
+    """Rows of every read-model table whose text names one of ``seekers``."""
+    tables = [r["table_name"] for r in await conn.fetch(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
+        "AND table_type = 'BASE TABLE'")]
+    found = {}
+    for table in tables:
+        n = await conn.fetchval(f"SELECT count(*) FROM {table} t WHERE "  # table names from the catalog
+                                "EXISTS (SELECT 1 FROM unnest($1::text[]) s WHERE strpos(t::text, s) > 0)", seekers)
+        if n:
+            found[table] = n
+    return found
+
+
+async def test_an_erased_student_leaves_every_stage_and_every_figure_stays(
+        settings: Settings, pg_dsn: str, unique: str) -> None:
+    records = alliance_day(seed=31, scale=0.05)
+    accepted = accepted_events(records)
+    suffix = f".e{unique}"
+    app_id = f"erase-{unique}"
+    provision(settings.kafka(ADMIN), suffix=suffix, app_id=app_id)
+    await migrate(pg_dsn)
+    cfg = settings.model_copy(update={"topic_suffix": suffix, "app_id": app_id, "database_url": SecretStr(pg_dsn)})
+    log_dir = settings.local_dir / f"erasure-{unique}"
+    worker_port, projector_port = free_ports(2)
+    w = worker(0, cfg.model_copy(update={"web_port": worker_port}), log_dir)
+    p = projector(cfg, log_dir, projector_port)
+    agg_topics = [agg_topic(n) + suffix for n in AGGREGATES]
+    changelog = f"{app_id}-entity-state-changelog"
+    dlq = DLQ_TOPIC + suffix
+    env = {**os.environ, **cfg.kafka_env()}
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        w.start(cfg)
+        p.start(cfg)
+        await asyncio.to_thread(w.wait_ready, 120)
+        await asyncio.to_thread(p.wait_ready, 60)
+        assert publish([replace(r, topic=r.topic + suffix) for r in records], settings.kafka) == len(records)
+
+        async def caught_up(expected: dict[str, Any], check: Callable[[dict[str, Any]], bool] = lambda s: True,
+                            group: str = "a") -> dict[str, Any]:
+            def done(state: dict[str, Any]) -> bool:
+                assert w.alive() and p.alive(), f"a process exited; see {log_dir}"
+                return all_match(aggregates_on_topics(state, suffix), expected) and check(state)
+
+            state = await latest(settings.kafka(ADMIN), [*agg_topics, changelog, dlq], f"check-{group}-{unique}",
+                                 done, wait_s=180)
+            on_topics = aggregates_on_topics(state, suffix)
+            for name in AGGREGATES:
+                assert not value_diffs(on_topics[name], expected[name]), (name, value_diffs(on_topics[name],
+                                                                                           expected[name])[:5])
+
+            async def projected() -> bool:
+                return all_match(await snapshot(conn), expected) and all_match(await typed_tables(conn), expected,
+                                                                               TYPED)
+
+            await _poll(projected, 120)
+            in_snapshot, in_tables = await snapshot(conn), await typed_tables(conn)
+            for name in AGGREGATES:
+                assert not value_diffs(in_snapshot[name], expected[name]), ("agg_snapshot", name)
+            for name in TYPED:
+                assert not value_diffs(in_tables[name], expected[name]), ("typed tables", name)
+            return state
+
+        await caught_up(expected_aggregates(accepted), group="day")
+        erased = most_active_seekers(accepted, 5)
+        assert await _rows_naming(conn, erased)
+
+        # the university's own tool: one request per student; another university's student is refused
+        owners: dict[str, list[str]] = {}
+        for seeker in erased:
+            owners.setdefault(minted_by(seeker)[0], []).append(seeker)  # type: ignore[index]
+        stranger = next(u for u in ("scu", "cqu") if u != minted_by(erased[0])[0])  # type: ignore[index]
+        refused = _erase_cli(stranger, [erased[0]], ingest_topic(stranger) + suffix, env)
+        assert refused.returncode == 1 and "only its university may ask" in refused.stderr, refused.stderr
+        requests: list[Event] = []
+        for university, seekers in owners.items():
+            done = _erase_cli(university, seekers, ingest_topic(university) + suffix, env)
+            assert done.returncode == 0, done.stderr
+            for line in done.stdout.splitlines():
+                event_id, seeker = line.split()
+                requests.append(from_dict({"event_id": event_id, "type": "services.seeker_erasure_requested",
+                                           "source": university, "occurred_at": datetime.now(UTC).isoformat(),
+                                           "schema_version": 1, "data": {"seeker_id": seeker}}))
+        assert sorted(r.data.seeker_id for r in requests) == sorted(erased)  # type: ignore[attr-defined]
+
+        def no_live_record_names_them(state: dict[str, Any]) -> bool:
+            live = [k for k, (v, _) in state[changelog].items()
+                    if v is not None and any(s in k or s in str(v) for s in erased)]
+            return not live
+
+        after = expected_aggregates(accepted + requests)
+        state = await caught_up(after, no_live_record_names_them, group="erased")
+        assert no_live_record_names_them(state)
+        tombstoned = [k for k, (v, _) in state[changelog].items() if v is None and any(s in k for s in erased)]
+        assert tombstoned, "the erased seekers' keys must end in tombstones"
+        for seeker in erased:
+            assert state[agg_topic("service-guarantee") + suffix].get(f"seeker:{seeker}", (None,))[0] is None
+        assert await _rows_naming(conn, erased) == {}
+
+        # later events naming them: refused by the worker, not projected; the figures stay the oracle's
+        fair = next(e for e in accepted if e.type == "jobfair.scheduled")
+        posting = next(e for e in accepted if e.type == "recruitment.job_posted")
+        late = []
+        for i, seeker in enumerate(erased):
+            late += [_late(fair.source, "jobfair.student_checked_in", {"fair_id": fair.data.fair_id,  # type: ignore[attr-defined]
+                                                                       "seeker_id": seeker}),
+                     _late(posting.source, "recruitment.application_submitted", {
+                         "posting_id": posting.data.posting_id, "application_id": f"late-{i}",  # type: ignore[attr-defined]
+                         "seeker_id": seeker, "degree": "master"}),
+                     _late("swu", "services.career_counselling_held", {"seeker_id": seeker,
+                                                                       "counselling_id": f"late-c{i}",
+                                                                       "counsellor_id": "swu-counsellor-01"})]
+        sent = [Record(ingest_topic(e.source) + suffix, e.key, encode(e), "valid", e) for e in late]
+        assert publish(sent, settings.kafka) == len(late)
+
+        def refused_in_dlq(state: dict[str, Any]) -> bool:
+            return sum(h.get("x-alliance-reject-reason") == b"erased_seeker" for _, h in state[dlq].values()) \
+                == len(late)
+
+        state = await caught_up(expected_aggregates(accepted + requests + late), refused_in_dlq, group="late")
+        assert refused_in_dlq(state) and no_live_record_names_them(state)
+        for value, headers in state[dlq].values():
+            if headers.get("x-alliance-reject-reason") == b"erased_seeker":
+                assert value is None and not any(s.encode() in b"".join(headers.values()) for s in erased)
+        assert await _rows_naming(conn, erased) == {}
+        assert await conn.fetchval("SELECT count(DISTINCT digest) FROM erased_seekers") == len(erased)
+        assert w.alive() and p.alive()
+    finally:
+        await conn.close()
+        p.stop()
+        w.stop()
