@@ -30,6 +30,7 @@ from core.db_access import OWNER, READER, WRITER
 from core.errors import AllianceError
 from core.kafka_access import PROJECTOR
 from core.settings import load_settings
+from events.reference import UNIVERSITIES
 from events.topics import AGGREGATES, Family, agg_topic, family_topic
 
 
@@ -87,6 +88,37 @@ def _cmd_api(args: argparse.Namespace) -> int:
     return 0
 
 
+# A seeker's last recorded activity in the read model, per pseudonym (erased seekers carry tokens: not listed).
+_DUE_FOR_ERASURE = """
+SELECT seeker_id, max(at) AS last_activity FROM (
+    SELECT seeker_id, occurred_at AS at FROM service_items
+    UNION ALL SELECT seeker_id, submitted_at FROM applications
+    UNION ALL SELECT seeker_id, seen_at FROM offers WHERE seeker_id IS NOT NULL
+    UNION ALL SELECT seeker_id, first_at FROM fair_checkins
+    UNION ALL SELECT seeker_id, made_at FROM fair_offers WHERE seeker_id IS NOT NULL
+    UNION ALL SELECT seeker_id, assigned_at FROM mentor_assignments
+    UNION ALL SELECT unnest(seeker_ids), held_at FROM mentoring_sessions
+) a
+WHERE seeker_id LIKE $1
+GROUP BY seeker_id HAVING max(at) < now() - make_interval(days => $2)
+ORDER BY seeker_id"""
+
+
+async def _due_for_erasure(args: argparse.Namespace) -> int:
+    """The university's pseudonyms whose last activity is older than the retention period (seeker-level data
+    is kept for ``--days`` after the service period; docs/security.md, "Retention")."""
+    conn = await asyncpg.connect(load_settings().dsn_for(WRITER), timeout=10)
+    try:
+        rows = await conn.fetch(_DUE_FOR_ERASURE, f"ps.{args.university}.%", args.days)
+    finally:
+        await conn.close()
+    for r in rows:
+        print(r["seeker_id"])
+    print(f"{args.university}: {len(rows)} seeker(s) inactive for more than {args.days} days; erase them with "
+          f"python -m events.tools erase -u {args.university} - (one pseudonym per line)", file=sys.stderr)
+    return 0
+
+
 async def _offsets(_: argparse.Namespace) -> int:
     conn = await asyncpg.connect(load_settings().dsn_for(READER), timeout=10)
     try:
@@ -139,6 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("offsets", help="stored offsets per group and rejects").set_defaults(
         func=lambda a: asyncio.run(_offsets(a)))
+    due = sub.add_parser(
+        "due-for-erasure", help="a university's pseudonyms past the seeker-level retention period",
+        description="Print, one per line, the pseudonyms minted by UNIVERSITY (ps.<university>.<key id>.<hex>) "
+                    "whose last activity in the read model is older than --days (default 365: the alliance's "
+                    "retention of seeker-level data after the service period). Pipe them to the university's "
+                    "`python -m events.tools erase -u UNIVERSITY -`. Reads the read model as the projector's "
+                    "role (per-student rows; portals cannot).")
+    due.add_argument("--university", "-u", required=True, choices=sorted(UNIVERSITIES))
+    due.add_argument("--days", type=int, default=365, help="retention after the last activity (default 365)")
+    due.set_defaults(func=lambda a: asyncio.run(_due_for_erasure(a)))
     return parser
 
 

@@ -41,7 +41,7 @@ def provision(kafka: KafkaAccess, specs: Iterable[TopicSpec] | None = None, repl
               timeout_s: float = 30.0, suffix: str = "", app_id: str = DEFAULT_APP_ID) -> ProvisionReport:
     """Create missing topics (default: the whole registry; ``suffix`` appended to every name), grant their
     ACLs (``app_id``: the streams app whose group and own topics ``streams`` may use) and verify partitions
-    and compaction of all of them. ``kafka`` must be allowed to create topics and ACLs (``admin``)."""
+    compaction and retention of all of them. ``kafka`` must be allowed to create topics and ACLs (``admin``)."""
     specs = [replace(s, name=s.name + suffix) for s in (registry() if specs is None else specs)]
     admin = admin_client(kafka, "alliance-provision", timeout_s)
     try:
@@ -146,8 +146,9 @@ def _verify(admin: KafkaAdminClient, specs: list[TopicSpec]) -> None:
         elif len(t["partitions"]) != s.partitions:
             problems.append(f"{s.name}: {len(t['partitions'])} partitions, the settings say {s.partitions} "
                             "(ALLIANCE_INGEST_PARTITIONS / _EVENT_PARTITIONS / _AGG_PARTITIONS)")
-    checked = {s.name: {"cleanup.policy": s.config()["cleanup.policy"], **s.extra_config}
-               for s in specs if s.name in described and not described[s.name].get("error_code")}
+    # retention too: how long personal data stays on a topic is documented (docs/security.md, "Retention")
+    checked = {s.name: {k: v for k, v in s.config().items() if k in ("cleanup.policy", "retention.ms")}
+               | s.extra_config for s in specs if s.name in described and not described[s.name].get("error_code")}
     if checked:
         resources = [ConfigResource(ConfigResourceType.TOPIC, name, configs=sorted(want))
                      for name, want in checked.items()]

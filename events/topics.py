@@ -92,7 +92,10 @@ def registry(ingest_partitions: int = INGEST_PARTITIONS, event_partitions: int =
         for code, u in UNIVERSITIES.items()
     ]
     specs += [
-        TopicSpec(family_topic(f), event_partitions, description=f"validated, deduplicated {f} events")
+        # stated, not left to the broker's default: how long a seeker's events stay readable (docs/security.md,
+        # "Retention"); the worker's tables and the read model keep what they need beyond it
+        TopicSpec(family_topic(f), event_partitions, retention_ms=WEEK_MS,
+                  description=f"validated, deduplicated {f} events")
         for f in Family
     ]
     specs.append(TopicSpec(DLQ_TOPIC, ingest_partitions, retention_ms=4 * WEEK_MS,

@@ -35,7 +35,7 @@ from core.settings import PROJECT_ROOT, Settings
 from core.topic_admin import provision
 from events.base import Event
 from events.codec import encode, from_dict
-from events.privacy import minted_by
+from events.privacy import minted_by, named_seekers
 from events.simulator import Record, alliance_day
 from events.simulator.publish import publish
 from events.topics import AGGREGATES, DLQ_TOPIC, agg_topic, ingest_topic
@@ -193,6 +193,19 @@ async def test_an_erased_student_leaves_every_stage_and_every_figure_stays(
                 assert value is None and not any(s.encode() in b"".join(headers.values()) for s in erased)
         assert await _rows_naming(conn, erased) == {}
         assert await conn.fetchval("SELECT count(DISTINCT digest) FROM erased_seekers") == len(erased)
+
+        # retention: the read model lists a university's seekers past the retention period (the simulated day
+        # lies days back), never the erased ones; the list is what `erase -u <university> -` reads
+        owner = minted_by(erased[0])[0]  # type: ignore[index]
+        due_env = {**env, **cfg.database_env()}
+        owned = {s for e in accepted for s in named_seekers(e.data) if s.startswith(f"ps.{owner}.")}
+        for days, listed in ((1, owned - set(erased)), (3650, set())):
+            due = await asyncio.to_thread(
+                subprocess.run, [sys.executable, "-m", "consumers", "due-for-erasure", "-u", owner, "--days",
+                                 str(days)], cwd=PROJECT_ROOT, env=due_env, capture_output=True, text=True,
+                timeout=60, check=False)
+            assert due.returncode == 0, due.stderr
+            assert set(due.stdout.split()) == listed and f"{len(listed)} seeker(s)" in due.stderr
         assert w.alive() and p.alive()
     finally:
         await conn.close()

@@ -31,6 +31,17 @@ def test_provision_creates_registry_topics_idempotently(kafka_admin: KafkaAccess
         assert len(described[spec.name]["partitions"]) == spec.partitions, spec.name
 
 
+def test_a_topic_keeping_data_longer_than_the_registry_says_is_reported(kafka_admin: KafkaAccess,
+                                                                          unique: str) -> None:
+    """Retention is part of the documented data lifecycle (docs/security.md): provisioning verifies it."""
+    from core.errors import TopicError
+
+    spec = TopicSpec(f"alliance.events.retention-{unique}", 1, retention_ms=7 * 24 * 3600 * 1000)
+    provision(kafka_admin, [TopicSpec(spec.name, 1, retention_ms=365 * 24 * 3600 * 1000)])  # made earlier, longer
+    with pytest.raises(TopicError, match=rf"{spec.name}: retention.ms=31536000000, the registry says 604800000"):
+        provision(kafka_admin, [spec], timeout_s=1)
+
+
 def test_broker_does_not_auto_create_topics(kafka_admin: KafkaAccess, unique: str) -> None:
     from kafka.errors import KafkaTimeoutError
 
