@@ -188,7 +188,7 @@ async def _erase(conn: asyncpg.Connection, erasure: Erasure, partitions: int) ->
         renamed += int(status.split()[-1])
     if erasure.family == "services" and key_partition(erasure.seeker.encode(), partitions) == erasure.partition:
         await conn.execute("DELETE FROM service_progress WHERE seeker_id = $1", erasure.seeker)
-        await conn.execute("DELETE FROM agg_snapshot WHERE aggregate = 'service-guarantee' AND key = $1",
+        await conn.execute("DELETE FROM agg_snapshot WHERE aggregate = 'seeker-guarantee' AND key = $1",
                            f"seeker:{erasure.seeker}")
     await conn.execute("INSERT INTO erased_seekers (digest, family, partition) VALUES ($1, $2, $3) "
                        "ON CONFLICT DO NOTHING", *erasure.marker)

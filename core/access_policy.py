@@ -21,7 +21,7 @@ streams           alliance.ingest.*           READ, DESCRIBE, DESCRIBE_CONFIGS
 projector         alliance.events.*,          READ, DESCRIBE
                   alliance.agg.*
 portal            alliance.agg.* (prefix)     READ, DESCRIBE; groups portal-* READ, DESCRIBE; no READ on
-                                              alliance.agg.service-guarantee (a record per job seeker)
+                                              alliance.agg.seeker-guarantee (a record per job seeker)
 ops               every alliance.* topic      READ, DESCRIBE, DESCRIBE_CONFIGS; all groups DESCRIBE
                   except the ingest topics
 admin             every topic                 all but WRITE on alliance.* and <app id>-* (DENY); cluster
@@ -54,7 +54,7 @@ from events.topics import (
 
 DEFAULT_APP_ID = "alliance-streams"
 PORTAL_GROUP_PREFIX = "portal-"
-PER_SEEKER_AGGREGATE = "service-guarantee"  # its records include one per job seeker (events.aggregates)
+PER_SEEKER_AGGREGATE = "seeker-guarantee"  # a record per job seeker (events.aggregates); the totals are apart
 ALLIANCE_PREFIX = "alliance."  # every registry topic's name starts with it
 
 

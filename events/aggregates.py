@@ -152,7 +152,7 @@ class Mentors(_Record):
 
 
 class SeekerService(_Record):
-    aggregate: Literal["service-guarantee"]
+    aggregate: Literal["seeker-guarantee"]
     key: EntityKey
     value: SeekerServiceValue
 
@@ -176,13 +176,13 @@ RECORDS: dict[str, tuple[type[_Record], ...]] = {
     "posting-funnel": (PostingFunnel,),
     "fairs": (Fair,),
     "mentors": (Mentors,),
-    "service-guarantee": (SeekerService, AllianceService),
+    "seeker-guarantee": (SeekerService,),
+    "service-guarantee": (AllianceService,),
     "windows": (Windows,),
 }
 assert RECORDS.keys() == AGGREGATES.keys(), "every aggregate in the topic registry needs a record model"
 
 _ADAPTERS: dict[str, TypeAdapter[Any]] = {name: TypeAdapter(models[0]) for name, models in RECORDS.items()}
-_ADAPTERS["service-guarantee"] = TypeAdapter(SeekerService | AllianceService)
 
 
 def parse_record(aggregate: str, raw: bytes | str) -> AggregateRecord:

@@ -74,7 +74,8 @@ AGGREGATES: dict[str, str] = {
     "posting-funnel": "applications, offers, acceptances and rates per job posting",
     "fairs": "job-fair live stats: booths, distinct check-ins, offers at the fair",
     "mentors": "mentor pool by university and expertise, sessions held",
-    "service-guarantee": "per job seeker progress on the 1-1-3-1 service guarantee, and fully-served count",
+    "seeker-guarantee": "per job seeker progress on the 1-1-3-1 service guarantee (pseudonymous; not for portals)",
+    "service-guarantee": "alliance-wide 1-1-3-1 totals: seekers reached, each step met, fully served",
     "windows": "hourly and daily event counts per family and university",
 }
 

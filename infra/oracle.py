@@ -196,10 +196,10 @@ def expected_aggregates(events: list[Any]) -> dict[str, dict[str, dict[str, Any]
         sg[f"seeker:{sid}"] = {"briefings": len(p["briefings"]), "counsellings": len(p["counsellings"]),
                                "recommended_postings": len(p["recommended_postings"]),
                                "programs": len(p["programs"]), "fully_served": full}
-    sg["scope=alliance"] = {"seekers": len(prog), "fully_served": fully}
     for sid in erased:  # tombstoned; the alliance-wide counts keep them
         sg.pop(f"seeker:{sid}", None)
-    out["service-guarantee"] = sg
+    out["seeker-guarantee"] = sg
+    out["service-guarantee"] = {"scope=alliance": {"seekers": len(prog), "fully_served": fully}}
 
     # --- windows
     win: Counter[str] = Counter()

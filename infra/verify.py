@@ -111,7 +111,7 @@ async def typed_tables(conn: asyncpg.Connection) -> Aggregates:
     for r in await conn.fetch("SELECT * FROM service_progress"):
         if r["seeker_id"].startswith(ERASED_PREFIX):  # an erased seeker: counted below, no record of their own
             continue
-        out["service-guarantee"][f"seeker:{r['seeker_id']}"] = {
+        out["seeker-guarantee"][f"seeker:{r['seeker_id']}"] = {
             "briefings": r["briefings"], "counsellings": r["counsellings"],
             "recommended_postings": r["recommendations"], "programs": r["trainings"],
             "fully_served": r["fully_served"]}

@@ -50,7 +50,7 @@ def contributions(state: State) -> Contributions:
 
 
 def view(state: State) -> tuple[str, str, dict[str, Any]] | None:
-    return "service-guarantee", f"seeker:{state['seeker_id']}", progress(state)
+    return "seeker-guarantee", f"seeker:{state['seeker_id']}", progress(state)
 
 
 DOMAIN = Domain("services", state_key, apply, contributions, view)

@@ -60,7 +60,7 @@ def _topics(suffix: str, app_id: str) -> dict[str, str]:
     return {
         "ingest-scu": ingest_topic("scu") + suffix, "ingest-cqu": ingest_topic("cqu") + suffix,
         "events": family_topic(Family.RECRUITMENT) + suffix, "partials": PARTIALS_TOPIC + suffix,
-        "agg": agg_topic("fairs") + suffix, "agg-per-seeker": agg_topic("service-guarantee") + suffix,
+        "agg": agg_topic("fairs") + suffix, "agg-per-seeker": agg_topic("seeker-guarantee") + suffix,
         "dlq": DLQ_TOPIC + suffix, "streams-own": f"{app_id}-rollups-changelog",
     }
 

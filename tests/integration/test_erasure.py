@@ -4,7 +4,7 @@ A university asks, with its own tool (``python -m events.tools erase``), to eras
 (checked in at fairs, applied, offered, hired, mentored, served). Afterwards:
 
 - no live record of the worker's entity-state changelog names them (their keys are tombstones), their
-  1-1-3-1 record on ``alliance.agg.service-guarantee`` is a tombstone, no read-model row names them;
+  1-1-3-1 record on ``alliance.agg.seeker-guarantee`` is a tombstone, no read-model row names them;
 - every figure, on the aggregated topics, in ``agg_snapshot`` and in the typed tables, is still exactly the
   independent oracle's (an erasure removes identifiers, not counts);
 - events naming them that arrive later are refused by the worker (``erased_seeker``, DLQ copy without key
@@ -163,7 +163,7 @@ async def test_an_erased_student_leaves_every_stage_and_every_figure_stays(
         tombstoned = [k for k, (v, _) in state[changelog].items() if v is None and any(s in k for s in erased)]
         assert tombstoned, "the erased seekers' keys must end in tombstones"
         for seeker in erased:
-            assert state[agg_topic("service-guarantee") + suffix].get(f"seeker:{seeker}", (None,))[0] is None
+            assert state[agg_topic("seeker-guarantee") + suffix].get(f"seeker:{seeker}", (None,))[0] is None
         assert await _rows_naming(conn, erased) == {}
 
         # later events naming them: refused by the worker, not projected; the figures stay the oracle's

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.integration
 
 T0 = datetime(2025, 3, 3, 8, 0, tzinfo=UTC)
 UNIS = ["scu", "uestc", "cqu", "swu"]
-AGG_NAMES = ["fairs", "service-guarantee"]
+AGG_NAMES = ["fairs", "seeker-guarantee"]
 
 
 def seeker(i: int) -> str:

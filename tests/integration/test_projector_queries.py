@@ -77,10 +77,10 @@ async def test_queries_via_cli_and_http_api(kafka_settings: Settings, pg_dsn: st
         open_scu = await conn.fetchval(
             "SELECT count(*) FROM postings WHERE state = 'open' AND university = 'scu' AND posted_at IS NOT NULL")
         served = await conn.fetchval("SELECT count(*) FROM service_progress WHERE fully_served")
-        # what the projector keeps of alliance.agg.service-guarantee (per job seeker) and of a rollup
+        # what the projector keeps of alliance.agg.seeker-guarantee (per job seeker) and of a rollup
         await conn.execute(
             "INSERT INTO agg_snapshot (aggregate, key, dims, value, updated_at) VALUES "
-            "('service-guarantee', $1, '{}', '{\"fully_served\": true}', now()), "
+            "('seeker-guarantee', $1, '{}', '{\"fully_served\": true}', now()), "
             "('mentors', 'university=scu', '{\"university\": \"scu\"}', '{\"mentors\": 3}', now()) "
             "ON CONFLICT DO NOTHING", f"seeker:ps_{unique:0>32}"[:43])
         per_student = await conn.fetchval("SELECT count(*) FROM agg_snapshot WHERE key LIKE 'seeker:%'")
