@@ -54,6 +54,13 @@ def _known_university(value: str) -> str:
     return value
 
 
+def _minted_by_a_member(value: str) -> str:
+    """A pseudonym ps.<university>.<key id>.<hex> names a member university (only it may erase the seeker)."""
+    if value.startswith("ps.") and value.split(".")[1] not in UNIVERSITIES:
+        raise ValueError(f"the pseudonym names no member university ({value.split('.')[1]!r})")
+    return value
+
+
 def _plausible_date(value: date) -> date:
     if not date(2000, 1, 1) <= value <= date(2100, 1, 1):
         raise ValueError("date outside 2000-01-01 .. 2100-01-01")
@@ -71,6 +78,7 @@ SeekerId = Annotated[
     Field(pattern=r"^(ps_[0-9a-f]{32}|ps\.[a-z]+\.[a-z0-9]{1,12}\.[0-9a-f]{32})$",
           description="HMAC pseudonym of a student id, ps.<university>.<key id>.<32 hex> (events.privacy); "
                       "the first form ps_<32 hex> stays valid"),
+    AfterValidator(_minted_by_a_member),
 ]
 UniversityCode = Annotated[str, AfterValidator(_known_university)]
 ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_clean_text)]

@@ -172,6 +172,17 @@ def test_models_are_frozen() -> None:
 KEY = "alliance-test-key-0123456789"
 
 
+def test_a_pseudonym_must_name_a_member_university() -> None:
+    record = example("services.seeker_erasure_requested")
+    record["data"]["seeker_id"] = "ps.evil.k1." + "a" * 32  # nobody could ever ask to erase it
+    record["subject"] = record["data"]["seeker_id"]
+    with pytest.raises(EventValidationError) as info:
+        from_dict(record)
+    assert info.value.reason_code == "invalid" and "no member university" in str(info.value)
+    record["data"]["seeker_id"] = record["subject"] = "ps.cqu.k1." + "a" * 32
+    assert from_dict(record).data.seeker_id.startswith("ps.cqu.")  # type: ignore[attr-defined]
+
+
 def test_pseudonyms_are_deterministic_keyed_and_distinct_per_university() -> None:
     p = pseudonymise("scu", "2021141460123", KEY)
     assert re.fullmatch(r"ps\.scu\.dev\.[0-9a-f]{32}", p)
