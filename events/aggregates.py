@@ -61,6 +61,17 @@ class WindowKey(_Strict):
                         description="Asia/Shanghai calendar: YYYY-MM-DD (day) or YYYY-MM-DDTHH (hour)")
 
 
+class TalentFlowKey(_Strict):
+    university: str = Field(description="the hired seeker's university (from the pseudonym), * for the whole "
+                                        "alliance, unknown for pseudonyms of the first form")
+    origin: Literal["sichuan", "chongqing", "unknown"] = Field(description="the university's province")
+    destination: Literal["sichuan", "chongqing", "outside_circle"] = Field(
+        description="where the graduate works: Hired v2 work_city, else the posting's city")
+    industry: Industry
+    degree: str = Field(description="Hired v2 degree, or unknown")
+    month: str = Field(pattern=r"^\d{4}-\d{2}$", description="month of the hire (Asia/Shanghai calendar)")
+
+
 # --- values ------------------------------------------------------------------------------------------
 
 class SegmentValue(_Strict):
@@ -97,6 +108,10 @@ class MentorValue(_Strict):
     sessions: Count
     seekers_assigned: Count
     session_minutes: Count
+
+
+class TalentFlowValue(_Strict):
+    hires: Count = Field(description="hired offers (a student hired on two offers of a posting counts twice)")
 
 
 class SeekerServiceValue(_Strict):
@@ -163,6 +178,12 @@ class AllianceService(_Record):
     value: AllianceServiceValue
 
 
+class TalentFlow(_Record):
+    aggregate: Literal["talent-flow"]
+    key: TalentFlowKey
+    value: TalentFlowValue
+
+
 class Windows(_Record):
     aggregate: Literal["windows"]
     key: WindowKey
@@ -170,7 +191,7 @@ class Windows(_Record):
 
 
 AggregateRecord = (PostingsBySegment | PostingFunnel | Fair | Mentors | SeekerService | AllianceService
-                   | Windows)
+                   | Windows | TalentFlow)
 RECORDS: dict[str, tuple[type[_Record], ...]] = {
     "postings-by-segment": (PostingsBySegment,),
     "posting-funnel": (PostingFunnel,),
@@ -179,6 +200,7 @@ RECORDS: dict[str, tuple[type[_Record], ...]] = {
     "seeker-guarantee": (SeekerService,),
     "service-guarantee": (AllianceService,),
     "windows": (Windows,),
+    "talent-flow": (TalentFlow,),
 }
 assert RECORDS.keys() == AGGREGATES.keys(), "every aggregate in the topic registry needs a record model"
 

@@ -103,14 +103,22 @@ class Event(BaseModel):
 
     key_field: ClassVar[str]
     family: ClassVar[str]
+    version: ClassVar[int] = 1  # the type's newest schema version (docs/events.md, "Schema evolution")
 
     event_id: UUID = Field(default_factory=uuid4)
     type: str
     source: UniversityCode = Field(description="code of the member university that publishes the event")
     occurred_at: Timestamp
-    schema_version: Annotated[int, Field(ge=1, le=SCHEMA_VERSION)] = SCHEMA_VERSION
+    schema_version: Annotated[int, Field(ge=1, description="the version of its type's schema the event follows "
+                                                      "(1 up to the type's newest)")] = 1
     subject: EntityId | None = None
     data: Payload
+
+    @model_validator(mode="after")
+    def _known_version(self) -> Event:
+        if self.schema_version > self.version:
+            raise ValueError(f"schema_version {self.schema_version}: {self.type} has versions 1 to {self.version}")
+        return self
 
     @model_validator(mode="after")
     def _subject_matches(self) -> Event:

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from events.base import Count, Day, EntityId, Event, LongText, Payload, SeekerId, ShortText
-from events.reference import City, Degree, EmployerType, Industry
+from events.reference import City, Degree, EmployerType, Industry, WorkLocation
 
 FAMILY = "recruitment"
 
@@ -106,6 +106,10 @@ class HiredData(Payload):
     offer_id: EntityId
     seeker_id: SeekerId
     start_date: Day
+    # version 2: where the graduate will work and their degree (talent flow; both optional)
+    work_city: WorkLocation | None = Field(default=None, description="v2: where the graduate will work (a "
+                                                                     "city of the circle, or outside_circle)")
+    degree: Degree | None = Field(default=None, description="v2: the graduate's degree")
 
 
 class EmployerFlaggedData(Payload):
@@ -162,8 +166,18 @@ class OfferDeclined(_Recruitment):
 
 
 class Hired(_Recruitment):
+    """Version 2 added ``work_city`` and ``degree`` (optional): a version 1 event is still valid, and may not
+    carry them."""
+
+    version = 2
     type: Literal["recruitment.hired"] = "recruitment.hired"
     data: HiredData
+
+    @model_validator(mode="after")
+    def _v2_fields_need_v2(self) -> Hired:
+        if self.schema_version < 2 and (self.data.work_city is not None or self.data.degree is not None):
+            raise ValueError("data.work_city and data.degree are fields of schema_version 2 (this event says 1)")
+        return self
 
 
 class EmployerFlagged(_Recruitment):

@@ -21,6 +21,37 @@ class City(StrEnum):
     YONGCHUAN = "yongchuan"
 
 
+# The Chengdu–Chongqing economic circle: every City above lies in one of its two provinces
+SICHUAN, CHONGQING_MUNICIPALITY = "sichuan", "chongqing"
+PROVINCE: dict[City, str] = {
+    **{c: SICHUAN for c in (City.CHENGDU, City.MIANYANG, City.DEYANG, City.LESHAN, City.NANCHONG, City.YIBIN,
+                             City.LUZHOU, City.DAZHOU)},
+    **{c: CHONGQING_MUNICIPALITY for c in (City.CHONGQING, City.WANZHOU, City.FULING, City.YONGCHUAN)},
+}
+assert PROVINCE.keys() == set(City), "every city of the circle belongs to a province"
+
+
+class WorkLocation(StrEnum):
+    """Where a hired graduate will work: a city of the circle, or outside it (recruitment.hired, v2)."""
+
+    CHENGDU = "chengdu"
+    CHONGQING = "chongqing"
+    MIANYANG = "mianyang"
+    DEYANG = "deyang"
+    LESHAN = "leshan"
+    NANCHONG = "nanchong"
+    YIBIN = "yibin"
+    LUZHOU = "luzhou"
+    DAZHOU = "dazhou"
+    WANZHOU = "wanzhou"
+    FULING = "fuling"
+    YONGCHUAN = "yongchuan"
+    OUTSIDE_CIRCLE = "outside_circle"
+
+
+assert {w.value for w in WorkLocation} == {c.value for c in City} | {"outside_circle"}
+
+
 class Industry(StrEnum):
     IT_SOFTWARE = "it_software"
     ELECTRONICS = "electronics"

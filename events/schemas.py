@@ -50,6 +50,7 @@ _EXTRA_RULES = {
     "recruitment.job_posted": "; salary_min <= salary_max; data.deadline is not before occurred_at",
     "recruitment.job_posting_updated": "; at least one field changes; salary_min <= salary_max",
     "jobfair.scheduled": "; ends_at is after starts_at and at most 14 days later",
+    "recruitment.hired": "; data.work_city and data.degree only with schema_version 2",
 }
 
 
@@ -84,7 +85,8 @@ def _decorate_event(schema: dict[str, Any], cls: type[Event]) -> dict[str, Any]:
     schema["description"] = f"{doc}\n\n{rules}" if doc else rules
     schema["x-alliance-family"] = cls.family
     schema["x-alliance-key"] = f"data.{cls.key_field}"
-    schema["x-alliance-schema-version"] = SCHEMA_VERSION
+    schema["x-alliance-schema-version"] = cls.version
+    schema["properties"]["schema_version"]["maximum"] = cls.version
     schema["title"] = event_type
     return schema
 
@@ -93,8 +95,7 @@ def event_json_schema(cls: type[Event]) -> dict[str, Any]:
     """The standalone JSON Schema (draft 2020-12) of one event type."""
     event_type = cls.model_fields["type"].default
     body = _decorate_event(cls.model_json_schema(mode="validation", schema_generator=AllianceJsonSchema), cls)
-    return {"$schema": JSON_SCHEMA_DIALECT, "$id": f"urn:alliance:events:{event_type}:v{SCHEMA_VERSION}",
-            **body}
+    return {"$schema": JSON_SCHEMA_DIALECT, "$id": f"urn:alliance:events:{event_type}:v{cls.version}", **body}
 
 
 def aggregate_json_schema(name: str) -> dict[str, Any]:

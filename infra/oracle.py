@@ -9,6 +9,7 @@ from datetime import timedelta, timezone
 from typing import Any
 
 from events.base import Event
+from events.reference import PROVINCE, UNIVERSITIES, City
 
 CST = timezone(timedelta(hours=8))
 
@@ -176,6 +177,36 @@ def expected_aggregates(events: list[Any]) -> dict[str, dict[str, dict[str, Any]
             v["seekers_assigned"] += len(assigned[mid])
             v["session_minutes"] += sum(sessions[mid].values())
     out["mentors"] = dict(mentors)
+
+    # --- talent flow: each hired offer, by the seeker's university (from the pseudonym) and its province, where
+    # the graduate works (the newest Hired's v2 work_city, ties: the greater "work_city|degree"; else the
+    # posting's city), industry, degree, month of that Hired (Asia/Shanghai); counted once the posting is known
+    newest_hire: dict[tuple[str, str], tuple[str, str]] = {}
+    hire_time: dict[tuple[str, str], Any] = {}
+    for e in events:
+        if e.type == "recruitment.hired":
+            d = e.data
+            hire = (e.occurred_at.isoformat(),
+                    f"{d.work_city.value if d.work_city else ''}|{d.degree.value if d.degree else ''}")
+            k = (d.posting_id, d.offer_id)
+            if k not in newest_hire or newest_hire[k] < hire:
+                newest_hire[k], hire_time[k] = hire, e.occurred_at
+    flows: Counter[str] = Counter()
+    for (pid, oid), (_, place) in newest_hire.items():
+        work, degree = place.split("|")
+        if pid not in posted:
+            continue
+        job = posted[pid].data
+        seeker = offer_seeker[pid][oid][1]
+        uni = seeker.split(".")[1] if seeker.startswith("ps.") else "unknown"
+        origin = PROVINCE[UNIVERSITIES[uni].city] if uni in UNIVERSITIES else "unknown"
+        where = work or job.city.value
+        destination = "outside_circle" if where == "outside_circle" else PROVINCE[City(where)]
+        month = hire_time[(pid, oid)].astimezone(CST).strftime("%Y-%m")
+        for u in (uni, "*"):
+            flows[_k(university=u, origin=origin, destination=destination, industry=job.industry.value,
+                     degree=degree or "unknown", month=month)] += 1
+    out["talent-flow"] = {k: {"hires": n} for k, n in flows.items()}
 
     # --- service guarantee
     prog: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))

@@ -23,3 +23,8 @@ def window_counts(event: Event) -> Contributions:
 def _buckets(epoch_hour: int) -> tuple[str, str]:
     local = datetime.fromtimestamp(epoch_hour * 3600, CST)
     return local.strftime("%Y-%m-%dT%H"), local.strftime("%Y-%m-%d")
+
+
+def month_of(iso: str) -> str:
+    """The Asia/Shanghai calendar month (YYYY-MM) of an ISO 8601 time."""
+    return datetime.fromisoformat(iso).astimezone(CST).strftime("%Y-%m")

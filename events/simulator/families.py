@@ -32,7 +32,7 @@ from events.recruitment import (
     OfferMade,
     PostingKind,
 )
-from events.reference import UNIVERSITIES, Degree, Industry
+from events.reference import UNIVERSITIES, Degree, Industry, WorkLocation
 from events.services import (
     CareerCounsellingHeld,
     JobRecommended,
@@ -170,8 +170,9 @@ def make_posting(ctx: Ctx, university: str, seq: int) -> Posting:
     return Posting(posting_id, university, employer, posted, positions, [posted])
 
 
-def _recruitment_event(cls: type[Event], ctx: Ctx, p: Posting, at: datetime, **data: Any) -> Event:
-    event = new_event(cls, ctx.rng, p.university, at, {"posting_id": p.posting_id, **data})
+def _recruitment_event(cls: type[Event], ctx: Ctx, p: Posting, at: datetime, schema_version: int = 1,
+                       **data: Any) -> Event:
+    event = new_event(cls, ctx.rng, p.university, at, {"posting_id": p.posting_id, **data}, schema_version)
     p.events.append(event)
     return event
 
@@ -218,9 +219,23 @@ def _offer_chain(ctx: Ctx, p: Posting, application_id: str, student: Student, ap
             start = ctx.day + timedelta(days=rng.randint(7, 21))
         else:
             start = date(ctx.day.year + 1, 7, 1) + timedelta(days=rng.randint(0, 30))
-        _recruitment_event(Hired, ctx, p, _later(rng, answered, ctx.at(19, 30)), offer_id=offer_id,
-                           seeker_id=student.seeker_id, start_date=start)
+        # two universities in three publish Hired version 2 (where the graduate will work, their degree) beside
+        # version 1; drawn from the offer's own random source, so the rest of the day stays as it was
+        v2 = random.Random(offer_id)
+        extra = {"work_city": _work_city(v2, p), "degree": student.degree} if v2.random() < 0.67 else {}
+        _recruitment_event(Hired, ctx, p, _later(rng, answered, ctx.at(19, 30)), 2 if extra else 1,
+                           offer_id=offer_id, seeker_id=student.seeker_id, start_date=start, **extra)
         p.hires += 1
+
+
+def _work_city(rng: random.Random, p: Posting) -> WorkLocation:
+    """Mostly where the posting is; sometimes a branch elsewhere in the circle, or outside it (Shenzhen...)."""
+    roll = rng.random()
+    if roll < 0.8:
+        return WorkLocation(p.posted.data.city.value)
+    if roll < 0.92:
+        return rng.choice([w for w in WorkLocation if w is not WorkLocation.OUTSIDE_CIRCLE])
+    return WorkLocation.OUTSIDE_CIRCLE
 
 
 def add_updates(ctx: Ctx, p: Posting) -> None:

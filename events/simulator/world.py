@@ -297,9 +297,11 @@ def remint_ids(events: Sequence[Event], versions: Sequence[int], seed: int) -> l
 EventT = TypeVar("EventT", bound=Event)
 
 
-def new_event(cls: type[EventT], rng: random.Random, source: str, at: datetime, data: dict[str, Any]) -> EventT:
+def new_event(cls: type[EventT], rng: random.Random, source: str, at: datetime, data: dict[str, Any],
+              schema_version: int = 1) -> EventT:
     """A validated event of type ``cls`` with an event id drawn from ``rng``."""
-    return cls.model_validate({"event_id": _event_id(rng), "source": source, "occurred_at": at, "data": data})
+    return cls.model_validate({"event_id": _event_id(rng), "source": source, "occurred_at": at, "data": data,
+                               "schema_version": schema_version})
 
 
 def _scaled(base: float, scale: float, minimum: int = 1) -> int:

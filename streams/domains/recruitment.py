@@ -21,10 +21,14 @@ from typing import Any
 
 from events import recruitment as r
 from events.base import Event
+from events.privacy import minted_by
+from events.reference import PROVINCE, UNIVERSITIES, City, WorkLocation
 from streams.contributions import Contributions, State, dimkey, ratio, with_all
 from streams.domains.base import Domain, Tx, member_key
+from streams.windows import month_of
 
 UPDATABLE = ("title", "positions", "salary_min", "salary_max", "deadline")
+UNKNOWN = "unknown"  # a seeker of the first pseudonym form (no university), a hire without a degree (v1)
 SEGMENT = ("industry", "city", "employer_type")
 
 
@@ -55,10 +59,28 @@ def _hire(tx: Tx, s: State, key: str, seeker: str, delta: int) -> None:
     s["hired"] += (before == 0 and delta > 0) - (before + delta == 0 and delta < 0)
 
 
+def hire_place(data: r.HiredData) -> str:
+    """``work_city|degree`` of a Hired (v2 fields; empty in version 1): one text, so that the newest Hired's
+    tie-break is one comparison here, in the read model and in the oracle."""
+    return f"{data.work_city or ''}|{data.degree or ''}"
+
+
+def flow_key(offer: dict[str, Any]) -> str | None:
+    """What talent flow a hired offer counts under, before the posting's own facts: the seeker's university
+    (from the pseudonym), where they will work (Hired v2; empty: the posting's city), their degree (v2) and
+    the month of the hire (Asia/Shanghai). None: nobody is hired on the offer."""
+    if not offer["hired"] or offer.get("hired_ts") is None:
+        return None
+    minted = minted_by(offer["seeker"]) if offer["seeker"] else None
+    university = minted[0] if minted else UNKNOWN
+    return "|".join((university, offer["hire_place"], month_of(offer["hired_ts"])))
+
+
 def _offer_event(tx: Tx, s: State, key: str, event: r.OfferMade | r.OfferAccepted | r.OfferDeclined | r.Hired,
                  ts: str) -> None:
     """An offer is a member record: its job seeker (of the earliest event naming it, ties: the smaller id),
-    its answer (the newest, ties: "declined"), whether anyone was hired on it."""
+    its answer (the newest, ties: "declined"), whether anyone was hired on it and, from the newest Hired
+    (ties: the greater ``work_city|degree`` text), when and where to work (talent flow)."""
     member = member_key(key, "offer", event.data.offer_id)
     current = tx.get(member)
     offer: dict[str, Any] = dict(current) if current else {
@@ -73,6 +95,9 @@ def _offer_event(tx: Tx, s: State, key: str, event: r.OfferMade | r.OfferAccepte
             offer["answer_ts"], offer["answer"] = ts, answer
     elif isinstance(event, r.Hired):
         offer["hired"] = True
+        hire = (ts, hire_place(event.data))
+        if offer.get("hired_ts") is None or (offer["hired_ts"], offer["hire_place"]) < hire:
+            offer["hired_ts"], offer["hire_place"] = hire
     seeker, answer, hired = offer["seeker"], offer["answer"], offer["hired"]
     if answer != before[1]:
         if before[1] is not None:
@@ -82,6 +107,16 @@ def _offer_event(tx: Tx, s: State, key: str, event: r.OfferMade | r.OfferAccepte
         _hire(tx, s, key, before[0], -1)
     if hired and (not before[2] or seeker != before[0]):
         _hire(tx, s, key, seeker, +1)
+    old_flow, new_flow = offer.get("flow"), flow_key(offer)
+    if old_flow != new_flow:  # the hire counts under one flow at a time
+        flows = s["flows"] = dict(s.get("flows") or {})
+        if old_flow is not None:
+            flows[old_flow] -= 1
+            if not flows[old_flow]:
+                del flows[old_flow]
+        if new_flow is not None:
+            flows[new_flow] = flows.get(new_flow, 0) + 1
+        offer["flow"] = new_flow
     tx.put(member, offer)
 
 
@@ -142,7 +177,24 @@ def contributions(state: State) -> Contributions:
     positions = state["fields"]["positions"][0] if open_ else 0
     values = {"postings_total": 1, "open_postings": int(open_), "open_positions": positions}
     dims = {k: state[k] for k in SEGMENT} | {"university": state["university"]}
-    return {("postings-by-segment", dimkey(d)): values for d in with_all(dims, "university")}
+    out: Contributions = {("postings-by-segment", dimkey(d)): values for d in with_all(dims, "university")}
+    for flow, hires in (state.get("flows") or {}).items():  # talent flow: once the posting (its city) is known
+        for d in with_all(talent_flow_dims(flow, state["city"], state["industry"]), "university"):
+            k = ("talent-flow", dimkey(d))
+            out[k] = {"hires": out.get(k, {}).get("hires", 0) + hires}
+    return out
+
+
+def talent_flow_dims(flow: str, posting_city: str, industry: str) -> dict[str, str]:
+    """The talent-flow dimensions of hires counted under ``flow`` (flow_key) on a posting in ``posting_city``:
+    the seeker's university and its province (origin), where they work (destination: a province of the
+    circle, or outside_circle), industry, degree, month."""
+    university, work_city, degree, month = flow.split("|")
+    where = work_city or posting_city
+    destination = "outside_circle" if where == WorkLocation.OUTSIDE_CIRCLE else PROVINCE[City(where)]
+    origin = PROVINCE[UNIVERSITIES[university].city] if university in UNIVERSITIES else UNKNOWN
+    return {"university": university, "origin": origin, "destination": destination, "industry": industry,
+            "degree": degree or UNKNOWN, "month": month}
 
 
 def funnel(state: State) -> dict[str, Any]:
