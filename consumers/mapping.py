@@ -37,7 +37,7 @@ from events.aggregates import parse_record
 from events.base import Event
 from events.codec import decode
 from events.errors import EventValidationError
-from events.privacy import erasure_token, named_seekers, seeker_digest
+from events.privacy import erasure_token, minted_by, named_seekers, seeker_digest
 from events.topics import AGGREGATES
 
 TableRows = list[tuple[Table, Row]]
@@ -110,25 +110,31 @@ def _application(e: recruitment.ApplicationSubmitted) -> TableRows:
                  degree=d.degree.value, university=e.source, submitted_at=e.occurred_at)]
 
 
+def _seeker_university(seeker: str) -> str:
+    minted = minted_by(seeker)
+    return minted[0] if minted else "unknown"
+
+
 def _offer_made(e: recruitment.OfferMade) -> TableRows:
     d, at = e.data, e.occurred_at
     return [_row(OFFERS, offer_id=d.offer_id, posting_id=d.posting_id, seeker_id=d.seeker_id, seen_at=at,
-                 application_id=d.application_id, salary_monthly=d.salary_monthly, university=e.source,
-                 made_at=at)]
+                 seeker_university=_seeker_university(d.seeker_id), application_id=d.application_id,
+                 salary_monthly=d.salary_monthly, university=e.source, made_at=at)]
 
 
 def _offer_answer(answer: str) -> Callable[[recruitment.OfferAccepted | recruitment.OfferDeclined], TableRows]:
     def rows(e: recruitment.OfferAccepted | recruitment.OfferDeclined) -> TableRows:
         d, at = e.data, e.occurred_at
         return [_row(OFFERS, offer_id=d.offer_id, posting_id=d.posting_id, seeker_id=d.seeker_id, seen_at=at,
-                     answer=answer, answered_at=at)]
+                     seeker_university=_seeker_university(d.seeker_id), answer=answer, answered_at=at)]
     return rows
 
 
 def _hired(e: recruitment.Hired) -> TableRows:
     d, at = e.data, e.occurred_at
     return [_row(OFFERS, offer_id=d.offer_id, posting_id=d.posting_id, seeker_id=d.seeker_id, seen_at=at,
-                 start_date=d.start_date, hired_at=at)]
+                 seeker_university=_seeker_university(d.seeker_id), start_date=d.start_date, hired_at=at,
+                 hire_at=at, hire_place=f"{d.work_city or ''}|{d.degree or ''}")]
 
 
 def _employer_flagged(e: recruitment.EmployerFlagged) -> TableRows:

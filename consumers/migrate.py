@@ -11,6 +11,7 @@ from pathlib import Path
 import asyncpg
 
 from consumers.errors import MigrationError
+from events.reference import PROVINCE, UNIVERSITIES
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
@@ -83,8 +84,22 @@ async def migrate(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]
                 except asyncpg.PostgresError as exc:
                     raise MigrationError(f"{mig.path.name} failed and was rolled back: {exc}") from exc
                 applied_now.append(mig)
+            if 7 in done or any(m.version == 7 for m in applied_now):
+                await sync_reference(conn)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     finally:
         await conn.close()
     return applied_now
+
+
+async def sync_reference(conn: asyncpg.Connection) -> None:
+    """Make the read model's reference tables (migration 007) equal to events/reference.py: the provinces of
+    the circle's cities and of the member universities (what portal.talent_flow joins)."""
+    async with conn.transaction():
+        await conn.execute("DELETE FROM reference_cities")
+        await conn.executemany("INSERT INTO reference_cities (city, province) VALUES ($1, $2)",
+                               [(c.value, p) for c, p in PROVINCE.items()])
+        await conn.execute("DELETE FROM reference_universities")
+        await conn.executemany("INSERT INTO reference_universities (code, province) VALUES ($1, $2)",
+                               [(u.code, PROVINCE[u.city]) for u in UNIVERSITIES.values()])

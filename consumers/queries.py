@@ -57,6 +57,19 @@ QUERIES: dict[str, Query] = {q.name: q for q in (
         FROM portal.service_guarantee
         WHERE ($1::text IS NULL OR university = $1)
         ORDER BY university LIMIT $2"""),
+    Query("talent-flow", "hires by the seeker's university: stayed in its province, moved within the circle, "
+                         "left it; retention in the Chengdu-Chongqing circle", """
+        SELECT university, origin, sum(hires)::int AS hires,
+               coalesce(sum(hires) FILTER (WHERE destination = origin), 0)::int AS stayed_in_province,
+               coalesce(sum(hires) FILTER (WHERE destination <> origin AND destination <> 'outside_circle'),
+                        0)::int AS moved_within_circle,
+               coalesce(sum(hires) FILTER (WHERE destination = 'outside_circle'), 0)::int AS left_circle,
+               round(coalesce(sum(hires) FILTER (WHERE destination <> 'outside_circle'), 0)::numeric
+                     / sum(hires), 3) AS retention_in_circle
+        FROM portal.talent_flow
+        WHERE ($1::text IS NULL OR university = $1)
+        GROUP BY university, origin
+        ORDER BY hires DESC, university LIMIT $2"""),
     Query("snapshots", "latest aggregated-topic snapshots (alliance.agg.*), newest first", """
         SELECT aggregate, key, dims, value, updated_at
         FROM portal.snapshots  -- without per-student records

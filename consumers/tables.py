@@ -149,11 +149,12 @@ OFFERS = _t(
     "offers", ["offer_id"],
     f"offer_id text, posting_id text, seeker_id text, seen_at {TS}, application_id text, "
     f"salary_monthly integer, university text, made_at {TS}, answer text, answered_at {TS}, "
-    f"start_date date, hired_at {TS}",
-    Group("seen_at", ("posting_id", "seeker_id"), wins="earliest"),
+    f"start_date date, hired_at {TS}, seeker_university text, hire_at {TS}, hire_place text",
+    Group("seen_at", ("posting_id", "seeker_id", "seeker_university"), wins="earliest"),
     Group("made_at", ("application_id", "salary_monthly", "university")),
     Group("answered_at", ("answer",), tiebreak=True),  # a decline wins over an acceptance of the same instant
     Group("hired_at", ("start_date",), wins="earliest"),
+    Group("hire_at", ("hire_place",), tiebreak=True),  # the newest Hired; a tie: the greater work_city|degree
 )
 FAIRS = _t(
     "fairs", ["fair_id"],

@@ -122,6 +122,11 @@ async def typed_tables(conn: asyncpg.Connection) -> Aggregates:
         dims = {k: r[k] for k in ("industry", "city", "employer_type", "university")}
         out["postings-by-segment"][agg_key(dims)] = {k: r[k] for k in ("postings_total", "open_postings",
                                                                          "open_positions")}
+    for r in await conn.fetch("SELECT * FROM portal.talent_flow"):  # the view portals read, per university and *
+        dims = {k: r[k] for k in ("origin", "destination", "industry", "degree", "month")}
+        for university in (r["university"], "*"):
+            key = agg_key({**dims, "university": university})
+            out["talent-flow"][key] = {"hires": out["talent-flow"].get(key, {"hires": 0})["hires"] + r["hires"]}
     for r in await conn.fetch(_MENTORS):
         out["mentors"][agg_key({"university": r["university"], "expertise": r["expertise"]})] = {
             k: r[k] for k in ("mentors", "sessions", "seekers_assigned", "session_minutes")}

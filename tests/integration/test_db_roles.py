@@ -5,6 +5,7 @@ passwords only (no trust)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import ssl
 import subprocess
@@ -64,6 +65,12 @@ async def test_each_role_may_do_exactly_its_part(server: LocalPostgres) -> None:
     reader = await asyncpg.connect(server.dsn_for(db, READER))
     try:  # the views of schema portal, and nothing else: no per-student row, no table underneath
         assert await reader.fetchval("SELECT next_offset FROM portal.projector_positions WHERE group_id = 'g'") == 6
+        # every SQL panel of the Grafana dashboard runs as this role (the read-model datasource's user)
+        dashboard = json.loads((PROJECT_ROOT / "infra" / "grafana" / "dashboards" / "alliance.json").read_text())
+        sql = [t["rawSql"] for p in dashboard["panels"] for t in p.get("targets", []) if "rawSql" in t]
+        assert sql
+        for statement in sql:
+            await reader.fetch(statement)
         for statement in ("SELECT * FROM consumer_offsets", "SELECT * FROM service_progress",
                           "SELECT * FROM agg_snapshot", "SELECT * FROM projector_rejects",
                           "INSERT INTO consumer_offsets (group_id, topic, partition, next_offset) VALUES ('x','t',0,1)",

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import SecretStr
 
 from consumers.migrate import migrate
+from consumers.queries import run_query
 from core.kafka_access import ADMIN, STREAMS, KafkaAccess
 from core.settings import Settings
 from core.topic_admin import provision
@@ -154,6 +155,17 @@ async def test_every_aggregate_is_exact_on_topics_in_agg_snapshot_and_in_typed_t
                 assert not value_diffs(in_tables[name], expected[name]), (
                     "typed tables", name, value_diffs(in_tables[name], expected[name])[:10])
             rejects = await conn.fetch('SELECT topic, key, value, reason FROM projector_rejects')
+            # the portal's talent-flow query: per university, from the oracle's flows
+            flows = [(dict(p.split("=", 1) for p in k.split("|")), v["hires"])
+                     for k, v in expected["talent-flow"].items() if "university=*" not in k]
+            portal = {r["university"]: r for r in await run_query(conn, "talent-flow", None, 100)}
+            assert portal and set(portal) == {d["university"] for d, _ in flows}
+            for university, row in portal.items():
+                mine = [(d, n) for d, n in flows if d["university"] == university]
+                assert row["hires"] == sum(n for _, n in mine)
+                assert row["left_circle"] == sum(n for d, n in mine if d["destination"] == "outside_circle")
+                assert row["stayed_in_province"] == sum(n for d, n in mine if d["destination"] == d["origin"])
+                assert row["retention_in_circle"] == round(1 - row["left_circle"] / row["hires"], 3)
         finally:
             await conn.close()
         assert sorted((r["topic"], bytes(r["key"]), bytes(r["value"])) for r in rejects) == sorted(bad), \
