@@ -28,7 +28,7 @@ from consumers.projector import DEFAULT_GROUP, Projector, ProjectorConfig
 from consumers.queries import QUERIES, format_table, run_query
 from core.db_access import OWNER, READER, WRITER
 from core.errors import AllianceError
-from core.kafka_access import PROJECTOR
+from core.kafka_access import PORTAL, PROJECTOR
 from core.settings import load_settings
 from events.reference import UNIVERSITIES
 from events.topics import AGGREGATES, Family, agg_topic, family_topic
@@ -81,9 +81,11 @@ def _cmd_api(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from consumers.api import build_api
+    from consumers.feed import FairFeed
 
     settings = load_settings()
-    web.run_app(build_api(settings.dsn_for(READER), settings.http_token), host=args.host or settings.http_bind,
+    feed = None if args.no_fair_board else FairFeed(settings.kafka(PORTAL), settings.topic(agg_topic("fairs")))
+    web.run_app(build_api(settings.dsn_for(READER), settings.http_token, feed), host=args.host or settings.http_bind,
                 port=args.port, access_log=None)
     return 0
 
@@ -164,9 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--format", choices=("table", "json"), default="table")
     q.set_defaults(func=lambda a: asyncio.run(_query(a)))
 
-    api = sub.add_parser("api", help="serve the queries as JSON over HTTP")
+    api = sub.add_parser("api", help="serve the queries as JSON over HTTP, and the live fair boards",
+                         description="GET /queries, /queries/<name>; the live fair board at /fairs/<fair id> "
+                                     "(open it as /fairs/<fair id>#token=<ALLIANCE_HTTP_TOKEN>; it follows "
+                                     "alliance.agg.fairs as the Kafka principal portal).")
     api.add_argument("--host", default=None, help="listen address (default ALLIANCE_HTTP_BIND, 127.0.0.1)")
     api.add_argument("--port", type=int, default=6070)
+    api.add_argument("--no-fair-board", action="store_true", help="no Kafka consumer, no /fairs pages")
     api.set_defaults(func=_cmd_api)
 
     sub.add_parser("offsets", help="stored offsets per group and rejects").set_defaults(

@@ -249,6 +249,11 @@ def projector(settings: Settings, log_dir: Path, port: int) -> Service:
                    log_dir / "projector.log", port)
 
 
+def portal_api(settings: Settings, log_dir: Path, port: int) -> Service:
+    """The portal API with its live fair boards (``python -m consumers api``)."""
+    return Service("portal-api", ["-m", "consumers", "api", "--port", str(port)], log_dir / "portal-api.log", port)
+
+
 def freshness(workers: list[Service], field: str = "events_processed") -> dict[str, int]:
     """A /freshness/ counter per agent, summed over the workers: ``events_processed`` (replays after a
     rebalance included) or ``events_applied`` (first-time events; ingest and tables only)."""

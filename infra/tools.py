@@ -25,29 +25,59 @@ class ToolError(InfraError):
     """A required external tool is missing and could not be installed."""
 
 
-def find_promtool() -> str | None:
-    """Path of promtool (``ALLIANCE_PROMTOOL``, then PATH, then /usr/bin), or None."""
-    explicit = os.environ.get("ALLIANCE_PROMTOOL")
+def _find(override: str, name: str) -> str | None:
+    """Path of a program: the ``override`` variable, then PATH, then /usr/bin; None if none is executable."""
+    explicit = os.environ.get(override)
     if explicit and os.access(explicit, os.X_OK):
         return explicit
-    found = shutil.which("promtool")
+    found = shutil.which(name)
     if found:
         return found
-    default = "/usr/bin/promtool"
+    default = f"/usr/bin/{name}"
     return default if os.access(default, os.X_OK) else None
+
+
+def _ensure(override: str, name: str, package: str, timeout: float) -> str:
+    """Path of a program, installing its Debian ``package`` first if it is missing."""
+    with _lock:
+        found = _find(override, name)
+        if found:
+            return found
+        apt_install(package, needed_for=name, override=override, timeout=timeout)
+        found = _find(override, name)
+        if not found:
+            raise ToolError(f"apt-get installed {package!r} but {name} is still not on PATH")
+        return found
+
+
+def find_promtool() -> str | None:
+    """Path of promtool (``ALLIANCE_PROMTOOL``, then PATH, then /usr/bin), or None."""
+    return _find("ALLIANCE_PROMTOOL", "promtool")
 
 
 def ensure_promtool(*, timeout: float = 900.0) -> str:
     """Path of promtool, installing the Debian package ``prometheus`` first if it is missing."""
+    return _ensure("ALLIANCE_PROMTOOL", "promtool", PROMTOOL_PACKAGE, timeout)
+
+
+def ensure_chromium(*, timeout: float = 1200.0) -> str:
+    """Path of Chromium (``ALLIANCE_CHROMIUM``, PATH, /usr/bin), installing Debian's ``chromium`` if missing
+    (the fair board's browser test), and a Chinese font (``fonts-wqy-microhei``, 5 MB) if the machine has
+    none: the board's labels are Chinese."""
+    chromium = _ensure("ALLIANCE_CHROMIUM", "chromium", "chromium", timeout)
     with _lock:
-        found = find_promtool()
-        if found:
-            return found
-        apt_install(PROMTOOL_PACKAGE, needed_for="promtool", override="ALLIANCE_PROMTOOL", timeout=timeout)
-        found = find_promtool()
-        if not found:
-            raise ToolError(f"apt-get installed {PROMTOOL_PACKAGE!r} but promtool is still not on PATH")
-        return found
+        if not _has_chinese_font():
+            apt_install("fonts-wqy-microhei", needed_for="a Chinese font for the fair board",
+                        override="(install any font with Chinese glyphs)", timeout=timeout)
+    return chromium
+
+
+def _has_chinese_font() -> bool:
+    fc_list = shutil.which("fc-list")  # fontconfig comes with chromium
+    if fc_list is None:
+        return False
+    found = subprocess.run([fc_list, ":lang=zh", "family"], capture_output=True, text=True, timeout=60, check=False)
+    return bool(found.stdout.strip())
 
 
 def apt_install(package: str, *, needed_for: str, override: str, timeout: float = 900.0) -> None:
