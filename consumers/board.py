@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ class Boards:
             self.rejected += 1
             return None
         assert isinstance(record, Fair)
-        updated_at = record.updated_at.isoformat()
+        updated_at = record.updated_at.astimezone(UTC).isoformat()  # one offset: the texts compare as times
         figures = self.fairs.setdefault(fair_id, FairFigures())
         if figures.updated_at and updated_at < figures.updated_at:
             return None  # an older record than the one shown (the topic is not ordered by time across producers)
