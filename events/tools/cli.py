@@ -187,6 +187,18 @@ def _dlq_topics(args: argparse.Namespace, role: str = OPS) -> tuple[KafkaAccess,
     return settings.kafka(role).at(args.bootstrap), args.dlq_topic or settings.topic(DLQ_TOPIC), settings
 
 
+def _cmd_dlq_watch(args: argparse.Namespace) -> int:
+    from events.tools.dlq_watch import serve
+
+    kafka, topic, _ = _dlq_topics(args)
+    print(f"watching {topic} as {kafka.principal}; metrics on :{args.metrics_port}/metrics", file=sys.stderr)
+    try:
+        serve(kafka, topic, args.metrics_port, args.interval)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_OK
+
+
 def _cmd_dlq_summary(args: argparse.Namespace) -> int:
     from events.tools import dlq
     from events.tools.dlq_kafka import read_dlq
@@ -349,6 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
     red.add_argument("--topic", help="the ingest topic (default: alliance.ingest.<university> + suffix)")
     red.add_argument("--dry-run", action="store_true", help="say what would be sent; send nothing")
     red.set_defaults(func=_cmd_dlq_redrive)
+    wat = dlq_sub.add_parser("watch", parents=[common],
+                             help="serve the DLQ's size and age per reason as Prometheus metrics (ops)")
+    wat.add_argument("--metrics-port", type=int, default=9466, help="the /metrics port (default 9466)")
+    wat.add_argument("--interval", type=float, default=30.0, help="seconds between refreshes (default 30)")
+    wat.set_defaults(func=_cmd_dlq_watch)
 
     sch = sub.add_parser(
         "schemas", help="write the JSON Schemas and AsyncAPI document",

@@ -15,8 +15,9 @@ and are counted apart; the university fixes them at the source and publishes aga
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -118,3 +119,36 @@ def plan_redrive(lines: Iterable[tuple[int, str]], redriven: set[str]) -> Redriv
         seen.add(coords)
         plan.send.append((number, coords, obj["record"]))
     return plan
+
+
+@dataclass
+class Census:
+    """The DLQ as it stands, for its metrics (``dlq watch``): per partition the (offset, reason, university,
+    timestamp) of every record still on the topic; retention deletes from the front (``forget_before``)."""
+
+    partitions: dict[int, deque[tuple[int, str, str, int]]] = field(default_factory=dict)
+
+    def add(self, r: Reject) -> None:
+        self.partitions.setdefault(r.partition, deque()).append((r.offset, r.reason, r.university, r.timestamp_ms))
+
+    def forget_before(self, partition: int, start: int) -> int:
+        """Drop what retention deleted (offsets below the partition's first); how many records."""
+        records, dropped = self.partitions.get(partition, deque()), 0
+        while records and records[0][0] < start:
+            records.popleft()
+            dropped += 1
+        return dropped
+
+    def figures(self, now_ms: int) -> tuple[dict[tuple[str, str], int], dict[str, float], dict[str, float]]:
+        """Records per (reason, university); age in seconds of the oldest and of the newest record per
+        reason."""
+        counts: dict[tuple[str, str], int] = {}
+        oldest: dict[str, int] = {}
+        newest: dict[str, int] = {}
+        for records in self.partitions.values():
+            for _, reason, university, ts in records:
+                counts[(reason, university)] = counts.get((reason, university), 0) + 1
+                oldest[reason] = min(oldest.get(reason, ts), ts)
+                newest[reason] = max(newest.get(reason, ts), ts)
+        return (counts, {r: max(0.0, (now_ms - ts) / 1000) for r, ts in oldest.items()},
+                {r: max(0.0, (now_ms - ts) / 1000) for r, ts in newest.items()})

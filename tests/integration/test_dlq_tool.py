@@ -10,12 +10,14 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kafka import KafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from core.kafka_access import ADMIN
 from core.settings import PROJECT_ROOT, Settings
@@ -42,6 +44,21 @@ def _posting(n: int, *, source: str = "scu", salary_max: int = 30000, title: str
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "events.tools", "dlq", *args], cwd=PROJECT_ROOT, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
+
+
+def _dlq_series(port: int, name: str = "alliance_dlq_records") -> dict[tuple[str, str], float]:
+    """{(reason, university): value} of one metric of the watcher's /metrics (empty while it does not answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name:
+                out[(s.labels["reason"], s.labels.get("university", ""))] = s.value
+    return out
 
 
 async def test_summary_export_fix_and_redrive_once(settings: Settings, unique: str, tmp_path: Path) -> None:
@@ -74,6 +91,24 @@ async def test_summary_export_fix_and_redrive_once(settings: Settings, unique: s
         counts = {(r["university"], r["reason"]): r["records"] for r in json.loads(summary.stdout)}
         assert counts == {("scu", "invalid"): 3, ("scu", "personal_data"): 1, ("scu", "malformed"): 1,
                           ("scu", "spoofed_source"): 1}
+        # the same figures as Prometheus metrics: `dlq watch` (ops), scraped like Prometheus would
+        port = free_ports(1)[0]
+        watcher = await asyncio.to_thread(
+            subprocess.Popen, [sys.executable, "-m", "events.tools", "dlq", "watch", "--metrics-port", str(port),
+                               "--interval", "1"], cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        try:
+            series: dict[tuple[str, str], float] = {}
+            deadline = time.monotonic() + 60
+            while series != {k[::-1]: float(v) for k, v in counts.items()}:
+                assert time.monotonic() < deadline and watcher.poll() is None, (series, watcher.poll())
+                await asyncio.sleep(0.5)
+                series = _dlq_series(port)
+            ages = _dlq_series(port, "alliance_dlq_oldest_age_seconds")
+            assert set(ages) == {(r, "") for _, r in counts} and all(a >= 0 for a in ages.values())
+        finally:
+            watcher.terminate()
+            watcher.wait(timeout=30)
         table = _cli(env, "summary", "--university", "scu", "--no-progress")
         assert table.returncode == 0 and "6 record(s)" in table.stdout and "personal_data" in table.stdout
 

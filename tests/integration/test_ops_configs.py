@@ -25,6 +25,7 @@ from core.db_access import READER
 from core.kafka_access import KafkaAccess
 from core.metrics import consumer_lag, metric_names, update_consumer_lag
 from core.settings import PROJECT_ROOT, Settings
+from events.tools.dlq_watch import DlqMetrics
 from infra.processes import free_port
 from infra.tools import ensure_compose_schema, promtool
 from streams.metrics import FAUST_SENSOR_PREFIX, PipelineMetrics, faust_sensor_names
@@ -38,11 +39,13 @@ PROMETHEUS_BUILTINS = {"up", "scrape_duration_seconds", "scrape_samples_scraped"
 
 
 def known_metric_names() -> set[str]:
-    """Series names of the real definitions: worker pipeline, faust sensors, projector."""
-    worker, projector = CollectorRegistry(), CollectorRegistry()
+    """Series names of the real definitions: worker pipeline, faust sensors, projector, DLQ watcher."""
+    worker, projector, dlq = CollectorRegistry(), CollectorRegistry(), CollectorRegistry()
     PipelineMetrics(worker)
     ProjectorMetrics(projector)
-    names = metric_names(worker) | metric_names(projector) | faust_sensor_names(FAUST_SENSOR_PREFIX)
+    DlqMetrics(dlq)
+    names = (metric_names(worker) | metric_names(projector) | metric_names(dlq)
+             | faust_sensor_names(FAUST_SENSOR_PREFIX))
     return names | PROMETHEUS_BUILTINS
 
 
@@ -342,7 +345,7 @@ def test_compose_app_services(compose: dict[str, Any]) -> None:
     services = compose["services"]
     bootstrap = "kafka-1:9092,kafka-2:9092,kafka-3:9092"
     app = [n for n, s in services.items() if s.get("build")]
-    assert set(app) == {"provision", "db-roles", "migrate", "worker", "projector"}
+    assert set(app) == {"provision", "db-roles", "migrate", "worker", "projector", "dlq-watch"}
     for name in app:
         assert services[name]["environment"]["ALLIANCE_KAFKA_BOOTSTRAP_SERVERS"] == bootstrap, name
         # TLS: the deployment's CA, mounted read-only (the servers' private key never reaches an app)
@@ -366,7 +369,7 @@ def test_compose_app_services(compose: dict[str, Any]) -> None:
                                                  services[name]["environment"].get("ALLIANCE_DATABASE_URL", "")))
              else None for name in app}
     assert roles == {"provision": None, "db-roles": None, "migrate": "alliance_owner", "worker": None,
-                     "projector": "alliance_projector"}
+                     "projector": "alliance_projector", "dlq-watch": None}
     admin_url = services["db-roles"]["environment"]["ALLIANCE_DATABASE_ADMIN_URL"]
     assert admin_url.startswith("postgresql://postgres:${ALLIANCE_PG_SUPERUSER_PASSWORD:?"), admin_url
     for name in ("migrate", "projector"):
@@ -377,7 +380,7 @@ def test_compose_app_services(compose: dict[str, Any]) -> None:
     # every service its own principal (provisioning the brokers' own, which grants admin its ACLs)
     users = {name: services[name]["environment"].get("ALLIANCE_KAFKA_USERNAME") for name in app}
     assert users == {"provision": "broker", "db-roles": None, "migrate": None, "worker": "streams",
-                     "projector": "projector"}
+                     "projector": "projector", "dlq-watch": "ops"}
     for name, user in users.items():
         if user is not None:
             assert services[name]["environment"]["ALLIANCE_KAFKA_PASSWORD"].startswith(
