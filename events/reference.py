@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 
 class City(StrEnum):
@@ -31,25 +32,9 @@ PROVINCE: dict[City, str] = {
 assert PROVINCE.keys() == set(City), "every city of the circle belongs to a province"
 
 
-class WorkLocation(StrEnum):
-    """Where a hired graduate will work: a city of the circle, or outside it (recruitment.hired, v2)."""
-
-    CHENGDU = "chengdu"
-    CHONGQING = "chongqing"
-    MIANYANG = "mianyang"
-    DEYANG = "deyang"
-    LESHAN = "leshan"
-    NANCHONG = "nanchong"
-    YIBIN = "yibin"
-    LUZHOU = "luzhou"
-    DAZHOU = "dazhou"
-    WANZHOU = "wanzhou"
-    FULING = "fuling"
-    YONGCHUAN = "yongchuan"
-    OUTSIDE_CIRCLE = "outside_circle"
-
-
-assert {w.value for w in WorkLocation} == {c.value for c in City} | {"outside_circle"}
+OUTSIDE_CIRCLE: Literal["outside_circle"] = "outside_circle"
+# Where a hired graduate will work (recruitment.hired, v2): a city of the circle, or outside it
+WorkLocation = City | Literal["outside_circle"]
 
 
 class Industry(StrEnum):

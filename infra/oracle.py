@@ -187,7 +187,7 @@ def expected_aggregates(events: list[Any]) -> dict[str, dict[str, dict[str, Any]
         if e.type == "recruitment.hired":
             d = e.data
             hire = (e.occurred_at.isoformat(),
-                    f"{d.work_city.value if d.work_city else ''}|{d.degree.value if d.degree else ''}")
+                    f"{d.work_city or ''}|{d.degree or ''}")
             k = (d.posting_id, d.offer_id)
             if k not in newest_hire or newest_hire[k] < hire:
                 newest_hire[k], hire_time[k] = hire, e.occurred_at

@@ -32,7 +32,7 @@ from events.recruitment import (
     OfferMade,
     PostingKind,
 )
-from events.reference import UNIVERSITIES, Degree, Industry, WorkLocation
+from events.reference import OUTSIDE_CIRCLE, UNIVERSITIES, City, Degree, Industry, WorkLocation
 from events.services import (
     CareerCounsellingHeld,
     JobRecommended,
@@ -232,10 +232,10 @@ def _work_city(rng: random.Random, p: Posting) -> WorkLocation:
     """Mostly where the posting is; sometimes a branch elsewhere in the circle, or outside it (Shenzhen...)."""
     roll = rng.random()
     if roll < 0.8:
-        return WorkLocation(p.posted.data.city.value)
+        return p.posted.data.city
     if roll < 0.92:
-        return rng.choice([w for w in WorkLocation if w is not WorkLocation.OUTSIDE_CIRCLE])
-    return WorkLocation.OUTSIDE_CIRCLE
+        return rng.choice(list(City))
+    return OUTSIDE_CIRCLE
 
 
 def add_updates(ctx: Ctx, p: Posting) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from events import recruitment as r
 from events.base import Event
 from events.privacy import minted_by
-from events.reference import PROVINCE, UNIVERSITIES, City, WorkLocation
+from events.reference import OUTSIDE_CIRCLE, PROVINCE, UNIVERSITIES, City
 from streams.contributions import Contributions, State, dimkey, ratio, with_all
 from streams.domains.base import Domain, Tx, member_key
 from streams.windows import month_of
@@ -191,7 +191,7 @@ def talent_flow_dims(flow: str, posting_city: str, industry: str) -> dict[str, s
     circle, or outside_circle), industry, degree, month."""
     university, work_city, degree, month = flow.split("|")
     where = work_city or posting_city
-    destination = "outside_circle" if where == WorkLocation.OUTSIDE_CIRCLE else PROVINCE[City(where)]
+    destination = OUTSIDE_CIRCLE if where == OUTSIDE_CIRCLE else PROVINCE[City(where)]
     origin = PROVINCE[UNIVERSITIES[university].city] if university in UNIVERSITIES else UNKNOWN
     return {"university": university, "origin": origin, "destination": destination, "industry": industry,
             "degree": degree or UNKNOWN, "month": month}
