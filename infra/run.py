@@ -86,7 +86,8 @@ async def _report(settings: Settings) -> None:
 
     conn = await asyncpg.connect(settings.dsn_for(READER))  # as a portal would read it
     try:
-        for name, limit in (("open-postings", 8), ("fairs", 5), ("mentors", 6), ("service-guarantee", 10)):
+        for name, limit in (("open-postings", 8), ("fairs", 5), ("mentors", 6), ("service-guarantee", 10),
+                            ("talent-flow", 10)):
             rows = await run_query(conn, name, limit=limit)
             print(f"\n== {name} (read model, first {limit}) ==\n{format_table(rows)}")
         rejects = await conn.fetch("SELECT topic, sum(records) AS n FROM portal.projector_rejects GROUP BY topic "
