@@ -65,7 +65,8 @@ QUERIES: dict[str, Query] = {q.name: q for q in (
                         0)::int AS moved_within_circle,
                coalesce(sum(hires) FILTER (WHERE destination = 'outside_circle'), 0)::int AS left_circle,
                round(coalesce(sum(hires) FILTER (WHERE destination <> 'outside_circle'), 0)::numeric
-                     / sum(hires), 3) AS retention_in_circle
+                     / nullif(sum(hires), 0), 3) AS retention_in_circle,
+               sum(accepted_offers)::int AS accepted_offers
         FROM portal.talent_flow
         WHERE ($1::text IS NULL OR university = $1)
         GROUP BY university, origin

@@ -111,7 +111,10 @@ class MentorValue(_Strict):
 
 
 class TalentFlowValue(_Strict):
-    hires: Count = Field(description="hired offers (a student hired on two offers of a posting counts twice)")
+    hires: Count = Field(description="hired offers (a student hired on two offers of a posting counts twice), "
+                                     "in the month of the newest Hired")
+    accepted_offers: Count = Field(description="offers whose newest answer is an acceptance, in the month of it "
+                                               "(at the posting's city, degree unknown)")
 
 
 class SeekerServiceValue(_Strict):

@@ -77,8 +77,8 @@ AGGREGATES: dict[str, str] = {
     "seeker-guarantee": "per job seeker progress on the 1-1-3-1 service guarantee (pseudonymous; not for portals)",
     "service-guarantee": "alliance-wide 1-1-3-1 totals: seekers reached, each step met, fully served",
     "windows": "hourly and daily event counts per family and university",
-    "talent-flow": "hires by the seeker's university and province, where they work (a province of the circle or "
-                   "outside it), industry, degree and month",
+    "talent-flow": "hires and accepted offers by the seeker's university and province, where they work (a "
+                   "province of the circle or outside it), industry, degree and month",
 }
 
 

@@ -5,7 +5,7 @@ checks that). The end-to-end tests and ``python -m infra chaos`` compare every a
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from events.base import Event
@@ -206,7 +206,23 @@ def expected_aggregates(events: list[Any]) -> dict[str, dict[str, dict[str, Any]
         for u in (uni, "*"):
             flows[_k(university=u, origin=origin, destination=destination, industry=job.industry.value,
                      degree=degree or "unknown", month=month)] += 1
-    out["talent-flow"] = {k: {"hires": n} for k, n in flows.items()}
+    accepted: Counter[str] = Counter()  # offers whose newest answer is an acceptance, at the posting's city
+    for pid, offers in answer.items():
+        if pid not in posted:
+            continue
+        job = posted[pid].data
+        for oid, (answered_at, verdict) in offers.items():
+            if verdict != "accepted":
+                continue
+            seeker = offer_seeker[pid][oid][1]
+            uni = seeker.split(".")[1] if seeker.startswith("ps.") else "unknown"
+            origin = PROVINCE[UNIVERSITIES[uni].city] if uni in UNIVERSITIES else "unknown"
+            month = datetime.fromisoformat(answered_at).astimezone(CST).strftime("%Y-%m")
+            for u in (uni, "*"):
+                accepted[_k(university=u, origin=origin, destination=PROVINCE[job.city], industry=job.industry.value,
+                            degree="unknown", month=month)] += 1
+    out["talent-flow"] = {k: {"hires": flows[k], "accepted_offers": accepted[k]}
+                          for k in flows.keys() | accepted.keys()}
 
     # --- service guarantee
     prog: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))

@@ -126,7 +126,9 @@ async def typed_tables(conn: asyncpg.Connection) -> Aggregates:
         dims = {k: r[k] for k in ("origin", "destination", "industry", "degree", "month")}
         for university in (r["university"], "*"):
             key = agg_key({**dims, "university": university})
-            out["talent-flow"][key] = {"hires": out["talent-flow"].get(key, {"hires": 0})["hires"] + r["hires"]}
+            current = out["talent-flow"].setdefault(key, {"hires": 0, "accepted_offers": 0})
+            current["hires"] += r["hires"]
+            current["accepted_offers"] += r["accepted_offers"]
     for r in await conn.fetch(_MENTORS):
         out["mentors"][agg_key({"university": r["university"], "expertise": r["expertise"]})] = {
             k: r[k] for k in ("mentors", "sessions", "seekers_assigned", "session_minutes")}

@@ -65,15 +65,23 @@ def hire_place(data: r.HiredData) -> str:
     return f"{data.work_city or ''}|{data.degree or ''}"
 
 
-def flow_key(offer: dict[str, Any]) -> str | None:
-    """What talent flow a hired offer counts under, before the posting's own facts: the seeker's university
-    (from the pseudonym), where they will work (Hired v2; empty: the posting's city), their degree (v2) and
-    the month of the hire (Asia/Shanghai). None: nobody is hired on the offer."""
-    if not offer["hired"] or offer.get("hired_ts") is None:
-        return None
+TALENT_METRICS = ("hires", "accepted_offers")
+
+
+def flow_keys(offer: dict[str, Any]) -> list[str]:
+    """The talent flows an offer counts under, before the posting's own facts: ``<metric>|<the seeker's
+    university (from the pseudonym)>|<work city>|<degree>|<month>``. A hire (metric ``hires``): where the
+    graduate will work (Hired v2; empty: the posting's city), their degree (v2), the month of the newest
+    Hired. An accepted offer (``accepted_offers``: its newest answer is an acceptance): the posting's city,
+    degree unknown, the month of that answer (Asia/Shanghai)."""
     minted = minted_by(offer["seeker"]) if offer["seeker"] else None
     university = minted[0] if minted else UNKNOWN
-    return "|".join((university, offer["hire_place"], month_of(offer["hired_ts"])))
+    keys = []
+    if offer["hired"] and offer.get("hired_ts") is not None:
+        keys.append("|".join(("hires", university, offer["hire_place"], month_of(offer["hired_ts"]))))
+    if offer["answer"] == "accepted":
+        keys.append("|".join(("accepted_offers", university, "", "", month_of(offer["answer_ts"]))))
+    return keys
 
 
 def _offer_event(tx: Tx, s: State, key: str, event: r.OfferMade | r.OfferAccepted | r.OfferDeclined | r.Hired,
@@ -107,16 +115,16 @@ def _offer_event(tx: Tx, s: State, key: str, event: r.OfferMade | r.OfferAccepte
         _hire(tx, s, key, before[0], -1)
     if hired and (not before[2] or seeker != before[0]):
         _hire(tx, s, key, seeker, +1)
-    old_flow, new_flow = offer.get("flow"), flow_key(offer)
-    if old_flow != new_flow:  # the hire counts under one flow at a time
+    old_flows, new_flows = offer.get("flows") or [], flow_keys(offer)
+    if old_flows != new_flows:  # an offer counts under one flow per metric at a time
         flows = s["flows"] = dict(s.get("flows") or {})
-        if old_flow is not None:
-            flows[old_flow] -= 1
-            if not flows[old_flow]:
-                del flows[old_flow]
-        if new_flow is not None:
-            flows[new_flow] = flows.get(new_flow, 0) + 1
-        offer["flow"] = new_flow
+        for old in old_flows:
+            flows[old] -= 1
+            if not flows[old]:
+                del flows[old]
+        for new in new_flows:
+            flows[new] = flows.get(new, 0) + 1
+        offer["flows"] = new_flows
     tx.put(member, offer)
 
 
@@ -178,15 +186,17 @@ def contributions(state: State) -> Contributions:
     values = {"postings_total": 1, "open_postings": int(open_), "open_positions": positions}
     dims = {k: state[k] for k in SEGMENT} | {"university": state["university"]}
     out: Contributions = {("postings-by-segment", dimkey(d)): values for d in with_all(dims, "university")}
-    for flow, hires in (state.get("flows") or {}).items():  # talent flow: once the posting (its city) is known
-        for d in with_all(talent_flow_dims(flow, state["city"], state["industry"]), "university"):
-            k = ("talent-flow", dimkey(d))
-            out[k] = {"hires": out.get(k, {}).get("hires", 0) + hires}
+    for flow, n in (state.get("flows") or {}).items():  # talent flow: once the posting (its city) is known
+        metric, _, rest = flow.partition("|")
+        for d in with_all(talent_flow_dims(rest, state["city"], state["industry"]), "university"):
+            values = out.setdefault(("talent-flow", dimkey(d)), dict.fromkeys(TALENT_METRICS, 0))
+            values[metric] += n
     return out
 
 
 def talent_flow_dims(flow: str, posting_city: str, industry: str) -> dict[str, str]:
-    """The talent-flow dimensions of hires counted under ``flow`` (flow_key) on a posting in ``posting_city``:
+    """The talent-flow dimensions of offers counted under ``flow`` (flow_keys, without the metric) on a posting
+    in ``posting_city``:
     the seeker's university and its province (origin), where they work (destination: a province of the
     circle, or outside_circle), industry, degree, month."""
     university, work_city, degree, month = flow.split("|")

@@ -158,6 +158,10 @@ async def test_every_aggregate_is_exact_on_topics_in_agg_snapshot_and_in_typed_t
             # the portal's talent-flow query: per university, from the oracle's flows
             flows = [(dict(p.split("=", 1) for p in k.split("|")), v["hires"])
                      for k, v in expected["talent-flow"].items() if "university=*" not in k]
+            accepted = {d["university"]: 0 for d, _ in flows}
+            for k, v in expected["talent-flow"].items():
+                if "university=*" not in k:
+                    accepted[dict(p.split("=", 1) for p in k.split("|"))["university"]] += v["accepted_offers"]
             portal = {r["university"]: r for r in await run_query(conn, "talent-flow", None, 100)}
             assert portal and set(portal) == {d["university"] for d, _ in flows}
             for university, row in portal.items():
@@ -165,7 +169,9 @@ async def test_every_aggregate_is_exact_on_topics_in_agg_snapshot_and_in_typed_t
                 assert row["hires"] == sum(n for _, n in mine)
                 assert row["left_circle"] == sum(n for d, n in mine if d["destination"] == "outside_circle")
                 assert row["stayed_in_province"] == sum(n for d, n in mine if d["destination"] == d["origin"])
-                assert row["retention_in_circle"] == round(1 - row["left_circle"] / row["hires"], 3)
+                assert row["accepted_offers"] == accepted[university]
+                assert row["retention_in_circle"] == (round(1 - row["left_circle"] / row["hires"], 3)
+                                                      if row["hires"] else None)
         finally:
             await conn.close()
         assert sorted((r["topic"], bytes(r["key"]), bytes(r["value"])) for r in rejects) == sorted(bad), \

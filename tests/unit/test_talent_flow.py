@@ -43,6 +43,7 @@ def test_talent_flow_matches_the_oracle_in_any_order(order: str) -> None:
     stayed = sum(v["hires"] for k, v in expected.items() if "university=*" in k and "outside_circle" not in k)
     left = sum(v["hires"] for k, v in expected.items() if "university=*" in k and "outside_circle" in k)
     assert stayed > left > 0
+    assert sum(v["accepted_offers"] for k, v in expected.items() if "university=*" in k) > stayed + left
     # what the worker publishes satisfies the record contract
     records = [json.loads(v) for (t, _), v in worker.agg.items() if t == "alliance.agg.talent-flow" and v]
     assert len(records) == len(expected)
