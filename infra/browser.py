@@ -95,8 +95,13 @@ class Browser:
                 result: dict[str, Any] = message.get("result", {})
                 return result
 
-    async def open(self, url: str) -> None:
+    async def open(self, url: str, within: float = 60) -> None:
+        """Navigate to ``url`` and wait until that document has loaded (before it, the previous page, e.g.
+        about:blank, would answer the next evaluation)."""
         await self.send("Page.navigate", {"url": url})
+        target = json.dumps(url.split("#", 1)[0])
+        await self.wait_for(f"location.href.split('#')[0] === {target} && document.readyState === 'complete'",
+                            within)
 
     async def evaluate(self, expression: str) -> Any:
         result = await self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})
@@ -108,9 +113,13 @@ class Browser:
         """Until ``expression`` is truthy in the page; its value (InfraError with the last one on timeout)."""
         deadline, value = time.monotonic() + within, None
         while time.monotonic() < deadline:
-            value = await self.evaluate(expression)
-            if value:
-                return value
+            try:
+                value = await self.evaluate(expression)
+            except InfraError as exc:  # e.g. the page's elements do not exist yet
+                value = str(exc)[:300]
+            else:
+                if value:
+                    return value
             await asyncio.sleep(0.25)
         raise InfraError(f"the page did not reach {expression!r} within {within:.0f}s (last: {value!r})")
 
