@@ -37,7 +37,7 @@ from events.aggregates import parse_record
 from events.base import Event
 from events.codec import decode
 from events.errors import EventValidationError
-from events.privacy import erasure_token, minted_by, named_seekers, seeker_digest
+from events.privacy import erasure_token, minted_by, named_seekers, renamed, seeker_digest
 from events.topics import AGGREGATES
 
 TableRows = list[tuple[Table, Row]]
@@ -262,11 +262,6 @@ class Erasure:
         return seeker_digest(self.seeker), self.family, self.partition
 
 
-def _renamed(row: Row, seeker: str, token: str) -> Row:
-    return tuple(token if v == seeker else [token if x == seeker else x for x in v] if isinstance(v, list) else v
-                 for v in row)
-
-
 def family_of_topic(topic: str) -> str:
     """``alliance.events.jobfair`` (also with a deployment suffix) -> ``jobfair``."""
     return topic.split(".events.", 1)[-1].split(".", 1)[0]
@@ -431,4 +426,4 @@ def _erase(plan: Plan, erasure: Erasure, erased: set[tuple[str, str, int]], stag
         at = staged_at[name]
         for i, row in enumerate(rows):
             if at[i] == where:
-                rows[i] = _renamed(row, erasure.seeker, erasure.token)
+                rows[i] = renamed(row, erasure.seeker, erasure.token)

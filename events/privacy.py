@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from typing import Any
 
 from events.base import _known_university
 
@@ -65,6 +66,20 @@ def erasure_token(source: str, request_id: str) -> str:
     (its source university and event id), so it cannot be computed from the pseudonym, and the worker and
     the read model agree on it."""
     return ERASED_PREFIX + hashlib.sha256(f"{source}/{request_id}".encode()).hexdigest()[:32]
+
+
+def renamed(value: Any, seeker: str, anonymous: str) -> Any:
+    """``value`` with every text equal to ``seeker`` replaced by ``anonymous``, also inside dicts (keys too),
+    lists and tuples: how an erasure renames a seeker in the worker's table values and the read model's rows."""
+    if isinstance(value, str):
+        return anonymous if value == seeker else value
+    if isinstance(value, dict):
+        return {renamed(k, seeker, anonymous): renamed(v, seeker, anonymous) for k, v in value.items()}
+    if isinstance(value, list):
+        return [renamed(v, seeker, anonymous) for v in value]
+    if isinstance(value, tuple):
+        return tuple(renamed(v, seeker, anonymous) for v in value)
+    return value
 
 
 def minted_by(pseudonym: str) -> tuple[str, str] | None:

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from events.base import Event
-from events.privacy import erasure_token, seeker_digest
+from events.privacy import erasure_token, renamed, seeker_digest
 from streams.domains.base import Tx
 
 
@@ -54,16 +54,6 @@ def _names(value: Any, seeker: str) -> bool:
     return False
 
 
-def _renamed(value: Any, seeker: str, anonymous: str) -> Any:
-    if isinstance(value, str):
-        return anonymous if value == seeker else value
-    if isinstance(value, dict):
-        return {_renamed(k, seeker, anonymous): _renamed(v, seeker, anonymous) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_renamed(v, seeker, anonymous) for v in value]
-    return value
-
-
 def is_erased(tx: Tx, seekers: Iterable[str], family: str, partition: int) -> bool:
     return any(tx.get(marker_key(s, family, partition)) is not None for s in seekers)
 
@@ -87,14 +77,14 @@ def erase(tx: Tx, seeker: str, anonymous: str, family: str, partition: int) -> l
     if tx.get(mk) is not None:
         return []
     ik = index_key(seeker, family, partition)
-    renamed = []
+    moved = []
     for key in tx.get(ik) or []:
         value = tx.get(key)
         if value is None:
             continue
         tx.put(key, None)
-        tx.put(key.replace(seeker, anonymous), _renamed(value, seeker, anonymous))
-        renamed.append((key, value))
+        tx.put(key.replace(seeker, anonymous), renamed(value, seeker, anonymous))
+        moved.append((key, value))
     tx.put(ik, None)
     tx.put(mk, 1)
-    return renamed
+    return moved
