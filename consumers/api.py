@@ -81,10 +81,12 @@ def build_api(dsn: str, token: SecretStr | None, feed: FairFeed | None = None) -
         return web.json_response({f: {"name": v.value.get("name"), "status": v.value.get("status"),
                                       "updated_at": v.updated_at} for f, v in feed.boards.fairs.items()})
 
+    page = PAGE.read_text(encoding="utf-8") if feed is not None else ""  # once, not per request
+
     async def board(request: web.Request) -> web.Response:
         if feed is None or not FAIR_ID.match(request.match_info["fair_id"]):
             return web.Response(status=404, text="no such fair board")
-        return web.Response(text=PAGE.read_text(encoding="utf-8"), content_type="text/html", charset="utf-8",
+        return web.Response(text=page, content_type="text/html", charset="utf-8",
                             headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
                                      "Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'; "
                                                                 "script-src 'unsafe-inline'"})

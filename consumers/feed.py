@@ -28,7 +28,6 @@ class FairFeed:
         self._subscribers: dict[str, set[asyncio.Queue[None]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._hosts: dict[str, tuple[float, dict[str, Any] | None]] = {}
-        self.records = 0
         self.ready = False  # the topic's partitions are assigned (a board then shows what exists)
 
     async def start(self) -> None:
@@ -54,7 +53,6 @@ class FairFeed:
                     changed = set()
                     for records in batch.values():
                         for r in records:
-                            self.records += 1
                             fair = self.boards.apply(r.key, r.value)
                             if fair is not None:
                                 changed.add(fair)

@@ -141,6 +141,5 @@ def _erase(tx: Tx, request: SeekerErasureRequested, family: str, partition: int,
         view = domain.view(old)
         if view is not None and seeker in view[1]:
             out.views.append((view[0], view[1], None))
-            out.view_times[view[1]] = ""
     for written, value in tx.writes.items():
         out.states[written] = (partition, value)

@@ -17,7 +17,7 @@ any partition: check-ins at fairs, offers and hires on postings, mentor assignme
   pseudonym, and no link to the token.
 
 Everything is per (family, partition), in that partition's record order, so the read model (which reads
-the same copies in the same order; consumers.erasure) reaches the same decisions. Re-applying a copy
+the same copies in the same order; consumers.mapping and consumers.store) reaches the same decisions. Re-applying a copy
 changes nothing (the marker is there).
 """
 
