@@ -27,6 +27,7 @@ from __future__ import annotations
 from events.base import Event
 from events.privacy import minted_by
 from events.reference import UNIVERSITIES
+from events.services import SeekerErasureRequested
 
 OWNED_FAMILIES = frozenset({"recruitment", "jobfair", "mentoring"})  # their subject is an owned entity
 SHARED_TYPES = frozenset({"recruitment.employer_flagged"})  # about a shared entity (its subject: an employer)
@@ -45,12 +46,9 @@ def owned_entity(event: Event) -> str | None:
     return str(event.subject)
 
 
-ERASURE_TYPE = "services.seeker_erasure_requested"
-
-
 def ownership_problem(event: Event) -> str | None:
     """Why ``event``'s source may not change the entity it is about (None: it may)."""
-    if event.type == ERASURE_TYPE:
+    if isinstance(event, SeekerErasureRequested):
         minted = minted_by(str(event.subject))
         if minted is None or minted[0] == event.source:
             return None

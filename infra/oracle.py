@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from events.base import Event
+from events.privacy import named_seekers
 from events.reference import PROVINCE, UNIVERSITIES, City
 
 CST = timezone(timedelta(hours=8))
@@ -51,11 +52,6 @@ def _k(**dims: str) -> str:
 ERASURE = "services.seeker_erasure_requested"
 
 
-def _seekers_named(e: Any) -> set[str]:
-    one = getattr(e.data, "seeker_id", None)
-    return ({one} if one else set()) | set(getattr(e.data, "seeker_ids", None) or ())
-
-
 def expected_aggregates(events: list[Any]) -> dict[str, dict[str, dict[str, Any]]]:
     """{aggregate: {key: value}} as the latest record per key on alliance.agg.<aggregate> must say.
 
@@ -67,7 +63,7 @@ def expected_aggregates(events: list[Any]) -> dict[str, dict[str, dict[str, Any]
     for e in events:
         if e.type == ERASURE:
             erased.add(e.data.seeker_id)
-        elif not _seekers_named(e) & erased:
+        elif not set(named_seekers(e.data)) & erased:
             kept.append(e)
     events = kept
 
@@ -191,36 +187,28 @@ def expected_aggregates(events: list[Any]) -> dict[str, dict[str, dict[str, Any]
             k = (d.posting_id, d.offer_id)
             if k not in newest_hire or newest_hire[k] < hire:
                 newest_hire[k], hire_time[k] = hire, e.occurred_at
-    flows: Counter[str] = Counter()
-    for (pid, oid), (_, place) in newest_hire.items():
-        work, degree = place.split("|")
-        if pid not in posted:
-            continue
+    def count_flow(counter: Counter[str], pid: str, oid: str, work: str, degree: str, at: datetime) -> None:
+        """One offer of posting ``pid`` under its talent-flow key (the alliance's ``*`` too)."""
         job = posted[pid].data
         seeker = offer_seeker[pid][oid][1]
         uni = seeker.split(".")[1] if seeker.startswith("ps.") else "unknown"
         origin = PROVINCE[UNIVERSITIES[uni].city] if uni in UNIVERSITIES else "unknown"
         where = work or job.city.value
         destination = "outside_circle" if where == "outside_circle" else PROVINCE[City(where)]
-        month = hire_time[(pid, oid)].astimezone(CST).strftime("%Y-%m")
         for u in (uni, "*"):
-            flows[_k(university=u, origin=origin, destination=destination, industry=job.industry.value,
-                     degree=degree or "unknown", month=month)] += 1
+            counter[_k(university=u, origin=origin, destination=destination, industry=job.industry.value,
+                       degree=degree or "unknown", month=at.astimezone(CST).strftime("%Y-%m"))] += 1
+
+    flows: Counter[str] = Counter()
+    for (pid, oid), (_, place) in newest_hire.items():
+        if pid in posted:
+            work, degree = place.split("|")
+            count_flow(flows, pid, oid, work, degree, hire_time[(pid, oid)])
     accepted: Counter[str] = Counter()  # offers whose newest answer is an acceptance, at the posting's city
     for pid, offers in answer.items():
-        if pid not in posted:
-            continue
-        job = posted[pid].data
         for oid, (answered_at, verdict) in offers.items():
-            if verdict != "accepted":
-                continue
-            seeker = offer_seeker[pid][oid][1]
-            uni = seeker.split(".")[1] if seeker.startswith("ps.") else "unknown"
-            origin = PROVINCE[UNIVERSITIES[uni].city] if uni in UNIVERSITIES else "unknown"
-            month = datetime.fromisoformat(answered_at).astimezone(CST).strftime("%Y-%m")
-            for u in (uni, "*"):
-                accepted[_k(university=u, origin=origin, destination=PROVINCE[job.city], industry=job.industry.value,
-                            degree="unknown", month=month)] += 1
+            if pid in posted and verdict == "accepted":
+                count_flow(accepted, pid, oid, "", "", datetime.fromisoformat(answered_at))
     out["talent-flow"] = {k: {"hires": flows[k], "accepted_offers": accepted[k]}
                           for k in flows.keys() | accepted.keys()}
 

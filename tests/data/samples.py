@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from events.privacy import pseudonymise
+from events.privacy import named_seekers, pseudonymise
 from events.reference import UNIVERSITIES
 
 DATA_DIR = Path(__file__).resolve().parent
@@ -330,7 +330,6 @@ def most_active_seekers(events: Iterable[Any], n: int) -> list[str]:
     ones an erasure test should erase."""
     types: dict[str, set[str]] = {}
     for e in events:
-        for s in [getattr(e.data, "seeker_id", None), *(getattr(e.data, "seeker_ids", None) or ())]:
-            if s:
-                types.setdefault(s, set()).add(e.type)
+        for s in named_seekers(e.data):
+            types.setdefault(s, set()).add(e.type)
     return sorted(types, key=lambda s: (-len(types[s]), s))[:n]

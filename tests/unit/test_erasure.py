@@ -22,7 +22,7 @@ from core.partitioning import key_partition
 from events import wire
 from events.base import Event
 from events.codec import encode, from_dict
-from events.privacy import minted_by, seeker_digest
+from events.privacy import minted_by, named_seekers, seeker_digest
 from events.simulator import alliance_day
 from events.topics import DLQ_TOPIC, EVENT_PARTITIONS, ingest_topic
 from infra.oracle import expected_aggregates
@@ -188,8 +188,7 @@ def test_only_the_seekers_university_may_ask_and_the_order_inside_a_day_is_respe
     worker.send(_records(day[:cut]))
     worker.send(_records(requests))
     _, tabled = worker.send(_records(day[cut:]))
-    refused = [e for e in day[cut:] if {getattr(e.data, "seeker_id", None), *(getattr(e.data, "seeker_ids", None)
-                                                                             or ())} & set(erased)]
+    refused = [e for e in day[cut:] if set(named_seekers(e.data)) & set(erased)]
     assert refused and len(worker.dlq) == len(refused)
     for seeker in erased:
         assert _names_anywhere(worker, seeker) == []
