@@ -130,6 +130,11 @@ class Event(BaseModel):
         return self
 
     @property
+    def target_family(self) -> str:
+        """The family whose canonical topic carries the event (a revision's: its original's)."""
+        return self.family
+
+    @property
     def key(self) -> bytes:
         return str(self.subject).encode()
 

@@ -6,11 +6,13 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from events import jobfair, mentoring, recruitment, services
+from events import corrections, jobfair, mentoring, recruitment, services
 from events.base import MAX_EVENT_BYTES, Event
 from events.errors import EventValidationError, FieldProblem
+from events.privacy import ERASED_PREFIX
 
-ALL_EVENTS: tuple[type[Event], ...] = recruitment.EVENTS + jobfair.EVENTS + mentoring.EVENTS + services.EVENTS
+ALL_EVENTS: tuple[type[Event], ...] = (recruitment.EVENTS + jobfair.EVENTS + mentoring.EVENTS + services.EVENTS
+                                       + corrections.EVENTS)
 EVENT_TYPES: dict[str, type[Event]] = {cls.model_fields["type"].default: cls for cls in ALL_EVENTS}
 
 AnyEvent = Annotated[
@@ -21,7 +23,8 @@ AnyEvent = Annotated[
     | jobfair.OnSiteOfferMade | jobfair.JobFairClosed
     | mentoring.MentorRegistered | mentoring.MentorAssigned | mentoring.MentoringSessionHeld
     | services.PolicyBriefingDelivered | services.CareerCounsellingHeld | services.JobRecommended
-    | services.TrainingOrInternshipOffered | services.SeekerErasureRequested,
+    | services.TrainingOrInternshipOffered | services.SeekerErasureRequested
+    | corrections.EventRetracted | corrections.EventCorrected,
     Field(discriminator="type"),
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyEvent)
@@ -100,3 +103,42 @@ def from_dict(obj: dict[str, Any]) -> Event:
 
 def encode(event: Event) -> bytes:
     return event.to_json()
+
+
+def stored(event: Event) -> dict[str, Any]:
+    """How the backbone keeps an event it applied (the worker's and the read model's event logs): its JSON
+    form as a mapping, so that an erasure renames the seeker in it like in any other value."""
+    return event.model_dump(mode="json")
+
+
+def decode_stored(obj: dict[str, Any]) -> Event:
+    """An event the backbone kept (``stored``). After an erasure its seeker ids are anonymous tokens
+    (``erased.<32 hex>``, events.privacy), which the contract refuses as pseudonyms: they are validated as
+    stand-ins (``ps_<the same hex>``) and put back afterwards, so the event names exactly what was stored."""
+    tokens: dict[str, str] = {}
+
+    def stand_in(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(ERASED_PREFIX):
+            tokens["ps_" + value[len(ERASED_PREFIX):]] = value
+            return "ps_" + value[len(ERASED_PREFIX):]
+        if isinstance(value, list):
+            return [stand_in(v) for v in value]
+        if isinstance(value, dict):
+            return {k: stand_in(v) for k, v in value.items()}
+        return value
+
+    event = from_dict(stand_in(obj))
+    if not tokens:
+        return event
+
+    def back(value: Any) -> Any:
+        if isinstance(value, str):
+            return tokens.get(value, value)
+        if isinstance(value, list | tuple):
+            return type(value)(back(v) for v in value)
+        return value
+
+    data = event.data
+    fields = {name: back(getattr(data, name)) for name in ("seeker_id", "seeker_ids") if hasattr(data, name)}
+    return event.model_copy(update={"subject": back(event.subject),
+                                    "data": data.model_copy(update=fields) if fields else data})

@@ -63,7 +63,7 @@ class EventValidationError(EventError):
 
 
 REASON_CODES = ("invalid", "personal_data", "unknown_type", "oversized", "malformed", "duplicate", "conflict",
-                "spoofed_source", "not_owner", "future_timestamp", "unprocessable", "erased_seeker")
+                "spoofed_source", "not_owner", "future_timestamp", "unprocessable", "erased_seeker", "not_revisable")
 """Why the ingest refused a record (the DLQ's ``x-alliance-reject-reason``):
 
 - ``invalid``, ``unknown_type``, ``oversized``, ``malformed``: the record does not satisfy the contract;
@@ -78,5 +78,7 @@ REASON_CODES = ("invalid", "personal_data", "unknown_type", "oversized", "malfor
 - ``unprocessable``: a valid record the backbone could not apply (a bug, a value it cannot store); kept in the
   DLQ with the error for an operator, so that it never stops the records around it;
 - ``erased_seeker``: the event names a job seeker whose university had them erased before the event reached
-  the worker (``services.seeker_erasure_requested``); like ``personal_data``, its DLQ copy keeps only headers.
+  the worker (``services.seeker_erasure_requested``); like ``personal_data``, its DLQ copy keeps only headers;
+- ``not_revisable``: a retraction or correction (events.corrections) whose original is not the university's,
+  is unknown on its partition (not arrived yet, or a wrong subject or type), or was retracted already.
 """

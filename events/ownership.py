@@ -25,6 +25,7 @@ Shared entities are changed only by the rules stated here:
 from __future__ import annotations
 
 from events.base import Event
+from events.corrections import EventCorrected, EventRetracted, entity_probe
 from events.privacy import minted_by
 from events.reference import UNIVERSITIES
 from events.services import SeekerErasureRequested
@@ -47,7 +48,12 @@ def owned_entity(event: Event) -> str | None:
 
 
 def ownership_problem(event: Event) -> str | None:
-    """Why ``event``'s source may not change the entity it is about (None: it may)."""
+    """Why ``event``'s source may not change the entity it is about (None: it may). A revision is judged as
+    the event it revises (events.corrections)."""
+    if isinstance(event, EventCorrected):
+        return ownership_problem(event.data.corrected)
+    if isinstance(event, EventRetracted):
+        return ownership_problem(entity_probe(event.data.type, str(event.subject), event.source))
     if isinstance(event, SeekerErasureRequested):
         minted = minted_by(str(event.subject))
         if minted is None or minted[0] == event.source:

@@ -174,12 +174,23 @@ def _channel_id(spec: TopicSpec) -> str:
     return spec.name.removeprefix("alliance.").replace(".", "-")
 
 
+def _discriminators_as_names(node: Any) -> Any:
+    """AsyncAPI 3.0.0 schema objects name a discriminator by its property only (JSON Schema's OpenAPI-style
+    ``{"propertyName": ..., "mapping": ...}`` is refused): the corrected event inside a correction."""
+    if isinstance(node, dict):
+        return {k: (v["propertyName"] if k == "discriminator" and isinstance(v, dict) else _discriminators_as_names(v))
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_discriminators_as_names(v) for v in node]
+    return node
+
+
 def asyncapi_document() -> dict[str, Any]:
     """The AsyncAPI 3.0.0 document of the backbone's topics, as a plain mapping."""
     record_models = [m for models in aggregates.RECORDS.values() for m in models]
     key_map, defs = models_json_schema([(cls, "validation") for cls in (*ALL_EVENTS, *record_models)],
                                        ref_template=_COMPONENT_REF, schema_generator=AllianceJsonSchema)
-    schemas: dict[str, Any] = dict(defs.get("$defs", {}))
+    schemas: dict[str, Any] = _discriminators_as_names(dict(defs.get("$defs", {})))
     payload_refs: dict[type[Event], str] = {}
     for cls in ALL_EVENTS:
         ref = key_map[(cls, "validation")]["$ref"]
@@ -262,7 +273,7 @@ def asyncapi_document() -> dict[str, Any]:
             "clientId": {"type": "string", "const": f"alliance-publisher-{code}"},
             "bindingVersion": KAFKA_BINDING_VERSION}}
     for family in Family:
-        members = [_canonical_id(cls) for cls in ALL_EVENTS if cls.family == family.value]
+        members = [_canonical_id(cls) for cls in ALL_EVENTS if cls.family in (family.value, "corrections")]
         cid = add_channel(specs[family_topic(family)], members,
                           f"Validated, deduplicated {family.value} events from every university.")
         add_operation(f"consume-{family.value}", "receive", cid,

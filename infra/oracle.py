@@ -50,22 +50,34 @@ def _k(**dims: str) -> str:
 
 
 ERASURE = "services.seeker_erasure_requested"
+RETRACTED, CORRECTED = "corrections.event_retracted", "corrections.event_corrected"
 
 
 def expected_aggregates(events: list[Any]) -> dict[str, dict[str, dict[str, Any]]]:
     """{aggregate: {key: value}} as the latest record per key on alliance.agg.<aggregate> must say.
 
     ``events`` in the order the worker applied them: an erasure request removes its seeker's own records
-    and changes no figure; an event after it that names the seeker is refused (``erased_seeker``)."""
+    and changes no figure; an event after it that names the seeker is refused (``erased_seeker``). A
+    retraction removes its university's event (same type and subject, not retracted yet), a correction
+    replaces it; then every figure is computed from what is left."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     erased: set[str] = set()
-    kept = []
+    kept: dict[tuple[str, str], Any] = {}  # (source, event id) -> the event's current version (None: retracted)
     for e in events:
         if e.type == ERASURE:
             erased.add(e.data.seeker_id)
+        elif e.type in (RETRACTED, CORRECTED):  # a university's own event, already applied, not retracted
+            current = kept.get((e.source, str(e.data.event_id)))
+            if current is None or current.type != e.data.type or str(current.subject) != str(e.subject):
+                continue
+            new = e.data.corrected if e.type == CORRECTED else None
+            named = set(named_seekers(new.data)) if new is not None else set()
+            if (named | ({str(e.subject)} if current.family == "services" else set())) & erased:
+                continue
+            kept[(e.source, str(e.data.event_id))] = new
         elif not set(named_seekers(e.data)) & erased:
-            kept.append(e)
-    events = kept
+            kept[(e.source, str(e.event_id))] = e
+    events = [e for e in kept.values() if e is not None]
 
     # --- postings
     posted = {e.data.posting_id: e for e in events if e.type == "recruitment.job_posted"}

@@ -43,6 +43,8 @@ DLQ_MAX_VALUE_BYTES = 64 * 1024
 DLQ_MAX_KEY_BYTES = 1024
 # reasons whose DLQ copy keeps neither key nor value (events.errors.REASON_CODES)
 REDACTED = frozenset({"personal_data", "erased_seeker"})
+# refusals of the tables agent that are the source university's to fix (its rejects, not the alliance's)
+ENGINE_REFUSALS = frozenset({"erased_seeker", "not_revisable"})
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,7 @@ def ingest(batch: Sequence[Raw], university_of: Mapping[str, str], seen: Callabl
             out.routed += [(topic(family_topic(f)), p, event.key, value, headers)
                            for f in Family for p in range(event_partitions)]
         else:
-            out.records.append((topic(family_topic(event.family)), event.key, encode(event), headers))
+            out.records.append((topic(family_topic(event.target_family)), event.key, encode(event), headers))
     return out
 
 
@@ -192,20 +194,18 @@ def tables(batch: Sequence[Raw], domains: Mapping[str, Domain], lookup: Callable
         except EventValidationError as exc:
             out.reject(dlq, raw, _internal_reject(exc.reason_code, str(exc), raw))
             continue
-        items.append((raw.partition, event, family_of.get(raw.topic, event.family)))
+        items.append((raw.partition, event, family_of.get(raw.topic, event.target_family)))
         valid_raws.append(raw)
     result = engine.process(items, domains, lookup)
     for index, reason, why in result.failed:  # the engine refused these events alone: the rest of the batch stands
         raw, event = valid_raws[index], items[index][1]
         out.reject(dlq, raw, Rejected(reason, why[:900], event.source, str(event.event_id))
-                   if reason == "erased_seeker" else _internal_reject(reason, why, raw))
+                   if reason in ENGINE_REFUSALS else _internal_reject(reason, why, raw))
     out.applied = result.applied
     failed = {index for index, _, _ in result.failed}
     out.events = [item[1] for i, item in enumerate(items) if i not in failed]
     for key, (partition, state) in result.states.items():
         out.puts.append((STATES, partition, key, state))
-    for key, partition in result.applied_ids.items():
-        out.puts.append((STATES, partition, key, 1))
     for pk, values in result.partials.items():
         out.puts.append((STATES, pk[2], engine.partial_key(pk), values))
         body = {"aggregate": pk[0], "key": pk[1], "member": f"p{pk[2]}", "partial": values, "at": now}
@@ -252,6 +252,6 @@ def rollup(batch: Sequence[Raw], get_rollup: Callable[[str], Any], topic: Callab
     for key, (partition, state) in touched.items():
         out.puts.append((ROLLUPS, partition, key, state))
         out.records.append((topic(agg_topic(state["aggregate"])), state["key"].encode(),
-                            to_json(rollups.record(state)), []))
+                            None if rollups.empty(state) else to_json(rollups.record(state)), []))
         out.aggregates.append(state["aggregate"])
     return out

@@ -7,7 +7,15 @@ Replays (a worker taking over partitions re-reads what its predecessor processed
 change nothing: entity states merge idempotently, partials are differences of contributions, and the
 entity-state table remembers every event applied (``applied:<university>/<event id>``: ids are opaque,
 and two UUIDv7 ids of one millisecond share their first 48 bits), so event counts (windows) count an event
-once.
+once, and a replay is not applied again.
+
+Corrections and retractions (events.corrections): every entity keeps the events applied to it as a log of
+member keys (``<entity>|event|<n>``, the event's stored form; ``<entity>|events`` counts them), and an
+event's applied key points at its entry. A revision refolds the entity from its log without the original
+(or with the corrected event in its place): the domains are order-insensitive, so the result is the state
+the entity would have had; member keys only the original wrote are deleted, and the partials move by the
+difference of the contributions, like for any event. Costs: one more key per event, and a revision reads
+the whole log of its entity.
 """
 
 from __future__ import annotations
@@ -17,12 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from events.base import Event
+from events.codec import decode_stored, stored
+from events.corrections import EventCorrected, EventRetracted, entity_probe, replacement, revision_problem
 from events.privacy import named_seekers
 from events.services import SeekerErasureRequested
 from streams import erasure
-from streams.contributions import State, Values, add_into, diff
+from streams.contributions import Contributions, State, Values, add_into, diff
 from streams.domains import Domain
-from streams.domains.base import Tx
+from streams.domains.base import Tx, member_key
 from streams.windows import window_counts
 
 PartialKey = tuple[str, str, int]  # (aggregate, dimkey, partition)
@@ -35,6 +45,7 @@ Item = tuple[int, Event] | tuple[int, Event, str]
 class BatchResult:
     states: dict[str, tuple[int, State | None]] = field(default_factory=dict)  # None: deleted
     applied_ids: dict[str, int] = field(default_factory=dict)  # applied_key -> partition, first-time events
+    # (the applied keys themselves are in ``states``: an event's points at its entry in the entity's log)
     partials: dict[PartialKey, Values] = field(default_factory=dict)
     views: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)  # None: tombstone
     view_times: dict[str, str] = field(default_factory=dict)
@@ -64,7 +75,8 @@ def process(
     lookup: Callable[[str], Any],
 ) -> BatchResult:
     """Apply ``items`` (partition, event). ``lookup`` reads the entity-state table, which holds entity
-    states, their members, applied ids (``applied_key``) and partial sums (``partial_key``)."""
+    states, their members, their event logs, applied ids (``applied_key``) and partial sums
+    (``partial_key``)."""
     out = BatchResult()
     touched: dict[str, Domain] = {}
 
@@ -73,34 +85,51 @@ def process(
 
     for index, item in enumerate(items):
         partition, event = item[0], item[1]
-        family = item[2] if len(item) == 3 else event.family
+        family = item[2] if len(item) == 3 else event.target_family
         try:  # everything for one event is computed first and committed to ``out`` only if it all worked
             tx = Tx(read)
             if isinstance(event, SeekerErasureRequested):
                 _erase(tx, event, family, partition, domains, out)
                 continue
             ak = applied_key(event)
-            first_time = ak not in out.applied_ids and lookup(ak) is None
-            seekers = named_seekers(event.data)
-            if seekers and erasure.is_erased(tx, seekers, event.family, partition):
+            first_time = tx.get(ak) is None
+            if isinstance(event, EventRetracted | EventCorrected):
+                if not first_time:  # a replay of a revision: it was applied (or refused) already
+                    continue
+                seekers = revision_seekers(event, family)
+            else:
+                seekers = named_seekers(event.data)
+            if seekers and erasure.is_erased(tx, seekers, family, partition):
                 if first_time:  # (a replay of an event applied before the erasure changes nothing)
                     out.failed.append((index, "erased_seeker", "the event names a job seeker erased before it "
                                                                "arrived (services.seeker_erasure_requested)"))
                 continue
-            domain = domains[event.family]
-            key = domain.state_key(event)
-            old = tx.get(key)
-            new = domain.apply(tx, old, event)
-            tx.put(key, new)
-            erasure.index(tx, seekers, event.family, partition)
-            contributions = domain.contributions(new)
+            domain = domains[family]
+            windows: Contributions = {}
+            if isinstance(event, EventRetracted | EventCorrected):
+                revised = revise(tx, event, domain)
+                if isinstance(revised, str):
+                    out.failed.append((index, "not_revisable", revised))
+                    continue
+                key, old, new, windows = revised
+                tx.put(ak, 1)
+            else:
+                key = domain.state_key(event)
+                old = tx.get(key)
+                if first_time:
+                    new = domain.apply(tx, old, event)
+                    tx.put(key, new)
+                    log_event(tx, key, old, event, ak)
+                    windows = window_counts(event)  # event counts: count each event id once
+                else:  # a replay: the event is in the state already (or was revised since): change nothing
+                    new = old
+            erasure.index(tx, seekers, family, partition)
+            contributions = domain.contributions(new) if new is not None else {}
             delta = diff(domain.contributions(old) if old is not None else {}, contributions)
-            windows = window_counts(event)
-            if first_time:  # event counts are the only non-idempotent aggregate: count each event id once
-                for (aggregate, dk), values in windows.items():
-                    delta[(aggregate, dk)] = add_into(delta.get((aggregate, dk), {}), values)
-            else:  # a replay: change nothing, but publish the current partials again (they may never have left)
-                for aggregate, dk in contributions.keys() | windows.keys():
+            for (aggregate, dk), values in windows.items():
+                delta[(aggregate, dk)] = add_into(delta.get((aggregate, dk), {}), values)
+            if not first_time:  # a replay: publish the current partials again (they may never have left)
+                for aggregate, dk in contributions.keys() | window_counts(event).keys():
                     delta.setdefault((aggregate, dk), {})
             partials: dict[PartialKey, Values] = {}
             for (aggregate, dk), values in delta.items():
@@ -114,10 +143,16 @@ def process(
             out.applied_ids[ak] = partition
         for written, value in tx.writes.items():  # the entity and its member keys, all on the event's partition
             out.states[written] = (partition, value)
-        touched[key] = domain
+        if new is None and old is not None:  # every event of the entity retracted: its record goes too
+            view = domain.view(old)
+            if view is not None:
+                out.views.append((view[0], view[1], None))
+            touched.pop(key, None)
+        elif new is not None:
+            touched[key] = domain
         out.partials.update(partials)
     for key, domain in touched.items():
-        state = out.states[key][1]
+        state = read(key)
         if state is None:  # erased in a later item of this batch (its view was tombstoned there)
             continue
         view = domain.view(state)
@@ -125,6 +160,85 @@ def process(
             out.views.append(view)
             out.view_times[view[1]] = state.get("updated_at") or ""
     return out
+
+
+# --- the entity's event log, and revisions (events.corrections) ------------------------------------------
+
+def log_key(entity_key: str, position: int) -> str:
+    """The event applied ``position``-th to the entity (its stored form; None once retracted)."""
+    return member_key(entity_key, "event", str(position))
+
+
+def log_count_key(entity_key: str) -> str:
+    """``[events logged, complete]``: complete unless the entity had a state before it had a log (an entity
+    from before corrections were supported: its events cannot be refolded, so it cannot be revised)."""
+    return f"{entity_key}|events"
+
+
+def log_event(tx: Tx, key: str, old: State | None, event: Event, ak: str) -> None:
+    """Append ``event`` to the entity's log; its applied key points at the entry."""
+    count = tx.get(log_count_key(key))
+    n, complete = count if count is not None else (0, old is None)
+    tx.put(log_key(key, n), stored(event))
+    tx.put(log_count_key(key), [n + 1, complete])
+    tx.put(ak, {"log": n})
+
+
+def revision_seekers(revision: EventRetracted | EventCorrected, family: str) -> tuple[str, ...]:
+    """The job seekers a revision names: those of the corrected event; a services event's subject."""
+    named = named_seekers(rep.data) if (rep := replacement(revision)) is not None else ()
+    return tuple(dict.fromkeys(named + ((str(revision.subject),) if family == "services" else ())))
+
+
+def _fold(domain: Domain, events: Iterable[Event]) -> tuple[State | None, dict[str, Any]]:
+    """The entity's state and member keys from ``events`` alone (the domains are order-insensitive)."""
+    tx = Tx(lambda _: None)
+    state: State | None = None
+    for event in events:
+        state = domain.apply(tx, state, event)
+    return state, tx.writes
+
+
+def revise(tx: Tx, revision: EventRetracted | EventCorrected, domain: Domain
+           ) -> str | tuple[str, State | None, State | None, Contributions]:
+    """Retract or correct the revision's original: refold the entity from its log without the original (or
+    with the corrected event in its place), delete the member keys only the original wrote, and take the
+    original's event counts back (those of the corrected event in). Returns (entity key, old state, new
+    state, window delta), or why the revision cannot apply (events.corrections.revision_problem)."""
+    key = domain.state_key(entity_probe(revision.data.type, str(revision.subject), revision.source))
+    count = tx.get(log_count_key(key))
+    n, complete = count if count is not None else (0, True)
+    pointer = tx.get(f"applied:{revision.source}/{revision.original_id}")
+    position = pointer.get("log") if isinstance(pointer, dict) else None
+    entry = tx.get(log_key(key, position)) if position is not None and position < n else None
+    original = decode_stored(entry) if entry is not None else None
+    if original is not None and (original.source, str(original.event_id)) != (revision.source,
+                                                                             revision.original_id):
+        original = None  # the pointer is into another entity's log: the revision names the wrong subject
+    if (problem := revision_problem(revision, original)) is not None:
+        return problem
+    assert original is not None and position is not None
+    if not complete:
+        return f"{key} has events from before corrections were supported; it cannot be refolded"
+    others = [decode_stored(e) for j in range(n) if j != position and (e := tx.get(log_key(key, j))) is not None]
+    corrected = replacement(revision)
+    _, before = _fold(domain, [original, *others])
+    new, after = _fold(domain, others + ([corrected] if corrected is not None else []))
+    for member in before.keys() - after.keys():
+        tx.put(member, None)
+    for member, value in after.items():
+        if tx.get(member) != value:
+            tx.put(member, value)
+    old = tx.get(key)
+    if new is not None:  # the record's time moves on (the read model keeps the newest record per entity)
+        times = [new.get("updated_at"), (old or {}).get("updated_at"), revision.occurred_at.isoformat()]
+        new["updated_at"] = max(t for t in times if t)
+    tx.put(key, new)
+    tx.put(log_key(key, position), stored(corrected) if corrected is not None else None)
+    windows = {k: {m: -v for m, v in values.items()} for k, values in window_counts(original).items()}
+    for k, values in (window_counts(corrected) if corrected is not None else {}).items():
+        windows[k] = add_into(windows.get(k, {}), values)
+    return key, old, new, windows
 
 
 def _erase(tx: Tx, request: SeekerErasureRequested, family: str, partition: int, domains: Mapping[str, Domain],

@@ -25,6 +25,7 @@ from uuid import UUID
 
 from events.base import Event, future_problem
 from events.codec import decode, encode
+from events.corrections import EventCorrected, replacement
 from events.errors import EventValidationError
 from events.ownership import ownership_problem
 
@@ -101,8 +102,9 @@ def classify(raw: bytes | None, university: str, seen: Callable[[str], Any], *, 
         return Rejected("spoofed_source", detail, university, event_id)
     if (problem := ownership_problem(event)) is not None:
         return Rejected("not_owner", problem, university, event_id)
-    if (problem := future_problem(event, received_at)) is not None:
-        return Rejected("future_timestamp", problem, university, event_id)
+    for timed in (event, replacement(event)) if isinstance(event, EventCorrected) else (event,):
+        if timed is not None and (problem := future_problem(timed, received_at)) is not None:
+            return Rejected("future_timestamp", problem, university, event_id)
     this = Seen(digest(event), partition, offset)
     value = seen(seen_key(university, event_id))
     if value is None:

@@ -47,6 +47,12 @@ def totals(state: State) -> dict[str, float]:
     return out
 
 
+def empty(state: State) -> bool:
+    """Every metric is zero: nothing counts under this key any more (its events were all retracted, or
+    corrected into other keys); the key is published as a tombstone, like a key that never counted."""
+    return not any(totals(state).values())
+
+
 def record(state: State) -> dict[str, Any]:
     """The value published to ``alliance.agg.<aggregate>`` for this rollup key."""
     return {"aggregate": state["aggregate"], "key": parse_dimkey(state["key"]), "value": totals(state),

@@ -27,6 +27,7 @@ class Worker:
         self.university_of = {ingest_topic(u): u for u in UNIVERSITIES}
         self.agg: dict[tuple[str, bytes], bytes | None] = {}  # (topic, key) -> newest value (None: tombstone)
         self.dlq: list[tuple[bytes | None, bytes | None, pure.Headers]] = []
+        self.canonical: list[pure.Raw] = []  # every record the tables agent consumed, in order
 
     def _put(self, writes: pure.Writes) -> None:
         for table, _, key, value in writes.puts:
@@ -57,17 +58,27 @@ class Worker:
             self.offset += 1
         ingested = pure.ingest(raws, self.university_of, self.tables[pure.SEEN].get, NOW, str, DLQ_TOPIC)
         self._put(ingested)
-        tabled = pure.tables(self._consumed(ingested, "alliance.events.", EVENT_PARTITIONS), self.domains,
-                             self.tables[pure.STATES].get, NOW.isoformat(), str, DLQ_TOPIC)
+        canonical = self._consumed(ingested, "alliance.events.", EVENT_PARTITIONS)
+        self.canonical += canonical
+        return ingested, self._tables(canonical)
+
+    def _tables(self, canonical: list[pure.Raw]) -> pure.TablesWrites:
+        tabled = pure.tables(canonical, self.domains, self.tables[pure.STATES].get, NOW.isoformat(), str, DLQ_TOPIC)
         self._put(tabled)
         self._put(pure.rollup(self._consumed(tabled, PARTIALS_TOPIC, AGG_PARTITIONS), self.tables[pure.ROLLUPS].get,
                               str, DLQ_TOPIC))
-        return ingested, tabled
+        return tabled
+
+    def replay(self, batch: int = 101) -> None:
+        """The tables agent reads every canonical record again (a worker taking over after a crash)."""
+        for start in range(0, len(self.canonical), batch):
+            self._tables(self.canonical[start:start + batch])
 
     def totals(self) -> dict[str, dict[str, dict[str, float]]]:
         """Alliance-wide sums per rollup aggregate (what the worker publishes on alliance.agg.*)."""
         out: dict[str, dict[str, dict[str, float]]] = {}
         for key, state in self.tables[pure.ROLLUPS].items():
             aggregate, dim = key.split("|", 1)
-            out.setdefault(aggregate, {})[dim] = rollup.totals(state)
+            if not rollup.empty(state):  # (published as a tombstone)
+                out.setdefault(aggregate, {})[dim] = rollup.totals(state)
         return out

@@ -9,7 +9,8 @@ from datetime import date
 
 from events.base import Event
 from events.simulator.families import Ctx, job_fair, mentoring, recruitment, services
-from events.simulator.noise import insert_noise, noise, reorder, valid_record
+from events.simulator.noise import insert_noise, later_slot, noise, reorder, valid_record
+from events.simulator.revisions import revise_day
 from events.simulator.world import (
     DEFAULT_DAY,
     DEFAULT_PSEUDONYM_KEY,
@@ -43,21 +44,31 @@ def alliance_day(*, seed: int = 7, scale: float = 1.0, day: date = DEFAULT_DAY,
                  pseudonym_key: str = DEFAULT_PSEUDONYM_KEY,
                  duplicate_rate: float = 0.02, invalid_rate: float = 0.01, spoofed_rate: float = 0.005,
                  foreign_rate: float = 0.002, out_of_order_rate: float = 0.02,
-                 uuid_versions: Sequence[int] = (4,)) -> list[Record]:
+                 uuid_versions: Sequence[int] = (4,), revision_rate: float = 0.0) -> list[Record]:
     """The records of one alliance day, in publish order (see the module docstring).
 
     Deterministic: the same arguments give the same list. ``scale=1`` gives about 20,000 records.
     ``uuid_versions`` other than (4,) re-mint the event ids with those versions in turn (see minted_id).
+    ``revision_rate``: the share of events their university retracts or corrects later in the day
+    (events.simulator.revisions; each revision is published after its original, with the same key).
     """
-    for name, rate in (("duplicate_rate", duplicate_rate), ("invalid_rate", invalid_rate),
-                       ("spoofed_rate", spoofed_rate), ("foreign_rate", foreign_rate),
+    for name, rate in (("revision_rate", revision_rate), ("duplicate_rate", duplicate_rate),
+                       ("invalid_rate", invalid_rate), ("spoofed_rate", spoofed_rate), ("foreign_rate", foreign_rate),
                        ("out_of_order_rate", out_of_order_rate)):
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"{name} must be within 0..1")
     rng, events = day_events(seed=seed, scale=scale, day=day, pseudonym_key=pseudonym_key)
     if tuple(uuid_versions) != (4,):
         events = remint_ids(events, uuid_versions, seed)
-    base = [valid_record(e) for e in reorder(rng, events, out_of_order_rate)]
+    ordered = reorder(rng, events, out_of_order_rate)
+    if revision_rate:
+        slot_of: dict[int, int] = {}  # one slot per original: a correction and its retraction stay in order
+        later: dict[int, list[Event]] = {}
+        for i, revision in revise_day(rng, ordered, revision_rate):
+            slot = slot_of.setdefault(i, later_slot(rng, i, len(ordered)))
+            later.setdefault(slot, []).append(revision)
+        ordered = [e for i, original in enumerate(ordered) for e in (original, *later.get(i + 1, ()))]
+    base = [valid_record(e) for e in ordered]
     extra = noise(rng, base, day=day, duplicate_rate=duplicate_rate, invalid_rate=invalid_rate,
                   spoofed_rate=spoofed_rate, foreign_rate=foreign_rate)
     return insert_noise(rng, base, extra)

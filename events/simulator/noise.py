@@ -145,7 +145,7 @@ def insert_noise(rng: random.Random, base: list[Record], noise: list[tuple[int, 
     return out
 
 
-def _later_slot(rng: random.Random, index: int, n: int) -> int:
+def later_slot(rng: random.Random, index: int, n: int) -> int:
     """A slot after ``base[index]``: mostly a quick retry (within 50 records), sometimes a late replay."""
     if rng.random() < 0.7:
         return rng.randint(index + 1, min(n, index + 50))
@@ -158,7 +158,7 @@ def noise(rng: random.Random, base: list[Record], *, day: date, duplicate_rate: 
     n = len(base)
     out: list[tuple[int, Record]] = []
     for i in rng.sample(range(n), min(n, round(n * duplicate_rate))):
-        out.append((_later_slot(rng, i, n), Record(base[i].topic, base[i].key, base[i].value, "duplicate",
+        out.append((later_slot(rng, i, n), Record(base[i].topic, base[i].key, base[i].value, "duplicate",
                                                    base[i].event)))
     for _ in range(round(n * invalid_rate)):
         template = base[rng.randrange(n)].event
@@ -168,14 +168,14 @@ def noise(rng: random.Random, base: list[Record], *, day: date, duplicate_rate: 
         i = rng.randrange(n)
         template = base[i].event
         assert template is not None
-        out.append((_later_slot(rng, i, n), _spoof(rng, template)))
+        out.append((later_slot(rng, i, n), _spoof(rng, template)))
     targets = [i for i, b in enumerate(base) if isinstance(b.event, rc.JobPosted | jf.JobFairScheduled)]
     for _ in range(round(n * foreign_rate) if targets else 0):
         i = rng.choice(targets)
         template = base[i].event
         assert template is not None
         if (record := _foreign(rng, template, day)) is not None:
-            out.append((_later_slot(rng, i, n), record))
+            out.append((later_slot(rng, i, n), record))
     return out
 
 

@@ -29,7 +29,9 @@ DEFAULT_PSEUDONYM_KEY = DEVELOPMENT_KEY
 # event types a simulated day does not publish: what an erasure changes depends on when it arrives relative to
 # the other universities' events about the seeker, which no oracle of a concurrent day can know (erasure is
 # tested on its own: tests/unit/test_erasure.py, tests/integration/test_erasure.py)
-NOT_SIMULATED = frozenset({"services.seeker_erasure_requested"})
+# event types a simulated day has only when asked for (revisions: alliance_day(revision_rate=...))
+NOT_SIMULATED = frozenset({"services.seeker_erasure_requested", "corrections.event_retracted",
+                           "corrections.event_corrected"})
 
 T = TypeVar("T")
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import uuid
@@ -181,6 +182,20 @@ def one_of_each_type() -> dict[str, dict[str, Any]]:
     examples["services.seeker_erasure_requested"] = {
         **served, "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, "alliance-sample/scu/erasure")),
         "type": "services.seeker_erasure_requested", "data": {"seeker_id": served["data"]["seeker_id"]}}
+    # revisions of the sample posting (what they change depends on what came before: test_corrections.py)
+    posted = examples["recruitment.job_posted"]
+    later = posted["occurred_at"]
+    examples["corrections.event_retracted"] = {
+        "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, "alliance-sample/scu/retraction")),
+        "type": "corrections.event_retracted", "source": posted["source"], "occurred_at": later,
+        "data": {"event_id": posted["event_id"], "type": posted["type"], "subject": posted["data"]["posting_id"],
+                 "reason": "published by mistake"}}
+    corrected = copy.deepcopy(posted)
+    corrected["data"]["positions"] += 1
+    examples["corrections.event_corrected"] = {
+        "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, "alliance-sample/scu/correction")),
+        "type": "corrections.event_corrected", "source": posted["source"], "occurred_at": later,
+        "data": {"corrected": corrected, "reason": "wrong number of positions"}}
     return examples
 
 

@@ -33,8 +33,8 @@ def example(event_type: str) -> dict[str, Any]:
 
 def test_the_samples_cover_every_event_type_and_family() -> None:
     assert set(EXAMPLES) == set(EVENT_TYPES)
-    assert len(ALL_EVENTS) == 22
-    assert {family_of(t) for t in EVENT_TYPES} == {"recruitment", "jobfair", "mentoring", "services"}
+    assert len(ALL_EVENTS) == 24
+    assert {family_of(t) for t in EVENT_TYPES} == {"recruitment", "jobfair", "mentoring", "services", "corrections"}
 
 
 @pytest.mark.parametrize("event_type", sorted(EVENT_TYPES))

@@ -76,7 +76,9 @@ def test_each_json_schema_is_valid_draft_2020_12(event_type: str) -> None:
 def test_real_encoded_events_validate_against_their_schema() -> None:
     checked = set()
     for university in SAMPLE_UNIVERSITIES:
-        for record in [*semester(university), one_of_each_type()["services.seeker_erasure_requested"]]:
+        samples = one_of_each_type()
+        for record in [*semester(university), samples["services.seeker_erasure_requested"],
+                       samples["corrections.event_retracted"], samples["corrections.event_corrected"]]:
             event = from_dict(record)
             wire = json.loads(encode(event))
             validator_for(event.type).validate(wire)

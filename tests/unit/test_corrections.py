@@ -1,0 +1,238 @@
+"""Corrections and retractions (events.corrections) on the worker's own pure batch path (streams.batch, dict
+tables), against the independent oracle (infra.oracle), which simply drops retracted events and swaps
+corrected ones before computing every figure:
+
+- a day where universities retract or correct a random 5% of their events (some corrected, then retracted):
+  every aggregate the worker publishes is the oracle's, the worker's entity states and members equal those
+  of a worker that only ever saw the effective events (so no member key of a retracted event is left), and
+  a replay of every record changes nothing;
+- revisions that must be refused (``not_revisable``): another university's event, an unknown id, the wrong
+  subject or type, a second retraction, a correction after a retraction, a revision before its original;
+  an erasure interplays: a correction naming an erased seeker is ``erased_seeker``, and an entity whose
+  log names an erased seeker still refolds (the anonymous token stays).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from typing import Any
+
+import pytest
+
+from events import wire
+from events.base import Event
+from events.codec import decode, decode_stored, encode, stored
+from events.corrections import EventCorrected, EventRetracted
+from events.errors import EventValidationError
+from events.simulator import alliance_day
+from events.simulator.revisions import corrected_copy, correction, retraction
+from events.topics import AGGREGATES, ingest_topic
+from infra.oracle import accepted_events, expected_aggregates
+from infra.verify import agg_key, value_diffs
+from streams import batch as pure
+from tests.pure_worker import Worker
+from tests.unit.test_erasure import erasure_request
+
+
+def _records(events: list[Event]) -> list[tuple[str, bytes, bytes]]:
+    return [(ingest_topic(e.source), e.key, encode(e)) for e in events]
+
+
+def _published(worker: Worker) -> dict[str, dict[str, Any]]:
+    """{aggregate: {key: value}} as the newest records on the aggregated topics say (tombstones dropped)."""
+    out: dict[str, dict[str, Any]] = {name: {} for name in AGGREGATES}
+    for value in worker.agg.values():
+        if value is not None:
+            record = json.loads(value)
+            out[record["aggregate"]][agg_key(record["key"])] = record["value"]
+    return out
+
+
+def _entities(worker: Worker) -> dict[str, Any]:
+    """The entity states and member keys, without the logs, applied ids and partials (bookkeeping)."""
+    return {k: ({f: v for f, v in value.items() if f != "updated_at"} if isinstance(value, dict) else value)
+            for k, value in worker.tables[pure.STATES].items()
+            if not k.startswith(("applied:", "partial:", "seekers|", "erased|")) and "|event|" not in k
+            and not k.endswith("|events")}
+
+
+def _day(rate: float, seed: int = 5) -> list[Event]:
+    return [r.event for r in alliance_day(seed=seed, scale=0.05, duplicate_rate=0.0, invalid_rate=0.0,
+                                          spoofed_rate=0.0, foreign_rate=0.0, revision_rate=rate)
+            if r.kind == "valid" and r.event is not None]
+
+
+def test_a_day_with_5_percent_retracted_or_corrected_matches_the_oracle_everywhere() -> None:
+    events = _day(0.05)
+    revisions = [e for e in events if isinstance(e, EventRetracted | EventCorrected)]
+    originals = len(events) - len(revisions)
+    assert 0.04 * originals <= len({r.data.event_id for r in revisions}) <= 0.06 * originals
+    assert {type(r) for r in revisions} == {EventRetracted, EventCorrected}
+    worker = Worker()
+    for start in range(0, len(events), 97):  # batches, as the agents see them
+        worker.send(_records(events[start:start + 97]))
+        assert not worker.dlq, [dict(h)[wire.DLQ_DETAIL] for _, _, h in worker.dlq][:3]
+    expected = expected_aggregates(accepted_events([_valid(e) for e in events]))
+    published = _published(worker)
+    published.update(worker.totals())  # rollups: the sums the worker publishes
+    for name in AGGREGATES:
+        assert not value_diffs(published[name], expected[name]), (name, value_diffs(published[name],
+                                                                                     expected[name])[:5])
+    # the entity states are those of a worker that only ever saw the events left standing
+    effective = _effective(events)
+    clean = Worker()
+    clean.send(_records(effective))
+    assert _entities(worker) == _entities(clean)
+    # and a replay of the whole day (a worker re-reading it after a crash) changes nothing
+    before = (dict(worker.tables[pure.STATES]), worker.totals())
+    worker.replay()
+    assert (worker.tables[pure.STATES], worker.totals()) == before
+
+
+def _valid(event: Event) -> Any:
+    from events.simulator.noise import valid_record
+    return valid_record(event)
+
+
+def _effective(events: list[Event]) -> list[Event]:
+    """The events left standing, by the plain rule (the test's own, beside the oracle's)."""
+    current: dict[tuple[str, str], Event | None] = {}
+    for e in events:
+        if isinstance(e, EventRetracted):
+            current[(e.source, str(e.data.event_id))] = None
+        elif isinstance(e, EventCorrected):
+            current[(e.source, str(e.data.event_id))] = e.data.corrected
+        else:
+            current[(e.source, str(e.event_id))] = e
+    return [e for e in current.values() if e is not None]
+
+
+def _one_posting() -> list[Event]:
+    events = _day(0.0, seed=9)
+    posted = next(e for e in events if e.type == "recruitment.job_posted"
+                  and sum(1 for x in events if x.subject == e.subject) >= 4)
+    return [e for e in events if e.subject == posted.subject]
+
+
+def _rejects(worker: Worker) -> list[tuple[str, str]]:
+    return [(dict(h)[wire.DLQ_REASON].decode(), dict(h)[wire.DLQ_UNIVERSITY].decode()) for _, _, h in worker.dlq]
+
+
+def test_revisions_that_must_be_refused() -> None:
+    events = _one_posting()
+    posted, application = events[0], next(e for e in events if e.type == "recruitment.application_submitted")
+    worker = Worker()
+    early = retraction(application, event_id=str(uuid.uuid4()))
+    worker.send(_records([early]))  # before its original: unknown on the partition
+    assert _rejects(worker) == [("not_revisable", posted.source)]
+    worker.send(_records(events))
+    figures = (worker.totals(), _published(worker))
+    wrong_subject = retraction(application, event_id=str(uuid.uuid4()))
+    body = wrong_subject.model_dump(mode="json")
+    other = next(e for e in _day(0.0, seed=9) if e.type == "recruitment.job_posted" and e.source == posted.source
+                 and e.subject != posted.subject)
+    body["subject"] = body["data"]["subject"] = other.subject
+    unknown = retraction(application, event_id=str(uuid.uuid4())).model_dump(mode="json")
+    unknown["data"]["event_id"] = str(uuid.uuid4())
+    refused = [EventRetracted.model_validate(body), EventRetracted.model_validate(unknown)]
+    wrong = retraction(application, event_id=str(uuid.uuid4())).model_dump(mode="json")
+    wrong["data"]["type"] = "recruitment.offer_made"
+    refused.append(EventRetracted.model_validate(wrong))
+    worker.dlq.clear()
+    worker.send(_records(refused))
+    assert _rejects(worker) == [("not_revisable", posted.source)] * 3
+    assert (worker.totals(), _published(worker)) == figures  # nothing moved
+    # retracted once: a second retraction and a later correction are refused
+    worker.dlq.clear()
+    worker.send(_records([retraction(application, event_id=str(uuid.uuid4()))]))
+    assert not worker.dlq
+    after = (worker.totals(), _published(worker))
+    fixed = correction(application, corrected_copy(random.Random(1), application, []), event_id=str(uuid.uuid4()))
+    worker.send(_records([retraction(application, event_id=str(uuid.uuid4())), fixed]))
+    assert _rejects(worker) == [("not_revisable", posted.source)] * 2
+    assert (worker.totals(), _published(worker)) == after
+
+
+def test_another_university_cannot_retract_or_correct_an_event_that_is_not_its_own() -> None:
+    events = _one_posting()
+    posted = events[0]
+    stranger = next(u for u in ("scu", "cqu", "uestc") if u != posted.source)
+    worker = Worker()
+    worker.send(_records(events))
+    figures = (worker.totals(), _published(worker))
+    forged = retraction(posted, event_id=str(uuid.uuid4())).model_dump(mode="json")
+    forged["source"] = stranger
+    worker.send(_records([EventRetracted.model_validate(forged)]))  # about the owner's posting: refused at ingest
+    assert _rejects(worker) == [("not_owner", stranger)]
+    body = correction(posted, posted, event_id=str(uuid.uuid4())).model_dump(mode="json")
+    body["source"] = stranger
+    with pytest.raises(ValueError, match="corrects only its own events"):
+        EventCorrected.model_validate(body)
+    with pytest.raises(EventValidationError, match="corrects only its own events"):
+        decode(json.dumps(body))
+    assert (worker.totals(), _published(worker)) == figures
+
+
+def test_retracting_a_repeated_check_in_keeps_the_student_and_a_corrected_posting_moves_every_figure() -> None:
+    events = _day(0.0, seed=3)
+    fair = next(e for e in events if e.type == "jobfair.scheduled")
+    checkins = [e for e in events if e.type == "jobfair.student_checked_in" and e.subject == fair.subject]
+    twice = next(c.data.seeker_id for c in checkins
+                 if sum(1 for x in checkins if x.data.seeker_id == c.data.seeker_id) >= 2)
+    theirs = [c for c in checkins if c.data.seeker_id == twice]
+    posted = next(e for e in events if e.type == "recruitment.job_posted")
+    bigger = posted.model_copy(update={"data": posted.data.model_copy(update={"positions": posted.data.positions + 7})})
+    worker = Worker()
+    worker.send(_records(events))
+    before = _published(worker)["fairs"][str(fair.subject)]["distinct_checkins"]
+    worker.send(_records([retraction(theirs[0], event_id=str(uuid.uuid4())),
+                          correction(posted, bigger, event_id=str(uuid.uuid4()))]))
+    assert not worker.dlq
+    assert _published(worker)["fairs"][str(fair.subject)]["distinct_checkins"] == before  # still checked in
+    worker.send(_records([retraction(c, event_id=str(uuid.uuid4())) for c in theirs[1:]]))
+    assert _published(worker)["fairs"][str(fair.subject)]["distinct_checkins"] == before - 1
+    retracted = {c.event_id for c in theirs}
+    fixed = [bigger if e.event_id == posted.event_id else e for e in events if e.event_id not in retracted]
+    expected = expected_aggregates(fixed)
+    totals = worker.totals()
+    assert totals["postings-by-segment"] == expected["postings-by-segment"]
+    assert totals["windows"] == expected["windows"]
+    assert expected["postings-by-segment"] != expected_aggregates(events)["postings-by-segment"]
+
+
+def test_a_log_entry_renamed_by_an_erasure_still_decodes_as_what_was_stored() -> None:
+    event = next(e for e in _day(0.0, seed=3) if e.type == "mentoring.session_held")
+    body = stored(event)
+    token = "erased." + "ab" * 16
+    body["data"]["seeker_ids"] = [token, *body["data"]["seeker_ids"][1:]]
+    again = decode_stored(body)
+    assert again.data.seeker_ids[0] == token and stored(again) == body  # type: ignore[attr-defined]
+
+
+def test_revisions_after_an_erasure_refold_with_the_anonymous_token_and_refuse_the_erased_seeker() -> None:
+    events = _day(0.0, seed=3)
+    apps = [e for e in events if e.type == "recruitment.application_submitted"]
+    posting = next(p for p in {a.subject for a in apps}
+                   if len({a.data.seeker_id for a in apps if a.subject == p}) >= 3)
+    mine = [a for a in apps if a.subject == posting]
+    erased, kept = mine[0], mine[1]
+    worker = Worker()
+    worker.send(_records(events))
+    request = erasure_request(erased.data.seeker_id)
+    fixed = kept.model_copy(update={"data": kept.data.model_copy(update={"seeker_id": erased.data.seeker_id})})
+    worker.send(_records([request]))
+    worker.dlq.clear()
+    later = [retraction(kept, event_id=str(uuid.uuid4())),  # refolds a log that holds the token
+             correction(mine[2], fixed.model_copy(update={"event_id": mine[2].event_id,
+                                                           "occurred_at": mine[2].occurred_at}),
+                        event_id=str(uuid.uuid4()))]  # names the erased seeker: refused
+    worker.send(_records(later))
+    assert _rejects(worker) == [("erased_seeker", kept.source)]
+    assert not [k for k in worker.tables[pure.STATES] if erased.data.seeker_id in k]
+    assert not [v for v in worker.tables[pure.STATES].values() if erased.data.seeker_id in json.dumps(v)]
+    expected = expected_aggregates([*events, request, later[0]])
+    funnel = _published(worker)["posting-funnel"][posting]
+    assert {k: funnel[k] for k in expected["posting-funnel"][posting]} == expected["posting-funnel"][posting]
+    assert worker.totals()["windows"] == expected["windows"]
