@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
+from uuid import UUID
 
 from consumers.tables import (
     APPLICATIONS,
@@ -35,7 +36,8 @@ from consumers.tables import (
 from events import jobfair, mentoring, recruitment, services
 from events.aggregates import parse_record
 from events.base import Event
-from events.codec import decode
+from events.codec import decode, stored
+from events.corrections import EventCorrected, EventRetracted, Revision, replacement, revision_seekers
 from events.errors import EventValidationError
 from events.privacy import erasure_token, minted_by, named_seekers, renamed, seeker_digest
 from events.topics import AGGREGATES
@@ -262,6 +264,74 @@ class Erasure:
         return seeker_digest(self.seeker), self.family, self.partition
 
 
+# The rows an entity's events own, per family: (table, the column holding the event's subject). A revision
+# (events.corrections) rebuilds exactly these rows of its entity from the entity's events left standing, and
+# the shared ``employers`` rows its events name from every event naming them.
+ENTITY_TABLES: dict[str, tuple[tuple[Table, str], ...]] = {
+    "recruitment": ((POSTINGS, "posting_id"), (APPLICATIONS, "posting_id"), (OFFERS, "posting_id"),
+                    (EMPLOYER_FLAGS, "employer_id")),
+    "jobfair": ((FAIRS, "fair_id"), (BOOTHS, "fair_id"), (FAIR_CHECKINS, "fair_id"), (FAIR_OFFERS, "fair_id")),
+    "mentoring": ((MENTORS, "mentor_id"), (MENTOR_ASSIGNMENTS, "mentor_id"), (MENTORING_SESSIONS, "mentor_id")),
+    "services": ((SERVICE_ITEMS, "seeker_id"),),
+}
+EMPLOYER_EVENT_TYPES = ("recruitment.job_posted", "jobfair.booth_registered")  # they write an employers row
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """A projected event as the read model's ``event_log`` keeps it (migration 008)."""
+
+    source: str
+    event_id: str
+    family: str
+    partition: int
+    subject: str
+    type: str
+    employer_id: str | None
+    payload: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: Event, partition: int) -> LogEntry:
+        return cls(event.source, str(event.event_id), event.family, partition, str(event.subject), event.type,
+                   getattr(event.data, "employer_id", None) if event.type in EMPLOYER_EVENT_TYPES else None,
+                   stored(event))
+
+    def row(self) -> Row:
+        return (self.source, UUID(self.event_id), self.family, self.partition, self.subject, self.type,
+                self.employer_id, json.dumps(self.payload))
+
+
+@dataclass(frozen=True)
+class PlannedRevision:
+    """A retraction or correction read from (family topic, partition), applied after the ``after`` first log
+    entries of its batch (consumers.store decides with events.corrections.revision_problem, like the worker)."""
+
+    revision: Revision
+    family: str
+    partition: int
+    after: int
+    replacement: dict[str, Any] | None  # the corrected event's stored form; None: a retraction
+
+    @property
+    def subject(self) -> str:
+        return str(self.revision.subject)
+
+
+def entity_rows(events: Iterable[Event]) -> dict[str, list[Row]]:
+    """The merged rows of an entity's own tables (ENTITY_TABLES) from its events left standing."""
+    staged: dict[str, list[Row]] = defaultdict(list)
+    for event in events:
+        for table, row in event_rows(event):
+            if table is not EMPLOYERS:
+                staged[table.name].append(row)
+    return {name: BY_NAME[name].merge_rows(rows) for name, rows in staged.items()}
+
+
+def employer_rows(events: Iterable[Event]) -> list[Row]:
+    """The merged ``employers`` rows the events name (postings and booths)."""
+    return EMPLOYERS.merge_rows(row for event in events for table, row in event_rows(event) if table is EMPLOYERS)
+
+
 def family_of_topic(topic: str) -> str:
     """``alliance.events.jobfair`` (also with a deployment suffix) -> ``jobfair``."""
     return topic.split(".events.", 1)[-1].split(".", 1)[0]
@@ -358,6 +428,8 @@ class Plan:
     records: int = 0
     erasures: list[Erasure] = field(default_factory=list)  # applied to stored rows before this batch's rows
     erased_skipped: int = 0  # events naming a seeker erased before them on their partition (not projected)
+    log: list[LogEntry] = field(default_factory=list)  # every projected event, for later revisions
+    revisions: list[PlannedRevision] = field(default_factory=list)
 
     def touched(self, table: str, column: str) -> list[str]:
         """Distinct values of ``column`` in this batch's rows of ``table`` (for recounts)."""
@@ -399,12 +471,22 @@ def plan_batch(records: Iterable[RecordLike], kinds: Mapping[str, TopicKind],
                 _erase(plan, Erasure(event.data.seeker_id, erasure_token(event.source, str(event.event_id)),
                                      family_of_topic(rec.topic), rec.partition), erased, staged, staged_at)
                 continue
-            if any((seeker_digest(s), event.family, rec.partition) in erased for s in named_seekers(event.data)):
+            family = event.target_family
+            seekers = revision_seekers(event, family) if isinstance(event, EventRetracted | EventCorrected) \
+                else named_seekers(event.data)
+            if any((seeker_digest(s), family, rec.partition) in erased for s in seekers):
                 plan.erased_skipped += 1
+                continue
+            if isinstance(event, EventRetracted | EventCorrected):
+                corrected = replacement(event)
+                plan.revisions.append(PlannedRevision(event, family, rec.partition, len(plan.log),
+                                                      stored(corrected) if corrected is not None else None))
+                plan.families[family] += 1
                 continue
             for table, row in event_rows(event):
                 staged[table.name].append(row)
                 staged_at[table.name].append((event.family, rec.partition))
+            plan.log.append(LogEntry.of(event, rec.partition))
             plan.families[event.family] += 1
         except (RecordError, EventValidationError) as exc:
             plan.rejects.append(Reject(rec.topic, rec.partition, rec.offset, rec.key, rec.value, _reason(exc)))
@@ -427,3 +509,9 @@ def _erase(plan: Plan, erasure: Erasure, erased: set[tuple[str, str, int]], stag
         for i, row in enumerate(rows):
             if at[i] == where:
                 rows[i] = renamed(row, erasure.seeker, erasure.token)
+    seeker, token = erasure.seeker, erasure.token
+    plan.log = [replace(e, subject=renamed(e.subject, seeker, token), payload=renamed(e.payload, seeker, token))
+                if (e.family, e.partition) == where else e for e in plan.log]
+    plan.revisions = [replace(r, revision=r.revision.model_copy(update={"subject": renamed(r.subject, seeker, token)}),
+                              replacement=renamed(r.replacement, seeker, token))
+                      if (r.family, r.partition) == where else r for r in plan.revisions]

@@ -169,6 +169,9 @@ class Projector:
         if plan.erasures or plan.erased_skipped:  # counts only: a pseudonym is never logged
             log.info("erasures applied: %d; events naming an erased seeker not projected: %d",
                      len(plan.erasures), plan.erased_skipped)
+        if plan.revisions:
+            log.info("revisions applied: %d; refused like the worker refused them: %d", written.get("revisions", 0),
+                     written.get("revisions_refused", 0))
         if plan.rejects:
             m.errors_total.labels(kind="reject").inc(len(plan.rejects))
             for r in plan.rejects:

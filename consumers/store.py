@@ -3,14 +3,27 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from uuid import UUID
 
 import asyncpg
 
-from consumers.mapping import SEEKER_COLUMNS, Erasure, Plan
-from consumers.tables import TABLES
+from consumers.mapping import (
+    EMPLOYER_EVENT_TYPES,
+    ENTITY_TABLES,
+    SEEKER_COLUMNS,
+    Erasure,
+    LogEntry,
+    Plan,
+    employer_rows,
+    entity_rows,
+)
+from consumers.tables import BY_NAME, EMPLOYERS, TABLES, Row, Table
 from core.partitioning import key_partition
+from events.codec import decode_stored
+from events.corrections import revision_problem
 from events.topics import EVENT_PARTITIONS
 
 _AGG_STAGE = ("CREATE TEMP TABLE IF NOT EXISTS stage_agg (aggregate text, key text, dims jsonb, value jsonb, "
@@ -97,6 +110,17 @@ ON CONFLICT (group_id, topic, partition) DO UPDATE
 SET next_offset = GREATEST(t.next_offset, excluded.next_offset), updated_at = now()"""
 
 _UPSERTS = {t.name: t.upsert_sql() for t in TABLES}
+_LOG_COLUMNS = ["source", "event_id", "family", "partition", "subject", "type", "employer_id", "payload"]
+_LOG_STAGE = ("CREATE TEMP TABLE IF NOT EXISTS stage_event_log (source text, event_id uuid, family text, "
+              "partition integer, subject text, type text, employer_id text, payload jsonb) ON COMMIT DELETE ROWS")
+_LOG_INSERT = f"""
+INSERT INTO event_log ({', '.join(_LOG_COLUMNS)}) SELECT {', '.join(_LOG_COLUMNS)} FROM stage_event_log
+ON CONFLICT (source, event_id) DO NOTHING"""
+# a copy of an event logged before whose stored version differs (it was revised since: the worker re-sent the
+# original after a crash): its entity is rebuilt from the log, so that the copy's rows do not stand
+_LOG_REVISED = """
+SELECT DISTINCT l.family, l.subject FROM event_log l JOIN stage_event_log s USING (source, event_id)
+WHERE l.payload IS DISTINCT FROM s.payload"""
 
 
 async def prepare_connection(conn: asyncpg.Connection) -> None:
@@ -104,6 +128,7 @@ async def prepare_connection(conn: asyncpg.Connection) -> None:
     for table in TABLES:
         await conn.execute(table.create_stage_sql())
     await conn.execute(_AGG_STAGE)
+    await conn.execute(_LOG_STAGE)
 
 
 def _parents(plan: Plan, children: Iterable[tuple[str, str]]) -> list[str]:
@@ -123,13 +148,9 @@ async def apply_plan(conn: asyncpg.Connection, group: str, plan: Plan,
         for erasure in plan.erasures:  # before the batch's rows: those are renamed already (consumers.mapping)
             written["erased_rows"] += await _erase(conn, erasure, event_partitions)
         for table in TABLES:
-            rows = plan.rows.get(table.name)
-            if not rows:
-                continue
-            await conn.copy_records_to_table(table.stage, records=rows, columns=list(table.column_names))
-            await conn.execute(_UPSERTS[table.name])
-            written[table.name] += len(rows)
-        await _recount(conn, plan)
+            written[table.name] += await _upsert(conn, table, plan.rows.get(table.name))
+        rebuilt = await _log_and_revise(conn, plan, written)
+        await _recount(conn, plan, rebuilt)
         if plan.aggs:
             await conn.copy_records_to_table(
                 "stage_agg", columns=["aggregate", "key", "dims", "value", "updated_at"],
@@ -148,25 +169,127 @@ async def apply_plan(conn: asyncpg.Connection, group: str, plan: Plan,
     return written
 
 
-async def _recount(conn: asyncpg.Connection, plan: Plan) -> None:
-    steps: Sequence[tuple[str, str, list[str], str]] = (
+async def _upsert(conn: asyncpg.Connection, table: Table, rows: list[Row] | None) -> int:
+    """Merge ``rows`` into ``table`` by its rules (consumers.tables); the staging table is emptied first, as
+    one transaction may upsert a table more than once (a batch's rows, then an entity's rebuilt rows)."""
+    if not rows:
+        return 0
+    await conn.execute(f"DELETE FROM {table.stage}")
+    await conn.copy_records_to_table(table.stage, records=rows, columns=list(table.column_names))
+    await conn.execute(_UPSERTS[table.name])
+    return len(rows)
+
+
+async def _log_and_revise(conn: asyncpg.Connection, plan: Plan, written: Counter[str]) -> dict[str, set[str]]:
+    """Log the batch's events and apply its revisions in record order (each sees the log as it stood when it
+    was read); then rebuild the rows of every revised entity from its events left standing. Returns the
+    rebuilt entities' subjects per family (for the recounts)."""
+    entities: set[tuple[str, str]] = set()
+    employers: set[str] = set()
+    done = 0
+    for planned in plan.revisions:
+        entities |= await _log(conn, plan.log[done:planned.after])
+        done = planned.after
+        row = await conn.fetchrow("SELECT payload FROM event_log WHERE source = $1 AND event_id = $2",
+                                  planned.revision.source, UUID(planned.revision.original_id))
+        original = decode_stored(json.loads(row["payload"])) if row and row["payload"] is not None else None
+        if revision_problem(planned.revision, original) is not None:  # the worker refused it too (DLQ)
+            written["revisions_refused"] += 1
+            continue
+        assert original is not None
+        await conn.execute("UPDATE event_log SET payload = $3::jsonb, revised_at = now() "
+                           "WHERE source = $1 AND event_id = $2", planned.revision.source,
+                           UUID(planned.revision.original_id),
+                           json.dumps(planned.replacement) if planned.replacement is not None else None)
+        written["revisions"] += 1
+        entities.add((planned.family, planned.subject))
+        for version in (original.data, (planned.replacement or {}).get("data", {})):
+            if (employer := _get(version, "employer_id")) and original.type in EMPLOYER_EVENT_TYPES:
+                employers.add(employer)
+    entities |= await _log(conn, plan.log[done:])
+    written["event_log"] += len(plan.log)
+    rebuilt: dict[str, set[str]] = {}
+    for family, subject in sorted(entities):
+        rows = await _rebuild(conn, family, subject)
+        written["rebuilt_rows"] += rows
+        rebuilt.setdefault(family, set()).add(subject)
+    if employers:
+        ids = sorted(employers)
+        await conn.execute("DELETE FROM employers WHERE employer_id = ANY($1)", ids)
+        payloads = await conn.fetch("SELECT payload FROM event_log WHERE employer_id = ANY($1) AND payload IS NOT "
+                                    "NULL", ids)
+        written["rebuilt_rows"] += await _upsert(conn, EMPLOYERS, employer_rows(
+            decode_stored(json.loads(r["payload"])) for r in payloads))
+    return rebuilt
+
+
+def _get(data: object, name: str) -> str | None:
+    value = data.get(name) if isinstance(data, dict) else getattr(data, name, None)
+    return value if isinstance(value, str) else None
+
+
+async def _log(conn: asyncpg.Connection, entries: list[LogEntry]) -> set[tuple[str, str]]:
+    """Insert ``entries`` into event_log (a copy seen before keeps the stored version); the entities of copies
+    whose stored version was revised since."""
+    if not entries:
+        return set()
+    await conn.execute("DELETE FROM stage_event_log")
+    await conn.copy_records_to_table("stage_event_log", records=[e.row() for e in entries], columns=_LOG_COLUMNS)
+    stale = {(r["family"], r["subject"]) for r in await conn.fetch(_LOG_REVISED)}
+    await conn.execute(_LOG_INSERT)
+    return stale
+
+
+async def _rebuild(conn: asyncpg.Connection, family: str, subject: str) -> int:
+    """Replace the entity's own rows (consumers.mapping.ENTITY_TABLES) with those of its events left
+    standing."""
+    for table, column in ENTITY_TABLES[family]:
+        await conn.execute(f"DELETE FROM {table.name} WHERE {column} = $1", subject)
+    payloads = await conn.fetch("SELECT payload FROM event_log WHERE family = $1 AND subject = $2 AND payload IS "
+                                "NOT NULL", family, subject)
+    rows = entity_rows(decode_stored(json.loads(r["payload"])) for r in payloads)
+    return sum([await _upsert(conn, BY_NAME[name], rows.get(name)) for name in BY_NAME])
+
+
+async def _recount(conn: asyncpg.Connection, plan: Plan, rebuilt: dict[str, set[str]]) -> None:
+    """Recount the parents the batch's rows touched, and those of rebuilt entities (a parent none of whose
+    events is left standing has no row left: it gets no placeholder)."""
+    steps: Sequence[tuple[str, str, list[str], str, str]] = (
         ("postings", "posting_id",
-         _parents(plan, [("applications", "posting_id"), ("offers", "posting_id")]), _RECOUNT_POSTINGS),
+         _parents(plan, [("applications", "posting_id"), ("offers", "posting_id")]), _RECOUNT_POSTINGS,
+         "recruitment"),
         ("fairs", "fair_id",
          _parents(plan, [("booths", "fair_id"), ("fair_checkins", "fair_id"), ("fair_offers", "fair_id")]),
-         _RECOUNT_FAIRS),
+         _RECOUNT_FAIRS, "jobfair"),
         ("mentors", "mentor_id",
          _parents(plan, [("mentor_assignments", "mentor_id"), ("mentoring_sessions", "mentor_id")]),
-         _RECOUNT_MENTORS),
+         _RECOUNT_MENTORS, "mentoring"),
     )
-    for table, key, ids, recount in steps:
+    for table, key, ids, recount, family in steps:
+        subjects = rebuilt.get(family, set())
+        standing = await _standing(conn, family, subjects)
+        ids = sorted((set(ids) - subjects) | standing)
         if ids:
             await conn.execute(_PLACEHOLDER.format(table=table, key=key), ids)
             await conn.execute(recount, ids)
     seekers = plan.touched("service_items", "seeker_id")
     seekers += [e.token for e in plan.erasures if e.family == "services"]  # their progress, renamed
+    gone = sorted(rebuilt.get("services", set()))
+    if gone:  # a rebuilt seeker without a service left has no progress row
+        await conn.execute("DELETE FROM service_progress p WHERE seeker_id = ANY($1) AND NOT EXISTS "
+                           "(SELECT 1 FROM service_items s WHERE s.seeker_id = p.seeker_id)", gone)
+        seekers += gone
     if seekers:
         await conn.execute(_SERVICE_PROGRESS, seekers)
+
+
+async def _standing(conn: asyncpg.Connection, family: str, subjects: set[str]) -> set[str]:
+    """The rebuilt ``subjects`` of ``family`` that still have an event standing in the log."""
+    if not subjects:
+        return set()
+    rows = await conn.fetch("SELECT DISTINCT subject FROM event_log WHERE family = $1 AND subject = ANY($2) AND "
+                            "payload IS NOT NULL", family, sorted(subjects))
+    return {r["subject"] for r in rows}
 
 
 async def _erase(conn: asyncpg.Connection, erasure: Erasure, partitions: int) -> int:
@@ -186,6 +309,13 @@ async def _erase(conn: asyncpg.Connection, erasure: Erasure, partitions: int) ->
         status = await conn.execute(f"UPDATE {table.name} SET {column} = {new} WHERE {naming} AND {entity} = ANY($3)",
                                     erasure.seeker, erasure.token, ids)
         renamed += int(status.split()[-1])
+    quoted = json.dumps(erasure.seeker)  # a pseudonym has no character JSON escapes: its text is its value
+    status = await conn.execute(
+        "UPDATE event_log SET payload = replace(payload::text, $1, $2)::jsonb, "
+        "subject = CASE WHEN subject = $5 THEN $6 ELSE subject END "
+        "WHERE family = $3 AND partition = $4 AND (payload::text LIKE '%' || $1 || '%' OR subject = $5)",
+        quoted, json.dumps(erasure.token), erasure.family, erasure.partition, erasure.seeker, erasure.token)
+    renamed += int(status.split()[-1])
     if erasure.family == "services" and key_partition(erasure.seeker.encode(), partitions) == erasure.partition:
         await conn.execute("DELETE FROM service_progress WHERE seeker_id = $1", erasure.seeker)
         await conn.execute("DELETE FROM agg_snapshot WHERE aggregate = 'seeker-guarantee' AND key = $1",

@@ -27,6 +27,7 @@ from pydantic import Field, model_validator
 
 from events import jobfair, mentoring, recruitment, services
 from events.base import EntityId, Event, Payload, ShortText
+from events.privacy import named_seekers
 
 FAMILY = "corrections"
 
@@ -123,6 +124,13 @@ EVENTS: tuple[type[Event], ...] = (EventRetracted, EventCorrected)
 def replacement(revision: Revision) -> Event | None:
     """What takes the original's place: the corrected event, or nothing (a retraction)."""
     return revision.data.corrected if isinstance(revision, EventCorrected) else None
+
+
+def revision_seekers(revision: Revision, family: str) -> tuple[str, ...]:
+    """The job seekers a revision names: those of the corrected event, and a services event's subject (a
+    revision naming a seeker erased before it is refused like any event naming them)."""
+    named = named_seekers(rep.data) if (rep := replacement(revision)) is not None else ()
+    return tuple(dict.fromkeys(named + ((str(revision.subject),) if family == "services" else ())))
 
 
 def revision_problem(revision: Revision, original: Event | None) -> str | None:

@@ -157,7 +157,7 @@ def ingest(batch: Sequence[Raw], university_of: Mapping[str, str], seen: Callabl
             key = seen_key(university, str(event.event_id))
             accepted[key] = result.seen.to_value()
             out.puts.append((SEEN, raw.partition, key, accepted[key]))
-            out.ingested[(event.family, event.source)] += 1
+            out.ingested[(event.target_family, event.source)] += 1  # (a revision: its original's family)
         headers = [("x-alliance-ingest-topic", raw.topic.encode()),
                    ("x-alliance-ingest-partition", str(raw.partition).encode()),
                    ("x-alliance-ingest-offset", str(raw.offset).encode())]

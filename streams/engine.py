@@ -26,7 +26,14 @@ from typing import Any
 
 from events.base import Event
 from events.codec import decode_stored, stored
-from events.corrections import EventCorrected, EventRetracted, entity_probe, replacement, revision_problem
+from events.corrections import (
+    EventCorrected,
+    EventRetracted,
+    entity_probe,
+    replacement,
+    revision_problem,
+    revision_seekers,
+)
 from events.privacy import named_seekers
 from events.services import SeekerErasureRequested
 from streams import erasure
@@ -182,12 +189,6 @@ def log_event(tx: Tx, key: str, old: State | None, event: Event, ak: str) -> Non
     tx.put(log_key(key, n), stored(event))
     tx.put(log_count_key(key), [n + 1, complete])
     tx.put(ak, {"log": n})
-
-
-def revision_seekers(revision: EventRetracted | EventCorrected, family: str) -> tuple[str, ...]:
-    """The job seekers a revision names: those of the corrected event; a services event's subject."""
-    named = named_seekers(rep.data) if (rep := replacement(revision)) is not None else ()
-    return tuple(dict.fromkeys(named + ((str(revision.subject),) if family == "services" else ())))
 
 
 def _fold(domain: Domain, events: Iterable[Event]) -> tuple[State | None, dict[str, Any]]:

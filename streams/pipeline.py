@@ -108,7 +108,7 @@ class Pipeline:
         if (m := self.metrics) is not None:
             now_s = time.time()
             for event in writes.events:
-                m.observe_event_latency(event.family, event.occurred_at, now=now_s)
+                m.observe_event_latency(event.target_family, event.occurred_at, now=now_s)
             m.observe_pipeline_latencies("tables", [ev.message.timestamp * 1000 for ev in batch], now=now_s)
             for aggregate in writes.aggregates:
                 m.record_aggregate(aggregate)

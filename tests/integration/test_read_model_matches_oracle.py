@@ -1,5 +1,6 @@
 """Every figure exact everywhere: one alliance day (event ids of every UUID version, duplicates, bad and
-spoofed records) through a real worker and the real projector. Every aggregate kind is checked against the
+spoofed records, 5% of the events retracted or corrected by their university later in the day) through a
+real worker and the real projector. Every aggregate kind is checked against the
 independent oracle (tests/oracle.py) three times: on its compacted topic, in the read model's
 ``agg_snapshot``, and in the read model's typed tables (postings, fairs, mentors, service_progress);
 ``projector_rejects`` must hold exactly the records that were made bad on purpose."""
@@ -77,7 +78,7 @@ async def _poll(check: Callable[[], Awaitable[bool]], within: float) -> None:
 
 async def test_every_aggregate_is_exact_on_topics_in_agg_snapshot_and_in_typed_tables(
         settings: Settings, pg_dsn: str, unique: str) -> None:
-    records = alliance_day(seed=23, scale=0.05, uuid_versions=UUID_VERSIONS)
+    records = alliance_day(seed=23, scale=0.05, uuid_versions=UUID_VERSIONS, revision_rate=0.05)
     assert {r.event.event_id.version for r in records if r.event is not None} == set(UUID_VERSIONS)
     suffix = f".t{unique}"
     provision(settings.kafka(ADMIN), suffix=suffix, app_id=f"rm-{unique}")
@@ -155,6 +156,14 @@ async def test_every_aggregate_is_exact_on_topics_in_agg_snapshot_and_in_typed_t
                 assert not value_diffs(in_tables[name], expected[name]), (
                     "typed tables", name, value_diffs(in_tables[name], expected[name])[:10])
             rejects = await conn.fetch('SELECT topic, key, value, reason FROM projector_rejects')
+            # the day's retractions and corrections reached the read model's event log (events.corrections)
+            revisions = [r.event for r in records if r.kind == "valid" and r.event is not None
+                         and r.event.type.startswith("corrections.")]
+            retracted = {(e.source, str(e.data.event_id)) for e in revisions if e.type.endswith("retracted")}
+            logged = await conn.fetch("SELECT source, event_id::text AS id, payload IS NULL AS gone FROM event_log "
+                                      "WHERE revised_at IS NOT NULL")
+            assert {(r["source"], r["id"]) for r in logged} == {(e.source, str(e.data.event_id)) for e in revisions}
+            assert {(r["source"], r["id"]) for r in logged if r["gone"]} == retracted
             # the portal's talent-flow query: per university, from the oracle's flows
             flows = [(dict(p.split("=", 1) for p in k.split("|")), v["hires"])
                      for k, v in expected["talent-flow"].items() if "university=*" not in k]
