@@ -4,6 +4,8 @@ Commands:
   publish        validate a JSONL or CSV file of one university's events and publish the valid ones
   pseudonymise   print the alliance pseudonym (ps.<university>.<key id>.<hex>) of student numbers
   erase          ask the alliance to erase students (PIPL): one services.seeker_erasure_requested each
+  retract        take back events the university published by mistake (corrections.event_retracted)
+  correct        replace events with corrected versions (corrections.event_corrected)
   dlq            the dead-letter topic: summary, export one university's rejects, redrive fixed ones
   schemas        write the JSON Schemas and the AsyncAPI document generated from the models
 
@@ -25,6 +27,7 @@ from typing import BinaryIO
 from core.errors import AllianceError
 from core.kafka_access import OPS, KafkaAccess
 from core.settings import Settings, load_settings
+from events.base import Event
 from events.errors import EventError
 from events.reference import UNIVERSITIES
 from events.tools.bulk import (
@@ -156,25 +159,100 @@ def _cmd_erase(args: argparse.Namespace) -> int:
     if bad:
         print(f"{bad} of {len(seekers)} seeker(s) refused; nothing was sent", file=sys.stderr)
         return EXIT_SOME_BAD
+    status = _send(args, university, requests, "erasure request(s)", "an erasure applied twice changes nothing")
+    if status == EXIT_OK and not args.dry_run:
+        for request in requests:  # the university's record of what it asked: request id, pseudonym
+            print(f"{request.event_id} {request.subject}")
+    return status
+
+
+def _send(args: argparse.Namespace, university: str, events: Sequence[Event], what: str, rerun: str) -> int:
+    """Publish ``events`` (all checked already) to the university's ingest topic, or only say they are valid
+    (``--dry-run``); each is keyed by its subject, like the events it is about."""
     if args.dry_run:
-        print(f"{university}: {len(requests)} erasure request(s) valid; dry run, nothing sent")
+        print(f"{university}: {len(events)} {what} valid; dry run, nothing sent")
         return EXIT_OK
     from events.tools.publisher import Publisher, PublisherError
 
     kafka = _settings().kafka(university).at(args.bootstrap)
     with Publisher(kafka, university, topic=args.topic) as publisher:
         try:
-            for request in requests:
-                publisher.publish(request)
+            for event in events:
+                publisher.publish(event)
             publisher.flush()
         except PublisherError as exc:
-            print(f"error: {exc}; re-running the command is safe (an erasure applied twice changes nothing)",
-                  file=sys.stderr)
+            print(f"error: {exc}; re-running the command is safe ({rerun})", file=sys.stderr)
             return EXIT_ERROR
-    for request in requests:  # the university's record of what it asked: request id, pseudonym
-        print(f"{request.event_id} {request.subject}")
-    print(f"{university}: {len(requests)} erasure request(s) published to {publisher.topic}", file=sys.stderr)
+    print(f"{university}: {len(events)} {what} published to {publisher.topic}", file=sys.stderr)
     return EXIT_OK
+
+
+# -- retract / correct ------------------------------------------------------------------------------
+
+def _read_events(path: str) -> list[tuple[int, dict[str, object] | None]]:
+    """(line number, JSON object or None if the line is not one) of a JSONL file; - is standard input."""
+    lines = sys.stdin.read().splitlines() if path == "-" else Path(path).read_text(encoding="utf-8").splitlines()
+    out: list[tuple[int, dict[str, object] | None]] = []
+    for n, line in enumerate(lines, start=1):
+        if line.strip():
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                obj = None
+            out.append((n, obj if isinstance(obj, dict) else None))
+    return out
+
+
+def _cmd_revise(args: argparse.Namespace) -> int:
+    """Retract or correct the university's own events: one revision per line of FILE, all checked first."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from events.codec import from_dict
+    from events.corrections import EventCorrected, EventRetracted
+    from events.ownership import ownership_problem
+
+    university: str = args.university
+    retract = args.command == "retract"
+    try:
+        lines = _read_events(args.file)
+    except OSError as exc:
+        print(f"error: cannot read {args.file}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    revisions: list[EventRetracted | EventCorrected] = []
+    bad = 0
+    for n, obj in lines:
+        try:
+            if obj is None:
+                raise EventError("not a JSON object")
+            data: dict[str, object]
+            if retract:  # the line names the original: its event_id, type and subject (or the whole event)
+                data = {"event_id": obj.get("event_id"), "type": obj.get("type"), "subject": obj.get("subject"),
+                        "reason": args.reason}
+            else:  # the line is the corrected event (the original's event_id, type, subject, source)
+                data = {"corrected": {"source": university, **obj}, "reason": args.reason}
+            revision = from_dict({
+                "event_id": str(uuid.uuid4()), "type": "corrections.event_retracted" if retract
+                else "corrections.event_corrected", "source": university,
+                "occurred_at": datetime.now(UTC).isoformat(), "schema_version": 1, "data": data})
+            assert isinstance(revision, EventRetracted | EventCorrected)
+            if (problem := ownership_problem(revision)) is not None:
+                raise EventError(problem)
+        except EventError as exc:
+            bad += 1
+            print(f"line {n}: {exc}", file=sys.stderr)
+            continue
+        revisions.append(revision)
+    if bad or not revisions:
+        print(f"{bad} of {len(lines)} line(s) refused; nothing was sent", file=sys.stderr)
+        return EXIT_SOME_BAD
+    what = "retraction(s)" if retract else "correction(s)"
+    status = _send(args, university, revisions, what, "a revision applied twice is refused the second time, "
+                                                       "as not_revisable, and changes nothing")
+    if status == EXIT_OK and not args.dry_run:
+        for revision in revisions:  # the university's record: revision id, original id
+            print(f"{revision.event_id} {revision.original_id}")
+    return status
 
 
 # -- dlq --------------------------------------------------------------------------------------------
@@ -337,6 +415,31 @@ def build_parser() -> argparse.ArgumentParser:
     era.add_argument("--topic", help="publish to this topic instead of alliance.ingest.<university> (staging)")
     era.add_argument("--dry-run", action="store_true", help="check the pseudonyms; send nothing")
     era.set_defaults(func=_cmd_erase)
+
+    for name, what, line in (
+            ("retract", "take back events the university published by mistake",
+             "Each line of FILE names one of the university's own events: its event_id, type and subject (the "
+             "event as published will do)."),
+            ("correct", "replace events the university published with their corrected versions",
+             "Each line of FILE is the corrected event: the original's event_id, type and subject (and the "
+             "university as source); any other field may change. To move an event to another entity, "
+             "retract it and publish a new one.")):
+        rev = sub.add_parser(
+            name, help=what,
+            description=f"{what.capitalize()} (events.corrections; docs/events.md, 'Corrections and "
+                        f"retractions'). {line} Every stage then moves to the figures it would have had "
+                        "without the original (or with the corrected version). Every line is checked before "
+                        "anything is sent. Prints one line per revision: its event id and the original's. Send "
+                        "revisions after their originals: one whose original has not been applied yet is "
+                        "refused (not_revisable, in the DLQ). Exit 0 sent, 1 some lines refused (nothing sent), "
+                        "2 file, settings or broker error.")
+        rev.add_argument("--university", "-u", required=True, type=_university, help="the publishing university")
+        rev.add_argument("file", metavar="FILE", help="JSONL, one event per line; - reads standard input")
+        rev.add_argument("--reason", required=True, help="why, for the alliance's operators (no personal data)")
+        rev.add_argument("--bootstrap", metavar="HOST:PORT", help="Kafka bootstrap servers (default: settings)")
+        rev.add_argument("--topic", help="publish to this topic instead of alliance.ingest.<university> (staging)")
+        rev.add_argument("--dry-run", action="store_true", help="check every line; send nothing")
+        rev.set_defaults(func=_cmd_revise)
 
     dlq_parser = sub.add_parser(
         "dlq", help="the dead-letter topic: summary, export one university's rejects, redrive fixed ones",
