@@ -155,10 +155,14 @@ def run_main_job(settings: Settings, *, events: int = 20000, duration: float = 0
         print("[run] workers and projector ready", flush=True)
 
         seed = random.randrange(1_000_000) if seed is None else seed
-        records = alliance_day(seed=seed, scale=events / 20000)
+        records = alliance_day(seed=seed, scale=events / 20000, revision_rate=0.01)
         kinds = Counter(r.kind for r in records)
+        revisions = Counter(r.event.type.split(".")[1] for r in records
+                            if r.kind == "valid" and r.event is not None and r.event.family == "corrections")
         print(f"[run] alliance day (seed {seed}): {len(records)} records "
-              + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())), flush=True)
+              + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+              + f" (valid: {revisions['event_retracted']} retractions, {revisions['event_corrected']} corrections)",
+              flush=True)
         t0 = time.monotonic()
         publish(records, settings.kafka, progress=_progress)  # each university as itself
         published_s = time.monotonic() - t0

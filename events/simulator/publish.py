@@ -186,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--foreign-rate", type=float, default=0.002,
                         help="events about another university's posting or fair (refused: not_owner)")
     parser.add_argument("--out-of-order-rate", type=float, default=0.02)
+    parser.add_argument("--revision-rate", type=float, default=0.01,
+                        help="events their university retracts or corrects later in the day (events.corrections)")
     parser.add_argument("--uuid-versions", type=_versions, default=(4,), metavar="V[,V...]",
                         help=f"UUID versions of the event ids, in turn (of {', '.join(map(str, UUID_VERSIONS))}; "
                              "default 4)")
@@ -220,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                duplicate_rate=args.duplicate_rate, invalid_rate=args.invalid_rate,
                                spoofed_rate=args.spoofed_rate, foreign_rate=args.foreign_rate,
                                out_of_order_rate=args.out_of_order_rate,
-                               uuid_versions=args.uuid_versions)
+                               uuid_versions=args.uuid_versions, revision_rate=args.revision_rate)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
