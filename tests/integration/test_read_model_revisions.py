@@ -1,0 +1,164 @@
+"""The read model's side of corrections and retractions, on a real PostgreSQL (no Kafka: batches of records
+as the projector reads them go through ``consumers.mapping.plan_batch`` and ``consumers.store.apply_plan``):
+
+- a retraction and a correction rebuild their entity's rows, recounts and the shared employer row, exactly
+  as a read model that only ever saw the events left standing;
+- an erasure and revisions interleave: the log never keeps the erased pseudonym, an entity whose log names
+  the anonymous token rebuilds with it, and a correction naming the erased seeker is not projected;
+- a copy of a retracted event re-sent by the worker after a crash does not bring it back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from consumers.mapping import TopicKind, plan_batch
+from consumers.migrate import migrate
+from consumers.store import apply_plan, erased_markers, prepare_connection
+from core.partitioning import key_partition
+from events.base import Event
+from events.codec import encode, from_dict
+from events.simulator.revisions import correction, retraction
+from events.topics import EVENT_PARTITIONS, Family, family_topic
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+SEEKERS = [f"ps.scu.dev.{i:032x}" for i in range(1, 5)]
+KINDS = {family_topic(f): TopicKind.EVENTS for f in Family}
+STATE = ("SELECT p.posting_id, p.positions, p.applications, p.offers, p.hired, p.state FROM postings p ORDER BY 1",
+         "SELECT application_id, posting_id, seeker_id FROM applications ORDER BY 1",
+         "SELECT employer_id, name FROM employers ORDER BY 1",
+         "SELECT offer_id, seeker_id, answer FROM offers ORDER BY 1")
+
+
+@dataclass(frozen=True)
+class Rec:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def _event(etype: str, data: dict[str, Any], minutes: int, source: str = "scu") -> Event:
+    return from_dict({"event_id": str(uuid.uuid4()), "type": etype, "source": source,
+                      "occurred_at": (T0 + timedelta(minutes=minutes)).isoformat(), "data": data})
+
+
+def _posted(pid: str, positions: int, employer: str, name: str, minutes: int = 0) -> Event:
+    return _event("recruitment.job_posted", {
+        "posting_id": pid, "employer_id": employer, "employer_name": name, "employer_type": "private",
+        "industry": "finance", "city": "chengdu", "title": "Analyst", "positions": positions, "degree_min": "bachelor",
+        "salary_min": 8000, "salary_max": 12000, "deadline": "2026-12-31"}, minutes)
+
+
+def _applied(pid: str, app: str, seeker: str, minutes: int) -> Event:
+    return _event("recruitment.application_submitted", {"posting_id": pid, "application_id": app,
+                                                        "seeker_id": seeker, "degree": "master"}, minutes)
+
+
+def _offer(pid: str, oid: str, seeker: str, minutes: int) -> list[Event]:
+    return [_event("recruitment.offer_made", {"posting_id": pid, "offer_id": oid, "application_id": f"a-{oid}",
+                                              "seeker_id": seeker, "salary_monthly": 9000}, minutes),
+            _event("recruitment.hired", {"posting_id": pid, "offer_id": oid, "seeker_id": seeker,
+                                         "start_date": "2027-01-04"}, minutes + 1)]
+
+
+def _erasure(seeker: str) -> Event:
+    return _event("services.seeker_erasure_requested", {"seeker_id": seeker}, 600)
+
+
+class Log:
+    """The canonical topics as the projector reads them: each event on its family's partition (an erasure:
+    on the partition of ``copy_to``, where the test needs it)."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+
+    def records(self, events: list[Event], copy_to: bytes = b"") -> list[Rec]:
+        out = []
+        for e in events:
+            key = copy_to if e.type == "services.seeker_erasure_requested" else e.key
+            topic = family_topic("recruitment" if e.type.startswith("services.seeker_erasure") else e.target_family)
+            out.append(Rec(topic, key_partition(key, EVENT_PARTITIONS), self.offset, e.key, encode(e)))
+            self.offset += 1
+        return out
+
+
+async def _project(conn: asyncpg.Connection, records: list[Rec]) -> None:
+    plan = plan_batch(records, KINDS, await erased_markers(conn))
+    await apply_plan(conn, "g", plan)
+
+
+async def _state(conn: asyncpg.Connection) -> tuple[list[tuple[Any, ...]], ...]:
+    out = []
+    for query in STATE:
+        out.append([tuple(r) for r in await conn.fetch(query)])
+    return tuple(out)
+
+
+async def _fresh(pg_dsn: str) -> asyncpg.Connection:
+    await migrate(pg_dsn)
+    conn = await asyncpg.connect(pg_dsn)
+    await prepare_connection(conn)
+    return conn
+
+
+async def test_a_retraction_and_a_correction_rebuild_rows_recounts_and_the_employer(pg_dsn: str) -> None:
+    first = _posted("scu-job-1", 3, "emp-1", "Old Name")
+    other = _posted("scu-job-2", 2, "emp-1", "Newer Name", minutes=5)  # the employer's newest name, at first
+    apps = [_applied("scu-job-1", f"a{i}", SEEKERS[i], 10 + i) for i in range(3)]
+    offers = _offer("scu-job-1", "o1", SEEKERS[0], 20)
+    day = [first, other, *apps, *offers]
+    revisions = [retraction(apps[1], event_id=str(uuid.uuid4())),
+                 correction(first, first.model_copy(update={"data": first.data.model_copy(
+                     update={"positions": 9})}), event_id=str(uuid.uuid4())),
+                 retraction(other, event_id=str(uuid.uuid4())),  # the employer's name goes back to the old one
+                 retraction(offers[1], event_id=str(uuid.uuid4()))]  # the hire
+    conn = await _fresh(pg_dsn)
+    log = Log()
+    try:
+        await _project(conn, log.records(day[:4]))
+        await _project(conn, log.records(day[4:] + revisions[:2]))  # revisions inside a batch, after their originals
+        await _project(conn, log.records([*revisions[2:], retraction(apps[1], event_id=str(uuid.uuid4()))]))
+        revised = await _state(conn)
+        standing = [first.model_copy(update={"data": first.data.model_copy(update={"positions": 9})}),
+                    apps[0], apps[2], offers[0]]
+        await conn.execute("TRUNCATE postings, applications, offers, employers, event_log")
+        await _project(conn, Log().records(standing))
+        assert revised == await _state(conn)
+        assert revised[0] == [("scu-job-1", 9, 2, 1, 0, "open")] and revised[2] == [("emp-1", "Old Name")]
+    finally:
+        await conn.close()
+
+
+async def test_erasures_and_revisions_interleave_and_a_re_sent_original_stays_retracted(pg_dsn: str) -> None:
+    posted = _posted("scu-job-7", 4, "emp-7", "Chengdu Bank")
+    apps = [_applied("scu-job-7", f"b{i}", SEEKERS[i], 10 + i) for i in range(3)]
+    conn = await _fresh(pg_dsn)
+    log = Log()
+    try:
+        await _project(conn, log.records([posted, *apps]))
+        erased = SEEKERS[0]
+        fixed = apps[2].model_copy(update={"data": apps[2].data.model_copy(update={"seeker_id": erased})})
+        await _project(conn, log.records([_erasure(erased)], copy_to=posted.key) + log.records([
+            retraction(apps[1], event_id=str(uuid.uuid4())),  # refolds a log that names the token
+            correction(apps[2], fixed, event_id=str(uuid.uuid4()))]))  # names the erased seeker: not projected
+        rows = await conn.fetch("SELECT application_id, seeker_id FROM applications ORDER BY 1")
+        assert [r["application_id"] for r in rows] == ["b0", "b2"]
+        assert rows[0]["seeker_id"].startswith("erased.") and rows[1]["seeker_id"] == SEEKERS[2]
+        assert await conn.fetchval("SELECT count(*) FROM event_log WHERE strpos(payload::text, $1) > 0", erased) == 0
+        # the worker re-sends the retracted application's canonical copy after a crash: it stays retracted
+        await _project(conn, log.records([apps[1]]))
+        assert [r["application_id"] for r in await conn.fetch("SELECT application_id FROM applications")] \
+            == ["b0", "b2"]
+        assert await conn.fetchval("SELECT applications FROM postings WHERE posting_id = 'scu-job-7'") == 2
+    finally:
+        await conn.close()
