@@ -13,7 +13,7 @@ from core.settings import Settings
 from core.topic_admin import provision
 from events.reference import UNIVERSITIES
 from events.simulator import Record, alliance_day
-from events.simulator.publish import SimulatorPublishError, main, publish
+from events.simulator.publish import SimulatorPublishError, build_parser, main, publish
 from events.topics import ingest_topic
 
 pytestmark = pytest.mark.integration
@@ -111,7 +111,7 @@ def test_cli_publishes_and_summarises(kafka_admin: KafkaAccess, kafka_settings: 
     seed = str(int(unique, 16) % 2**31)
     assert main(["--scale", "0.01", "--seed", seed, "--bootstrap", kafka_admin.bootstrap]) == 0
     captured = capsys.readouterr()
-    n = len(alliance_day(seed=int(seed), scale=0.01))
+    n = len(alliance_day(seed=int(seed), scale=0.01, revision_rate=build_parser().get_default("revision_rate")))
     assert f"published {n}/{n}" in captured.err
     assert f"published {n} records" in captured.out and "alliance.ingest.cqu" in captured.out
     after = end_offsets(kafka_admin, INGEST_TOPICS)
