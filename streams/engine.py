@@ -76,6 +76,21 @@ def partial_key(pk: PartialKey) -> str:
     return f"partial:{pk[0]}|{pk[1]}|{pk[2]}"
 
 
+@dataclass
+class _Run:
+    """Revisions of one entity in this batch whose refold is still to do: it is done once, before anything
+    else touches the entity or at the end of the batch, so a bulk retraction (all check-ins a faulty scanner
+    recorded) refolds the entity once per batch, not once per revision."""
+
+    domain: Domain
+    partition: int
+    index: int  # the newest revision's item (a refold that fails is reported against it)
+    old: State | None  # the entity's state when the run began
+    before: list[Event]  # the entity's events when the run began
+    events: dict[int, Event]  # log position -> the event standing there now
+    at: str  # occurred_at of the newest revision
+
+
 def process(
     items: Iterable[Item],
     domains: Mapping[str, Domain],
@@ -86,13 +101,53 @@ def process(
     (``partial_key``)."""
     out = BatchResult()
     touched: dict[str, Domain] = {}
+    runs: dict[str, _Run] = {}
 
     def read(key: str) -> State | None:
         return out.states[key][1] if key in out.states else lookup(key)
 
+    def partials_for(delta: Contributions, partition: int) -> dict[PartialKey, Values]:
+        partials: dict[PartialKey, Values] = {}
+        for (aggregate, dk), values in delta.items():
+            pk = (aggregate, dk, partition)
+            current = out.partials[pk] if pk in out.partials else (lookup(partial_key(pk)) or {})
+            partials[pk] = add_into(current, values)
+        return partials
+
+    def commit(tx: Tx, partition: int, partials: dict[PartialKey, Values]) -> None:
+        for written, value in tx.writes.items():  # the entity and its member keys, all on the event's partition
+            out.states[written] = (partition, value)
+        out.partials.update(partials)
+
+    def settle(key: str, domain: Domain, old: State | None, new: State | None) -> None:
+        if new is None and old is not None:  # every event of the entity retracted: its record goes too
+            view = domain.view(old)
+            if view is not None:
+                out.views.append((view[0], view[1], None))
+            touched.pop(key, None)
+        elif new is not None:
+            touched[key] = domain
+
+    def flush(key: str) -> None:
+        run = runs.pop(key)
+        tx = Tx(read)
+        try:
+            new = refold(tx, key, run)
+            delta = diff(run.domain.contributions(run.old) if run.old is not None else {},
+                         run.domain.contributions(new) if new is not None else {})
+            partials = partials_for(delta, run.partition)
+        except Exception as exc:  # a bug: the entity keeps its state (the log already says what stands)
+            out.failed.append((run.index, "unprocessable", f"refold of {key}: {type(exc).__name__}: {exc}"))
+            return
+        commit(tx, run.partition, partials)
+        settle(key, run.domain, run.old, new)
+
     for index, item in enumerate(items):
         partition, event = item[0], item[1]
         family = item[2] if len(item) == 3 else event.target_family
+        if isinstance(event, SeekerErasureRequested):
+            for pending in list(runs):  # an erasure renames keys on its partition: every refold first
+                flush(pending)
         try:  # everything for one event is computed first and committed to ``out`` only if it all worked
             tx = Tx(read)
             if isinstance(event, SeekerErasureRequested):
@@ -112,24 +167,31 @@ def process(
                                                                "arrived (services.seeker_erasure_requested)"))
                 continue
             domain = domains[family]
-            windows: Contributions = {}
             if isinstance(event, EventRetracted | EventCorrected):
-                revised = revise(tx, event, domain)
+                revised = revise(tx, event, domain, runs.get, index, partition)
                 if isinstance(revised, str):
                     out.failed.append((index, "not_revisable", revised))
                     continue
-                key, old, new, windows = revised
+                key, run, windows = revised
                 tx.put(ak, 1)
-            else:
-                key = domain.state_key(event)
-                old = tx.get(key)
-                if first_time:
-                    new = domain.apply(tx, old, event)
-                    tx.put(key, new)
-                    log_event(tx, key, old, event, ak)
-                    windows = window_counts(event)  # event counts: count each event id once
-                else:  # a replay: the event is in the state already (or was revised since): change nothing
-                    new = old
+                erasure.index(tx, seekers, family, partition)  # the corrected event's log entry names them
+                partials = partials_for(windows, partition)
+                runs[key] = run
+                out.applied_ids[ak] = partition
+                commit(tx, partition, partials)
+                continue
+            key = domain.state_key(event)
+            if key in runs:  # the entity's pending refold first: the event applies to what stands
+                flush(key)
+            old = tx.get(key)
+            windows = {}
+            if first_time:
+                new = domain.apply(tx, old, event)
+                tx.put(key, new)
+                log_event(tx, key, old, event, ak)
+                windows = window_counts(event)  # event counts: count each event id once
+            else:  # a replay: the event is in the state already (or was revised since): change nothing
+                new = old
             erasure.index(tx, seekers, family, partition)
             contributions = domain.contributions(new) if new is not None else {}
             delta = diff(domain.contributions(old) if old is not None else {}, contributions)
@@ -138,26 +200,16 @@ def process(
             if not first_time:  # a replay: publish the current partials again (they may never have left)
                 for aggregate, dk in contributions.keys() | window_counts(event).keys():
                     delta.setdefault((aggregate, dk), {})
-            partials: dict[PartialKey, Values] = {}
-            for (aggregate, dk), values in delta.items():
-                pk = (aggregate, dk, partition)
-                current = out.partials[pk] if pk in out.partials else (lookup(partial_key(pk)) or {})
-                partials[pk] = add_into(current, values)
+            partials = partials_for(delta, partition)
         except Exception as exc:  # a bug or a value the domain cannot take: this event alone is refused
             out.failed.append((index, "unprocessable", f"{type(exc).__name__}: {exc}"))
             continue
         if first_time:
             out.applied_ids[ak] = partition
-        for written, value in tx.writes.items():  # the entity and its member keys, all on the event's partition
-            out.states[written] = (partition, value)
-        if new is None and old is not None:  # every event of the entity retracted: its record goes too
-            view = domain.view(old)
-            if view is not None:
-                out.views.append((view[0], view[1], None))
-            touched.pop(key, None)
-        elif new is not None:
-            touched[key] = domain
-        out.partials.update(partials)
+        commit(tx, partition, partials)
+        settle(key, domain, old, new)
+    for pending in list(runs):
+        flush(pending)
     for key, domain in touched.items():
         state = read(key)
         if state is None:  # erased in a later item of this batch (its view was tombstoned there)
@@ -200,19 +252,25 @@ def _fold(domain: Domain, events: Iterable[Event]) -> tuple[State | None, dict[s
     return state, tx.writes
 
 
-def revise(tx: Tx, revision: EventRetracted | EventCorrected, domain: Domain
-           ) -> str | tuple[str, State | None, State | None, Contributions]:
-    """Retract or correct the revision's original: refold the entity from its log without the original (or
-    with the corrected event in its place), delete the member keys only the original wrote, and take the
-    original's event counts back (those of the corrected event in). Returns (entity key, old state, new
-    state, window delta), or why the revision cannot apply (events.corrections.revision_problem)."""
+def revise(tx: Tx, revision: EventRetracted | EventCorrected, domain: Domain,
+           pending: Callable[[str], _Run | None], index: int, partition: int
+           ) -> str | tuple[str, _Run, Contributions]:
+    """Retract or correct the revision's original in its entity's log (the refold comes later: ``refold``).
+    Returns (entity key, the entity's run of revisions, the change of the event counts: the original's taken
+    back, the corrected event's counted), or why the revision cannot apply
+    (events.corrections.revision_problem)."""
     key = domain.state_key(entity_probe(revision.data.type, str(revision.subject), revision.source))
     count = tx.get(log_count_key(key))
     n, complete = count if count is not None else (0, True)
     pointer = tx.get(f"applied:{revision.source}/{revision.original_id}")
     position = pointer.get("log") if isinstance(pointer, dict) else None
-    entry = tx.get(log_key(key, position)) if position is not None and position < n else None
-    original = decode_stored(entry) if entry is not None else None
+    run = pending(key)
+    original: Event | None = None
+    if position is not None and position < n:
+        if run is not None:
+            original = run.events.get(position)
+        elif (entry := tx.get(log_key(key, position))) is not None:
+            original = decode_stored(entry)
     if original is not None and (original.source, str(original.event_id)) != (revision.source,
                                                                              revision.original_id):
         original = None  # the pointer is into another entity's log: the revision names the wrong subject
@@ -221,25 +279,38 @@ def revise(tx: Tx, revision: EventRetracted | EventCorrected, domain: Domain
     assert original is not None and position is not None
     if not complete:
         return f"{key} has events from before corrections were supported; it cannot be refolded"
-    others = [decode_stored(e) for j in range(n) if j != position and (e := tx.get(log_key(key, j))) is not None]
+    if run is None:
+        standing = {j: decode_stored(e) for j in range(n) if (e := tx.get(log_key(key, j))) is not None}
+        run = _Run(domain, partition, index, tx.get(key), list(standing.values()), standing, "")
     corrected = replacement(revision)
-    _, before = _fold(domain, [original, *others])
-    new, after = _fold(domain, others + ([corrected] if corrected is not None else []))
+    tx.put(log_key(key, position), stored(corrected) if corrected is not None else None)
+    if corrected is not None:
+        run.events[position] = corrected
+    else:
+        del run.events[position]
+    run.index, run.at = index, max(run.at, revision.occurred_at.isoformat())
+    windows = {k: {m: -v for m, v in values.items()} for k, values in window_counts(original).items()}
+    for k, values in (window_counts(corrected) if corrected is not None else {}).items():
+        windows[k] = add_into(windows.get(k, {}), values)
+    return key, run, windows
+
+
+def refold(tx: Tx, key: str, run: _Run) -> State | None:
+    """The entity's state from the events standing now (``run.events``): written with the member keys that
+    changed; member keys only retracted events wrote are deleted. Returns the new state (None: no event
+    stands)."""
+    _, before = _fold(run.domain, run.before)
+    new, after = _fold(run.domain, run.events.values())
     for member in before.keys() - after.keys():
         tx.put(member, None)
     for member, value in after.items():
         if tx.get(member) != value:
             tx.put(member, value)
-    old = tx.get(key)
     if new is not None:  # the record's time moves on (the read model keeps the newest record per entity)
-        times = [new.get("updated_at"), (old or {}).get("updated_at"), revision.occurred_at.isoformat()]
+        times = [new.get("updated_at"), (run.old or {}).get("updated_at"), run.at]
         new["updated_at"] = max(t for t in times if t)
     tx.put(key, new)
-    tx.put(log_key(key, position), stored(corrected) if corrected is not None else None)
-    windows = {k: {m: -v for m, v in values.items()} for k, values in window_counts(original).items()}
-    for k, values in (window_counts(corrected) if corrected is not None else {}).items():
-        windows[k] = add_into(windows.get(k, {}), values)
-    return key, old, new, windows
+    return new
 
 
 def _erase(tx: Tx, request: SeekerErasureRequested, family: str, partition: int, domains: Mapping[str, Domain],

@@ -236,3 +236,30 @@ def test_revisions_after_an_erasure_refold_with_the_anonymous_token_and_refuse_t
     funnel = _published(worker)["posting-funnel"][posting]
     assert {k: funnel[k] for k in expected["posting-funnel"][posting]} == expected["posting-funnel"][posting]
     assert worker.totals()["windows"] == expected["windows"]
+
+
+def test_a_bulk_retraction_in_one_batch_refolds_once_and_equals_a_worker_that_never_saw_the_events() -> None:
+    """All check-ins one faulty scanner recorded, taken back in one batch, with a new check-in and corrections
+    of the same fair among them: the fair refolds before the new check-in and once at the end of the batch."""
+    events = _day(0.0, seed=3)
+    fair = next(e for e in events if e.type == "jobfair.scheduled")
+    checkins = [e for e in events if e.type == "jobfair.student_checked_in" and e.subject == fair.subject]
+    gone, fixed = checkins[::3], checkins[1:40:3]
+    late = checkins[-1].model_copy(update={"event_id": uuid.uuid4(), "data": checkins[-1].data.model_copy(
+        update={"seeker_id": "ps.cqu.dev." + "f" * 32})})
+    rng = random.Random(3)
+    corrected = {e.event_id: corrected_copy(rng, e, ["ps.cqu.dev." + "e" * 32]) for e in fixed}
+    bulk: list[Event] = [retraction(e, event_id=str(uuid.uuid4())) for e in gone[: len(gone) // 2]]
+    bulk += [late, *(correction(e, corrected[e.event_id], event_id=str(uuid.uuid4())) for e in fixed)]
+    bulk += [retraction(e, event_id=str(uuid.uuid4())) for e in gone[len(gone) // 2:]]
+    worker = Worker()
+    worker.send(_records(events))
+    worker.send(_records(bulk))  # one batch
+    assert not worker.dlq
+    retracted = {e.event_id for e in gone}
+    standing = [corrected.get(e.event_id, e) for e in events if e.event_id not in retracted] + [late]
+    clean = Worker()
+    clean.send(_records(standing))
+    assert _entities(worker) == _entities(clean)
+    assert _published(worker)["fairs"] == _published(clean)["fairs"]
+    assert worker.totals() == clean.totals()
