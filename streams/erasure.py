@@ -45,13 +45,14 @@ def index_key(seeker: str, family: str, partition: int) -> str:
 
 
 def _names(value: Any, seeker: str) -> bool:
+    """Whether ``value`` holds the pseudonym (as a dict key or value, at any depth). A pseudonym is a fixed
+    prefix and 32 hex digits, so finding it in the value's printed form finds it as a text, in one C call
+    instead of a walk through every nested value (this runs for every write of every event naming a
+    seeker). A longer text that merely contains it counts too: indexing a key too many is harmless (its
+    erasure renames exact texts only)."""
     if isinstance(value, str):
         return value == seeker
-    if isinstance(value, dict):
-        return any(_names(k, seeker) or _names(v, seeker) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_names(v, seeker) for v in value)
-    return False
+    return isinstance(value, dict | list | tuple) and seeker in repr(value)
 
 
 def is_erased(tx: Tx, seekers: Iterable[str], family: str, partition: int) -> bool:
