@@ -16,15 +16,8 @@ ALL_EVENTS: tuple[type[Event], ...] = (recruitment.EVENTS + jobfair.EVENTS + men
 EVENT_TYPES: dict[str, type[Event]] = {cls.model_fields["type"].default: cls for cls in ALL_EVENTS}
 
 AnyEvent = Annotated[
-    recruitment.JobPosted | recruitment.JobPostingUpdated | recruitment.JobPostingClosed
-    | recruitment.ApplicationSubmitted | recruitment.OfferMade | recruitment.OfferAccepted
-    | recruitment.OfferDeclined | recruitment.Hired | recruitment.EmployerFlagged
-    | jobfair.JobFairScheduled | jobfair.BoothRegistered | jobfair.StudentCheckedIn
-    | jobfair.OnSiteOfferMade | jobfair.JobFairClosed
-    | mentoring.MentorRegistered | mentoring.MentorAssigned | mentoring.MentoringSessionHeld
-    | services.PolicyBriefingDelivered | services.CareerCounsellingHeld | services.JobRecommended
-    | services.TrainingOrInternshipOffered | services.SeekerErasureRequested
-    | corrections.EventRetracted | corrections.EventCorrected,
+    corrections.Revisable | services.SeekerErasureRequested | corrections.EventRetracted
+    | corrections.EventCorrected,
     Field(discriminator="type"),
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyEvent)

@@ -38,7 +38,7 @@ REVISABLE: tuple[type[Event], ...] = tuple(
     if cls is not services.SeekerErasureRequested)
 REVISABLE_TYPES: dict[str, type[Event]] = {cls.model_fields["type"].default: cls for cls in REVISABLE}
 
-RevisableEvent = Annotated[
+Revisable = (  # (events.codec.AnyEvent is this union and the events below)
     recruitment.JobPosted | recruitment.JobPostingUpdated | recruitment.JobPostingClosed
     | recruitment.ApplicationSubmitted | recruitment.OfferMade | recruitment.OfferAccepted
     | recruitment.OfferDeclined | recruitment.Hired | recruitment.EmployerFlagged
@@ -46,9 +46,9 @@ RevisableEvent = Annotated[
     | jobfair.OnSiteOfferMade | jobfair.JobFairClosed
     | mentoring.MentorRegistered | mentoring.MentorAssigned | mentoring.MentoringSessionHeld
     | services.PolicyBriefingDelivered | services.CareerCounsellingHeld | services.JobRecommended
-    | services.TrainingOrInternshipOffered,
-    Field(discriminator="type"),
-]
+    | services.TrainingOrInternshipOffered
+)
+RevisableEvent = Annotated[Revisable, Field(discriminator="type")]
 RevisableType = Literal[
     "recruitment.job_posted", "recruitment.job_posting_updated", "recruitment.job_posting_closed",
     "recruitment.application_submitted", "recruitment.offer_made", "recruitment.offer_accepted",

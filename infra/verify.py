@@ -7,9 +7,10 @@ asyncpg) that know nothing of the stream processors' code.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,3 +179,43 @@ def verdict(places: dict[str, Aggregates], expected: Aggregates) -> Verdict:
                     double += max(0, got - int(want["events"]))
             out.lost, out.double = max(out.lost, lost), max(out.double, double)
     return out
+
+
+# ------------------------------------------------------------------------------------- both, for the tests
+
+async def poll(check: Callable[[], Awaitable[bool]], within: float) -> None:
+    """Call ``check`` every half second until it holds or ``within`` seconds have passed."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and not await check():  # noqa: ASYNC110  (polling a database)
+        await asyncio.sleep(0.5)
+
+
+async def exact_everywhere(kafka: KafkaAccess, conn: asyncpg.Connection, topics: list[str], suffix: str,
+                           expected: Aggregates, group: str, alive: Callable[[], bool],
+                           check: Callable[[TopicState], bool] = lambda _: True) -> TopicState:
+    """Wait until every aggregate is ``expected`` on its topic (``topics``: the aggregated topics and any
+    others ``check`` reads), in ``agg_snapshot`` and in the typed tables, and ``check`` holds; then assert
+    each, naming the first differences. ``alive()``: the processes under test still run."""
+    def done(state: TopicState) -> bool:
+        assert alive(), "a process under test exited"
+        return all_match(aggregates_on_topics(state, suffix), expected) and check(state)
+
+    state = await latest(kafka, topics, group, done, wait_s=180)
+    on_topics = aggregates_on_topics(state, suffix)
+    for name in AGGREGATES:
+        assert not value_diffs(on_topics[name], expected[name]), (name, value_diffs(on_topics[name],
+                                                                                   expected[name])[:5])
+    assert check(state)
+
+    async def projected() -> bool:
+        return all_match(await snapshot(conn), expected) and all_match(await typed_tables(conn), expected, TYPED)
+
+    await poll(projected, 120)
+    in_snapshot, in_tables = await snapshot(conn), await typed_tables(conn)
+    for name in AGGREGATES:
+        assert not value_diffs(in_snapshot[name], expected[name]), ("agg_snapshot", name,
+                                                                    value_diffs(in_snapshot[name], expected[name])[:5])
+    for name in TYPED:
+        assert not value_diffs(in_tables[name], expected[name]), ("typed tables", name,
+                                                                  value_diffs(in_tables[name], expected[name])[:5])
+    return state

@@ -13,33 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
-from pydantic import SecretStr
 
-from consumers.migrate import migrate
-from core.kafka_access import ADMIN
 from core.settings import PROJECT_ROOT, Settings
-from core.topic_admin import provision
 from events.base import Event
 from events.simulator import alliance_day
-from events.simulator.publish import publish
 from events.simulator.revisions import corrected_copy, correction, retraction
-from events.topics import AGGREGATES, DLQ_TOPIC, agg_topic, ingest_topic
+from events.topics import ingest_topic
 from infra.oracle import accepted_events, expected_aggregates
-from infra.processes import free_ports, projector, worker
-from infra.verify import TYPED, aggregates_on_topics, all_match, latest, snapshot, typed_tables, value_diffs
+from tests.stack import worker_and_projector
 
 pytestmark = pytest.mark.integration
 
@@ -57,67 +46,23 @@ def _cli(command: str, university: str, lines: list[dict[str, Any]], topic: str,
                           capture_output=True, text=True, timeout=120, check=False)
 
 
-async def _poll(check: Callable[[], Awaitable[bool]], within: float) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline and not await check():  # noqa: ASYNC110  (polling a database)
-        await asyncio.sleep(0.5)
-
-
 async def test_retractions_and_corrections_move_every_stage_to_the_events_left_standing(
         settings: Settings, pg_dsn: str, unique: str) -> None:
     records = alliance_day(seed=41, scale=0.05)
     accepted = accepted_events(records)
-    suffix = f".c{unique}"
-    app_id = f"revise-{unique}"
-    provision(settings.kafka(ADMIN), suffix=suffix, app_id=app_id)
-    await migrate(pg_dsn)
-    cfg = settings.model_copy(update={"topic_suffix": suffix, "app_id": app_id, "database_url": SecretStr(pg_dsn)})
-    log_dir = settings.local_dir / f"corrections-{unique}"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    worker_port, projector_port = free_ports(2)
-    w = worker(0, cfg.model_copy(update={"web_port": worker_port}), log_dir)
-    p = projector(cfg, log_dir, projector_port)
-    agg_topics = [agg_topic(n) + suffix for n in AGGREGATES]
-    dlq = DLQ_TOPIC + suffix
-    env = {**os.environ, **cfg.kafka_env()}
-    conn = await asyncpg.connect(pg_dsn)
     rng = random.Random(unique)
-    try:
-        w.start(cfg)
-        p.start(cfg)
-        await asyncio.to_thread(w.wait_ready, 120)
-        await asyncio.to_thread(p.wait_ready, 60)
-        assert publish([replace(r, topic=r.topic + suffix) for r in records], settings.kafka) == len(records)
-
-        async def caught_up(expected: dict[str, Any], check: Callable[[dict[str, Any]], bool], group: str) -> None:
-            def done(state: dict[str, Any]) -> bool:
-                assert w.alive() and p.alive(), f"a process exited; see {log_dir}"
-                return all_match(aggregates_on_topics(state, suffix), expected) and check(state)
-
-            state = await latest(settings.kafka(ADMIN), [*agg_topics, dlq], f"check-{group}-{unique}", done,
-                                 wait_s=180)
-            on_topics = aggregates_on_topics(state, suffix)
-            for name in AGGREGATES:
-                assert not value_diffs(on_topics[name], expected[name]), (name, value_diffs(on_topics[name],
-                                                                                           expected[name])[:5])
-            assert check(state)
-
-            async def projected() -> bool:
-                return all_match(await snapshot(conn), expected) and all_match(await typed_tables(conn), expected,
-                                                                               TYPED)
-
-            await _poll(projected, 120)
-            in_snapshot, in_tables = await snapshot(conn), await typed_tables(conn)
-            for name in AGGREGATES:
-                assert not value_diffs(in_snapshot[name], expected[name]), ("agg_snapshot", name)
-            for name in TYPED:
-                assert not value_diffs(in_tables[name], expected[name]), ("typed tables", name)
+    async with worker_and_projector(settings, pg_dsn, unique, "revise") as stack:
+        stack.publish(records)
 
         def not_revisable(state: dict[str, Any]) -> list[bytes]:
-            return [h.get("x-alliance-university", b"") for _, h in state[dlq].values()
+            return [h.get("x-alliance-university", b"") for _, h in state[stack.dlq].values()
                     if h.get("x-alliance-reject-reason") == b"not_revisable"]
 
-        await caught_up(expected_aggregates(accepted), lambda s: True, "day")
+        def tool(command: str, university: str, lines: list[Event], name: str) -> subprocess.CompletedProcess[str]:
+            return _cli(command, university, [e.model_dump(mode="json") for e in lines],
+                        ingest_topic(university) + stack.suffix, stack.env, stack.log_dir / f"{name}.jsonl")
+
+        await stack.exact_everywhere(expected_aggregates(accepted), "day")
 
         # what the universities take back and correct: a few events of each kind, by their own university
         by_type: dict[str, list[Event]] = {}
@@ -125,56 +70,40 @@ async def test_retractions_and_corrections_move_every_stage_to_the_events_left_s
             by_type.setdefault(e.type, []).append(e)
         picked = [e for t in TYPES for e in rng.sample(by_type[t], min(3, len(by_type[t])))]
         seekers = sorted({str(s) for e in accepted if (s := getattr(e.data, "seeker_id", None))})
-        retract = picked[::2]
-        corrected = {e.event_id: corrected_copy(rng, e, seekers) for e in picked[1::2]}
+        retract, fix = picked[::2], picked[1::2]
+        corrected = {e.event_id: corrected_copy(rng, e, seekers) for e in fix}
         # (the oracle's copies of what the tool sends; only the originals and the corrected versions matter)
         revisions: list[Event] = [retraction(e, event_id=str(uuid.uuid4())) for e in retract]
-        revisions += [correction(e, corrected[e.event_id], event_id=str(uuid.uuid4())) for e in picked[1::2]]
+        revisions += [correction(e, corrected[e.event_id], event_id=str(uuid.uuid4())) for e in fix]
 
         # another university's posting: refused by the tool itself; another university's service: sent,
         # refused by the worker as not the stranger's (its id is unknown among the stranger's events)
         posting = next(e for e in retract if e.type == "recruitment.job_posted")
         stranger = next(u for u in ("scu", "cqu", "uestc") if u != posting.source)
-        refused = _cli("retract", stranger, [posting.model_dump(mode="json")], ingest_topic(stranger) + suffix, env,
-                       log_dir / "stranger-posting.jsonl")
+        refused = tool("retract", stranger, [posting], "stranger-posting")
         assert refused.returncode == 1 and "may not change it" in refused.stderr, refused.stderr
         service = next(e for e in accepted if e.family == "services" and e.source != stranger)
-        sent = _cli("retract", stranger, [service.model_dump(mode="json")], ingest_topic(stranger) + suffix, env,
-                    log_dir / "stranger-service.jsonl")
+        sent = tool("retract", stranger, [service], "stranger-service")
         assert sent.returncode == 0, sent.stderr
 
         for university in sorted({e.source for e in picked}):
-            mine = [e.model_dump(mode="json") for e in retract if e.source == university]
-            fixes = [corrected[e.event_id].model_dump(mode="json") for e in picked[1::2] if e.source == university]
-            for command, lines in (("retract", mine), ("correct", fixes)):
+            for command, lines in (("retract", [e for e in retract if e.source == university]),
+                                   ("correct", [corrected[e.event_id] for e in fix if e.source == university])):
                 if lines:
-                    done = _cli(command, university, lines, ingest_topic(university) + suffix, env,
-                                log_dir / f"{command}-{university}.jsonl")
+                    done = tool(command, university, lines, f"{command}-{university}")
                     assert done.returncode == 0, done.stderr
                     assert len(done.stdout.splitlines()) == len(lines)
         # a crash at the worst moment: both killed while the revisions are being applied, then started again
         await asyncio.sleep(rng.uniform(0.2, 1.5))
-        for service_process in (w, p):
-            service_process.proc.kill()  # type: ignore[union-attr]
-            await asyncio.to_thread(service_process.proc.wait)  # type: ignore[union-attr]
-        w.start(cfg)
-        p.start(cfg)
-        await asyncio.to_thread(w.wait_ready, 120)
-        await asyncio.to_thread(p.wait_ready, 60)
+        await stack.crash_and_restart()
         expected = expected_aggregates(accepted + revisions)
         assert expected != expected_aggregates(accepted)
-        await caught_up(expected, lambda s: not_revisable(s) == [stranger.encode()], "revised")
+        await stack.exact_everywhere(expected, "revised", check=lambda s: not_revisable(s) == [stranger.encode()])
 
-        # the same retractions again: each refused (retracted already), nothing moves
-        again = _cli("retract", posting.source, [posting.model_dump(mode="json")],
-                     ingest_topic(posting.source) + suffix, env, log_dir / "again.jsonl")
+        # the same retraction again: refused (retracted already), nothing moves
+        again = tool("retract", posting.source, [posting], "again")
         assert again.returncode == 0, again.stderr
-        await caught_up(expected, lambda s: sorted(not_revisable(s)) == sorted([stranger.encode(),
-                                                                               posting.source.encode()]), "again")
-        logged = await conn.fetchval("SELECT count(*) FROM event_log WHERE revised_at IS NOT NULL")
-        assert logged == len(picked)
-        assert w.alive() and p.alive()
-    finally:
-        await conn.close()
-        p.stop()
-        w.stop()
+        await stack.exact_everywhere(expected, "again", check=lambda s: sorted(not_revisable(s)) == sorted(
+            [stranger.encode(), posting.source.encode()]))
+        assert await stack.conn.fetchval("SELECT count(*) FROM event_log WHERE revised_at IS NOT NULL") == len(picked)
+        assert stack.alive()

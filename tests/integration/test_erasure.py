@@ -15,43 +15,28 @@ A university asks, with its own tool (``python -m events.tools erase``), to eras
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
-from pydantic import SecretStr
 
-from consumers.migrate import migrate
-from core.kafka_access import ADMIN
 from core.settings import PROJECT_ROOT, Settings
-from core.topic_admin import provision
 from events.base import Event
 from events.codec import encode, from_dict
 from events.privacy import minted_by, named_seekers
 from events.simulator import Record, alliance_day
-from events.simulator.publish import publish
-from events.topics import AGGREGATES, DLQ_TOPIC, agg_topic, ingest_topic
+from events.topics import agg_topic, ingest_topic
 from infra.oracle import accepted_events, expected_aggregates
-from infra.processes import free_ports, projector, worker
-from infra.verify import TYPED, aggregates_on_topics, all_match, latest, snapshot, typed_tables, value_diffs
 from tests.data.samples import most_active_seekers
+from tests.stack import worker_and_projector
 
 pytestmark = pytest.mark.integration
-
-
-async def _poll(check: Callable[[], Awaitable[bool]], within: float) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline and not await check():  # noqa: ASYNC110  (polling a database)
-        await asyncio.sleep(0.5)
 
 
 def _erase_cli(university: str, seekers: list[str], topic: str,
@@ -85,51 +70,14 @@ async def test_an_erased_student_leaves_every_stage_and_every_figure_stays(
         settings: Settings, pg_dsn: str, unique: str) -> None:
     records = alliance_day(seed=31, scale=0.05)
     accepted = accepted_events(records)
-    suffix = f".e{unique}"
-    app_id = f"erase-{unique}"
-    provision(settings.kafka(ADMIN), suffix=suffix, app_id=app_id)
-    await migrate(pg_dsn)
-    cfg = settings.model_copy(update={"topic_suffix": suffix, "app_id": app_id, "database_url": SecretStr(pg_dsn)})
-    log_dir = settings.local_dir / f"erasure-{unique}"
-    worker_port, projector_port = free_ports(2)
-    w = worker(0, cfg.model_copy(update={"web_port": worker_port}), log_dir)
-    p = projector(cfg, log_dir, projector_port)
-    agg_topics = [agg_topic(n) + suffix for n in AGGREGATES]
-    changelog = f"{app_id}-entity-state-changelog"
-    dlq = DLQ_TOPIC + suffix
-    env = {**os.environ, **cfg.kafka_env()}
-    conn = await asyncpg.connect(pg_dsn)
-    try:
-        w.start(cfg)
-        p.start(cfg)
-        await asyncio.to_thread(w.wait_ready, 120)
-        await asyncio.to_thread(p.wait_ready, 60)
-        assert publish([replace(r, topic=r.topic + suffix) for r in records], settings.kafka) == len(records)
+    async with worker_and_projector(settings, pg_dsn, unique, "erase") as stack:
+        suffix, conn, env = stack.suffix, stack.conn, stack.env
+        changelog, dlq = f"{stack.app_id}-entity-state-changelog", stack.dlq
+        stack.publish(records)
 
         async def caught_up(expected: dict[str, Any], check: Callable[[dict[str, Any]], bool] = lambda s: True,
                             group: str = "a") -> dict[str, Any]:
-            def done(state: dict[str, Any]) -> bool:
-                assert w.alive() and p.alive(), f"a process exited; see {log_dir}"
-                return all_match(aggregates_on_topics(state, suffix), expected) and check(state)
-
-            state = await latest(settings.kafka(ADMIN), [*agg_topics, changelog, dlq], f"check-{group}-{unique}",
-                                 done, wait_s=180)
-            on_topics = aggregates_on_topics(state, suffix)
-            for name in AGGREGATES:
-                assert not value_diffs(on_topics[name], expected[name]), (name, value_diffs(on_topics[name],
-                                                                                           expected[name])[:5])
-
-            async def projected() -> bool:
-                return all_match(await snapshot(conn), expected) and all_match(await typed_tables(conn), expected,
-                                                                               TYPED)
-
-            await _poll(projected, 120)
-            in_snapshot, in_tables = await snapshot(conn), await typed_tables(conn)
-            for name in AGGREGATES:
-                assert not value_diffs(in_snapshot[name], expected[name]), ("agg_snapshot", name)
-            for name in TYPED:
-                assert not value_diffs(in_tables[name], expected[name]), ("typed tables", name)
-            return state
+            return await stack.exact_everywhere(expected, group, [changelog], check)
 
         await caught_up(expected_aggregates(accepted), group="day")
         erased = most_active_seekers(accepted, 5)
@@ -156,14 +104,7 @@ async def test_an_erased_student_leaves_every_stage_and_every_figure_stays(
         # then started again: they replay what they had not committed, and an erasure applied twice changes
         # nothing (its markers)
         await asyncio.sleep(random.Random(unique).uniform(0.2, 1.5))
-        w.proc.kill()  # type: ignore[union-attr]
-        p.proc.kill()  # type: ignore[union-attr]
-        await asyncio.to_thread(w.proc.wait)  # type: ignore[union-attr]
-        await asyncio.to_thread(p.proc.wait)  # type: ignore[union-attr]
-        w.start(cfg)
-        p.start(cfg)
-        await asyncio.to_thread(w.wait_ready, 120)
-        await asyncio.to_thread(p.wait_ready, 60)
+        await stack.crash_and_restart()
 
         def no_live_record_names_them(state: dict[str, Any]) -> bool:
             live = [k for k, (v, _) in state[changelog].items()
@@ -192,8 +133,7 @@ async def test_an_erased_student_leaves_every_stage_and_every_figure_stays(
                      _late("swu", "services.career_counselling_held", {"seeker_id": seeker,
                                                                        "counselling_id": f"late-c{i}",
                                                                        "counsellor_id": "swu-counsellor-01"})]
-        sent = [Record(ingest_topic(e.source) + suffix, e.key, encode(e), "valid", e) for e in late]
-        assert publish(sent, settings.kafka) == len(late)
+        stack.publish([Record(ingest_topic(e.source), e.key, encode(e), "valid", e) for e in late])
 
         def refused_in_dlq(state: dict[str, Any]) -> bool:
             return sum(h.get("x-alliance-reject-reason") == b"erased_seeker" for _, h in state[dlq].values()) \
@@ -210,7 +150,7 @@ async def test_an_erased_student_leaves_every_stage_and_every_figure_stays(
         # retention: the read model lists a university's seekers past the retention period (the simulated day
         # lies days back), never the erased ones; the list is what `erase -u <university> -` reads
         owner = minted_by(erased[0])[0]  # type: ignore[index]
-        due_env = {**env, **cfg.database_env()}
+        due_env = {**env, **stack.cfg.database_env()}
         owned = {s for e in accepted for s in named_seekers(e.data) if s.startswith(f"ps.{owner}.")}
         for days, listed in ((1, owned - set(erased)), (3650, set())):
             due = await asyncio.to_thread(
@@ -219,8 +159,4 @@ async def test_an_erased_student_leaves_every_stage_and_every_figure_stays(
                 timeout=60, check=False)
             assert due.returncode == 0, due.stderr
             assert set(due.stdout.split()) == listed and f"{len(listed)} seeker(s)" in due.stderr
-        assert w.alive() and p.alive()
-    finally:
-        await conn.close()
-        p.stop()
-        w.stop()
+        assert stack.alive()

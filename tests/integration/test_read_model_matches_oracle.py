@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -32,7 +30,7 @@ from events.simulator.publish import publish
 from events.topics import AGGREGATES, DLQ_TOPIC, Family, agg_topic, family_topic
 from infra.oracle import accepted_events, expected_aggregates
 from infra.processes import free_ports, projector, worker
-from infra.verify import TYPED, aggregates_on_topics, all_match, latest, snapshot, typed_tables, value_diffs
+from infra.verify import TYPED, aggregates_on_topics, all_match, latest, poll, snapshot, typed_tables, value_diffs
 
 pytestmark = pytest.mark.integration
 
@@ -67,13 +65,6 @@ async def _canonical_records_point_at_their_source(kafka: KafkaAccess, topic: st
     finally:
         await consumer.stop()
         await source.stop()
-
-
-async def _poll(check: Callable[[], Awaitable[bool]], within: float) -> None:
-    """Until ``check()`` holds or ``within`` seconds passed (the caller then asserts with the details)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline and not await check():  # noqa: ASYNC110  (polling a database)
-        await asyncio.sleep(0.5)
 
 
 async def test_every_aggregate_is_exact_on_topics_in_agg_snapshot_and_in_typed_tables(
@@ -147,7 +138,7 @@ async def test_every_aggregate_is_exact_on_topics_in_agg_snapshot_and_in_typed_t
                 return all_match(await snapshot(conn), expected) and \
                     all_match(await typed_tables(conn), expected, typed_names)
 
-            await _poll(caught_up, 120)
+            await poll(caught_up, 120)
             in_snapshot, in_tables = await snapshot(conn), await typed_tables(conn)
             for name in AGGREGATES:
                 assert not value_diffs(in_snapshot[name], expected[name]), (

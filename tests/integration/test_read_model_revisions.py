@@ -11,7 +11,6 @@ as the projector reads them go through ``consumers.mapping.plan_batch`` and ``co
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +25,7 @@ from events.base import Event
 from events.codec import encode, from_dict
 from events.simulator.revisions import correction, retraction
 from events.topics import EVENT_PARTITIONS, Family, family_topic
+from tests.unit.test_projector_mapping import Rec
 
 pytestmark = pytest.mark.integration
 
@@ -36,15 +36,6 @@ STATE = ("SELECT p.posting_id, p.positions, p.applications, p.offers, p.hired, p
          "SELECT application_id, posting_id, seeker_id FROM applications ORDER BY 1",
          "SELECT employer_id, name FROM employers ORDER BY 1",
          "SELECT offer_id, seeker_id, answer FROM offers ORDER BY 1")
-
-
-@dataclass(frozen=True)
-class Rec:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 def _event(etype: str, data: dict[str, Any], minutes: int, source: str = "scu") -> Event:
