@@ -263,3 +263,29 @@ def test_a_bulk_retraction_in_one_batch_refolds_once_and_equals_a_worker_that_ne
     assert _entities(worker) == _entities(clean)
     assert _published(worker)["fairs"] == _published(clean)["fairs"]
     assert worker.totals() == clean.totals()
+
+
+def test_the_tools_check_every_line_before_sending(tmp_path: Any, capsys: Any) -> None:
+    """``retract`` / ``correct`` --dry-run: a wrong line refuses the whole file (exit 1), naming the line."""
+    from events.tools.cli import main
+
+    events = _one_posting()
+    posted, application = events[0], next(e for e in events if e.type == "recruitment.application_submitted")
+    good = tmp_path / "good.jsonl"
+    good.write_text("".join(json.dumps(e.model_dump(mode="json")) + "\n" for e in (posted, application)))
+    assert main(["retract", "-u", posted.source, "--reason", "twice", "--dry-run", str(good)]) == 0
+    assert "2 retraction(s) valid; dry run" in capsys.readouterr().out
+    assert main(["correct", "-u", posted.source, "--reason", "typo", "--dry-run", str(good)]) == 0
+    stranger = next(u for u in ("scu", "cqu", "uestc") if u != posted.source)
+    assert main(["retract", "-u", stranger, "--reason", "x", "--dry-run", str(good)]) == 1
+    err = capsys.readouterr().err
+    assert "line 1:" in err and "may not change it" in err and "nothing was sent" in err
+    assert main(["correct", "-u", stranger, "--reason", "x", "--dry-run", str(good)]) == 1
+    assert "corrects only its own events" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(posted.model_dump(mode="json")) + "\n{not json\n"
+                   + json.dumps({**application.model_dump(mode="json"), "type": "services.seeker_erasure_requested"})
+                   + "\n")
+    assert main(["retract", "-u", posted.source, "--reason", "x", "--dry-run", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "line 2: not a JSON object" in err and "line 3:" in err and "2 of 3 line(s) refused" in err
