@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from functools import lru_cache
 from typing import Any
 
 from events.base import _known_university
@@ -50,11 +51,23 @@ def pseudonymise(university: str, student_number: str, key: bytes | str, key_id:
 
 def named_seekers(data: object) -> tuple[str, ...]:
     """The pseudonyms an event's payload names (``seeker_id``, ``seeker_ids``)."""
-    one = getattr(data, "seeker_id", None)
-    many = getattr(data, "seeker_ids", None) or ()
+    one_field, many_field = _seeker_fields(type(data))  # (a missing attribute of a pydantic model is slow)
+    one = getattr(data, "seeker_id", None) if one_field else None
+    many = (getattr(data, "seeker_ids", None) or ()) if many_field else ()
+    if not many:
+        return (one,) if one else ()
     return tuple(dict.fromkeys(([one] if one else []) + list(many)))
 
 
+@lru_cache(maxsize=256)
+def _seeker_fields(cls: type) -> tuple[bool, bool]:
+    fields = getattr(cls, "model_fields", None)
+    if fields is None:  # not a pydantic model: look at the object itself
+        return True, True
+    return "seeker_id" in fields, "seeker_ids" in fields
+
+
+@lru_cache(maxsize=65536)  # every event naming a seeker asks for it (the erasure check): seekers repeat
 def seeker_digest(seeker: str) -> str:
     """What the alliance keeps of an erased seeker, to refuse later events naming them: a SHA-256 of the
     pseudonym, never the pseudonym (docs/security.md, "Erasing a student")."""
