@@ -14,8 +14,8 @@ member keys (``<entity>|event|<n>``, the event's stored form; ``<entity>|events`
 event's applied key points at its entry. A revision refolds the entity from its log without the original
 (or with the corrected event in its place): the domains are order-insensitive, so the result is the state
 the entity would have had; member keys only the original wrote are deleted, and the partials move by the
-difference of the contributions, like for any event. Costs: one more key per event, and a revision reads
-the whole log of its entity.
+difference of the contributions, like for any event. The revisions of one entity in a batch refold it once
+(``_Run``). Costs: one more key per event, and a run reads the whole log of its entity.
 """
 
 from __future__ import annotations
@@ -156,8 +156,8 @@ def process(
             ak = applied_key(event)
             first_time = tx.get(ak) is None
             if isinstance(event, EventRetracted | EventCorrected):
-                if not first_time:  # a replay of a revision: it was applied (or refused) already
-                    continue
+                if not first_time:  # a replay of a revision applied before (a refused one leaves no key: read
+                    continue        # again, it meets the same state, since its batch's writes did not persist)
                 seekers = revision_seekers(event, family)
             else:
                 seekers = named_seekers(event.data)
