@@ -59,12 +59,16 @@ def named_seekers(data: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(([one] if one else []) + list(many)))
 
 
-@lru_cache(maxsize=256)
+_SEEKER_FIELDS: dict[type, tuple[bool, bool]] = {}  # payload class -> (has seeker_id, has seeker_ids)
+
+
 def _seeker_fields(cls: type) -> tuple[bool, bool]:
-    fields = getattr(cls, "model_fields", None)
-    if fields is None:  # not a pydantic model: look at the object itself
-        return True, True
-    return "seeker_id" in fields, "seeker_ids" in fields
+    known = _SEEKER_FIELDS.get(cls)
+    if known is None:
+        fields = getattr(cls, "model_fields", None)  # not a pydantic model: look at the object itself
+        known = _SEEKER_FIELDS[cls] = (True, True) if fields is None else ("seeker_id" in fields,
+                                                                            "seeker_ids" in fields)
+    return known
 
 
 @lru_cache(maxsize=65536)  # every event naming a seeker asks for it (the erasure check): seekers repeat
