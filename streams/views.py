@@ -57,7 +57,7 @@ def register_views(app: faust.App, pipeline: Pipeline, token: SecretStr | None) 
                 return no
             rows = []
             for key, state in pipeline.rollups.data.items():
-                if key.startswith(f"{name}|"):
+                if key.startswith(f"{name}|") and not rollup.empty(state):  # (empty: a tombstone on the topic)
                     record = rollup.record(state)
                     record["event_time_age_seconds"] = _age(state.get("updated_at"))
                     rows.append(record)
