@@ -61,14 +61,11 @@ def alliance_day(*, seed: int = 7, scale: float = 1.0, day: date = DEFAULT_DAY,
     if tuple(uuid_versions) != (4,):
         events = remint_ids(events, uuid_versions, seed)
     ordered = reorder(rng, events, out_of_order_rate)
+    base = [valid_record(e) for e in ordered]
     if revision_rate:
         slot_of: dict[int, int] = {}  # one slot per original: a correction and its retraction stay in order
-        later: dict[int, list[Event]] = {}
-        for i, revision in revise_day(rng, ordered, revision_rate):
-            slot = slot_of.setdefault(i, later_slot(rng, i, len(ordered)))
-            later.setdefault(slot, []).append(revision)
-        ordered = [e for i, original in enumerate(ordered) for e in (original, *later.get(i + 1, ()))]
-    base = [valid_record(e) for e in ordered]
+        base = insert_noise(rng, base, [(slot_of.setdefault(i, later_slot(rng, i, len(base))), valid_record(revision))
+                                        for i, revision in revise_day(rng, ordered, revision_rate)])
     extra = noise(rng, base, day=day, duplicate_rate=duplicate_rate, invalid_rate=invalid_rate,
                   spoofed_rate=spoofed_rate, foreign_rate=foreign_rate)
     return insert_noise(rng, base, extra)
