@@ -277,6 +277,11 @@ ENTITY_TABLES: dict[str, tuple[tuple[Table, str], ...]] = {
 EMPLOYER_EVENT_TYPES = ("recruitment.job_posted", "jobfair.booth_registered")  # they write an employers row
 
 
+def employer_of(event: Event) -> str | None:
+    """The shared employer whose ``employers`` row ``event`` writes (None: it writes none)."""
+    return str(event.data.employer_id) if event.type in EMPLOYER_EVENT_TYPES else None  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class LogEntry:
     """A projected event as the read model's ``event_log`` keeps it (migration 008)."""
@@ -293,8 +298,7 @@ class LogEntry:
     @classmethod
     def of(cls, event: Event, partition: int) -> LogEntry:
         return cls(event.source, str(event.event_id), event.family, partition, str(event.subject), event.type,
-                   getattr(event.data, "employer_id", None) if event.type in EMPLOYER_EVENT_TYPES else None,
-                   stored(event))
+                   employer_of(event), stored(event))
 
     def row(self) -> Row:
         return (self.source, UUID(self.event_id), self.family, self.partition, self.subject, self.type,

@@ -11,19 +11,19 @@ from uuid import UUID
 import asyncpg
 
 from consumers.mapping import (
-    EMPLOYER_EVENT_TYPES,
     ENTITY_TABLES,
     SEEKER_COLUMNS,
     Erasure,
     LogEntry,
     Plan,
+    employer_of,
     employer_rows,
     entity_rows,
 )
 from consumers.tables import BY_NAME, EMPLOYERS, TABLES, Row, Table
 from core.partitioning import key_partition
 from events.codec import decode_stored
-from events.corrections import revision_problem
+from events.corrections import replacement, revision_problem
 from events.topics import EVENT_PARTITIONS
 
 _AGG_STAGE = ("CREATE TEMP TABLE IF NOT EXISTS stage_agg (aggregate text, key text, dims jsonb, value jsonb, "
@@ -203,8 +203,8 @@ async def _log_and_revise(conn: asyncpg.Connection, plan: Plan, written: Counter
                            json.dumps(planned.replacement) if planned.replacement is not None else None)
         written["revisions"] += 1
         entities.add((planned.family, planned.subject))
-        for version in (original.data, (planned.replacement or {}).get("data", {})):
-            if (employer := _get(version, "employer_id")) and original.type in EMPLOYER_EVENT_TYPES:
+        for version in (original, replacement(planned.revision)):
+            if version is not None and (employer := employer_of(version)) is not None:
                 employers.add(employer)
     entities |= await _log(conn, plan.log[done:])
     written["event_log"] += len(plan.log)
@@ -221,11 +221,6 @@ async def _log_and_revise(conn: asyncpg.Connection, plan: Plan, written: Counter
         written["rebuilt_rows"] += await _upsert(conn, EMPLOYERS, employer_rows(
             decode_stored(json.loads(r["payload"])) for r in payloads))
     return rebuilt
-
-
-def _get(data: object, name: str) -> str | None:
-    value = data.get(name) if isinstance(data, dict) else getattr(data, name, None)
-    return value if isinstance(value, str) else None
 
 
 async def _log(conn: asyncpg.Connection, entries: list[LogEntry]) -> set[tuple[str, str]]:

@@ -48,6 +48,7 @@ Revisable = (  # (events.codec.AnyEvent is this union and the events below)
     | services.PolicyBriefingDelivered | services.CareerCounsellingHeld | services.JobRecommended
     | services.TrainingOrInternshipOffered
 )
+assert set(get_args(Revisable)) == set(REVISABLE), "Revisable must list every revisable event class"
 RevisableEvent = Annotated[Revisable, Field(discriminator="type")]
 RevisableType = Literal[
     "recruitment.job_posted", "recruitment.job_posting_updated", "recruitment.job_posting_closed",

@@ -68,7 +68,12 @@ def applied_key(event: Event) -> str:
     """The key that says an event was applied: its whole id, scoped by its source university. It lives in
     the entity-state table, beside the states and partials it changed (one changelog partition, written
     atomically; streams.writer)."""
-    return f"applied:{event.source}/{event.event_id}"
+    return applied_key_of(event.source, str(event.event_id))
+
+
+def applied_key_of(source: str, event_id: str) -> str:
+    """``applied_key`` of the event ``source`` published as ``event_id`` (a revision names its original so)."""
+    return f"applied:{source}/{event_id}"
 
 
 def partial_key(pk: PartialKey) -> str:
@@ -262,7 +267,7 @@ def revise(tx: Tx, revision: EventRetracted | EventCorrected, domain: Domain,
     key = domain.state_key(entity_probe(revision.data.type, str(revision.subject), revision.source))
     count = tx.get(log_count_key(key))
     n, complete = count if count is not None else (0, True)
-    pointer = tx.get(f"applied:{revision.source}/{revision.original_id}")
+    pointer = tx.get(applied_key_of(revision.source, revision.original_id))
     position = pointer.get("log") if isinstance(pointer, dict) else None
     run = pending(key)
     original: Event | None = None
