@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 import traceback
@@ -12,6 +13,7 @@ from typing import Any
 
 from bench import profile, publisher, workload
 from bench.env import BENCH_ROOT, Services, services
+from bench.peer_steps import GUARANTEES, TOPOLOGIES
 from bench.pipeline import latency_run, pipeline_run, profile_worker
 from bench.report import BenchError, Result, document, format_table, write_json
 from bench.worker import Worker
@@ -19,6 +21,7 @@ from core.settings import PROJECT_ROOT
 from infra.errors import InfraError
 
 PIPELINE_TARGET = 0.30
+PEER_TARGET = 2.0  # the pipeline against the best Quix Streams topology at-least-once (the performance issue)
 PROJECTOR_TARGET = 0.50
 PUBLISHER_TARGET = 0.50
 LATENCY_LOAD = 0.20
@@ -34,8 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench-results" / "result.json")
     p.add_argument("--quick", action="store_true", help="smaller N, one publisher round, no scaling runs")
     p.add_argument("--latency-seconds", type=float, default=None, help="steady-load duration (default 30; quick 15)")
-    p.add_argument("--only", default="profile,publisher,pipeline,latency,worker-profile,projector,scaling,state",
-                   help="comma-separated subset of measurements")
+    p.add_argument("--only",
+                   default="profile,publisher,pipeline,peer,latency,worker-profile,projector,scaling,state",
+                   help="comma-separated subset of measurements ('peer': the Quix Streams peer in the "
+                        "pipeline measurement, needs the bench extra)")
     p.add_argument("--state-day-events", type=int, default=None,
                    help="events per simulated day of the state measurement (default 20000; quick 5000)")
     return p
@@ -91,8 +96,12 @@ class Bench:
         }
 
     def pipeline(self) -> None:
+        peers = [(t, g) for t in TOPOLOGIES for g in GUARANTEES] if "peer" in self.only else []
+        if peers and importlib.util.find_spec("quixstreams") is None:
+            raise BenchError("the Quix Streams peer needs the bench extra: .venv/bin/pip install -e '.[bench]' "
+                             "(or leave 'peer' out of --only)")
         run = pipeline_run(self.svc, self.items, label="p3w1", log_dir=self.log_dir, progress=log,
-                           keep=self.kept if "latency" in self.only else None)
+                           keep=self.kept if "latency" in self.only else None, peers=peers)
         self.kept_suffix = run.suffix
         self.pipeline_rate = run.rate
         params = {"events": run.events, "ingest_partitions": run.partitions, "workers": 1,
@@ -108,6 +117,17 @@ class Bench:
         self.results.append(Result(
             "pipeline events/s vs faust no-op agent", run.rate, "ev/s", baseline=run.noop_rate, direction="info",
             parameters=params))
+        for (topology, guarantee), peer_rate in run.peers.items():
+            self.results.append(Result(
+                f"peer: Quix Streams ({topology}, {guarantee}) vs bare loop", peer_rate, "ev/s",
+                baseline=run.baseline_rate, direction="info", parameters=params,
+                note="bench.quix_peer: the same steps (bench.peer_steps) with Quix state; docs/benchmarks.md"))
+        best = max((r for (_t, g), r in run.peers.items() if g == "at-least-once"), default=None)
+        if best is not None:
+            self.results.append(Result(
+                "pipeline events/s vs best Quix Streams peer at-least-once", run.rate, "ev/s", baseline=best,
+                target=PEER_TARGET, parameters={**params, "peers": {f"{t}/{g}": round(r, 1)
+                                                                     for (t, g), r in run.peers.items()}}))
         if self.pure_rate is not None:  # the alliance code alone, without Kafka or faust, against the same loop
             self.results.append(Result(
                 "pure path (in-process) vs bare loop", self.pure_rate, "ev/s", baseline=run.baseline_rate,

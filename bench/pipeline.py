@@ -9,13 +9,14 @@ import pstats
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 from bench import kafka_io, workload
 from bench.env import Services, provision_run
 from bench.kafka_io import Progress
+from bench.peer_steps import output_suffix
 from bench.profile import Hotspot, hotspots, own_time_by_area
 from bench.report import BenchError, percentile
 from bench.worker import Worker, total
@@ -42,6 +43,7 @@ class PipelineRun:
     rate: float
     seconds: float
     startup_seconds: float  # worker start -> first ingest progress
+    peers: dict[tuple[str, str], float] = field(default_factory=dict)  # (topology, guarantee) -> events/s
 
 
 @contextmanager
@@ -96,9 +98,10 @@ def measure_workers(workers: list[Worker], expected: int, timeout: float,
 def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, log_dir: Path,
                  partitions: int = INGEST_PARTITIONS, workers: int = 1, baseline: bool = True,
                  progress: Progress = print, keep: list[Worker] | None = None,
-                 steady: bool = False) -> PipelineRun:
+                 steady: bool = False, peers: Sequence[tuple[str, str]] = ()) -> PipelineRun:
     """Load ``items`` into freshly provisioned suffixed topics, time the bare loop over them, then the
-    workers. With ``keep`` the workers stay running (appended to ``keep``; the caller stops them).
+    workers, then the Quix Streams peer in each (topology, guarantee) of ``peers`` (bench.quix_peer) over
+    the same topics. With ``keep`` the workers stay running (appended to ``keep``; the caller stops them).
 
     ``steady``: the workers start first and the events are loaded once every worker holds its partitions,
     so the rate is the one of a running group, without the start-up rebalance of workers that join
@@ -137,11 +140,12 @@ def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, l
         rate, seconds, startup = measure_workers(ws, len(items), timeout, progress)
         progress(f"  pipeline ({workers} worker(s)): {len(items):,} events, {rate:,.0f}/s "
                  f"(start-up {startup:.1f}s excluded)")
+        peer_rates = {(t, g): peer_run(svc, suffix, label, len(items), log_dir, t, g, progress) for t, g in peers}
         if keep is not None:
             keep.extend(ws)
             handed_over = True
         return PipelineRun(len(items), partitions, workers, suffix, load_s, base_rate, noop_rate, rate, seconds,
-                           startup)
+                           startup, peer_rates)
     finally:
         if not handed_over:
             for w in ws:
@@ -166,6 +170,20 @@ def noop_run(svc: Services, suffix: str, label: str, expected: int, log_dir: Pat
                env={"ALLIANCE_INGEST_PARTITIONS": str(partitions)})
     rate, startup = timed_alone(w, expected, progress)
     progress(f"  faust no-op agent: {expected:,} events, {rate:,.0f}/s (start-up {startup:.1f}s excluded)")
+    return rate
+
+
+def peer_run(svc: Services, suffix: str, label: str, expected: int, log_dir: Path, topology: str, guarantee: str,
+             progress: Progress = print) -> float:
+    """The Quix Streams peer (bench.quix_peer) over the same ingest topics, fresh consumer group and state,
+    timed like the pipeline (first ingest progress -> ``expected`` events applied)."""
+    tag = output_suffix("", topology, guarantee).lstrip(".")
+    w = Worker(svc, suffix, f"bench-{svc.run_id}-{label}-{tag}", log_dir, module="bench.quix_peer",
+               env={"BENCH_PEER_TOPOLOGY": topology, "BENCH_PEER_GUARANTEE": guarantee,
+                    "BENCH_PEER_STATE_DIR": str(log_dir / f"quix-state-{label}-{tag}")})
+    rate, startup = timed_alone(w, expected, progress)
+    progress(f"  Quix Streams peer ({topology}, {guarantee}): {expected:,} events, {rate:,.0f}/s "
+             f"(start-up {startup:.1f}s excluded)")
     return rate
 
 

@@ -108,7 +108,7 @@ def reject_headers(result: Rejected, raw: Raw) -> Headers:
     return headers
 
 
-def _internal_reject(reason: str, detail: str, raw: Raw) -> Rejected:
+def internal_reject(reason: str, detail: str, raw: Raw) -> Rejected:
     return Rejected(reason, detail[:900], INTERNAL, readable_event_id(raw.value or b""))
 
 
@@ -192,7 +192,7 @@ def tables(batch: Sequence[Raw], domains: Mapping[str, Domain], lookup: Callable
         try:
             event = decode(raw.value if raw.value is not None else b"")
         except EventValidationError as exc:
-            out.reject(dlq, raw, _internal_reject(exc.reason_code, str(exc), raw))
+            out.reject(dlq, raw, internal_reject(exc.reason_code, str(exc), raw))
             continue
         items.append((raw.partition, event, family_of.get(raw.topic, event.target_family)))
         valid_raws.append(raw)
@@ -200,7 +200,7 @@ def tables(batch: Sequence[Raw], domains: Mapping[str, Domain], lookup: Callable
     for index, reason, why in result.failed:  # the engine refused these events alone: the rest of the batch stands
         raw, event = valid_raws[index], items[index][1]
         out.reject(dlq, raw, Rejected(reason, why[:900], event.source, str(event.event_id))
-                   if reason in ENGINE_REFUSALS else _internal_reject(reason, why, raw))
+                   if reason in ENGINE_REFUSALS else internal_reject(reason, why, raw))
     out.applied = result.applied
     failed = {index for index, _, _ in result.failed}
     out.events = [item[1] for i, item in enumerate(items) if i not in failed]
@@ -239,14 +239,14 @@ def rollup(batch: Sequence[Raw], get_rollup: Callable[[str], Any], topic: Callab
         try:
             body = rollups.parse_partial(raw.value)
         except ValueError as exc:
-            out.reject(dlq, raw, _internal_reject("malformed", str(exc), raw))
+            out.reject(dlq, raw, internal_reject("malformed", str(exc), raw))
             continue
         key = f"{body['aggregate']}|{body['key']}"
         old = touched[key][1] if key in touched else get_rollup(key)
         try:
             merged = rollups.merge(old, body["aggregate"], body["key"], body["member"], body["partial"], body["at"])
         except Exception as exc:  # a bug must not stop the partials around this one
-            out.reject(dlq, raw, _internal_reject("unprocessable", f"{type(exc).__name__}: {exc}", raw))
+            out.reject(dlq, raw, internal_reject("unprocessable", f"{type(exc).__name__}: {exc}", raw))
             continue
         touched[key] = (raw.partition, merged)
     for key, (partition, state) in touched.items():
