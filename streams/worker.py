@@ -13,7 +13,6 @@ from typing import Any, cast
 
 import faust
 from aiohttp import web
-from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -22,6 +21,7 @@ from core.errors import TopicError
 from core.kafka_access import STREAMS
 from core.settings import Settings, SettingsError, load_settings
 from core.topic_admin import verify
+from streams import sensors
 from streams.app import create_app
 from streams.consumer import fence_of
 from streams.fence import install_resume_check
@@ -36,8 +36,7 @@ def build_worker_app(settings: Settings, *, web_port: int | None = None) -> faus
     faust_events_runtime_ms, which promtool's unit lint flags)."""
     registry = CollectorRegistry()
     app = create_app(settings, registry=registry, web_port=web_port or settings.web_port)
-    setup_prometheus_sensors(app, pattern="/metrics/faust", registry=CollectorRegistry(),
-                             name_prefix=FAUST_SENSOR_PREFIX)
+    sensors.setup(app, "/metrics/faust", CollectorRegistry(), FAUST_SENSOR_PREFIX)
 
     @app.page("/metrics")
     class Metrics(View):

@@ -243,3 +243,49 @@ def test_faust_sensor_names_follow_the_prefix() -> None:
     assert f"{FAUST_SENSOR_PREFIX}_events_runtime_ms_bucket" in names
     assert all(n.startswith(f"{FAUST_SENSOR_PREFIX}_") for n in names)
     assert "x_total_rebalances" in faust_sensor_names("x")
+
+
+def test_the_cached_faust_sensors_expose_exactly_what_fausts_prometheus_monitor_does() -> None:
+    """streams.sensors.Sensors against faust's own PrometheusMonitor (the oracle): the same hook calls give
+    the same counters and gauges (latency histograms aside: they measure time)."""
+    class Thing:  # a stream, its task, a table, a message (faust's monitor keeps weak references to some)
+        def __init__(self, **fields: Any) -> None:
+            self.__dict__.update(fields)
+
+    from typing import Any
+
+    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+    from faust.types import TP
+    from prometheus_client import generate_latest
+
+    from streams.sensors import Sensors
+
+    def exposition(monitor_class: type[PrometheusMonitor]) -> list[str]:
+        registry = CollectorRegistry()
+        monitor = monitor_class(metrics=FaustMetrics.create(registry, "faust"))
+        owner = Thing()
+        streams = [Thing(shortlabel=f"Stream: alliance.ingest.{u}", task_owner=owner) for u in ("scu", "cqu")]
+        tables = [Thing(name=n) for n in ("entity-state", "rollups")]
+        for i in range(40):
+            tp = TP(f"alliance.ingest.{('scu', 'cqu')[i % 2]}", i % 3)
+            message = Thing(time_in=None)
+            monitor.on_message_in(tp, i, message)  # type: ignore[arg-type]
+            state = monitor.on_stream_event_in(tp, i, streams[i % 2], None)  # type: ignore[arg-type]
+            monitor.on_table_get(tables[i % 2], "k")  # type: ignore[arg-type]
+            if i % 3:
+                monitor.on_table_set(tables[0], "k", i)  # type: ignore[arg-type]
+            if i % 5 == 0:
+                monitor.on_table_del(tables[1], "k")  # type: ignore[arg-type]
+            sent = monitor.on_send_initiated(None, f"alliance.events.{i % 4}", None, 1, 2)  # type: ignore[arg-type]
+            monitor.on_send_completed(None, sent, None)  # type: ignore[arg-type]
+            monitor.on_stream_event_out(tp, i, streams[i % 2], None, state)  # type: ignore[arg-type]
+            monitor.on_message_out(tp, i, message)  # type: ignore[arg-type]
+        return [line for line in generate_latest(registry).decode().splitlines()
+                if not line.startswith("#") and "latency" not in line and "runtime" not in line
+                and "_created" not in line]
+
+    ours, fausts = exposition(Sensors), exposition(PrometheusMonitor)
+    assert ours == fausts
+    assert any(line.startswith('faust_table_operations_total{operation="keys_updated",table="table.entity-state"}')
+               for line in ours)
+    assert any("faust_topic_messages_sent_total" in line and line.endswith(" 10.0") for line in ours)
