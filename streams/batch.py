@@ -12,12 +12,13 @@ changelog record must land in the partition of the topic partition that owns the
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import pydantic_core
 
 from events import wire
 from events.base import Event
@@ -113,7 +114,9 @@ def internal_reject(reason: str, detail: str, raw: Raw) -> Rejected:
 
 
 def to_json(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+    """Compact JSON of a record the worker writes (pydantic's serialiser: several times faster than the
+    json module on the hot path; keys in the order the record was built)."""
+    return pydantic_core.to_json(obj)
 
 
 # ---------------------------------------------------------------------------------------------- ingest
