@@ -57,3 +57,23 @@ def test_the_dlq_copy_of_a_personal_data_reject_keeps_no_value() -> None:
     assert h["x-alliance-reject-reason"] == b"personal_data"
     assert int(h["x-alliance-value-redacted-from"]) == len(raw_value) and len(h["x-alliance-value-sha256"]) == 64
     assert b"51010419900307123X" not in b"".join(v for _, v in headers)
+
+
+def test_the_cheap_pre_check_never_hides_a_text_a_personal_data_pattern_finds() -> None:
+    """events.base runs the four patterns only on texts the one-scan pre-check flags: every text that any
+    pattern matches must be flagged (random texts over digits, separators, "@", full-width digits, "X")."""
+    import random
+
+    from events import base
+
+    rng = random.Random(20261203)
+    alphabet = "0123456789 -+@.abXx８９\u3000"
+    matched = 0
+    for _ in range(60_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 28)))
+        if any(pattern.search(text) for _, pattern in base._PERSONAL):
+            matched += 1
+            assert base._MAY_BE_PERSONAL.search(text), text
+    assert matched > 1_000
+    for text in CANARIES.values():
+        assert base._MAY_BE_PERSONAL.search(text), text
