@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from core.credentials import CredentialsError
 from core.errors import TopicError
 from core.kafka_access import STREAMS
+from core.runtime import tune_gc
 from core.settings import Settings, SettingsError, load_settings
 from core.topic_admin import verify
 from streams import sensors
@@ -120,6 +121,7 @@ def main(argv: Sequence[str]) -> int:
     except TopicError as exc:
         print(f"error: {exc}\nrun `python -m infra provision` with the same ALLIANCE_* settings", file=sys.stderr)
         return 2
+    tune_gc()
     app = build_worker_app(settings, web_port=args.web_port)
     worker = Worker(app, loglevel=args.loglevel, stop_grace_seconds=settings.stop_grace_seconds)
     if (fence := fence_of(app)) is not None:
