@@ -107,6 +107,10 @@ def process(
     out = BatchResult()
     touched: dict[str, Domain] = {}
     runs: dict[str, _Run] = {}
+    # the contributions of each entity's state as this batch last wrote it: the next event of the entity
+    # in the batch diffs against them instead of computing them again (a fair's check-ins, a posting's
+    # applications). Dropped when anything else changes the state (a refold, an erasure).
+    known: dict[str, Contributions] = {}
 
     def read(key: str) -> State | None:
         return out.states[key][1] if key in out.states else lookup(key)
@@ -135,6 +139,7 @@ def process(
 
     def flush(key: str) -> None:
         run = runs.pop(key)
+        known.pop(key, None)
         tx = Tx(read)
         try:
             new = refold(tx, key, run)
@@ -153,6 +158,7 @@ def process(
         if isinstance(event, SeekerErasureRequested):
             for pending in list(runs):  # an erasure renames keys on its partition: every refold first
                 flush(pending)
+            known.clear()
         try:  # everything for one event is computed first and committed to ``out`` only if it all worked
             tx = Tx(read)
             if isinstance(event, SeekerErasureRequested):
@@ -199,7 +205,10 @@ def process(
                 new = old
             erasure.index(tx, seekers, family, partition)
             contributions = domain.contributions(new) if new is not None else {}
-            delta = diff(domain.contributions(old) if old is not None else {}, contributions)
+            before = known.get(key)
+            if before is None:
+                before = domain.contributions(old) if old is not None else {}
+            delta = diff(before, contributions)
             for (aggregate, dk), values in windows.items():
                 delta[(aggregate, dk)] = add_into(delta.get((aggregate, dk), {}), values)
             if not first_time:  # a replay: publish the current partials again (they may never have left)
@@ -213,6 +222,7 @@ def process(
             out.applied_ids[ak] = partition
         commit(tx, partition, partials)
         settle(key, domain, old, new)
+        known[key] = contributions
     for pending in list(runs):
         flush(pending)
     for key, domain in touched.items():
