@@ -8,8 +8,10 @@ port (6066); Prometheus scrapes one target per worker (job ``alliance-worker``).
 from __future__ import annotations
 
 import time
+from collections import Counter as Tally  # (prometheus_client.Counter is the metric)
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -130,9 +132,18 @@ class PipelineMetrics:
 
     def observe_event_latency(self, family: str, occurred_at: datetime, *, now: float | None = None) -> None:
         """``occurred_at`` must be timezone-aware; negative values (clock skew) are clamped to 0."""
-        _check(family, FAMILIES, "family")
+        self.observe_event_latencies([(family, occurred_at)], now=now)
+
+    def observe_event_latencies(self, events: Iterable[tuple[str, datetime]], *, now: float | None = None) -> None:
+        """``observe_event_latency`` for a batch's (family, occurred_at) pairs (each label resolved once)."""
         now_s = time.time() if now is None else now
-        self.event_latency.labels(family=family).observe(max(0.0, now_s - occurred_at.timestamp()))
+        children: dict[str, Any] = {}
+        for family, occurred_at in events:
+            child = children.get(family)
+            if child is None:
+                _check(family, FAMILIES, "family")
+                child = children[family] = self.event_latency.labels(family=family)
+            child.observe(max(0.0, now_s - occurred_at.timestamp()))
 
     def observe_pipeline_latency(self, stage: str, record_timestamp_ms: int | float,
                                  *, now: float | None = None) -> None:
@@ -155,6 +166,11 @@ class PipelineMetrics:
     def record_aggregate(self, aggregate: str, n: int = 1) -> None:
         _check(aggregate, AGGREGATE_NAMES, "aggregate")
         self.aggregates_published.labels(aggregate=aggregate).inc(n)
+
+    def record_aggregates(self, aggregates: Iterable[str]) -> None:
+        """``record_aggregate`` for every record of a batch (one label look-up per aggregate)."""
+        for aggregate, n in Tally(aggregates).items():
+            self.record_aggregate(aggregate, n)
 
     def set_table_keys(self, table: str, keys: int) -> None:
         self.table_keys.labels(table=table).set(keys)

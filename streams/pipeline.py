@@ -107,11 +107,9 @@ class Pipeline:
         await self._write(writes)
         if (m := self.metrics) is not None:
             now_s = time.time()
-            for event in writes.events:
-                m.observe_event_latency(event.target_family, event.occurred_at, now=now_s)
+            m.observe_event_latencies([(event.target_family, event.occurred_at) for event in writes.events], now=now_s)
             m.observe_pipeline_latencies("tables", [ev.message.timestamp * 1000 for ev in batch], now=now_s)
-            for aggregate in writes.aggregates:
-                m.record_aggregate(aggregate)
+            m.record_aggregates(writes.aggregates)
             m.set_table_keys("entity-state", approximate_keys(self.states))
             m.set_table_keys("ingest-seen", approximate_keys(self.seen))
         self._done("tables", batch, applied=writes.applied)
@@ -120,8 +118,7 @@ class Pipeline:
         writes = pure.rollup([raw(ev) for ev in batch], self.rollups.get, self.topic, self.dlq)
         await self._write(writes)
         if (m := self.metrics) is not None:
-            for aggregate in writes.aggregates:
-                m.record_aggregate(aggregate)
+            m.record_aggregates(writes.aggregates)
             if writes.aggregates:
                 m.observe_pipeline_latency("aggregate", batch[-1].message.timestamp * 1000)
             m.set_table_keys("rollups", approximate_keys(self.rollups))
