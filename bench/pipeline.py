@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import pstats
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -178,10 +179,14 @@ def peer_run(svc: Services, suffix: str, label: str, expected: int, log_dir: Pat
     """The Quix Streams peer (bench.quix_peer) over the same ingest topics, fresh consumer group and state,
     timed like the pipeline (first ingest progress -> ``expected`` events applied)."""
     tag = output_suffix("", topology, guarantee).lstrip(".")
+    state_dir = log_dir / f"quix-state-{label}-{tag}"
     w = Worker(svc, suffix, f"bench-{svc.run_id}-{label}-{tag}", log_dir, module="bench.quix_peer",
                env={"BENCH_PEER_TOPOLOGY": topology, "BENCH_PEER_GUARANTEE": guarantee,
-                    "BENCH_PEER_STATE_DIR": str(log_dir / f"quix-state-{label}-{tag}")})
-    rate, startup = timed_alone(w, expected, progress)
+                    "BENCH_PEER_STATE_DIR": str(state_dir)})
+    try:
+        rate, startup = timed_alone(w, expected, progress)
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)  # its RocksDB stores (the run's topics go with the broker)
     progress(f"  Quix Streams peer ({topology}, {guarantee}): {expected:,} events, {rate:,.0f}/s "
              f"(start-up {startup:.1f}s excluded)")
     return rate

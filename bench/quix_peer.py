@@ -42,6 +42,7 @@ from quixstreams.models.serializers import SerializationContext, Serializer
 
 from bench.peer_steps import GUARANTEES, TOPOLOGIES, Out, Steps, output_suffix
 from core.kafka_access import BROKER, MECHANISM, STREAMS, KafkaAccess
+from core.runtime import tune_gc
 from core.settings import Settings, load_settings
 from events.reference import UNIVERSITIES
 from events.topics import AGGREGATES, Family, agg_topic, family_topic, ingest_topic, registry
@@ -170,6 +171,7 @@ def main(argv: Sequence[str]) -> int:
     topology = os.environ.get("BENCH_PEER_TOPOLOGY", "direct")
     guarantee = os.environ.get("BENCH_PEER_GUARANTEE", "at-least-once")
     state_dir = os.environ.get("BENCH_PEER_STATE_DIR") or str(settings.local_dir / "quix-state" / settings.app_id)
+    tune_gc()  # the worker's garbage collector settings (core.runtime): the same per-record code, tuned alike
     app, steps = build(settings, topology, guarantee, state_dir)
     server = serve(args.web_port, steps)
     try:
