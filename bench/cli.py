@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import statistics
 import sys
 import time
 import traceback
@@ -39,8 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-seconds", type=float, default=None, help="steady-load duration (default 30; quick 15)")
     p.add_argument("--only",
                    default="profile,publisher,pipeline,peer,latency,worker-profile,projector,scaling,state",
-                   help="comma-separated subset of measurements ('peer': the Quix Streams peer in the "
-                        "pipeline measurement, needs the bench extra)")
+                   help="comma-separated subset of measurements ('peer': the pipeline against the Quix "
+                        "Streams peer, needs the bench extra)")
+    p.add_argument("--peer-rounds", type=int, default=None,
+                   help="interleaved rounds of the peer comparison (default 3; quick 2)")
     p.add_argument("--state-day-events", type=int, default=None,
                    help="events per simulated day of the state measurement (default 20000; quick 5000)")
     return p
@@ -96,12 +99,8 @@ class Bench:
         }
 
     def pipeline(self) -> None:
-        peers = [(t, g) for t in TOPOLOGIES for g in GUARANTEES] if "peer" in self.only else []
-        if peers and importlib.util.find_spec("quixstreams") is None:
-            raise BenchError("the Quix Streams peer needs the bench extra: .venv/bin/pip install -e '.[bench]' "
-                             "(or leave 'peer' out of --only)")
         run = pipeline_run(self.svc, self.items, label="p3w1", log_dir=self.log_dir, progress=log,
-                           keep=self.kept if "latency" in self.only else None, peers=peers)
+                           keep=self.kept if "latency" in self.only else None)
         self.kept_suffix = run.suffix
         self.pipeline_rate = run.rate
         params = {"events": run.events, "ingest_partitions": run.partitions, "workers": 1,
@@ -117,21 +116,40 @@ class Bench:
         self.results.append(Result(
             "pipeline events/s vs faust no-op agent", run.rate, "ev/s", baseline=run.noop_rate, direction="info",
             parameters=params))
-        for (topology, guarantee), peer_rate in run.peers.items():
-            self.results.append(Result(
-                f"peer: Quix Streams ({topology}, {guarantee}) vs bare loop", peer_rate, "ev/s",
-                baseline=run.baseline_rate, direction="info", parameters=params,
-                note="bench.quix_peer: the same steps (bench.peer_steps) with Quix state; docs/benchmarks.md"))
-        best = max((r for (_t, g), r in run.peers.items() if g == "at-least-once"), default=None)
-        if best is not None:
-            self.results.append(Result(
-                "pipeline events/s vs best Quix Streams peer at-least-once", run.rate, "ev/s", baseline=best,
-                target=PEER_TARGET, parameters={**params, "peers": {f"{t}/{g}": round(r, 1)
-                                                                     for (t, g), r in run.peers.items()}}))
         if self.pure_rate is not None:  # the alliance code alone, without Kafka or faust, against the same loop
             self.results.append(Result(
                 "pure path (in-process) vs bare loop", self.pure_rate, "ev/s", baseline=run.baseline_rate,
                 direction="info", parameters={"events": self.n}))
+
+    def peer(self) -> None:
+        """The pipeline against the Quix Streams peer (bench.quix_peer) in each topology and guarantee, in
+        interleaved rounds on fresh topics (the worker, then every peer, over the same events); medians."""
+        if importlib.util.find_spec("quixstreams") is None:
+            raise BenchError("the Quix Streams peer needs the bench extra: .venv/bin/pip install -e '.[bench]' "
+                             "(or leave 'peer' out of --only)")
+        variants = [(t, g) for t in TOPOLOGIES for g in GUARANTEES]
+        rounds = self.args.peer_rounds or (2 if self.quick else 3)
+        ours: list[float] = []
+        theirs: dict[tuple[str, str], list[float]] = {v: [] for v in variants}
+        for r in range(rounds):
+            log(f"  round {r + 1} of {rounds}")
+            run = pipeline_run(self.svc, self.items, label=f"peer{r}", log_dir=self.log_dir, progress=log,
+                               baseline=False, peers=variants)
+            ours.append(run.rate)
+            for v, rate in run.peers.items():
+                theirs[v].append(rate)
+        params = {"events": self.n, "rounds": rounds, "statistic": "median of the rounds",
+                  "pipeline_per_round": [round(x, 1) for x in ours],
+                  "peers_per_round": {f"{t}/{g}": [round(x, 1) for x in rates] for (t, g), rates in theirs.items()}}
+        mine = statistics.median(ours)
+        for (topology, guarantee), rates in theirs.items():
+            self.results.append(Result(
+                f"pipeline vs Quix Streams peer ({topology}, {guarantee})", mine, "ev/s",
+                baseline=statistics.median(rates), direction="info", parameters=params,
+                note="bench.quix_peer: the same per-record code (bench.peer_steps) on Quix state; docs/benchmarks.md"))
+        best = max(statistics.median(rates) for (_t, g), rates in theirs.items() if g == "at-least-once")
+        self.results.append(Result("pipeline vs best Quix Streams peer at-least-once", mine, "ev/s", baseline=best,
+                                   target=PEER_TARGET, parameters=params))
 
     def worker_profile(self) -> None:
         prof = profile_worker(self.svc, self.items, self.log_dir, progress=log)
@@ -248,6 +266,8 @@ class Bench:
         finally:
             for w in self.kept:
                 w.stop()
+        self.guarded("peer", self.peer,
+                     Result("pipeline vs best Quix Streams peer at-least-once", None, "ev/s", target=PEER_TARGET))
         self.guarded("worker-profile", self.worker_profile)
         self.guarded("projector", self.projector,
                      Result("projector rows/s vs COPY of the same rows", None, "rows/s", target=PROJECTOR_TARGET))

@@ -73,7 +73,8 @@ def connection(access: KafkaAccess) -> ConnectionConfig:
                             ssl_ca_location=access.ssl_cafile, **extra)
 
 
-def build(settings: Settings, topology: str, guarantee: str, state_dir: str) -> tuple[Application, Steps]:
+def build(settings: Settings, topology: str, guarantee: str, state_dir: str,
+          loglevel: str = "WARNING") -> tuple[Application, Steps]:
     if topology not in TOPOLOGIES or guarantee not in GUARANTEES:
         raise SystemExit(f"quix peer: topology must be one of {TOPOLOGIES}, guarantee one of {GUARANTEES}")
     suffix = settings.topic_suffix
@@ -81,7 +82,7 @@ def build(settings: Settings, topology: str, guarantee: str, state_dir: str) -> 
     app = Application(broker_address=connection(_access(settings)), consumer_group=settings.app_id,
                       auto_offset_reset="earliest", processing_guarantee=cast(Any, guarantee), state_dir=state_dir,
                       consumer_extra_config={"fetch.wait.max.ms": 50}, consumer_poll_timeout=0.05,
-                      loglevel="WARNING")
+                      loglevel=cast(Any, loglevel.upper()))
 
     steps = Steps(topic=lambda name: name + out_suffix, source=lambda name: name + suffix)
     partitions = {steps.topic(spec.name): spec.partitions for spec in registry()}
@@ -172,7 +173,7 @@ def main(argv: Sequence[str]) -> int:
     guarantee = os.environ.get("BENCH_PEER_GUARANTEE", "at-least-once")
     state_dir = os.environ.get("BENCH_PEER_STATE_DIR") or str(settings.local_dir / "quix-state" / settings.app_id)
     tune_gc()  # the worker's garbage collector settings (core.runtime): the same per-record code, tuned alike
-    app, steps = build(settings, topology, guarantee, state_dir)
+    app, steps = build(settings, topology, guarantee, state_dir, args.loglevel)
     server = serve(args.web_port, steps)
     try:
         app.run()
