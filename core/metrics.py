@@ -7,12 +7,13 @@ process defines its own metrics next to its code (``streams.metrics``, ``consume
 * :func:`serve` - ``/metrics`` (Prometheus text format), ``/healthz`` (200 while the process lives) and
   ``/readyz`` (200 when ``ready()`` is true, else 503), for processes without a web server of their own.
 * :func:`consumer_lag` / :func:`set_consumer_lag` - lag per assigned partition of an aiokafka consumer.
+* :class:`Children` - labelled children of metrics, each looked up once (hot paths).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge
@@ -22,6 +23,22 @@ if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer
 
 METRIC_PREFIX = "alliance_"
+
+
+class Children:
+    """The labelled children of metrics, each looked up once: ``children(metric, *label_values)`` (values in
+    the order of the metric's label names). prometheus_client's ``labels()`` costs a few microseconds per
+    call, which counts on paths that run per record or per event."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def __call__(self, metric: Any, *values: str) -> Any:
+        key = (id(metric), values)
+        child = self._cache.get(key)
+        if child is None:
+            child = self._cache[key] = metric.labels(*values)
+        return child
 
 
 # --------------------------------------------------------------------------------------------- HTTP

@@ -11,11 +11,10 @@ import time
 from collections import Counter as Tally  # (prometheus_client.Counter is the metric)
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from core.metrics import metric_names
+from core.metrics import Children, metric_names
 from events.errors import REASON_CODES
 from events.topics import AGGREGATES, Family
 
@@ -43,6 +42,7 @@ class PipelineMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self._child = Children()  # for the recorders called per event
         self.events_ingested = Counter(
             "alliance_events_ingested_total",
             "Valid, deduplicated events accepted by the ingest agent.",
@@ -137,13 +137,9 @@ class PipelineMetrics:
     def observe_event_latencies(self, events: Iterable[tuple[str, datetime]], *, now: float | None = None) -> None:
         """``observe_event_latency`` for a batch's (family, occurred_at) pairs (each label resolved once)."""
         now_s = time.time() if now is None else now
-        children: dict[str, Any] = {}
         for family, occurred_at in events:
-            child = children.get(family)
-            if child is None:
-                _check(family, FAMILIES, "family")
-                child = children[family] = self.event_latency.labels(family=family)
-            child.observe(max(0.0, now_s - occurred_at.timestamp()))
+            _check(family, FAMILIES, "family")
+            self._child(self.event_latency, family).observe(max(0.0, now_s - occurred_at.timestamp()))
 
     def observe_pipeline_latency(self, stage: str, record_timestamp_ms: int | float,
                                  *, now: float | None = None) -> None:

@@ -19,21 +19,16 @@ from faust.types import TP, CollectionT, EventT, Message, PendingMessage, Produc
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from core.metrics import Children
+
 
 class Sensors(PrometheusMonitor):
     """``faust.sensors.prometheus.PrometheusMonitor`` with its labelled children cached."""
 
     def __init__(self, metrics: FaustMetrics, **kwargs: Any) -> None:
         super().__init__(metrics=metrics, **kwargs)
-        self._labelled: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._child = Children()
         self._stream_labels: WeakKeyDictionary[StreamT[Any], str] = WeakKeyDictionary()  # as faust's own lookups
-
-    def _child(self, metric: Any, *values: str) -> Any:
-        key = (id(metric), values)
-        child = self._labelled.get(key)
-        if child is None:
-            child = self._labelled[key] = metric.labels(*values)
-        return child
 
     def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
         Monitor.on_message_in(self, tp, offset, message)
