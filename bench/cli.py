@@ -18,6 +18,7 @@ from bench.peer_steps import GUARANTEES, TOPOLOGIES
 from bench.pipeline import latency_run, pipeline_run, profile_worker
 from bench.report import BenchError, Result, document, format_table, write_json
 from bench.worker import Worker
+from core.runtime import tune_gc
 from core.settings import PROJECT_ROOT
 from infra.errors import InfraError
 
@@ -278,6 +279,7 @@ class Bench:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    tune_gc()  # the worker's garbage-collector settings (core.runtime), for the pure path measured in-process
     started = time.time()
     log("starting services (own Kafka + PostgreSQL under .local/bench/ unless ALLIANCE_* are set)")
     try:

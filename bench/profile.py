@@ -13,7 +13,6 @@ from typing import Any
 
 from bench.workload import Item
 from core.partitioning import key_partition
-from core.runtime import tune_gc
 from events.reference import UNIVERSITIES
 from events.topics import AGG_PARTITIONS, DLQ_TOPIC, EVENT_PARTITIONS, PARTIALS_TOPIC, ingest_topic
 from streams import batch as pure
@@ -61,7 +60,6 @@ def pure_path(items: Sequence[Item], batch: int = 1000, seconds: dict[str, float
     """What one worker does per event, minus Kafka and faust: the worker's own batch path
     (:mod:`streams.batch`) for the three agents, on in-memory tables. Returns the number of events accepted;
     ``seconds`` (if given) receives the time spent per stage."""
-    tune_gc()  # as the worker does (core.runtime)
     stores, doms = _Stores(), domains()
     university_of = {ingest_topic(u): u for u in UNIVERSITIES}
     times = seconds if seconds is not None else {}
