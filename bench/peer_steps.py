@@ -18,6 +18,7 @@ State is anything with ``get``/``set``/``delete`` (a Quix ``State``; a dict-back
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -87,9 +88,17 @@ class Steps:
 
     def _done(self, step: str, writes: pure.Writes) -> list[Out]:
         self.counts[step] += 1
-        self.last[step] = datetime.now(UTC).timestamp()
+        self.last[step] = time.time()
         return [Out(topic, key, value, headers) for topic, key, value, headers in writes.records] + [
             Out(topic, key, value, headers) for topic, _p, key, value, headers in writes.routed]
+
+    def freshness(self) -> dict[str, dict[str, Any]]:
+        """The peer's ``/freshness/`` document, shaped like the worker's (records per step, seconds since the
+        last one), so the benchmark times it with the same polling code."""
+        now = time.time()
+        return {step: {"events_processed": self.counts[step],
+                       "seconds_since_last_batch": now - self.last[step] if step in self.last else None}
+                for step in ("ingest", "tables", "rollup")}
 
     def ingest(self, raw: pure.Raw, state: KeyState) -> list[Out]:
         writes = pure.ingest([raw], self.university_of, state.get, datetime.now(UTC), self.topic, self.dlq)

@@ -26,22 +26,24 @@ transactional ids and no internal topics of a Quix application)."""
 from __future__ import annotations
 
 import argparse
-import json
+import asyncio
 import os
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
+from aiohttp import web
+from prometheus_client import CollectorRegistry
 from quixstreams import Application, message_context
 from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models import TopicConfig
 from quixstreams.models.serializers import SerializationContext, Serializer
 
 from bench.peer_steps import GUARANTEES, TOPOLOGIES, Out, Steps, output_suffix
+from core.credentials import CredentialsError
 from core.kafka_access import BROKER, MECHANISM, STREAMS, KafkaAccess
+from core.metrics import metrics_app
 from core.runtime import tune_gc
 from core.settings import Settings, load_settings
 from events.reference import UNIVERSITIES
@@ -57,10 +59,9 @@ class _Value(Serializer):
 
 
 def _access(settings: Settings) -> KafkaAccess:
-    store = settings.credential_store
     try:
-        return settings.kafka(BROKER) if store is not None and store.password(BROKER) else settings.kafka(STREAMS)
-    except Exception:  # an external cluster's store without the broker's password
+        return settings.kafka(BROKER)
+    except CredentialsError:  # a credential store without the broker's password (an external cluster)
         return settings.kafka(STREAMS)
 
 
@@ -131,33 +132,20 @@ def build(settings: Settings, topology: str, guarantee: str, state_dir: str,
     return app, steps
 
 
-def serve(port: int, steps: Steps) -> ThreadingHTTPServer:
-    """``/freshness/`` and ``/readyz`` on ``port`` (a daemon thread)."""
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path.startswith("/freshness"):
-                now = time.time()
-                doc = {step: {"events_processed": steps.counts[step],
-                              "seconds_since_last_batch": now - steps.last[step] if step in steps.last else None}
-                       for step in ("ingest", "tables", "rollup")}
-                body = json.dumps(doc).encode()
-            elif self.path.startswith("/readyz"):
-                body = b"{}"
-            else:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+def serve(port: int, steps: Steps) -> None:
+    """``/freshness/`` beside ``core.metrics``' ``/metrics``, ``/healthz`` and ``/readyz`` on ``port``, served
+    by an event loop of its own in a daemon thread (Quix runs the main thread)."""
+    app = metrics_app(CollectorRegistry(), ready=lambda: True)
 
-        def log_message(self, *_: Any) -> None:
-            pass
+    async def freshness(_: web.Request) -> web.Response:
+        return web.json_response(steps.freshness())
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    app.router.add_get("/freshness/", freshness)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, access_log=None)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
+    threading.Thread(target=loop.run_forever, daemon=True).start()
 
 
 def main(argv: Sequence[str]) -> int:
@@ -174,11 +162,8 @@ def main(argv: Sequence[str]) -> int:
     state_dir = os.environ.get("BENCH_PEER_STATE_DIR") or str(settings.local_dir / "quix-state" / settings.app_id)
     tune_gc()  # the worker's garbage collector settings (core.runtime): the same per-record code, tuned alike
     app, steps = build(settings, topology, guarantee, state_dir, args.loglevel)
-    server = serve(args.web_port, steps)
-    try:
-        app.run()
-    finally:
-        server.shutdown()
+    serve(args.web_port, steps)
+    app.run()
     return 0
 
 
