@@ -46,18 +46,53 @@ def provision(kafka: KafkaAccess, specs: Iterable[TopicSpec] | None = None, repl
     admin = admin_client(kafka, "alliance-provision", timeout_s)
     try:
         apply_grants(admin, grants(specs, suffix=suffix, app_id=app_id))
-        present = set(admin.list_topics())
-        missing = [s for s in specs if s.name not in present]
-        if missing:
-            new = [NewTopic(s.name, s.partitions, replication_factor, topic_configs=s.config()) for s in missing]
-            try:
-                admin.create_topics(new, timeout_ms=int(timeout_s * 1000))
-            except TopicAlreadyExistsError:
-                pass  # a concurrent provisioner won the race; verified below
+        report = _create_missing(admin, specs, replication_factor, timeout_s)
         _verify_eventually(admin, specs, timeout_s)
-        return ProvisionReport([s.name for s in missing], sorted(s.name for s in specs if s.name in present))
+        return report
     finally:
         admin.close()
+
+
+def create_missing(kafka: KafkaAccess, specs: Iterable[TopicSpec], replication_factor: int,
+                   timeout_s: float = 30.0) -> ProvisionReport:
+    """Create those of ``specs`` that do not exist (no ACLs: ``kafka`` may create them already, e.g. the
+    streams app its own changelogs) and wait until the cluster's metadata shows each with its partitions."""
+    specs = list(specs)
+    admin = admin_client(kafka, "alliance-create", timeout_s)
+    try:
+        report = _create_missing(admin, specs, replication_factor, timeout_s)
+        _wait_visible(admin, specs, timeout_s)
+        return report
+    finally:
+        admin.close()
+
+
+def _create_missing(admin: KafkaAdminClient, specs: list[TopicSpec], replication_factor: int,
+                    timeout_s: float) -> ProvisionReport:
+    present = set(admin.list_topics())
+    missing = [s for s in specs if s.name not in present]
+    if missing:
+        new = [NewTopic(s.name, s.partitions, replication_factor, topic_configs=s.config()) for s in missing]
+        try:
+            admin.create_topics(new, timeout_ms=int(timeout_s * 1000))
+        except TopicAlreadyExistsError:
+            pass  # a concurrent creator won the race; verified by the caller
+    return ProvisionReport([s.name for s in missing], sorted(s.name for s in specs if s.name in present))
+
+
+def _wait_visible(admin: KafkaAdminClient, specs: list[TopicSpec], timeout_s: float) -> None:
+    """Wait until every topic of ``specs`` is described with its partition count (TopicError after
+    ``timeout_s``): a topic just created reaches the brokers' metadata a moment later."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = {t["name"]: t for t in admin.describe_topics([s.name for s in specs])}
+        absent = [s.name for s in specs if (t := described.get(s.name)) is None or t.get("error_code")
+                  or len(t["partitions"]) != s.partitions]
+        if not absent:
+            return
+        if time.monotonic() >= deadline:
+            raise TopicError(f"topics not visible with their partitions after {timeout_s:.0f}s: {', '.join(absent)}")
+        time.sleep(0.25)
 
 
 def provision_deployment(settings: Settings, timeout_s: float = 30.0,

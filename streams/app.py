@@ -29,6 +29,7 @@ from events.topics import (
     DLQ_TOPIC,
     PARTIALS_TOPIC,
     Family,
+    TopicSpec,
     family_topic,
     ingest_topic,
 )
@@ -147,6 +148,18 @@ def stop_without_committing(agent: str, batch: Sequence[EventT[bytes]]) -> NoRet
                  exc_info=True)
     logging.shutdown()
     os._exit(EXIT_BATCH_FAILED)
+
+
+def changelog_specs(app: faust.App) -> list[TopicSpec]:
+    """The changelog topic of every table of ``app``, as faust names and configures it (compacted, the
+    table's partitions, its ``extra_topic_configs``)."""
+    specs = []
+    for table in app.tables.values():
+        topic = table.changelog_topic
+        specs.append(TopicSpec(topic.get_topic_name(), topic.partitions or app.conf.topic_partitions,
+                               compacted=True, extra_config=dict(topic.config or {}),
+                               description=f"changelog of the {table.name} table (faust)"))
+    return specs
 
 
 def raw_topic(app: faust.App, *names: str) -> faust.TopicT:

@@ -25,7 +25,7 @@ from streams import batch as pure
 from streams import rollup
 from streams.domains import Domain
 from streams.metrics import PipelineMetrics
-from streams.store import approximate_keys
+from streams.store import approximate_keys, held
 
 
 class Writer(Protocol):
@@ -35,6 +35,22 @@ class Writer(Protocol):
             headers: list[tuple[str, bytes]] | None = None) -> None: ...
     def put(self, table: Any, partition: int, key: str, value: Any) -> None: ...
     async def flush(self) -> int: ...
+
+
+class PartitionNotHeld(RuntimeError):
+    """A batch has records of a partition whose table partition this worker does not hold."""
+
+
+def require_held(table: TableT[str, Any], batch: Sequence[EventT[bytes]]) -> None:
+    """Raise PartitionNotHeld unless this worker holds ``table``'s partition of every record in ``batch``
+    (tables are co-partitioned with the topics their agent reads). Processing such a record would read
+    nothing where its entity, partial or duplicate check is, and publish figures computed from that: the
+    agent stops without writing or committing (streams.app), and the restarted worker is assigned again."""
+    missing = sorted({ev.message.partition for ev in batch if not held(table, ev.message.partition)})
+    if missing:
+        raise PartitionNotHeld(
+            f"table {table.name}: partition(s) {missing} not held by this worker, which received their records "
+            "(faust's assignment left the table's changelog out, or the partition was revoked meanwhile)")
 
 
 def raw(ev: EventT[bytes]) -> pure.Raw:
@@ -88,6 +104,7 @@ class Pipeline:
             self.metrics.observe_batch(agent, len(batch))
 
     async def ingest(self, batch: Sequence[EventT[bytes]]) -> None:
+        require_held(self.seen, batch)
         writes = pure.ingest([raw(ev) for ev in batch], self.university_of, self.seen.get, datetime.now(UTC),
                              self.topic, self.dlq, self.event_partitions)
         await self._write(writes)
@@ -102,6 +119,7 @@ class Pipeline:
     async def tables(self, batch: Sequence[EventT[bytes]]) -> None:
         """If a crash lands between the table writes and the sends, the replay finds the events already
         applied (``applied:`` keys) and re-sends the same partials and views."""
+        require_held(self.states, batch)
         writes = pure.tables([raw(ev) for ev in batch], self.domains, self.states.get,
                              datetime.now(UTC).isoformat(), self.topic, self.dlq)
         await self._write(writes)
@@ -115,6 +133,7 @@ class Pipeline:
         self._done("tables", batch, applied=writes.applied)
 
     async def rollup(self, batch: Sequence[EventT[bytes]]) -> None:
+        require_held(self.rollups, batch)
         writes = pure.rollup([raw(ev) for ev in batch], self.rollups.get, self.topic, self.dlq)
         await self._write(writes)
         if (m := self.metrics) is not None:

@@ -121,6 +121,13 @@ def register() -> None:
     STORES.aliases["alliance-rocksdb"] = f"{__name__}:Store"
 
 
+def held(table: Any, partition: int) -> bool:
+    """Whether this worker holds ``partition`` of ``table``'s store (always, for the in-memory store, which
+    cannot tell). Reads of a partition not held find nothing, and its writes are not kept locally."""
+    data = table.data
+    return not isinstance(data, Store) or data.epoch(partition) is not None
+
+
 def approximate_keys(table: Any) -> int:
     """Keys of a table on this worker: exact for the in-memory store, RocksDB's estimate for :class:`Store`."""
     data = table.data

@@ -21,9 +21,9 @@ from core.errors import TopicError
 from core.kafka_access import STREAMS
 from core.runtime import tune_gc
 from core.settings import Settings, SettingsError, load_settings
-from core.topic_admin import verify
+from core.topic_admin import create_missing, verify
 from streams import sensors
-from streams.app import create_app
+from streams.app import changelog_specs, create_app
 from streams.consumer import fence_of
 from streams.fence import install_resume_check
 from streams.metrics import FAUST_SENSOR_PREFIX
@@ -105,6 +105,15 @@ def check_topics(settings: Settings) -> None:
     verify(settings.kafka(STREAMS), settings.registry(), suffix=settings.topic_suffix, timeout_s=5.0)
 
 
+def ensure_changelogs(settings: Settings, app: faust.App) -> None:
+    """Create the tables' changelog topics (faust's names and settings) before the worker joins its group,
+    and wait until the cluster's metadata shows them. faust would declare them itself once started, but its
+    partition assignor silently leaves out a topic the group leader's metadata does not show yet ("Ignoring
+    missing topic"): two workers starting together on a new deployment then ran a table partition that no
+    worker held (its reads found nothing, its state was never kept), and a rollup published wrong sums."""
+    create_missing(settings.kafka(STREAMS), changelog_specs(app), settings.replication_factor, timeout_s=30.0)
+
+
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m streams", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +132,11 @@ def main(argv: Sequence[str]) -> int:
         return 2
     tune_gc()
     app = build_worker_app(settings, web_port=args.web_port)
+    try:
+        ensure_changelogs(settings, app)
+    except (TopicError, CredentialsError) as exc:
+        print(f"error: the tables' changelog topics: {exc}", file=sys.stderr)
+        return 2
     worker = Worker(app, loglevel=args.loglevel, stop_grace_seconds=settings.stop_grace_seconds)
     if (fence := fence_of(app)) is not None:
         install_resume_check(fence)  # a worker continued after a stop past its session exits unwritten

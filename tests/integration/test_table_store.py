@@ -50,6 +50,15 @@ def read_store(path: Path, ttl: int | None) -> tuple[int | None, dict[bytes, Any
     return (int(offset) if offset is not None else None), {k: json.loads(v) for k, v in items.items()}
 
 
+def changelog_partitions(settings: Settings, app_id: str) -> dict[str, int]:
+    admin = KafkaAdminClient(**settings.kafka(ADMIN).kafka_python())
+    try:
+        names = [f"{app_id}-{t}-changelog" for t in TABLES]
+        return {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names)}
+    finally:
+        admin.close()
+
+
 def topic_configs(settings: Settings, topics: list[str]) -> dict[str, dict[str, str]]:
     admin = KafkaAdminClient(**settings.kafka(ADMIN).kafka_python())
     try:
@@ -144,5 +153,12 @@ async def test_store_is_a_prefix_of_its_changelog_across_kill_9_and_restart(sett
         assert configs[f"{app_id}-ingest-seen-changelog"]["retention.ms"] == str(HORIZON_S * 1000)
         assert configs[f"{app_id}-entity-state-changelog"]["cleanup.policy"] == "compact"
         assert configs[f"{app_id}-rollups-changelog"]["cleanup.policy"] == "compact"
+        # the worker created its changelogs before joining the group (streams.worker.ensure_changelogs), with
+        # its tables' partitions, so faust's assignor never left one out ("Ignoring missing topic")
+        partitions = {"ingest-seen": settings.ingest_partitions, "entity-state": settings.event_partitions,
+                      "rollups": settings.agg_partitions}
+        assert changelog_partitions(settings, app_id) == {f"{app_id}-{t}-changelog": n for t, n in partitions.items()}
+        logs = "".join(p.read_text(errors="replace") for p in log_dir.glob("*.log"))
+        assert "Ignoring missing topic" not in logs and "not found in cluster metadata" not in logs
     finally:
         w.stop()

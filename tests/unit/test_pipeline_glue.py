@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
+import faust
+import pytest
 from prometheus_client import CollectorRegistry
 
 from events import jobfair as j
@@ -15,7 +18,8 @@ from events import recruitment as r
 from events.reference import City, Degree, EmployerType, Industry
 from events.topics import DLQ_TOPIC, PARTIALS_TOPIC, agg_topic, family_topic, ingest_topic
 from streams.domains import domains
-from streams.pipeline import Pipeline
+from streams.pipeline import PartitionNotHeld, Pipeline, require_held
+from streams.store import URL, Store, held, register, store_options
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 
@@ -206,3 +210,24 @@ def test_an_event_the_engine_cannot_apply_goes_to_the_dlq_alone() -> None:
     assert headers["x-alliance-event-id"] == str(events[1].event_id).encode()
     segment = [v for t, _, k, v in out.puts if k.startswith("partial:") and "university=*" in k]
     assert [v["open_positions"] for v in segment] == [6]  # two postings of 3 positions, not three
+
+
+def test_a_batch_of_a_partition_whose_table_partition_is_not_held_is_refused(tmp_path: Path) -> None:
+    """faust's assignor may leave a table's changelog out of a worker's assignment (a topic the group leader
+    did not see yet) while the worker gets the records of the table's partitions: reads of a partition the
+    store does not hold find nothing, so the batch must fail (nothing written, nothing committed) instead of
+    publishing figures computed from nothing."""
+    register()
+    app = faust.App("held-test", broker="kafka://127.0.0.1:1", store=URL, datadir=str(tmp_path))
+    rollups = app.Table("rollups", partitions=3, default=None, options=store_options())
+    store = rollups.data
+    assert isinstance(store, Store)
+    assert not any(held(rollups, p) for p in range(3))  # nothing assigned yet
+    store._db_for_partition(1)  # what faust does for an assigned partition
+    assert held(rollups, 1) and not held(rollups, 0) and not held(rollups, 2)
+    batch = [Ev(Message(PARTIALS_TOPIC, p, 0, 0.0, b"k"), b"{}") for p in (1, 0, 2, 0)]
+    with pytest.raises(PartitionNotHeld, match=r"table rollups: partition\(s\) \[0, 2\]"):
+        require_held(rollups, batch)
+    require_held(rollups, [ev for ev in batch if ev.message.partition == 1])  # held: goes on
+    memory = Table()  # the in-memory store cannot tell: it is taken as held
+    require_held(cast(Any, memory), batch)
