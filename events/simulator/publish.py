@@ -25,14 +25,13 @@ from core.kafka_access import KafkaAccess
 from events.errors import EventError
 from events.simulator.day import alliance_day
 from events.simulator.world import DEFAULT_DAY, DEFAULT_PSEUDONYM_KEY, KINDS, UUID_VERSIONS, Record
-from events.tools.publisher import PRODUCER_DEFAULTS, ProducersByWriter, PublisherError
+from events.tools.publisher import FLUSH_TIMEOUT_S, PRODUCER_DEFAULTS, ProducersByWriter, PublisherError
 from events.topics import ingest_owner
 
 #: the universities' producer settings (idempotent, acks=all, ordering kept), under the simulator's client id
 PRODUCER_CONFIG: dict[str, Any] = {**PRODUCER_DEFAULTS, "client_id": "alliance-simulator"}
 #: futures are checked (and the producer flushed) every CHECK_EVERY records
 CHECK_EVERY = 2_000
-FLUSH_TIMEOUT_S = 60.0
 
 
 class SimulatorPublishError(EventError):

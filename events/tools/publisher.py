@@ -37,6 +37,12 @@ from events.reference import UNIVERSITIES
 from events.topics import ingest_topic
 from events.wire import cloudevent_headers
 
+#: how long the producer itself keeps retrying a record (leader moves, broker restarts) before failing it
+DELIVERY_TIMEOUT_S = 120
+#: a flush waits this long: past the delivery timeout, so every record ends acknowledged or failed by the
+#: producer; a shorter wait would report records as lost that the producer is still retrying (and may deliver)
+FLUSH_TIMEOUT_S = DELIVERY_TIMEOUT_S + 15.0
+
 #: producer settings tuned for bulk imports; ``producer_config`` overrides any of them
 PRODUCER_DEFAULTS: dict[str, Any] = {
     "enable_idempotence": True,
@@ -48,7 +54,7 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "allow_auto_create_topics": False,
     "max_block_ms": 15_000,
     "bootstrap_timeout_ms": 15_000,
-    "delivery_timeout_ms": 120_000,
+    "delivery_timeout_ms": DELIVERY_TIMEOUT_S * 1000,
     "request_timeout_ms": 30_000,
 }
 
@@ -226,7 +232,7 @@ class Publisher:
             progress(count)
         return count
 
-    def flush(self, timeout: float | None = 60.0) -> None:
+    def flush(self, timeout: float | None = FLUSH_TIMEOUT_S) -> None:
         """Wait until every sent record is acknowledged; raise DeliveryError naming any that failed."""
         try:
             self._producer.flush(timeout=timeout)
@@ -235,7 +241,7 @@ class Publisher:
         self._reap(final=True)
         self._raise_failures()
 
-    def close(self, timeout: float = 30.0) -> None:
+    def close(self, timeout: float = FLUSH_TIMEOUT_S) -> None:
         """Flush, then close the producer. Raises DeliveryError if records were not delivered."""
         try:
             self.flush(timeout)
