@@ -25,14 +25,20 @@ Scenarios (each on the local stack the command starts itself, like ``python -m i
                      all (--bounces), while universities keep publishing and two workers process
 
 The table printed at the end (and written with ``--json``): scenario, runs, events in, lost, double
-counted, wrong keys, stuck runs, recovery p50/max (seconds from the last fault to an exact result).
+counted, wrong keys, stuck runs, runs with incidents (a service's log shows a fault that can make figures
+wrong, e.g. faust's assignor leaving out a missing changelog topic: the run fails even if its figures came
+out exact), recovery p50/max (seconds from the last fault to an exact result). A run whose publisher could
+not deliver the day is stuck, with the publisher's error and its Kafka client's log (``kafka-clients.log``
+beside the services' logs).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import signal
 import statistics
@@ -42,7 +48,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -78,6 +84,27 @@ class RunResult:
     stuck: bool
     recovery_s: float | None
     notes: list[str] = field(default_factory=list)
+    incidents: list[str] = field(default_factory=list)  # what the services' logs say went wrong (log_incidents)
+
+    @property
+    def ok(self) -> bool:
+        return not self.stuck and self.verdict.exact and not self.incidents
+
+
+#: lines of a service's log that make a run fail even when its figures came out exact (they may not, next time)
+INCIDENTS = {
+    "Ignoring missing topic": "faust's assignor left out a topic the group leader did not see yet: its table "
+                              "partitions were held by no worker (streams.worker.ensure_changelogs prevents it)",
+}
+
+
+def log_incidents(log_dir: Path) -> list[str]:
+    """One line per service log in ``log_dir`` and :data:`INCIDENTS` pattern found in it."""
+    found = []
+    for path in sorted(log_dir.glob("*.log")):
+        text = path.read_text(errors="replace")
+        found += [f"{path.name}: {why}" for pattern, why in INCIDENTS.items() if pattern in text]
+    return found
 
 
 class Run:
@@ -105,6 +132,7 @@ class Run:
         self.workers = [worker(i, self.cfg, self.log_dir, port=p) for i, p in enumerate(ports[:-1])]
         self.projector = projector(self.cfg, self.log_dir, ports[-1])
         self.published = 0
+        self.publish_error: BaseException | None = None  # the background publisher's failure, if any
         self.last_fault = time.monotonic()
         self.bounces = bounces  # broker-bounce: leader kills per run
 
@@ -147,7 +175,10 @@ class Run:
         def send() -> None:
             def seen(sent: int, _total: int) -> None:
                 self.published = sent
-            publish(records, self.cfg.kafka, progress=seen, rate=rate)
+            try:
+                publish(records, self.cfg.kafka, progress=seen, rate=rate)
+            except BaseException as exc:  # reported by run_scenario (with the clients' log), not by the thread
+                self.publish_error = exc
 
         thread = threading.Thread(target=send, name=f"publish-{self.id}", daemon=True)
         thread.start()
@@ -434,24 +465,55 @@ SCENARIOS: dict[str, tuple[Callable[[Run, LocalStack], None], int]] = {  # scena
 CLUSTER_SCENARIOS = {"broker-bounce"}  # run on the local 3-broker cluster
 
 
+class PublishFailed(InfraError):
+    """The run's publisher could not deliver the day (its records are not all on the ingest topics)."""
+
+
+@contextlib.contextmanager
+def kafka_client_log(path: Path) -> Iterator[None]:
+    """Write what this process's kafka-python clients log (INFO and up: connections, retries, leader moves,
+    failed batches) to ``path`` while the block runs: kafka-python logs nowhere by default, and a publisher
+    that fails under a fault must leave its evidence."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(threadName)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("kafka")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        handler.close()
+
+
 def run_scenario(settings: Settings, stack: LocalStack, name: str, *, events: int, seed: int, timeout: float,
                  log_dir: Path, progress: Progress, keep: bool = False, bounces: int = 5) -> RunResult:
     inject, workers = SCENARIOS[name]
     run = Run(settings, log_dir, name, events, seed, workers, progress, bounces)
     notes: list[str] = []
-    try:
-        run.start(with_workers=name != "fresh-start")
-        inject(run, stack)
-        result, stuck, recovery = run.converge(timeout)
-    except Exception as exc:  # a long run goes on with the next run; this one counts as stuck
-        traceback.print_exc()
-        notes.append(f"error: {type(exc).__name__}: {exc}")
-        result, stuck, recovery = Verdict(), True, None
-    finally:
-        run.stop(keep=keep)
+    clients_log = run.log_dir / "kafka-clients.log"
+    with kafka_client_log(clients_log):
+        try:
+            run.start(with_workers=name != "fresh-start")
+            inject(run, stack)
+            if run.publish_error is not None:  # the day never fully reached Kafka: no verdict on the pipeline
+                raise PublishFailed(f"the publisher failed: {run.publish_error} (its client's log: {clients_log})")
+            result, stuck, recovery = run.converge(timeout)
+        except Exception as exc:  # a long run goes on with the next run; this one counts as stuck
+            if not isinstance(exc, PublishFailed):
+                traceback.print_exc()
+            progress(f"    {exc}")
+            notes.append(f"error: {type(exc).__name__}: {exc}")
+            result, stuck, recovery = Verdict(), True, None
+        finally:
+            run.stop(keep=keep)
     if not result.exact:
         notes += [f"{where}: {diffs[:3]}" for where, diffs in result.wrong.items()]
-    return RunResult(name, len(accepted_events(run.records)), result, stuck, recovery, notes)
+    incidents = log_incidents(run.log_dir)
+    return RunResult(name, len(accepted_events(run.records)), result, stuck, recovery, notes + incidents, incidents)
 
 
 # --------------------------------------------------------------------------------------------- report
@@ -465,7 +527,7 @@ def table(results: list[RunResult]) -> list[dict[str, Any]]:
             "scenario": name, "runs": len(mine), "events_in": sum(r.events_in for r in mine),
             "lost": sum(r.verdict.lost for r in mine), "double_counted": sum(r.verdict.double for r in mine),
             "wrong_keys": sum(len(d) for r in mine for d in r.verdict.wrong.values()),
-            "stuck": sum(r.stuck for r in mine),
+            "stuck": sum(r.stuck for r in mine), "incidents": sum(bool(r.incidents) for r in mine),
             "recovery_p50_s": round(statistics.median(recoveries), 1) if recoveries else None,
             "recovery_max_s": round(max(recoveries), 1) if recoveries else None,
         })
@@ -473,8 +535,8 @@ def table(results: list[RunResult]) -> list[dict[str, Any]]:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    head = ["scenario", "runs", "events_in", "lost", "double_counted", "wrong_keys", "stuck", "recovery_p50_s",
-            "recovery_max_s"]
+    head = ["scenario", "runs", "events_in", "lost", "double_counted", "wrong_keys", "stuck", "incidents",
+            "recovery_p50_s", "recovery_max_s"]
     cells = [head] + [["-" if row[h] is None else str(row[h]) for h in head] for row in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
     return "\n".join("  ".join(c[i].ljust(widths[i]) for i in range(len(head))) for c in cells)
@@ -485,7 +547,7 @@ def write_json(path: Path, results: list[RunResult]) -> None:
     path.write_text(json.dumps({"table": table(results), "runs": [
         {"scenario": r.scenario, "events_in": r.events_in, "lost": r.verdict.lost,
          "double_counted": r.verdict.double, "wrong": r.verdict.wrong, "stuck": r.stuck,
-         "recovery_s": r.recovery_s, "notes": r.notes} for r in results]}, indent=2))
+         "recovery_s": r.recovery_s, "incidents": r.incidents, "notes": r.notes} for r in results]}, indent=2))
 
 
 def main(settings: Settings, argv: list[str] | None = None) -> int:
@@ -525,7 +587,8 @@ def main(settings: Settings, argv: list[str] | None = None) -> int:
                                       log_dir=log_dir, progress=lambda line: print(line, flush=True),
                                       keep=args.keep, bounces=args.bounces)
                 seed += 1
-                state = "STUCK" if result.stuck else ("exact" if result.verdict.exact else "WRONG")
+                state = "STUCK" if result.stuck else ("WRONG" if not result.verdict.exact else
+                                                      "INCIDENT" if result.incidents else "exact")
                 recovery = "-" if result.recovery_s is None else f"{result.recovery_s:.1f}s"
                 print(f"[chaos]   {state}: lost {result.verdict.lost}, double {result.verdict.double}, "
                       f"recovery {recovery}" + "".join(f"\n          {n}" for n in result.notes), flush=True)
@@ -537,5 +600,5 @@ def main(settings: Settings, argv: list[str] | None = None) -> int:
             cluster.down_kafka()
     rows = table(results)
     print(f"\n{format_table(rows)}\n[chaos] {len(results)} run(s) in {time.monotonic() - started:.0f}s", flush=True)
-    bad = [r for r in results if r.stuck or not r.verdict.exact]
+    bad = [r for r in results if not r.ok]
     return 1 if bad else 0
