@@ -61,7 +61,7 @@ def create_missing(kafka: KafkaAccess, specs: Iterable[TopicSpec], replication_f
     admin = admin_client(kafka, "alliance-create", timeout_s)
     try:
         report = _create_missing(admin, specs, replication_factor, timeout_s)
-        _wait_visible(admin, specs, timeout_s)
+        _wait_visible(admin, specs, set(report.existing), timeout_s)
         return report
     finally:
         admin.close()
@@ -80,18 +80,25 @@ def _create_missing(admin: KafkaAdminClient, specs: list[TopicSpec], replication
     return ProvisionReport([s.name for s in missing], sorted(s.name for s in specs if s.name in present))
 
 
-def _wait_visible(admin: KafkaAdminClient, specs: list[TopicSpec], timeout_s: float) -> None:
-    """Wait until every topic of ``specs`` is described with its partition count (TopicError after
-    ``timeout_s``): a topic just created reaches the brokers' metadata a moment later."""
+def _wait_visible(admin: KafkaAdminClient, specs: list[TopicSpec], existing: set[str], timeout_s: float) -> None:
+    """Wait until every topic of ``specs`` is described with its partition count: a topic just created
+    reaches the brokers' metadata a moment later. TopicError at once when a topic that existed before
+    (``existing``) has another partition count (waiting does not change it), after ``timeout_s`` otherwise."""
     deadline = time.monotonic() + timeout_s
     while True:
         described = {t["name"]: t for t in admin.describe_topics([s.name for s in specs])}
-        absent = [s.name for s in specs if (t := described.get(s.name)) is None or t.get("error_code")
-                  or len(t["partitions"]) != s.partitions]
-        if not absent:
+        unseen, wrong = [], []
+        for s in specs:
+            t = described.get(s.name)
+            if t is None or t.get("error_code"):
+                unseen.append(f"{s.name}: not shown by the cluster's metadata")
+            elif len(t["partitions"]) != s.partitions:
+                wrong.append((s.name, f"{s.name}: {len(t['partitions'])} partitions, {s.partitions} expected"))
+        if not unseen and not wrong:
             return
-        if time.monotonic() >= deadline:
-            raise TopicError(f"topics not visible with their partitions after {timeout_s:.0f}s: {', '.join(absent)}")
+        if any(name in existing for name, _ in wrong) or time.monotonic() >= deadline:
+            raise TopicError("topics differ from what is expected:\n  "
+                             + "\n  ".join(unseen + [problem for _, problem in wrong]))
         time.sleep(0.25)
 
 

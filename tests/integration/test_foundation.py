@@ -9,8 +9,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaAdminClient, KafkaProducer
 
-from core.kafka_access import KafkaAccess
-from core.topic_admin import provision
+from core.kafka_access import ADMIN, STREAMS, KafkaAccess
+from core.settings import Settings
+from core.topic_admin import create_missing, provision
 from events.topics import TopicSpec, registry
 
 pytestmark = pytest.mark.integration
@@ -40,6 +41,29 @@ def test_a_topic_keeping_data_longer_than_the_registry_says_is_reported(kafka_ad
     provision(kafka_admin, [TopicSpec(spec.name, 1, retention_ms=365 * 24 * 3600 * 1000)])  # made earlier, longer
     with pytest.raises(TopicError, match=rf"{spec.name}: retention.ms=31536000000, the registry says 604800000"):
         provision(kafka_admin, [spec], timeout_s=1)
+
+
+def test_a_worker_creates_its_changelogs_as_streams_and_refuses_one_of_another_size(settings: Settings,
+                                                                                   unique: str) -> None:
+    """streams.worker.ensure_changelogs (core.topic_admin.create_missing) as the streams principal: a missing
+    changelog is created and shown with its partitions at once; one that exists with another partition count
+    (tables resized against an old deployment) is refused at once, naming both counts."""
+    import time
+
+    from core.errors import TopicError
+
+    app_id = f"changelogs-{unique}"
+    provision(settings.kafka(ADMIN), [], app_id=app_id)  # the streams principal's ACLs for the app's topics
+    specs = [TopicSpec(f"{app_id}-rollups-changelog", 3, compacted=True)]
+    report = create_missing(settings.kafka(STREAMS), specs, settings.replication_factor)
+    assert report.created == [specs[0].name]
+    again = create_missing(settings.kafka(STREAMS), specs, settings.replication_factor)
+    assert again.created == [] and again.existing == [specs[0].name]
+    t0 = time.monotonic()
+    with pytest.raises(TopicError, match=rf"{specs[0].name}: 3 partitions, 6 expected"):
+        create_missing(settings.kafka(STREAMS), [TopicSpec(specs[0].name, 6, compacted=True)],
+                       settings.replication_factor, timeout_s=60)
+    assert time.monotonic() - t0 < 60  # it did not wait out its timeout: waiting cannot change a partition count
 
 
 def test_broker_does_not_auto_create_topics(kafka_admin: KafkaAccess, unique: str) -> None:
