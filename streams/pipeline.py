@@ -46,7 +46,7 @@ def require_held(table: TableT[str, Any], batch: Sequence[EventT[bytes]]) -> Non
     (tables are co-partitioned with the topics their agent reads). Processing such a record would read
     nothing where its entity, partial or duplicate check is, and publish figures computed from that: the
     agent stops without writing or committing (streams.app), and the restarted worker is assigned again."""
-    missing = sorted({ev.message.partition for ev in batch if not held(table, ev.message.partition)})
+    missing = sorted(p for p in {ev.message.partition for ev in batch} if not held(table, p))  # once per partition
     if missing:
         raise PartitionNotHeld(
             f"table {table.name}: partition(s) {missing} not held by this worker, which received their records "
