@@ -223,6 +223,9 @@ class Bench:
             self.results.append(Result(f"state {store}: worker RSS after {last.days} days vs {first.days}",
                                        last.rss_mb, "MB", baseline=first.rss_mb, direction="info",
                                        parameters=params))
+            self.results.append(Result(f"state {store}: events/s applying day {last.days} vs day {first.days}",
+                                       last.day_events_per_s, "events/s", baseline=first.day_events_per_s,
+                                       direction="info", parameters=params))
             self.results.append(Result(f"state {store}: restart to ready after {last.days} days vs {first.days}",
                                        last.restart_s, "s", baseline=first.restart_s, direction="info",
                                        parameters=params))

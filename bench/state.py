@@ -38,6 +38,7 @@ class Point:
     rss_mb: float  # after applying the days
     restart_s: float  # graceful stop excluded: start -> ready
     rss_after_restart_mb: float
+    day_events_per_s: float  # the step's last day: its events over the time from publishing to applied
 
 
 def rss_mb(pid: int) -> float:
@@ -70,6 +71,7 @@ def measure(svc: Services, per_day: int, log_dir: Path, progress: Callable[[str]
                 # one day at a time, each applied before the next: every step carries the same backlog, so
                 # what differs between 1 and 10 days is the history only (5 days published at once had
                 # measured faust's buffers holding a 100,000-event backlog, not the state)
+                t_day = time.monotonic()
                 kafka_io.load(svc.kafka, days[target - 1], suffix)
                 goal += len(days[target - 1])
 
@@ -79,6 +81,7 @@ def measure(svc: Services, per_day: int, log_dir: Path, progress: Callable[[str]
 
                 wait_until(applied, APPLY_TIMEOUT_S, f"{store}: {target} days applied", on_fail=w.log_tail,
                            interval=0.5, error=BenchError)
+                day_rate = len(days[target - 1]) / (time.monotonic() - t_day)
                 if target not in steps:
                     continue
                 goal = 0
@@ -92,8 +95,9 @@ def measure(svc: Services, per_day: int, log_dir: Path, progress: Callable[[str]
                 restart_s = time.monotonic() - t0
                 assert w.proc is not None
                 points.append(Point(store, target, sum(len(d) for d in days[:target]), round(rss, 1),
-                                    round(restart_s, 2), round(rss_mb(w.proc.pid), 1)))
-                progress(f"state {store}: {target} days ({points[-1].events:,} events): RSS {rss:.0f} MB, "
+                                    round(restart_s, 2), round(rss_mb(w.proc.pid), 1), round(day_rate, 1)))
+                progress(f"state {store}: {target} days ({points[-1].events:,} events): day {target} applied at "
+                         f"{day_rate:,.0f} events/s, RSS {rss:.0f} MB, "
                          f"restart {restart_s:.1f} s, RSS after restart {points[-1].rss_after_restart_mb:.0f} MB")
         finally:
             w.stop()
