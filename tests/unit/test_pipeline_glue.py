@@ -231,3 +231,27 @@ def test_a_batch_of_a_partition_whose_table_partition_is_not_held_is_refused(tmp
     require_held(rollups, [ev for ev in batch if ev.message.partition == 1])  # held: goes on
     memory = Table()  # the in-memory store cannot tell: it is taken as held
     require_held(cast(Any, memory), batch)
+
+
+@pytest.mark.parametrize("horizon_s", [None, 3600])
+def test_a_reopened_partition_database_keeps_the_configured_block_cache(tmp_path: Path,
+                                                                        horizon_s: int | None) -> None:
+    """rocksdict reads an existing database's column family options back from its OPTIONS file, where the
+    block cache is not kept: reopened after a restart, every partition database ran with RocksDB's default
+    8 MiB cache instead of ROCKSDB_OPTIONS' (the state benchmark's memory growth after a restart)."""
+    from streams.store import ROCKSDB_OPTIONS
+
+    register()
+    configured = ROCKSDB_OPTIONS["block_cache_size"]
+    for start in ("first start", "restart"):
+        app = faust.App(f"cache-{horizon_s}", broker="kafka://127.0.0.1:1", store=URL, datadir=str(tmp_path))
+        table = app.Table("entity-state", partitions=2, default=None, options=store_options(horizon_s))
+        store = table.data
+        assert isinstance(store, Store)
+        db = store._db_for_partition(1)
+        db[b"posting:scu-job-1"] = b"{}"
+        assert db.property_int_value("rocksdb.block-cache-capacity") == configured, start
+        assert db[b"posting:scu-job-1"] == b"{}"
+        db.close()
+        store._dbs.clear()
+    assert configured != 8 * 1024 * 1024  # RocksDB's default: the test could not tell otherwise
