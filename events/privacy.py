@@ -71,7 +71,7 @@ def _seeker_fields(cls: type) -> tuple[bool, bool]:
     return known
 
 
-@lru_cache(maxsize=65536)  # every event naming a seeker asks for it (the erasure check): seekers repeat
+@lru_cache(maxsize=16_384)  # every event naming a seeker asks (the erasure check); bounded: seekers come with history
 def seeker_digest(seeker: str) -> str:
     """What the alliance keeps of an erased seeker, to refuse later events naming them: a SHA-256 of the
     pseudonym, never the pseudonym (docs/security.md, "Erasing a student")."""

@@ -23,6 +23,7 @@ from faust.types import EventT
 from prometheus_client import CollectorRegistry
 
 from core.kafka_access import MECHANISM, STREAMS, KafkaAccess
+from core.runtime import trim_memory
 from core.settings import Settings
 from events.reference import UNIVERSITIES
 from events.topics import (
@@ -49,6 +50,7 @@ log = logging.getLogger("streams.app")
 BATCH_SIZE = 1000
 BATCH_WITHIN = 0.05  # seconds
 LAG_INTERVAL_S = 2.0  # consumer lag report, partition starts and stall check
+TRIM_INTERVAL_S = 60.0  # the allocator's free pages returned to the OS (core.runtime.trim_memory)
 LAG_TICK_TIMEOUT_S = 30.0  # one tick of it at most
 
 
@@ -258,6 +260,10 @@ def create_app(
             await asyncio.wait_for(tick(), timeout=LAG_TICK_TIMEOUT_S)
         except Exception:  # a monitoring tick must never stop the worker; the next one tries again
             log.exception("consumer lag report / stall check failed")
+
+    @app.timer(interval=TRIM_INTERVAL_S, name="memory-trim")  # type: ignore[untyped-decorator]
+    async def trim() -> None:  # free heap pages back to the OS (core.runtime)
+        await asyncio.to_thread(trim_memory)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types receivers narrower than it calls them
     async def close_lag_client(sender: object, *args: object, signal: object, **kwargs: object) -> None:

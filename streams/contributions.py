@@ -25,7 +25,7 @@ def dimkey(dims: Mapping[str, str]) -> str:
     return _dimkey(tuple(dims.items()))
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=16_384)
 def _dimkey(items: tuple[tuple[str, str], ...]) -> str:  # the hot path: a few thousand distinct combinations
     return "|".join(f"{k}={v}" for k, v in sorted(items))
 

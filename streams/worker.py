@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from core.credentials import CredentialsError
 from core.errors import TopicError
 from core.kafka_access import STREAMS
-from core.runtime import tune_gc
+from core.runtime import tune_allocator, tune_gc
 from core.settings import Settings, SettingsError, load_settings
 from core.topic_admin import create_missing, verify
 from streams import sensors
@@ -131,6 +131,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"error: {exc}\nrun `python -m infra provision` with the same ALLIANCE_* settings", file=sys.stderr)
         return 2
     tune_gc()
+    tune_allocator()
     app = build_worker_app(settings, web_port=args.web_port)
     try:
         ensure_changelogs(settings, app)
