@@ -47,7 +47,7 @@ def provision(kafka: KafkaAccess, specs: Iterable[TopicSpec] | None = None, repl
     try:
         apply_grants(admin, grants(specs, suffix=suffix, app_id=app_id))
         report = _create_missing(admin, specs, replication_factor, timeout_s)
-        _verify_eventually(admin, specs, timeout_s)
+        _await_topics(admin, specs, set(report.existing), timeout_s, configs=True)
         return report
     finally:
         admin.close()
@@ -61,7 +61,7 @@ def create_missing(kafka: KafkaAccess, specs: Iterable[TopicSpec], replication_f
     admin = admin_client(kafka, "alliance-create", timeout_s)
     try:
         report = _create_missing(admin, specs, replication_factor, timeout_s)
-        _wait_visible(admin, specs, set(report.existing), timeout_s)
+        _await_topics(admin, specs, set(report.existing), timeout_s, configs=False)
         return report
     finally:
         admin.close()
@@ -78,28 +78,6 @@ def _create_missing(admin: KafkaAdminClient, specs: list[TopicSpec], replication
         except TopicAlreadyExistsError:
             pass  # a concurrent creator won the race; verified by the caller
     return ProvisionReport([s.name for s in missing], sorted(s.name for s in specs if s.name in present))
-
-
-def _wait_visible(admin: KafkaAdminClient, specs: list[TopicSpec], existing: set[str], timeout_s: float) -> None:
-    """Wait until every topic of ``specs`` is described with its partition count: a topic just created
-    reaches the brokers' metadata a moment later. TopicError at once when a topic that existed before
-    (``existing``) has another partition count (waiting does not change it), after ``timeout_s`` otherwise."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        described = {t["name"]: t for t in admin.describe_topics([s.name for s in specs])}
-        unseen, wrong = [], []
-        for s in specs:
-            t = described.get(s.name)
-            if t is None or t.get("error_code"):
-                unseen.append(f"{s.name}: not shown by the cluster's metadata")
-            elif len(t["partitions"]) != s.partitions:
-                wrong.append((s.name, f"{s.name}: {len(t['partitions'])} partitions, {s.partitions} expected"))
-        if not unseen and not wrong:
-            return
-        if any(name in existing for name, _ in wrong) or time.monotonic() >= deadline:
-            raise TopicError("topics differ from what is expected:\n  "
-                             + "\n  ".join(unseen + [problem for _, problem in wrong]))
-        time.sleep(0.25)
 
 
 def provision_deployment(settings: Settings, timeout_s: float = 30.0,
@@ -148,7 +126,8 @@ def verify(kafka: KafkaAccess, specs: Iterable[TopicSpec], suffix: str = "", tim
     """Raise TopicError naming every topic that is missing or differs from ``specs`` (partitions, compaction)."""
     admin = admin_client(kafka, "alliance-verify", timeout_s)
     try:
-        _verify_eventually(admin, [replace(s, name=s.name + suffix) for s in specs], timeout_s)
+        named = [replace(s, name=s.name + suffix) for s in specs]
+        _await_topics(admin, named, {s.name for s in named}, timeout_s, configs=True)
     except AuthorizationError as exc:
         raise TopicError(f"{kafka.principal} may not describe the registry's topics ({type(exc).__name__}): "
                          "provision them as admin (python -m infra provision) to grant the ACLs") from None
@@ -165,41 +144,52 @@ def admin_client(kafka: KafkaAccess, client_id: str, timeout_s: float = 30.0) ->
         raise CredentialsError(f"Kafka refused the credentials of {kafka}: {exc}") from None
 
 
-def _verify_eventually(admin: KafkaAdminClient, specs: list[TopicSpec], timeout_s: float) -> None:
-    """Verify, retrying while the broker's metadata has not caught up with topics just created."""
+def _await_topics(admin: KafkaAdminClient, specs: list[TopicSpec], existing: set[str], timeout_s: float, *,
+                  configs: bool) -> None:
+    """Wait until the cluster shows every topic of ``specs`` with its partition count and, with ``configs``,
+    the registry's cleanup policy and retention: a topic just created reaches the brokers' metadata a moment
+    later. TopicError at once when a topic that existed before (``existing``) differs (waiting does not
+    change it), after ``timeout_s`` otherwise."""
     deadline = time.monotonic() + timeout_s
     while True:
-        try:
-            _verify(admin, specs)
+        pending, final = _differences(admin, specs, existing, configs)
+        if not pending and not final:
             return
-        except TopicError:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.25)
+        if final or time.monotonic() >= deadline:
+            raise TopicError("topics differ from the registry:\n  " + "\n  ".join(final + pending))
+        time.sleep(0.25)
 
 
-def _verify(admin: KafkaAdminClient, specs: list[TopicSpec]) -> None:
+def _differences(admin: KafkaAdminClient, specs: list[TopicSpec], existing: set[str],
+                 configs: bool) -> tuple[list[str], list[str]]:
+    """What differs: (problems that may pass as metadata catches up, problems of topics that existed before)."""
     described = {t["name"]: t for t in admin.describe_topics([s.name for s in specs])}
-    problems = []
+    pending: list[str] = []
+    final: list[str] = []
+
+    def problem(name: str, text: str) -> None:
+        (final if name in existing else pending).append(text)
+
     for s in specs:
         t = described.get(s.name)
         if t is None or t.get("error_code"):
-            problems.append(f"{s.name}: not created ({t and t.get('error_code')})")
+            pending.append(f"{s.name}: not shown by the cluster's metadata ({t and t.get('error_code')})")
         elif len(t["partitions"]) != s.partitions:
-            problems.append(f"{s.name}: {len(t['partitions'])} partitions, the settings say {s.partitions} "
-                            "(ALLIANCE_INGEST_PARTITIONS / _EVENT_PARTITIONS / _AGG_PARTITIONS)")
+            problem(s.name, f"{s.name}: {len(t['partitions'])} partitions, {s.partitions} expected (the settings: "
+                            "ALLIANCE_INGEST_PARTITIONS / _EVENT_PARTITIONS / _AGG_PARTITIONS)")
+    if not configs:
+        return pending, final
     # retention too: how long personal data stays on a topic is documented (docs/security.md, "Retention")
     checked = {s.name: {k: v for k, v in s.config().items() if k in ("cleanup.policy", "retention.ms")}
                | s.extra_config for s in specs if s.name in described and not described[s.name].get("error_code")}
     if checked:
         resources = [ConfigResource(ConfigResourceType.TOPIC, name, configs=sorted(want))
                      for name, want in checked.items()]
-        configs = admin.describe_configs(resources).get("topic", {})
+        found = admin.describe_configs(resources).get("topic", {})
         for name, want in checked.items():
             for key, value in want.items():
-                actual = configs.get(name, {}).get(key, {}).get("value")
+                actual = found.get(name, {}).get(key, {}).get("value")
                 if actual != value:
-                    problems.append(f"{name}: {key}={actual}, the registry says {value} (kafka-configs.sh "
-                                    f"--alter --entity-type topics --entity-name {name} --add-config {key}={value})")
-    if problems:
-        raise TopicError("topic provisioning mismatch:\n  " + "\n  ".join(problems))
+                    problem(name, f"{name}: {key}={actual}, the registry says {value} (kafka-configs.sh "
+                                  f"--alter --entity-type topics --entity-name {name} --add-config {key}={value})")
+    return pending, final

@@ -43,6 +43,22 @@ def test_a_topic_keeping_data_longer_than_the_registry_says_is_reported(kafka_ad
         provision(kafka_admin, [spec], timeout_s=1)
 
 
+def test_provisioning_refuses_an_existing_topic_of_another_size_at_once(kafka_admin: KafkaAccess,
+                                                                       unique: str) -> None:
+    """Settings that changed a topic's partition count against an existing deployment: waiting cannot change
+    an existing topic, so provisioning names both counts at once instead of waiting out its timeout."""
+    import time
+
+    from core.errors import TopicError
+
+    name = f"alliance.events.resized-{unique}"
+    provision(kafka_admin, [TopicSpec(name, 2)])
+    t0 = time.monotonic()
+    with pytest.raises(TopicError, match=rf"{name}: 2 partitions, 4 expected"):
+        provision(kafka_admin, [TopicSpec(name, 4)], timeout_s=60)
+    assert time.monotonic() - t0 < 30
+
+
 def test_a_worker_creates_its_changelogs_as_streams_and_refuses_one_of_another_size(settings: Settings,
                                                                                    unique: str) -> None:
     """streams.worker.ensure_changelogs (core.topic_admin.create_missing) as the streams principal: a missing
