@@ -39,17 +39,17 @@ from faust.stores import STORES
 from faust.stores import rocksdb as faust_rocksdb
 
 URL = "alliance-rocksdb://"
-# per partition database: 4 MiB memtables (at most 2), 2 MiB block cache; faust's defaults (64 MiB x 3
+# per partition database: 4 MiB memtables (at most 2), 4 MiB block cache; faust's defaults (64 MiB x 3
 # memtables, a 2 GiB cache) are per database, and a worker opens one per table partition (12 here). The
 # block cache fills with history until its cap (uncompressed blocks of files that compaction keeps
-# rewriting): with 8 MiB per database it was the largest part of a running worker's growth (2 -> 54 MB
-# over 5 days of 20,000 events); the files' pages stay in the OS page cache, outside the worker's memory
-# (docs/benchmarks.md, 2026-12-03 fourth session)
+# rewriting): with 8 MiB per database it was the largest part of a running worker's growth; the files'
+# pages stay in the OS page cache, outside the worker's memory. 2 / 4 / 8 MiB measured (docs/benchmarks.md,
+# 2026-12-03 fourth session): RSS 10 vs 1 day 1.34 / 1.41 / 1.67x, events/s on day 10 715-767 / 828 / 837
 ROCKSDB_OPTIONS: dict[str, Any] = {
     "driver": "rocksdict",
     "write_buffer_size": 4 * 1024 * 1024,
     "max_write_buffer_number": 2,
-    "block_cache_size": 2 * 1024 * 1024,
+    "block_cache_size": 4 * 1024 * 1024,
     "target_file_size_base": 16 * 1024 * 1024,
 }
 
