@@ -263,7 +263,10 @@ def create_app(
 
     @app.timer(interval=TRIM_INTERVAL_S, name="memory-trim")  # type: ignore[untyped-decorator]
     async def trim() -> None:  # free heap pages back to the OS (core.runtime)
-        await asyncio.to_thread(trim_memory)
+        try:
+            await asyncio.to_thread(trim_memory)
+        except Exception:  # housekeeping must never stop the worker; the next tick tries again
+            log.exception("returning freed memory to the OS failed")
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types receivers narrower than it calls them
     async def close_lag_client(sender: object, *args: object, signal: object, **kwargs: object) -> None:

@@ -82,6 +82,25 @@ def test_the_worker_app_runs_the_trim_on_a_timer(tmp_path: Path) -> None:
     assert "trim" in names and 0 < TRIM_INTERVAL_S <= 300, names
 
 
+def test_a_failing_trim_does_not_stop_the_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+
+    from core.settings import Settings
+    from streams import app as streams_app
+
+    def broken() -> bool:
+        raise OSError("no such call")
+
+    monkeypatch.setattr(streams_app, "trim_memory", broken)
+    settings = Settings(local_dir=tmp_path, kafka_bootstrap_servers="127.0.0.1:1", kafka_username="streams",
+                        kafka_password="unused")
+    app = streams_app.create_app(settings)
+    [timer] = [task for task in app._app_tasks if getattr(task, "__name__", "") == "trim"]
+    asyncio.run(inspect.unwrap(timer)())  # one tick of the timer's own body: logged, not raised
+    assert "returning freed memory to the OS failed" in caplog.text
+
+
 _FRAGMENT = """
 import sys
 from pathlib import Path
