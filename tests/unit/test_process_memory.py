@@ -20,13 +20,13 @@ def _rss_bytes() -> int:
 
 
 def _caches() -> dict[str, object]:
-    """Every functools cache defined at module level in the runtime packages (tools excluded: they exit)."""
+    """Every functools cache defined at module level in the runtime packages."""
     found: dict[str, object] = {}
     for root in ROOTS:
         package = importlib.import_module(root)
         for info in pkgutil.walk_packages(package.__path__, prefix=f"{root}."):
-            if ".tools" in info.name or info.name.endswith("__main__"):
-                continue
+            if ".tools" in info.name or info.name.rsplit(".", 1)[-1] in ("__main__", "main"):
+                continue  # tools exit; the entry modules build an app from the environment when imported
             module = importlib.import_module(info.name)
             for name, obj in vars(module).items():
                 if hasattr(obj, "cache_info") and getattr(obj, "__module__", None) == info.name:
