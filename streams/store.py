@@ -69,8 +69,8 @@ class Options(faust_rocksdb.RocksDBOptions):
             return cast(rocksdict.Rdict, super().open(path, read_only=read_only))
         access = (rocksdict.AccessType.read_write() if self.ttl is None
                   else rocksdict.AccessType.with_ttl(self.ttl))
-        db = rocksdict.Rdict(str(path), options=self.as_options(),
-                             column_families={"default": self.as_options()}, access_type=access)
+        options = self.as_options()  # one set (each builds its own block cache): the database's and its family's
+        db = rocksdict.Rdict(str(path), options=options, column_families={"default": options}, access_type=access)
         db.set_read_options(rocksdict.ReadOptions())
         return db
 

@@ -8,6 +8,7 @@ import inspect
 import pkgutil
 from pathlib import Path
 
+import faust
 import pytest
 
 from core import runtime
@@ -71,13 +72,19 @@ def test_trim_memory_gives_freed_heap_pages_back_to_the_os() -> None:
     assert len(pinned) == 2_500
 
 
-def test_the_worker_app_runs_the_trim_on_a_timer(tmp_path: Path) -> None:
+def _offline_app(tmp_path: Path) -> faust.App:
+    """The worker app as ``streams.app.create_app`` builds it; nothing connects until the app starts."""
     from core.settings import Settings
-    from streams.app import TRIM_INTERVAL_S, create_app
+    from streams.app import create_app
 
-    settings = Settings(local_dir=tmp_path, kafka_bootstrap_servers="127.0.0.1:1", kafka_username="streams",
-                        kafka_password="unused")
-    app = create_app(settings)  # nothing connects until the app starts
+    return create_app(Settings(local_dir=tmp_path, kafka_bootstrap_servers="127.0.0.1:1", kafka_username="streams",
+                               kafka_password="unused"))
+
+
+def test_the_worker_app_runs_the_trim_on_a_timer(tmp_path: Path) -> None:
+    from streams.app import TRIM_INTERVAL_S
+
+    app = _offline_app(tmp_path)
     names = [getattr(task, "__name__", "") for task in app._app_tasks]
     assert "trim" in names and 0 < TRIM_INTERVAL_S <= 300, names
 
@@ -86,16 +93,13 @@ def test_a_failing_trim_does_not_stop_the_worker(tmp_path: Path, monkeypatch: py
                                                  caplog: pytest.LogCaptureFixture) -> None:
     import asyncio
 
-    from core.settings import Settings
     from streams import app as streams_app
 
     def broken() -> bool:
         raise OSError("no such call")
 
     monkeypatch.setattr(streams_app, "trim_memory", broken)
-    settings = Settings(local_dir=tmp_path, kafka_bootstrap_servers="127.0.0.1:1", kafka_username="streams",
-                        kafka_password="unused")
-    app = streams_app.create_app(settings)
+    app = _offline_app(tmp_path)
     [timer] = [task for task in app._app_tasks if getattr(task, "__name__", "") == "trim"]
     asyncio.run(inspect.unwrap(timer)())  # one tick of the timer's own body: logged, not raised
     assert "returning freed memory to the OS failed" in caplog.text
