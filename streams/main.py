@@ -1,12 +1,16 @@
-"""Entry module for ``faust -A streams.main worker`` (the compose deployment).
+"""``faust -A streams.main worker`` is not a way to run a worker: it refuses, naming the one that is.
 
-Importing it builds the worker app (agents, tables, views, Prometheus sensors, /healthz, /readyz) from the
-environment's Settings; nothing else in the package imports it. ``python -m streams worker`` does the same.
+faust's own command line would start the app without what ``python -m streams worker`` does around it
+(streams.worker.main): the topic check, the tables' changelog topics created before the worker joins its group
+(without them two workers starting together can leave a table partition held by no worker, and a rollup
+publishes wrong sums; docs/reliability.md), the bounded graceful stop, the resume check of the membership fence,
+the allocator and GC settings, and the spinner switched off. Importing this module exits with that message.
 """
 
 from __future__ import annotations
 
-from core.settings import load_settings
-from streams.worker import build_worker_app
+REFUSAL = ("error: `faust -A streams.main worker` is not supported: it would run the worker without its changelog "
+           "topics, topic check and bounded stop.\nrun `python -m streams worker [-l info] [--web-port PORT]` with the "
+           "same ALLIANCE_* settings (docs/streams.md)")
 
-app = build_worker_app(load_settings())
+raise SystemExit(REFUSAL)

@@ -11,6 +11,7 @@ import asyncio
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -426,7 +427,6 @@ def _module_file(module: str) -> Path:
 
 def test_compose_commands_name_modules_that_exist(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert _module_file("streams.main").is_file(), "streams.main (faust -A streams.main worker) does not exist"
     for name in ("provision", "migrate", "projector", "worker"):
         cmd = services[name]["command"]
         package = cmd[cmd.index("-m") + 1]
@@ -434,6 +434,18 @@ def test_compose_commands_name_modules_that_exist(compose: dict[str, Any]) -> No
     dockerignore = (PROJECT_ROOT / ".dockerignore").read_text().split()
     for needed in ("events", "streams", "consumers", "infra", "pyproject.toml"):
         assert needed not in dockerignore
+
+
+def test_faust_command_line_refuses_with_the_supported_command() -> None:
+    """``faust -A streams.main worker`` would run the app without the changelog topics, topic check and bounded
+    stop of ``python -m streams worker``: it must refuse at once (no broker needed) and name that command."""
+    faust_cli = Path(sys.executable).with_name("faust")
+    for argv in ([str(faust_cli), "-A", "streams.main", "worker", "-l", "info"],
+                 [sys.executable, "-c", "import streams.main"]):
+        done = subprocess.run(argv, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode != 0, (argv, done.stdout, done.stderr)
+        assert "python -m streams worker" in done.stderr, (argv, done.stderr)
+        assert "Traceback" not in done.stderr, done.stderr
 
 
 # ------------------------------------------------------------------- live endpoints and a real broker

@@ -27,7 +27,7 @@ def _caches() -> dict[str, object]:
         package = importlib.import_module(root)
         for info in pkgutil.walk_packages(package.__path__, prefix=f"{root}."):
             if ".tools" in info.name or info.name.rsplit(".", 1)[-1] in ("__main__", "main"):
-                continue  # tools exit; the entry modules build an app from the environment when imported
+                continue  # tools and entry modules exit or build an app from the environment when imported
             module = importlib.import_module(info.name)
             for name, obj in vars(module).items():
                 if hasattr(obj, "cache_info") and getattr(obj, "__module__", None) == info.name:
