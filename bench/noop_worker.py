@@ -1,8 +1,9 @@
 """``python -m bench.noop_worker worker``: the framework ceiling of the pipeline measurement.
 
-One Faust agent with the worker's own app settings (``streams.app.faust_config``) and batching
-(``streams.app.batches``) reads the same ingest topics and only counts the events: no decoding, no tables,
-no writes. Its rate is what faust-streaming itself delivers to an agent on this machine, so
+One agent with the worker's own app settings (``streams.app.faust_config``), consumer and batching (an inbox
+served like the worker's agents: ``streams.app.serve_inbox``) reads the same ingest topics and only counts
+the events: no decoding, no tables, no writes. Its rate is what the framework path (faust's consumer, our
+inbox, acknowledgements and commits) delivers to an agent on this machine, so
 ``pipeline / no-op agent`` is the share of the framework's ceiling the alliance pipeline reaches and
 ``no-op agent / bare loop`` is the part of the gap that no pipeline code can close.
 
@@ -18,25 +19,30 @@ import time
 from collections.abc import Sequence
 
 import faust
+from faust.types import Message
 from faust.web import Request, Response, View
 
 from core.settings import load_settings
 from events.reference import UNIVERSITIES
 from events.topics import ingest_topic
-from streams.app import batches, faust_config, raw_topic
+from streams.app import BATCH_SIZE, BATCH_WITHIN, faust_config, inbox_capacity, serve_inbox
+from streams.consumer import install
+from streams.inbox import Inbox
 
 
 def build_app(web_port: int) -> faust.App:
     settings = load_settings()
     app = faust.App(**faust_config(settings, web_port=web_port))
-    topic = raw_topic(app, *[settings.topic(ingest_topic(u)) for u in UNIVERSITIES])
+    inbox = Inbox("noop", [settings.topic(ingest_topic(u)) for u in UNIVERSITIES], size=BATCH_SIZE,
+                  within=BATCH_WITHIN, capacity=inbox_capacity(BATCH_SIZE))
+    install(app, inboxes=[inbox])
     seen = {"events": 0, "last": 0.0}
 
-    @app.agent(topic, name="noop")
-    async def noop(stream: faust.StreamT[bytes]) -> None:
-        async for batch in batches(stream):
-            seen["events"] += len(batch)
-            seen["last"] = time.time()
+    async def noop(batch: Sequence[Message]) -> None:
+        seen["events"] += len(batch)
+        seen["last"] = time.time()
+
+    serve_inbox(app, inbox, noop)
 
     @app.page("/freshness/")
     class Freshness(View):

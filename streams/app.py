@@ -14,12 +14,12 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
 import faust
-from faust.types import EventT
+from faust.types import Message
 from prometheus_client import CollectorRegistry
 
 from core.kafka_access import MECHANISM, STREAMS, KafkaAccess
@@ -34,15 +34,17 @@ from events.topics import (
     family_topic,
     ingest_topic,
 )
+from streams.consumer import GaplessConsumer
 from streams.consumer import install as install_gapless_consumer
 from streams.domains import domains
 from streams.fence import MembershipFence
+from streams.inbox import Inbox
 from streams.lag import LagReporter, StallGuard
 from streams.pipeline import Pipeline
+from streams.sensors import batch_in, batch_out
 from streams.store import URL as STORE_URL
 from streams.store import changelog_configs, store_options
 from streams.store import register as register_store
-from streams.take import take_events
 from streams.writer import BatchWriter
 
 log = logging.getLogger("streams.app")
@@ -128,23 +130,14 @@ def faust_config(settings: Settings, *, app_id: str | None = None, web_port: int
     )
 
 
-def batches(stream: faust.StreamT[bytes], size: int = BATCH_SIZE,
-            within: float = BATCH_WITHIN) -> AsyncIterator[Sequence[EventT[bytes]]]:
-    """Up to ``size`` events, or what arrived within ``within`` seconds of the first one, acknowledged only
-    after they were processed (streams.take)."""
-    agen = take_events(stream, size, within)
-    cast(Any, stream)._active_agens.add(agen)  # closed (without acknowledging) when the stream stops
-    return agen
-
-
 EXIT_BATCH_FAILED = 70  # EX_SOFTWARE: a batch failed; nothing of it was committed
 
 
-def stop_without_committing(agent: str, batch: Sequence[EventT[bytes]]) -> NoReturn:
+def stop_without_committing(agent: str, batch: Sequence[Message]) -> NoReturn:
     """A batch failed although every record that cannot be processed goes to the DLQ (the broker refused
     a write, a bug): end the process at once, before faust's commit loop can run, so nothing of the batch
     is committed. The supervisor restarts the worker, which resumes from the committed offsets."""
-    first = batch[0].message if batch else None
+    first = batch[0] if batch else None
     where = f"{first.topic}[{first.partition}]@{first.offset}" if first is not None else "?"
     log.critical("%s batch of %d records from %s failed; stopping without committing", agent, len(batch), where,
                  exc_info=True)
@@ -168,6 +161,43 @@ def raw_topic(app: faust.App, *names: str) -> faust.TopicT:
     return app.topic(*names, key_serializer="raw", value_serializer="raw")
 
 
+def inbox_capacity(batch_size: int) -> int:
+    """Records an agent's inbox holds at most (the fetch loop waits for space beyond that)."""
+    return 10 * batch_size
+
+
+def serve_inbox(app: faust.App, inbox: Inbox, handle: Callable[[Sequence[Message]], Awaitable[None]]) -> None:
+    """Subscribe ``app`` to ``inbox``'s topics and run ``handle`` on each batch taken from it (as an app task,
+    started once the tables are recovered): records are acknowledged, so that they may be committed, only
+    after ``handle`` returned, i.e. after the broker acknowledged everything the batch wrote. A batch taken
+    while a rebalance suspends the flow (or fetched in an earlier generation) is left unacknowledged: faust
+    seeks the partitions back to their committed offsets after the rebalance. A batch that fails stops the
+    worker without committing (:func:`stop_without_committing`)."""
+    for topic in inbox.topics:
+        app.topics.add(raw_topic(app, topic))  # subscribed by faust's conductor, acknowledged records commit
+
+    async def agent() -> None:
+        while not app.should_stop:
+            batch = await inbox.take()
+            if not batch:
+                continue  # cleared by a rebalance while it filled up
+            generation = app.consumer_generation_id
+            if not app.flow_control.is_active() or any(m.generation_id != generation for m in batch):
+                continue  # a rebalance began: these records are read again after it
+            try:
+                consumer = cast(GaplessConsumer, app.consumer)
+                consumer.track_batch(batch)
+                time_in = batch_in(app.monitor, inbox.name, batch)
+                await handle(batch)
+                consumer.ack_batch(batch)
+                batch_out(app.monitor, batch, time_in)
+            except Exception:
+                stop_without_committing(inbox.name, batch)
+
+    agent.__name__ = f"{inbox.name}-agent"
+    app.task(agent)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -182,16 +212,15 @@ def create_app(
     app = faust.App(**faust_config(settings, app_id=app_id, web_port=web_port))
     # a worker expelled from its group (frozen past the session timeout) must not write (streams.fence)
     fence = MembershipFence(settings.session_timeout_seconds, heartbeat_interval(settings))
-    install_gapless_consumer(app, fence)  # faust would commit over records it dropped in a rebalance
 
-    def take(stream: faust.StreamT[bytes]) -> AsyncIterator[Sequence[EventT[bytes]]]:
-        return batches(stream, batch_size, batch_within)
-
+    # the consumer hands each agent's records to its inbox; it commits only runs of acknowledged offsets (faust
+    # would commit over records it dropped in a rebalance)
     topics_of = {"ingest": [n(ingest_topic(u)) for u in UNIVERSITIES],
                  "tables": [n(family_topic(f)) for f in Family], "rollup": [n(PARTIALS_TOPIC)]}
-    ingest = raw_topic(app, *topics_of["ingest"])
-    families = raw_topic(app, *topics_of["tables"])
-    partials_topic = raw_topic(app, *topics_of["rollup"])
+    inboxes = {agent: Inbox(agent, topics, size=batch_size, within=batch_within, capacity=inbox_capacity(batch_size))
+               for agent, topics in topics_of.items()}
+
+    install_gapless_consumer(app, fence, list(inboxes.values()))
 
     # each table is co-partitioned with the topics its agent reads (same partition count, same worker)
     def table(name: str, partitions: int, horizon_s: int | None = None) -> Any:
@@ -219,25 +248,9 @@ def create_app(
         topic=n, dlq=n(DLQ_TOPIC), writer=writer, registry=registry, event_partitions=settings.event_partitions,
     )
 
-    async def run(agent: str, stream: faust.StreamT[bytes],
-                  handle: Callable[[Sequence[EventT[bytes]]], Awaitable[None]]) -> None:
-        async for batch in take(stream):
-            try:
-                await handle(batch)
-            except Exception:
-                stop_without_committing(agent, batch)
-
-    @app.agent(ingest, name="ingest")
-    async def ingest_agent(stream: faust.StreamT[bytes]) -> None:
-        await run("ingest", stream, pipeline.ingest)
-
-    @app.agent(families, name="tables")
-    async def tables_agent(stream: faust.StreamT[bytes]) -> None:
-        await run("tables", stream, pipeline.tables)
-
-    @app.agent(partials_topic, name="rollup")
-    async def rollup_agent(stream: faust.StreamT[bytes]) -> None:
-        await run("rollup", stream, pipeline.rollup)
+    serve_inbox(app, inboxes["ingest"], pipeline.ingest)
+    serve_inbox(app, inboxes["tables"], pipeline.tables)
+    serve_inbox(app, inboxes["rollup"], pipeline.rollup)
 
     # every 2 s: consumer lag per partition (a gauge when metrics are on) and the stall check on it
     lag = LagReporter(app, pipeline.metrics, settings.kafka(STREAMS), app.conf.id)

@@ -31,14 +31,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, cast
 
 import faust
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import Consumer, ConsumerRebalanceListener
 
 from streams.fence import MembershipFence
+from streams.inbox import Inbox
 
 log = logging.getLogger("streams.consumer")
 
@@ -65,6 +67,7 @@ class FencedRebalanceListener(ConsumerRebalanceListener):
 class GaplessConsumer(Consumer):
     RebalanceListener = FencedRebalanceListener
     fence: MembershipFence | None = None  # set per app by :func:`install`
+    inboxes: Mapping[str, Inbox] = MappingProxyType({})  # topic -> its agent's inbox; set per app by :func:`install`
     skipped_jumps = 0  # offset jumps seen by the fetcher (never committed over), per process
     rewinds = 0  # partitions sought back to a record fetched but not delivered, per process
 
@@ -125,6 +128,8 @@ class GaplessConsumer(Consumer):
         read_offset = self._read_offset
         commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
+        inboxes = self.inboxes
+        suspended = self.suspend_flow.is_set
         num_since_yield = 0
         try:
             while not (consumer_stopped() or fetcher_stopped()):
@@ -150,6 +155,17 @@ class GaplessConsumer(Consumer):
                     if commit_every is not None and self._n_acked >= commit_every:
                         self._n_acked = 0
                         await self.commit()
+                    inbox = inboxes.get(tp.topic)
+                    if inbox is not None:  # an agent's record: straight into its inbox (streams.inbox)
+                        if inbox.full():
+                            await self.wait_first(inbox.wait_space(), self.suspend_flow.wait())
+                        if inbox.full() or suspended() or not self.flow_active:
+                            rewound.add(tp)  # a rebalance began: read it again after (as below)
+                            await self._rewind({tp: offset}, "flow suspended before the record reached the inbox")
+                            continue
+                        inbox.put(message)
+                        read_offset[tp] = offset
+                        continue
                     delivery = callback(message)
                     waited = await self.wait_first(delivery, self.suspend_flow.wait())
                     if delivery in waited.done:
@@ -175,6 +191,19 @@ class GaplessConsumer(Consumer):
                     "over them, the stall guard will re-read them", tp.topic, tp.partition, offset_from,
                     offset_to - 1)
 
+    def track_batch(self, messages: Sequence[Any]) -> None:
+        """An agent took ``messages`` from its inbox: a rebalance now waits until they are acknowledged
+        (faust's ``wait_empty``), as it waits for the records a faust stream took."""
+        track = self._unacked_messages.add
+        for message in messages:
+            track(message)
+
+    def ack_batch(self, messages: Sequence[Any]) -> None:
+        """The agent processed ``messages`` (its writes acknowledged by the broker): they may be committed."""
+        ack = self.ack
+        for message in messages:
+            ack(message)
+
     def _new_offset(self, tp: Any) -> int | None:
         acked: list[int] = self._acked[tp]
         if not acked:
@@ -195,10 +224,17 @@ class GaplessConsumer(Consumer):
         return run[-1] + 1
 
 
-def install(app: faust.App, fence: MembershipFence | None = None) -> None:
+def install(app: faust.App, fence: MembershipFence | None = None, inboxes: Sequence[Inbox] = ()) -> None:
     """Make ``app`` create a :class:`GaplessConsumer` (before its consumer exists) whose group membership
-    ``fence`` watches."""
-    app.transport.Consumer = type("GaplessConsumer", (GaplessConsumer,), {"fence": fence})  # type: ignore[misc]
+    ``fence`` watches and which hands the records of each inbox's topics to that inbox. Each inbox is cleared
+    with faust's own queues when a rebalance suspends the flow."""
+    by_topic = {topic: inbox for inbox in inboxes for topic in inbox.topics}
+    if len(by_topic) != sum(len(inbox.topics) for inbox in inboxes):
+        raise ValueError("a topic can feed one inbox only")
+    for inbox in inboxes:
+        app.flow_control.manage_queue(cast(Any, inbox))
+    app.transport.Consumer = type("GaplessConsumer", (GaplessConsumer,),  # type: ignore[misc]
+                                  {"fence": fence, "inboxes": by_topic})
 
 
 def fence_of(app: faust.App) -> MembershipFence | None:

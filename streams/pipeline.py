@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from faust.types import EventT, TableT
+from faust.types import Message, TableT
 from prometheus_client import CollectorRegistry
 
 from events.reference import UNIVERSITIES
@@ -41,21 +41,20 @@ class PartitionNotHeld(RuntimeError):
     """A batch has records of a partition whose table partition this worker does not hold."""
 
 
-def require_held(table: TableT[str, Any], batch: Sequence[EventT[bytes]]) -> None:
+def require_held(table: TableT[str, Any], batch: Sequence[Message]) -> None:
     """Raise PartitionNotHeld unless this worker holds ``table``'s partition of every record in ``batch``
     (tables are co-partitioned with the topics their agent reads). Processing such a record would read
     nothing where its entity, partial or duplicate check is, and publish figures computed from that: the
     agent stops without writing or committing (streams.app), and the restarted worker is assigned again."""
-    missing = sorted(p for p in {ev.message.partition for ev in batch} if not held(table, p))  # once per partition
+    missing = sorted(p for p in {message.partition for message in batch} if not held(table, p))  # once per partition
     if missing:
         raise PartitionNotHeld(
             f"table {table.name}: partition(s) {missing} not held by this worker, which received their records "
             "(faust's assignment left the table's changelog out, or the partition was revoked meanwhile)")
 
 
-def raw(ev: EventT[bytes]) -> pure.Raw:
-    msg = ev.message
-    return pure.Raw(msg.topic, msg.partition, msg.offset, msg.timestamp, msg.key, ev.value)
+def raw(message: Message) -> pure.Raw:
+    return pure.Raw(message.topic, message.partition, message.offset, message.timestamp, message.key, message.value)
 
 
 @dataclass
@@ -95,7 +94,7 @@ class Pipeline:
             for (university, reason), n in writes.rejected.items():
                 m.record_rejected(university, reason, n=n)
 
-    def _done(self, agent: str, batch: Sequence[EventT[bytes]], applied: int | None = None) -> None:
+    def _done(self, agent: str, batch: Sequence[Message], applied: int | None = None) -> None:
         self.last_batch_at[agent] = time.time()
         self.events_processed[agent] = self.events_processed.get(agent, 0) + len(batch)
         if applied is not None:
@@ -103,9 +102,9 @@ class Pipeline:
         if self.metrics is not None:
             self.metrics.observe_batch(agent, len(batch))
 
-    async def ingest(self, batch: Sequence[EventT[bytes]]) -> None:
+    async def ingest(self, batch: Sequence[Message]) -> None:
         require_held(self.seen, batch)
-        writes = pure.ingest([raw(ev) for ev in batch], self.university_of, self.seen.get, datetime.now(UTC),
+        writes = pure.ingest([raw(message) for message in batch], self.university_of, self.seen.get, datetime.now(UTC),
                              self.topic, self.dlq, self.event_partitions)
         await self._write(writes)
         if (m := self.metrics) is not None:
@@ -113,33 +112,33 @@ class Pipeline:
                 m.record_ingested(family, university, n=n)
             if writes.replays:
                 m.record_replayed("ingest", writes.replays)
-            m.observe_pipeline_latencies("ingest", [ev.message.timestamp * 1000 for ev in batch])
+            m.observe_pipeline_latencies("ingest", [message.timestamp * 1000 for message in batch])
         self._done("ingest", batch, applied=sum(writes.ingested.values()))
 
-    async def tables(self, batch: Sequence[EventT[bytes]]) -> None:
+    async def tables(self, batch: Sequence[Message]) -> None:
         """If a crash lands between the table writes and the sends, the replay finds the events already
         applied (``applied:`` keys) and re-sends the same partials and views."""
         require_held(self.states, batch)
-        writes = pure.tables([raw(ev) for ev in batch], self.domains, self.states.get,
+        writes = pure.tables([raw(message) for message in batch], self.domains, self.states.get,
                              datetime.now(UTC).isoformat(), self.topic, self.dlq)
         await self._write(writes)
         if (m := self.metrics) is not None:
             now_s = time.time()
             m.observe_event_latencies([(event.target_family, event.occurred_at) for event in writes.events], now=now_s)
-            m.observe_pipeline_latencies("tables", [ev.message.timestamp * 1000 for ev in batch], now=now_s)
+            m.observe_pipeline_latencies("tables", [message.timestamp * 1000 for message in batch], now=now_s)
             m.record_aggregates(writes.aggregates)
             m.set_table_keys("entity-state", approximate_keys(self.states))
             m.set_table_keys("ingest-seen", approximate_keys(self.seen))
         self._done("tables", batch, applied=writes.applied)
 
-    async def rollup(self, batch: Sequence[EventT[bytes]]) -> None:
+    async def rollup(self, batch: Sequence[Message]) -> None:
         require_held(self.rollups, batch)
-        writes = pure.rollup([raw(ev) for ev in batch], self.rollups.get, self.topic, self.dlq)
+        writes = pure.rollup([raw(message) for message in batch], self.rollups.get, self.topic, self.dlq)
         await self._write(writes)
         if (m := self.metrics) is not None:
             m.record_aggregates(writes.aggregates)
             if writes.aggregates:
-                m.observe_pipeline_latency("aggregate", batch[-1].message.timestamp * 1000)
+                m.observe_pipeline_latency("aggregate", batch[-1].timestamp * 1000)
             m.set_table_keys("rollups", approximate_keys(self.rollups))
         self._done("rollup", batch)
 

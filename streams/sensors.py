@@ -8,6 +8,8 @@ the same series with the same values and looks each child up once (docs/benchmar
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any, cast
 from weakref import WeakKeyDictionary
 
@@ -69,6 +71,50 @@ class Sensors(PrometheusMonitor):
                           valsize: int) -> Any:
         self._child(self._metrics.topic_messages_sent, f"topic.{topic}").inc()
         return Monitor.on_send_initiated(self, producer, topic, message, keysize, valsize)
+
+
+def batch_in(monitor: Monitor, agent: str, messages: Sequence[Message]) -> float:
+    """What faust's ``on_message_in`` and ``on_stream_event_in`` record for every record an agent takes, for a
+    whole batch from an inbox (streams.inbox) at once; returns the time it went in."""
+    n = len(messages)
+    monitor.messages_received_total += n
+    monitor.messages_active += n
+    monitor.events_total += n
+    monitor.events_active += n
+    per_topic = Counter(message.topic for message in messages)
+    last = {message.tp: message.offset for message in messages}
+    for topic, count in per_topic.items():
+        monitor.messages_received_by_topic[topic] += count
+    monitor.tp_read_offsets.update(last)
+    if isinstance(monitor, Sensors):
+        m, child = monitor._metrics, monitor._child
+        m.messages_received.inc(n)
+        m.active_messages.inc(n)
+        m.total_events.inc(n)
+        m.total_active_events.inc(n)
+        child(m.total_events_per_stream, f"stream.{agent}.events").inc(n)
+        for topic, count in per_topic.items():
+            child(m.messages_received_per_topics, topic).inc(count)
+        for tp, offset in last.items():
+            child(m.messages_received_per_topics_partition, tp.topic, str(tp.partition)).set(offset)
+    return monitor.time()
+
+
+def batch_out(monitor: Monitor, messages: Sequence[Message], time_in: float) -> None:
+    """What faust's ``on_stream_event_out`` and ``on_message_out`` record for every record of a processed
+    batch (each record's runtime is its batch's)."""
+    n = len(messages)
+    runtime = monitor.time() - time_in
+    monitor.messages_active -= n
+    monitor.events_active -= n
+    monitor.events_runtime.append(runtime)
+    if isinstance(monitor, Sensors):
+        m = monitor._metrics
+        m.active_messages.dec(n)
+        m.total_active_events.dec(n)
+        observe, ms = m.events_runtime_latency.observe, monitor.secs_to_ms(runtime)
+        for _ in range(n):  # one observation per record, as faust's histogram counts events
+            observe(ms)
 
 
 def setup(app: faust.App, pattern: str, registry: CollectorRegistry, name_prefix: str) -> None:

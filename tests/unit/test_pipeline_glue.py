@@ -26,16 +26,13 @@ T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 
 @dataclass
 class Message:
+    """A consumed record as the glue reads it (faust's ``ConsumerMessage``)."""
+
     topic: str
     partition: int
     offset: int
     timestamp: float
     key: bytes | None
-
-
-@dataclass
-class Ev:
-    message: Message
     value: bytes | None
 
 
@@ -86,8 +83,8 @@ def pipeline() -> tuple[Pipeline, Writer]:
     return p, writer
 
 
-def ev(topic: str, partition: int, offset: int, value: bytes | None, key: bytes | None = b"k") -> Ev:
-    return Ev(Message(topic + ".t", partition, offset, T0.timestamp() + 60, key), value)
+def ev(topic: str, partition: int, offset: int, value: bytes | None, key: bytes | None = b"k") -> Message:
+    return Message(topic + ".t", partition, offset, T0.timestamp() + 60, key, value)
 
 
 async def test_ingest_writes_the_dedupe_table_to_the_record_partition_then_flushes_once() -> None:
@@ -225,10 +222,10 @@ def test_a_batch_of_a_partition_whose_table_partition_is_not_held_is_refused(tmp
     assert not any(held(rollups, p) for p in range(3))  # nothing assigned yet
     store._db_for_partition(1)  # what faust does for an assigned partition
     assert held(rollups, 1) and not held(rollups, 0) and not held(rollups, 2)
-    batch = [Ev(Message(PARTIALS_TOPIC, p, 0, 0.0, b"k"), b"{}") for p in (1, 0, 2, 0)]
+    batch = [Message(PARTIALS_TOPIC, p, 0, 0.0, b"k", b"{}") for p in (1, 0, 2, 0)]
     with pytest.raises(PartitionNotHeld, match=r"table rollups: partition\(s\) \[0, 2\]"):
         require_held(rollups, batch)
-    require_held(rollups, [ev for ev in batch if ev.message.partition == 1])  # held: goes on
+    require_held(rollups, [ev for ev in batch if ev.partition == 1])  # held: goes on
     memory = Table()  # the in-memory store cannot tell: it is taken as held
     require_held(cast(Any, memory), batch)
 

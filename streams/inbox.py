@@ -1,0 +1,94 @@
+"""An agent's inbox: the records of its topics, handed over by the consumer's fetch loop in whole fetches.
+
+faust delivers every record through its per-record machinery: the conductor decodes it into an event, puts it
+on the agent's channel queue, the agent's stream takes it off again, runs its processors, calls four sensors
+and acknowledges it, with several asyncio tasks per record and stage (about 150 µs per record and stage on
+this machine, more than the alliance code itself; docs/benchmarks.md). The worker's agents read whole batches
+and write them at once, so none of that is needed: :class:`streams.consumer.GaplessConsumer` appends each
+fetched record of an agent's topics to its :class:`Inbox` (no event, no task), and the agent's loop
+(:func:`streams.app.create_app`) takes up to ``size`` records at a time, processes them, and only then
+acknowledges them to the consumer, which commits only acknowledged runs (streams.consumer).
+
+A rebalance clears every inbox (faust's flow control clears the queues it manages when it suspends the flow
+for a rebalance): the cleared records were never acknowledged, and after the rebalance faust seeks every
+assigned partition back to its committed offset, so they are read again by whichever worker then owns them.
+No I/O and no faust here; the consumer and the agent loop do both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+
+class Inbox:
+    """The fetched, not yet taken records of one agent's topics (at most ``capacity``)."""
+
+    def __init__(self, name: str, topics: Iterable[str], *, size: int, within: float, capacity: int) -> None:
+        if size < 1 or capacity < size or within < 0:
+            raise ValueError(f"inbox {name}: need 1 <= size <= capacity and within >= 0 "
+                             f"(size={size}, capacity={capacity}, within={within})")
+        self.name = name
+        self.topics = frozenset(topics)
+        self.size = size  # records per batch at most
+        self.within = within  # seconds a batch waits, from its first record, to fill up
+        self.capacity = capacity
+        self._items: list[Any] = []
+        self._arrived = asyncio.Event()  # set while the inbox holds records
+        self._filled = asyncio.Event()  # set while it holds a whole batch
+        self._space = asyncio.Event()  # set while it is below capacity
+        self._space.set()
+        self.cleared = 0  # records dropped by clear() (read again after the rebalance), per inbox
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def full(self) -> bool:
+        return len(self._items) >= self.capacity
+
+    def put(self, message: Any) -> None:
+        """Append one fetched record (the consumer checks :meth:`full` first)."""
+        items = self._items
+        items.append(message)
+        n = len(items)
+        if n == 1:
+            self._arrived.set()
+        if n >= self.size:
+            self._filled.set()
+        if n >= self.capacity:
+            self._space.clear()
+
+    async def wait_space(self) -> None:
+        await self._space.wait()
+
+    async def take(self) -> list[Any]:
+        """The next batch: up to ``size`` records, waiting for the first one and then at most ``within``
+        seconds for a whole batch. Empty when a rebalance cleared the inbox meanwhile."""
+        while not self._items:
+            await self._arrived.wait()
+        if len(self._items) < self.size and self.within > 0:
+            try:
+                await asyncio.wait_for(self._filled.wait(), self.within)
+            except TimeoutError:
+                pass
+        items = self._items
+        batch = items[:self.size]
+        del items[:self.size]
+        self._settle()
+        return batch
+
+    def clear(self) -> None:
+        """Drop every record not taken yet (faust calls this on its managed queues in a rebalance)."""
+        self.cleared += len(self._items)
+        self._items.clear()
+        self._settle()
+
+    def _settle(self) -> None:
+        n = len(self._items)
+        if n == 0:
+            self._arrived.clear()
+        if n < self.size:
+            self._filled.clear()
+        if n < self.capacity:
+            self._space.set()

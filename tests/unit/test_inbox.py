@@ -1,0 +1,261 @@
+"""streams.inbox and the consumer's path into it (streams.consumer.GaplessConsumer): whole fetches handed to an
+agent's inbox without faust's per-record events, taken in batches, acknowledged only when processed, and cleared
+(never acknowledged) when a rebalance suspends the flow.
+
+The consumer is built but never started (no broker): its fetch loop runs over a stubbed fetch."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import faust
+import pytest
+from faust.sensors.prometheus import FaustMetrics
+from faust.transport.consumer import ConsumerMessage
+from faust.types import TP
+from prometheus_client import CollectorRegistry, generate_latest
+
+from streams.app import serve_inbox
+from streams.consumer import GaplessConsumer, install
+from streams.inbox import Inbox
+from streams.sensors import Sensors, batch_in, batch_out
+
+INGEST, FAMILY, OTHER = "alliance.ingest.scu", "alliance.events.recruitment", "alliance.other"
+
+
+def message(topic: str, partition: int, offset: int, generation: int = 1) -> ConsumerMessage:
+    return ConsumerMessage(topic, partition, offset, time.time(), 0, [], b"k", b"v", None, 1, 1,
+                           TP(topic, partition), generation_id=generation)
+
+
+def inbox(topics: Sequence[str] = (INGEST,), size: int = 3, within: float = 0.05, capacity: int = 6) -> Inbox:
+    return Inbox("ingest", topics, size=size, within=within, capacity=capacity)
+
+
+async def test_a_whole_batch_is_taken_at_once_in_fetch_order() -> None:
+    box = inbox()
+    for offset in range(5):
+        box.put(message(INGEST, 0, offset))
+    started = time.monotonic()
+    assert [m.offset for m in await box.take()] == [0, 1, 2]  # size 3: no waiting for more
+    assert time.monotonic() - started < box.within
+    assert [m.offset for m in await box.take()] == [3, 4]  # the rest after waiting ``within`` for a third
+    assert len(box) == 0
+
+
+async def test_a_partial_batch_waits_within_for_more_and_no_longer() -> None:
+    box = inbox(within=0.2)
+    box.put(message(INGEST, 0, 0))
+
+    async def later() -> None:
+        await asyncio.sleep(0.05)
+        box.put(message(INGEST, 0, 1))
+        box.put(message(INGEST, 0, 2))  # completes a batch: the take returns before ``within``
+
+    started = time.monotonic()
+    _, batch = await asyncio.gather(later(), box.take())
+    assert [m.offset for m in batch] == [0, 1, 2]
+    assert time.monotonic() - started < 0.2
+    waiter = asyncio.create_task(box.take())  # empty: waits for the first record, however long
+    await asyncio.sleep(0.1)
+    assert not waiter.done()
+    box.put(message(INGEST, 1, 9))
+    assert [m.offset for m in await asyncio.wait_for(waiter, 1.0)] == [9]
+
+
+async def test_clear_drops_what_was_not_taken_and_frees_the_space() -> None:
+    box = inbox(size=2, capacity=2)
+    box.put(message(INGEST, 0, 0))
+    box.put(message(INGEST, 0, 1))
+    assert box.full()
+    space = asyncio.create_task(box.wait_space())
+    await asyncio.sleep(0)
+    assert not space.done()
+    box.clear()
+    await asyncio.wait_for(space, 1.0)
+    assert len(box) == 0 and box.cleared == 2
+    waiter = asyncio.create_task(box.take())  # a cleared inbox has nothing to hand out
+    await asyncio.sleep(0.1)
+    assert not waiter.done()
+    waiter.cancel()
+
+
+def test_nonsense_sizes_are_refused() -> None:
+    for size, capacity, within in ((0, 5, 0.1), (6, 5, 0.1), (2, 5, -1.0)):
+        with pytest.raises(ValueError, match="inbox ingest"):
+            Inbox("ingest", [INGEST], size=size, within=within, capacity=capacity)
+
+
+def test_a_topic_feeds_one_inbox_only() -> None:
+    app = faust.App("inbox-twice", broker="kafka://127.0.0.1:1", store="memory://")
+    with pytest.raises(ValueError, match="one inbox"):
+        install(app, inboxes=[inbox([INGEST]), inbox([INGEST, FAMILY])])
+
+
+class Fetcher:
+    def __init__(self) -> None:
+        self._stopped = asyncio.Event()
+
+
+async def consumer_with(box: Inbox, fetched: list[ConsumerMessage], *, before: Any = None) -> GaplessConsumer:
+    """A never-started consumer of an app served like the worker's (its inbox's topics subscribed through
+    faust's conductor, whose index decides which acknowledgements count) whose fetch loop reads ``fetched``
+    once; ``before(consumer, i)`` runs before the i-th record is delivered. Seeks are recorded, not sent."""
+    app = faust.App(f"inbox-{id(box)}", broker="kafka://127.0.0.1:1", store="memory://")
+    install(app, inboxes=[box])
+
+    async def handle(batch: Sequence[ConsumerMessage]) -> None:  # the agent task is not started here
+        raise AssertionError("not run")
+
+    serve_inbox(app, box, handle)
+    await app.topics._update_indices()  # what faust's conductor does when it subscribes
+    consumer: Any = app.consumer
+    consumer.delivered_elsewhere = []
+    consumer.sought = []
+    fetcher = Fetcher()
+
+    async def getmany(timeout: float) -> AsyncIterator[tuple[TP, ConsumerMessage]]:  # noqa: ASYNC109
+        for i, record in enumerate(fetched):
+            if before is not None:
+                before(consumer, i)
+            yield record.tp, record
+        fetcher._stopped.set()
+
+    async def callback(record: ConsumerMessage) -> None:  # faust's conductor, for topics no inbox reads
+        consumer.delivered_elsewhere.append(record.offset)
+
+    async def seek(tp: TP, offset: int) -> None:
+        consumer.sought.append((tp, offset))
+
+    consumer.getmany = getmany
+    consumer.callback = callback
+    consumer.seek = seek
+    consumer.assignment = lambda: {record.tp for record in fetched}
+    consumer.fetcher = fetcher
+    consumer.flow_active = True
+    consumer.suspend_flow.clear()
+    return consumer  # type: ignore[no-any-return]
+
+
+async def test_the_fetch_loop_hands_an_agents_records_to_its_inbox_and_the_rest_to_faust() -> None:
+    box = inbox(size=10, capacity=10)
+    fetched = [message(INGEST, 0, 0), message(OTHER, 0, 5), message(INGEST, 1, 7), message(INGEST, 0, 1)]
+    consumer: Any = await consumer_with(box, fetched)
+    await consumer._drain_messages(consumer.fetcher)
+    assert [(m.partition, m.offset) for m in await box.take()] == [(0, 0), (1, 7), (0, 1)]
+    assert consumer.delivered_elsewhere == [5]
+    assert consumer._read_offset[TP(INGEST, 0)] == 1 and consumer._read_offset[TP(INGEST, 1)] == 7
+
+
+async def test_records_fetched_as_a_rebalance_suspends_the_flow_are_sought_back_not_dropped() -> None:
+    """The flow stops before the third record: it and every later record of its partition are sought back
+    (read again after the rebalance); nothing of them reaches the inbox."""
+    box = inbox(size=10, capacity=10)
+    fetched = [message(INGEST, 0, 0), message(INGEST, 1, 3), message(INGEST, 0, 1), message(INGEST, 0, 2),
+               message(INGEST, 1, 4)]
+
+    def before(consumer: Any, i: int) -> None:
+        if i == 2:
+            consumer.suspend_flow.set()
+
+    consumer: Any = await consumer_with(box, fetched, before=before)
+    await consumer._drain_messages(consumer.fetcher)
+    assert [(m.partition, m.offset) for m in box._items] == [(0, 0), (1, 3)]
+    assert consumer.sought == [(TP(INGEST, 0), 1), (TP(INGEST, 1), 4)]
+
+
+async def test_a_full_inbox_holds_the_fetch_loop_until_the_agent_takes_a_batch() -> None:
+    box = inbox(size=2, capacity=2)
+    fetched = [message(INGEST, 0, offset) for offset in range(5)]
+    consumer: Any = await consumer_with(box, fetched)
+    loop = asyncio.create_task(consumer._drain_messages(consumer.fetcher))
+    await asyncio.sleep(0.05)
+    assert len(box) == 2 and not loop.done()  # waiting for space, not dropping
+    taken = [m.offset for m in await box.take()]
+    taken += [m.offset for m in await box.take()]
+    taken += [m.offset for m in await box.take()]
+    await asyncio.wait_for(loop, 1.0)
+    assert taken == [0, 1, 2, 3, 4] and consumer.sought == []
+
+
+async def test_a_full_inbox_when_a_rebalance_begins_seeks_the_waiting_record_back() -> None:
+    box = inbox(size=1, capacity=1)
+    fetched = [message(INGEST, 0, 0), message(INGEST, 0, 1), message(INGEST, 0, 2)]
+    consumer: Any = await consumer_with(box, fetched)
+    loop = asyncio.create_task(consumer._drain_messages(consumer.fetcher))
+    await asyncio.sleep(0.05)
+    consumer.stop_flow()  # what faust does first when partitions are revoked
+    await asyncio.wait_for(loop, 1.0)
+    assert [m.offset for m in box._items] == [0]
+    assert consumer.sought == [(TP(INGEST, 0), 1)]
+
+
+async def test_taken_records_are_awaited_by_a_rebalance_and_committable_only_once_acknowledged() -> None:
+    box = inbox(size=10, capacity=10)
+    fetched = [message(INGEST, 0, offset) for offset in range(3)]
+    consumer: Any = await consumer_with(box, fetched)
+    await consumer._drain_messages(consumer.fetcher)
+    batch = await box.take()
+    consumer.start_offsets[TP(INGEST, 0)] = 0
+    consumer.track_batch(batch)
+    assert len(consumer._unacked_messages) == 3  # faust's wait_empty waits for these in a rebalance
+    assert consumer._new_offset(TP(INGEST, 0)) is None  # taken, not processed: nothing to commit
+    consumer.ack_batch(batch)
+    assert len(consumer._unacked_messages) == 0
+    assert consumer._new_offset(TP(INGEST, 0)) == 3
+
+
+async def test_faust_clears_the_inboxes_when_a_rebalance_suspends_the_flow() -> None:
+    box = inbox()
+    app = faust.App("inbox-clear", broker="kafka://127.0.0.1:1", store="memory://")
+    install(app, inboxes=[box])
+    box.put(message(INGEST, 0, 0))
+    app.flow_control.clear()  # faust's _on_partitions_revoked: flow_control.suspend(), then clear()
+    assert len(box) == 0 and box.cleared == 1
+
+
+def test_batch_sensors_record_what_fausts_per_record_hooks_record() -> None:
+    """streams.sensors.batch_in / batch_out for a batch against faust's four per-record hooks on the same
+    records (the oracle), in faust's own monitor fields and in the Prometheus series (the per-stream label and
+    the runtime histogram's values aside: the label names the agent, the runtime measures time)."""
+    records = [message((INGEST, FAMILY)[i % 2], i % 3, 100 + i) for i in range(30)]
+
+    def exposition(monitor: Sensors, registry: CollectorRegistry) -> list[str]:
+        return [line for line in generate_latest(registry).decode().splitlines()
+                if not line.startswith("#") and "runtime" not in line and "_created" not in line
+                and "events_per_stream" not in line]
+
+    def fields(monitor: Sensors) -> tuple[Any, ...]:
+        return (monitor.messages_received_total, monitor.messages_active, monitor.events_total,
+                monitor.events_active, dict(monitor.messages_received_by_topic), dict(monitor.tp_read_offsets))
+
+    oracle_registry, batch_registry = CollectorRegistry(), CollectorRegistry()
+    oracle = Sensors(metrics=FaustMetrics.create(oracle_registry, "faust"))
+    batched = Sensors(metrics=FaustMetrics.create(batch_registry, "faust"))
+
+    class Owner:
+        pass
+
+    class Stream:
+        shortlabel, task_owner = "Stream: ingest", Owner()
+
+    stream = Stream()
+    for record in records:
+        oracle.on_message_in(record.tp, record.offset, record)
+        state = oracle.on_stream_event_in(record.tp, record.offset, stream, None)  # type: ignore[arg-type]
+        assert fields(oracle)[1] > 0
+        oracle.on_stream_event_out(record.tp, record.offset, stream, None, state)  # type: ignore[arg-type]
+        oracle.on_message_out(record.tp, record.offset, record)
+    time_in = batch_in(batched, "ingest", records)
+    assert batched.messages_active == 30 and batched.events_active == 30
+    batch_out(batched, records, time_in)
+    assert fields(batched) == fields(oracle)
+    assert exposition(batched, batch_registry) == exposition(oracle, oracle_registry)
+    runtime_count = [line for line in generate_latest(batch_registry).decode().splitlines()
+                     if line.startswith("faust_events_runtime_ms_count")]
+    assert runtime_count == ["faust_events_runtime_ms_count 30.0"]
+    assert 'faust_total_events_per_stream_total{stream="stream.ingest.events"} 30.0' in \
+        generate_latest(batch_registry).decode()
