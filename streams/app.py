@@ -114,7 +114,8 @@ def faust_config(settings: Settings, *, app_id: str | None = None, web_port: int
         web_stats_enabled=False,
         web_metrics_enabled=False,
         web_in_thread=False,
-        # large fetches and a deep stream buffer: the agents take batches of up to 1,000 events
+        # large fetches (the agents take batches of up to 1,000 events from their inboxes, streams.inbox); the
+        # stream buffer is faust's own channel queues (the agents' records never go through them)
         stream_buffer_maxsize=65536,
         broker_max_poll_records=10_000,
         consumer_max_fetch_size=8 * 1024 * 1024,

@@ -36,8 +36,9 @@ from types import MappingProxyType
 from typing import Any, cast
 
 import faust
+from aiokafka import AIOKafkaConsumer
 from faust.transport.consumer import CONSUMER_FETCHING
-from faust.transport.drivers.aiokafka import Consumer, ConsumerRebalanceListener
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, ConsumerRebalanceListener
 
 from streams.fence import MembershipFence
 from streams.inbox import Inbox
@@ -64,12 +65,32 @@ class FencedRebalanceListener(ConsumerRebalanceListener):
         return super().on_partitions_revoked(revoked)
 
 
+# How long the broker may hold a fetch request open when none of its partitions has new records. faust fixes
+# 1,500 ms. aiokafka leaves out of a node's next fetch every partition whose records are still buffered and sends
+# no second request to a node while one is open; a partition whose buffer the agent emptied meanwhile can only be
+# fetched again once that request returns, so a record arriving there waited up to the whole hold (the p99
+# latency at 20 % load was 1.6 s; docs/benchmarks.md). An idle worker sends one empty fetch per broker this often.
+FETCH_MAX_WAIT_MS = 100
+
+
+class WorkerConsumerThread(AIOKafkaConsumerThread):
+    """faust's consumer thread with :data:`FETCH_MAX_WAIT_MS` for the worker's consumer."""
+
+    def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts its fetcher
+        return consumer
+
+
 class GaplessConsumer(Consumer):
     RebalanceListener = FencedRebalanceListener
     fence: MembershipFence | None = None  # set per app by :func:`install`
     inboxes: Mapping[str, Inbox] = MappingProxyType({})  # topic -> its agent's inbox; set per app by :func:`install`
     skipped_jumps = 0  # offset jumps seen by the fetcher (never committed over), per process
     rewinds = 0  # partitions sought back to a record fetched but not delivered, per process
+
+    def _new_consumer_thread(self) -> WorkerConsumerThread:
+        return WorkerConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -259,3 +259,18 @@ def test_batch_sensors_record_what_fausts_per_record_hooks_record() -> None:
     assert runtime_count == ["faust_events_runtime_ms_count 30.0"]
     assert 'faust_total_events_per_stream_total{stream="stream.ingest.events"} 30.0' in \
         generate_latest(batch_registry).decode()
+
+
+async def test_the_worker_consumer_holds_an_empty_fetch_briefly_not_faust_s_1500_ms() -> None:
+    """aiokafka sends no second fetch to a broker while one is open and leaves out of it the partitions whose
+    records were still buffered: a record arriving on such a partition waits until the open fetch returns,
+    up to its hold time (streams.consumer.FETCH_MAX_WAIT_MS)."""
+    from streams.consumer import FETCH_MAX_WAIT_MS
+
+    app = faust.App("inbox-fetch-wait", broker="kafka://127.0.0.1:1", store="memory://")
+    plain = faust.App("plain-fetch-wait", broker="kafka://127.0.0.1:1", store="memory://")
+    install(app)
+    ours = app.consumer._thread._create_worker_consumer(app.transport)  # type: ignore[attr-defined]
+    fausts = plain.consumer._thread._create_worker_consumer(plain.transport)  # type: ignore[attr-defined]
+    assert fausts._fetch_max_wait_ms == 1500  # what faust fixes (the test fails if faust changes it)
+    assert ours._fetch_max_wait_ms == FETCH_MAX_WAIT_MS <= 200
