@@ -21,20 +21,32 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
+# bytes of keys and values an inbox holds at most (beyond that the fetch loop waits for the agent): a university
+# sending records of a megabyte (refused, but fetched first) cannot make a worker buffer ``capacity`` of them
+MAX_BYTES = 32 * 1024 * 1024
+
+
+def size_of(message: Any) -> int:
+    return len(message.key or b"") + len(message.value or b"")
+
 
 class Inbox:
-    """The fetched, not yet taken records of one agent's topics (at most ``capacity``)."""
+    """The fetched, not yet taken records of one agent's topics (at most ``capacity`` records and ``max_bytes``
+    bytes of keys and values, whichever comes first; one record always fits)."""
 
-    def __init__(self, name: str, topics: Iterable[str], *, size: int, within: float, capacity: int) -> None:
-        if size < 1 or capacity < size or within < 0:
-            raise ValueError(f"inbox {name}: need 1 <= size <= capacity and within >= 0 "
-                             f"(size={size}, capacity={capacity}, within={within})")
+    def __init__(self, name: str, topics: Iterable[str], *, size: int, within: float, capacity: int,
+                 max_bytes: int = MAX_BYTES) -> None:
+        if size < 1 or capacity < size or within < 0 or max_bytes < 1:
+            raise ValueError(f"inbox {name}: need 1 <= size <= capacity, within >= 0 and max_bytes >= 1 "
+                             f"(size={size}, capacity={capacity}, within={within}, max_bytes={max_bytes})")
         self.name = name
         self.topics = frozenset(topics)
         self.size = size  # records per batch at most
         self.within = within  # seconds a batch waits, from its first record, to fill up
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self._items: list[Any] = []
+        self._bytes = 0
         self._arrived = asyncio.Event()  # set while the inbox holds records
         self._filled = asyncio.Event()  # set while it holds a whole batch
         self._space = asyncio.Event()  # set while it is below capacity
@@ -44,19 +56,24 @@ class Inbox:
     def __len__(self) -> int:
         return len(self._items)
 
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
     def full(self) -> bool:
-        return len(self._items) >= self.capacity
+        return len(self._items) >= self.capacity or self._bytes >= self.max_bytes
 
     def put(self, message: Any) -> None:
         """Append one fetched record (the consumer checks :meth:`full` first)."""
         items = self._items
         items.append(message)
+        self._bytes += size_of(message)
         n = len(items)
         if n == 1:
             self._arrived.set()
         if n >= self.size:
             self._filled.set()
-        if n >= self.capacity:
+        if self.full():
             self._space.clear()
 
     async def wait_space(self) -> None:
@@ -75,6 +92,7 @@ class Inbox:
         items = self._items
         batch = items[:self.size]
         del items[:self.size]
+        self._bytes = self._bytes - sum(map(size_of, batch)) if items else 0
         self._settle()
         return batch
 
@@ -82,6 +100,7 @@ class Inbox:
         """Drop every record not taken yet (faust calls this on its managed queues in a rebalance)."""
         self.cleared += len(self._items)
         self._items.clear()
+        self._bytes = 0
         self._settle()
 
     def _settle(self) -> None:
@@ -90,5 +109,5 @@ class Inbox:
             self._arrived.clear()
         if n < self.size:
             self._filled.clear()
-        if n < self.capacity:
+        if not self.full():
             self._space.set()

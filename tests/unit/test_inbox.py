@@ -274,3 +274,24 @@ async def test_the_worker_consumer_holds_an_empty_fetch_briefly_not_faust_s_1500
     fausts = plain.consumer._thread._create_worker_consumer(plain.transport)  # type: ignore[attr-defined]
     assert fausts._fetch_max_wait_ms == 1500  # what faust fixes (the test fails if faust changes it)
     assert ours._fetch_max_wait_ms == FETCH_MAX_WAIT_MS <= 200
+
+
+async def test_large_records_fill_an_inbox_by_their_bytes_not_only_their_count() -> None:
+    """A university sending records of a megabyte: the inbox stops taking them at its byte budget (the fetch
+    loop then waits), and a record larger than the whole budget still passes alone."""
+    box = Inbox("ingest", [INGEST], size=10, within=0.0, capacity=100, max_bytes=3 * 1024 * 1024)
+    big = [ConsumerMessage(INGEST, 0, offset, time.time(), 0, [], b"k", b"x" * (1024 * 1024), None, 1, 1,
+                           TP(INGEST, 0), generation_id=1) for offset in range(5)]
+    consumer: Any = await consumer_with(box, big)
+    loop = asyncio.create_task(consumer._drain_messages(consumer.fetcher))
+    await asyncio.sleep(0.05)
+    assert len(box) == 3 and box.full() and not loop.done()  # 3 MiB held, the fetch loop waits
+    assert [m.offset for m in await box.take()] == [0, 1, 2]
+    assert box.bytes == 0
+    taken = [m.offset for m in await box.take()]
+    await asyncio.wait_for(loop, 1.0)
+    taken += [m.offset for m in box._items]
+    assert taken == [3, 4] and consumer.sought == []
+    huge = Inbox("ingest", [INGEST], size=10, within=0.0, capacity=100, max_bytes=1024)
+    huge.put(big[0])  # larger than the budget: taken alone, the inbox is full until then
+    assert huge.full() and [m.offset for m in await huge.take()] == [0] and not huge.full()
