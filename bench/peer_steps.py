@@ -106,7 +106,7 @@ class Steps:
         return self._done("ingest", writes)
 
     def tables(self, raw: pure.Raw, state: KeyState) -> list[Out]:
-        def lookup(key: str) -> Any:
+        def lookup(key: str, partition: int) -> Any:  # Quix's state is the record's key's already
             return None if key.startswith("partial:") else state.get(key)
 
         writes = pure.tables([raw], self.domains, lookup, datetime.now(UTC).isoformat(), self.topic, self.dlq)

@@ -40,6 +40,9 @@ class _Stores:
         for table, _, key, value in writes.puts:
             self.tables[table][key] = value
 
+    def read_states(self, key: str, partition: int) -> Any:  # one dict for every partition here
+        return self.tables[pure.STATES].get(key)
+
 
 def _same(name: str) -> str:
     return name
@@ -73,7 +76,7 @@ def pure_path(items: Sequence[Item], batch: int = 1000, seconds: dict[str, float
         t1 = time.perf_counter()
         canonical = _consumed(ingested, "alliance.events.", EVENT_PARTITIONS, start)  # (Kafka's part: untimed)
         t2 = time.perf_counter()
-        tabled = pure.tables(canonical, doms, stores.tables[pure.STATES].get, NOW.isoformat(), _same, DLQ_TOPIC)
+        tabled = pure.tables(canonical, doms, stores.read_states, NOW.isoformat(), _same, DLQ_TOPIC)
         stores.put(tabled)
         t3 = time.perf_counter()
         partials = _consumed(tabled, PARTIALS_TOPIC, AGG_PARTITIONS, start)

@@ -182,11 +182,12 @@ class TablesWrites(Writes):
     aggregates: list[str] = field(default_factory=list)  # aggregate of every per-entity record written
 
 
-def tables(batch: Sequence[Raw], domains: Mapping[str, Domain], lookup: Callable[[str], Any], now: str,
+def tables(batch: Sequence[Raw], domains: Mapping[str, Domain], lookup: Callable[[str, int], Any], now: str,
            topic: Callable[[str], str], dlq: str) -> TablesWrites:
-    """Apply a batch of canonical events to entity states and partial aggregates (streams.engine; ``lookup``
-    reads the entity-state table); a record that is not a valid event goes to the DLQ instead of stopping
-    the batch. ``now`` (ISO 8601) stamps the partials and the views of entities without an event time."""
+    """Apply a batch of canonical events to entity states and partial aggregates (streams.engine;
+    ``lookup(key, partition)`` reads the entity-state table's partition); a record that is not a valid event
+    goes to the DLQ instead of stopping the batch. ``now`` (ISO 8601) stamps the partials and the views of
+    entities without an event time."""
     out = TablesWrites()
     items: list[engine.Item] = []
     valid_raws: list[Raw] = []

@@ -99,27 +99,31 @@ class _Run:
 def process(
     items: Iterable[Item],
     domains: Mapping[str, Domain],
-    lookup: Callable[[str], Any],
+    lookup: Callable[[str, int], Any],
 ) -> BatchResult:
-    """Apply ``items`` (partition, event). ``lookup`` reads the entity-state table, which holds entity
-    states, their members, their event logs, applied ids (``applied_key``) and partial sums
-    (``partial_key``)."""
+    """Apply ``items`` (partition, event). ``lookup(key, partition)`` reads the entity-state table, which holds
+    entity states, their members, their event logs, applied ids (``applied_key``) and partial sums
+    (``partial_key``); every key an event reads or writes is on the event's partition (the canonical topics
+    are keyed by the entity), so the lookup reads that partition only."""
     out = BatchResult()
-    touched: dict[str, Domain] = {}
+    touched: dict[str, tuple[Domain, int]] = {}  # entity key -> its domain and partition
     runs: dict[str, _Run] = {}
     # the contributions of each entity's state as this batch last wrote it: the next event of the entity
     # in the batch diffs against them instead of computing them again (a fair's check-ins, a posting's
     # applications). Dropped when anything else changes the state (a refold, an erasure).
     known: dict[str, Contributions] = {}
 
-    def read(key: str) -> State | None:
-        return out.states[key][1] if key in out.states else lookup(key)
+    def read(key: str, partition: int) -> State | None:
+        return out.states[key][1] if key in out.states else lookup(key, partition)
+
+    def reader(partition: int) -> Callable[[str], State | None]:
+        return lambda key: read(key, partition)
 
     def partials_for(delta: Contributions, partition: int) -> dict[PartialKey, Values]:
         partials: dict[PartialKey, Values] = {}
         for (aggregate, dk), values in delta.items():
             pk = (aggregate, dk, partition)
-            current = out.partials[pk] if pk in out.partials else (lookup(partial_key(pk)) or {})
+            current = out.partials[pk] if pk in out.partials else (lookup(partial_key(pk), partition) or {})
             partials[pk] = add_into(current, values)
         return partials
 
@@ -128,19 +132,19 @@ def process(
             out.states[written] = (partition, value)
         out.partials.update(partials)
 
-    def settle(key: str, domain: Domain, old: State | None, new: State | None) -> None:
+    def settle(key: str, domain: Domain, old: State | None, new: State | None, partition: int) -> None:
         if new is None and old is not None:  # every event of the entity retracted: its record goes too
             view = domain.view(old)
             if view is not None:
                 out.views.append((view[0], view[1], None))
             touched.pop(key, None)
         elif new is not None:
-            touched[key] = domain
+            touched[key] = (domain, partition)
 
     def flush(key: str) -> None:
         run = runs.pop(key)
         known.pop(key, None)
-        tx = Tx(read)
+        tx = Tx(reader(run.partition))
         try:
             new = refold(tx, key, run)
             delta = diff(run.domain.contributions(run.old) if run.old is not None else {},
@@ -150,7 +154,7 @@ def process(
             out.failed.append((run.index, "unprocessable", f"refold of {key}: {type(exc).__name__}: {exc}"))
             return
         commit(tx, run.partition, partials)
-        settle(key, run.domain, run.old, new)
+        settle(key, run.domain, run.old, new, run.partition)
 
     for index, item in enumerate(items):
         partition, event = item[0], item[1]
@@ -160,7 +164,7 @@ def process(
                 flush(pending)
             known.clear()
         try:  # everything for one event is computed first and committed to ``out`` only if it all worked
-            tx = Tx(read)
+            tx = Tx(reader(partition))
             if isinstance(event, SeekerErasureRequested):
                 _erase(tx, event, family, partition, domains, out)
                 continue
@@ -221,12 +225,12 @@ def process(
         if first_time:
             out.applied_ids[ak] = partition
         commit(tx, partition, partials)
-        settle(key, domain, old, new)
+        settle(key, domain, old, new, partition)
         known[key] = contributions
     for pending in list(runs):
         flush(pending)
-    for key, domain in touched.items():
-        state = read(key)
+    for key, (domain, partition) in touched.items():
+        state = read(key, partition)
         if state is None:  # erased in a later item of this batch (its view was tombstoned there)
             continue
         view = domain.view(state)

@@ -25,7 +25,8 @@ from streams import batch as pure
 from streams import rollup
 from streams.domains import Domain
 from streams.metrics import PipelineMetrics
-from streams.store import approximate_keys, held
+from streams.sensors import table_reads
+from streams.store import Store, approximate_keys, held, partition_reader
 
 
 class Writer(Protocol):
@@ -119,8 +120,12 @@ class Pipeline:
         """If a crash lands between the table writes and the sends, the replay finds the events already
         applied (``applied:`` keys) and re-sends the same partials and views."""
         require_held(self.states, batch)
-        writes = pure.tables([raw(message) for message in batch], self.domains, self.states.get,
+        store = self.states.data if isinstance(self.states.data, Store) else None
+        reads = store.reads if store is not None else 0
+        writes = pure.tables([raw(message) for message in batch], self.domains, partition_reader(self.states),
                              datetime.now(UTC).isoformat(), self.topic, self.dlq)
+        if store is not None:  # faust's sensors count table reads (the dashboard's table operations)
+            table_reads(self.states.app.monitor, self.states, store.reads - reads)
         await self._write(writes)
         if (m := self.metrics) is not None:
             now_s = time.time()

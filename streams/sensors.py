@@ -117,6 +117,16 @@ def batch_out(monitor: Monitor, messages: Sequence[Message], time_in: float) -> 
             observe(ms)
 
 
+def table_reads(monitor: Monitor, table: CollectionT, n: int) -> None:
+    """What faust's ``on_table_get`` records for ``n`` reads of ``table`` that did not go through faust (the
+    agents read a partition's database directly: streams.store.partition_reader)."""
+    if n <= 0:
+        return
+    monitor._table_or_create(table).keys_retrieved += n
+    if isinstance(monitor, Sensors):
+        monitor._child(monitor._metrics.table_operations, f"table.{table.name}", monitor.KEYS_RETRIEVED).inc(n)
+
+
 def setup(app: faust.App, pattern: str, registry: CollectorRegistry, name_prefix: str) -> None:
     """What ``faust.sensors.prometheus.setup_prometheus_sensors`` does, with :class:`Sensors`."""
     app.monitor = Sensors(metrics=FaustMetrics.create(registry, name_prefix.replace("-", "_").replace(".", "_")))

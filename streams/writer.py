@@ -31,13 +31,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pydantic_core
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 
 from core.partitioning import key_partition
-from streams.store import Store
+from streams.store import Store, table_bytes
 
 Headers = list[tuple[str, bytes]]
 Record = tuple[bytes | None, bytes | None, Headers]
@@ -49,14 +48,6 @@ CHANGELOG_CODEC = DefaultRecordBatch.CODEC_ZSTD
 
 class ChangelogBatchTooLarge(RuntimeError):
     """One batch's writes to a changelog partition do not fit one record batch (they must be atomic)."""
-
-
-def changelog_bytes(obj: Any) -> bytes:
-    """A table key or value in the JSON faust's ``json`` codec reads back (pydantic's serialiser: several
-    times faster than the json module, which took 6 % of the worker's time). ASCII-escaped like
-    ``json.dumps``: a key keeps the bytes it had in changelogs written before, or compaction would keep an old
-    record of the same key beside the new one."""
-    return pydantic_core.to_json(obj, ensure_ascii=True)
 
 
 class BatchWriter:
@@ -80,8 +71,8 @@ class BatchWriter:
         """Write ``key`` of a faust table and its changelog record to the event's partition (a persistent
         store: after the flush acknowledged the changelog record)."""
         tp = (table.changelog_topic.get_topic_name(), partition)
-        key_bytes = changelog_bytes(key)
-        value_bytes = None if value is None else changelog_bytes(value)  # None: a tombstone (the key is deleted)
+        key_bytes = table_bytes(key)
+        value_bytes = None if value is None else table_bytes(value)  # None: a tombstone (the key is deleted)
         self._atomic.setdefault(tp, []).append((key_bytes, value_bytes, []))
         data = table.data
         if isinstance(data, Store):

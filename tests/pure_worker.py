@@ -22,6 +22,7 @@ NOW = datetime.now(UTC)
 class Worker:
     def __init__(self) -> None:
         self.tables: dict[str, dict[str, Any]] = {t: {} for t in (pure.SEEN, pure.STATES, pure.ROLLUPS)}
+        self.partition_of: dict[str, int] = {}  # entity-state key -> the partition it was written to
         self.offset = 0
         self.domains = domains()
         self.university_of = {ingest_topic(u): u for u in UNIVERSITIES}
@@ -30,7 +31,9 @@ class Worker:
         self.canonical: list[pure.Raw] = []  # every record the tables agent consumed, in order
 
     def _put(self, writes: pure.Writes) -> None:
-        for table, _, key, value in writes.puts:
+        for table, partition, key, value in writes.puts:
+            if table == pure.STATES:
+                self.partition_of[key] = partition
             if value is None:
                 self.tables[table].pop(key, None)
             else:
@@ -62,8 +65,16 @@ class Worker:
         self.canonical += canonical
         return ingested, self._tables(canonical)
 
+    def read_states(self, key: str, partition: int) -> Any:
+        """The entity-state table as the worker's store reads it: from ``partition``'s database only. A key
+        written to another partition is a broken co-partitioning (the store would find nothing): it fails."""
+        written = self.partition_of.get(key, partition)
+        if written != partition:
+            raise AssertionError(f"{key} read from partition {partition}, written to {written}")
+        return self.tables[pure.STATES].get(key)
+
     def _tables(self, canonical: list[pure.Raw]) -> pure.TablesWrites:
-        tabled = pure.tables(canonical, self.domains, self.tables[pure.STATES].get, NOW.isoformat(), str, DLQ_TOPIC)
+        tabled = pure.tables(canonical, self.domains, self.read_states, NOW.isoformat(), str, DLQ_TOPIC)
         self._put(tabled)
         self._put(pure.rollup(self._consumed(tabled, PARTIALS_TOPIC, AGG_PARTITIONS), self.tables[pure.ROLLUPS].get,
                               str, DLQ_TOPIC))

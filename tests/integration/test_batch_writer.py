@@ -17,7 +17,8 @@ from core.kafka_access import KafkaAccess
 from core.partitioning import key_partition
 from core.topic_admin import provision
 from events.topics import TopicSpec
-from streams.writer import BatchWriter, changelog_bytes
+from streams.store import table_bytes
+from streams.writer import BatchWriter
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +90,7 @@ async def test_batch_writer_delivers_in_order_on_the_right_partitions(kafka_admi
         for partition, recs in changelog.items():
             assert [json.loads(r.key) for r in recs] == [f"key-{i}" for i in range(partition, 10, 2)]
             assert [json.loads(r.value) for r in recs] == [{"n": i} for i in range(partition, 10, 2)]
-            assert recs[0].key == changelog_bytes("key-" + str(partition))
+            assert recs[0].key == table_bytes("key-" + str(partition))
 
         # a record larger than the batch size goes in a batch of its own (the broker's limit is 1 MiB)
         writer.add(fixed, b"big", b"y" * (64 * 1024), partition=0)

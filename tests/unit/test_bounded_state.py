@@ -23,7 +23,7 @@ def _run(events: list[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     doms = domains()
     for start in range(0, len(events), 1000):
         batch = [(0, e) for e in events[start:start + 1000]]
-        out = engine.process(batch, doms, table.get)
+        out = engine.process(batch, doms, lambda key, _partition: table.get(key))
         assert not out.failed
         table.update({k: v for k, (_, v) in out.states.items()})
         partials.update({engine.partial_key(pk): v for pk, v in out.partials.items()})

@@ -164,7 +164,7 @@ def test_events_after_the_erasure_are_refused_and_redacted_and_replays_change_no
                             if any(s.encode() in v for s in erased))])]
     assert len(replay) > len(erasure_copies)
     states, dlq = dict(worker.tables[pure.STATES]), len(worker.dlq)
-    again = pure.tables(replay, worker.domains, worker.tables[pure.STATES].get, NOW.isoformat(), str, DLQ_TOPIC)
+    again = pure.tables(replay, worker.domains, worker.read_states, NOW.isoformat(), str, DLQ_TOPIC)
     assert again.applied == 0 and not again.rejected and not again.records
     worker._put(again)
     assert worker.tables[pure.STATES] == states and len(worker.dlq) == dlq

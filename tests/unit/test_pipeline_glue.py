@@ -197,7 +197,7 @@ def test_an_event_the_engine_cannot_apply_goes_to_the_dlq_alone() -> None:
     doms = {**real, "recruitment": dc_replace(recruitment, apply=fragile)}
     events = [posted("scu-job-1"), posted("scu-job-bad"), posted("scu-job-2")]
     raws = [pure.Raw(family_topic("recruitment"), 0, i, None, e.key, e.to_json()) for i, e in enumerate(events)]
-    out = pure.tables(raws, doms, {}.get, T0.isoformat(), lambda n: n, DLQ_TOPIC)
+    out = pure.tables(raws, doms, lambda _key, _partition: None, T0.isoformat(), lambda n: n, DLQ_TOPIC)
     entity = {k for t, _, k, _ in out.puts if t == pure.STATES and k.startswith("posting:") and "|event" not in k}
     assert entity == {"posting:scu-job-1", "posting:scu-job-2"}
     assert out.applied == 2 and [e.subject for e in out.events] == ["scu-job-1", "scu-job-2"]

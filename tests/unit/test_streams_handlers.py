@@ -187,7 +187,7 @@ def test_fair_counts_distinct_students_and_only_registered_booths() -> None:
 def test_engine_accumulates_partials_per_partition_and_rollup_sums_them() -> None:
     later = T0 + timedelta(hours=1)
     batch = [(0, posted("scu-job-1", 3)), (1, posted("scu-job-2", 4)), (0, closed("scu-job-1", later))]
-    result = engine.process(batch, domains(), lambda _: None)
+    result = engine.process(batch, domains(), lambda _key, _partition: None)
     seg = {pk: v for pk, v in result.partials.items() if pk[0] == "postings-by-segment" and "university=scu" in pk[1]}
     assert {pk[2]: v["open_positions"] for pk, v in seg.items()} == {0: 0, 1: 4}
     windows = [v["events"] for pk, v in result.partials.items() if pk[0] == "windows" and "granularity=day" in pk[1]]
@@ -204,12 +204,12 @@ def test_engine_accumulates_partials_per_partition_and_rollup_sums_them() -> Non
 def test_replayed_events_are_counted_once_in_windows() -> None:
     """A worker that takes over a partition may re-read events its predecessor already applied."""
     batch = [(0, posted("scu-job-1", 3)), (0, updated("scu-job-1", 5, T0 + timedelta(minutes=5)))]
-    first = engine.process(batch, domains(), lambda _: None)
+    first = engine.process(batch, domains(), lambda _key, _partition: None)
     states = {k: s for k, (_, s) in first.states.items()}
     partials = {engine.partial_key(pk): v for pk, v in first.partials.items()}
     table = {**states, **partials}  # the entity-state table (the applied ids are among the states)
     assert set(first.applied_ids) <= set(table)
-    replay = engine.process(batch, domains(), table.get)
+    replay = engine.process(batch, domains(), lambda key, _partition: table.get(key))
     # nothing changes (no window count, no segment delta, the events are not applied again), but the current
     # partials are published again, in case the crash that caused the replay came before they were sent
     assert {engine.partial_key(pk): v for pk, v in replay.partials.items()} == partials
@@ -233,7 +233,7 @@ def test_windows_count_every_event_whatever_the_uuid_version() -> None:
     assert ids[0].hex[:12] == ids[1].hex[:12] and ids[0] != ids[1]
     batch = [(0, updated("scu-job-1", 3 + i, T0 + timedelta(minutes=i)).model_copy(update={"event_id": eid}))
              for i, eid in enumerate(ids)]
-    result = engine.process(batch, domains(), lambda _: None)
+    result = engine.process(batch, domains(), lambda _key, _partition: None)
     day = [v["events"] for pk, v in result.partials.items() if pk[0] == "windows" and "granularity=day" in pk[1]]
     assert day == [len(ids)]
     assert len(result.applied_ids) == len(ids)
