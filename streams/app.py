@@ -181,22 +181,24 @@ def serve_inbox(app: faust.App, inbox: Inbox, handle: Callable[[Sequence[Message
         app.topics.add(raw_topic(app, topic))  # subscribed by faust's conductor, acknowledged records commit
 
     async def agent() -> None:
-        while not app.should_stop:
-            batch = await inbox.take()
-            if not batch:
-                continue  # cleared by a rebalance while it filled up
-            generation = app.consumer_generation_id
-            if not app.flow_control.is_active() or any(m.generation_id != generation for m in batch):
-                continue  # a rebalance began: these records are read again after it
-            try:
+        batch: Sequence[Message] = []
+        try:  # whatever fails here stops the worker: a dead agent would leave its inbox full and the fetch stuck
+            while not app.should_stop:
+                batch = await inbox.take()
+                if not batch:
+                    continue  # cleared by a rebalance while it filled up
+                generation = app.consumer_generation_id
+                if not app.flow_control.is_active() or any(m.generation_id != generation for m in batch):
+                    continue  # a rebalance began: these records are read again after it
                 consumer = cast(GaplessConsumer, app.consumer)
                 consumer.track_batch(batch)
                 time_in = batch_in(app.monitor, inbox.name, batch)
                 await handle(batch)
                 consumer.ack_batch(batch)
                 batch_out(app.monitor, batch, time_in)
-            except Exception:
-                stop_without_committing(inbox.name, batch)
+                batch = []
+        except Exception:
+            stop_without_committing(inbox.name, batch)
 
     agent.__name__ = f"{inbox.name}-agent"
     app.task(agent)

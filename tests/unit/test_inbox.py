@@ -295,3 +295,69 @@ async def test_large_records_fill_an_inbox_by_their_bytes_not_only_their_count()
     huge = Inbox("ingest", [INGEST], size=10, within=0.0, capacity=100, max_bytes=1024)
     huge.put(big[0])  # larger than the budget: taken alone, the inbox is full until then
     assert huge.full() and [m.offset for m in await huge.take()] == [0] and not huge.full()
+
+
+async def _served(box: Inbox, handle: Any) -> tuple[faust.App, Any]:
+    """An app serving ``box`` with ``handle`` as the worker does, its flow resumed in generation 1 (never
+    connected); returns the app and its agent's coroutine function."""
+    app = faust.App(f"served-{id(box)}", broker="kafka://127.0.0.1:1", store="memory://")
+    install(app, inboxes=[box])
+    serve_inbox(app, box, handle)
+    await app.topics._update_indices()
+    app.consumer_generation_id = 1
+    app.flow_control.resume()
+    app.consumer.start_offsets[TP(INGEST, 0)] = 0  # type: ignore[attr-defined]
+    return app, app._app_tasks[-1]  # type: ignore[attr-defined]
+
+
+async def test_the_agent_acknowledges_a_batch_only_once_its_handler_returned() -> None:
+    box = inbox(size=3, within=0.0)
+    handled: list[list[int]] = []
+    gate = asyncio.Event()
+
+    async def handle(batch: Sequence[ConsumerMessage]) -> None:
+        handled.append([m.offset for m in batch])
+        await gate.wait()  # the flush, waiting for the broker
+
+    app, agent = await _served(box, handle)
+    consumer: Any = app.consumer
+    task = asyncio.create_task(agent())
+    for offset in range(3):
+        box.put(message(INGEST, 0, offset))
+    await asyncio.sleep(0.05)
+    assert handled == [[0, 1, 2]]
+    assert consumer._new_offset(TP(INGEST, 0)) is None and len(consumer._unacked_messages) == 3
+    gate.set()
+    await asyncio.sleep(0.05)
+    assert consumer._new_offset(TP(INGEST, 0)) == 3 and len(consumer._unacked_messages) == 0
+    box.put(message(INGEST, 0, 3, generation=0))  # fetched before a rebalance: not processed, not acknowledged
+    await asyncio.sleep(0.05)
+    assert handled == [[0, 1, 2]] and consumer._new_offset(TP(INGEST, 0)) is None
+    task.cancel()
+
+
+class Stopped(BaseException):
+    pass
+
+
+async def test_a_failing_batch_stops_the_worker_with_nothing_of_it_acknowledged(monkeypatch: Any) -> None:
+    import streams.app
+
+    stopped: list[tuple[str, list[int]]] = []
+
+    def stop(agent: str, batch: Sequence[ConsumerMessage]) -> None:  # instead of os._exit
+        stopped.append((agent, [m.offset for m in batch]))
+        raise Stopped
+
+    async def handle(batch: Sequence[ConsumerMessage]) -> None:
+        raise RuntimeError("the broker refused a write")
+
+    monkeypatch.setattr(streams.app, "stop_without_committing", stop)
+    box = inbox(size=2, within=0.0)
+    app, agent = await _served(box, handle)
+    box.put(message(INGEST, 0, 0))
+    box.put(message(INGEST, 0, 1))
+    with pytest.raises(Stopped):
+        await asyncio.wait_for(agent(), 1.0)
+    assert stopped == [("ingest", [0, 1])]
+    assert app.consumer._new_offset(TP(INGEST, 0)) is None  # type: ignore[attr-defined]
