@@ -10,6 +10,9 @@ with file:line):
   ``set_read_offset``): :meth:`GaplessConsumer._drain_messages` marks only delivered records read and seeks
   the partition back to the first one that was not.
 
+The fetch loop also hands the records of the agents' topics to their inboxes (:mod:`streams.inbox`) instead of
+faust's per-record delivery; the agents acknowledge them once processed (``track_batch``, ``ack_batch``).
+
 faust decides what to commit from the offsets its agents acked, and tolerates holes in two ways that lose
 records when a rebalance drops messages it had fetched but not delivered (reproduced with two workers on
 a 20,000-record backlog: 1 to 80 events never processed, and committed, so not even a restart brought them
@@ -68,8 +71,9 @@ class FencedRebalanceListener(ConsumerRebalanceListener):
 # How long the broker may hold a fetch request open when none of its partitions has new records. faust fixes
 # 1,500 ms. aiokafka leaves out of a node's next fetch every partition whose records are still buffered and sends
 # no second request to a node while one is open; a partition whose buffer the agent emptied meanwhile can only be
-# fetched again once that request returns, so a record arriving there waited up to the whole hold (the p99
-# latency at 20 % load was 1.6 s; docs/benchmarks.md). An idle worker sends one empty fetch per broker this often.
+# fetched again once that request returns, so a record arriving there could wait out the whole hold (not
+# separately visible in the latency runs; docs/benchmarks.md). An idle worker sends an empty fetch per broker this
+# often.
 FETCH_MAX_WAIT_MS = 100
 
 
