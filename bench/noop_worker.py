@@ -25,16 +25,14 @@ from faust.web import Request, Response, View
 from core.settings import load_settings
 from events.reference import UNIVERSITIES
 from events.topics import ingest_topic
-from streams.app import BATCH_SIZE, BATCH_WITHIN, faust_config, inbox_capacity, serve_inbox
+from streams.app import agent_inbox, faust_config, serve_inbox
 from streams.consumer import install
-from streams.inbox import Inbox
 
 
 def build_app(web_port: int) -> faust.App:
     settings = load_settings()
     app = faust.App(**faust_config(settings, web_port=web_port))
-    inbox = Inbox("noop", [settings.topic(ingest_topic(u)) for u in UNIVERSITIES], size=BATCH_SIZE,
-                  within=BATCH_WITHIN, capacity=inbox_capacity(BATCH_SIZE))
+    inbox = agent_inbox("noop", [settings.topic(ingest_topic(u)) for u in UNIVERSITIES])
     install(app, inboxes=[inbox])
     seen = {"events": 0, "last": 0.0}
 

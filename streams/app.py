@@ -14,7 +14,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
@@ -165,9 +165,10 @@ def raw_topic(app: faust.App, *names: str) -> faust.TopicT:
     return app.topic(*names, key_serializer="raw", value_serializer="raw")
 
 
-def inbox_capacity(batch_size: int) -> int:
-    """Records an agent's inbox holds at most (the fetch loop waits for space beyond that)."""
-    return 10 * batch_size
+def agent_inbox(name: str, topics: Iterable[str], size: int = BATCH_SIZE, within: float = BATCH_WITHIN) -> Inbox:
+    """An agent's inbox as the worker sizes it: batches of up to ``size`` records, at most ten batches (and
+    :data:`streams.inbox.MAX_BYTES`) held before the fetch loop waits for the agent."""
+    return Inbox(name, topics, size=size, within=within, capacity=10 * size)
 
 
 def serve_inbox(app: faust.App, inbox: Inbox, handle: Callable[[Sequence[Message]], Awaitable[None]]) -> None:
@@ -223,8 +224,7 @@ def create_app(
     # would commit over records it dropped in a rebalance)
     topics_of = {"ingest": [n(ingest_topic(u)) for u in UNIVERSITIES],
                  "tables": [n(family_topic(f)) for f in Family], "rollup": [n(PARTIALS_TOPIC)]}
-    inboxes = {agent: Inbox(agent, topics, size=batch_size, within=batch_within, capacity=inbox_capacity(batch_size))
-               for agent, topics in topics_of.items()}
+    inboxes = {agent: agent_inbox(agent, topics, batch_size, batch_within) for agent, topics in topics_of.items()}
 
     install_gapless_consumer(app, fence, list(inboxes.values()))
 

@@ -6,7 +6,7 @@ and acknowledges it, with several asyncio tasks per record and stage (about 150 
 this machine, more than the alliance code itself; docs/benchmarks.md). The worker's agents read whole batches
 and write them at once, so none of that is needed: :class:`streams.consumer.GaplessConsumer` appends each
 fetched record of an agent's topics to its :class:`Inbox` (no event, no task), and the agent's loop
-(:func:`streams.app.create_app`) takes up to ``size`` records at a time, processes them, and only then
+(:func:`streams.app.serve_inbox`) takes up to ``size`` records at a time, processes them, and only then
 acknowledges them to the consumer, which commits only acknowledged runs (streams.consumer).
 
 A rebalance clears every inbox (faust's flow control clears the queues it manages when it suspends the flow
