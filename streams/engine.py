@@ -39,7 +39,7 @@ from events.services import SeekerErasureRequested
 from streams import erasure
 from streams.contributions import Contributions, State, Values, add_into, diff
 from streams.domains import Domain
-from streams.domains.base import Tx, member_key
+from streams.domains.base import Logged, Tx, log_count_key, log_key
 from streams.windows import window_counts
 
 PartialKey = tuple[str, str, int]  # (aggregate, dimkey, partition)
@@ -200,14 +200,15 @@ def process(
                 flush(key)
             old = tx.get(key)
             windows = {}
+            logged = None
             if first_time:
                 new = domain.apply(tx, old, event)
                 tx.put(key, new)
-                log_event(tx, key, old, event, ak)
+                logged = log_event(tx, key, old, event, ak)
                 windows = window_counts(event)  # event counts: count each event id once
             else:  # a replay: the event is in the state already (or was revised since): change nothing
                 new = old
-            erasure.index(tx, seekers, family, partition)
+            erasure.index(tx, seekers, family, partition, logged)
             contributions = domain.contributions(new) if new is not None else {}
             before = known.get(key)
             if before is None:
@@ -242,24 +243,16 @@ def process(
 
 # --- the entity's event log, and revisions (events.corrections) ------------------------------------------
 
-def log_key(entity_key: str, position: int) -> str:
-    """The event applied ``position``-th to the entity (its stored form; None once retracted)."""
-    return member_key(entity_key, "event", str(position))
-
-
-def log_count_key(entity_key: str) -> str:
-    """``[events logged, complete]``: complete unless the entity had a state before it had a log (an entity
-    from before corrections were supported: its events cannot be refolded, so it cannot be revised)."""
-    return f"{entity_key}|events"
-
-
-def log_event(tx: Tx, key: str, old: State | None, event: Event, ak: str) -> None:
+def log_event(tx: Tx, key: str, old: State | None, event: Event, ak: str) -> Logged:
     """Append ``event`` to the entity's log; its applied key points at the entry."""
-    count = tx.get(log_count_key(key))
+    count_key = log_count_key(key)
+    count = tx.get(count_key)
     n, complete = count if count is not None else (0, old is None)
-    tx.put(log_key(key, n), stored(event))
-    tx.put(log_count_key(key), [n + 1, complete])
+    entry = log_key(key, n)
+    tx.put(entry, stored(event))
+    tx.put(count_key, [n + 1, complete])
     tx.put(ak, {"log": n})
+    return Logged(entry, count_key, ak)
 
 
 def _fold(domain: Domain, events: Iterable[Event]) -> tuple[State | None, dict[str, Any]]:

@@ -9,8 +9,10 @@ any partition: check-ins at fairs, offers and hires on postings, mentor assignme
   from the request's event id, so it cannot be computed from the pseudonym): counts, sets and merge rules
   stay exactly as they were, so no figure moves; the old keys are deleted (changelog tombstones);
 - finds those keys through the seeker's index on that (family, partition), kept as events are applied
-  (``seekers|<pseudonym>|<family>|<partition>``: the member keys an event naming the seeker wrote), and
-  deletes the index;
+  (``seekers|<pseudonym>|<family>|<partition>``: the keys an event naming the seeker wrote; for the entries
+  of an entity's event log, which name the seeker by construction, the log's count key, standing for every
+  entry of that log: so the index grows with the entities naming the seeker, not with their events, and is
+  not rewritten for every event), and deletes the index;
 - leaves a marker ``erased|<sha256 of the pseudonym>|<family>|<partition>``: an event naming the seeker that
   arrives on that partition afterwards is refused (reason ``erased_seeker``; its DLQ copy is redacted), and
   a replay of an event applied before the erasure changes nothing. The marker holds a digest, not the
@@ -28,7 +30,7 @@ from typing import Any
 
 from events.base import Event
 from events.privacy import erasure_token, renamed, seeker_digest
-from streams.domains.base import Tx
+from streams.domains.base import LOG_COUNT_SUFFIX, Logged, Tx, log_key
 
 
 def token(request: Event) -> str:
@@ -59,17 +61,31 @@ def is_erased(tx: Tx, seekers: Iterable[str], family: str, partition: int) -> bo
     return any(tx.get(marker_key(s, family, partition)) is not None for s in seekers)
 
 
-def index(tx: Tx, seekers: Iterable[str], family: str, partition: int) -> None:
-    """Remember which of the event's writes name each of its seekers (after the domain applied it)."""
+def index(tx: Tx, seekers: Iterable[str], family: str, partition: int, logged: Logged | None = None) -> None:
+    """Remember which of the event's writes name each of its seekers (after the domain applied it).
+    ``logged``: what the event wrote to its entity's log: the entry names every seeker of the event, and the
+    index keeps the log's count key for it (``erase`` walks the log); the applied key names none. A key the
+    index holds already is not looked into again (an entity the seeker's events keep updating)."""
+    skip = {logged.entry_key, logged.applied_key} if logged is not None else set()
+    count_key = logged.count_key if logged is not None else None
     for seeker in seekers:
-        keys = [k for k, v in tx.writes.items() if seeker in k or _names(v, seeker)]
-        if not keys:
-            continue
         ik = index_key(seeker, family, partition)
         current = tx.get(ik) or []
-        merged = sorted(set(current).union(keys))
-        if merged != current:
-            tx.put(ik, merged)
+        indexed = set(current)
+        keys = [k for k, v in tx.writes.items()
+                if k not in skip and k not in indexed and (k == count_key or seeker in k or _names(v, seeker))]
+        if keys:
+            tx.put(ik, sorted(indexed.union(keys)))
+
+
+def _log_entries(tx: Tx, count_key: str) -> list[str]:
+    """The entry keys of the log whose count key is ``count_key`` (none if it is not one)."""
+    count = tx.get(count_key)
+    if not (count_key.endswith(LOG_COUNT_SUFFIX) and isinstance(count, list) and count
+            and isinstance(count[0], int)):
+        return []
+    entity = count_key.removesuffix(LOG_COUNT_SUFFIX)
+    return [log_key(entity, position) for position in range(count[0])]
 
 
 def erase(tx: Tx, seeker: str, anonymous: str, family: str, partition: int) -> list[tuple[str, Any]]:
@@ -79,13 +95,14 @@ def erase(tx: Tx, seeker: str, anonymous: str, family: str, partition: int) -> l
         return []
     ik = index_key(seeker, family, partition)
     moved = []
-    for key in tx.get(ik) or []:
-        value = tx.get(key)
-        if value is None:
-            continue
-        tx.put(key, None)
-        tx.put(key.replace(seeker, anonymous), renamed(value, seeker, anonymous))
-        moved.append((key, value))
+    for listed in tx.get(ik) or []:
+        for key in [*_log_entries(tx, listed), listed]:  # a log's entries before its count key
+            value = tx.get(key)
+            if value is None or not (seeker in key or _names(value, seeker)):
+                continue  # (an entry of the log that names someone else; a key renamed before)
+            tx.put(key, None)
+            tx.put(key.replace(seeker, anonymous), renamed(value, seeker, anonymous))
+            moved.append((key, value))
     tx.put(ik, None)
     tx.put(mk, 1)
     return moved

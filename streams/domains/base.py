@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from events.base import Event
 from streams.contributions import Contributions, State
@@ -19,6 +19,29 @@ from streams.contributions import Contributions, State
 
 def member_key(entity_key: str, set_name: str, member: str) -> str:
     return f"{entity_key}|{set_name}|{member}"
+
+
+# the event log every entity keeps (streams.engine: corrections refold it; streams.erasure: renames in it)
+def log_key(entity_key: str, position: int) -> str:
+    """The event applied ``position``-th to the entity (its stored form; None once retracted)."""
+    return member_key(entity_key, "event", str(position))
+
+
+LOG_COUNT_SUFFIX = "|events"
+
+
+class Logged(NamedTuple):
+    """The keys one applied event added to or changed in its entity's log."""
+
+    entry_key: str  # log_key: the event's stored form (it names the event's seekers)
+    count_key: str  # log_count_key
+    applied_key: str  # the event's applied key (streams.engine.applied_key): a pointer to the entry
+
+
+def log_count_key(entity_key: str) -> str:
+    """``[events logged, complete]``: complete unless the entity had a state before it had a log (an entity
+    from before corrections were supported: its events cannot be refolded, so it cannot be revised)."""
+    return f"{entity_key}{LOG_COUNT_SUFFIX}"
 
 
 @dataclass

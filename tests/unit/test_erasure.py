@@ -195,3 +195,53 @@ def test_only_the_seekers_university_may_ask_and_the_order_inside_a_day_is_respe
     _oracle_matches(worker, day[:cut] + requests + day[cut:])
     assert tabled.applied == len(day) - cut - len(refused)
     assert datetime.now(UTC) >= NOW
+
+
+def _indexes(worker: Worker, seeker: str) -> dict[str, list[str]]:
+    return {k: v for k, v in worker.tables[pure.STATES].items() if k.startswith(f"seekers|{seeker}|")}
+
+
+def test_a_seekers_index_grows_with_the_entities_naming_them_not_with_their_events() -> None:
+    day = _day(seed=17)
+    worker = Worker()
+    worker.send(_records(day))
+    checkins = {e.data.seeker_id: e for e in day if e.type == "jobfair.student_checked_in"}
+    seeker = next(s for s in most_active_seekers(day, 50) if s in checkins)
+    indexes = _indexes(worker, seeker)
+    listed = [k for keys in indexes.values() for k in keys]
+    assert listed and not any("|event|" in k for k in listed)  # logs are listed by their count key
+    logs = [k for k in listed if k.endswith("|events")]
+    states = worker.tables[pure.STATES]
+    naming = [k for k, v in states.items() if "|event|" in k and seeker in json.dumps(v)]
+    assert len(naming) > len(logs) > 0  # the seeker's events outnumber the logs they are in
+    assert {k.rsplit("|event|", 1)[0] + "|events" for k in naming} == set(logs)
+    # more events of the seeker that write no new key naming them (check-ins again at a fair they were at):
+    # the index is not written again
+    checkin = checkins[seeker]
+    for _ in range(5):
+        _, tabled = worker.send(_records([_event(checkin.source, checkin.type, checkin.data.model_dump())]))
+        assert tabled.applied == 1 and not [p for p in tabled.puts if p[2].startswith("seekers|")]
+    assert _indexes(worker, seeker) == indexes
+    worker.send(_records([erasure_request(seeker)]))
+    assert _names_anywhere(worker, seeker) == []
+
+
+def test_an_index_kept_by_an_earlier_version_listing_every_log_entry_still_erases_everything() -> None:
+    day = _day(seed=19)
+    worker = Worker()
+    worker.send(_records(day))
+    erased = most_active_seekers(day, 3)
+    states = worker.tables[pure.STATES]
+    for seeker in erased:  # rewrite the index as the earlier version kept it: each entry naming the seeker
+        for ik, keys in _indexes(worker, seeker).items():
+            old = [k for k in keys if not k.endswith("|events") or seeker in k]
+            for count_key in (k for k in keys if k.endswith("|events")):
+                entity = count_key.removesuffix("|events")
+                old += [e for e in (f"{entity}|event|{j}" for j in range(states[count_key][0]))
+                        if seeker in json.dumps(states.get(e))]
+            states[ik] = sorted(set(old))
+    before = _figures(worker)
+    worker.send(_records([erasure_request(s) for s in erased]))
+    for seeker in erased:
+        assert _names_anywhere(worker, seeker) == [], seeker
+    assert _figures(worker)[0] == before[0]
