@@ -73,6 +73,8 @@ class Steps:
     domains: Mapping[str, Domain] = field(default_factory=all_domains)
     counts: Counter[str] = field(default_factory=Counter)  # records per step (the benchmark's progress)
     last: dict[str, float] = field(default_factory=dict)  # step -> time of its last record
+    recent: pure.Recent = field(default_factory=pure.Recent)  # as the worker: the tables step skips decoding
+    # what the ingest step encoded in this process
 
     def __post_init__(self) -> None:
         self.university_of = {(self.source or self.topic)(ingest_topic(u)): u for u in UNIVERSITIES}
@@ -101,7 +103,8 @@ class Steps:
                 for step in ("ingest", "tables", "rollup")}
 
     def ingest(self, raw: pure.Raw, state: KeyState) -> list[Out]:
-        writes = pure.ingest([raw], self.university_of, state.get, datetime.now(UTC), self.topic, self.dlq)
+        writes = pure.ingest([raw], self.university_of, state.get, datetime.now(UTC), self.topic, self.dlq,
+                             recent=self.recent)
         self._put(state, writes.puts)
         return self._done("ingest", writes)
 
@@ -109,7 +112,8 @@ class Steps:
         def lookup(key: str, partition: int) -> Any:  # Quix's state is the record's key's already
             return None if key.startswith("partial:") else state.get(key)
 
-        writes = pure.tables([raw], self.domains, lookup, datetime.now(UTC).isoformat(), self.topic, self.dlq)
+        writes = pure.tables([raw], self.domains, lookup, datetime.now(UTC).isoformat(), self.topic, self.dlq,
+                             self.recent)
         self._put(state, [p for p in writes.puts if not p[2].startswith("partial:")])
         return self._done("tables", writes)
 

@@ -63,7 +63,7 @@ def pure_path(items: Sequence[Item], batch: int = 1000, seconds: dict[str, float
     """What one worker does per event, minus Kafka and faust: the worker's own batch path
     (:mod:`streams.batch`) for the three agents, on in-memory tables. Returns the number of events accepted;
     ``seconds`` (if given) receives the time spent per stage."""
-    stores, doms = _Stores(), domains()
+    stores, doms, recent = _Stores(), domains(), pure.Recent()
     university_of = {ingest_topic(u): u for u in UNIVERSITIES}
     times = seconds if seconds is not None else {}
     accepted = 0
@@ -71,12 +71,13 @@ def pure_path(items: Sequence[Item], batch: int = 1000, seconds: dict[str, float
         chunk = items[start:start + batch]
         raws = [pure.Raw(it.topic, 0, start + i, None, it.key, it.value) for i, it in enumerate(chunk)]
         t0 = time.perf_counter()
-        ingested = pure.ingest(raws, university_of, stores.tables[pure.SEEN].get, NOW, _same, DLQ_TOPIC)
+        ingested = pure.ingest(raws, university_of, stores.tables[pure.SEEN].get, NOW, _same, DLQ_TOPIC,
+                               recent=recent)
         stores.put(ingested)
         t1 = time.perf_counter()
         canonical = _consumed(ingested, "alliance.events.", EVENT_PARTITIONS, start)  # (Kafka's part: untimed)
         t2 = time.perf_counter()
-        tabled = pure.tables(canonical, doms, stores.read_states, NOW.isoformat(), _same, DLQ_TOPIC)
+        tabled = pure.tables(canonical, doms, stores.read_states, NOW.isoformat(), _same, DLQ_TOPIC, recent)
         stores.put(tabled)
         t3 = time.perf_counter()
         partials = _consumed(tabled, PARTIALS_TOPIC, AGG_PARTITIONS, start)

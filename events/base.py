@@ -147,7 +147,7 @@ class Event(BaseModel):
         return str(self.subject).encode()
 
     def to_json(self) -> bytes:
-        return self.model_dump_json().encode()
+        return self.__pydantic_serializer__.to_json(self)  # = model_dump_json().encode(), without the copy
 
 
 def future_problem(event: Event, reference: datetime) -> str | None:

@@ -22,7 +22,7 @@ import pydantic_core
 
 from events import wire
 from events.base import Event
-from events.codec import decode, encode
+from events.codec import decode
 from events.errors import EventValidationError
 from events.services import SeekerErasureRequested
 from events.topics import EVENT_PARTITIONS, PARTIALS_TOPIC, Family, agg_topic, family_topic
@@ -119,6 +119,42 @@ def to_json(obj: Any) -> bytes:
     return pydantic_core.to_json(obj)
 
 
+class Recent:
+    """The events behind the canonical records this process encoded lately, by their bytes: the tables
+    agent reads back what the ingest agent of the same worker wrote a moment before, and takes the event
+    from here instead of validating the same bytes again (the same bytes decode to an equal event:
+    ``events.codec`` round-trips, tested). Bounded: the oldest entries go first, and a large record is not
+    kept; a miss decodes. An entry is taken once (an erasure request's copies on other partitions decode)."""
+
+    def __init__(self, capacity: int = 2048, max_value_bytes: int = 4096) -> None:
+        if capacity < 0 or max_value_bytes < 0:
+            raise ValueError("capacity and max_value_bytes must be >= 0")
+        self.capacity, self.max_value_bytes = capacity, max_value_bytes
+        self._events: dict[bytes, Event] = {}
+        self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def remember(self, value: bytes, event: Event) -> None:
+        if len(value) > self.max_value_bytes or self.capacity == 0:
+            return
+        events = self._events
+        events.pop(value, None)  # (re-inserted last: the newest)
+        while len(events) >= self.capacity:
+            del events[next(iter(events))]
+        events[value] = event
+
+    def decode(self, value: bytes) -> Event:
+        """``events.codec.decode(value)``, from memory when this process encoded ``value`` lately."""
+        event = self._events.pop(value, None)
+        if event is None:
+            self.misses += 1
+            return decode(value)
+        self.hits += 1
+        return event
+
+
 # ---------------------------------------------------------------------------------------------- ingest
 
 @dataclass
@@ -128,12 +164,13 @@ class IngestWrites(Writes):
 
 
 def ingest(batch: Sequence[Raw], university_of: Mapping[str, str], seen: Callable[[str], Any], now: datetime,
-           topic: Callable[[str], str], dlq: str, event_partitions: int = EVENT_PARTITIONS) -> IngestWrites:
+           topic: Callable[[str], str], dlq: str, event_partitions: int = EVENT_PARTITIONS,
+           recent: Recent | None = None) -> IngestWrites:
     """Validate, dedupe (per source university) and route every record of ``university_of[raw.topic]``'s
     ingest topic: a new event goes to its canonical family topic (with its ingest coordinates in headers)
     and into ``ingest-seen``; a replay is sent on again; anything else goes to the DLQ with its reason. An
     erasure request goes to every partition of every family topic (``event_partitions`` each;
-    streams.erasure)."""
+    streams.erasure). Every canonical record's event is remembered in ``recent`` (for :func:`tables`)."""
     out = IngestWrites()
     accepted: dict[str, Any] = {}  # seen key -> value, for the events accepted in this batch
 
@@ -164,12 +201,13 @@ def ingest(batch: Sequence[Raw], university_of: Mapping[str, str], seen: Callabl
         headers = [("x-alliance-ingest-topic", raw.topic.encode()),
                    ("x-alliance-ingest-partition", str(raw.partition).encode()),
                    ("x-alliance-ingest-offset", str(raw.offset).encode())]
+        if recent is not None:
+            recent.remember(result.encoded, event)
         if isinstance(event, SeekerErasureRequested):
-            value = encode(event)
-            out.routed += [(topic(family_topic(f)), p, event.key, value, headers)
+            out.routed += [(topic(family_topic(f)), p, event.key, result.encoded, headers)
                            for f in Family for p in range(event_partitions)]
         else:
-            out.records.append((topic(family_topic(event.target_family)), event.key, encode(event), headers))
+            out.records.append((topic(family_topic(event.target_family)), event.key, result.encoded, headers))
     return out
 
 
@@ -183,18 +221,19 @@ class TablesWrites(Writes):
 
 
 def tables(batch: Sequence[Raw], domains: Mapping[str, Domain], lookup: Callable[[str, int], Any], now: str,
-           topic: Callable[[str], str], dlq: str) -> TablesWrites:
+           topic: Callable[[str], str], dlq: str, recent: Recent | None = None) -> TablesWrites:
     """Apply a batch of canonical events to entity states and partial aggregates (streams.engine;
     ``lookup(key, partition)`` reads the entity-state table's partition); a record that is not a valid event
     goes to the DLQ instead of stopping the batch. ``now`` (ISO 8601) stamps the partials and the views of
-    entities without an event time."""
+    entities without an event time. ``recent``: the events :func:`ingest` encoded lately in this process."""
     out = TablesWrites()
+    decoded = recent.decode if recent is not None else decode
     items: list[engine.Item] = []
     valid_raws: list[Raw] = []
     family_of = {topic(family_topic(f)): f.value for f in Family}
     for raw in batch:
         try:
-            event = decode(raw.value if raw.value is not None else b"")
+            event = decoded(raw.value if raw.value is not None else b"")
         except EventValidationError as exc:
             out.reject(dlq, raw, internal_reject(exc.reason_code, str(exc), raw))
             continue

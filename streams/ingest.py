@@ -51,6 +51,7 @@ class Seen:
 class Accepted:
     event: Event
     seen: Seen
+    encoded: bytes  # the event's canonical encoding (what the canonical topic receives)
     replay: bool = False  # the worker re-read a record it had accepted itself
 
 
@@ -66,9 +67,10 @@ def seen_key(university: str, event_id: str) -> str:
     return f"{university}/{event_id}"
 
 
-def digest(event: Event) -> str:
-    """Content fingerprint of an event (its canonical encoding), to tell a re-send from a re-used id."""
-    return hashlib.blake2b(encode(event), digest_size=12).hexdigest()
+def digest(encoded: bytes) -> str:
+    """Content fingerprint of an event's canonical encoding (``events.codec.encode``), to tell a re-send
+    from a re-used id."""
+    return hashlib.blake2b(encoded, digest_size=12).hexdigest()
 
 
 def readable_event_id(raw: bytes) -> str | None:
@@ -105,13 +107,14 @@ def classify(raw: bytes | None, university: str, seen: Callable[[str], Any], *, 
     for timed in (event, replacement(event)) if isinstance(event, EventCorrected) else (event,):
         if timed is not None and (problem := future_problem(timed, received_at)) is not None:
             return Rejected("future_timestamp", problem, university, event_id)
-    this = Seen(digest(event), partition, offset)
+    encoded = encode(event)
+    this = Seen(digest(encoded), partition, offset)
     value = seen(seen_key(university, event_id))
     if value is None:
-        return Accepted(event, this)
+        return Accepted(event, this, encoded)
     first = Seen.from_value(value)
     if (first.partition, first.offset) == (partition, offset):
-        return Accepted(event, first, replay=True)
+        return Accepted(event, first, encoded, replay=True)
     if first.digest == this.digest:
         return Rejected("duplicate", f"event_id {event_id} already ingested (partition {first.partition}, "
                                      f"offset {first.offset})", university, event_id)

@@ -74,6 +74,7 @@ class Pipeline:
     events_applied: dict[str, int] = field(default_factory=dict)  # first-time events (replays excluded)
     university_of: dict[str, str] = field(default_factory=dict)  # ingest topic -> university code
     event_partitions: int = EVENT_PARTITIONS  # of each canonical topic (an erasure request goes to all)
+    recent: pure.Recent = field(default_factory=pure.Recent)  # events the ingest encoded, for the tables agent
 
     def __post_init__(self) -> None:
         self.university_of = {self.topic(ingest_topic(u)): u for u in UNIVERSITIES}
@@ -106,7 +107,7 @@ class Pipeline:
     async def ingest(self, batch: Sequence[Message]) -> None:
         require_held(self.seen, batch)
         writes = pure.ingest([raw(message) for message in batch], self.university_of, self.seen.get, datetime.now(UTC),
-                             self.topic, self.dlq, self.event_partitions)
+                             self.topic, self.dlq, self.event_partitions, self.recent)
         await self._write(writes)
         if (m := self.metrics) is not None:
             for (family, university), n in writes.ingested.items():
@@ -123,7 +124,7 @@ class Pipeline:
         store = self.states.data if isinstance(self.states.data, Store) else None
         reads = store.reads if store is not None else 0
         writes = pure.tables([raw(message) for message in batch], self.domains, partition_reader(self.states),
-                             datetime.now(UTC).isoformat(), self.topic, self.dlq)
+                             datetime.now(UTC).isoformat(), self.topic, self.dlq, self.recent)
         if store is not None:  # faust's sensors count table reads (the dashboard's table operations)
             table_reads(self.states.app.monitor, self.states, store.reads - reads)
         await self._write(writes)

@@ -29,6 +29,7 @@ class Worker:
         self.agg: dict[tuple[str, bytes], bytes | None] = {}  # (topic, key) -> newest value (None: tombstone)
         self.dlq: list[tuple[bytes | None, bytes | None, pure.Headers]] = []
         self.canonical: list[pure.Raw] = []  # every record the tables agent consumed, in order
+        self.recent = pure.Recent()  # as the worker's: the tables stage takes what the ingest encoded
 
     def _put(self, writes: pure.Writes) -> None:
         for table, partition, key, value in writes.puts:
@@ -59,7 +60,8 @@ class Worker:
         for topic, key, value in records:
             raws.append(pure.Raw(topic, 0, self.offset, NOW.timestamp(), key, value))
             self.offset += 1
-        ingested = pure.ingest(raws, self.university_of, self.tables[pure.SEEN].get, NOW, str, DLQ_TOPIC)
+        ingested = pure.ingest(raws, self.university_of, self.tables[pure.SEEN].get, NOW, str, DLQ_TOPIC,
+                               recent=self.recent)
         self._put(ingested)
         canonical = self._consumed(ingested, "alliance.events.", EVENT_PARTITIONS)
         self.canonical += canonical
@@ -74,7 +76,7 @@ class Worker:
         return self.tables[pure.STATES].get(key)
 
     def _tables(self, canonical: list[pure.Raw]) -> pure.TablesWrites:
-        tabled = pure.tables(canonical, self.domains, self.read_states, NOW.isoformat(), str, DLQ_TOPIC)
+        tabled = pure.tables(canonical, self.domains, self.read_states, NOW.isoformat(), str, DLQ_TOPIC, self.recent)
         self._put(tabled)
         self._put(pure.rollup(self._consumed(tabled, PARTIALS_TOPIC, AGG_PARTITIONS), self.tables[pure.ROLLUPS].get,
                               str, DLQ_TOPIC))
