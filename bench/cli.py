@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import profile, publisher, workload
+from bench import profile, publisher, revision, workload
 from bench.env import BENCH_ROOT, Services, services
 from bench.peer_steps import GUARANTEES, TOPOLOGIES
 from bench.pipeline import latency_run, pipeline_run, profile_worker
@@ -26,6 +26,7 @@ PIPELINE_TARGET = 0.30
 PEER_TARGET = 2.0  # the pipeline against the best Quix Streams topology at-least-once (the performance issue)
 PROJECTOR_TARGET = 0.50
 PUBLISHER_TARGET = 0.50
+PURE_TARGET = 3.0  # the pure per-event path against the issue's start (bench.revision), same run and harness
 LATENCY_LOAD = 0.20
 
 
@@ -40,11 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smaller N, one publisher round, no scaling runs")
     p.add_argument("--latency-seconds", type=float, default=None, help="steady-load duration (default 30; quick 15)")
     p.add_argument("--only",
-                   default="profile,publisher,pipeline,peer,latency,worker-profile,projector,scaling,state",
+                   default="profile,pure-revision,publisher,pipeline,peer,latency,worker-profile,projector,scaling,"
+                           "state",
                    help="comma-separated subset of measurements ('peer': the pipeline against the Quix "
                         "Streams peer, needs the bench extra)")
     p.add_argument("--peer-rounds", type=int, default=None,
                    help="interleaved rounds of the peer comparison (default 3; quick 2)")
+    p.add_argument("--pure-against", default=revision.ISSUE_START, metavar="REVISION",
+                   help="the earlier revision whose pure per-event path the 'pure-revision' measurement runs "
+                        "beside this tree's (default: %(default)s, where the performance issue set its targets)")
     p.add_argument("--state-day-events", type=int, default=None,
                    help="events per simulated day of the state measurement (default 20000; quick 5000)")
     return p
@@ -98,6 +103,21 @@ class Bench:
             "seconds_by_stage": {k: round(v, 4) for k, v in areas.items()},
             "top_functions": [h.__dict__ for h in hot],
         }
+
+    def pure_revision(self) -> None:
+        """This tree's pure per-event path against an earlier revision's (bench.revision): same harness,
+        interleaved processes, this run."""
+        rev = self.args.pure_against
+        pairs = 2 if self.quick else 3
+        cmp = revision.compare(rev, events=self.n, pairs=pairs, progress=log)
+        now_rate, then_rate = (1e6 / statistics.median(us) for us in (cmp.current_us, cmp.earlier_us))
+        self.results.append(Result(
+            f"pure path vs {rev} (the issue's start), same harness", now_rate, "ev/s", baseline=then_rate,
+            target=PURE_TARGET, parameters={"events": self.n, "processes_per_tree": pairs, "rounds": 2},
+            note="median µs/event of interleaved processes, each tree's own workload generator and GC settings"))
+        self.extra["pure_revision"] = {"revision": rev, "earlier_us_per_event": [round(t, 2) for t in cmp.earlier_us],
+                                       "current_us_per_event": [round(t, 2) for t in cmp.current_us],
+                                       "ratio": round(cmp.ratio, 3)}
 
     def pipeline(self) -> None:
         run = pipeline_run(self.svc, self.items, label="p3w1", log_dir=self.log_dir, progress=log,
@@ -258,6 +278,9 @@ class Bench:
     def run(self) -> None:
         log(f"{self.n:,} valid events from the {self.source}; topics suffixed .bench-{self.svc.run_id}-*")
         self.guarded("profile", self.profile)
+        self.guarded("pure-revision", self.pure_revision,
+                     Result(f"pure path vs {self.args.pure_against} (the issue's start), same harness", None, "ev/s",
+                            target=PURE_TARGET))
         self.guarded("publisher", self.publisher,
                      Result("publisher events/s, mapping input (validate) vs raw sends", None, "ev/s",
                             target=PUBLISHER_TARGET))

@@ -6,9 +6,10 @@ rollup keeps the latest partial per member and publishes the sum. Re-sending a p
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
+
+import pydantic_core
 
 from streams.contributions import State, Values, parse_dimkey
 
@@ -16,7 +17,7 @@ from streams.contributions import State, Values, parse_dimkey
 def parse_partial(raw: bytes | None) -> dict[str, Any]:
     """One record of the partials topic; ValueError says what is wrong with it."""
     try:
-        body = json.loads(raw) if raw is not None else None
+        body = pydantic_core.from_json(raw) if raw is not None else None
     except (ValueError, RecursionError) as exc:
         raise ValueError(f"partial is not JSON: {exc}") from None
     if not isinstance(body, dict):

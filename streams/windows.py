@@ -12,17 +12,16 @@ CST = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 
 def window_counts(event: Event) -> Contributions:
-    hour_bucket, day_bucket = _buckets(int(event.occurred_at.timestamp()) // 3600)
-    base = {"family": event.family, "university": event.source}
-    hour = dimkey(base | {"granularity": "hour", "bucket": hour_bucket})
-    day = dimkey(base | {"granularity": "day", "bucket": day_bucket})
+    hour, day = _window_keys(event.family, event.source, int(event.occurred_at.timestamp()) // 3600)
     return {("windows", hour): {"events": 1}, ("windows", day): {"events": 1}}
 
 
-@lru_cache(maxsize=4096)
-def _buckets(epoch_hour: int) -> tuple[str, str]:
+@lru_cache(maxsize=4096)  # (family, university, hour): a few hundred a day
+def _window_keys(family: str, university: str, epoch_hour: int) -> tuple[str, str]:
     local = datetime.fromtimestamp(epoch_hour * 3600, CST)
-    return local.strftime("%Y-%m-%dT%H"), local.strftime("%Y-%m-%d")
+    base = {"family": family, "university": university}
+    return (dimkey(base | {"granularity": "hour", "bucket": local.strftime("%Y-%m-%dT%H")}),
+            dimkey(base | {"granularity": "day", "bucket": local.strftime("%Y-%m-%d")}))
 
 
 def month_of(iso: str) -> str:

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench import revision
 from bench.profile import STAGES, Hotspot, format_hotspots, pure_path
 from bench.projector import canonical, with_database
 from bench.workload import load_items
@@ -35,3 +41,26 @@ def test_canonical_records_and_dsn() -> None:
 def test_hotspot_format() -> None:
     text = format_hotspots([Hotspot("streams/engine.py:33(process)", 5, 0.5, 1.0, 0.25)])
     assert "25.0%" in text and "streams/engine.py:33(process)" in text
+
+
+def test_the_revision_harness_measures_the_tree_it_is_given(tmp_path: Path) -> None:
+    head = revision.export("HEAD", tmp_path)
+    assert (head / "streams" / "batch.py").read_text() == \
+        subprocess.run(["git", "-C", str(revision.REPO), "show", "HEAD:streams/batch.py"], capture_output=True,
+                       text=True, check=True).stdout
+    times = revision.time_tree(head, events=200, rounds=2)
+    assert len(times) == 2 and all(t > 0 for t in times)
+    with pytest.raises(revision.RevisionError, match="not in this clone's history"):
+        revision.export("0" * 40, tmp_path)
+
+
+def test_the_issues_start_is_measurable_from_this_clone(tmp_path: Path) -> None:
+    assert revision.Comparison("x", [100.0, 120.0, 500.0], [50.0, 55.0, 60.0]).ratio == 2.2  # medians
+    shallow = subprocess.run(["git", "-C", str(revision.REPO), "rev-parse", "--is-shallow-repository"],
+                             capture_output=True, text=True, check=True).stdout.strip() == "true"
+    if shallow:  # the benchmark says how to get the history rather than measuring something else
+        with pytest.raises(revision.RevisionError, match="unshallow"):
+            revision.export(revision.ISSUE_START, tmp_path)
+        return
+    tree = revision.export(revision.ISSUE_START, tmp_path)
+    assert len(revision.time_tree(tree, events=200, rounds=1)) == 1

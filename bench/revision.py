@@ -1,0 +1,165 @@
+"""The pure per-event path of an earlier revision against this tree's, measured in the same run.
+
+Issue #16 asks for "the pure per-event path >= 3x today's events/s", today being the head when its targets
+were set (:data:`ISSUE_START`). Numbers from earlier sessions ran on other machines and other harnesses, so
+this module measures both trees here and now: the earlier revision is exported from the clone's history
+(``git archive``) into a temporary directory, and one harness (:data:`HARNESS`, the same source for both) is
+run in a fresh process per tree, with that tree first on ``PYTHONPATH``, in interleaved rounds. Each process
+does what that revision's worker did: its own ``streams.batch`` functions on in-memory tables, its own
+workload generator (``bench.workload.load_items``, same size and seed), its own garbage-collector settings
+(``core.runtime`` when the tree has it), with the worker's modules loaded (their heap is what a collection
+walks). Only the three stages are timed, not the harness's hand-over between them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ISSUE_START = "1b1e629"  # head of 2026-12-03 when issue #16 set its targets (its second session's start)
+
+
+class RevisionError(RuntimeError):
+    pass
+
+
+HARNESS = r'''
+import gc, json, sys, time
+try:
+    from core.runtime import GC_THRESHOLDS  # the worker's settings, where the tree has them
+    gc.set_threshold(*GC_THRESHOLDS)
+except ImportError:
+    pass
+import inspect
+from datetime import UTC, datetime
+
+import streams
+import streams.app  # noqa: F401  (the worker process's modules: their objects are what a collection walks)
+from bench.workload import load_items
+from core.partitioning import key_partition
+from events.reference import UNIVERSITIES
+from events.topics import AGG_PARTITIONS, DLQ_TOPIC, EVENT_PARTITIONS, PARTIALS_TOPIC, ingest_topic
+from streams import batch as pure
+from streams.domains import domains
+
+events, rounds = int(sys.argv[1]), int(sys.argv[2])
+NOW = datetime.now(UTC)
+RECENT = "recent" in inspect.signature(pure.ingest).parameters
+
+
+def consumed(writes, prefix, partitions, first):
+    return [pure.Raw(t, key_partition(k or b"", partitions), first + i, None, k, v)
+            for i, (t, k, v, _) in enumerate(r for r in writes.records if r[0].startswith(prefix))]
+
+
+def one_round(items, batch=1000):
+    tables = {t: {} for t in (pure.SEEN, pure.STATES, pure.ROLLUPS)}
+
+    def put(writes):
+        for table, _, key, value in writes.puts:
+            tables[table][key] = value
+
+    def read_states(key, partition=None):  # (earlier revisions looked keys up without their partition)
+        return tables[pure.STATES].get(key)
+
+    doms, university_of = domains(), {ingest_topic(u): u for u in UNIVERSITIES}
+    extra = (pure.Recent(),) if RECENT else ()
+    spent = accepted = 0.0
+    for start in range(0, len(items), batch):
+        raws = [pure.Raw(it.topic, 0, start + i, None, it.key, it.value)
+                for i, it in enumerate(items[start:start + batch])]
+        t0 = time.perf_counter()
+        ingested = pure.ingest(raws, university_of, tables[pure.SEEN].get, NOW, str, DLQ_TOPIC,
+                               *((EVENT_PARTITIONS,) + extra if extra else ()))
+        put(ingested)
+        t1 = time.perf_counter()
+        canonical = consumed(ingested, "alliance.events.", EVENT_PARTITIONS, start)
+        t2 = time.perf_counter()
+        tabled = pure.tables(canonical, doms, read_states, NOW.isoformat(), str, DLQ_TOPIC, *extra)
+        put(tabled)
+        t3 = time.perf_counter()
+        partials = consumed(tabled, PARTIALS_TOPIC, AGG_PARTITIONS, start)
+        t4 = time.perf_counter()
+        put(pure.rollup(partials, tables[pure.ROLLUPS].get, str, DLQ_TOPIC))
+        t5 = time.perf_counter()
+        spent += (t1 - t0) + (t3 - t2) + (t5 - t4)
+        accepted += sum(ingested.ingested.values())
+    return spent, accepted
+
+
+items = load_items(events)
+times = []
+for _ in range(rounds):
+    spent, accepted = one_round(items)
+    times.append(spent / len(items) * 1e6)
+print(json.dumps({"us_per_event": times, "accepted": accepted, "events": len(items),
+                  "streams": streams.__file__}))
+'''
+
+
+def export(revision: str, into: Path) -> Path:
+    """The tree of ``revision`` (from this clone's history) under ``into``."""
+    try:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", revision],
+                                 capture_output=True, check=True, timeout=120).stdout
+    except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+        detail = exc.stderr.decode(errors="replace").strip() if isinstance(exc, subprocess.CalledProcessError) \
+            else str(exc)
+        raise RevisionError(f"revision {revision} is not in this clone's history ({detail}); a shallow clone "
+                            f"needs 'git fetch --unshallow'") from None
+    tree = into / revision
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tree, filter="data")
+    return tree
+
+
+def time_tree(tree: Path, events: int, rounds: int) -> list[float]:
+    """µs per event of ``tree``'s pure path, one value per round, measured in a fresh process."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.run([sys.executable, "-c", HARNESS, str(events), str(rounds)], cwd=tree, env=env,
+                          capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        raise RevisionError(f"the pure path of {tree} failed:\n{proc.stderr[-3000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    if not Path(out["streams"]).resolve().is_relative_to(tree.resolve()):
+        raise RevisionError(f"measured {out['streams']}, not the tree {tree}")
+    if not out["accepted"]:
+        raise RevisionError(f"{tree}: no event accepted")
+    return [float(t) for t in out["us_per_event"]]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    revision: str
+    earlier_us: list[float]  # µs per event of every round of the earlier revision
+    current_us: list[float]
+
+    @property
+    def ratio(self) -> float:
+        """How many times faster this tree is (median µs per event of the earlier over this tree's)."""
+        return statistics.median(self.earlier_us) / statistics.median(self.current_us)
+
+
+def compare(revision: str = ISSUE_START, events: int = 20_000, pairs: int = 3, rounds: int = 2,
+            progress: Callable[[str], None] = lambda _: None) -> Comparison:
+    """``pairs`` interleaved processes per tree (the earlier revision first), ``rounds`` rounds each."""
+    earlier: list[float] = []
+    current: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="alliance-rev-") as tmp:
+        tree = export(revision, Path(tmp))
+        for pair in range(pairs):
+            earlier += time_tree(tree, events, rounds)
+            current += time_tree(REPO, events, rounds)
+            progress(f"pure path, pair {pair + 1}/{pairs}: {revision} {statistics.median(earlier):.1f} µs/event, "
+                     f"this tree {statistics.median(current):.1f} µs/event")
+    return Comparison(revision, earlier, current)
