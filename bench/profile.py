@@ -43,6 +43,9 @@ class _Stores:
     def read_states(self, key: str, partition: int) -> Any:  # one dict for every partition here
         return self.tables[pure.STATES].get(key)
 
+    def read_rollups(self, key: str, partition: int) -> Any:
+        return self.tables[pure.ROLLUPS].get(key)
+
 
 def _same(name: str) -> str:
     return name
@@ -82,7 +85,7 @@ def pure_path(items: Sequence[Item], batch: int = 1000, seconds: dict[str, float
         t3 = time.perf_counter()
         partials = _consumed(tabled, PARTIALS_TOPIC, AGG_PARTITIONS, start)
         t4 = time.perf_counter()
-        rolled = pure.rollup(partials, stores.tables[pure.ROLLUPS].get, _same, DLQ_TOPIC)
+        rolled = pure.rollup(partials, stores.read_rollups, _same, DLQ_TOPIC)
         stores.put(rolled)
         t5 = time.perf_counter()
         for stage, dt in zip(STAGES, (t1 - t0, t3 - t2, t5 - t4), strict=True):

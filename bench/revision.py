@@ -90,7 +90,7 @@ def one_round(items, batch=1000):
         t3 = time.perf_counter()
         partials = consumed(tabled, PARTIALS_TOPIC, AGG_PARTITIONS, start)
         t4 = time.perf_counter()
-        put(pure.rollup(partials, tables[pure.ROLLUPS].get, str, DLQ_TOPIC))
+        put(pure.rollup(partials, lambda key, partition=None: tables[pure.ROLLUPS].get(key), str, DLQ_TOPIC))
         t5 = time.perf_counter()
         spent += (t1 - t0) + (t3 - t2) + (t5 - t4)
         accepted += sum(ingested.ingested.values())

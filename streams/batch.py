@@ -272,10 +272,11 @@ class RollupWrites(Writes):
     aggregates: list[str] = field(default_factory=list)  # aggregate of every alliance-wide record written
 
 
-def rollup(batch: Sequence[Raw], get_rollup: Callable[[str], Any], topic: Callable[[str], str],
+def rollup(batch: Sequence[Raw], get_rollup: Callable[[str, int], Any], topic: Callable[[str], str],
            dlq: str) -> RollupWrites:
     """Keep the latest partial per partition member and publish the sums (streams.rollup); a record that
-    is not a partial goes to the DLQ."""
+    is not a partial goes to the DLQ. ``get_rollup(key, partition)`` reads the rollups table's partition
+    (the partials topic is keyed by the rollup key: a key's partials all arrive on one partition)."""
     out = RollupWrites()
     touched: dict[str, tuple[int, dict[str, Any]]] = {}
     for raw in batch:
@@ -285,7 +286,7 @@ def rollup(batch: Sequence[Raw], get_rollup: Callable[[str], Any], topic: Callab
             out.reject(dlq, raw, internal_reject("malformed", str(exc), raw))
             continue
         key = f"{body['aggregate']}|{body['key']}"
-        old = touched[key][1] if key in touched else get_rollup(key)
+        old = touched[key][1] if key in touched else get_rollup(key, raw.partition)
         try:
             merged = rollups.merge(old, body["aggregate"], body["key"], body["member"], body["partial"], body["at"])
         except Exception as exc:  # a bug must not stop the partials around this one

@@ -26,7 +26,7 @@ from streams import rollup
 from streams.domains import Domain
 from streams.metrics import PipelineMetrics
 from streams.sensors import table_reads
-from streams.store import Store, approximate_keys, held, partition_reader
+from streams.store import Store, any_reader, approximate_keys, held, partition_reader
 
 
 class Writer(Protocol):
@@ -104,10 +104,23 @@ class Pipeline:
         if self.metrics is not None:
             self.metrics.observe_batch(agent, len(batch))
 
+    @staticmethod
+    def _reads(table: TableT[str, Any]) -> int:
+        return table.data.reads if isinstance(table.data, Store) else 0
+
+    @staticmethod
+    def _count_reads(table: TableT[str, Any], before: int) -> None:
+        """faust's sensors count table reads (the dashboard's table operations); the agents read the store
+        directly (streams.store: partition_reader, any_reader), so a batch's reads are counted at once."""
+        if isinstance(table.data, Store):
+            table_reads(table.app.monitor, table, table.data.reads - before)
+
     async def ingest(self, batch: Sequence[Message]) -> None:
         require_held(self.seen, batch)
-        writes = pure.ingest([raw(message) for message in batch], self.university_of, self.seen.get, datetime.now(UTC),
-                             self.topic, self.dlq, self.event_partitions, self.recent)
+        reads = self._reads(self.seen)
+        writes = pure.ingest([raw(message) for message in batch], self.university_of, any_reader(self.seen),
+                             datetime.now(UTC), self.topic, self.dlq, self.event_partitions, self.recent)
+        self._count_reads(self.seen, reads)
         await self._write(writes)
         if (m := self.metrics) is not None:
             for (family, university), n in writes.ingested.items():
@@ -121,12 +134,10 @@ class Pipeline:
         """If a crash lands between the table writes and the sends, the replay finds the events already
         applied (``applied:`` keys) and re-sends the same partials and views."""
         require_held(self.states, batch)
-        store = self.states.data if isinstance(self.states.data, Store) else None
-        reads = store.reads if store is not None else 0
+        reads = self._reads(self.states)
         writes = pure.tables([raw(message) for message in batch], self.domains, partition_reader(self.states),
                              datetime.now(UTC).isoformat(), self.topic, self.dlq, self.recent)
-        if store is not None:  # faust's sensors count table reads (the dashboard's table operations)
-            table_reads(self.states.app.monitor, self.states, store.reads - reads)
+        self._count_reads(self.states, reads)
         await self._write(writes)
         if (m := self.metrics) is not None:
             now_s = time.time()
@@ -139,7 +150,10 @@ class Pipeline:
 
     async def rollup(self, batch: Sequence[Message]) -> None:
         require_held(self.rollups, batch)
-        writes = pure.rollup([raw(message) for message in batch], self.rollups.get, self.topic, self.dlq)
+        reads = self._reads(self.rollups)
+        writes = pure.rollup([raw(message) for message in batch], partition_reader(self.rollups), self.topic,
+                             self.dlq)
+        self._count_reads(self.rollups, reads)
         await self._write(writes)
         if (m := self.metrics) is not None:
             m.record_aggregates(writes.aggregates)

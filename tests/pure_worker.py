@@ -75,10 +75,13 @@ class Worker:
             raise AssertionError(f"{key} read from partition {partition}, written to {written}")
         return self.tables[pure.STATES].get(key)
 
+    def read_rollups(self, key: str, partition: int) -> Any:  # one dict for every partition here
+        return self.tables[pure.ROLLUPS].get(key)
+
     def _tables(self, canonical: list[pure.Raw]) -> pure.TablesWrites:
         tabled = pure.tables(canonical, self.domains, self.read_states, NOW.isoformat(), str, DLQ_TOPIC, self.recent)
         self._put(tabled)
-        self._put(pure.rollup(self._consumed(tabled, PARTIALS_TOPIC, AGG_PARTITIONS), self.tables[pure.ROLLUPS].get,
+        self._put(pure.rollup(self._consumed(tabled, PARTIALS_TOPIC, AGG_PARTITIONS), self.read_rollups,
                               str, DLQ_TOPIC))
         return tabled
 
