@@ -126,6 +126,11 @@ class GaplessConsumer(Consumer):
         generation_id = self.app.consumer_generation_id
         if records is None or self.should_stop:
             return
+        delivered = [tp for tp in records
+                     if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions]
+        monitor = self.app.monitor
+        for tp in delivered:  # faust's end-offset gauge, once per partition and fetch (faust: once per record)
+            monitor.track_tp_end_offset(tp, self.highwater(tp))
         records_it = self.scheduler.iterate(records)
         to_message = self._to_message
         if not self.flow_active:
@@ -141,7 +146,6 @@ class GaplessConsumer(Consumer):
                 await self._rewind(undelivered, cut)
                 return
             if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
-                self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                 yield tp, to_message(tp, record)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - the fetcher's background task

@@ -13,6 +13,7 @@ from typing import Any
 
 import faust
 import pytest
+from aiokafka.structs import ConsumerRecord
 from faust.sensors.prometheus import FaustMetrics
 from faust.transport.consumer import ConsumerMessage
 from faust.types import TP
@@ -148,6 +149,27 @@ async def test_the_fetch_loop_hands_an_agents_records_to_its_inbox_and_the_rest_
     assert [(m.partition, m.offset) for m in await box.take()] == [(0, 0), (1, 7), (0, 1)]
     assert consumer.delivered_elsewhere == [5]
     assert consumer._read_offset[TP(INGEST, 0)] == 1 and consumer._read_offset[TP(INGEST, 1)] == 7
+
+
+async def test_a_fetch_yields_every_delivered_record_and_tracks_each_partitions_end_offset_once() -> None:
+    """The consumer's own ``getmany`` over a stubbed fetch: every record of the delivered partitions, in
+    faust's round-robin order, and faust's end-offset gauge set once per partition and fetch."""
+    tps = [TP(INGEST, 0), TP(INGEST, 1), TP(INGEST, 2)]
+    fetch = {tp: [ConsumerRecord(tp.topic, tp.partition, o, 0, 0, b"k", b"v", None, 1, 1, [])
+                  for o in range(3 * tp.partition, 3 * tp.partition + 3)] for tp in tps}
+    consumer: Any = await consumer_with(inbox(), [])
+    del consumer.getmany  # the class's own again
+
+    async def wait_next_records(timeout: float) -> tuple[Any, Any]:  # noqa: ASYNC109
+        return fetch, {tps[0], tps[1]}  # partition 2 is not active (faust: paused or being revoked)
+
+    tracked: list[tuple[TP, int]] = []
+    consumer._wait_next_records = wait_next_records
+    consumer.highwater = lambda tp: 100 + tp.partition
+    consumer.app.monitor.track_tp_end_offset = lambda tp, offset: tracked.append((tp, offset))
+    got = [(tp.partition, m.offset) async for tp, m in consumer.getmany(timeout=1.0)]
+    assert got == [(0, 0), (1, 3), (0, 1), (1, 4), (0, 2), (1, 5)]
+    assert sorted(tracked) == [(tps[0], 100), (tps[1], 101)]
 
 
 async def test_records_fetched_as_a_rebalance_suspends_the_flow_are_sought_back_not_dropped() -> None:
