@@ -8,15 +8,17 @@ process defines its own metrics next to its code (``streams.metrics``, ``consume
   ``/readyz`` (200 when ``ready()`` is true, else 503), for processes without a web server of their own.
 * :func:`consumer_lag` / :func:`set_consumer_lag` - lag per assigned partition of an aiokafka consumer.
 * :class:`Children` - labelled children of metrics, each looked up once (hot paths).
+* :func:`observe_many` - a histogram's observations of a whole batch at once (hot paths).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
 if TYPE_CHECKING:
@@ -160,3 +162,28 @@ def metric_names(registry: CollectorRegistry) -> set[str]:
         elif metric.type == "summary":
             names.update(metric.name + s for s in ("_sum", "_count", "_created"))
     return names
+
+
+def observe_many(histogram: Histogram, amounts: Iterable[float]) -> None:
+    """``histogram.observe(a)`` for every ``a`` (a labelled child, or a histogram without labels), with one
+    increment per bucket and one of the sum: prometheus_client takes a lock twice per observation, which was
+    the worker's per-record cost (107,000 observations for 20,000 events). Same series and values as
+    ``observe`` one by one (tested against it); uses prometheus_client's histogram fields (``_upper_bounds``,
+    ``_buckets``, ``_sum``, 0.2x)."""
+    histogram._raise_if_not_observable()  # type: ignore[no-untyped-call]
+    bounds: list[float] = histogram._upper_bounds
+    counts = [0] * len(bounds)
+    total = 0.0
+    n = 0
+    for amount in amounts:
+        total += amount
+        n += 1
+        if amount == amount:  # NaN counts in no bucket (observe: ``amount <= bound`` is never true)
+            counts[bisect_left(bounds, amount)] += 1
+    if not n:
+        return
+    histogram._sum.inc(total)
+    buckets = histogram._buckets
+    for i, count in enumerate(counts):
+        if count:
+            buckets[i].inc(count)

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from core.metrics import Children, metric_names
+from core.metrics import Children, metric_names, observe_many
 from events.errors import REASON_CODES
 from events.topics import AGGREGATES, Family
 
@@ -137,9 +137,12 @@ class PipelineMetrics:
     def observe_event_latencies(self, events: Iterable[tuple[str, datetime]], *, now: float | None = None) -> None:
         """``observe_event_latency`` for a batch's (family, occurred_at) pairs (each label resolved once)."""
         now_s = time.time() if now is None else now
+        by_family: dict[str, list[float]] = {}
         for family, occurred_at in events:
+            by_family.setdefault(family, []).append(max(0.0, now_s - occurred_at.timestamp()))
+        for family, amounts in by_family.items():
             _check(family, FAMILIES, "family")
-            self._child(self.event_latency, family).observe(max(0.0, now_s - occurred_at.timestamp()))
+            observe_many(self._child(self.event_latency, family), amounts)
 
     def observe_pipeline_latency(self, stage: str, record_timestamp_ms: int | float,
                                  *, now: float | None = None) -> None:
@@ -151,9 +154,8 @@ class PipelineMetrics:
         """One observation per record of a batch (the label is resolved once)."""
         _check(stage, STAGES, "stage")
         now_s = time.time() if now is None else now
-        child = self.pipeline_latency.labels(stage=stage)
-        for ts in record_timestamps_ms:
-            child.observe(max(0.0, now_s - ts / 1000.0))
+        observe_many(self.pipeline_latency.labels(stage=stage),
+                     [max(0.0, now_s - ts / 1000.0) for ts in record_timestamps_ms])
 
     def record_rewind(self, agent: str) -> None:
         _check(agent, AGENTS, "agent")

@@ -12,11 +12,19 @@ from urllib.request import urlopen
 import aiohttp
 import pytest
 from aiokafka import TopicPartition
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.metrics import bound_port, consumer_lag, metric_names, serve, set_consumer_lag, update_consumer_lag
+from core.metrics import (
+    bound_port,
+    consumer_lag,
+    metric_names,
+    observe_many,
+    serve,
+    set_consumer_lag,
+    update_consumer_lag,
+)
 from events.errors import REASON_CODES
 from events.reference import UNIVERSITIES
 from infra.processes import free_port
@@ -124,6 +132,43 @@ def test_negative_latency_from_clock_skew_is_clamped() -> None:
     m.observe_event_latency("jobfair", datetime.fromtimestamp(1010.0, UTC), now=1000.0)
     assert registry.get_sample_value("alliance_event_latency_seconds_sum", {"family": "jobfair"}) == 0.0
     assert registry.get_sample_value("alliance_event_latency_seconds_count", {"family": "jobfair"}) == 1.0
+
+
+def test_observe_many_records_exactly_what_observe_one_by_one_records() -> None:
+    """The oracle: prometheus_client's own ``observe`` for each amount, on a twin registry."""
+    import math
+    import random
+
+    rng = random.Random(3)
+    batches = [[rng.choice([0.0, 0.005, 0.1, 2.5, 10.0, 1e9, -1.0]) if rng.random() < 0.2 else rng.expovariate(2)
+                for _ in range(rng.randrange(0, 300))] for _ in range(20)]
+    batches.append([math.inf, 0.25, math.inf])
+    exposed = []
+    for bulk in (False, True):
+        registry = CollectorRegistry()
+        plain = Histogram("h_seconds", "h", registry=registry)
+        labelled = Histogram("l_seconds", "l", ["stage"], registry=registry, buckets=(0.01, 0.1, 1.0))
+        for batch in batches:
+            for metric in (plain, labelled.labels(stage="ingest")):
+                if bulk:
+                    observe_many(metric, batch)
+                else:
+                    for amount in batch:
+                        metric.observe(amount)
+        families = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                    for f in text_string_to_metric_families(generate_latest(registry).decode()) for s in f.samples
+                    if not s.name.endswith("_created")}
+        exposed.append(families)
+    plain_one, bulk_one = exposed
+    assert plain_one.keys() == bulk_one.keys()
+    for key, value in plain_one.items():  # a sum may differ in the last bits (another order of additions)
+        assert bulk_one[key] == (pytest.approx(value, rel=1e-12) if key[0].endswith("_sum") else value), key
+    nan = Histogram("n_seconds", "n", registry=CollectorRegistry(), buckets=(1.0,))
+    observe_many(nan, [0.5, math.nan])  # like observe: NaN counts in no bucket, and the sum is NaN
+    assert [s.value for s in nan.collect()[0].samples if s.name == "n_seconds_bucket"] == [1.0, 1.0]
+    assert math.isnan(next(s.value for s in nan.collect()[0].samples if s.name == "n_seconds_sum"))
+    with pytest.raises(ValueError):  # a histogram with labels is observed through its children only
+        observe_many(Histogram("x_seconds", "x", ["a"], registry=CollectorRegistry()), [1.0])
 
 
 def test_set_consumer_lag_drops_revoked_partitions_of_its_group_only() -> None:
