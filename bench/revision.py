@@ -109,6 +109,8 @@ print(json.dumps({"us_per_event": times, "accepted": accepted, "events": len(ite
 
 def export(revision: str, into: Path) -> Path:
     """The tree of ``revision`` (from this clone's history) under ``into``."""
+    if not revision or revision.startswith("-"):
+        raise RevisionError(f"{revision!r} is not a revision name")  # (git archive would read an option)
     try:
         archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", revision],
                                  capture_output=True, check=True, timeout=120).stdout
@@ -117,7 +119,7 @@ def export(revision: str, into: Path) -> Path:
             else str(exc)
         raise RevisionError(f"revision {revision} is not in this clone's history ({detail}); a shallow clone "
                             f"needs 'git fetch --unshallow'") from None
-    tree = into / revision
+    tree = into / "tree"  # (not named after the revision: "a/../.." must not place it elsewhere)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(tree, filter="data")
     return tree

@@ -52,6 +52,9 @@ def test_the_revision_harness_measures_the_tree_it_is_given(tmp_path: Path) -> N
     assert len(times) == 2 and all(t > 0 for t in times)
     with pytest.raises(revision.RevisionError, match="not in this clone's history"):
         revision.export("0" * 40, tmp_path)
+    for bad in ("--output=/tmp/x", "-o", ""):  # never handed to git as an option
+        with pytest.raises(revision.RevisionError, match="not a revision name"):
+            revision.export(bad, tmp_path)
 
 
 def test_the_issues_start_is_measurable_from_this_clone(tmp_path: Path) -> None:
