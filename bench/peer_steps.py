@@ -73,8 +73,8 @@ class Steps:
     domains: Mapping[str, Domain] = field(default_factory=all_domains)
     counts: Counter[str] = field(default_factory=Counter)  # records per step (the benchmark's progress)
     last: dict[str, float] = field(default_factory=dict)  # step -> time of its last record
-    recent: pure.Recent = field(default_factory=pure.Recent)  # as the worker: the tables step skips decoding
-    # what the ingest step encoded in this process
+    # as the worker: the tables step takes what the ingest step encoded in this process, without decoding it
+    recent: pure.Recent = field(default_factory=pure.Recent)
 
     def __post_init__(self) -> None:
         self.university_of = {(self.source or self.topic)(ingest_topic(u)): u for u in UNIVERSITIES}

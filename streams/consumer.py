@@ -126,11 +126,13 @@ class GaplessConsumer(Consumer):
         generation_id = self.app.consumer_generation_id
         if records is None or self.should_stop:
             return
-        delivered = [tp for tp in records
-                     if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions]
+
+        def deliverable(tp: Any) -> bool:
+            return active_partitions is None or tp in active_partitions or tp in self._buffered_partitions
+
         monitor = self.app.monitor
-        for tp in delivered:  # faust's end-offset gauge, once per partition and fetch (faust: once per record)
-            monitor.track_tp_end_offset(tp, self.highwater(tp))
+        for tp in filter(deliverable, records):  # faust's end-offset gauge, once per partition and fetch
+            monitor.track_tp_end_offset(tp, self.highwater(tp))  # (faust: once per record)
         records_it = self.scheduler.iterate(records)
         to_message = self._to_message
         if not self.flow_active:
@@ -145,7 +147,7 @@ class GaplessConsumer(Consumer):
                 undelivered[tp] = min(undelivered[tp], record.offset)
                 await self._rewind(undelivered, cut)
                 return
-            if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
+            if deliverable(tp):
                 yield tp, to_message(tp, record)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - the fetcher's background task

@@ -80,9 +80,10 @@ def index(tx: Tx, seekers: Iterable[str], family: str, partition: int, logged: L
 
 def _log_entries(tx: Tx, count_key: str) -> list[str]:
     """The entry keys of the log whose count key is ``count_key`` (none if it is not one)."""
+    if not count_key.endswith(LOG_COUNT_SUFFIX):
+        return []  # (any other listed key: not read here, only where it is renamed)
     count = tx.get(count_key)
-    if not (count_key.endswith(LOG_COUNT_SUFFIX) and isinstance(count, list) and count
-            and isinstance(count[0], int)):
+    if not (isinstance(count, list) and count and isinstance(count[0], int)):
         return []
     entity = count_key.removesuffix(LOG_COUNT_SUFFIX)
     return [log_key(entity, position) for position in range(count[0])]

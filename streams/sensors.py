@@ -118,7 +118,7 @@ def batch_out(monitor: Monitor, messages: Sequence[Message], time_in: float) -> 
 
 def table_reads(monitor: Monitor, table: CollectionT, n: int) -> None:
     """What faust's ``on_table_get`` records for ``n`` reads of ``table`` that did not go through faust (the
-    agents read a partition's database directly: streams.store.partition_reader)."""
+    agents read the store directly: streams.store.partition_reader, any_reader)."""
     if n <= 0:
         return
     monitor._table_or_create(table).keys_retrieved += n

@@ -2,10 +2,11 @@
 
 faust's own RocksDB store writes a key to the partition of "the current event" and reads it from there. An
 agent that takes batches has no single current event (a batch mixes partitions), so :class:`Store` writes
-only through :meth:`Store.write_batch`, which names the partition. The agents read a key from the partition of
-the record they process (:func:`partition_reader`: every key an event touches lives on its partition);
-faust's own reads (the views) look in whichever of this worker's partitions holds it (bloom filters first;
-faust's bounded key index remembers where a key was).
+only through :meth:`Store.write_batch`, which names the partition. The tables and rollup agents read a key from
+the partition of the record they process (:func:`partition_reader`: every key such a record touches lives on
+its partition); the ingest's dedupe ids, which a university may re-send under another record key, and faust's
+own reads (the views) look in whichever of this worker's partitions holds the key (:func:`any_reader`; faust's
+bounded key index remembers where a key was).
 
 The order that keeps a store equal to a prefix of its changelog (streams.writer):
 
@@ -85,7 +86,7 @@ class Store(faust_rocksdb.Store):
         super().__init__(*args, **kwargs)
         self.rocksdb_options = Options(**(self.options or {}), use_rocksdict=self.use_rocksdict)
         self._epochs: dict[int, int] = {}  # partition -> times its database was opened on this worker
-        self.reads = 0  # by get_in (faust's sensors count them per batch: streams.sensors.table_reads)
+        self.reads = 0  # by get_in and get_any (faust's sensors count them per batch: streams.sensors.table_reads)
 
     # ------------------------------------------------------------------ writes
     def epoch(self, partition: int) -> int | None:
