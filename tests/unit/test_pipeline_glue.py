@@ -19,7 +19,7 @@ from events.reference import City, Degree, EmployerType, Industry
 from events.topics import DLQ_TOPIC, PARTIALS_TOPIC, agg_topic, family_topic, ingest_topic
 from streams.domains import domains
 from streams.pipeline import PartitionNotHeld, Pipeline, require_held
-from streams.store import URL, Store, held, register, store_options
+from streams.store import URL, Store, held, register, store_options, table_bytes
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 
@@ -252,3 +252,45 @@ def test_a_reopened_partition_database_keeps_the_configured_block_cache(tmp_path
         db.close()
         store._dbs.clear()
     assert configured != 8 * 1024 * 1024  # RocksDB's default: the test could not tell otherwise
+
+
+@dataclass
+class StoreWriter(Writer):
+    """The batch writer's effect on a persistent store: each put lands in its partition's database (as after
+    the broker acknowledged its changelog record)."""
+
+    offset: int = 0
+
+    def put(self, table: Any, partition: int, key: str, value: Any) -> None:
+        store = table.data
+        store.write_batch(partition, [(table_bytes(key), None if value is None else table_bytes(value))],
+                          self.offset, store.epoch(partition))
+        self.offset += 1
+        self.calls.append(("put", table, partition, key, value))
+
+
+async def test_a_resent_id_under_another_record_key_is_still_refused_with_the_persistent_store(
+        tmp_path: Path) -> None:
+    """The ingest reads its dedupe ids from whichever partition of the worker holds them (streams.store
+    .any_reader), not only the record's: a university re-sending an event (or re-using its id) under another
+    record key, so on another partition in a later batch, is refused, and the good event beside it is kept."""
+    register()
+    app = faust.App("resend-test", broker="kafka://127.0.0.1:1", store=URL, datadir=str(tmp_path))
+    seen = app.Table("ingest-seen", partitions=3, default=None, options=store_options())
+    for partition in range(3):
+        seen.data._db_for_partition(partition)
+    writer = StoreWriter()
+    p = Pipeline(seen=seen, states=Table(), rollups=Table(),  # type: ignore[arg-type]
+                 domains=domains(), topic=lambda name: name + ".t", dlq=DLQ_TOPIC + ".t", writer=writer)
+    e = posted()
+    await p.ingest([ev(ingest_topic("scu"), 2, 10, e.to_json())])
+    assert seen.data.get_in(f"scu/{e.event_id}", 2) is not None and writer.take()
+    other = posted("scu-job-2")
+    reused = posted("scu-job-3").model_copy(update={"event_id": e.event_id})  # same id, other content
+    await p.ingest([ev(ingest_topic("scu"), 1, 4, e.to_json(), key=b"another-key"),
+                    ev(ingest_topic("scu"), 1, 5, other.to_json()),
+                    ev(ingest_topic("scu"), 0, 9, reused.to_json(), key=b"scu-job-3")])
+    calls = writer.take()
+    assert [c[4]["x-alliance-reject-reason"] for c in calls if c[1] == DLQ_TOPIC + ".t"] == \
+        [b"duplicate", b"conflict"]
+    assert [c[2] for c in calls if c[0] == "add" and c[1] == family_topic("recruitment") + ".t"] == [b"scu-job-2"]
