@@ -176,7 +176,8 @@ def process(
                 seekers = revision_seekers(event, family)
             else:
                 seekers = named_seekers(event.data)
-            if seekers and erasure.is_erased(tx, seekers, family, partition):
+            indexed = erasure.standing(tx, seekers, family, partition)
+            if indexed is None:
                 if first_time:  # (a replay of an event applied before the erasure changes nothing)
                     out.failed.append((index, "erased_seeker", "the event names a job seeker erased before it "
                                                                "arrived (services.seeker_erasure_requested)"))
@@ -189,7 +190,7 @@ def process(
                     continue
                 key, run, windows = revised
                 tx.put(ak, 1)
-                erasure.index(tx, seekers, family, partition)  # the corrected event's log entry names them
+                erasure.index(tx, indexed, family, partition)  # the corrected event's log entry names them
                 partials = partials_for(windows, partition)
                 runs[key] = run
                 out.applied_ids[ak] = partition
@@ -208,7 +209,7 @@ def process(
                 windows = window_counts(event)  # event counts: count each event id once
             else:  # a replay: the event is in the state already (or was revised since): change nothing
                 new = old
-            erasure.index(tx, seekers, family, partition, logged)
+            erasure.index(tx, indexed, family, partition, logged)
             contributions = domain.contributions(new) if new is not None else {}
             before = known.get(key)
             if before is None:

@@ -57,25 +57,35 @@ def _names(value: Any, seeker: str) -> bool:
     return isinstance(value, dict | list | tuple) and seeker in repr(value)
 
 
-def is_erased(tx: Tx, seekers: Iterable[str], family: str, partition: int) -> bool:
-    return any(tx.get(marker_key(s, family, partition)) is not None for s in seekers)
+def standing(tx: Tx, seekers: Iterable[str], family: str, partition: int) -> dict[str, list[str]] | None:
+    """The index of each of ``seekers`` on (``family``, ``partition``) (empty for a seeker without one), or
+    None if any of them was erased there. Only a seeker without an index is looked up among the erased: an
+    index exists only for a seeker not erased there (``erase`` deletes it in the transaction that writes the
+    marker, and no event naming an erased seeker is indexed afterwards), so most events read one key per
+    seeker, not two."""
+    current: dict[str, list[str]] = {}
+    for seeker in seekers:
+        listed = tx.get(index_key(seeker, family, partition))
+        if listed is None and tx.get(marker_key(seeker, family, partition)) is not None:
+            return None
+        current[seeker] = listed or []
+    return current
 
 
-def index(tx: Tx, seekers: Iterable[str], family: str, partition: int, logged: Logged | None = None) -> None:
+def index(tx: Tx, current: dict[str, list[str]], family: str, partition: int, logged: Logged | None = None) -> None:
     """Remember which of the event's writes name each of its seekers (after the domain applied it).
-    ``logged``: what the event wrote to its entity's log: the entry names every seeker of the event, and the
-    index keeps the log's count key for it (``erase`` walks the log); the applied key names none. A key the
-    index holds already is not looked into again (an entity the seeker's events keep updating)."""
+    ``current``: each seeker's index before the event (``standing``). ``logged``: what the event wrote to its
+    entity's log: the entry names every seeker of the event, and the index keeps the log's count key for it
+    (``erase`` walks the log); the applied key names none. A key the index holds already is not looked into
+    again (an entity the seeker's events keep updating)."""
     skip = {logged.entry_key, logged.applied_key} if logged is not None else set()
     count_key = logged.count_key if logged is not None else None
-    for seeker in seekers:
-        ik = index_key(seeker, family, partition)
-        current = tx.get(ik) or []
-        indexed = set(current)
+    for seeker, listed in current.items():
+        indexed = set(listed)
         keys = [k for k, v in tx.writes.items()
                 if k not in skip and k not in indexed and (k == count_key or seeker in k or _names(v, seeker))]
         if keys:
-            tx.put(ik, sorted(indexed.union(keys)))
+            tx.put(index_key(seeker, family, partition), sorted(indexed.union(keys)))
 
 
 def _log_entries(tx: Tx, count_key: str) -> list[str]:

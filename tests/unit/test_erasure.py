@@ -197,6 +197,10 @@ def test_only_the_seekers_university_may_ask_and_the_order_inside_a_day_is_respe
     assert datetime.now(UTC) >= NOW
 
 
+def named_seekers_of(events: Iterable[Event]) -> list[str]:
+    return sorted({s for e in events for s in named_seekers(e.data)})
+
+
 def _indexes(worker: Worker, seeker: str) -> dict[str, list[str]]:
     return {k: v for k, v in worker.tables[pure.STATES].items() if k.startswith(f"seekers|{seeker}|")}
 
@@ -245,3 +249,36 @@ def test_an_index_kept_by_an_earlier_version_listing_every_log_entry_still_erase
     for seeker in erased:
         assert _names_anywhere(worker, seeker) == [], seeker
     assert _figures(worker)[0] == before[0]
+
+
+def test_the_erasure_marker_is_looked_up_only_for_a_seeker_without_an_index() -> None:
+    """An index exists only for a seeker not erased on its (family, partition): an event of an indexed seeker
+    reads no marker; a seeker new there, and a seeker erased there, are looked up (and the erased one refused,
+    its index never written again)."""
+    day = _day(seed=23)
+    worker = Worker()
+    worker.send(_records(day))
+    read: list[str] = []
+    plain = worker.read_states
+    worker.read_states = lambda key, partition: (read.append(key), plain(key, partition))[1]  # type: ignore[method-assign]
+    checkins = {e.data.seeker_id: e for e in day if e.type == "jobfair.student_checked_in"}
+    seeker = next(s for s in most_active_seekers(day, 50) if s in checkins)
+    again = checkins[seeker]
+    assert _indexes(worker, seeker)
+    _, tabled = worker.send(_records([_event(again.source, again.type, again.data.model_dump())]))
+    assert tabled.applied == 1 and not [k for k in read if k.startswith("erased|")]
+    # a seeker of the same university who never checked in at that fair's partition: looked up
+    partition = next(raw.partition for raw in worker.canonical if raw.key == again.key)
+    indexed_there = {k.split("|")[1] for k in worker.tables[pure.STATES]
+                     if k.startswith("seekers|") and k.endswith(f"|jobfair|{partition}")}
+    newcomer = next(s for s in named_seekers_of(day) if s not in indexed_there and minted_by(s) == minted_by(seeker))
+    read.clear()
+    _, tabled = worker.send(_records([_event(again.source, again.type,
+                                             {**again.data.model_dump(), "seeker_id": newcomer})]))
+    assert tabled.applied == 1 and f"erased|{seeker_digest(newcomer)}|jobfair|{partition}" in read
+    worker.send(_records([erasure_request(seeker)]))
+    read.clear()
+    _, tabled = worker.send(_records([_event(again.source, again.type, again.data.model_dump())]))
+    digest = seeker_digest(seeker)
+    assert tabled.applied == 0 and [k for k in read if k.startswith(f"erased|{digest}|")]
+    assert _indexes(worker, seeker) == {}
