@@ -10,8 +10,8 @@ and two UUIDv7 ids of one millisecond share their first 48 bits), so event count
 once, and a replay is not applied again.
 
 Corrections and retractions (events.corrections): every entity keeps the events applied to it as a log of
-member keys (``<entity>|event|<n>``, the event's stored form; ``<entity>|events`` counts them), and an
-event's applied key points at its entry. A revision refolds the entity from its log without the original
+member keys (``<entity>|event|<n>``, the event's stored form; the entity's state counts them: domains.base),
+and an event's applied key points at its entry. A revision refolds the entity from its log without the original
 (or with the corrected event in its place): the domains are order-insensitive, so the result is the state
 the entity would have had; member keys only the original wrote are deleted, and the partials move by the
 difference of the contributions, like for any event. The revisions of one entity in a batch refold it once
@@ -39,7 +39,7 @@ from events.services import SeekerErasureRequested
 from streams import erasure
 from streams.contributions import Contributions, State, Values, add_into, diff
 from streams.domains import Domain
-from streams.domains.base import Logged, Tx, log_count_key, log_key
+from streams.domains.base import LOG_FIELD, Logged, Tx, log_count, log_count_key, log_key
 from streams.windows import window_counts
 
 PartialKey = tuple[str, str, int]  # (aggregate, dimkey, partition)
@@ -204,8 +204,8 @@ def process(
             logged = None
             if first_time:
                 new = domain.apply(tx, old, event)
+                logged = log_event(tx, key, old, new, event, ak)
                 tx.put(key, new)
-                logged = log_event(tx, key, old, event, ak)
                 windows = window_counts(event)  # event counts: count each event id once
             else:  # a replay: the event is in the state already (or was revised since): change nothing
                 new = old
@@ -244,14 +244,17 @@ def process(
 
 # --- the entity's event log, and revisions (events.corrections) ------------------------------------------
 
-def log_event(tx: Tx, key: str, old: State | None, event: Event, ak: str) -> Logged:
-    """Append ``event`` to the entity's log; its applied key points at the entry."""
+def log_event(tx: Tx, key: str, old: State | None, new: State, event: Event, ak: str) -> Logged:
+    """Append ``event`` to the entity's log: the entry, the count in the entity's ``new`` state, and the
+    applied key pointing at the entry."""
     count_key = log_count_key(key)
-    count = tx.get(count_key)
-    n, complete = count if count is not None else (0, old is None)
+    count = log_count(tx.get, key, old)
+    n, complete = count if count is not None else (0, True)
+    if not (isinstance(old, dict) and LOG_FIELD in old) and tx.get(count_key) is not None:
+        tx.put(count_key, None)  # (an entity whose events were all retracted, or a log from before): the state has it
     entry = log_key(key, n)
     tx.put(entry, stored(event))
-    tx.put(count_key, [n + 1, complete])
+    new[LOG_FIELD] = [n + 1, complete]
     tx.put(ak, {"log": n})
     return Logged(entry, count_key, ak)
 
@@ -273,7 +276,8 @@ def revise(tx: Tx, revision: EventRetracted | EventCorrected, domain: Domain,
     back, the corrected event's counted), or why the revision cannot apply
     (events.corrections.revision_problem)."""
     key = domain.state_key(entity_probe(revision.data.type, str(revision.subject), revision.source))
-    count = tx.get(log_count_key(key))
+    state = tx.get(key)
+    count = log_count(tx.get, key, state)
     n, complete = count if count is not None else (0, True)
     pointer = tx.get(applied_key_of(revision.source, revision.original_id))
     position = pointer.get("log") if isinstance(pointer, dict) else None
@@ -294,7 +298,7 @@ def revise(tx: Tx, revision: EventRetracted | EventCorrected, domain: Domain,
         return f"{key} has events from before corrections were supported; it cannot be refolded"
     if run is None:
         standing = {j: decode_stored(e) for j in range(n) if (e := tx.get(log_key(key, j))) is not None}
-        run = _Run(domain, partition, index, tx.get(key), list(standing.values()), standing, "")
+        run = _Run(domain, partition, index, state, list(standing.values()), standing, "")
     corrected = replacement(revision)
     tx.put(log_key(key, position), stored(corrected) if corrected is not None else None)
     if corrected is not None:
@@ -319,9 +323,16 @@ def refold(tx: Tx, key: str, run: _Run) -> State | None:
     for member, value in after.items():
         if tx.get(member) != value:
             tx.put(member, value)
+    count = log_count(tx.get, key, tx.get(key))  # (the log keeps its length: entries are replaced or emptied)
     if new is not None:  # the record's time moves on (the read model keeps the newest record per entity)
         times = [new.get("updated_at"), (run.old or {}).get("updated_at"), run.at]
         new["updated_at"] = max(t for t in times if t)
+        if count is not None:
+            new[LOG_FIELD] = list(count)
+        if tx.get(log_count_key(key)) is not None:  # (a log counted apart before: the state has it now)
+            tx.put(log_count_key(key), None)
+    elif count is not None:  # no event stands: the state goes, its log stays and is counted on its own key
+        tx.put(log_count_key(key), list(count))
     tx.put(key, new)
     return new
 

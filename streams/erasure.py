@@ -30,7 +30,7 @@ from typing import Any
 
 from events.base import Event
 from events.privacy import erasure_token, renamed, seeker_digest
-from streams.domains.base import LOG_COUNT_SUFFIX, Logged, Tx, log_key
+from streams.domains.base import LOG_COUNT_SUFFIX, Logged, Tx, log_count, log_key
 
 
 def token(request: Event) -> str:
@@ -78,25 +78,25 @@ def index(tx: Tx, current: dict[str, list[str]], family: str, partition: int, lo
     entity's log: the entry names every seeker of the event, and the index keeps the log's count key for it
     (``erase`` walks the log); the applied key names none. A key the index holds already is not looked into
     again (an entity the seeker's events keep updating)."""
-    skip = {logged.entry_key, logged.applied_key} if logged is not None else set()
-    count_key = logged.count_key if logged is not None else None
+    skip = {logged.entry_key, logged.applied_key, logged.count_key} if logged is not None else set()
     for seeker, listed in current.items():
         indexed = set(listed)
         keys = [k for k, v in tx.writes.items()
-                if k not in skip and k not in indexed and (k == count_key or seeker in k or _names(v, seeker))]
+                if k not in skip and k not in indexed and (seeker in k or _names(v, seeker))]
+        if logged is not None and logged.count_key not in indexed:
+            keys.append(logged.count_key)
         if keys:
             tx.put(index_key(seeker, family, partition), sorted(indexed.union(keys)))
 
 
-def _log_entries(tx: Tx, count_key: str) -> list[str]:
-    """The entry keys of the log whose count key is ``count_key`` (none if it is not one)."""
-    if not count_key.endswith(LOG_COUNT_SUFFIX):
-        return []  # (any other listed key: not read here, only where it is renamed)
-    count = tx.get(count_key)
-    if not (isinstance(count, list) and count and isinstance(count[0], int)):
+def _log_entries(tx: Tx, listed: str) -> list[str]:
+    """The entry keys of the log a listed ``…|events`` key names (none for any other key: those are not read
+    here, only where they are renamed)."""
+    if not listed.endswith(LOG_COUNT_SUFFIX):
         return []
-    entity = count_key.removesuffix(LOG_COUNT_SUFFIX)
-    return [log_key(entity, position) for position in range(count[0])]
+    entity = listed.removesuffix(LOG_COUNT_SUFFIX)
+    count = log_count(tx.get, entity, tx.get(entity))
+    return [log_key(entity, position) for position in range(count[0])] if count is not None else []
 
 
 def erase(tx: Tx, seeker: str, anonymous: str, family: str, partition: int) -> list[tuple[str, Any]]:
@@ -106,14 +106,16 @@ def erase(tx: Tx, seeker: str, anonymous: str, family: str, partition: int) -> l
         return []
     ik = index_key(seeker, family, partition)
     moved = []
-    for listed in tx.get(ik) or []:
-        for key in [*_log_entries(tx, listed), listed]:  # a log's entries before its count key
-            value = tx.get(key)
-            if value is None or not (seeker in key or _names(value, seeker)):
-                continue  # (an entry of the log that names someone else; a key renamed before)
-            tx.put(key, None)
-            tx.put(key.replace(seeker, anonymous), renamed(value, seeker, anonymous))
-            moved.append((key, value))
+    # every log's entries found before anything is renamed (the count lives in the entity's state, which may be
+    # renamed itself), each before the key that named it
+    keys = [key for listed in tx.get(ik) or [] for key in (*_log_entries(tx, listed), listed)]
+    for key in keys:
+        value = tx.get(key)
+        if value is None or not (seeker in key or _names(value, seeker)):
+            continue  # (an entry of the log that names someone else; a key renamed before)
+        tx.put(key, None)
+        tx.put(key.replace(seeker, anonymous), renamed(value, seeker, anonymous))
+        moved.append((key, value))
     tx.put(ik, None)
     tx.put(mk, 1)
     return moved

@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from core.http_auth import entity_key_problem, token_problem
 from streams import rollup
+from streams.domains.base import without_log
 from streams.pipeline import Pipeline
 
 
@@ -74,7 +75,8 @@ def register_views(app: faust.App, pipeline: Pipeline, token: SecretStr | None) 
             state = pipeline.states.get(key)
             if state is None:
                 return self.notfound(f"no entity {key!r}")
-            return self.json({"key": key, "state": state, "event_time_age_seconds": _age(state.get("updated_at")),
+            return self.json({"key": key, "state": without_log(state),
+                              "event_time_age_seconds": _age(state.get("updated_at")),
                               "freshness": freshness(pipeline)})
 
     @app.page("/freshness/")

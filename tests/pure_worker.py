@@ -15,6 +15,7 @@ from events.topics import AGG_PARTITIONS, DLQ_TOPIC, EVENT_PARTITIONS, PARTIALS_
 from streams import batch as pure
 from streams import rollup
 from streams.domains import domains
+from streams.domains.base import LOG_FIELD
 
 NOW = datetime.now(UTC)
 
@@ -84,6 +85,18 @@ class Worker:
         self._put(pure.rollup(self._consumed(tabled, PARTIALS_TOPIC, AGG_PARTITIONS), self.read_rollups,
                               str, DLQ_TOPIC))
         return tabled
+
+    def count_logs_apart(self) -> set[str]:
+        """Rewrite the entity-state table as versions before 2026-12-04 kept it: each log's count on a key of
+        its own (``<entity>|events``), not in the entity's state. Returns those keys."""
+        states = self.tables[pure.STATES]
+        moved = set()
+        for key, value in list(states.items()):
+            if isinstance(value, dict) and LOG_FIELD in value:
+                states[key] = {f: v for f, v in value.items() if f != LOG_FIELD}
+                states[f"{key}|events"] = value[LOG_FIELD]
+                moved.add(f"{key}|events")
+        return moved
 
     def replay(self, batch: int = 101) -> None:
         """The tables agent reads every canonical record again (a worker taking over after a crash)."""

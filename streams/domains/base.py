@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 from events.base import Event
 from streams.contributions import Contributions, State
@@ -28,20 +28,43 @@ def log_key(entity_key: str, position: int) -> str:
 
 
 LOG_COUNT_SUFFIX = "|events"
+LOG_FIELD = "_log"  # the entity's own state holds its log's count (one key less to read and write per event)
 
 
 class Logged(NamedTuple):
     """The keys one applied event added to or changed in its entity's log."""
 
     entry_key: str  # log_key: the event's stored form (it names the event's seekers)
-    count_key: str  # log_count_key
+    count_key: str  # log_count_key: the name the erasure index lists the whole log under
     applied_key: str  # the event's applied key (streams.engine.applied_key): a pointer to the entry
 
 
 def log_count_key(entity_key: str) -> str:
-    """``[events logged, complete]``: complete unless the entity had a state before it had a log (an entity
-    from before corrections were supported: its events cannot be refolded, so it cannot be revised)."""
+    """The log's name in a seeker's erasure index (streams.erasure), and the key that holds the log's count
+    where the entity's state cannot: while no event of the entity stands (all retracted), and for logs
+    written before the count moved into the state (read, and deleted once the state holds it)."""
     return f"{entity_key}{LOG_COUNT_SUFFIX}"
+
+
+def log_count(read: Callable[[str], Any], entity_key: str, state: Any) -> tuple[int, bool] | None:
+    """``(events logged, complete)`` of the entity's log, None if it has none; ``state``: the entity's state
+    (the caller has read it). Complete unless the entity had a state before it had a log (an entity from
+    before corrections were supported: its events cannot be refolded, so it cannot be revised)."""
+    if isinstance(state, dict) and _is_count(count := state.get(LOG_FIELD)):
+        return count[0], bool(count[1])
+    if _is_count(count := read(log_count_key(entity_key))):
+        return count[0], bool(count[1])
+    return (0, False) if state is not None else None
+
+
+def _is_count(value: Any) -> TypeGuard[list[Any]]:
+    # (a key that merely ends like a count key, a member named "…|events", holds something else)
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], int)
+
+
+def without_log(state: State) -> State:
+    """The entity's state as its domain keeps it (no log count)."""
+    return {k: v for k, v in state.items() if k != LOG_FIELD}
 
 
 @dataclass

@@ -32,6 +32,7 @@ from events.topics import AGGREGATES, ingest_topic
 from infra.oracle import accepted_events, expected_aggregates
 from infra.verify import agg_key, value_diffs
 from streams import batch as pure
+from streams.domains.base import LOG_FIELD
 from tests.pure_worker import Worker
 from tests.unit.test_erasure import erasure_request
 
@@ -51,8 +52,10 @@ def _published(worker: Worker) -> dict[str, dict[str, Any]]:
 
 
 def _entities(worker: Worker) -> dict[str, Any]:
-    """The entity states and member keys, without the logs, applied ids and partials (bookkeeping)."""
-    return {k: ({f: v for f, v in value.items() if f != "updated_at"} if isinstance(value, dict) else value)
+    """The entity states and member keys, without the logs (their entries, their counts in the states), applied
+    ids and partials (bookkeeping)."""
+    return {k: ({f: v for f, v in value.items() if f not in ("updated_at", LOG_FIELD)} if isinstance(value, dict)
+                else value)
             for k, value in worker.tables[pure.STATES].items()
             if not k.startswith(("applied:", "partial:", "seekers|", "erased|")) and "|event|" not in k
             and not k.endswith("|events")}
@@ -289,3 +292,60 @@ def test_the_tools_check_every_line_before_sending(tmp_path: Any, capsys: Any) -
     assert main(["retract", "-u", posted.source, "--reason", "x", "--dry-run", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "line 2: not a JSON object" in err and "line 3:" in err and "2 of 3 line(s) refused" in err
+
+
+def test_an_entity_whose_every_event_was_retracted_keeps_its_log_and_comes_back_with_its_next_event() -> None:
+    """The log's count lives in the entity's state; with every event retracted the state goes (its record is a
+    tombstone) and the count is kept on a key of its own, so the entity's next event is logged after the old
+    entries (a revision of it, and of the old ones, finds what it names), and the count moves back."""
+    events = _one_posting()
+    key = f"posting:{events[0].subject}"
+    worker = Worker()
+    worker.send(_records(events))
+    states = worker.tables[pure.STATES]
+    assert states[key][LOG_FIELD] == [len(events), True] and f"{key}|events" not in states
+    assert str(events[0].subject) in _published(worker)["posting-funnel"]
+    worker.send(_records([retraction(e, event_id=str(uuid.uuid4())) for e in events]))
+    assert not worker.dlq and key not in states and states[f"{key}|events"] == [len(events), True]
+    comeback = events[1].model_copy(update={"event_id": uuid.uuid4()})  # another application to the posting
+    worker.send(_records([comeback]))
+    assert not worker.dlq and f"{key}|events" not in states
+    assert states[key][LOG_FIELD] == [len(events) + 1, True]
+    assert states[f"applied:{comeback.source}/{comeback.event_id}"] == {"log": len(events)}
+    # a second retraction of an old event is refused (its entry is empty), the new event can be retracted
+    worker.send(_records([retraction(events[1], event_id=str(uuid.uuid4()))]))
+    assert _rejects(worker) == [("not_revisable", events[1].source)]
+    worker.dlq.clear()
+    worker.send(_records([retraction(comeback, event_id=str(uuid.uuid4()))]))
+    assert not worker.dlq and key not in states and states[f"{key}|events"] == [len(events) + 1, True]
+    assert [k for k in _entities(worker) if k.startswith(key)] == []  # no state, no member key
+    assert str(events[0].subject) not in _published(worker)["posting-funnel"]  # its record: a tombstone
+
+
+def test_logs_counted_apart_by_an_earlier_version_are_revised_and_grow_into_their_states() -> None:
+    """Half a day under the earlier layout (each log's count on a key of its own), the rest with revisions:
+    the figures are the oracle's, the entities those of a worker that saw only the events left standing, and
+    a count key is gone wherever the entity's state holds the count."""
+    events = _day(0.05, seed=11)
+    half = len(events) // 2
+    worker = Worker()
+    worker.send(_records(events[:half]))
+    apart = worker.count_logs_apart()
+    assert apart
+    for start in range(half, len(events), 97):
+        worker.send(_records(events[start:start + 97]))
+    assert not worker.dlq, [dict(h)[wire.DLQ_DETAIL] for _, _, h in worker.dlq][:3]
+    expected = expected_aggregates(accepted_events([_valid(e) for e in events]))
+    published = _published(worker)
+    published.update(worker.totals())
+    for name in AGGREGATES:
+        assert not value_diffs(published[name], expected[name]), name
+    clean = Worker()
+    clean.send(_records(_effective(events)))
+    assert _entities(worker) == _entities(clean)
+    states = worker.tables[pure.STATES]
+    kept = [k for k in apart if k in states]
+    assert len(kept) < len(apart)  # the entities that had events since moved their counts
+    for count_key in kept:  # the others: untouched since, or every event retracted
+        state = states.get(count_key.removesuffix("|events"))
+        assert state is None or LOG_FIELD not in state, count_key

@@ -28,6 +28,7 @@ from events.topics import DLQ_TOPIC, EVENT_PARTITIONS, ingest_topic
 from infra.oracle import expected_aggregates
 from streams import batch as pure
 from streams import erasure
+from streams.domains.base import LOG_FIELD
 from tests.data.samples import most_active_seekers
 from tests.pure_worker import NOW, Worker
 
@@ -230,13 +231,12 @@ def test_a_seekers_index_grows_with_the_entities_naming_them_not_with_their_even
     assert _names_anywhere(worker, seeker) == []
 
 
-def test_an_index_kept_by_an_earlier_version_listing_every_log_entry_still_erases_everything() -> None:
-    day = _day(seed=19)
-    worker = Worker()
-    worker.send(_records(day))
-    erased = most_active_seekers(day, 3)
+def _earlier_layout(worker: Worker, seekers: Iterable[str]) -> None:
+    """Rewrite the tables as earlier versions kept them: each log's count on a key of its own (not in the entity's
+    state), and the index of each of ``seekers`` listing every log entry naming them (not the log)."""
     states = worker.tables[pure.STATES]
-    for seeker in erased:  # rewrite the index as the earlier version kept it: each entry naming the seeker
+    worker.count_logs_apart()
+    for seeker in seekers:
         for ik, keys in _indexes(worker, seeker).items():
             old = [k for k in keys if not k.endswith("|events") or seeker in k]
             for count_key in (k for k in keys if k.endswith("|events")):
@@ -244,11 +244,32 @@ def test_an_index_kept_by_an_earlier_version_listing_every_log_entry_still_erase
                 old += [e for e in (f"{entity}|event|{j}" for j in range(states[count_key][0]))
                         if seeker in json.dumps(states.get(e))]
             states[ik] = sorted(set(old))
+
+
+def test_tables_kept_by_an_earlier_version_still_erase_everything() -> None:
+    """Logs counted on keys of their own and indexes listing every entry (earlier layouts): erasing still
+    renames everything, also after more events moved some of those counts into their entities' states."""
+    day = _day(seed=19)
+    half = len(day) // 2
+    worker = Worker()
+    worker.send(_records(day[:half]))
+    erased = most_active_seekers(day[:half], 3)
+    _earlier_layout(worker, erased)
+    states = worker.tables[pure.STATES]
+    counted_apart = {k for k in states if k.endswith("|events")}
+    assert counted_apart and not [v for v in states.values() if isinstance(v, dict) and LOG_FIELD in v]
+    worker.send(_records(day[half:]))
+    moved = {k for k in counted_apart if k not in states}  # the entity's next event moved its count
+    assert moved and counted_apart - moved
+    for count_key in moved:
+        assert states[count_key.removesuffix("|events")][LOG_FIELD][0] >= 2
     before = _figures(worker)
-    worker.send(_records([erasure_request(s) for s in erased]))
+    requests = [erasure_request(s) for s in erased]
+    worker.send(_records(requests))
     for seeker in erased:
         assert _names_anywhere(worker, seeker) == [], seeker
     assert _figures(worker)[0] == before[0]
+    _oracle_matches(worker, day + requests)
 
 
 def test_the_erasure_marker_is_looked_up_only_for_a_seeker_without_an_index() -> None:
