@@ -61,6 +61,7 @@ class BatchWriter:
         # changelog partitions of persistent stores: their records go to the store too, once acknowledged
         # (the store, and the partition's epoch when the batch was computed)
         self._local: dict[tuple[str, int], tuple[Store, int | None]] = {}
+        self._changelogs: dict[int, str] = {}  # id(table) -> its changelog topic (faust names it anew on every call)
         self.records = 0  # sent since start, for tests and metrics
 
     def add(self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None,
@@ -70,7 +71,10 @@ class BatchWriter:
     def put(self, table: Any, partition: int, key: str, value: Any) -> None:
         """Write ``key`` of a faust table and its changelog record to the event's partition (a persistent
         store: after the flush acknowledged the changelog record)."""
-        tp = (table.changelog_topic.get_topic_name(), partition)
+        changelog = self._changelogs.get(id(table))
+        if changelog is None:
+            changelog = self._changelogs[id(table)] = table.changelog_topic.get_topic_name()
+        tp = (changelog, partition)
         key_bytes = table_bytes(key)
         value_bytes = None if value is None else table_bytes(value)  # None: a tombstone (the key is deleted)
         self._atomic.setdefault(tp, []).append((key_bytes, value_bytes, []))

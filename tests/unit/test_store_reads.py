@@ -39,7 +39,7 @@ def test_reads_find_what_fausts_table_get_finds(tmp_path: Path) -> None:
             written[key] = (partition, value)
         store.write_batch(partition, changes, offset, store.epoch(partition))
     any_read, partition_read = st.any_reader(table), st.partition_reader(table)
-    for remembered in (True, False):  # the store's key -> partition memory as written, then empty (a restart)
+    for remembered in (True, False):  # faust's key -> partition memory as its reads fill it, then empty (a restart)
         if not remembered:
             store._key_index.clear()
         for n in range(70):
