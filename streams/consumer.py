@@ -42,6 +42,8 @@ import faust
 from aiokafka import AIOKafkaConsumer
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer, ConsumerRebalanceListener
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 
 from streams.fence import MembershipFence
 from streams.inbox import Inbox
@@ -230,10 +232,37 @@ class GaplessConsumer(Consumer):
             track(message)
 
     def ack_batch(self, messages: Sequence[Any]) -> None:
-        """The agent processed ``messages`` (its writes acknowledged by the broker): they may be committed."""
-        ack = self.ack
-        for message in messages:
-            ack(message)
+        """The agent processed ``messages`` (its writes acknowledged by the broker): they may be committed.
+        faust's ``ack`` for each message, with its lock taken, its topic test made and its waiter woken once
+        per batch instead of once per record (tests/unit/test_inbox.py compares the two)."""
+        enabled: dict[str, bool] = {}
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        committed_offset, acked_index, acked = self._committed_offset, self._acked_index, self._acked
+        unacked = self._unacked_messages
+        n = 0
+        with ack_lock:
+            try:
+                for message in messages:
+                    if message.acked:
+                        continue
+                    message.acked = True
+                    topic = message.topic
+                    if (on := enabled.get(topic)) is None:
+                        on = enabled[topic] = acks_enabled_for(topic)
+                    if not on:
+                        continue
+                    tp, offset = message.tp, message.offset
+                    committed = committed_offset[tp]
+                    if committed is None or offset >= committed:
+                        index = acked_index[tp]
+                        if offset not in index:
+                            unacked.discard(message)
+                            index.add(offset)
+                            acked[tp].append(offset)
+                            n += 1
+            finally:
+                self._n_acked += n
+                notify(self._waiting_for_ack)
 
     def _new_offset(self, tp: Any) -> int | None:
         acked: list[int] = self._acked[tp]

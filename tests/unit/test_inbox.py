@@ -230,6 +230,38 @@ async def test_taken_records_are_awaited_by_a_rebalance_and_committable_only_onc
     assert consumer._new_offset(TP(INGEST, 0)) == 3
 
 
+async def test_a_batch_is_acknowledged_exactly_as_faust_acknowledges_its_records_one_by_one() -> None:
+    """``ack_batch`` against faust's own ``ack`` per record (the oracle), on the same records: new offsets of
+    two partitions, offsets below the committed one, a record read twice, one acknowledged before, and a
+    topic faust does not commit for (no inbox's, not subscribed)."""
+    def records() -> list[ConsumerMessage]:
+        fetched = [message(INGEST, p, offset) for p in (0, 1) for offset in range(8)]
+        fetched += [message(INGEST, 0, 3), message("alliance.not-subscribed", 0, 5)]  # read twice; no commits
+        return fetched
+
+    states = []
+    for batched in (True, False):
+        consumer: Any = await consumer_with(inbox(size=30, capacity=30), [])
+        consumer._committed_offset[TP(INGEST, 1)] = 4  # offsets 0..3 of partition 1 were committed before
+        batch = records()
+        batch[6].acked = True  # acknowledged before (by an earlier batch)
+        consumer.track_batch(batch)
+        waiter = consumer._waiting_for_ack = asyncio.get_running_loop().create_future()
+        if batched:
+            consumer.ack_batch(batch)
+        else:
+            for m in batch:
+                faust.transport.consumer.Consumer.ack(consumer, m)
+        states.append(({tp: sorted(v) for tp, v in consumer._acked.items()},
+                       {tp: set(v) for tp, v in consumer._acked_index.items()}, consumer._n_acked,
+                       sorted((m.tp, m.offset) for m in consumer._unacked_messages), [m.acked for m in batch],
+                       waiter.done()))
+    assert states[0] == states[1]
+    acked, _, n, unacked, flags, woken = states[0]
+    assert n == 7 + 4 and acked[TP(INGEST, 1)] == [4, 5, 6, 7] and all(flags) and woken
+    assert (TP(INGEST, 0), 6) in unacked  # (acknowledged before: not this batch's to take back)
+
+
 async def test_faust_clears_the_inboxes_when_a_rebalance_suspends_the_flow() -> None:
     box = inbox()
     app = faust.App("inbox-clear", broker="kafka://127.0.0.1:1", store="memory://")
