@@ -113,11 +113,13 @@ def process(
     # applications). Dropped when anything else changes the state (a refold, an erasure).
     known: dict[str, Contributions] = {}
 
-    def read(key: str, partition: int) -> State | None:
-        return out.states[key][1] if key in out.states else lookup(key, partition)
+    written = out.states
 
     def reader(partition: int) -> Callable[[str], State | None]:
-        return lambda key: read(key, partition)
+        def read(key: str) -> State | None:  # (one call per read: every event reads several keys)
+            found = written.get(key)
+            return found[1] if found is not None else lookup(key, partition)
+        return read
 
     def partials_for(delta: Contributions, partition: int) -> dict[PartialKey, Values]:
         partials: dict[PartialKey, Values] = {}
@@ -232,7 +234,7 @@ def process(
     for pending in list(runs):
         flush(pending)
     for key, (domain, partition) in touched.items():
-        state = read(key, partition)
+        state = reader(partition)(key)
         if state is None:  # erased in a later item of this batch (its view was tombstoned there)
             continue
         view = domain.view(state)
