@@ -89,6 +89,14 @@ class Store(faust_rocksdb.Store):
         self.rocksdb_options = Options(**(self.options or {}), use_rocksdict=self.use_rocksdict)
         self._epochs: dict[int, int] = {}  # partition -> times its database was opened on this worker
         self.reads = 0  # by get_in and get_any (faust's sensors count them per batch: streams.sensors.table_reads)
+        # the values are the JSON :func:`table_bytes` wrote: parsed straight, not through faust's codec registry
+        # and its model reconstruction (2.6 against 1.0 µs per value; faust's own reads take this path too)
+        self._plain_json = self.value_type is None and self.value_serializer in (None, "json")
+
+    def _decode_value(self, value: bytes | None) -> Any:
+        if not self._plain_json:
+            return super()._decode_value(value)
+        return None if value is None else pydantic_core.from_json(value)
 
     # ------------------------------------------------------------------ writes
     def epoch(self, partition: int) -> int | None:

@@ -68,3 +68,25 @@ def test_the_in_memory_store_reads_through_the_table(tmp_path: Path) -> None:
     table.data["k"] = {"v": 1}
     assert st.any_reader(table)("k") == {"v": 1} and st.partition_reader(table)("k", 2) == {"v": 1}
     assert st.any_reader(table)("absent") is None
+
+
+def test_values_decode_as_fausts_json_codec_decodes_them(tmp_path: Path) -> None:
+    """The store parses its values itself (not through faust's codec registry): the same Python values as
+    faust's ``json`` codec, for what the writer stores and for JSON it never writes but a changelog might hold;
+    an integer beyond 64 bits stays exact (faust's orjson makes it a float), and a value that looks like one
+    of faust's serialized models stays data (faust would try to rebuild a model from it)."""
+    table = _table(tmp_path, "states")
+    store = table.data
+    assert store._plain_json
+    values: list[Any] = [{"a": [1, 2.5, None, True], "n": {"x": "é😀", "big": 2**63 - 1}}, [3, True], "s", 0, -0.0,
+                         1e-300, {"_log": [4, False], "fields": {"positions": [3, "2026-12-01T10:00:00+00:00"]}}]
+    written = [st.table_bytes(v) for v in values]
+    others = [b'{"e": "\\u00e9\\ud83d\\ude00", "q": "\\"\\\\\\/"}', b' [1.0, 2E3, -7e-2] ', b'-9223372036854775808',
+              b'{"d": 1, "d": 2}']
+    for raw in written + others:
+        assert store._decode_value(raw) == table.app.serializers.loads_value(None, raw, serializer="json"), raw
+    assert [store._decode_value(raw) for raw in written] == values
+    assert store._decode_value(None) is None
+    assert store._decode_value(b'{"big": 12345678901234567890123}') == {"big": 12345678901234567890123}
+    model_like = {"__faust": {"ns": "nothing.registered"}, "k": 1}
+    assert store._decode_value(st.table_bytes(model_like)) == model_like
