@@ -61,8 +61,13 @@ def ingest_owner(topic: str) -> str | None:
     return max(owners, key=len, default=None)
 
 
+_FAMILY_TOPICS = {f.value: f"alliance.events.{f.value}" for f in Family}  # (a StrEnum member finds its value)
+
+
 def family_topic(family: Family | str) -> str:
-    return f"alliance.events.{Family(family).value}"
+    """The canonical topic of ``family`` (ValueError for a name that is not a family)."""
+    topic = _FAMILY_TOPICS.get(family)
+    return topic if topic is not None else f"alliance.events.{Family(family).value}"
 
 
 def agg_topic(name: str) -> str:

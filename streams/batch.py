@@ -12,7 +12,7 @@ changelog record must land in the partition of the topic partition that owns the
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -130,7 +130,9 @@ class Recent:
         if capacity < 0 or max_value_bytes < 0:
             raise ValueError("capacity and max_value_bytes must be >= 0")
         self.capacity, self.max_value_bytes = capacity, max_value_bytes
-        self._events: dict[bytes, Event] = {}
+        # (an OrderedDict drops its oldest entry in O(1); a dict's first key is found past every hole that
+        # deleting the oldest and taking entries left: 2.8 against 1.0 µs per remembered event, full)
+        self._events: OrderedDict[bytes, Event] = OrderedDict()
         self.hits = self.misses = 0
 
     def __len__(self) -> int:
@@ -142,7 +144,7 @@ class Recent:
         events = self._events
         events.pop(value, None)  # (re-inserted last: the newest)
         while len(events) >= self.capacity:
-            del events[next(iter(events))]
+            events.popitem(last=False)
         events[value] = event
 
     def decode(self, value: bytes) -> Event:
