@@ -100,13 +100,21 @@ class Bench:
         for k, v in areas.items():
             log(f"  {v:6.2f}s {v / total:6.1%}  {k}")
         log("top functions (cProfile, by own time):\n" + profile.format_hotspots(hot))
+        ops = profile.table_operations(self.items)
+        log("table operations per accepted event: " + ", ".join(f"{k} {v:.2f}" for k, v in ops.items()))
         self.results.append(Result("pure path ceiling (in-process)", pure, "ev/s", direction="info",
                                    parameters={"events": self.n},
                                    note="decode+classify+encode+decode+engine.process+JSON, one core"))
+        for name in ("entity-state reads", "entity-state writes"):
+            self.results.append(Result(f"{name} per event (pure path)", ops[name], "/event", direction="info",
+                                       parameters={"events": self.n},
+                                       note="a count: each a RocksDB read, or a changelog record and a RocksDB "
+                                            "write, in the worker"))
         self.extra["profile"] = {
             "pure_events_per_second": round(pure, 1),
             "seconds_by_stage": {k: round(v, 4) for k, v in areas.items()},
             "top_functions": [h.__dict__ for h in hot],
+            "table_operations_per_event": {k: round(v, 3) for k, v in ops.items()},
         }
 
     def pure_revision(self) -> None:

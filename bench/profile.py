@@ -31,16 +31,21 @@ class Hotspot:
 
 
 class _Stores:
-    """The worker's tables as dicts, and what the pure batch path writes into them."""
+    """The worker's tables as dicts, and what the pure batch path writes into them (counted: the entity-state
+    table's reads, every table's writes)."""
 
     def __init__(self) -> None:
         self.tables: dict[str, dict[str, Any]] = {t: {} for t in (pure.SEEN, pure.STATES, pure.ROLLUPS)}
+        self.state_reads = 0
+        self.writes: dict[str, int] = dict.fromkeys(self.tables, 0)
 
     def put(self, writes: pure.Writes) -> None:
         for table, _, key, value in writes.puts:
             self.tables[table][key] = value
+            self.writes[table] += 1
 
     def read_states(self, key: str, partition: int) -> Any:  # one dict for every partition here
+        self.state_reads += 1
         return self.tables[pure.STATES].get(key)
 
     def read_rollups(self, key: str, partition: int) -> Any:
@@ -62,11 +67,13 @@ STAGES = ("ingest (decode, validate, dedupe, re-encode)", "tables (decode, engin
           "rollup (sums)")
 
 
-def pure_path(items: Sequence[Item], batch: int = 1000, seconds: dict[str, float] | None = None) -> int:
+def pure_path(items: Sequence[Item], batch: int = 1000, seconds: dict[str, float] | None = None,
+              stores: _Stores | None = None) -> int:
     """What one worker does per event, minus Kafka and faust: the worker's own batch path
     (:mod:`streams.batch`) for the three agents, on in-memory tables. Returns the number of events accepted;
-    ``seconds`` (if given) receives the time spent per stage."""
-    stores, doms, recent = _Stores(), domains(), pure.Recent()
+    ``seconds`` (if given) receives the time spent per stage; ``stores`` the tables (and their counts)."""
+    stores = stores if stores is not None else _Stores()
+    doms, recent = domains(), pure.Recent()
     university_of = {ingest_topic(u): u for u in UNIVERSITIES}
     times = seconds if seconds is not None else {}
     accepted = 0
@@ -100,6 +107,15 @@ def timed(items: Sequence[Item]) -> float:
     seconds: dict[str, float] = {}
     pure_path(items, seconds=seconds)
     return len(items) / sum(seconds.values())
+
+
+def table_operations(items: Sequence[Item]) -> dict[str, float]:
+    """Table operations per accepted event of the pure path: a count, not a time, so it does not drift with the
+    machine (each one is a RocksDB read or a changelog record and a RocksDB write in the worker)."""
+    stores = _Stores()
+    accepted = pure_path(items, stores=stores) or 1
+    return {"entity-state reads": stores.state_reads / accepted,
+            **{f"{table} writes": n / accepted for table, n in stores.writes.items()}}
 
 
 def profile(items: Sequence[Item], top: int = 15) -> list[Hotspot]:

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from bench import revision
-from bench.profile import STAGES, Hotspot, format_hotspots, pure_path
+from bench.profile import STAGES, Hotspot, _Stores, format_hotspots, pure_path, table_operations
 from bench.projector import canonical, with_database
 from bench.workload import load_items
 from events.codec import decode
 from events.topics import family_topic
+from streams.batch import SEEN, STATES
 
 
 def test_workload_is_valid_simulator_records_and_deterministic() -> None:
@@ -29,6 +30,20 @@ def test_pure_path_accepts_every_event_once_and_times_the_three_agents() -> None
     assert pure_path(its, batch=64, seconds=seconds) == 400
     assert set(seconds) == set(STAGES) and all(v > 0 for v in seconds.values())
     assert pure_path(its + its[:10], batch=64) == 400  # re-sent records are rejected as duplicates
+
+
+def test_table_operations_per_event_agree_with_what_the_tables_hold() -> None:
+    its = load_items(400, seed=5)
+    stores = _Stores()
+    accepted = pure_path(its, batch=64, stores=stores)
+    states = stores.tables[STATES]
+    logged = sum("|event|" in k for k in states)
+    applied = sum(k.startswith("applied:") for k in states)
+    assert logged == applied == accepted  # one log entry and one applied pointer per event (no revisions here)
+    ops = table_operations(its)
+    assert ops[f"{SEEN} writes"] == 1.0  # one dedupe id per accepted event
+    assert ops[f"{STATES} writes"] >= len(states) / accepted >= 2  # every key held was written at least once
+    assert ops[f"{STATES} reads"] >= 1.0  # each event looks its applied key up in the table
 
 
 def test_canonical_records_and_dsn() -> None:
