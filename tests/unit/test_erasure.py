@@ -303,3 +303,50 @@ def test_the_erasure_marker_is_looked_up_only_for_a_seeker_without_an_index() ->
     digest = seeker_digest(seeker)
     assert tabled.applied == 0 and [k for k in read if k.startswith(f"erased|{digest}|")]
     assert _indexes(worker, seeker) == {}
+
+
+def _holds(value: Any, seeker: str) -> bool:
+    """The plain rule: some text among the value's keys and values (at any depth) contains the seeker."""
+    if isinstance(value, str):
+        return seeker in value
+    if isinstance(value, dict):
+        return any(_holds(k, seeker) or _holds(v, seeker) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds(v, seeker) for v in value)
+    return False
+
+
+def test_a_value_is_found_to_name_a_seeker_exactly_when_one_of_its_texts_holds_them() -> None:
+    """The index's test on a written value (``erasure._names``, on the value's JSON) against a walk through
+    it: for pseudonyms and for texts JSON escapes (quotes, backslashes, control and non-ASCII characters)."""
+    rng = random.Random(29)
+    seekers = ["ps.scu.dev." + "ab" * 16, 'we"ird\\one', "zh-学生-\u0007", "x"]
+    alphabet = [*seekers, "ps.scu.dev.", "ab" * 16, '"', "\\", "学生", "\u0007", "we", "ird", "one", "-", " "]
+
+    def text() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 5)))
+
+    def value(depth: int = 0) -> Any:
+        kind = rng.randrange(5 if depth < 3 else 2)
+        if kind == 0:
+            return text()
+        if kind == 1:
+            return rng.choice([rng.randrange(100), None, True, 2.5])
+        if kind == 2:
+            return {text(): value(depth + 1) for _ in range(rng.randrange(3))}
+        if kind == 3:
+            return [value(depth + 1) for _ in range(rng.randrange(3))]
+        return tuple(value(depth + 1) for _ in range(rng.randrange(3)))
+
+    checked = named = extra = 0
+    for _ in range(3000):
+        v = value()
+        if isinstance(v, str):
+            continue  # (a plain text names the seeker only when it is the seeker: tested below)
+        for seeker in seekers:
+            truth, found = _holds(v, seeker), erasure._names(v, seeker)
+            assert found or not truth, (v, seeker)  # never missed
+            checked, named, extra = checked + 1, named + truth, extra + (found and not truth)
+    assert checked > 1000 and named > 100
+    assert extra <= checked // 100  # a match across two texts: rare (and harmless: one key indexed too many)
+    assert erasure._names(seekers[0], seekers[0]) and not erasure._names(seekers[0] + "x", seekers[0])
