@@ -39,7 +39,7 @@ from events.services import SeekerErasureRequested
 from streams import erasure
 from streams.contributions import Contributions, State, Values, add_into, diff
 from streams.domains import Domain
-from streams.domains.base import LOG_FIELD, Logged, Tx, log_count, log_count_key, log_key
+from streams.domains.base import Logged, Tx, keep_log_count, log_count, log_count_key, log_key
 from streams.windows import window_counts
 
 PartialKey = tuple[str, str, int]  # (aggregate, dimkey, partition)
@@ -249,16 +249,13 @@ def process(
 def log_event(tx: Tx, key: str, old: State | None, new: State, event: Event, ak: str) -> Logged:
     """Append ``event`` to the entity's log: the entry, the count in the entity's ``new`` state, and the
     applied key pointing at the entry."""
-    count_key = log_count_key(key)
     count = log_count(tx.get, key, old)
     n, complete = count if count is not None else (0, True)
-    if not (isinstance(old, dict) and LOG_FIELD in old) and tx.get(count_key) is not None:
-        tx.put(count_key, None)  # (an entity whose events were all retracted, or a log from before): the state has it
     entry = log_key(key, n)
     tx.put(entry, stored(event))
-    new[LOG_FIELD] = [n + 1, complete]
+    keep_log_count(tx, key, old, new, [n + 1, complete])
     tx.put(ak, {"log": n})
-    return Logged(entry, count_key, ak)
+    return Logged(entry, log_count_key(key), ak)
 
 
 def _fold(domain: Domain, events: Iterable[Event]) -> tuple[State | None, dict[str, Any]]:
@@ -325,16 +322,14 @@ def refold(tx: Tx, key: str, run: _Run) -> State | None:
     for member, value in after.items():
         if tx.get(member) != value:
             tx.put(member, value)
-    count = log_count(tx.get, key, tx.get(key))  # (the log keeps its length: entries are replaced or emptied)
     if new is not None:  # the record's time moves on (the read model keeps the newest record per entity)
         times = [new.get("updated_at"), (run.old or {}).get("updated_at"), run.at]
         new["updated_at"] = max(t for t in times if t)
-        if count is not None:
-            new[LOG_FIELD] = list(count)
-        if tx.get(log_count_key(key)) is not None:  # (a log counted apart before: the state has it now)
-            tx.put(log_count_key(key), None)
-    elif count is not None:  # no event stands: the state goes, its log stays and is counted on its own key
-        tx.put(log_count_key(key), list(count))
+    # the log keeps its length (entries are replaced or emptied); with no event standing the state goes and the
+    # log stays, counted on its own key
+    current = tx.get(key)
+    if (count := log_count(tx.get, key, current)) is not None:
+        keep_log_count(tx, key, current, new, list(count))
     tx.put(key, new)
     return new
 

@@ -57,6 +57,20 @@ def log_count(read: Callable[[str], Any], entity_key: str, state: Any) -> tuple[
     return (0, False) if state is not None else None
 
 
+def keep_log_count(tx: Tx, entity_key: str, before: State | None, after: State | None, count: list[Any]) -> None:
+    """Keep the log's ``count`` [events logged, complete] with the entity's ``after`` state (which the caller
+    writes): in the state, or on the log's own key while no event stands (``after`` None). A count that lay on
+    that key before (``before`` does not hold one) is deleted once the state holds it; a state holding its count
+    never has one lying apart, so the key is not read then (every event but an entity's first)."""
+    count_key = log_count_key(entity_key)
+    if after is None:
+        tx.put(count_key, count)
+        return
+    after[LOG_FIELD] = count
+    if not (isinstance(before, dict) and LOG_FIELD in before) and tx.get(count_key) is not None:
+        tx.put(count_key, None)
+
+
 def _is_count(value: Any) -> TypeGuard[list[Any]]:
     # (a key that merely ends like a count key, a member named "…|events", holds something else)
     return isinstance(value, list) and len(value) == 2 and isinstance(value[0], int)
