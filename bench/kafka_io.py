@@ -58,6 +58,7 @@ def load(credentials: Credentials, items: Sequence[Item], suffix: str, timeout: 
 class Paced:
     sent_ms: list[int]  # record timestamps (CreateTime we set) in item order
     seconds: float
+    acked_ms: list[float]  # when the broker's acknowledgement of each record reached the producer, same order
 
 
 def paced(credentials: Credentials, items: Sequence[Item], suffix: str, rate: float) -> Paced:
@@ -67,6 +68,14 @@ def paced(credentials: Credentials, items: Sequence[Item], suffix: str, rate: fl
     the pipeline's latency."""
     by_writer = producers(credentials, linger_ms=2)
     sent: list[int] = []
+    futures = []
+    acked: list[float] = [0.0] * len(items)
+
+    def on_ack(i: int) -> Callable[[object], None]:
+        def record(_metadata: object) -> None:
+            acked[i] = time.time() * 1000
+        return record
+
     try:
         warm_up(by_writer, {it.topic + suffix for it in items})
         interval = 1.0 / rate
@@ -77,10 +86,16 @@ def paced(credentials: Credentials, items: Sequence[Item], suffix: str, rate: fl
             if delay > 0:
                 time.sleep(delay)
             ts = int(time.time() * 1000)
-            by_writer(it.topic + suffix).send(it.topic + suffix, value=it.value, key=it.key, timestamp_ms=ts)
+            future = by_writer(it.topic + suffix).send(it.topic + suffix, value=it.value, key=it.key,
+                                                       timestamp_ms=ts)
+            future.add_callback(on_ack(i))
+            futures.append(future)
             sent.append(ts)
         by_writer.flush(60)
-        return Paced(sent, time.perf_counter() - t0)
+        failed = [f for f in futures if not f.is_done or f.failed()]
+        if failed:
+            raise BenchError(f"{len(failed)} of {len(items)} paced records were not acknowledged by the broker")
+        return Paced(sent, time.perf_counter() - t0, acked)
     finally:
         by_writer.close()
 

@@ -226,54 +226,87 @@ class Latency:
     sent: int
     matched: int
     seconds_ms: list[float]
+    sent_ms: list[int] = field(default_factory=list)  # each latency's send time, same order
+    ack_ms: list[float] = field(default_factory=list)  # each event's produce acknowledgement - its send time
 
     def p(self, q: float) -> float:
         return percentile(self.seconds_ms, q)
 
+    def by_second(self) -> list[tuple[int, int, float, float, float]]:
+        """(second of the run, events sent in it, p50 and max latency, max produce acknowledgement, in ms) per
+        second of sending: a tail spread over the run is queueing, one clustered in a few seconds is a stall,
+        and one the acknowledgements share is the publisher's or the broker's."""
+        if not self.sent_ms:
+            return []
+        t0 = min(self.sent_ms)
+        bins: dict[int, list[tuple[float, float]]] = {}
+        for ts, ms, ack in zip(self.sent_ms, self.seconds_ms, self.ack_ms, strict=True):
+            bins.setdefault((ts - t0) // 1000, []).append((ms, ack))
+        return [(s, len(v), percentile([m for m, _ in v], 50), max(m for m, _ in v), max(a for _, a in v))
+                for s, v in sorted(bins.items())]
 
+
+#: the measured window's events fall on LATENCY_DAY, the warm-up's on WARM_UP_DAY: their daily window keys are
+#: apart from each other and from the throughput run's (events.simulator's DEFAULT_DAY)
 LATENCY_DAY = date(2026, 6, 9)
+WARM_UP_DAY = date(2026, 6, 8)
 
 
 def latency_run(svc: Services, workers: list[Worker], suffix: str, rate: float, duration: float,
-                progress: Progress = print) -> Latency:
+                progress: Progress = print, *, day: date = LATENCY_DAY, seed: int = 11,
+                label: str = "latency") -> Latency:
     """Publish fresh events at ``rate``/s for ``duration`` s to running workers, then read
     alliance.agg.windows<suffix> and match each event to the first daily-window record that counts it.
 
     Latency of an event = CreateTime of that aggregate record - CreateTime of the produced event (both set
-    on this machine's clock). The daily window keys of LATENCY_DAY see only these events, so the count in
-    an aggregate record says how many of the key's events (in send order) it reflects."""
+    on this machine's clock). The daily window keys of ``day`` must see only these events (one run per day
+    and suffix), so the count in an aggregate record says how many of the key's events (in send order) it
+    reflects."""
     n = max(int(rate * duration), 50)
-    its = workload.load_items(n, seed=11, day=LATENCY_DAY)
+    its = workload.load_items(n, seed=seed, day=day)
     keys = [_day_key(it.event) for it in its]
     wait_idle(workers)
     before = sum(w.processed("tables") for w in workers)
-    progress(f"  latency: {n:,} fresh events at {rate:,.0f}/s for {n / rate:.0f}s")
+    progress(f"  {label}: {n:,} fresh events at {rate:,.0f}/s for {n / rate:.0f}s")
     sent = kafka_io.paced(svc.kafka, its, suffix, rate)
     deadline = time.monotonic() + 120
     while sum(w.processed("tables") for w in workers) < before + n:
         if time.monotonic() > deadline:
-            raise BenchError("latency run: the workers did not process the paced events within 120s")
+            raise BenchError(f"{label} run: the workers did not process the paced events within 120s")
         time.sleep(POLL_S)
     time.sleep(2.0)  # let the rollup publish the last aggregates
     records = asyncio.run(kafka_io.read_all(svc.kafka(ADMIN), agg_topic("windows") + suffix, AGG_PARTITIONS))
-    per_key_sent: dict[str, list[int]] = {}
-    for key, ts in zip(keys, sent.sent_ms, strict=True):
-        per_key_sent.setdefault(key, []).append(ts)
+    lat = match_latencies(rate, keys, sent, records)
+    if not lat.matched:
+        raise BenchError(f"{label} run: no aggregate record of {agg_topic('windows') + suffix} matched")
+    return lat
+
+
+def match_latencies(rate: float, keys: Sequence[str], sent: kafka_io.Paced,
+                    records: Sequence[tuple[int, bytes | None, bytes | None]]) -> Latency:
+    """Each sent event (its daily window key in ``keys``, in send order) against the first aggregate record
+    (timestamp, key, value) of its key whose ``events`` count includes it: the n-th event of a key is counted
+    by the first record of that key with a count >= n."""
+    per_key_sent: dict[str, list[tuple[int, float]]] = {}
+    for key, ts, acked in zip(keys, sent.sent_ms, sent.acked_ms, strict=True):
+        per_key_sent.setdefault(key, []).append((ts, acked - ts))
     wanted = set(per_key_sent)
     covered: dict[str, int] = {}
     lat: list[float] = []
+    lat_sent: list[int] = []
+    lat_ack: list[float] = []
     for ts, raw_key, value in sorted(records, key=lambda r: r[0]):
         k = raw_key.decode() if raw_key else ""
         if k not in wanted or value is None:
             continue
         count = int(json.loads(value)["value"].get("events", 0))
         start = covered.get(k, 0)
-        for sent_ts in per_key_sent[k][start:count]:
+        for sent_ts, ack in per_key_sent[k][start:count]:
             lat.append(float(ts - sent_ts))
+            lat_sent.append(sent_ts)
+            lat_ack.append(ack)
         covered[k] = max(start, count)
-    if not lat:
-        raise BenchError(f"latency run: no aggregate record of {agg_topic('windows') + suffix} matched")
-    return Latency(rate, n, len(lat), lat)
+    return Latency(rate, len(keys), len(lat), lat, lat_sent, lat_ack)
 
 
 def wait_idle(workers: list[Worker], quiet_s: float = 2.0, limit_s: float = 180.0) -> None:
