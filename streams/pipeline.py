@@ -11,7 +11,7 @@ partition revoked meanwhile (its next owner recovers it from the changelog).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -27,6 +27,7 @@ from streams.domains import Domain
 from streams.metrics import PipelineMetrics
 from streams.sensors import table_reads
 from streams.store import Store, any_reader, approximate_keys, held, partition_reader
+from streams.writer import SPLIT_BYTES
 
 
 class Writer(Protocol):
@@ -35,6 +36,8 @@ class Writer(Protocol):
     def add(self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None,
             headers: list[tuple[str, bytes]] | None = None) -> None: ...
     def put(self, table: Any, partition: int, key: str, value: Any) -> None: ...
+    def largest_changelog_batch(self) -> int: ...
+    def discard(self) -> None: ...
     async def flush(self) -> int: ...
 
 
@@ -72,6 +75,7 @@ class Pipeline:
     last_batch_at: dict[str, float] = field(default_factory=dict)
     events_processed: dict[str, int] = field(default_factory=dict)
     events_applied: dict[str, int] = field(default_factory=dict)  # first-time events (replays excluded)
+    split_batches: dict[str, int] = field(default_factory=dict)  # agent -> batches processed in parts (_write)
     university_of: dict[str, str] = field(default_factory=dict)  # ingest topic -> university code
     event_partitions: int = EVENT_PARTITIONS  # of each canonical topic (an erasure request goes to all)
     recent: pure.Recent = field(default_factory=pure.Recent)  # events the ingest encoded, for the tables agent
@@ -82,11 +86,15 @@ class Pipeline:
             self.metrics = PipelineMetrics(self.registry)
         self._tables = {pure.SEEN: self.seen, pure.STATES: self.states, pure.ROLLUPS: self.rollups}
 
-    async def _write(self, writes: pure.Writes) -> None:
+    async def _write(self, writes: pure.Writes, batch_size: int = 1) -> bool:
         """Table entries first (in memory and changelog), then the records; one flush, the batch's only
-        await."""
+        await. False, with nothing written or sent, when a batch of several records would write more than
+        :data:`streams.writer.SPLIT_BYTES` to one changelog partition: the caller processes it in parts."""
         for table, partition, key, value in writes.puts:
             self.writer.put(self._tables[table], partition, key, value)
+        if batch_size > 1 and self.writer.largest_changelog_batch() > SPLIT_BYTES:
+            self.writer.discard()
+            return False
         for name, record_key, record_value, headers in writes.records:
             self.writer.add(name, record_key, record_value, headers=headers)
         for name, partition, record_key, record_value, headers in writes.routed:
@@ -95,6 +103,15 @@ class Pipeline:
         if (m := self.metrics) is not None:  # once per batch: per-event label look-ups cost more than counting
             for (university, reason), n in writes.rejected.items():
                 m.record_rejected(university, reason, n=n)
+        return True
+
+    async def _in_parts(self, agent: str, handle: Callable[[Sequence[Message]], Awaitable[None]],
+                        batch: Sequence[Message]) -> None:
+        """``batch`` in two halves, one after the other (the second computed from what the first wrote)."""
+        self.split_batches[agent] = self.split_batches.get(agent, 0) + 1
+        half = len(batch) // 2
+        await handle(batch[:half])
+        await handle(batch[half:])
 
     def _done(self, agent: str, batch: Sequence[Message], applied: int | None = None) -> None:
         self.last_batch_at[agent] = time.time()
@@ -121,7 +138,8 @@ class Pipeline:
         writes = pure.ingest([raw(message) for message in batch], self.university_of, any_reader(self.seen),
                              datetime.now(UTC), self.topic, self.dlq, self.event_partitions, self.recent)
         self._count_reads(self.seen, reads)
-        await self._write(writes)
+        if not await self._write(writes, len(batch)):
+            return await self._in_parts("ingest", self.ingest, batch)
         if (m := self.metrics) is not None:
             for (family, university), n in writes.ingested.items():
                 m.record_ingested(family, university, n=n)
@@ -138,7 +156,8 @@ class Pipeline:
         writes = pure.tables([raw(message) for message in batch], self.domains, partition_reader(self.states),
                              datetime.now(UTC).isoformat(), self.topic, self.dlq, self.recent)
         self._count_reads(self.states, reads)
-        await self._write(writes)
+        if not await self._write(writes, len(batch)):
+            return await self._in_parts("tables", self.tables, batch)
         if (m := self.metrics) is not None:
             now_s = time.time()
             m.observe_event_latencies([(event.target_family, event.occurred_at) for event in writes.events], now=now_s)
@@ -154,7 +173,8 @@ class Pipeline:
         writes = pure.rollup([raw(message) for message in batch], partition_reader(self.rollups), self.topic,
                              self.dlq)
         self._count_reads(self.rollups, reads)
-        await self._write(writes)
+        if not await self._write(writes, len(batch)):
+            return await self._in_parts("rollup", self.rollup, batch)
         if (m := self.metrics) is not None:
             m.record_aggregates(writes.aggregates)
             if writes.aggregates:

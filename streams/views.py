@@ -4,7 +4,8 @@
                               service-guarantee, windows) + freshness                      [token]
   GET /entities/{key}/        one posting, fair, mentor or employer state (e.g. posting:scu-job-1), routed
                               to the worker that owns the key's partition; never a job seeker  [token]
-  GET /freshness/             per agent: last batch time, seconds since, events processed (counts only)
+  GET /freshness/             per agent: last batch time, seconds since, events processed, batches split
+                              (counts only)
 
 [token]: ``Authorization: Bearer <ALLIANCE_HTTP_TOKEN>`` (core.http_auth). faust's own /router/ and /table/
 endpoints are off (streams.app.faust_config).
@@ -43,6 +44,8 @@ def freshness(pipeline: Pipeline) -> dict[str, Any]:
                       "events_processed": pipeline.events_processed.get(agent, 0)}
         if agent in pipeline.events_applied:
             out[agent]["events_applied"] = pipeline.events_applied[agent]
+        if agent in pipeline.split_batches:  # batches too large for one changelog record batch (streams.writer)
+            out[agent]["batches_split"] = pipeline.split_batches[agent]
     return out
 
 

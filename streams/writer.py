@@ -41,6 +41,12 @@ from streams.store import Store, table_bytes
 Headers = list[tuple[str, bytes]]
 Record = tuple[bytes | None, bytes | None, Headers]
 ATOMIC_BATCH_BYTES = 8 * 1024 * 1024  # uncompressed limit of one changelog partition's batch (zstd: ~1/6 on the wire)
+# An agent batch of several records is processed in parts when its writes to one changelog partition would exceed
+# this (uncompressed; streams.pipeline): the record batch then fits the broker's default message size (1 MiB) and
+# the producer's request size (1,000,000 bytes) even if nothing compresses. Without it, a university's maximal
+# postings keyed to one partition made a 16 MiB batch of a thousand, which failed on every worker taking it over.
+SPLIT_BYTES = 900 * 1024
+RECORD_OVERHEAD = 64  # bytes a record adds to its record batch beyond key and value, at most (varints, headers)
 # zstd (cramjam, aiokafka's zstd extra): on the worker's changelog records it compresses better than gzip level 9
 # (15 % against 18 % of the size) and ~8x faster; gzip was 7 % of the worker's time (docs/benchmarks.md)
 CHANGELOG_CODEC = DefaultRecordBatch.CODEC_ZSTD
@@ -61,6 +67,8 @@ class BatchWriter:
         # changelog partitions of persistent stores: their records go to the store too, once acknowledged
         # (the store, and the partition's epoch when the batch was computed)
         self._local: dict[tuple[str, int], tuple[Store, int | None]] = {}
+        self._atomic_bytes: dict[tuple[str, int], int] = {}  # changelog partition -> bytes staged for it
+        self._memory: list[tuple[Any, str, Any]] = []  # in-memory tables' writes, applied when the flush starts
         self._changelogs: dict[int, str] = {}  # id(table) -> its changelog topic (faust names it anew on every call)
         self.records = 0  # sent since start, for tests and metrics
 
@@ -78,20 +86,35 @@ class BatchWriter:
         key_bytes = table_bytes(key)
         value_bytes = None if value is None else table_bytes(value)  # None: a tombstone (the key is deleted)
         self._atomic.setdefault(tp, []).append((key_bytes, value_bytes, []))
+        self._atomic_bytes[tp] = (self._atomic_bytes.get(tp, 0) + len(key_bytes) + len(value_bytes or b"")
+                                  + RECORD_OVERHEAD)
         data = table.data
         if isinstance(data, Store):
             if tp not in self._local:
                 self._local[tp] = (data, data.epoch(partition))
-        elif value is None:
-            data.pop(key, None)
         else:
-            data[key] = value
+            self._memory.append((data, key, value))
+
+    def largest_changelog_batch(self) -> int:
+        """Bytes (uncompressed, with record overhead) of the largest changelog record batch staged so far."""
+        return max(self._atomic_bytes.values(), default=0)
+
+    def discard(self) -> None:
+        """Forget everything staged since the last flush (nothing of it was sent or written anywhere)."""
+        self._pending, self._atomic, self._local, self._atomic_bytes, self._memory = {}, {}, {}, {}, []
 
     async def flush(self) -> int:
         """Send everything added since the last flush and wait for the broker's acknowledgements."""
         pending, self._pending = self._pending, {}
         atomic, self._atomic = self._atomic, {}
         local, self._local = self._local, {}
+        memory, self._memory = self._memory, []
+        self._atomic_bytes = {}
+        for data, entry_key, entry_value in memory:  # in-memory tables: the entries first, as before the sends
+            if entry_value is None:
+                data.pop(entry_key, None)
+            else:
+                data[entry_key] = entry_value
         if not pending and not atomic:
             return 0
         if self._before_flush is not None:

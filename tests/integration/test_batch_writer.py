@@ -100,3 +100,44 @@ async def test_batch_writer_delivers_in_order_on_the_right_partitions(kafka_admi
         assert [(r.key, len(r.value)) for r in tail] == [(b"big", 64 * 1024), (b"after", 1)]
     finally:
         await producer.stop()
+
+
+async def test_a_changelog_batch_up_to_the_split_size_fits_the_broker_even_incompressible(
+        kafka_admin: KafkaAccess, unique: str) -> None:
+    """Puts are staged and counted per changelog partition (``largest_changelog_batch``, what the pipeline
+    splits a batch by) and reach an in-memory table only with the flush; a discard forgets them. A changelog
+    record batch of just under ``SPLIT_BYTES`` of random text (zstd saves a quarter at most) is accepted by a
+    topic with the broker's default message size."""
+    import random
+    import string
+
+    from streams.writer import RECORD_OVERHEAD, SPLIT_BYTES
+
+    changelog = f"writer-split-{unique}"
+    provision(kafka_admin, [TopicSpec(changelog, 2)])
+    producer = AIOKafkaProducer(**kafka_admin.aiokafka(), acks="all")
+    await producer.start()
+    try:
+        writer = BatchWriter(lambda: producer)
+        table = SimpleNamespace(data={}, changelog_topic=SimpleNamespace(get_topic_name=lambda: changelog))
+        writer.put(table, 0, "a", {"n": 1})
+        writer.put(table, 1, "b", None)
+        writer.put(table, 1, "c", {"n": 22})
+        assert writer.largest_changelog_batch() == len(b'"c"') + len(b'{"n":22}') + len(b'"b"') + 2 * RECORD_OVERHEAD
+        assert table.data == {}  # staged, not written
+        writer.discard()
+        assert writer.largest_changelog_batch() == 0 and await writer.flush() == 0 and table.data == {}
+
+        value_chars = 8 * 1024
+        n = SPLIT_BYTES // (value_chars + 2 + 12 + RECORD_OVERHEAD)  # a JSON string's quotes; a key's 12 bytes
+        rng = random.Random(7)
+        for i in range(n):
+            writer.put(table, 0, f"key-{i:06d}", "".join(rng.choices(string.ascii_letters + string.digits,
+                                                                      k=value_chars)))
+        assert SPLIT_BYTES * 0.9 < writer.largest_changelog_batch() <= SPLIT_BYTES
+        assert await writer.flush() == n
+        assert len(table.data) == n
+        got = await _read(kafka_admin, changelog, 2, n)
+        assert [json.loads(r.key) for r in got[0]] == [f"key-{i:06d}" for i in range(n)]
+    finally:
+        await producer.stop()

@@ -20,6 +20,7 @@ from events.topics import DLQ_TOPIC, PARTIALS_TOPIC, agg_topic, family_topic, in
 from streams.domains import domains
 from streams.pipeline import PartitionNotHeld, Pipeline, require_held
 from streams.store import URL, Store, held, register, store_options, table_bytes
+from streams.writer import RECORD_OVERHEAD
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 
@@ -46,24 +47,44 @@ class Table(dict[str, Any]):
 
 @dataclass
 class Writer:
+    """The batch writer as the glue sees it: puts staged (and counted per table partition, as the real writer
+    counts its changelog record batches) until the flush writes them, or a discard forgets them."""
+
     calls: list[tuple[Any, ...]] = field(default_factory=list)
+    staged: list[tuple[Any, str, Any]] = field(default_factory=list)
+    sizes: dict[tuple[int, int], int] = field(default_factory=dict)
 
     def add(self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None,
             headers: list[tuple[str, bytes]] | None = None) -> None:
         self.calls.append(("add", topic, key, value, dict(headers or [])))
 
     def put(self, table: Any, partition: int, key: str, value: Any) -> None:
-        table.data[key] = value
+        self.staged.append((table, key, value))
+        size = len(table_bytes(key)) + (0 if value is None else len(table_bytes(value))) + RECORD_OVERHEAD
+        self.sizes[(id(table), partition)] = self.sizes.get((id(table), partition), 0) + size
         self.calls.append(("put", table, partition, key, value))
 
+    def largest_changelog_batch(self) -> int:
+        return max(self.sizes.values(), default=0)
+
+    def discard(self) -> None:
+        self.staged, self.sizes = [], {}
+        self.calls = [c for c in self.calls if c[0] == "flush"]  # nothing staged was sent
+
     async def flush(self) -> int:
-        self.calls.append(("flush",))
+        for table, key, value in self.staged:
+            if value is None:
+                table.data.pop(key, None)
+            else:
+                table.data[key] = value
+        self.calls.append(("flush", self.largest_changelog_batch()))
+        self.staged, self.sizes = [], {}
         return 0
 
     def take(self) -> list[tuple[Any, ...]]:
         """The calls of one batch: every write, then exactly one flush, as the last call."""
         calls, self.calls = self.calls, []
-        assert calls and calls[-1] == ("flush",) and ("flush",) not in calls[:-1], calls
+        assert calls and calls[-1][0] == "flush" and not [c for c in calls[:-1] if c[0] == "flush"], calls
         return calls[:-1]
 
 
@@ -156,6 +177,47 @@ async def test_tables_and_rollup_write_each_key_to_its_event_partition_and_a_rep
     segments = [json.loads(c[3]) for c in rolled if c[0] == "add" and c[1] == agg_topic("postings-by-segment") + ".t"]
     assert {s["key"]["university"]: s["value"]["open_positions"] for s in segments} == {"scu": 3, "*": 3}
     assert [c[4]["x-alliance-reject-reason"] for c in rolled if c[1] == DLQ_TOPIC + ".t"] == [b"malformed"]
+
+
+async def test_a_batch_too_large_for_one_changelog_record_batch_is_applied_in_parts(monkeypatch: Any) -> None:
+    """A university's long postings, all on one partition: a batch whose writes to one changelog partition
+    would pass the split size is processed in halves (each computed from what the one before wrote), down to
+    parts that fit, and ends where the whole batch in one go ends: the same table, the same latest partial per
+    member, every event applied once."""
+    import streams.pipeline
+
+    def postings() -> list[Message]:
+        out = []
+        for i in range(12):
+            e = posted(f"scu-job-{i}")
+            e = e.model_copy(update={"data": e.data.model_copy(update={"description": "很" * 400})})
+            out.append(ev(family_topic("recruitment"), 4, i, e.to_json(), key=e.key))
+        return out
+
+    batch = postings()
+    whole, w_whole = pipeline()
+    await whole.tables(batch)
+    [(_, one_flush)] = [c for c in w_whole.calls if c[0] == "flush"]
+    limit = one_flush // 5  # the whole batch writes five times what a part may
+    monkeypatch.setattr(streams.pipeline, "SPLIT_BYTES", limit)
+    parts, w_parts = pipeline()
+    await parts.tables(batch)
+    flushes = [size for c in w_parts.calls if c[0] == "flush" for size in c[1:]]
+    assert len(flushes) >= 5 and all(size <= limit for size in flushes), flushes
+    assert parts.split_batches == {"tables": len(flushes) - 1}  # each split makes one more part
+    assert dict(parts.states) == dict(whole.states)
+    assert parts.events_applied["tables"] == whole.events_applied["tables"] == 12
+    assert parts.events_processed["tables"] == 12
+
+    def latest_partials(calls: list[tuple[Any, ...]]) -> dict[tuple[str, str], Any]:
+        bodies = [json.loads(c[3]) for c in calls if c[0] == "add" and c[1] == PARTIALS_TOPIC + ".t"]
+        return {(json.dumps(b["key"], sort_keys=True), b["member"]): b["partial"] for b in bodies}
+
+    assert latest_partials(w_parts.calls) == latest_partials(w_whole.calls)
+    monkeypatch.setattr(streams.pipeline, "SPLIT_BYTES", 1)  # not even one event fits: it is written alone
+    alone, w_alone = pipeline()
+    await alone.tables(batch[:3])
+    assert len([c for c in w_alone.calls if c[0] == "flush"]) == 3 and dict(alone.states)
 
 
 def test_a_1_mb_record_is_cut_in_its_dlq_copy_and_the_good_events_around_it_pass() -> None:
@@ -268,6 +330,9 @@ class StoreWriter(Writer):
                           self.offset, store.epoch(partition))
         self.offset += 1
         self.calls.append(("put", table, partition, key, value))
+
+    def discard(self) -> None:
+        raise AssertionError("a persistent store's writes are not staged here: nothing to discard")
 
 
 async def test_a_resent_id_under_another_record_key_is_still_refused_with_the_persistent_store(

@@ -1,0 +1,95 @@
+"""A backlog of a university's longest postings, all keyed to one partition: a tables batch of them would write
+~16 MiB to one changelog partition, more than one record batch may hold (and the broker accepts). Before
+2026-12-05 every worker taking the partition over stopped on it (exit 70, the same batch again after each
+restart). The worker processes such a batch in parts (streams.pipeline, streams.writer.SPLIT_BYTES): it stays
+up and every figure matches the independent oracle."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from kafka import KafkaProducer
+
+from core.kafka_access import ADMIN, STREAMS
+from core.partitioning import key_partition
+from core.settings import Settings
+from core.topic_admin import provision
+from events import recruitment as r
+from events.base import Event
+from events.codec import encode
+from events.reference import City, Degree, EmployerType, Industry
+from events.topics import AGGREGATES, EVENT_PARTITIONS, agg_topic, family_topic
+from infra.oracle import expected_aggregates
+from infra.processes import free_ports, worker
+from infra.verify import aggregates_on_topics, all_match, latest, value_diffs
+
+pytestmark = pytest.mark.integration
+
+N = 1_200  # more than a tables batch (1,000), all on one partition
+
+
+def _long_postings(n: int) -> list[Event]:
+    """``n`` valid postings of scu with the longest description allowed, each keyed to events partition 0."""
+    out: list[Event] = []
+    i = 0
+    day = date(2026, 3, 2)
+    while len(out) < n:
+        i += 1
+        e = r.JobPosted(source="scu", occurred_at=f"{day + timedelta(days=i % 20)}T09:00:00+08:00",
+                        data=r.JobPostedData(
+                            posting_id=f"scu-long-{i:06d}", employer_id=f"emp-{i % 40}", employer_name="成都长文本科技",
+                            employer_type=EmployerType.PRIVATE, industry=Industry.IT_SOFTWARE, city=City.CHENGDU,
+                            title="后端工程师", description="很" * 2000, positions=1 + i % 5,
+                            degree_min=Degree.BACHELOR, salary_min=8000, salary_max=14000,
+                            deadline=date(2099, 12, 31)))
+        if key_partition(e.key, EVENT_PARTITIONS) == 0:
+            out.append(e)
+    return out
+
+
+def _freshness(port: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/freshness/", timeout=5) as resp:
+        return json.loads(resp.read())  # type: ignore[no-any-return]
+
+
+async def test_a_backlog_of_long_postings_on_one_partition_is_applied_in_parts(settings: Settings,
+                                                                             unique: str) -> None:
+    suffix, app_id = f".t{unique}", f"large-{unique}"
+    provision(settings.kafka(ADMIN), suffix=suffix, app_id=app_id)
+    events = _long_postings(N)
+    # the backlog on the canonical topic, as the ingest wrote it while the tables stage was down
+    producer = KafkaProducer(**settings.kafka(STREAMS).kafka_python(), acks="all", linger_ms=20)
+    for e in events:
+        producer.send(family_topic("recruitment") + suffix, encode(e), key=e.key)
+    producer.flush()
+    producer.close()
+    cfg = settings.model_copy(update={"topic_suffix": suffix, "app_id": app_id})
+    [port] = free_ports(1)
+    w = worker(0, cfg.model_copy(update={"web_port": port}), settings.local_dir / f"large-{unique}")
+    expected = expected_aggregates(events)
+    # (the oracle's alliance-wide 1-1-3-1 row of zeros: the worker publishes that row with the first service)
+    names = [n for n in AGGREGATES if n != "service-guarantee"]
+    try:
+        w.start(cfg)
+
+        def done(state: dict[str, dict[str, Any]]) -> bool:
+            assert w.alive(), w.log_tail(40)
+            return all_match(aggregates_on_topics(state, suffix), expected, names)
+
+        state = await latest(settings.kafka(ADMIN), [agg_topic(n) + suffix for n in AGGREGATES], f"check-{unique}",
+                             done, wait_s=180)
+        actual = aggregates_on_topics(state, suffix)
+        assert expected["postings-by-segment"] and expected["windows"]  # the figures the postings make
+        for name in names:
+            assert not value_diffs(actual[name], expected[name]), (name, value_diffs(actual[name], expected[name])[:5])
+        tables = (await asyncio.to_thread(_freshness, port))["tables"]
+        assert tables["events_applied"] == N
+        assert tables.get("batches_split", 0) >= 1, tables  # the backlog came in batches too large for one write
+        assert "stopping without committing" not in w.log.read_text()
+    finally:
+        w.stop()
