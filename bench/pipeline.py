@@ -59,6 +59,10 @@ def running_workers(svc: Services, suffix: str, app_id: str, count: int, log_dir
             w.stop()
 
 
+class TooFastToTime(BenchError):
+    """The workers finished before the clock could start (within one poll)."""
+
+
 def measure_workers(workers: list[Worker], expected: int, timeout: float,
                     progress: Progress) -> tuple[float, float, float]:
     """Poll /freshness/ every 0.2 s. The clock starts when ingest first reports progress (worker start-up
@@ -89,7 +93,10 @@ def measure_workers(workers: list[Worker], expected: int, timeout: float,
             assert t0 is not None
             seconds = now - t0
             n = expected - tables_at_t0
-            return (n / seconds if seconds > 0 else 0.0), seconds, t0 - started
+            if seconds <= 0 or n <= 0:
+                raise TooFastToTime(f"all {expected:,} events were processed within one {POLL_S}s poll: too few "
+                                    "to time (use --events with more)")
+            return n / seconds, seconds, t0 - started
         if now - last_report > 2.0:
             progress(f"  ... ingest {ingest:,}  tables {tables:,} / {expected:,}")
             last_report = now
@@ -164,12 +171,16 @@ def timed_alone(worker: Worker, expected: int, progress: Progress, min_rate: flo
 
 
 def noop_run(svc: Services, suffix: str, label: str, expected: int, log_dir: Path, partitions: int,
-             progress: Progress = print) -> float:
+             progress: Progress = print) -> float | None:
     """The framework ceiling: ``bench.noop_worker`` (faust agent with the worker's settings, counting only)
     over the same ingest topics, fresh app id, timed like the pipeline."""
     w = Worker(svc, suffix, f"bench-{svc.run_id}-{label}-noop", log_dir, module="bench.noop_worker",
                env={"ALLIANCE_INGEST_PARTITIONS": str(partitions)})
-    rate, startup = timed_alone(w, expected, progress)
+    try:
+        rate, startup = timed_alone(w, expected, progress)
+    except TooFastToTime as exc:
+        progress(f"  faust no-op agent: {exc}")
+        return None
     progress(f"  faust no-op agent: {expected:,} events, {rate:,.0f}/s (start-up {startup:.1f}s excluded)")
     return rate
 

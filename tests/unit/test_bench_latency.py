@@ -55,3 +55,21 @@ def test_by_second_groups_by_send_time() -> None:
     records = [_record(3_000, "k", 4), _record(4_500, "k", 5)]
     lat = match_latencies(2.0, keys, Paced(sent, 3.0, [s + 10.0 for s in sent]), records)
     assert lat.by_second() == [(0, 2, 1_800.0, 2_000.0, 10.0), (1, 2, 500.0, 900.0, 10.0), (3, 1, 500.0, 500.0, 10.0)]
+
+
+class _Instant:
+    """A worker that has processed everything by the first poll."""
+
+    started_at = 0.0
+
+    def processed(self, agent: str) -> int:
+        return 500
+
+
+def test_workers_that_finish_within_one_poll_are_reported_too_fast_not_zero() -> None:
+    import pytest
+
+    from bench.pipeline import TooFastToTime, measure_workers
+
+    with pytest.raises(TooFastToTime, match="within one"):
+        measure_workers([_Instant()], 500, timeout=5.0, progress=lambda _: None)  # type: ignore[list-item]
