@@ -94,6 +94,17 @@ class Writes:
         self.rejected[(result.university, result.reason)] += 1
 
 
+def oversized(raw: Raw, dlq: str, size: int, limit: int) -> Writes:
+    """What a record writes when its own table writes (``size`` bytes to one changelog partition) do not fit
+    one changelog record batch of ``limit``: nothing but its DLQ copy (``unprocessable``, not applied). Its
+    writes cannot be atomic, and a flush the broker refuses would stop every worker taking the partition over."""
+    out = Writes()
+    out.reject(dlq, raw, internal_reject(
+        "unprocessable", f"its table writes ({size:,} bytes to one changelog partition) exceed one changelog "
+        f"record batch ({limit:,} bytes): not applied", raw))
+    return out
+
+
 def reject_headers(result: Rejected, raw: Raw) -> Headers:
     """The x-alliance-reject-* headers of a record copied to the DLQ."""
     headers = [

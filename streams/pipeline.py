@@ -86,15 +86,15 @@ class Pipeline:
             self.metrics = PipelineMetrics(self.registry)
         self._tables = {pure.SEEN: self.seen, pure.STATES: self.states, pure.ROLLUPS: self.rollups}
 
-    async def _write(self, writes: pure.Writes, batch_size: int = 1) -> bool:
+    async def _write(self, writes: pure.Writes) -> int | None:
         """Table entries first (in memory and changelog), then the records; one flush, the batch's only
-        await. False, with nothing written or sent, when a batch of several records would write more than
-        :data:`streams.writer.SPLIT_BYTES` to one changelog partition: the caller processes it in parts."""
+        await. When the writes to one changelog partition would pass :data:`streams.writer.SPLIT_BYTES`,
+        nothing is written or sent and their size is returned: the caller processes the batch in parts."""
         for table, partition, key, value in writes.puts:
             self.writer.put(self._tables[table], partition, key, value)
-        if batch_size > 1 and self.writer.largest_changelog_batch() > SPLIT_BYTES:
+        if (largest := self.writer.largest_changelog_batch()) > SPLIT_BYTES:
             self.writer.discard()
-            return False
+            return largest
         for name, record_key, record_value, headers in writes.records:
             self.writer.add(name, record_key, record_value, headers=headers)
         for name, partition, record_key, record_value, headers in writes.routed:
@@ -103,11 +103,16 @@ class Pipeline:
         if (m := self.metrics) is not None:  # once per batch: per-event label look-ups cost more than counting
             for (university, reason), n in writes.rejected.items():
                 m.record_rejected(university, reason, n=n)
-        return True
+        return None
 
     async def _in_parts(self, agent: str, handle: Callable[[Sequence[Message]], Awaitable[None]],
-                        batch: Sequence[Message]) -> None:
-        """``batch`` in two halves, one after the other (the second computed from what the first wrote)."""
+                        batch: Sequence[Message], size: int) -> None:
+        """``batch`` in two halves, one after the other (the second computed from what the first wrote); a
+        single record whose own writes are too large goes to the DLQ, not applied (``pure.oversized``)."""
+        if len(batch) == 1:
+            await self._write(pure.oversized(raw(batch[0]), self.dlq, size, SPLIT_BYTES))
+            self._done(agent, batch, applied=None if agent == "rollup" else 0)
+            return
         self.split_batches[agent] = self.split_batches.get(agent, 0) + 1
         half = len(batch) // 2
         await handle(batch[:half])
@@ -138,8 +143,8 @@ class Pipeline:
         writes = pure.ingest([raw(message) for message in batch], self.university_of, any_reader(self.seen),
                              datetime.now(UTC), self.topic, self.dlq, self.event_partitions, self.recent)
         self._count_reads(self.seen, reads)
-        if not await self._write(writes, len(batch)):
-            return await self._in_parts("ingest", self.ingest, batch)
+        if (too_large := await self._write(writes)) is not None:
+            return await self._in_parts("ingest", self.ingest, batch, too_large)
         if (m := self.metrics) is not None:
             for (family, university), n in writes.ingested.items():
                 m.record_ingested(family, university, n=n)
@@ -156,8 +161,8 @@ class Pipeline:
         writes = pure.tables([raw(message) for message in batch], self.domains, partition_reader(self.states),
                              datetime.now(UTC).isoformat(), self.topic, self.dlq, self.recent)
         self._count_reads(self.states, reads)
-        if not await self._write(writes, len(batch)):
-            return await self._in_parts("tables", self.tables, batch)
+        if (too_large := await self._write(writes)) is not None:
+            return await self._in_parts("tables", self.tables, batch, too_large)
         if (m := self.metrics) is not None:
             now_s = time.time()
             m.observe_event_latencies([(event.target_family, event.occurred_at) for event in writes.events], now=now_s)
@@ -173,8 +178,8 @@ class Pipeline:
         writes = pure.rollup([raw(message) for message in batch], partition_reader(self.rollups), self.topic,
                              self.dlq)
         self._count_reads(self.rollups, reads)
-        if not await self._write(writes, len(batch)):
-            return await self._in_parts("rollup", self.rollup, batch)
+        if (too_large := await self._write(writes)) is not None:
+            return await self._in_parts("rollup", self.rollup, batch, too_large)
         if (m := self.metrics) is not None:
             m.record_aggregates(writes.aggregates)
             if writes.aggregates:

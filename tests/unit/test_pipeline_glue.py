@@ -69,7 +69,8 @@ class Writer:
 
     def discard(self) -> None:
         self.staged, self.sizes = [], {}
-        self.calls = [c for c in self.calls if c[0] == "flush"]  # nothing staged was sent
+        flushes = [i for i, c in enumerate(self.calls) if c[0] == "flush"]
+        del self.calls[flushes[-1] + 1 if flushes else 0:]  # what was staged since the last flush: never sent
 
     async def flush(self) -> int:
         for table, key, value in self.staged:
@@ -183,7 +184,8 @@ async def test_a_batch_too_large_for_one_changelog_record_batch_is_applied_in_pa
     """A university's long postings, all on one partition: a batch whose writes to one changelog partition
     would pass the split size is processed in halves (each computed from what the one before wrote), down to
     parts that fit, and ends where the whole batch in one go ends: the same table, the same latest partial per
-    member, every event applied once."""
+    member, every event applied once. A single event whose own writes do not fit goes to the DLQ, not applied
+    (it cannot be written atomically, and a flush the broker refuses would stop every worker)."""
     import streams.pipeline
 
     def postings() -> list[Message]:
@@ -214,10 +216,18 @@ async def test_a_batch_too_large_for_one_changelog_record_batch_is_applied_in_pa
         return {(json.dumps(b["key"], sort_keys=True), b["member"]): b["partial"] for b in bodies}
 
     assert latest_partials(w_parts.calls) == latest_partials(w_whole.calls)
-    monkeypatch.setattr(streams.pipeline, "SPLIT_BYTES", 1)  # not even one event fits: it is written alone
-    alone, w_alone = pipeline()
-    await alone.tables(batch[:3])
-    assert len([c for c in w_alone.calls if c[0] == "flush"]) == 3 and dict(alone.states)
+    # not even one event's writes fit: its log entry alone holds the description, 2,400 bytes escaped
+    monkeypatch.setattr(streams.pipeline, "SPLIT_BYTES", 2_000)
+    refused, w_refused = pipeline()
+    await refused.tables(batch[:3])
+    assert not refused.states  # nothing of them applied ...
+    dlq = [dict(c[4]) for c in w_refused.calls if c[0] == "add" and c[1] == DLQ_TOPIC + ".t"]
+    assert [h["x-alliance-reject-reason"] for h in dlq] == [b"unprocessable"] * 3  # ... each refused alone
+    assert all(b"exceed one changelog record batch" in h["x-alliance-reject-detail"] for h in dlq)
+    assert [h["x-alliance-source-offset"] for h in dlq] == [b"0", b"1", b"2"]
+    assert refused.events_processed["tables"] == 3 and refused.events_applied["tables"] == 0
+    assert refused.metrics is not None
+    assert refused.metrics.events_rejected.labels(university="internal", reason="unprocessable")._value.get() == 3
 
 
 def test_a_1_mb_record_is_cut_in_its_dlq_copy_and_the_good_events_around_it_pass() -> None:
