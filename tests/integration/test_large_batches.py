@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import time
 import urllib.request
 from datetime import date, timedelta
 from typing import Any
@@ -52,6 +54,15 @@ def _long_postings(n: int) -> list[Event]:
     return out
 
 
+def _backlog(settings: Settings, suffix: str, events: list[Event]) -> None:
+    """The postings on the canonical topic, as the ingest wrote them while the tables stage was down."""
+    producer = KafkaProducer(**settings.kafka(STREAMS).kafka_python(), acks="all", linger_ms=20)
+    for e in events:
+        producer.send(family_topic("recruitment") + suffix, encode(e), key=e.key)
+    producer.flush()
+    producer.close()
+
+
 def _freshness(port: int) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/freshness/", timeout=5) as resp:
         return json.loads(resp.read())  # type: ignore[no-any-return]
@@ -62,12 +73,7 @@ async def test_a_backlog_of_long_postings_on_one_partition_is_applied_in_parts(s
     suffix, app_id = f".t{unique}", f"large-{unique}"
     provision(settings.kafka(ADMIN), suffix=suffix, app_id=app_id)
     events = _long_postings(N)
-    # the backlog on the canonical topic, as the ingest wrote it while the tables stage was down
-    producer = KafkaProducer(**settings.kafka(STREAMS).kafka_python(), acks="all", linger_ms=20)
-    for e in events:
-        producer.send(family_topic("recruitment") + suffix, encode(e), key=e.key)
-    producer.flush()
-    producer.close()
+    _backlog(settings, suffix, events)
     cfg = settings.model_copy(update={"topic_suffix": suffix, "app_id": app_id})
     [port] = free_ports(1)
     w = worker(0, cfg.model_copy(update={"web_port": port}), settings.local_dir / f"large-{unique}")
@@ -93,3 +99,56 @@ async def test_a_backlog_of_long_postings_on_one_partition_is_applied_in_parts(s
         assert "stopping without committing" not in w.log.read_text()
     finally:
         w.stop()
+
+
+async def test_a_worker_killed_between_the_parts_of_a_split_batch_counts_every_posting_once(
+        settings: Settings, unique: str) -> None:
+    """kill -9 while the worker writes the parts of a split batch (some parts applied, the batch's offsets not
+    committed), then the same worker again: it re-reads the batch, the parts already written are replays (it
+    applies fewer than all postings for the first time), and every figure equals the oracle's (nothing counted
+    twice, nothing lost)."""
+    suffix, app_id = f".t{unique}", f"large-kill-{unique}"
+    provision(settings.kafka(ADMIN), suffix=suffix, app_id=app_id)
+    events = _long_postings(N)
+    _backlog(settings, suffix, events)
+    cfg = settings.model_copy(update={"topic_suffix": suffix, "app_id": app_id})
+    [port] = free_ports(1)
+    log_dir = settings.local_dir / f"large-kill-{unique}"
+    first = worker(0, cfg.model_copy(update={"web_port": port}), log_dir)
+    second = worker(0, cfg.model_copy(update={"web_port": port}), log_dir / "restarted")
+    expected = expected_aggregates(events)
+    names = [n for n in AGGREGATES if n != "service-guarantee"]
+    try:
+        first.start(cfg)
+        deadline = time.monotonic() + 120
+        while True:
+            assert time.monotonic() < deadline, first.log_tail(40)
+            try:
+                tables = (await asyncio.to_thread(_freshness, port)).get("tables", {})
+            except OSError:
+                tables = {}
+            applied = tables.get("events_applied", 0)
+            assert applied < 1_000, tables  # the first batch (1,000 postings) must not be finished yet
+            if tables.get("batches_split", 0) >= 1 and applied > 0:  # some of its parts written
+                break
+            await asyncio.sleep(0.01)
+        assert first.proc is not None
+        first.proc.send_signal(signal.SIGKILL)
+        assert first.proc.wait(timeout=10) == -signal.SIGKILL
+        second.start(cfg)
+
+        def done(state: dict[str, dict[str, Any]]) -> bool:
+            assert second.alive(), second.log_tail(40)
+            return all_match(aggregates_on_topics(state, suffix), expected, names)
+
+        state = await latest(settings.kafka(ADMIN), [agg_topic(n) + suffix for n in AGGREGATES],
+                             f"check-{unique}", done, wait_s=180)
+        actual = aggregates_on_topics(state, suffix)
+        for name in names:
+            assert not value_diffs(actual[name], expected[name]), (name, value_diffs(actual[name], expected[name])[:5])
+        again = (await asyncio.to_thread(_freshness, port))["tables"]
+        assert again["events_processed"] >= N  # the whole backlog read again ...
+        assert again["events_applied"] <= N - applied  # ... the parts written before the kill as replays
+    finally:
+        second.stop()
+        first.stop()
