@@ -63,6 +63,34 @@ def _backlog(settings: Settings, suffix: str, events: list[Event]) -> None:
     producer.close()
 
 
+# (the oracle's alliance-wide 1-1-3-1 row of zeros: the worker publishes that row with the first service)
+NAMES = [n for n in AGGREGATES if n != "service-guarantee"]
+
+
+def _setup(settings: Settings, suffix: str, app_id: str) -> tuple[Settings, list[Event]]:
+    """Topics and the backlog of ``N`` long postings; the worker settings."""
+    provision(settings.kafka(ADMIN), suffix=suffix, app_id=app_id)
+    events = _long_postings(N)
+    _backlog(settings, suffix, events)
+    return settings.model_copy(update={"topic_suffix": suffix, "app_id": app_id}), events
+
+
+async def _figures_match_the_oracle(settings: Settings, suffix: str, group: str, events: list[Event],
+                                    w: Any) -> None:
+    """Wait (``w`` alive) until every aggregate the postings make equals the oracle's, then check each."""
+    expected = expected_aggregates(events)
+
+    def done(state: dict[str, dict[str, Any]]) -> bool:
+        assert w.alive(), w.log_tail(40)
+        return all_match(aggregates_on_topics(state, suffix), expected, NAMES)
+
+    state = await latest(settings.kafka(ADMIN), [agg_topic(n) + suffix for n in AGGREGATES], group, done, wait_s=180)
+    actual = aggregates_on_topics(state, suffix)
+    assert expected["postings-by-segment"] and expected["windows"]  # the figures the postings make
+    for name in NAMES:
+        assert not value_diffs(actual[name], expected[name]), (name, value_diffs(actual[name], expected[name])[:5])
+
+
 def _freshness(port: int) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/freshness/", timeout=5) as resp:
         return json.loads(resp.read())  # type: ignore[no-any-return]
@@ -70,29 +98,13 @@ def _freshness(port: int) -> dict[str, Any]:
 
 async def test_a_backlog_of_long_postings_on_one_partition_is_applied_in_parts(settings: Settings,
                                                                              unique: str) -> None:
-    suffix, app_id = f".t{unique}", f"large-{unique}"
-    provision(settings.kafka(ADMIN), suffix=suffix, app_id=app_id)
-    events = _long_postings(N)
-    _backlog(settings, suffix, events)
-    cfg = settings.model_copy(update={"topic_suffix": suffix, "app_id": app_id})
+    suffix = f".t{unique}"
+    cfg, events = _setup(settings, suffix, f"large-{unique}")
     [port] = free_ports(1)
     w = worker(0, cfg.model_copy(update={"web_port": port}), settings.local_dir / f"large-{unique}")
-    expected = expected_aggregates(events)
-    # (the oracle's alliance-wide 1-1-3-1 row of zeros: the worker publishes that row with the first service)
-    names = [n for n in AGGREGATES if n != "service-guarantee"]
     try:
         w.start(cfg)
-
-        def done(state: dict[str, dict[str, Any]]) -> bool:
-            assert w.alive(), w.log_tail(40)
-            return all_match(aggregates_on_topics(state, suffix), expected, names)
-
-        state = await latest(settings.kafka(ADMIN), [agg_topic(n) + suffix for n in AGGREGATES], f"check-{unique}",
-                             done, wait_s=180)
-        actual = aggregates_on_topics(state, suffix)
-        assert expected["postings-by-segment"] and expected["windows"]  # the figures the postings make
-        for name in names:
-            assert not value_diffs(actual[name], expected[name]), (name, value_diffs(actual[name], expected[name])[:5])
+        await _figures_match_the_oracle(settings, suffix, f"check-{unique}", events, w)
         tables = (await asyncio.to_thread(_freshness, port))["tables"]
         assert tables["events_applied"] == N
         assert tables.get("batches_split", 0) >= 1, tables  # the backlog came in batches too large for one write
@@ -107,17 +119,12 @@ async def test_a_worker_killed_between_the_parts_of_a_split_batch_counts_every_p
     committed), then the same worker again: it re-reads the batch, the parts already written are replays (it
     applies fewer than all postings for the first time), and every figure equals the oracle's (nothing counted
     twice, nothing lost)."""
-    suffix, app_id = f".t{unique}", f"large-kill-{unique}"
-    provision(settings.kafka(ADMIN), suffix=suffix, app_id=app_id)
-    events = _long_postings(N)
-    _backlog(settings, suffix, events)
-    cfg = settings.model_copy(update={"topic_suffix": suffix, "app_id": app_id})
+    suffix = f".t{unique}"
+    cfg, events = _setup(settings, suffix, f"large-kill-{unique}")
     [port] = free_ports(1)
     log_dir = settings.local_dir / f"large-kill-{unique}"
     first = worker(0, cfg.model_copy(update={"web_port": port}), log_dir)
     second = worker(0, cfg.model_copy(update={"web_port": port}), log_dir / "restarted")
-    expected = expected_aggregates(events)
-    names = [n for n in AGGREGATES if n != "service-guarantee"]
     try:
         first.start(cfg)
         deadline = time.monotonic() + 120
@@ -136,16 +143,7 @@ async def test_a_worker_killed_between_the_parts_of_a_split_batch_counts_every_p
         first.proc.send_signal(signal.SIGKILL)
         assert first.proc.wait(timeout=10) == -signal.SIGKILL
         second.start(cfg)
-
-        def done(state: dict[str, dict[str, Any]]) -> bool:
-            assert second.alive(), second.log_tail(40)
-            return all_match(aggregates_on_topics(state, suffix), expected, names)
-
-        state = await latest(settings.kafka(ADMIN), [agg_topic(n) + suffix for n in AGGREGATES],
-                             f"check-{unique}", done, wait_s=180)
-        actual = aggregates_on_topics(state, suffix)
-        for name in names:
-            assert not value_diffs(actual[name], expected[name]), (name, value_diffs(actual[name], expected[name])[:5])
+        await _figures_match_the_oracle(settings, suffix, f"check-{unique}", events, second)
         again = (await asyncio.to_thread(_freshness, port))["tables"]
         assert again["events_processed"] >= N  # the whole backlog read again ...
         assert again["events_applied"] <= N - applied  # ... the parts written before the kill as replays
