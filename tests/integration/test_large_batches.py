@@ -7,10 +7,8 @@ up and every figure matches the independent oracle."""
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import time
-import urllib.request
 from datetime import date, timedelta
 from typing import Any
 
@@ -91,9 +89,10 @@ async def _figures_match_the_oracle(settings: Settings, suffix: str, group: str,
         assert not value_diffs(actual[name], expected[name]), (name, value_diffs(actual[name], expected[name])[:5])
 
 
-def _freshness(port: int) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/freshness/", timeout=5) as resp:
-        return json.loads(resp.read())  # type: ignore[no-any-return]
+async def _tables_freshness(w: Any) -> dict[str, Any]:
+    """The tables agent's part of the worker's ``/freshness/`` (empty while it does not answer)."""
+    doc = await asyncio.to_thread(w.json, "/freshness/")
+    return (doc or {}).get("tables", {})  # type: ignore[no-any-return]
 
 
 async def test_a_backlog_of_long_postings_on_one_partition_is_applied_in_parts(settings: Settings,
@@ -105,7 +104,7 @@ async def test_a_backlog_of_long_postings_on_one_partition_is_applied_in_parts(s
     try:
         w.start(cfg)
         await _figures_match_the_oracle(settings, suffix, f"check-{unique}", events, w)
-        tables = (await asyncio.to_thread(_freshness, port))["tables"]
+        tables = await _tables_freshness(w)
         assert tables["events_applied"] == N
         assert tables.get("batches_split", 0) >= 1, tables  # the backlog came in batches too large for one write
         assert "stopping without committing" not in w.log.read_text()
@@ -130,10 +129,7 @@ async def test_a_worker_killed_between_the_parts_of_a_split_batch_counts_every_p
         deadline = time.monotonic() + 120
         while True:
             assert time.monotonic() < deadline, first.log_tail(40)
-            try:
-                tables = (await asyncio.to_thread(_freshness, port)).get("tables", {})
-            except OSError:
-                tables = {}
+            tables = await _tables_freshness(first)
             applied = tables.get("events_applied", 0)
             assert applied < 1_000, tables  # the first batch (1,000 postings) must not be finished yet
             if tables.get("batches_split", 0) >= 1 and applied > 0:  # some of its parts written
@@ -144,7 +140,7 @@ async def test_a_worker_killed_between_the_parts_of_a_split_batch_counts_every_p
         assert first.proc.wait(timeout=10) == -signal.SIGKILL
         second.start(cfg)
         await _figures_match_the_oracle(settings, suffix, f"check-{unique}", events, second)
-        again = (await asyncio.to_thread(_freshness, port))["tables"]
+        again = await _tables_freshness(second)
         assert again["events_processed"] >= N  # the whole backlog read again ...
         assert again["events_applied"] <= N - applied  # ... the parts written before the kill as replays
     finally:
