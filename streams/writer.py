@@ -67,7 +67,6 @@ class BatchWriter:
         # changelog partitions of persistent stores: their records go to the store too, once acknowledged
         # (the store, and the partition's epoch when the batch was computed)
         self._local: dict[tuple[str, int], tuple[Store, int | None]] = {}
-        self._atomic_bytes: dict[tuple[str, int], int] = {}  # changelog partition -> bytes staged for it
         self._memory: list[tuple[Any, str, Any]] = []  # in-memory tables' writes, applied when the flush starts
         self._changelogs: dict[int, str] = {}  # id(table) -> its changelog topic (faust names it anew on every call)
         self.records = 0  # sent since start, for tests and metrics
@@ -86,8 +85,6 @@ class BatchWriter:
         key_bytes = table_bytes(key)
         value_bytes = None if value is None else table_bytes(value)  # None: a tombstone (the key is deleted)
         self._atomic.setdefault(tp, []).append((key_bytes, value_bytes, []))
-        self._atomic_bytes[tp] = (self._atomic_bytes.get(tp, 0) + len(key_bytes) + len(value_bytes or b"")
-                                  + RECORD_OVERHEAD)
         data = table.data
         if isinstance(data, Store):
             if tp not in self._local:
@@ -97,11 +94,12 @@ class BatchWriter:
 
     def largest_changelog_batch(self) -> int:
         """Bytes (uncompressed, with record overhead) of the largest changelog record batch staged so far."""
-        return max(self._atomic_bytes.values(), default=0)
+        return max((sum(len(key) + len(value or b"") for key, value, _ in changes) + RECORD_OVERHEAD * len(changes)
+                    for changes in self._atomic.values()), default=0)
 
     def discard(self) -> None:
         """Forget everything staged since the last flush (nothing of it was sent or written anywhere)."""
-        self._pending, self._atomic, self._local, self._atomic_bytes, self._memory = {}, {}, {}, {}, []
+        self._pending, self._atomic, self._local, self._memory = {}, {}, {}, []
 
     async def flush(self) -> int:
         """Send everything added since the last flush and wait for the broker's acknowledgements."""
@@ -109,7 +107,6 @@ class BatchWriter:
         atomic, self._atomic = self._atomic, {}
         local, self._local = self._local, {}
         memory, self._memory = self._memory, []
-        self._atomic_bytes = {}
         for data, entry_key, entry_value in memory:  # in-memory tables: the entries first, as before the sends
             if entry_value is None:
                 data.pop(entry_key, None)
