@@ -230,6 +230,23 @@ async def test_a_batch_too_large_for_one_changelog_record_batch_is_applied_in_pa
     assert refused.metrics.events_rejected.labels(university="internal", reason="unprocessable")._value.get() == 3
 
 
+async def test_one_oversized_event_is_refused_and_the_good_events_around_it_are_applied(monkeypatch: Any) -> None:
+    """A malicious university slips one event whose own writes cannot fit between ordinary ones: the halving
+    isolates it, it alone goes to the DLQ, every other event of the batch is applied."""
+    import streams.pipeline
+
+    monkeypatch.setattr(streams.pipeline, "SPLIT_BYTES", 12_000)  # an ordinary posting writes ~2 KB, the long one ~30
+    events = [posted(f"scu-job-{i}") for i in range(7)]
+    events[3] = events[3].model_copy(update={"data": events[3].data.model_copy(update={"description": "很" * 2000})})
+    p, w = pipeline()
+    await p.tables([ev(family_topic("recruitment"), 4, i, e.to_json(), key=e.key) for i, e in enumerate(events)])
+    dlq = [dict(c[4]) for c in w.calls if c[0] == "add" and c[1] == DLQ_TOPIC + ".t"]
+    assert [(h["x-alliance-reject-reason"], h["x-alliance-source-offset"]) for h in dlq] == [(b"unprocessable", b"3")]
+    postings = {k for k in p.states if k.startswith("posting:") and "|" not in k}
+    assert postings == {f"posting:scu-job-{i}" for i in range(7) if i != 3}
+    assert p.events_applied["tables"] == 6 and p.events_processed["tables"] == 7
+
+
 def test_a_1_mb_record_is_cut_in_its_dlq_copy_and_the_good_events_around_it_pass() -> None:
     """Bug: a ~1 MB record on an ingest topic made a DLQ copy larger than the broker takes; the batch failed and
     good events around it were lost."""
