@@ -11,7 +11,7 @@ partition revoked meanwhile (its next owner recovers it from the changelog).
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -35,7 +35,7 @@ class Writer(Protocol):
 
     def add(self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None,
             headers: list[tuple[str, bytes]] | None = None) -> None: ...
-    def put(self, table: Any, partition: int, key: str, value: Any) -> None: ...
+    def put_all(self, table: Any, entries: Iterable[tuple[int, str, Any]]) -> None: ...
     def largest_changelog_batch(self) -> int: ...
     def discard(self) -> None: ...
     async def flush(self) -> int: ...
@@ -90,8 +90,13 @@ class Pipeline:
         """Table entries first (in memory and changelog), then the records; one flush, the batch's only
         await. When the writes to one changelog partition would pass :data:`streams.writer.SPLIT_BYTES`,
         nothing is written or sent and their size is returned: the caller processes the batch in parts."""
+        entries: dict[str, list[tuple[int, str, Any]]] = {}  # per table, in the batch's order
         for table, partition, key, value in writes.puts:
-            self.writer.put(self._tables[table], partition, key, value)
+            if (listed := entries.get(table)) is None:
+                listed = entries[table] = []
+            listed.append((partition, key, value))
+        for table, listed in entries.items():
+            self.writer.put_all(self._tables[table], listed)
         if (largest := self.writer.largest_changelog_batch()) > SPLIT_BYTES:
             self.writer.discard()
             return largest

@@ -4,6 +4,7 @@ events. What each agent batch writes, to which partition, and that every write p
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -58,11 +59,12 @@ class Writer:
             headers: list[tuple[str, bytes]] | None = None) -> None:
         self.calls.append(("add", topic, key, value, dict(headers or [])))
 
-    def put(self, table: Any, partition: int, key: str, value: Any) -> None:
-        self.staged.append((table, key, value))
-        size = len(table_bytes(key)) + (0 if value is None else len(table_bytes(value))) + RECORD_OVERHEAD
-        self.sizes[(id(table), partition)] = self.sizes.get((id(table), partition), 0) + size
-        self.calls.append(("put", table, partition, key, value))
+    def put_all(self, table: Any, entries: Iterable[tuple[int, str, Any]]) -> None:
+        for partition, key, value in entries:
+            self.staged.append((table, key, value))
+            size = len(table_bytes(key)) + (0 if value is None else len(table_bytes(value))) + RECORD_OVERHEAD
+            self.sizes[(id(table), partition)] = self.sizes.get((id(table), partition), 0) + size
+            self.calls.append(("put", table, partition, key, value))
 
     def largest_changelog_batch(self) -> int:
         return max(self.sizes.values(), default=0)
@@ -351,12 +353,13 @@ class StoreWriter(Writer):
 
     offset: int = 0
 
-    def put(self, table: Any, partition: int, key: str, value: Any) -> None:
+    def put_all(self, table: Any, entries: Iterable[tuple[int, str, Any]]) -> None:
         store = table.data
-        store.write_batch(partition, [(table_bytes(key), None if value is None else table_bytes(value))],
-                          self.offset, store.epoch(partition))
-        self.offset += 1
-        self.calls.append(("put", table, partition, key, value))
+        for partition, key, value in entries:
+            store.write_batch(partition, [(table_bytes(key), None if value is None else table_bytes(value))],
+                              self.offset, store.epoch(partition))
+            self.offset += 1
+            self.calls.append(("put", table, partition, key, value))
 
     def discard(self) -> None:
         raise AssertionError("a persistent store's writes are not staged here: nothing to discard")
