@@ -39,6 +39,8 @@ def diff(old: Contributions, new: Contributions) -> Contributions:
     out: Contributions = {}
     for k in old.keys() | new.keys():
         o, n = old.get(k, {}), new.get(k, {})
+        if o == n:  # (most of an entity's keys: an event moves one or two of its dimension combinations)
+            continue
         d = {m: n.get(m, 0) - o.get(m, 0) for m in o.keys() | n.keys()}
         if any(d.values()):  # zero metrics stay, so every published record carries every metric
             out[k] = d
