@@ -18,6 +18,7 @@ from bench import kafka_io, workload
 from bench.env import Services, provision_run
 from bench.kafka_io import Progress
 from bench.peer_steps import output_suffix
+from bench.procfs import cpu_seconds
 from bench.profile import Hotspot, hotspots, own_time_by_area
 from bench.report import BenchError, percentile
 from bench.worker import Worker, total
@@ -44,7 +45,9 @@ class PipelineRun:
     rate: float
     seconds: float
     startup_seconds: float  # worker start -> first ingest progress
-    peers: dict[tuple[str, str], float] = field(default_factory=dict)  # (topology, guarantee) -> events/s
+    cpu_us_per_event: float  # the workers' CPU time (user + system, all threads) over the timed window, per event
+    busy: float  # that CPU time over the window's length: the share of one core the workers kept busy
+    peers: dict[tuple[str, str], Timing] = field(default_factory=dict)  # (topology, guarantee) -> its timing
 
 
 @contextmanager
@@ -59,19 +62,43 @@ def running_workers(svc: Services, suffix: str, app_id: str, count: int, log_dir
             w.stop()
 
 
+@dataclass(frozen=True)
+class Timing:
+    """A timed drain: from the first ingest progress to ``expected`` events applied."""
+
+    rate: float  # events/s (the events applied within the window over its length)
+    seconds: float
+    startup_seconds: float  # worker start -> first ingest progress
+    events: int  # applied within the window
+    cpu_seconds: float  # the workers' user + system CPU time within the window (bench.procfs)
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        return self.cpu_seconds / self.events * 1e6
+
+    @property
+    def busy(self) -> float:
+        """Share of one core the workers used over the window (a single-threaded loop is bound near 1.0)."""
+        return self.cpu_seconds / self.seconds
+
+
+def _cpu(workers: list[Worker]) -> float:
+    return sum(cpu_seconds(w.proc.pid) for w in workers if w.proc is not None)
+
+
 class TooFastToTime(BenchError):
     """The workers finished before the clock could start (within one poll)."""
 
 
-def measure_workers(workers: list[Worker], expected: int, timeout: float,
-                    progress: Progress) -> tuple[float, float, float]:
+def measure_workers(workers: list[Worker], expected: int, timeout: float, progress: Progress) -> Timing:
     """Poll /freshness/ every 0.2 s. The clock starts when ingest first reports progress (worker start-up
-    excluded) and stops when the tables agent has processed ``expected`` events.
-    Returns (events/s, seconds, start-up seconds)."""
+    excluded) and stops when the tables agent has processed ``expected`` events; the workers' CPU time is read
+    from /proc at both ends."""
     started = min(w.started_at for w in workers)
     deadline = time.monotonic() + timeout
     t0: float | None = None
     tables_at_t0 = 0
+    cpu_at_t0 = 0.0
     last_report = 0.0
     last_counts, last_change = (-1, -1), time.monotonic()
     while True:
@@ -88,7 +115,7 @@ def measure_workers(workers: list[Worker], expected: int, timeout: float,
             raise BenchError(f"pipeline stalled at ingest {ingest}, tables {tables} of {expected} for "
                              f"{STALL_S:.0f}s (an agent crashed?)\n" + "\n".join(w.log_tail(20) for w in workers))
         if t0 is None and ingest > 0:
-            t0, tables_at_t0 = now, tables
+            t0, tables_at_t0, cpu_at_t0 = now, tables, _cpu(workers)
         if tables >= expected:
             assert t0 is not None
             seconds = now - t0
@@ -96,7 +123,7 @@ def measure_workers(workers: list[Worker], expected: int, timeout: float,
             if seconds <= 0 or n <= 0:
                 raise TooFastToTime(f"all {expected:,} events were processed within one {POLL_S}s poll: too few "
                                     "to time (use --events with more)")
-            return n / seconds, seconds, t0 - started
+            return Timing(n / seconds, seconds, t0 - started, n, _cpu(workers) - cpu_at_t0)
         if now - last_report > 2.0:
             progress(f"  ... ingest {ingest:,}  tables {tables:,} / {expected:,}")
             last_report = now
@@ -145,29 +172,29 @@ def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, l
             progress(f"  {workers} worker(s) ready; loaded {len(items):,} events ({partitions} ingest partitions) "
                      f"in {load_s:.1f}s")
         timeout = max(180.0, len(items) / 100)
-        rate, seconds, startup = measure_workers(ws, len(items), timeout, progress)
-        progress(f"  pipeline ({workers} worker(s)): {len(items):,} events, {rate:,.0f}/s "
-                 f"(start-up {startup:.1f}s excluded)")
-        peer_rates = {(t, g): peer_run(svc, suffix, label, len(items), log_dir, t, g, progress) for t, g in peers}
+        timing = measure_workers(ws, len(items), timeout, progress)
+        progress(f"  pipeline ({workers} worker(s)): {len(items):,} events, {timing.rate:,.0f}/s "
+                 f"(start-up {timing.startup_seconds:.1f}s excluded; {timing.cpu_us_per_event:,.0f} µs of CPU per "
+                 f"event, {timing.busy:.0%} of a core)")
+        peer_timings = {(t, g): peer_run(svc, suffix, label, len(items), log_dir, t, g, progress) for t, g in peers}
         if keep is not None:
             keep.extend(ws)
             handed_over = True
-        return PipelineRun(len(items), partitions, workers, suffix, load_s, base_rate, noop_rate, rate, seconds,
-                           startup, peer_rates)
+        return PipelineRun(len(items), partitions, workers, suffix, load_s, base_rate, noop_rate, timing.rate,
+                           timing.seconds, timing.startup_seconds, timing.cpu_us_per_event, timing.busy, peer_timings)
     finally:
         if not handed_over:
             for w in ws:
                 w.stop()
 
 
-def timed_alone(worker: Worker, expected: int, progress: Progress, min_rate: float = 100) -> tuple[float, float]:
-    """Start ``worker``, time it over ``expected`` events like the pipeline, stop it: (events/s, start-up s)."""
+def timed_alone(worker: Worker, expected: int, progress: Progress, min_rate: float = 100) -> Timing:
+    """Start ``worker``, time it over ``expected`` events like the pipeline, stop it."""
     try:
         worker.start()
-        rate, _, startup = measure_workers([worker], expected, max(180.0, expected / min_rate), progress)
+        return measure_workers([worker], expected, max(180.0, expected / min_rate), progress)
     finally:
         worker.stop()
-    return rate, startup
 
 
 def noop_run(svc: Services, suffix: str, label: str, expected: int, log_dir: Path, partitions: int,
@@ -177,16 +204,17 @@ def noop_run(svc: Services, suffix: str, label: str, expected: int, log_dir: Pat
     w = Worker(svc, suffix, f"bench-{svc.run_id}-{label}-noop", log_dir, module="bench.noop_worker",
                env={"ALLIANCE_INGEST_PARTITIONS": str(partitions)})
     try:
-        rate, startup = timed_alone(w, expected, progress)
+        timing = timed_alone(w, expected, progress)
     except TooFastToTime as exc:
         progress(f"  faust no-op agent: {exc}")
         return None
-    progress(f"  faust no-op agent: {expected:,} events, {rate:,.0f}/s (start-up {startup:.1f}s excluded)")
-    return rate
+    progress(f"  faust no-op agent: {expected:,} events, {timing.rate:,.0f}/s "
+             f"(start-up {timing.startup_seconds:.1f}s excluded)")
+    return timing.rate
 
 
 def peer_run(svc: Services, suffix: str, label: str, expected: int, log_dir: Path, topology: str, guarantee: str,
-             progress: Progress = print) -> float:
+             progress: Progress = print) -> Timing:
     """The Quix Streams peer (bench.quix_peer) over the same ingest topics, fresh consumer group and state,
     timed like the pipeline (first ingest progress -> ``expected`` events applied)."""
     tag = output_suffix("", topology, guarantee).lstrip(".")
@@ -195,12 +223,13 @@ def peer_run(svc: Services, suffix: str, label: str, expected: int, log_dir: Pat
                env={"BENCH_PEER_TOPOLOGY": topology, "BENCH_PEER_GUARANTEE": guarantee,
                     "BENCH_PEER_STATE_DIR": str(state_dir)})
     try:
-        rate, startup = timed_alone(w, expected, progress)
+        timing = timed_alone(w, expected, progress)
     finally:
         shutil.rmtree(state_dir, ignore_errors=True)  # its RocksDB stores (the run's topics go with the broker)
-    progress(f"  Quix Streams peer ({topology}, {guarantee}): {expected:,} events, {rate:,.0f}/s "
-             f"(start-up {startup:.1f}s excluded)")
-    return rate
+    progress(f"  Quix Streams peer ({topology}, {guarantee}): {expected:,} events, {timing.rate:,.0f}/s "
+             f"(start-up {timing.startup_seconds:.1f}s excluded; {timing.cpu_us_per_event:,.0f} µs of CPU per event, "
+             f"{timing.busy:.0%} of a core)")
+    return timing
 
 
 @dataclass
@@ -222,7 +251,7 @@ def profile_worker(svc: Services, items: Sequence[workload.Item], log_dir: Path,
     out.unlink(missing_ok=True)
     w = Worker(svc, suffix, f"bench-{svc.run_id}-profiled", log_dir,
                env={"BENCH_PROFILE_OUT": str(out)})
-    rate, _ = timed_alone(w, expected, progress, min_rate=50)
+    rate = timed_alone(w, expected, progress, min_rate=50).rate
     if not out.exists():
         raise BenchError(f"the profiled worker wrote no profile to {out}:\n{w.log_tail()}")
     stats = pstats.Stats(str(out))

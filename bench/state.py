@@ -20,6 +20,7 @@ from pathlib import Path
 
 from bench import kafka_io, workload
 from bench.env import Services, provision_run
+from bench.procfs import rss_mb
 from bench.report import BenchError
 from bench.worker import Worker
 from events.simulator import DEFAULT_DAY
@@ -39,13 +40,6 @@ class Point:
     restart_s: float  # graceful stop excluded: start -> ready
     rss_after_restart_mb: float
     day_events_per_s: float  # the step's last day: its events over the time from publishing to applied
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise BenchError(f"no VmRSS for pid {pid}")
 
 
 def day_items(index: int, per_day: int) -> list[workload.Item]:

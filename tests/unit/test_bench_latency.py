@@ -61,6 +61,7 @@ class _Instant:
     """A worker that has processed everything by the first poll."""
 
     started_at = 0.0
+    proc = None
 
     def processed(self, agent: str) -> int:
         return 500

@@ -1,0 +1,34 @@
+"""What the kernel accounts for a process (Linux ``/proc``): resident memory and CPU time. An independent
+reading beside the system's own counters: the benchmark's rates come from the workers' ``/freshness/``, their
+CPU time from here."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bench.report import BenchError
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise BenchError(f"no VmRSS for pid {pid}")
+
+
+def cpu_ticks(stat: str) -> int:
+    """User + system CPU time, in clock ticks, from the text of ``/proc/<pid>/stat`` (fields 14 and 15; the
+    command name, field 2, is in parentheses and may hold spaces and parentheses itself)."""
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) ``pid`` has used so far."""
+    try:
+        return cpu_ticks(Path(f"/proc/{pid}/stat").read_text()) / CLOCK_TICKS
+    except (OSError, ValueError, IndexError) as exc:
+        raise BenchError(f"cannot read the CPU time of pid {pid}: {exc}") from exc

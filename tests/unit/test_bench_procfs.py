@@ -1,0 +1,83 @@
+"""bench.procfs (the kernel's accounting of a process) and the CPU time bench.pipeline reads with it."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from bench.pipeline import measure_workers
+from bench.procfs import CLOCK_TICKS, cpu_seconds, cpu_ticks, rss_mb
+from bench.report import BenchError
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+
+
+def test_the_cpu_fields_are_found_after_a_command_name_with_spaces_and_parentheses() -> None:
+    # fields 14 and 15 (utime, stime) of proc(5); the name may hold ") " itself
+    rest = "S 1 2 3 4 5 6 7 8 9 10 1234 56 0 0 20 0 1 0 100 2000 300"
+    assert cpu_ticks(f"4242 (odd) name (x)) {rest}") == 1234 + 56
+    assert cpu_ticks(f"7 (python3) {rest}") == 1290
+
+
+def test_cpu_seconds_agree_with_the_processes_own_accounting() -> None:
+    def own() -> float:  # os.times(): getrusage, another interface to the same kernel counters
+        t = os.times()
+        return t.user + t.system
+
+    end = time.process_time() + 0.3
+    while time.process_time() < end:  # some CPU time to read
+        pass
+    before = own()
+    read = cpu_seconds(os.getpid())
+    after = own()
+    assert before - 2 / CLOCK_TICKS <= read <= after + 2 / CLOCK_TICKS
+    assert rss_mb(os.getpid()) > 1
+
+
+def test_a_process_that_is_gone_is_a_clear_error() -> None:
+    with pytest.raises(BenchError, match="CPU time of pid"):
+        cpu_seconds(2**22 + 12345)  # above the kernel's largest pid
+
+
+class _Busy:
+    """A worker in this process: one event more per poll while a thread of it spins."""
+
+    started_at = 0.0
+
+    def __init__(self) -> None:
+        self.proc = SimpleNamespace(pid=os.getpid())
+        self.polls = 0
+
+    def processed(self, agent: str) -> int:
+        if agent == "ingest":  # (read first in each poll)
+            self.polls += 1
+        return self.polls
+
+
+def test_the_timed_window_carries_the_cpu_time_spent_in_it() -> None:
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            pass
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        t = os.times()
+        timing = measure_workers([_Busy()], 8, timeout=30.0, progress=lambda _: None)  # type: ignore[list-item]
+        t2 = os.times()
+    finally:
+        stop.set()
+        spinner.join()
+    spent = (t2.user + t2.system) - (t.user + t.system)
+    assert timing.events == 8 - 1  # the first poll starts the clock
+    assert timing.rate == pytest.approx(timing.events / timing.seconds)
+    assert 0 < timing.cpu_seconds <= spent + 2 / CLOCK_TICKS  # within the call's own CPU time
+    assert timing.busy > 0.2  # the spinning thread kept (about) a core busy over the window
+    assert timing.cpu_us_per_event == pytest.approx(timing.cpu_seconds / timing.events * 1e6)
