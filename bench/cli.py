@@ -139,12 +139,12 @@ class Bench:
         run = pipeline_run(self.svc, self.items, label="p3w1", log_dir=self.log_dir, progress=log,
                            keep=self.kept if "latency" in self.only else None)
         self.kept_suffix = run.suffix
-        self.pipeline_rate = run.rate
+        self.pipeline_rate = run.timing.rate
         params = {"events": run.events, "ingest_partitions": run.partitions, "workers": 1,
-                  "seconds": round(run.seconds, 3), "worker_startup_s": round(run.startup_seconds, 2),
+                  "seconds": round(run.timing.seconds, 3), "worker_startup_s": round(run.timing.startup_seconds, 2),
                   "source": self.source}
         self.results.append(Result(
-            "pipeline events/s (1 worker) vs bare aiokafka loop", run.rate, "ev/s", baseline=run.baseline_rate,
+            "pipeline events/s (1 worker) vs bare aiokafka loop", run.timing.rate, "ev/s", baseline=run.baseline_rate,
             target=PIPELINE_TARGET, parameters=params))
         self.results.append(Result(
             "faust no-op agent (framework ceiling) vs bare loop", run.noop_rate, "ev/s",
@@ -152,11 +152,11 @@ class Bench:
             note="bench.noop_worker: the worker's faust settings and batching, counting only",
             error=None if run.noop_rate is not None else "too fast to time: every event within one poll"))
         self.results.append(Result(
-            "pipeline events/s vs faust no-op agent", run.rate, "ev/s", baseline=run.noop_rate, direction="info",
+            "pipeline events/s vs faust no-op agent", run.timing.rate, "ev/s", baseline=run.noop_rate, direction="info",
             parameters=params))
         self.results.append(Result(
-            "worker CPU per event (pipeline drain)", run.cpu_us_per_event, "µs", direction="info",
-            parameters={**params, "share_of_one_core": round(run.busy, 3)},
+            "worker CPU per event (pipeline drain)", run.timing.cpu_us_per_event, "µs", direction="info",
+            parameters={**params, "share_of_one_core": round(run.timing.busy, 3)},
             note="user + system CPU of the worker process (/proc) over the timed window; near 100 % of a core: "
                  "the worker is CPU-bound, and its CPU per event is what bounds its rate"))
         if self.pure_rate is not None:  # the alliance code alone, without Kafka or faust, against the same loop
@@ -180,8 +180,8 @@ class Bench:
             log(f"  round {r + 1} of {rounds}")
             run = pipeline_run(self.svc, self.items, label=f"peer{r}", log_dir=self.log_dir, progress=log,
                                baseline=False, peers=variants)
-            ours.append(run.rate)
-            our_cpu.append(run.cpu_us_per_event)
+            ours.append(run.timing.rate)
+            our_cpu.append(run.timing.cpu_us_per_event)
             for v, timing in run.peers.items():
                 theirs[v].append(timing.rate)
                 their_cpu[v].append(timing.cpu_us_per_event)
@@ -323,13 +323,13 @@ class Bench:
                 run = pipeline_run(self.svc, self.items, label=label, log_dir=self.log_dir, partitions=partitions,
                                    workers=workers, baseline=False, progress=log, steady=True)
                 if label == "s3w1":
-                    base = run.rate
+                    base = run.timing.rate
                     continue
                 self.results.append(Result(
-                    f"scaling: {partitions} ingest partitions, {workers} worker(s)", run.rate, "ev/s",
+                    f"scaling: {partitions} ingest partitions, {workers} worker(s)", run.timing.rate, "ev/s",
                     baseline=base, direction="info",
                     parameters={"events": run.events, "ingest_partitions": partitions, "workers": workers,
-                                "seconds": round(run.seconds, 3), "steady": True,
+                                "seconds": round(run.timing.seconds, 3), "steady": True,
                                 "baseline": "3 partitions, 1 worker, steady"}))
             except Exception as exc:  # the other scaling run still goes ahead
                 log(f"scaling {label} FAILED: {exc}")

@@ -33,6 +33,30 @@ POLL_S = 0.2
 STALL_S = 45.0  # no progress for this long = failure (with the worker's log)
 
 
+@dataclass(frozen=True)
+class Timing:
+    """A timed drain: from the first ingest progress to ``expected`` events applied."""
+
+    seconds: float
+    startup_seconds: float  # worker start -> first ingest progress
+    events: int  # applied within the window
+    cpu_seconds: float  # the workers' user + system CPU time within the window (bench.procfs)
+
+    @property
+    def rate(self) -> float:
+        """Events/s."""
+        return self.events / self.seconds
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        return self.cpu_seconds / self.events * 1e6
+
+    @property
+    def busy(self) -> float:
+        """Share of one core the workers used over the window (a single-threaded loop is bound near 1.0)."""
+        return self.cpu_seconds / self.seconds
+
+
 @dataclass
 class PipelineRun:
     events: int
@@ -42,11 +66,7 @@ class PipelineRun:
     load_seconds: float
     baseline_rate: float | None
     noop_rate: float | None  # faust no-op agent over the same topics (the framework ceiling)
-    rate: float
-    seconds: float
-    startup_seconds: float  # worker start -> first ingest progress
-    cpu_us_per_event: float  # the workers' CPU time (user + system, all threads) over the timed window, per event
-    busy: float  # that CPU time over the window's length: the share of one core the workers kept busy
+    timing: Timing  # of the workers
     peers: dict[tuple[str, str], Timing] = field(default_factory=dict)  # (topology, guarantee) -> its timing
 
 
@@ -60,26 +80,6 @@ def running_workers(svc: Services, suffix: str, app_id: str, count: int, log_dir
     finally:
         for w in workers:
             w.stop()
-
-
-@dataclass(frozen=True)
-class Timing:
-    """A timed drain: from the first ingest progress to ``expected`` events applied."""
-
-    rate: float  # events/s (the events applied within the window over its length)
-    seconds: float
-    startup_seconds: float  # worker start -> first ingest progress
-    events: int  # applied within the window
-    cpu_seconds: float  # the workers' user + system CPU time within the window (bench.procfs)
-
-    @property
-    def cpu_us_per_event(self) -> float:
-        return self.cpu_seconds / self.events * 1e6
-
-    @property
-    def busy(self) -> float:
-        """Share of one core the workers used over the window (a single-threaded loop is bound near 1.0)."""
-        return self.cpu_seconds / self.seconds
 
 
 def _cpu(workers: list[Worker]) -> float:
@@ -123,7 +123,7 @@ def measure_workers(workers: list[Worker], expected: int, timeout: float, progre
             if seconds <= 0 or n <= 0:
                 raise TooFastToTime(f"all {expected:,} events were processed within one {POLL_S}s poll: too few "
                                     "to time (use --events with more)")
-            return Timing(n / seconds, seconds, t0 - started, n, _cpu(workers) - cpu_at_t0)
+            return Timing(seconds, t0 - started, n, _cpu(workers) - cpu_at_t0)
         if now - last_report > 2.0:
             progress(f"  ... ingest {ingest:,}  tables {tables:,} / {expected:,}")
             last_report = now
@@ -180,8 +180,7 @@ def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, l
         if keep is not None:
             keep.extend(ws)
             handed_over = True
-        return PipelineRun(len(items), partitions, workers, suffix, load_s, base_rate, noop_rate, timing.rate,
-                           timing.seconds, timing.startup_seconds, timing.cpu_us_per_event, timing.busy, peer_timings)
+        return PipelineRun(len(items), partitions, workers, suffix, load_s, base_rate, noop_rate, timing, peer_timings)
     finally:
         if not handed_over:
             for w in ws:

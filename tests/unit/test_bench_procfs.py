@@ -77,7 +77,7 @@ def test_the_timed_window_carries_the_cpu_time_spent_in_it() -> None:
         spinner.join()
     spent = (t2.user + t2.system) - (t.user + t.system)
     assert timing.events == 8 - 1  # the first poll starts the clock
-    assert timing.rate == pytest.approx(timing.events / timing.seconds)
+    assert 7 * 0.2 * 0.9 <= timing.seconds <= 30  # seven more polls, 0.2 s apart
     assert 0 < timing.cpu_seconds <= spent + 2 / CLOCK_TICKS  # within the call's own CPU time
     assert timing.busy > 0.2  # the spinning thread kept (about) a core busy over the window
     assert timing.cpu_us_per_event == pytest.approx(timing.cpu_seconds / timing.events * 1e6)
