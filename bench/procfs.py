@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from bench.report import BenchError
+from infra.processes import stat_fields
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -20,9 +21,8 @@ def rss_mb(pid: int) -> float:
 
 
 def cpu_ticks(stat: str) -> int:
-    """User + system CPU time, in clock ticks, from the text of ``/proc/<pid>/stat`` (fields 14 and 15; the
-    command name, field 2, is in parentheses and may hold spaces and parentheses itself)."""
-    fields = stat[stat.rindex(")") + 2:].split()
+    """User + system CPU time, in clock ticks, from the text of ``/proc/<pid>/stat`` (fields 14 and 15)."""
+    fields = stat_fields(stat)  # from field 3
     return int(fields[11]) + int(fields[12])
 
 

@@ -86,6 +86,12 @@ def read_pid(pid_file: Path) -> int | None:
     return pid if pid_alive(pid) else None
 
 
+def stat_fields(stat: str) -> list[str]:
+    """The fields of a ``/proc/<pid>/stat`` text from the third (the state) on: the command name, the second,
+    is in parentheses and may hold spaces and parentheses itself, so the fields start after the last ")"."""
+    return stat[stat.rindex(")") + 1:].split()
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -96,7 +102,7 @@ def pid_alive(pid: int) -> bool:
     # a zombie child still answers kill(0); treat it as dead
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
+            return stat_fields(f.read())[0] != "Z"
     except OSError:
         return True
 
