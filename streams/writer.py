@@ -76,10 +76,6 @@ class BatchWriter:
             headers: Headers | None = None) -> None:
         self._pending.setdefault((topic, partition), []).append((key, value, headers or []))
 
-    def put(self, table: Any, partition: int, key: str, value: Any) -> None:
-        """Write ``key`` of a faust table and its changelog record to ``partition`` (:meth:`put_all` of one)."""
-        self.put_all(table, [(partition, key, value)])
-
     def put_all(self, table: Any, entries: Iterable[tuple[int, str, Any]]) -> None:
         """Write the (partition, key, value) ``entries`` of a faust table, each with its changelog record on
         its partition (a persistent store: after the flush acknowledged the changelog record; value None: a

@@ -65,8 +65,7 @@ async def test_batch_writer_delivers_in_order_on_the_right_partitions(kafka_admi
             writer.add(keyed, f"k{i % 37}".encode(), json.dumps({"seq": i, "pad": padding}).encode(),
                        headers=[("x-seq", str(i).encode())])
         table = SimpleNamespace(data={}, changelog_topic=SimpleNamespace(get_topic_name=lambda: fixed))
-        for i in range(10):
-            writer.put(table, i % 2, f"key-{i}", {"n": i})
+        writer.put_all(table, [(i % 2, f"key-{i}", {"n": i}) for i in range(10)])
         assert await writer.flush() == 1010
         assert await writer.flush() == 0  # nothing pending
         assert writer.records == 1010
@@ -120,9 +119,7 @@ async def test_a_changelog_batch_up_to_the_split_size_fits_the_broker_even_incom
     try:
         writer = BatchWriter(lambda: producer)
         table = SimpleNamespace(data={}, changelog_topic=SimpleNamespace(get_topic_name=lambda: changelog))
-        writer.put(table, 0, "a", {"n": 1})
-        writer.put(table, 1, "b", None)
-        writer.put(table, 1, "c", {"n": 22})
+        writer.put_all(table, [(0, "a", {"n": 1}), (1, "b", None), (1, "c", {"n": 22})])
         assert writer.largest_changelog_batch() == len(b'"c"') + len(b'{"n":22}') + len(b'"b"') + 2 * RECORD_OVERHEAD
         assert table.data == {}  # staged, not written
         writer.discard()
@@ -131,9 +128,8 @@ async def test_a_changelog_batch_up_to_the_split_size_fits_the_broker_even_incom
         value_chars = 8 * 1024
         n = SPLIT_BYTES // (value_chars + 2 + 12 + RECORD_OVERHEAD)  # a JSON string's quotes; a key's 12 bytes
         rng = random.Random(7)
-        for i in range(n):
-            writer.put(table, 0, f"key-{i:06d}", "".join(rng.choices(string.ascii_letters + string.digits,
-                                                                      k=value_chars)))
+        writer.put_all(table, [(0, f"key-{i:06d}", "".join(rng.choices(string.ascii_letters + string.digits,
+                                                                        k=value_chars))) for i in range(n)])
         assert SPLIT_BYTES * 0.9 < writer.largest_changelog_batch() <= SPLIT_BYTES
         assert await writer.flush() == n
         assert len(table.data) == n
