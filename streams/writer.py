@@ -16,8 +16,8 @@ does not fit one record batch fails the flush (the worker then stops without com
 
 With the persistent store (:mod:`streams.store`), a table entry is written to the partition's RocksDB
 database only after its changelog record batch was acknowledged, with that record's offset, so the local
-state is never ahead of the changelog; the in-memory store is written at ``put``, before the batch's first
-await, as before.
+state is never ahead of the changelog; the in-memory store is written when the flush starts, before its first
+await (entries staged for a batch that is then processed in parts, ``discard``, are never written).
 
 Records keep their order within a topic-partition. Keyed records with no explicit partition go where the
 producer's default partitioner (murmur2, the same as kafka-python's) would put them, so the publisher, the
