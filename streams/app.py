@@ -15,8 +15,9 @@ import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn, Protocol, cast
 
 import faust
 from faust.types import Message
@@ -40,7 +41,7 @@ from streams.domains import domains
 from streams.fence import MembershipFence
 from streams.inbox import Inbox
 from streams.lag import LagReporter, StallGuard
-from streams.pipeline import Pipeline
+from streams.pipeline import NOTHING_PENDING, Pending, Pipeline
 from streams.sensors import batch_in, batch_out
 from streams.store import URL as STORE_URL
 from streams.store import changelog_configs, store_options
@@ -171,35 +172,106 @@ def agent_inbox(name: str, topics: Iterable[str], size: int = BATCH_SIZE, within
     return Inbox(name, topics, size=size, within=within, capacity=10 * size)
 
 
-def serve_inbox(app: faust.App, inbox: Inbox, handle: Callable[[Sequence[Message]], Awaitable[None]]) -> None:
+class Staged(Protocol):
+    """An agent whose batch runs in two phases (streams.pipeline.AgentSteps): ``compute`` awaits nothing;
+    ``launch`` stages what it computed and returns what completes the batch, with the entries the next
+    batch must read through until then (None: compute the next batch only after it completed)."""
+
+    def compute(self, batch: Sequence[Message], pending: Pending) -> Any: ...
+    def launch(self, batch: Sequence[Message], computed: Any) -> tuple[Awaitable[None], Pending | None]: ...
+
+
+@dataclass(frozen=True)
+class Sequential:
+    """A plain batch handler as a :class:`Staged` agent: everything in ``launch``, nothing overlapped."""
+
+    handle: Callable[[Sequence[Message]], Awaitable[None]]
+
+    def compute(self, batch: Sequence[Message], pending: Pending) -> None:
+        return None
+
+    def launch(self, batch: Sequence[Message], computed: None) -> tuple[Awaitable[None], Pending | None]:
+        return self.handle(batch), None
+
+
+@dataclass
+class _Flight:
+    """A launched batch whose completion (its writes acknowledged) the serving loop has not awaited yet."""
+
+    batch: Sequence[Message]
+    task: asyncio.Future[None]
+    pending: Pending | None
+    generation: int
+    time_in: float
+
+
+SEND_TURNS = 4  # event-loop turns after a launch: the producer's sender takes them to put the requests on the wire
+
+
+def serve_inbox(app: faust.App, inbox: Inbox,
+                handle: Staged | Callable[[Sequence[Message]], Awaitable[None]]) -> None:
     """Subscribe ``app`` to ``inbox``'s topics and run ``handle`` on each batch taken from it (as an app task,
     started once the tables are recovered): records are acknowledged, so that they may be committed, only
-    after ``handle`` returned, i.e. after the broker acknowledged everything the batch wrote. A batch taken
-    while a rebalance suspends the flow (or fetched in an earlier generation) is left unacknowledged: faust
-    seeks the partitions back to their committed offsets after the rebalance. A batch that fails stops the
-    worker without committing (:func:`stop_without_committing`)."""
+    after the batch completed, i.e. after the broker acknowledged everything it wrote. A batch taken while a
+    rebalance suspends the flow (or fetched in an earlier generation) is left unacknowledged: faust seeks the
+    partitions back to their committed offsets after the rebalance. A batch that fails stops the worker
+    without committing (:func:`stop_without_committing`).
+
+    A :class:`Staged` agent computes its next batch while the broker acknowledges the previous one's writes
+    (reading through their entries, which the store takes only after the acknowledgement): the next batch is
+    staged and sent only after that acknowledgement, so a changelog record batch never lands on top of an
+    earlier one that failed, and it is dropped unsent (read again after the rebalance) when a rebalance began
+    meanwhile. With nothing taken to compute, a launched batch is completed and acknowledged first."""
     for topic in inbox.topics:
         app.topics.add(raw_topic(app, topic))  # subscribed by faust's conductor, acknowledged records commit
+    steps = cast(Staged, handle) if hasattr(handle, "launch") else Sequential(cast(Any, handle))
+
+    def moved(generation: int) -> bool:  # a rebalance began, or ended, since ``generation``
+        return not app.flow_control.is_active() or app.consumer_generation_id != generation
 
     async def agent() -> None:
+        flight: _Flight | None = None
         batch: Sequence[Message] = []
+
+        async def land() -> None:
+            nonlocal flight
+            assert flight is not None
+            await flight.task
+            cast(GaplessConsumer, app.consumer).ack_batch(flight.batch)
+            batch_out(app.monitor, flight.batch, flight.time_in)
+            flight = None
+
         try:  # whatever fails here stops the worker: a dead agent would leave its inbox full and the fetch stuck
             while not app.should_stop:
+                if flight is not None and (flight.pending is None or not len(inbox)):
+                    await land()  # nothing to compute meanwhile (or no entries to read through): complete it
                 batch = await inbox.take()
                 if not batch:
                     continue  # cleared by a rebalance while it filled up
                 generation = app.consumer_generation_id
-                if not app.flow_control.is_active() or any(m.generation_id != generation for m in batch):
+                if moved(generation) or any(m.generation_id != generation for m in batch):
                     continue  # a rebalance began: these records are read again after it
-                consumer = cast(GaplessConsumer, app.consumer)
-                consumer.track_batch(batch)
-                time_in = batch_in(app.monitor, inbox.name, batch)
-                await handle(batch)
-                consumer.ack_batch(batch)
-                batch_out(app.monitor, batch, time_in)
+                if flight is not None and flight.generation != generation:
+                    await land()
+                started = app.monitor.time()
+                # (a flight here has entries to read through: one without was completed above)
+                computed = steps.compute(batch, flight.pending or NOTHING_PENDING if flight else NOTHING_PENDING)
+                if flight is not None:
+                    await land()
+                    if moved(generation):
+                        continue  # computed from partitions that may have moved: read again after the rebalance
+                cast(GaplessConsumer, app.consumer).track_batch(batch)
+                batch_in(app.monitor, inbox.name, batch)
+                completion, pending = steps.launch(batch, computed)
+                flight = _Flight(batch, asyncio.ensure_future(completion), pending, generation, started)
                 batch = []
+                if pending is not None:
+                    for _ in range(SEND_TURNS):
+                        await asyncio.sleep(0)
+            if flight is not None:
+                await land()
         except Exception:
-            stop_without_committing(inbox.name, batch)
+            stop_without_committing(inbox.name, flight.batch if flight is not None else batch)
 
     agent.__name__ = f"{inbox.name}-agent"
     app.task(agent)
@@ -254,9 +326,8 @@ def create_app(
         topic=n, dlq=n(DLQ_TOPIC), writer=writer, registry=registry, event_partitions=settings.event_partitions,
     )
 
-    serve_inbox(app, inboxes["ingest"], pipeline.ingest)
-    serve_inbox(app, inboxes["tables"], pipeline.tables)
-    serve_inbox(app, inboxes["rollup"], pipeline.rollup)
+    for agent_name, inbox in inboxes.items():
+        serve_inbox(app, inbox, pipeline.steps(agent_name))
 
     # every 2 s: consumer lag per partition (a gauge when metrics are on) and the stall check on it
     lag = LagReporter(app, pipeline.metrics, settings.kafka(STREAMS), app.conf.id)

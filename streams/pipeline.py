@@ -11,9 +11,10 @@ partition revoked meanwhile (its next owner recovers it from the changelog).
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from faust.types import Message, TableT
@@ -38,7 +39,7 @@ class Writer(Protocol):
     def put_all(self, table: Any, entries: Iterable[tuple[int, str, Any]]) -> None: ...
     def largest_changelog_batch(self) -> int: ...
     def discard(self) -> None: ...
-    async def flush(self) -> int: ...
+    def seal(self) -> Callable[[], Awaitable[int]]: ...
 
 
 class PartitionNotHeld(RuntimeError):
@@ -55,6 +56,41 @@ def require_held(table: TableT[str, Any], batch: Sequence[Message]) -> None:
         raise PartitionNotHeld(
             f"table {table.name}: partition(s) {missing} not held by this worker, which received their records "
             "(faust's assignment left the table's changelog out, or the partition was revoked meanwhile)")
+
+
+# a batch's table entries per table and key (value None: deleted), staged but maybe not written yet
+Pending = Mapping[str, Mapping[str, Any]]
+NOTHING_PENDING: Pending = MappingProxyType({})
+_ABSENT = object()
+
+
+def through(pending: Pending, table: str, read: Callable[..., Any]) -> Callable[..., Any]:
+    """``read`` (a table reader of streams.store), seeing ``pending``'s entries of ``table`` first: the
+    previous batch's writes, which its flush writes to the store only once the broker acknowledged them."""
+    entries = pending.get(table)
+    if not entries:
+        return read
+
+    def read_through(key: str, *where: int) -> Any:
+        value = entries.get(key, _ABSENT)
+        return read(key, *where) if value is _ABSENT else value
+    return read_through
+
+
+@dataclass(frozen=True)
+class AgentSteps:
+    """One agent's batch in two phases (streams.app.serve_inbox runs the next batch's first phase while the
+    broker acknowledges this one's writes): ``compute`` (no await: the pure batch path over the tables, its
+    reads through the previous batch's pending entries) and :meth:`launch` (staged into the writer; what it
+    returns flushes, then ``report`` s)."""
+
+    pipeline: Pipeline
+    agent: str
+    compute: Callable[[Sequence[Message], Pending], pure.Writes]
+    report: Callable[[Sequence[Message], pure.Writes], None]
+
+    def launch(self, batch: Sequence[Message], writes: pure.Writes) -> tuple[Awaitable[None], Pending | None]:
+        return self.pipeline.launch(self, batch, writes)
 
 
 def raw(message: Message) -> pure.Raw:
@@ -85,43 +121,85 @@ class Pipeline:
         if self.registry is not None and self.metrics is None:
             self.metrics = PipelineMetrics(self.registry)
         self._tables = {pure.SEEN: self.seen, pure.STATES: self.states, pure.ROLLUPS: self.rollups}
+        self._phases = {"ingest": (self._compute_ingest, self._report_ingest),
+                        "tables": (self._compute_tables, self._report_tables),
+                        "rollup": (self._compute_rollup, self._report_rollup)}
 
-    async def _write(self, writes: pure.Writes) -> int | None:
-        """Table entries first (in memory and changelog), then the records; one flush, the batch's only
-        await. When the writes to one changelog partition would pass :data:`streams.writer.SPLIT_BYTES`,
-        nothing is written or sent and their size is returned: the caller processes the batch in parts."""
+    def steps(self, agent: str) -> AgentSteps:
+        """``agent``'s batch in the phases :func:`streams.app.serve_inbox` overlaps."""
+        return AgentSteps(self, agent, *self._phases[agent])
+
+    def _stage(self, writes: pure.Writes) -> tuple[int | None, Pending]:
+        """Table entries (in memory and changelog), then the records, into the writer: nothing awaited. When
+        the writes to one changelog partition would pass :data:`streams.writer.SPLIT_BYTES`, nothing is staged
+        and their size is returned: the caller processes the batch in parts. Also returns the entries per
+        table and key (None: deleted), which the agent's next batch reads through until they are written."""
         entries: dict[str, list[tuple[int, str, Any]]] = {}  # per table, in the batch's order
+        pending: dict[str, dict[str, Any]] = {}
         for table, partition, key, value in writes.puts:
             if (listed := entries.get(table)) is None:
                 listed = entries[table] = []
+                pending[table] = {}
             listed.append((partition, key, value))
+            pending[table][key] = value
         for table, listed in entries.items():
             self.writer.put_all(self._tables[table], listed)
         if (largest := self.writer.largest_changelog_batch()) > SPLIT_BYTES:
             self.writer.discard()
-            return largest
+            return largest, NOTHING_PENDING
         for name, record_key, record_value, headers in writes.records:
             self.writer.add(name, record_key, record_value, headers=headers)
         for name, partition, record_key, record_value, headers in writes.routed:
             self.writer.add(name, record_key, record_value, partition=partition, headers=headers)
-        await self.writer.flush()
+        return None, pending
+
+    async def _write(self, writes: pure.Writes) -> int | None:
+        """:meth:`_stage`, then one flush, the batch's only await. Returns the size that forces parts, if so."""
+        too_large, _ = self._stage(writes)
+        if too_large is None:
+            await self._sent(writes, self.writer.seal())
+        return too_large
+
+    async def _sent(self, writes: pure.Writes, send: Callable[[], Awaitable[int]]) -> None:
+        """``send`` the sealed batch (streams.writer: sealed right after staging, so no other agent's flush
+        takes its records), and count its refusals once the broker acknowledged it."""
+        await send()
         if (m := self.metrics) is not None:  # once per batch: per-event label look-ups cost more than counting
             for (university, reason), n in writes.rejected.items():
                 m.record_rejected(university, reason, n=n)
-        return None
 
-    async def _in_parts(self, agent: str, handle: Callable[[Sequence[Message]], Awaitable[None]],
-                        batch: Sequence[Message], size: int) -> None:
+    def launch(self, steps: AgentSteps, batch: Sequence[Message], writes: pure.Writes
+               ) -> tuple[Awaitable[None], Pending | None]:
+        """Stage ``writes`` (computed by ``steps.compute``) and return what completes the batch (its flush, then
+        its report), with the entries the agent's next batch must read through until that completes. A batch
+        too large for one changelog record batch is processed in parts instead, its entries unknown here:
+        None, the next batch is computed only after it."""
+        too_large, pending = self._stage(writes)
+        if too_large is not None:
+            return self._in_parts(steps, batch, too_large), None
+        return self._complete(steps, batch, writes, self.writer.seal()), pending
+
+    async def _complete(self, steps: AgentSteps, batch: Sequence[Message], writes: pure.Writes,
+                        send: Callable[[], Awaitable[int]]) -> None:
+        await self._sent(writes, send)
+        steps.report(batch, writes)
+
+    async def run(self, steps: AgentSteps, batch: Sequence[Message]) -> None:
+        """``batch`` start to end: computed from the tables as they are, written, reported."""
+        work, _ = self.launch(steps, batch, steps.compute(batch, NOTHING_PENDING))
+        await work
+
+    async def _in_parts(self, steps: AgentSteps, batch: Sequence[Message], size: int) -> None:
         """``batch`` in two halves, one after the other (the second computed from what the first wrote); a
         single record whose own writes are too large goes to the DLQ, not applied (``pure.oversized``)."""
         if len(batch) == 1:
             await self._write(pure.oversized(raw(batch[0]), self.dlq, size, SPLIT_BYTES))
-            self._done(agent, batch, applied=None if agent == "rollup" else 0)
+            self._done(steps.agent, batch, applied=None if steps.agent == "rollup" else 0)
             return
-        self.split_batches[agent] = self.split_batches.get(agent, 0) + 1
+        self.split_batches[steps.agent] = self.split_batches.get(steps.agent, 0) + 1
         half = len(batch) // 2
-        await handle(batch[:half])
-        await handle(batch[half:])
+        await self.run(steps, batch[:half])
+        await self.run(steps, batch[half:])
 
     def _done(self, agent: str, batch: Sequence[Message], applied: int | None = None) -> None:
         self.last_batch_at[agent] = time.time()
@@ -143,13 +221,28 @@ class Pipeline:
             table_reads(table.app.monitor, table, table.data.reads - before)
 
     async def ingest(self, batch: Sequence[Message]) -> None:
+        await self.run(self.steps("ingest"), batch)
+
+    async def tables(self, batch: Sequence[Message]) -> None:
+        """If a crash lands between the table writes and the sends, the replay finds the events already
+        applied (``applied:`` keys) and re-sends the same partials and views."""
+        await self.run(self.steps("tables"), batch)
+
+    async def rollup(self, batch: Sequence[Message]) -> None:
+        await self.run(self.steps("rollup"), batch)
+
+    # ------------------------------------------------------------------ each agent's two phases
+    def _compute_ingest(self, batch: Sequence[Message], pending: Pending) -> pure.Writes:
         require_held(self.seen, batch)
         reads = self._reads(self.seen)
-        writes = pure.ingest([raw(message) for message in batch], self.university_of, any_reader(self.seen),
-                             datetime.now(UTC), self.topic, self.dlq, self.event_partitions, self.recent)
+        writes = pure.ingest([raw(message) for message in batch], self.university_of,
+                             through(pending, pure.SEEN, any_reader(self.seen)), datetime.now(UTC), self.topic,
+                             self.dlq, self.event_partitions, self.recent)
         self._count_reads(self.seen, reads)
-        if (too_large := await self._write(writes)) is not None:
-            return await self._in_parts("ingest", self.ingest, batch, too_large)
+        return writes
+
+    def _report_ingest(self, batch: Sequence[Message], writes: pure.Writes) -> None:
+        assert isinstance(writes, pure.IngestWrites)
         if (m := self.metrics) is not None:
             for (family, university), n in writes.ingested.items():
                 m.record_ingested(family, university, n=n)
@@ -158,16 +251,17 @@ class Pipeline:
             m.observe_pipeline_latencies("ingest", [message.timestamp * 1000 for message in batch])
         self._done("ingest", batch, applied=sum(writes.ingested.values()))
 
-    async def tables(self, batch: Sequence[Message]) -> None:
-        """If a crash lands between the table writes and the sends, the replay finds the events already
-        applied (``applied:`` keys) and re-sends the same partials and views."""
+    def _compute_tables(self, batch: Sequence[Message], pending: Pending) -> pure.Writes:
         require_held(self.states, batch)
         reads = self._reads(self.states)
-        writes = pure.tables([raw(message) for message in batch], self.domains, partition_reader(self.states),
+        writes = pure.tables([raw(message) for message in batch], self.domains,
+                             through(pending, pure.STATES, partition_reader(self.states)),
                              datetime.now(UTC).isoformat(), self.topic, self.dlq, self.recent)
         self._count_reads(self.states, reads)
-        if (too_large := await self._write(writes)) is not None:
-            return await self._in_parts("tables", self.tables, batch, too_large)
+        return writes
+
+    def _report_tables(self, batch: Sequence[Message], writes: pure.Writes) -> None:
+        assert isinstance(writes, pure.TablesWrites)
         if (m := self.metrics) is not None:
             now_s = time.time()
             m.observe_event_latencies([(event.target_family, event.occurred_at) for event in writes.events], now=now_s)
@@ -177,14 +271,16 @@ class Pipeline:
             m.set_table_keys("ingest-seen", approximate_keys(self.seen))
         self._done("tables", batch, applied=writes.applied)
 
-    async def rollup(self, batch: Sequence[Message]) -> None:
+    def _compute_rollup(self, batch: Sequence[Message], pending: Pending) -> pure.Writes:
         require_held(self.rollups, batch)
         reads = self._reads(self.rollups)
-        writes = pure.rollup([raw(message) for message in batch], partition_reader(self.rollups), self.topic,
-                             self.dlq)
+        writes = pure.rollup([raw(message) for message in batch],
+                             through(pending, pure.ROLLUPS, partition_reader(self.rollups)), self.topic, self.dlq)
         self._count_reads(self.rollups, reads)
-        if (too_large := await self._write(writes)) is not None:
-            return await self._in_parts("rollup", self.rollup, batch, too_large)
+        return writes
+
+    def _report_rollup(self, batch: Sequence[Message], writes: pure.Writes) -> None:
+        assert isinstance(writes, pure.RollupWrites)
         if (m := self.metrics) is not None:
             m.record_aggregates(writes.aggregates)
             if writes.aggregates:

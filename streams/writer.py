@@ -108,6 +108,13 @@ class BatchWriter:
 
     async def flush(self) -> int:
         """Send everything added since the last flush and wait for the broker's acknowledgements."""
+        return await self.seal()()
+
+    def seal(self) -> Callable[[], Awaitable[int]]:
+        """Take everything added since the last flush or seal out of the writer now (the in-memory tables'
+        entries are written here) and return what sends it and waits for the acknowledgements. An agent that
+        stages and seals without an await in between never has its records sent by another agent's flush,
+        which would then be acknowledged without them."""
         pending, self._pending = self._pending, {}
         atomic, self._atomic = self._atomic, {}
         local, self._local = self._local, {}
@@ -117,6 +124,11 @@ class BatchWriter:
                 data.pop(entry_key, None)
             else:
                 data[entry_key] = entry_value
+        return lambda: self._send(pending, atomic, local)
+
+    async def _send(self, pending: dict[tuple[str, int | None], list[Record]],
+                    atomic: dict[tuple[str, int], list[tuple[bytes, bytes | None, Headers]]],
+                    local: dict[tuple[str, int], tuple[Store, int | None]]) -> int:
         if not pending and not atomic:
             return 0
         if self._before_flush is not None:

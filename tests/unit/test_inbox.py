@@ -415,3 +415,99 @@ async def test_a_failing_batch_stops_the_worker_with_nothing_of_it_acknowledged(
         await asyncio.wait_for(agent(), 1.0)
     assert stopped == [("ingest", [0, 1])]
     assert app.consumer._new_offset(TP(INGEST, 0)) is None  # type: ignore[attr-defined]
+
+
+class Steps:
+    """A staged agent (streams.app.Staged) that logs its phases; each launched batch completes when its gate
+    opens (its writes acknowledged), or fails then if listed in ``fail``."""
+
+    def __init__(self, acked: Any = lambda: None) -> None:
+        self.acked = acked  # what the consumer has acknowledged so far (logged with each launch)
+        self.log: list[tuple[Any, ...]] = []
+        self.gates: dict[int, asyncio.Event] = {}
+        self.fail: set[int] = set()
+
+    def compute(self, batch: Sequence[ConsumerMessage], pending: Any) -> list[int]:
+        offsets = [m.offset for m in batch]
+        self.log.append(("compute", offsets, dict(pending.get("t", {}))))
+        return offsets
+
+    def launch(self, batch: Sequence[ConsumerMessage], computed: list[int]) -> tuple[Any, Any]:
+        self.log.append(("launch", computed, self.acked()))
+        gate = self.gates[computed[0]] = asyncio.Event()
+
+        async def complete() -> None:
+            await gate.wait()
+            if computed[0] in self.fail:
+                raise RuntimeError("the broker refused a write")
+            self.log.append(("completed", computed))
+
+        return complete(), {"t": {f"k{offset}": offset for offset in computed}}
+
+
+async def test_a_staged_agent_computes_the_next_batch_while_the_previous_one_completes_and_sends_it_after() -> None:
+    """The next batch is computed (reading through the previous one's pending entries) while the broker
+    acknowledges the previous batch, and launched only once that batch completed and was acknowledged."""
+    box = inbox(size=2, within=0.0)
+    steps = Steps()
+    app, agent = await _served(box, steps)
+    consumer: Any = app.consumer
+    steps.acked = lambda: sorted(consumer._acked[TP(INGEST, 0)])
+    for offset in range(4):
+        box.put(message(INGEST, 0, offset))
+    task = asyncio.create_task(agent())
+    await asyncio.sleep(0.05)
+    assert steps.log == [("compute", [0, 1], {}), ("launch", [0, 1], []), ("compute", [2, 3], {"k0": 0, "k1": 1})]
+    assert consumer._new_offset(TP(INGEST, 0)) is None  # nothing acknowledged while [0, 1] waits for the broker
+    steps.gates[0].set()
+    await asyncio.sleep(0.05)
+    assert steps.log[3:] == [("completed", [0, 1]), ("launch", [2, 3], [0, 1])]  # acknowledged, then launched
+    steps.gates[2].set()  # with nothing more to compute, the last batch completes and is acknowledged at once
+    await asyncio.sleep(0.05)
+    assert steps.log[5:] == [("completed", [2, 3])] and consumer._new_offset(TP(INGEST, 0)) == 4
+    task.cancel()
+
+
+async def test_a_batch_computed_when_a_rebalance_began_is_dropped_unsent_and_unacknowledged() -> None:
+    box = inbox(size=2, within=0.0)
+    steps = Steps()
+    app, agent = await _served(box, steps)
+    consumer: Any = app.consumer
+    for offset in range(4):
+        box.put(message(INGEST, 0, offset))
+    task = asyncio.create_task(agent())
+    await asyncio.sleep(0.05)
+    assert steps.log[-1] == ("compute", [2, 3], {"k0": 0, "k1": 1})
+    app.flow_control.suspend()  # a rebalance begins while [0, 1] waits for the broker (it waits for it too)
+    steps.gates[0].set()
+    await asyncio.sleep(0.05)
+    assert steps.log[3:] == [("completed", [0, 1])]  # [2, 3] never launched: read again after the rebalance
+    assert consumer._new_offset(TP(INGEST, 0)) == 2
+    assert not consumer._unacked_messages  # nor tracked: the rebalance does not wait for it
+    task.cancel()
+
+
+async def test_a_failing_completion_stops_the_worker_before_the_next_batch_is_sent(monkeypatch: Any) -> None:
+    import streams.app
+
+    stopped: list[tuple[str, list[int]]] = []
+
+    def stop(agent: str, batch: Sequence[ConsumerMessage]) -> None:
+        stopped.append((agent, [m.offset for m in batch]))
+        raise Stopped
+
+    monkeypatch.setattr(streams.app, "stop_without_committing", stop)
+    box = inbox(size=2, within=0.0)
+    steps = Steps()
+    steps.fail.add(0)
+    app, agent = await _served(box, steps)
+    for offset in range(4):
+        box.put(message(INGEST, 0, offset))
+    run = asyncio.create_task(agent())
+    await asyncio.sleep(0.05)
+    steps.gates[0].set()
+    with pytest.raises(Stopped):
+        await asyncio.wait_for(run, 1.0)
+    assert stopped == [("ingest", [0, 1])]  # the batch whose writes failed, nothing of it acknowledged
+    assert [entry[0] for entry in steps.log] == ["compute", "launch", "compute"]  # [2, 3]: computed, never sent
+    assert app.consumer._new_offset(TP(INGEST, 0)) is None  # type: ignore[attr-defined]

@@ -14,12 +14,14 @@ import faust
 import pytest
 from prometheus_client import CollectorRegistry
 
+from bench.workload import load_items
+from core.partitioning import key_partition
 from events import jobfair as j
 from events import recruitment as r
 from events.reference import City, Degree, EmployerType, Industry
-from events.topics import DLQ_TOPIC, PARTIALS_TOPIC, agg_topic, family_topic, ingest_topic
+from events.topics import DLQ_TOPIC, EVENT_PARTITIONS, PARTIALS_TOPIC, agg_topic, family_topic, ingest_topic
 from streams.domains import domains
-from streams.pipeline import PartitionNotHeld, Pipeline, require_held
+from streams.pipeline import NOTHING_PENDING, PartitionNotHeld, Pipeline, require_held
 from streams.store import URL, Store, held, register, store_options, table_bytes
 from streams.writer import RECORD_OVERHEAD
 
@@ -71,24 +73,33 @@ class Writer:
 
     def discard(self) -> None:
         self.staged, self.sizes = [], {}
-        flushes = [i for i, c in enumerate(self.calls) if c[0] == "flush"]
-        del self.calls[flushes[-1] + 1 if flushes else 0:]  # what was staged since the last flush: never sent
+        sealed = [i for i, c in enumerate(self.calls) if c[0] in ("seal", "flush")]
+        del self.calls[sealed[-1] + 1 if sealed else 0:]  # what was staged since the last seal: never sent
 
-    async def flush(self) -> int:
-        for table, key, value in self.staged:
-            if value is None:
-                table.data.pop(key, None)
-            else:
-                table.data[key] = value
-        self.calls.append(("flush", self.largest_changelog_batch()))
+    def seal(self) -> Any:
+        """What was staged, taken out now, and written to the tables (as the persistent store does once the
+        broker acknowledged the changelog) when the flush is awaited."""
+        staged, size = self.staged, self.largest_changelog_batch()
         self.staged, self.sizes = [], {}
-        return 0
+        self.calls.append(("seal",))
+
+        async def flush() -> int:
+            for table, key, value in staged:
+                if value is None:
+                    table.data.pop(key, None)
+                else:
+                    table.data[key] = value
+            self.calls.append(("flush", size))
+            return 0
+
+        return flush
 
     def take(self) -> list[tuple[Any, ...]]:
-        """The calls of one batch: every write, then exactly one flush, as the last call."""
+        """The calls of one batch: every write, then exactly one seal and its flush, as the last calls."""
         calls, self.calls = self.calls, []
-        assert calls and calls[-1][0] == "flush" and not [c for c in calls[:-1] if c[0] == "flush"], calls
-        return calls[:-1]
+        assert calls[-2:] == [("seal",), ("flush", calls[-1][1])], calls
+        assert not [c for c in calls[:-2] if c[0] in ("seal", "flush")], calls
+        return calls[:-2]
 
 
 def posted(pid: str = "scu-job-1") -> r.JobPosted:
@@ -390,3 +401,84 @@ async def test_a_resent_id_under_another_record_key_is_still_refused_with_the_pe
     assert [c[4]["x-alliance-reject-reason"] for c in calls if c[1] == DLQ_TOPIC + ".t"] == \
         [b"duplicate", b"conflict"]
     assert [c[2] for c in calls if c[0] == "add" and c[1] == family_topic("recruitment") + ".t"] == [b"scu-job-2"]
+
+
+async def overlapped(p: Pipeline, agent: str, batches: list[list[Message]], *, read_through: bool = True) -> None:
+    """``batches`` as the worker's serving loop (streams.app.serve_inbox) runs them when each next batch is
+    there while the one before waits for the broker: computed through the previous batch's pending entries
+    before that batch's flush even began (the fake writer writes the tables at the flush, as the persistent
+    store does after the acknowledgement), staged and sent after it completed."""
+    steps = p.steps(agent)
+    pending, previous = NOTHING_PENDING, None
+    for batch in cast(Any, batches):
+        writes = steps.compute(batch, pending if read_through else NOTHING_PENDING)
+        if previous is not None:
+            await previous
+        previous, staged = steps.launch(batch, writes)
+        assert staged is not None
+        pending = staged
+    assert previous is not None
+    await previous
+
+
+def partial_sums(calls: list[tuple[Any, ...]]) -> list[tuple[str, str, str, Any]]:
+    bodies = [json.loads(c[3]) for c in calls if c[0] == "add" and c[1] == PARTIALS_TOPIC + ".t"]
+    return sorted((b["aggregate"], json.dumps(b["key"], sort_keys=True), b["member"], json.dumps(b["partial"]))
+                  for b in bodies)
+
+
+async def test_batches_computed_while_the_previous_ones_writes_are_pending_end_where_one_after_another_ends(
+) -> None:
+    """Simulated alliance events through the ingest and the tables agent in batches of 300, one after another
+    and overlapped: the same tables, the same records. A university re-sends an event of the first batch in
+    the second (under another record key): a duplicate in both. Computed without the pending entries, the
+    overlapped batches end elsewhere (the test would see a loop that forgot them)."""
+    items = load_items(900)
+    ingest = [[ev(it.topic, 0, i, it.value, it.key) for i, it in enumerate(items[start:start + 300], start)]
+              for start in range(0, 900, 300)]
+    ingest[1].append(ev(items[10].topic, 1, 5000, items[10].value, key=b"another-key"))
+    one_by_one, w_one = pipeline()
+    for batch in ingest:
+        await one_by_one.ingest(batch)
+    both, w_both = pipeline()
+    await overlapped(both, "ingest", ingest)
+    assert dict(both.seen) == dict(one_by_one.seen) and len(both.seen) == 900
+    sent = [c for c in w_both.calls if c[0] == "add"]
+    assert sent == [c for c in w_one.calls if c[0] == "add"]
+    assert both.events_applied["ingest"] == 900
+    dlq = [dict(c[4]) for c in sent if c[1] == DLQ_TOPIC + ".t"]
+    assert [h["x-alliance-reject-reason"] for h in dlq] == [b"duplicate"]  # found among the pending entries
+
+    canonical = [Message(c[1], key_partition(c[2], EVENT_PARTITIONS), i, T0.timestamp() + 60, c[2], c[3])
+                 for i, c in enumerate(c for c in sent if c[1].startswith("alliance.events."))]
+    tables = [canonical[start:start + 250] for start in range(0, len(canonical), 250)]
+    assert len(tables) == 4
+    one_by_one, w_one = pipeline()
+    for batch in tables:
+        await one_by_one.tables(batch)
+    both, w_both = pipeline()
+    await overlapped(both, "tables", tables)
+    assert dict(both.states) == dict(one_by_one.states)
+    assert partial_sums(w_both.calls) == partial_sums(w_one.calls)
+    assert both.events_applied["tables"] == one_by_one.events_applied["tables"] == 900
+    blind, _ = pipeline()
+    await overlapped(blind, "tables", tables, read_through=False)
+    assert dict(blind.states) != dict(one_by_one.states)
+
+
+async def test_a_launched_batch_is_sealed_at_once_so_another_agents_flush_never_sends_it() -> None:
+    """Bug (found by the benchmark, never committed): a launched batch stayed staged in the shared writer until
+    its completion ran, so the next agent to flush sent its records and it was acknowledged with an empty flush
+    of its own, before its writes were. Every launch now seals what it staged."""
+    p, w = pipeline()
+    e = posted()
+    ingest, tables = p.steps("ingest"), p.steps("tables")
+    first = [ev(ingest_topic("scu"), 0, 0, e.to_json())]
+    work, _ = ingest.launch(first, ingest.compute(first, NOTHING_PENDING))
+    second = [ev(family_topic("recruitment"), 4, 0, e.to_json(), key=e.key)]
+    other, _ = tables.launch(second, tables.compute(second, NOTHING_PENDING))
+    await other  # the tables agent's batch, acknowledged first: the ingest's entries are not in it
+    assert not p.seen and "posting:scu-job-1" in p.states
+    await work
+    assert len(p.seen) == 1
+    assert [c[0] for c in w.calls if c[0] in ("seal", "flush")] == ["seal", "seal", "flush", "flush"]
