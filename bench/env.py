@@ -4,10 +4,11 @@ servers named by ALLIANCE_KAFKA_BOOTSTRAP_SERVERS / ALLIANCE_DATABASE_URL. Topic
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 from core.access_policy import DEFAULT_APP_ID
 from core.kafka_access import ADMIN, KafkaAccess
 from core.settings import PROJECT_ROOT, Settings
-from core.topic_admin import provision
+from core.topic_admin import admin_client, provision
 from events.topics import INGEST_PARTITIONS, registry
 from infra.errors import InfraError
 from infra.kafka_local import LocalKafka
@@ -87,6 +88,28 @@ def services(home: Path = BENCH_ROOT) -> Iterator[Services]:
             shutil.rmtree(run_dir, ignore_errors=True)
         for datadir in (PROJECT_ROOT / ".local" / "faust").glob(f"bench-{run_id}-*"):  # faust table state
             shutil.rmtree(datadir, ignore_errors=True)
+
+
+def measurement_topics(names: Iterable[str], run_id: str, label: str) -> list[str]:
+    """The topics of one measurement among ``names``: its suffix (``.bench-<run>-<label>``, also inside the
+    peers' output topics) and its processes' own topics (faust changelogs ``bench-<run>-<label>[-…]-<table>-
+    changelog``, Quix's ``changelog__bench-<run>-<label>-…``), never those of a label it is the start of."""
+    mark = re.compile(rf"bench-{re.escape(run_id)}-{re.escape(label)}(?=$|[-.])")
+    return sorted(name for name in names if mark.search(name))
+
+
+def drop_measurement(svc: Services, label: str) -> int:
+    """Delete the topics of measurement ``label`` once it is over: a broker that keeps every earlier
+    measurement's partitions spends more of the CPU the next one shares with it (docs/benchmarks.md), and
+    whichever contestant runs later would pay for it. Returns how many were deleted."""
+    admin = admin_client(svc.kafka(ADMIN), f"bench-{svc.run_id}-drop")
+    try:
+        names = measurement_topics(admin.list_topics(), svc.run_id, label)
+        if names:
+            admin.delete_topics(names)
+        return len(names)
+    finally:
+        admin.close()
 
 
 def provision_run(svc: Services, suffix: str, ingest_partitions: int = INGEST_PARTITIONS,

@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 
 from bench import kafka_io, workload
-from bench.env import Services, provision_run
+from bench.env import Services, drop_measurement, provision_run
 from bench.kafka_io import Progress
 from bench.peer_steps import output_suffix
 from bench.procfs import cpu_seconds
@@ -185,6 +185,10 @@ def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, l
         if not handed_over:
             for w in ws:
                 w.stop()
+            try:
+                progress(f"  dropped the {drop_measurement(svc, label)} topics of {label}")
+            except Exception as exc:  # the measurement stands; the next ones run on a fuller broker
+                progress(f"  could not drop the topics of {label}: {type(exc).__name__}: {exc}")
 
 
 def timed_alone(worker: Worker, expected: int, progress: Progress, min_rate: float = 100) -> Timing:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench import revision
+from bench.env import measurement_topics
 from bench.profile import STAGES, Hotspot, _Stores, format_hotspots, pure_path, table_operations
 from bench.projector import canonical, with_database
 from bench.workload import load_items
@@ -82,3 +83,14 @@ def test_the_issues_start_is_measurable_from_this_clone(tmp_path: Path) -> None:
         return
     tree = revision.export(revision.ISSUE_START, tmp_path)
     assert len(revision.time_tree(tree, events=200, rounds=1)) == 1
+
+
+def test_a_measurement_drops_its_own_topics_and_no_other_measurements() -> None:
+    names = ["alliance.ingest.scu.bench-ab12cd34-peer1", "alliance.agg.fairs.bench-ab12cd34-peer1.direct-alo",
+             "bench-ab12cd34-peer1-entity-state-changelog", "bench-ab12cd34-peer1-noop-ingest-seen-changelog",
+             "changelog__bench-ab12cd34-peer1-direct-eos--alliance.ingest.scu.bench-ab12cd34-peer1--seen",
+             "alliance.ingest.scu.bench-ab12cd34-peer10", "bench-ab12cd34-peer10-entity-state-changelog",
+             "alliance.ingest.scu.bench-ffffffff-peer1", "alliance.ingest.scu", "__consumer_offsets"]
+    assert measurement_topics(names, "ab12cd34", "peer1") == sorted(names[:5])
+    assert measurement_topics(names, "ab12cd34", "peer10") == sorted(names[5:7])
+    assert measurement_topics(names, "ab12cd34", "p3w1") == []
