@@ -6,6 +6,10 @@ are committed only after the broker acknowledged its writes. Table writes are qu
 first ``await`` (the flush): a rebalance can only revoke partitions at an await. The persistent store
 (streams.store) takes them only after the broker acknowledged their changelog records, and not at all for a
 partition revoked meanwhile (its next owner recovers it from the changelog).
+
+Each agent's batch has two phases (:class:`AgentSteps`), so that the agent loop (streams.app.serve_inbox) can
+compute a batch while the previous one's writes wait for the broker: ``compute`` (no await; reads through
+the previous batch's entries, :func:`through`) and ``launch`` (staged and sealed in one go, then flushed).
 """
 
 from __future__ import annotations
