@@ -236,7 +236,10 @@ def serve_inbox(app: faust.App, inbox: Inbox,
         async def land() -> None:
             nonlocal flight
             assert flight is not None
-            await flight.task
+            try:
+                await flight.task
+            except Exception:
+                stop_without_committing(inbox.name, flight.batch)  # (the batch whose writes failed)
             cast(GaplessConsumer, app.consumer).ack_batch(flight.batch)
             batch_out(app.monitor, flight.batch, flight.time_in)
             flight = None
@@ -251,11 +254,13 @@ def serve_inbox(app: faust.App, inbox: Inbox,
                 generation = app.consumer_generation_id
                 if moved(generation) or any(m.generation_id != generation for m in batch):
                     continue  # a rebalance began: these records are read again after it
-                if flight is not None and flight.generation != generation:
+                if flight is not None and flight.generation != generation:  # its entries may be of moved partitions
                     await land()
+                    if moved(generation):
+                        continue
                 started = app.monitor.time()
-                # (a flight here has entries to read through: one without was completed above)
-                computed = steps.compute(batch, flight.pending or NOTHING_PENDING if flight else NOTHING_PENDING)
+                through = flight.pending if flight is not None else None  # (None: none, completed above)
+                computed = steps.compute(batch, through or NOTHING_PENDING)
                 if flight is not None:
                     await land()
                     if moved(generation):
@@ -270,8 +275,8 @@ def serve_inbox(app: faust.App, inbox: Inbox,
                         await asyncio.sleep(0)
             if flight is not None:
                 await land()
-        except Exception:
-            stop_without_committing(inbox.name, flight.batch if flight is not None else batch)
+        except Exception:  # (a failed completion stopped the worker in ``land``: this is the batch at hand)
+            stop_without_committing(inbox.name, batch)
 
     agent.__name__ = f"{inbox.name}-agent"
     app.task(agent)

@@ -423,6 +423,7 @@ class Steps:
 
     def __init__(self, acked: Any = lambda: None) -> None:
         self.acked = acked  # what the consumer has acknowledged so far (logged with each launch)
+        self.after_launch: Any = lambda offsets: None
         self.log: list[tuple[Any, ...]] = []
         self.gates: dict[int, asyncio.Event] = {}
         self.fail: set[int] = set()
@@ -434,6 +435,7 @@ class Steps:
 
     def launch(self, batch: Sequence[ConsumerMessage], computed: list[int]) -> tuple[Any, Any]:
         self.log.append(("launch", computed, self.acked()))
+        self.after_launch(computed)
         gate = self.gates[computed[0]] = asyncio.Event()
 
         async def complete() -> None:
@@ -511,3 +513,28 @@ async def test_a_failing_completion_stops_the_worker_before_the_next_batch_is_se
     assert stopped == [("ingest", [0, 1])]  # the batch whose writes failed, nothing of it acknowledged
     assert [entry[0] for entry in steps.log] == ["compute", "launch", "compute"]  # [2, 3]: computed, never sent
     assert app.consumer._new_offset(TP(INGEST, 0)) is None  # type: ignore[attr-defined]
+
+
+async def test_a_batch_of_a_new_generation_waits_for_the_last_one_and_is_dropped_if_a_rebalance_began_then() -> None:
+    """A batch of the next generation completes the previous generation's batch before it is computed (its
+    entries may be of partitions that moved), and is not launched when another rebalance began meanwhile."""
+    box = inbox(size=2, within=0.0)
+    steps = Steps()
+    app, agent = await _served(box, steps)
+
+    def rebalanced(offsets: list[int]) -> None:  # right after [0, 1] was launched, a rebalance ends: [2, 3]
+        app.consumer_generation_id = 2           # is fetched in generation 2
+        box.put(message(INGEST, 0, 2, generation=2))
+        box.put(message(INGEST, 0, 3, generation=2))
+
+    steps.after_launch = lambda offsets: rebalanced(offsets) if offsets == [0, 1] else None
+    box.put(message(INGEST, 0, 0))
+    box.put(message(INGEST, 0, 1))
+    task = asyncio.create_task(agent())
+    await asyncio.sleep(0.05)
+    assert steps.log == [("compute", [0, 1], {}), ("launch", [0, 1], None)]  # [2, 3] waits for [0, 1]
+    app.flow_control.suspend()  # and another rebalance begins before [0, 1] completes
+    steps.gates[0].set()
+    await asyncio.sleep(0.05)
+    assert steps.log[2:] == [("completed", [0, 1])]  # [2, 3]: neither computed nor launched
+    task.cancel()
