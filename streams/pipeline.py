@@ -125,13 +125,13 @@ class Pipeline:
         if self.registry is not None and self.metrics is None:
             self.metrics = PipelineMetrics(self.registry)
         self._tables = {pure.SEEN: self.seen, pure.STATES: self.states, pure.ROLLUPS: self.rollups}
-        self._phases = {"ingest": (self._compute_ingest, self._report_ingest),
-                        "tables": (self._compute_tables, self._report_tables),
-                        "rollup": (self._compute_rollup, self._report_rollup)}
+        self._steps = {"ingest": AgentSteps(self, "ingest", self._compute_ingest, self._report_ingest),
+                       "tables": AgentSteps(self, "tables", self._compute_tables, self._report_tables),
+                       "rollup": AgentSteps(self, "rollup", self._compute_rollup, self._report_rollup)}
 
     def steps(self, agent: str) -> AgentSteps:
         """``agent``'s batch in the phases :func:`streams.app.serve_inbox` overlaps."""
-        return AgentSteps(self, agent, *self._phases[agent])
+        return self._steps[agent]
 
     def _stage(self, writes: pure.Writes) -> tuple[int | None, Pending]:
         """Table entries (in memory and changelog), then the records, into the writer: nothing awaited. When
