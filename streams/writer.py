@@ -4,8 +4,9 @@ Faust's per-record ``producer.send`` / ``table.send_changelog`` cost a few async
 calls per record; a batch of 1,000 events made ~9,000 of them and that, not the alliance code, bounded the
 worker (docs/benchmarks.md). :class:`BatchWriter` collects a batch's records (canonical events, DLQ copies,
 changelog records, partials, aggregates) and appends them to aiokafka ``BatchBuilder``\\ s of faust's own
-producer (same connection, ``acks=all``), one ``send_batch`` per topic-partition. ``flush()`` returns when
-the broker has acknowledged every record, so the agent's offsets are only committed after its writes.
+producer (same connection, ``acks=all``), one ``send_batch`` per topic-partition. ``seal()`` takes a batch out
+of the writer; what it returns sends the batch and returns when the broker has acknowledged every record, so
+the agent's offsets are only committed after its writes.
 
 Table writes are atomic per changelog partition: everything a batch writes to one changelog topic-partition
 goes into ONE zstd-compressed record batch, which the broker appends whole or not at all. The tables agent
@@ -16,8 +17,8 @@ does not fit one record batch fails the flush (the worker then stops without com
 
 With the persistent store (:mod:`streams.store`), a table entry is written to the partition's RocksDB
 database only after its changelog record batch was acknowledged, with that record's offset, so the local
-state is never ahead of the changelog; the in-memory store is written when the flush starts, before its first
-await (entries staged for a batch that is then processed in parts, ``discard``, are never written).
+state is never ahead of the changelog; the in-memory store is written when the batch is sealed, before
+anything is sent (entries staged for a batch that is then processed in parts, ``discard``, are never written).
 
 Records keep their order within a topic-partition. Keyed records with no explicit partition go where the
 producer's default partitioner (murmur2, the same as kafka-python's) would put them, so the publisher, the
@@ -68,7 +69,7 @@ class BatchWriter:
         # changelog partitions of persistent stores: their records go to the store too, once acknowledged
         # (the store, and the partition's epoch when the batch was computed)
         self._local: dict[tuple[str, int], tuple[Store, int | None]] = {}
-        self._memory: list[tuple[Any, str, Any]] = []  # in-memory tables' writes, applied when the flush starts
+        self._memory: list[tuple[Any, str, Any]] = []  # in-memory tables' writes, applied when the batch is sealed
         self._changelogs: dict[int, str] = {}  # id(table) -> its changelog topic (faust names it anew on every call)
         self.records = 0  # sent since start, for tests and metrics
 
@@ -103,15 +104,11 @@ class BatchWriter:
                     for changes in self._atomic.values()), default=0)
 
     def discard(self) -> None:
-        """Forget everything staged since the last flush (nothing of it was sent or written anywhere)."""
+        """Forget everything staged since the last seal (nothing of it was sent or written anywhere)."""
         self._pending, self._atomic, self._local, self._memory = {}, {}, {}, []
 
-    async def flush(self) -> int:
-        """Send everything added since the last flush and wait for the broker's acknowledgements."""
-        return await self.seal()()
-
     def seal(self) -> Callable[[], Awaitable[int]]:
-        """Take everything added since the last flush or seal out of the writer now (the in-memory tables'
+        """Take everything added since the last seal out of the writer now (the in-memory tables'
         entries are written here) and return what sends it and waits for the acknowledgements. An agent that
         stages and seals without an await in between never has its records sent by another agent's flush,
         which would then be acknowledged without them."""

@@ -66,8 +66,8 @@ async def test_batch_writer_delivers_in_order_on_the_right_partitions(kafka_admi
                        headers=[("x-seq", str(i).encode())])
         table = SimpleNamespace(data={}, changelog_topic=SimpleNamespace(get_topic_name=lambda: fixed))
         writer.put_all(table, [(i % 2, f"key-{i}", {"n": i}) for i in range(10)])
-        assert await writer.flush() == 1010
-        assert await writer.flush() == 0  # nothing pending
+        assert await writer.seal()() == 1010
+        assert await writer.seal()() == 0  # nothing pending
         assert writer.records == 1010
         assert table.data == {f"key-{i}": {"n": i} for i in range(10)}
 
@@ -94,7 +94,7 @@ async def test_batch_writer_delivers_in_order_on_the_right_partitions(kafka_admi
         # a record larger than the batch size goes in a batch of its own (the broker's limit is 1 MiB)
         writer.add(fixed, b"big", b"y" * (64 * 1024), partition=0)
         writer.add(fixed, b"after", b"z", partition=0)
-        assert await writer.flush() == 2
+        assert await writer.seal()() == 2
         tail = (await _read(kafka_admin, fixed, 2, 12))[0][-2:]
         assert [(r.key, len(r.value)) for r in tail] == [(b"big", 64 * 1024), (b"after", 1)]
     finally:
@@ -123,7 +123,7 @@ async def test_a_changelog_batch_up_to_the_split_size_fits_the_broker_even_incom
         assert writer.largest_changelog_batch() == len(b'"c"') + len(b'{"n":22}') + len(b'"b"') + 2 * RECORD_OVERHEAD
         assert table.data == {}  # staged, not written
         writer.discard()
-        assert writer.largest_changelog_batch() == 0 and await writer.flush() == 0 and table.data == {}
+        assert writer.largest_changelog_batch() == 0 and await writer.seal()() == 0 and table.data == {}
 
         value_chars = 8 * 1024
         n = SPLIT_BYTES // (value_chars + 2 + 12 + RECORD_OVERHEAD)  # a JSON string's quotes; a key's 12 bytes
@@ -131,7 +131,7 @@ async def test_a_changelog_batch_up_to_the_split_size_fits_the_broker_even_incom
         writer.put_all(table, [(0, f"key-{i:06d}", "".join(rng.choices(string.ascii_letters + string.digits,
                                                                         k=value_chars))) for i in range(n)])
         assert SPLIT_BYTES * 0.9 < writer.largest_changelog_batch() <= SPLIT_BYTES
-        assert await writer.flush() == n
+        assert await writer.seal()() == n
         assert len(table.data) == n
         got = await _read(kafka_admin, changelog, 2, n)
         assert [json.loads(r.key) for r in got[0]] == [f"key-{i:06d}" for i in range(n)]
