@@ -183,6 +183,14 @@ def table_bytes(obj: Any) -> bytes:
     return pydantic_core.to_json(obj, ensure_ascii=True)
 
 
+def value_bytes(obj: Any) -> bytes:
+    """A table value as the changelog and the store hold it: the same JSON as :func:`table_bytes`, but in UTF-8,
+    not ASCII-escaped (a fifth less time per value; ~5.7 values per event). Only a key's bytes must stay what
+    they were; every reader parses a value (faust's ``json`` codec, :meth:`Store._decode_value`), so a value
+    written either way reads back the same."""
+    return pydantic_core.to_json(obj)
+
+
 def partition_reader(table: Any) -> Callable[[str, int], Any]:
     """``read(key, partition)`` for the agents: straight from that partition's database with the persistent
     store (faust's ``table.get`` would try every partition of the worker in turn: 11 % of the worker's time);

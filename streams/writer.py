@@ -37,7 +37,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 
 from core.partitioning import key_partition
-from streams.store import Store, table_bytes
+from streams.store import Store, table_bytes, value_bytes
 
 Headers = list[tuple[str, bytes]]
 Record = tuple[bytes | None, bytes | None, Headers]
@@ -87,14 +87,14 @@ class BatchWriter:
             changelog = self._changelogs[id(table)] = table.changelog_topic.get_topic_name()
         data = table.data  # (a property of faust's tables)
         store = data if isinstance(data, Store) else None
-        atomic, memory, encode = self._atomic, self._memory, table_bytes
+        atomic, memory, encode, encode_value = self._atomic, self._memory, table_bytes, value_bytes
         for partition, key, value in entries:
             changes = atomic.get((changelog, partition))
             if changes is None:
                 changes = atomic[(changelog, partition)] = []
                 if store is not None:  # (staged with its first entry: _atomic and _local are emptied together)
                     self._local[(changelog, partition)] = (store, store.epoch(partition))
-            changes.append((encode(key), None if value is None else encode(value), NO_HEADERS))
+            changes.append((encode(key), None if value is None else encode_value(value), NO_HEADERS))
             if store is None:
                 memory.append((data, key, value))
 
