@@ -33,6 +33,10 @@ PURE_ROUNDS = 2  # rounds per process of that measurement
 
 def pure_revision_row(rev: str) -> str:
     return f"pure path vs {rev} (the issue's start), same harness"
+
+
+def pipeline_revision_row(rev: str) -> str:
+    return f"pipeline events/s vs {rev}'s worker, interleaved drains"
 LATENCY_LOAD = 0.20
 
 
@@ -58,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pure-against", default=revision.ISSUE_START, metavar="REVISION",
                    help="the earlier revision whose pure per-event path the 'pure-revision' measurement runs "
                         "beside this tree's (default: %(default)s, where the performance issue set its targets)")
+    p.add_argument("--pipeline-against", default=None, metavar="REVISION",
+                   help="the earlier revision whose worker the 'pipeline-revision' measurement (not run by default) "
+                        "drains the same events with, beside this tree's")
+    p.add_argument("--pipeline-rounds", type=int, default=None,
+                   help="rounds of the pipeline-revision measurement, two drains each (default 4; quick 2)")
     p.add_argument("--state-day-events", type=int, default=None,
                    help="events per simulated day of the state measurement (default 20000; quick 5000)")
     return p
@@ -134,6 +143,28 @@ class Bench:
         self.extra["pure_revision"] = {"revision": rev, "earlier_us_per_event": [round(t, 2) for t in cmp.earlier_us],
                                        "current_us_per_event": [round(t, 2) for t in cmp.current_us],
                                        "ratio": round(cmp.ratio, 3)}
+
+    def pipeline_revision(self) -> None:
+        """This tree's worker against an earlier revision's on the same events (bench.revision.compare_pipelines):
+        a code change measured as a ratio in one run, for rate and CPU per event."""
+        rev = self.args.pipeline_against
+        rounds = self.args.pipeline_rounds or (2 if self.quick else 4)
+        cmp = revision.compare_pipelines(self.svc, self.items, rev, rounds, self.log_dir, progress=log)
+        params = {"events": self.n, "rounds": rounds, "order": "ABBA", "statistic": "median of the rounds",
+                  "earlier_per_round": [round(t.rate, 1) for t in cmp.earlier],
+                  "current_per_round": [round(t.rate, 1) for t in cmp.current],
+                  "earlier_cpu_us_per_event": [round(t.cpu_us_per_event, 1) for t in cmp.earlier],
+                  "current_cpu_us_per_event": [round(t.cpu_us_per_event, 1) for t in cmp.current],
+                  "earlier_busy": [round(t.busy, 3) for t in cmp.earlier],
+                  "current_busy": [round(t.busy, 3) for t in cmp.current]}
+        self.results.append(Result(
+            pipeline_revision_row(rev), statistics.median(t.rate for t in cmp.current), "ev/s",
+            baseline=statistics.median(t.rate for t in cmp.earlier), direction="info", parameters=params,
+            note="one worker each, fresh topics per drain (dropped after it), same broker and events"))
+        self.results.append(Result(
+            f"worker CPU per event: {rev} / this tree", statistics.median(t.cpu_us_per_event for t in cmp.earlier),
+            "µs", baseline=statistics.median(t.cpu_us_per_event for t in cmp.current), direction="info",
+            parameters=params, note="user + system CPU of each worker (/proc) over its timed window, medians"))
 
     def pipeline(self) -> None:
         run = pipeline_run(self.svc, self.items, label="p3w1", log_dir=self.log_dir, progress=log,
@@ -341,6 +372,8 @@ class Bench:
         self.guarded("profile", self.profile)
         self.guarded("pure-revision", self.pure_revision,
                      Result(pure_revision_row(self.args.pure_against), None, "ev/s", target=PURE_TARGET))
+        self.guarded("pipeline-revision", self.pipeline_revision,
+                     Result(pipeline_revision_row(self.args.pipeline_against), None, "ev/s", direction="info"))
         self.guarded("publisher", self.publisher,
                      Result("publisher events/s, mapping input (validate) vs raw sends", None, "ev/s",
                             target=PUBLISHER_TARGET))
@@ -365,7 +398,12 @@ class Bench:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if "pipeline-revision" in args.only.split(",") and not args.pipeline_against:
+        parser.error("the pipeline-revision measurement needs --pipeline-against REVISION (e.g. HEAD~1)")
+    if args.pipeline_rounds is not None and args.pipeline_rounds < 1:
+        parser.error("--pipeline-rounds must be at least 1")
     tune_gc()  # the worker's garbage-collector settings (core.runtime), for the pure path measured in-process
     started = time.time()
     log("starting services (own Kafka + PostgreSQL under .local/bench/ unless ALLIANCE_* are set)")

@@ -133,14 +133,16 @@ def measure_workers(workers: list[Worker], expected: int, timeout: float, progre
 def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, log_dir: Path,
                  partitions: int = INGEST_PARTITIONS, workers: int = 1, baseline: bool = True,
                  progress: Progress = print, keep: list[Worker] | None = None,
-                 steady: bool = False, peers: Sequence[tuple[str, str]] = ()) -> PipelineRun:
+                 steady: bool = False, peers: Sequence[tuple[str, str]] = (),
+                 env: dict[str, str] | None = None) -> PipelineRun:
     """Load ``items`` into freshly provisioned suffixed topics, time the bare loop over them, then the
     workers, then the Quix Streams peer in each (topology, guarantee) of ``peers`` (bench.quix_peer) over
     the same topics. With ``keep`` the workers stay running (appended to ``keep``; the caller stops them).
 
     ``steady``: the workers start first and the events are loaded once every worker holds its partitions,
     so the rate is the one of a running group, without the start-up rebalance of workers that join
-    together on a backlog (which docs/streams.md covers)."""
+    together on a backlog (which docs/streams.md covers). ``env``: more environment for the workers (an
+    earlier revision's tree first on their path: bench.revision)."""
     suffix = svc.suffix(label)
     provision_run(svc, suffix, ingest_partitions=partitions, app_id=f"bench-{svc.run_id}")
     load_s = 0.0
@@ -157,7 +159,7 @@ def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, l
         noop_rate = noop_run(svc, suffix, label, len(items), log_dir, partitions, progress)
     app_id = f"bench-{svc.run_id}-{label}"
     ws = [Worker(svc, suffix, app_id, log_dir,
-                 env={"ALLIANCE_INGEST_PARTITIONS": str(partitions)}) for _ in range(workers)]
+                 env={"ALLIANCE_INGEST_PARTITIONS": str(partitions), **(env or {})}) for _ in range(workers)]
     handed_over = False
     try:
         for w in ws:

@@ -1,4 +1,5 @@
-"""The pure per-event path of an earlier revision against this tree's, measured in the same run.
+"""The pure per-event path and the whole pipeline of an earlier revision against this tree's, measured in the
+same run.
 
 Issue #16 asks for "the pure per-event path >= 3x today's events/s", today being the head when its targets
 were set (:data:`ISSUE_START`). Numbers from earlier sessions ran on other machines and other harnesses, so
@@ -9,6 +10,12 @@ does what that revision's worker did: its own ``streams.batch`` functions on in-
 workload generator (``bench.workload.load_items``, same size and seed), its own garbage-collector settings
 (``core.runtime`` when the tree has it), with the worker's modules loaded (their heap is what a collection
 walks). Only the three stages are timed, not the harness's hand-over between them.
+
+:func:`compare_pipelines` does the same for a whole worker (measurement ``pipeline-revision``): the earlier
+revision's worker and this tree's drain the same events on fresh topics of the same broker, in interleaved
+rounds (ABBA, so neither always runs first on a warmer broker), each timed like the pipeline measurement
+(rate, and CPU per event from /proc); the earlier tree is first on its worker's path, and a probe started the
+same way checks that it imports that tree's packages, not this clone's.
 """
 
 from __future__ import annotations
@@ -21,9 +28,13 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench.env import Services
+from bench.pipeline import Timing, pipeline_run
+from bench.workload import Item
 
 REPO = Path(__file__).resolve().parent.parent
 ISSUE_START = "1b1e629"  # head of 2026-12-03 when issue #16 set its targets (its second session's start)
@@ -165,3 +176,72 @@ def compare(revision: str = ISSUE_START, events: int = 20_000, pairs: int = 3, r
             progress(f"pure path, pair {pair + 1}/{pairs}: {revision} {statistics.median(earlier):.1f} µs/event, "
                      f"this tree {statistics.median(current):.1f} µs/event")
     return Comparison(revision, earlier, current)
+
+
+# ------------------------------------------------------------------------------------- the whole pipeline
+def tree_env(tree: Path) -> dict[str, str]:
+    """Environment that makes a Python process import ``tree``'s packages first: ``tree`` on PYTHONPATH, and
+    the working directory (this clone, where the benchmark starts its workers) left off ``sys.path``."""
+    return {"PYTHONPATH": str(tree), "PYTHONSAFEPATH": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def check_imports(tree: Path, cwd: Path = REPO) -> None:
+    """Fail unless a process started in ``cwd`` with :func:`tree_env` imports the worker's packages from
+    ``tree`` (a worker that silently ran this clone's code would compare the tree with itself)."""
+    probe = "import core, events, streams; print(streams.__file__, core.__file__, events.__file__)"
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=cwd, env={**os.environ, **tree_env(tree)},
+                          capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise RevisionError(f"the tree {tree} does not import:\n{proc.stderr[-2000:]}")
+    paths = proc.stdout.split()
+    if not paths or not all(Path(p).resolve().is_relative_to(tree.resolve()) for p in paths):
+        raise RevisionError(f"a worker would import {paths}, not the tree {tree}")
+
+
+def drain_order(rounds: int) -> list[tuple[int, str]]:
+    """(round, contestant) in the order they run: ABBA, so that each runs first in half the rounds."""
+    order = []
+    for r in range(rounds):
+        pair = ("earlier", "current") if r % 2 == 0 else ("current", "earlier")
+        order += [(r, who) for who in pair]
+    return order
+
+
+@dataclass(frozen=True)
+class PipelineComparison:
+    revision: str
+    earlier: list[Timing]  # one drain per round, in round order
+    current: list[Timing]
+
+    @property
+    def rate_ratio(self) -> float:
+        """This tree's median events/s over the earlier revision's."""
+        return statistics.median(t.rate for t in self.current) / statistics.median(t.rate for t in self.earlier)
+
+    @property
+    def cpu_ratio(self) -> float:
+        """The earlier revision's median CPU per event over this tree's (above 1: this tree needs less)."""
+        return (statistics.median(t.cpu_us_per_event for t in self.earlier)
+                / statistics.median(t.cpu_us_per_event for t in self.current))
+
+
+def compare_pipelines(svc: Services, items: Sequence[Item], revision: str, rounds: int, log_dir: Path,
+                      progress: Callable[[str], None] = lambda _: None) -> PipelineComparison:
+    """One worker of ``revision`` and one of this tree, each draining ``items`` from fresh topics
+    (bench.pipeline.pipeline_run, no bare-loop baseline), in :func:`drain_order`; the topics of each drain are
+    dropped after it."""
+    if rounds < 1:
+        raise RevisionError("at least one round")
+    timings: dict[str, list[Timing]] = {"earlier": [], "current": []}
+    with tempfile.TemporaryDirectory(prefix="alliance-rev-") as tmp:
+        tree = export(revision, Path(tmp))
+        check_imports(tree)
+        env = {"earlier": tree_env(tree), "current": {}}
+        for r, who in drain_order(rounds):
+            label = f"rev{'a' if who == 'earlier' else 'b'}{r}"
+            run = pipeline_run(svc, items, label=label, log_dir=log_dir, baseline=False, progress=progress,
+                               env=env[who])
+            timings[who].append(run.timing)
+            progress(f"  round {r + 1}/{rounds}, {revision if who == 'earlier' else 'this tree'}: "
+                     f"{run.timing.rate:,.0f} events/s, {run.timing.cpu_us_per_event:,.1f} µs of CPU per event")
+    return PipelineComparison(revision, timings["earlier"], timings["current"])

@@ -9,6 +9,7 @@ import pytest
 
 from bench import revision
 from bench.env import measurement_topics
+from bench.pipeline import Timing
 from bench.profile import STAGES, Hotspot, _Stores, format_hotspots, pure_path, table_operations
 from bench.projector import canonical, with_database
 from bench.workload import load_items
@@ -94,3 +95,47 @@ def test_a_measurement_drops_its_own_topics_and_no_other_measurements() -> None:
     assert measurement_topics(names, "ab12cd34", "peer1") == sorted(names[:5])
     assert measurement_topics(names, "ab12cd34", "peer10") == sorted(names[5:7])
     assert measurement_topics(names, "ab12cd34", "p3w1") == []
+
+
+def test_pipeline_drains_alternate_so_that_each_contestant_runs_first_in_half_the_rounds() -> None:
+    order = revision.drain_order(4)
+    assert order == [(0, "earlier"), (0, "current"), (1, "current"), (1, "earlier"),
+                     (2, "earlier"), (2, "current"), (3, "current"), (3, "earlier")]
+    firsts = [who for i, (_, who) in enumerate(order) if i % 2 == 0]
+    assert firsts.count("earlier") == firsts.count("current") == 2
+    t = Timing  # seconds, start-up, events, CPU seconds
+    cmp = revision.PipelineComparison("x", [t(4.0, 1, 20_000, 4.0), t(5.0, 1, 20_000, 4.6), t(2.0, 1, 20_000, 9.0)],
+                                      [t(2.0, 1, 20_000, 2.0), t(2.5, 1, 20_000, 2.4), t(9.0, 1, 20_000, 2.2)])
+    assert cmp.rate_ratio == (20_000 / 2.5) / (20_000 / 4.0)  # medians of the rates: 8,000 vs 5,000
+    assert cmp.cpu_ratio == 230.0 / 110.0  # medians of the CPU per event: 230 vs 110 µs
+
+
+def _fake_tree(root: Path, packages: tuple[str, ...]) -> Path:
+    for package in packages:
+        (root / package).mkdir(parents=True)
+        (root / package / "__init__.py").write_text("")
+    return root
+
+
+def test_an_earlier_trees_worker_imports_that_tree_and_nothing_of_this_clone(tmp_path: Path) -> None:
+    whole = _fake_tree(tmp_path / "whole", ("core", "events", "streams"))
+    revision.check_imports(whole)  # started in this clone, as the benchmark's workers are: still the tree's
+    partial = _fake_tree(tmp_path / "partial", ("core", "events"))  # its streams would come from this clone
+    with pytest.raises(revision.RevisionError, match="not the tree"):
+        revision.check_imports(partial)
+    broken = _fake_tree(tmp_path / "broken", ("core", "events", "streams"))
+    (broken / "streams" / "__init__.py").write_text("raise ImportError('no faust here')\n")
+    with pytest.raises(revision.RevisionError, match="does not import"):
+        revision.check_imports(broken)
+
+
+def test_the_pipeline_revision_measurement_refuses_to_run_without_a_revision(capsys: pytest.CaptureFixture[str]
+                                                                              ) -> None:
+    from bench.cli import main
+
+    for argv in (["--only", "pipeline-revision"], ["--only", "pipeline,pipeline-revision"],
+                 ["--only", "pipeline-revision", "--pipeline-against", "HEAD", "--pipeline-rounds", "0"]):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 2
+    assert "needs --pipeline-against" in capsys.readouterr().err
