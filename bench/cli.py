@@ -156,11 +156,14 @@ class Bench:
                   "earlier_cpu_us_per_event": [round(t.cpu_us_per_event, 1) for t in cmp.earlier],
                   "current_cpu_us_per_event": [round(t.cpu_us_per_event, 1) for t in cmp.current],
                   "earlier_busy": [round(t.busy, 3) for t in cmp.earlier],
-                  "current_busy": [round(t.busy, 3) for t in cmp.current]}
+                  "current_busy": [round(t.busy, 3) for t in cmp.current],
+                  "earlier_failed_drains": list(cmp.earlier_failed)}
         self.results.append(Result(
             pipeline_revision_row(rev), statistics.median(t.rate for t in cmp.current), "ev/s",
             baseline=statistics.median(t.rate for t in cmp.earlier), direction="info", parameters=params,
-            note="one worker each, fresh topics per drain (dropped after it), same broker and events"))
+            note="one worker each, fresh topics per drain (dropped after it), same broker and events"
+                 + (f"; {len(cmp.earlier_failed)} drain(s) of {rev} failed and are left out (parameters)"
+                    if cmp.earlier_failed else "")))
         self.results.append(Result(
             f"worker CPU per event: {rev} / this tree", statistics.median(t.cpu_us_per_event for t in cmp.earlier),
             "µs", baseline=statistics.median(t.cpu_us_per_event for t in cmp.current), direction="info",

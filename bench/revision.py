@@ -34,6 +34,7 @@ from pathlib import Path
 
 from bench.env import Services
 from bench.pipeline import Timing, pipeline_run
+from bench.report import BenchError
 from bench.workload import Item
 
 REPO = Path(__file__).resolve().parent.parent
@@ -210,8 +211,9 @@ def drain_order(rounds: int) -> list[tuple[int, str]]:
 @dataclass(frozen=True)
 class PipelineComparison:
     revision: str
-    earlier: list[Timing]  # one drain per round, in round order
+    earlier: list[Timing]  # one per completed drain, in round order
     current: list[Timing]
+    earlier_failed: tuple[str, ...] = ()  # why each of the earlier revision's other drains failed
 
     @property
     def rate_ratio(self) -> float:
@@ -229,19 +231,31 @@ def compare_pipelines(svc: Services, items: Sequence[Item], revision: str, round
                       progress: Callable[[str], None] = lambda _: None) -> PipelineComparison:
     """One worker of ``revision`` and one of this tree, each draining ``items`` from fresh topics
     (bench.pipeline.pipeline_run, no bare-loop baseline), in :func:`drain_order`; the topics of each drain are
-    dropped after it."""
+    dropped after it. A drain of the earlier revision that fails (a defect fixed since: an old worker's stall)
+    is reported and left out, the rounds go on; with none of its drains completed, or any of this tree's
+    failing, the measurement fails."""
     if rounds < 1:
         raise RevisionError("at least one round")
     timings: dict[str, list[Timing]] = {"earlier": [], "current": []}
+    failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="alliance-rev-") as tmp:
         tree = export(revision, Path(tmp))
         check_imports(tree)
         env = {"earlier": tree_env(tree), "current": {}}
         for r, who in drain_order(rounds):
             label = f"rev{'a' if who == 'earlier' else 'b'}{r}"
-            run = pipeline_run(svc, items, label=label, log_dir=log_dir, baseline=False, progress=progress,
-                               env=env[who])
+            try:
+                run = pipeline_run(svc, items, label=label, log_dir=log_dir, baseline=False, progress=progress,
+                                   env=env[who])
+            except BenchError as exc:
+                if who == "current":
+                    raise
+                failed.append(f"round {r + 1}: {str(exc).splitlines()[0]}")
+                progress(f"  round {r + 1}/{rounds}, {revision}: FAILED, left out ({failed[-1]})")
+                continue
             timings[who].append(run.timing)
             progress(f"  round {r + 1}/{rounds}, {revision if who == 'earlier' else 'this tree'}: "
                      f"{run.timing.rate:,.0f} events/s, {run.timing.cpu_us_per_event:,.1f} µs of CPU per event")
-    return PipelineComparison(revision, timings["earlier"], timings["current"])
+    if not timings["earlier"]:
+        raise RevisionError(f"no drain of {revision}'s worker completed: " + "; ".join(failed))
+    return PipelineComparison(revision, timings["earlier"], timings["current"], tuple(failed))

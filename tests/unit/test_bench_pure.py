@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
@@ -12,6 +14,7 @@ from bench.env import measurement_topics
 from bench.pipeline import Timing
 from bench.profile import STAGES, Hotspot, _Stores, format_hotspots, pure_path, table_operations
 from bench.projector import canonical, with_database
+from bench.report import BenchError
 from bench.workload import load_items
 from events.codec import decode
 from events.topics import family_topic
@@ -139,3 +142,37 @@ def test_the_pipeline_revision_measurement_refuses_to_run_without_a_revision(cap
             main(argv)
         assert exited.value.code == 2
     assert "needs --pipeline-against" in capsys.readouterr().err
+
+
+class _Drains:
+    """``bench.pipeline.pipeline_run`` as compare_pipelines calls it, failing the drains it is told to."""
+
+    def __init__(self, failing: set[str]) -> None:
+        self.failing, self.labels = failing, []
+
+    def __call__(self, svc: object, items: object, *, label: str, env: dict[str, str], **_: object) -> object:
+        self.labels.append(label)
+        assert ("PYTHONPATH" in env) == label.startswith("reva")  # only the earlier revision's worker gets the tree
+        if label in self.failing:
+            raise BenchError(f"worker bench-x-{label} exited with 75:\nlog tail")
+        return SimpleNamespace(timing=Timing(2.0 if label.startswith("reva") else 1.0, 1.0, 10_000, 1.5))
+
+
+def test_a_failed_drain_of_the_earlier_revision_is_left_out_and_this_trees_fails_the_measurement(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(revision, "export", lambda rev, into: into)
+    monkeypatch.setattr(revision, "check_imports", lambda tree, cwd=revision.REPO: None)
+    drains = _Drains({"reva1"})
+    monkeypatch.setattr(revision, "pipeline_run", drains)
+    lines: list[str] = []
+    cmp = revision.compare_pipelines(cast(Any, None), [], "old", 2, tmp_path, progress=lines.append)
+    assert drains.labels == ["reva0", "revb0", "revb1", "reva1"]
+    assert len(cmp.earlier) == 1 and len(cmp.current) == 2 and cmp.rate_ratio == 2.0
+    assert cmp.earlier_failed == ("round 2: worker bench-x-reva1 exited with 75:",)
+    assert any("old: FAILED, left out" in line for line in lines)
+    monkeypatch.setattr(revision, "pipeline_run", _Drains({"reva0", "reva1"}))
+    with pytest.raises(revision.RevisionError, match=r"no drain of old's worker completed: round 1: .*round 2: "):
+        revision.compare_pipelines(cast(Any, None), [], "old", 2, tmp_path)
+    monkeypatch.setattr(revision, "pipeline_run", _Drains({"revb1"}))
+    with pytest.raises(BenchError, match="revb1"):  # this tree's own failure is never left out
+        revision.compare_pipelines(cast(Any, None), [], "old", 2, tmp_path)
