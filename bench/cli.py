@@ -159,14 +159,14 @@ class Bench:
                   "current_busy": [round(t.busy, 3) for t in cmp.current],
                   "earlier_failed_drains": list(cmp.earlier_failed)}
         self.results.append(Result(
-            pipeline_revision_row(rev), statistics.median(t.rate for t in cmp.current), "ev/s",
-            baseline=statistics.median(t.rate for t in cmp.earlier), direction="info", parameters=params,
+            pipeline_revision_row(rev), cmp.rate("current"), "ev/s", baseline=cmp.rate("earlier"), direction="info",
+            parameters=params,
             note="one worker each, fresh topics per drain (dropped after it), same broker and events"
                  + (f"; {len(cmp.earlier_failed)} drain(s) of {rev} failed and are left out (parameters)"
                     if cmp.earlier_failed else "")))
         self.results.append(Result(
-            f"worker CPU per event: {rev} / this tree", statistics.median(t.cpu_us_per_event for t in cmp.earlier),
-            "µs", baseline=statistics.median(t.cpu_us_per_event for t in cmp.current), direction="info",
+            f"worker CPU per event: {rev} / this tree", cmp.cpu_us("earlier"), "µs", baseline=cmp.cpu_us("current"),
+            direction="info",
             parameters=params, note="user + system CPU of each worker (/proc) over its timed window, medians"))
 
     def pipeline(self) -> None:

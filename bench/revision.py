@@ -215,16 +215,26 @@ class PipelineComparison:
     current: list[Timing]
     earlier_failed: tuple[str, ...] = ()  # why each of the earlier revision's other drains failed
 
+    def _drains(self, who: str) -> list[Timing]:
+        return {"earlier": self.earlier, "current": self.current}[who]
+
+    def rate(self, who: str) -> float:
+        """Median events/s of ``who`` ("earlier" or "current")."""
+        return statistics.median(t.rate for t in self._drains(who))
+
+    def cpu_us(self, who: str) -> float:
+        """Median CPU per event (µs) of ``who``."""
+        return statistics.median(t.cpu_us_per_event for t in self._drains(who))
+
     @property
     def rate_ratio(self) -> float:
         """This tree's median events/s over the earlier revision's."""
-        return statistics.median(t.rate for t in self.current) / statistics.median(t.rate for t in self.earlier)
+        return self.rate("current") / self.rate("earlier")
 
     @property
     def cpu_ratio(self) -> float:
         """The earlier revision's median CPU per event over this tree's (above 1: this tree needs less)."""
-        return (statistics.median(t.cpu_us_per_event for t in self.earlier)
-                / statistics.median(t.cpu_us_per_event for t in self.current))
+        return self.cpu_us("earlier") / self.cpu_us("current")
 
 
 def compare_pipelines(svc: Services, items: Sequence[Item], revision: str, rounds: int, log_dir: Path,
