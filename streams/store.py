@@ -176,10 +176,11 @@ def changelog_configs(horizon_s: int | None = None) -> dict[str, str]:
 
 
 def table_bytes(obj: Any) -> bytes:
-    """A table key or value as the changelog and the store hold it: the JSON faust's ``json`` codec reads back
-    (pydantic's serialiser: several times faster than the json module, which took 6 % of the worker's time).
-    ASCII-escaped like ``json.dumps``: a key keeps the bytes it had in changelogs written before, or compaction
-    would keep an old record of the same key beside the new one."""
+    """A table key as the changelog and the store hold it (and a value as versions before 2026-12-05 wrote it;
+    values are now :func:`value_bytes`): the JSON faust's ``json`` codec reads back (pydantic's serialiser:
+    several times faster than the json module, which took 6 % of the worker's time). ASCII-escaped like
+    ``json.dumps``: a key keeps the bytes it had in changelogs written before, or compaction would keep an old
+    record of the same key beside the new one."""
     return pydantic_core.to_json(obj, ensure_ascii=True)
 
 
