@@ -27,10 +27,11 @@ from events.topics import AGGREGATES, EVENT_PARTITIONS, agg_topic, family_topic
 from infra.oracle import expected_aggregates
 from infra.processes import free_ports, worker
 from infra.verify import aggregates_on_topics, all_match, latest, value_diffs
+from streams.app import BATCH_SIZE
 
 pytestmark = pytest.mark.integration
 
-N = 1_200  # more than a tables batch (1,000), all on one partition
+N = BATCH_SIZE + 200  # more than a tables batch (streams.app.BATCH_SIZE), all on one partition
 
 
 def _long_postings(n: int) -> list[Event]:
@@ -131,7 +132,7 @@ async def test_a_worker_killed_between_the_parts_of_a_split_batch_counts_every_p
             assert time.monotonic() < deadline, first.log_tail(40)
             tables = await _tables_freshness(first)
             applied = tables.get("events_applied", 0)
-            assert applied < 1_000, tables  # the first batch (1,000 postings) must not be finished yet
+            assert applied < BATCH_SIZE, tables  # the first batch (BATCH_SIZE postings) must not be finished yet
             if tables.get("batches_split", 0) >= 1 and applied > 0:  # some of its parts written
                 break
             await asyncio.sleep(0.01)
