@@ -137,10 +137,16 @@ def export(revision: str, into: Path) -> Path:
     return tree
 
 
+def tree_env(tree: Path) -> dict[str, str]:
+    """Environment that makes a Python process import ``tree``'s packages first: ``tree`` on PYTHONPATH, and
+    the working directory (this clone, where the benchmark starts its workers) left off ``sys.path``."""
+    return {"PYTHONPATH": str(tree), "PYTHONSAFEPATH": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
 def time_tree(tree: Path, events: int, rounds: int) -> list[float]:
     """µs per event of ``tree``'s pure path, one value per round, measured in a fresh process."""
-    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
-    proc = subprocess.run([sys.executable, "-c", HARNESS, str(events), str(rounds)], cwd=tree, env=env,
+    proc = subprocess.run([sys.executable, "-c", HARNESS, str(events), str(rounds)], cwd=tree,
+                          env={**os.environ, **tree_env(tree)},
                           capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
         raise RevisionError(f"the pure path of {tree} failed:\n{proc.stderr[-3000:]}")
@@ -180,12 +186,6 @@ def compare(revision: str = ISSUE_START, events: int = 20_000, pairs: int = 3, r
 
 
 # ------------------------------------------------------------------------------------- the whole pipeline
-def tree_env(tree: Path) -> dict[str, str]:
-    """Environment that makes a Python process import ``tree``'s packages first: ``tree`` on PYTHONPATH, and
-    the working directory (this clone, where the benchmark starts its workers) left off ``sys.path``."""
-    return {"PYTHONPATH": str(tree), "PYTHONSAFEPATH": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-
-
 def check_imports(tree: Path, cwd: Path = REPO) -> None:
     """Fail unless a process started in ``cwd`` with :func:`tree_env` imports the worker's packages from
     ``tree`` (a worker that silently ran this clone's code would compare the tree with itself)."""
