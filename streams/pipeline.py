@@ -224,17 +224,6 @@ class Pipeline:
         if isinstance(table.data, Store):
             table_reads(table.app.monitor, table, table.data.reads - before)
 
-    async def ingest(self, batch: Sequence[Message]) -> None:
-        await self.run(self.steps("ingest"), batch)
-
-    async def tables(self, batch: Sequence[Message]) -> None:
-        """If a crash lands between the table writes and the sends, the replay finds the events already
-        applied (``applied:`` keys) and re-sends the same partials and views."""
-        await self.run(self.steps("tables"), batch)
-
-    async def rollup(self, batch: Sequence[Message]) -> None:
-        await self.run(self.steps("rollup"), batch)
-
     # ------------------------------------------------------------------ each agent's two phases
     def _compute_ingest(self, batch: Sequence[Message], pending: Pending) -> pure.Writes:
         require_held(self.seen, batch)
@@ -256,6 +245,8 @@ class Pipeline:
         self._done("ingest", batch, applied=sum(writes.ingested.values()))
 
     def _compute_tables(self, batch: Sequence[Message], pending: Pending) -> pure.Writes:
+        """If a crash lands between the table writes and the sends, the replay finds the events already
+        applied (``applied:`` keys) and re-sends the same partials and views."""
         require_held(self.states, batch)
         reads = self._reads(self.states)
         writes = pure.tables([raw(message) for message in batch], self.domains,

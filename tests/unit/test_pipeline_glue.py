@@ -118,6 +118,12 @@ def pipeline() -> tuple[Pipeline, Writer]:
     return p, writer
 
 
+async def handled(p: Pipeline, agent: str, batch: list[Message]) -> None:
+    """``batch`` through ``agent``'s two phases one after the other, as the worker runs a batch with nothing
+    pending (and as it runs the parts of a split batch)."""
+    await p.run(p.steps(agent), batch)
+
+
 def ev(topic: str, partition: int, offset: int, value: bytes | None, key: bytes | None = b"k") -> Message:
     return Message(topic + ".t", partition, offset, T0.timestamp() + 60, key, value)
 
@@ -125,7 +131,7 @@ def ev(topic: str, partition: int, offset: int, value: bytes | None, key: bytes 
 async def test_ingest_writes_the_dedupe_table_to_the_record_partition_then_flushes_once() -> None:
     p, w = pipeline()
     e = posted()
-    await p.ingest([ev(ingest_topic("scu"), 2, 10, e.to_json()), ev(ingest_topic("scu"), 1, 4, e.to_json()),
+    await handled(p, "ingest", [ev(ingest_topic("scu"), 2, 10, e.to_json()), ev(ingest_topic("scu"), 1, 4, e.to_json()),
                     ev(ingest_topic("scu"), 0, 7, b"{not json")])
     calls = w.take()
     [put] = [c for c in calls if c[0] == "put"]
@@ -139,7 +145,7 @@ async def test_ingest_writes_the_dedupe_table_to_the_record_partition_then_flush
     assert p.events_applied["ingest"] == 1 and p.events_processed["ingest"] == 3
 
     # the same record read again from the same coordinates (after a crash): a replay, sent on, not a reject
-    await p.ingest([ev(ingest_topic("scu"), 2, 10, e.to_json())])
+    await handled(p, "ingest", [ev(ingest_topic("scu"), 2, 10, e.to_json())])
     calls = w.take()
     assert [c[1] for c in calls] == [family_topic("recruitment") + ".t"]
     assert p.metrics is not None and p.metrics.records_replayed.labels(agent="ingest")._value.get() == 1
@@ -154,7 +160,7 @@ async def test_tables_and_rollup_write_each_key_to_its_event_partition_and_a_rep
     batch = [ev(family_topic("recruitment"), 4, 0, job.to_json()),
              ev(family_topic("jobfair"), 1, 0, booth.to_json()),
              ev(family_topic("jobfair"), 1, 1, b'{"type": "jobfair.nope"}')]
-    await p.tables(batch)
+    await handled(p, "tables", batch)
     calls = w.take()
     puts = {c[3]: c[2] for c in calls if c[0] == "put" and c[1] is p.states}
     # the entity, its member keys (streams.domains.base), the applied ids and the partial sums: one table,
@@ -175,7 +181,7 @@ async def test_tables_and_rollup_write_each_key_to_its_event_partition_and_a_rep
     assert partials and p.events_applied["tables"] == 2
 
     # a replay of the same batch: no new applied ids, the same partials sent again
-    await p.tables(batch[:2])
+    await handled(p, "tables", batch[:2])
     again = w.take()
     assert not [c for c in again if c[0] == "put" and c[3].startswith("applied:")]
     def sums(records: list[tuple[Any, ...]]) -> list[tuple[str, str, str, Any]]:
@@ -185,7 +191,7 @@ async def test_tables_and_rollup_write_each_key_to_its_event_partition_and_a_rep
     assert sums(again) == sums(partials)
 
     # the rollup sums the partials into the alliance-wide records, keyed by dimensions
-    await p.rollup([ev(PARTIALS_TOPIC, 0, i, c[3], c[2]) for i, c in enumerate(partials)] +
+    await handled(p, "rollup", [ev(PARTIALS_TOPIC, 0, i, c[3], c[2]) for i, c in enumerate(partials)] +
                    [ev(PARTIALS_TOPIC, 0, 99, b'{"aggregate": 1}')])
     rolled = w.take()
     segments = [json.loads(c[3]) for c in rolled if c[0] == "add" and c[1] == agg_topic("postings-by-segment") + ".t"]
@@ -211,12 +217,12 @@ async def test_a_batch_too_large_for_one_changelog_record_batch_is_applied_in_pa
 
     batch = postings()
     whole, w_whole = pipeline()
-    await whole.tables(batch)
+    await handled(whole, "tables", batch)
     [(_, one_flush)] = [c for c in w_whole.calls if c[0] == "flush"]
     limit = one_flush // 5  # the whole batch writes five times what a part may
     monkeypatch.setattr(streams.pipeline, "SPLIT_BYTES", limit)
     parts, w_parts = pipeline()
-    await parts.tables(batch)
+    await handled(parts, "tables", batch)
     flushes = [size for c in w_parts.calls if c[0] == "flush" for size in c[1:]]
     assert len(flushes) >= 5 and all(size <= limit for size in flushes), flushes
     assert parts.split_batches == {"tables": len(flushes) - 1}  # each split makes one more part
@@ -232,7 +238,7 @@ async def test_a_batch_too_large_for_one_changelog_record_batch_is_applied_in_pa
     # not even one event's writes fit: its log entry alone holds the description, 2,400 bytes escaped
     monkeypatch.setattr(streams.pipeline, "SPLIT_BYTES", 2_000)
     refused, w_refused = pipeline()
-    await refused.tables(batch[:3])
+    await handled(refused, "tables", batch[:3])
     assert not refused.states  # nothing of them applied ...
     dlq = [dict(c[4]) for c in w_refused.calls if c[0] == "add" and c[1] == DLQ_TOPIC + ".t"]
     assert [h["x-alliance-reject-reason"] for h in dlq] == [b"unprocessable"] * 3  # ... each refused alone
@@ -252,7 +258,8 @@ async def test_one_oversized_event_is_refused_and_the_good_events_around_it_are_
     events = [posted(f"scu-job-{i}") for i in range(7)]
     events[3] = events[3].model_copy(update={"data": events[3].data.model_copy(update={"description": "很" * 2000})})
     p, w = pipeline()
-    await p.tables([ev(family_topic("recruitment"), 4, i, e.to_json(), key=e.key) for i, e in enumerate(events)])
+    await handled(p, "tables",
+                  [ev(family_topic("recruitment"), 4, i, e.to_json(), key=e.key) for i, e in enumerate(events)])
     dlq = [dict(c[4]) for c in w.calls if c[0] == "add" and c[1] == DLQ_TOPIC + ".t"]
     assert [(h["x-alliance-reject-reason"], h["x-alliance-source-offset"]) for h in dlq] == [(b"unprocessable", b"3")]
     postings = {k for k in p.states if k.startswith("posting:") and "|" not in k}
@@ -390,11 +397,11 @@ async def test_a_resent_id_under_another_record_key_is_still_refused_with_the_pe
     p = Pipeline(seen=seen, states=Table(), rollups=Table(),  # type: ignore[arg-type]
                  domains=domains(), topic=lambda name: name + ".t", dlq=DLQ_TOPIC + ".t", writer=writer)
     e = posted()
-    await p.ingest([ev(ingest_topic("scu"), 2, 10, e.to_json())])
+    await handled(p, "ingest", [ev(ingest_topic("scu"), 2, 10, e.to_json())])
     assert seen.data.get_in(f"scu/{e.event_id}", 2) is not None and writer.take()
     other = posted("scu-job-2")
     reused = posted("scu-job-3").model_copy(update={"event_id": e.event_id})  # same id, other content
-    await p.ingest([ev(ingest_topic("scu"), 1, 4, e.to_json(), key=b"another-key"),
+    await handled(p, "ingest", [ev(ingest_topic("scu"), 1, 4, e.to_json(), key=b"another-key"),
                     ev(ingest_topic("scu"), 1, 5, other.to_json()),
                     ev(ingest_topic("scu"), 0, 9, reused.to_json(), key=b"scu-job-3")])
     calls = writer.take()
@@ -439,7 +446,7 @@ async def test_batches_computed_while_the_previous_ones_writes_are_pending_end_w
     ingest[1].append(ev(items[10].topic, 1, 5000, items[10].value, key=b"another-key"))
     one_by_one, w_one = pipeline()
     for batch in ingest:
-        await one_by_one.ingest(batch)
+        await handled(one_by_one, "ingest", batch)
     both, w_both = pipeline()
     await overlapped(both, "ingest", ingest)
     assert dict(both.seen) == dict(one_by_one.seen) and len(both.seen) == 900
@@ -455,7 +462,7 @@ async def test_batches_computed_while_the_previous_ones_writes_are_pending_end_w
     assert len(tables) == 4
     one_by_one, w_one = pipeline()
     for batch in tables:
-        await one_by_one.tables(batch)
+        await handled(one_by_one, "tables", batch)
     both, w_both = pipeline()
     await overlapped(both, "tables", tables)
     assert dict(both.states) == dict(one_by_one.states)
