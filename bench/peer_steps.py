@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from events.codec import plain
 from events.reference import UNIVERSITIES
 from events.topics import DLQ_TOPIC, PARTIALS_TOPIC, agg_topic, ingest_topic
 from streams import batch as pure
@@ -85,8 +86,8 @@ class Steps:
         for _table, _partition, key, value in puts:
             if value is None:
                 state.delete(key)
-            else:
-                state.set(key, value)
+            else:  # (Quix serialises a value itself: an event's stored form goes to it as the mapping)
+                state.set(key, plain(value))
 
     def _done(self, step: str, writes: pure.Writes) -> list[Out]:
         self.counts[step] += 1

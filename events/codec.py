@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
+from pydantic_core import from_json
 
 from events import corrections, jobfair, mentoring, recruitment, services
 from events.base import MAX_EVENT_BYTES, Event
@@ -102,6 +104,26 @@ def stored(event: Event) -> dict[str, Any]:
     """How the backbone keeps an event it applied (the worker's and the read model's event logs): its JSON
     form as a mapping, so that an erasure renames the seeker in it like in any other value."""
     return event.model_dump(mode="json")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredJson:
+    """``stored(event)`` given as JSON bytes that decode strictly to the event: its canonical record (``encode``,
+    which is ``stored``'s JSON byte for byte: tested). The worker keeps an applied event's log entry from the
+    record it read instead of building the mapping (5 µs per event) and serialising it again (1.4 µs). A table
+    write takes the bytes as they are (streams.store.value_bytes); whatever reads the entry back gets the
+    mapping (:meth:`value`)."""
+
+    json: bytes
+
+    def value(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = from_json(self.json)
+        return parsed
+
+
+def plain(value: Any) -> Any:
+    """A table value as readers take it: the mapping of a :class:`StoredJson`, anything else as it is."""
+    return value.value() if type(value) is StoredJson else value
 
 
 def decode_stored(obj: dict[str, Any]) -> Event:

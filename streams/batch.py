@@ -245,12 +245,14 @@ def tables(batch: Sequence[Raw], domains: Mapping[str, Domain], lookup: Callable
     valid_raws: list[Raw] = []
     family_of = {topic(family_topic(f)): f.value for f in Family}
     for raw in batch:
+        encoded = raw.value if raw.value is not None else b""
         try:
-            event = decoded(raw.value if raw.value is not None else b"")
+            event = decoded(encoded)
         except EventValidationError as exc:
             out.reject(dlq, raw, internal_reject(exc.reason_code, str(exc), raw))
             continue
-        items.append((raw.partition, event, family_of.get(raw.topic, event.target_family)))
+        # (the record's bytes decoded strictly to the event: they are its stored form as they are)
+        items.append((raw.partition, event, family_of.get(raw.topic, event.target_family), encoded))
         valid_raws.append(raw)
     result = engine.process(items, domains, lookup)
     for index, reason, why in result.failed:  # the engine refused these events alone: the rest of the batch stands

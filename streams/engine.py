@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from events.base import Event
-from events.codec import decode_stored, stored
+from events.codec import StoredJson, decode_stored, plain, stored
 from events.corrections import (
     EventCorrected,
     EventRetracted,
@@ -43,9 +43,10 @@ from streams.domains.base import Logged, Tx, keep_log_count, log_count, log_coun
 from streams.windows import window_counts
 
 PartialKey = tuple[str, str, int]  # (aggregate, dimkey, partition)
-# (partition, event) or (partition, event, family of the record's topic): an erasure request is copied to
-# every family's topic, and each copy erases the seeker from that family's keys (streams.erasure)
-Item = tuple[int, Event] | tuple[int, Event, str]
+# (partition, event), (partition, event, family of the record's topic): an erasure request is copied to
+# every family's topic, and each copy erases the seeker from that family's keys (streams.erasure); or
+# (partition, event, family, the record's bytes): its canonical JSON, kept as its log entry as it is
+Item = tuple[int, Event] | tuple[int, Event, str] | tuple[int, Event, str, bytes]
 
 
 @dataclass
@@ -115,10 +116,10 @@ def process(
 
     written = out.states
 
-    def reader(partition: int) -> Callable[[str], State | None]:
-        def read(key: str) -> State | None:  # (one call per read: every event reads several keys)
+    def reader(partition: int) -> Callable[[str], Any]:
+        def read(key: str) -> Any:  # (one call per read: every event reads several keys)
             found = written.get(key)
-            return found[1] if found is not None else lookup(key, partition)
+            return plain(found[1] if found is not None else lookup(key, partition))
         return read
 
     def partials_for(delta: Contributions, partition: int) -> dict[PartialKey, Values]:
@@ -160,7 +161,7 @@ def process(
 
     for index, item in enumerate(items):
         partition, event = item[0], item[1]
-        family = item[2] if len(item) == 3 else event.target_family
+        family = item[2] if len(item) >= 3 else event.target_family
         if isinstance(event, SeekerErasureRequested):
             for pending in list(runs):  # an erasure renames keys on its partition: every refold first
                 flush(pending)
@@ -206,7 +207,7 @@ def process(
             logged = None
             if first_time:
                 new = domain.apply(tx, old, event)
-                logged = log_event(tx, key, old, new, event, ak)
+                logged = log_event(tx, key, old, new, event, ak, item[3] if len(item) == 4 else None)
                 tx.put(key, new)
                 windows = window_counts(event)  # event counts: count each event id once
             else:  # a replay: the event is in the state already (or was revised since): change nothing
@@ -246,13 +247,15 @@ def process(
 
 # --- the entity's event log, and revisions (events.corrections) ------------------------------------------
 
-def log_event(tx: Tx, key: str, old: State | None, new: State, event: Event, ak: str) -> Logged:
+def log_event(tx: Tx, key: str, old: State | None, new: State, event: Event, ak: str,
+              encoded: bytes | None = None) -> Logged:
     """Append ``event`` to the entity's log: the entry, the count in the entity's ``new`` state, and the
-    applied key pointing at the entry."""
+    applied key pointing at the entry. ``encoded``: the canonical record ``event`` was decoded from, kept as
+    the entry's bytes (``StoredJson``; the stored form is built otherwise)."""
     count = log_count(tx.get, key, old)
     n, complete = count if count is not None else (0, True)
     entry = log_key(key, n)
-    tx.put(entry, stored(event))
+    tx.put(entry, StoredJson(encoded) if encoded is not None else stored(event))
     keep_log_count(tx, key, old, new, [n + 1, complete])
     tx.put(ak, {"log": n})
     return Logged(entry, log_count_key(key), ak)

@@ -37,6 +37,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 
 from core.partitioning import key_partition
+from events.codec import plain
 from streams.store import Store, table_bytes, value_bytes
 
 Headers = list[tuple[str, bytes]]
@@ -120,7 +121,7 @@ class BatchWriter:
             if entry_value is None:
                 data.pop(entry_key, None)
             else:
-                data[entry_key] = entry_value
+                data[entry_key] = plain(entry_value)  # (what a persistent store's read returns)
         return lambda: self._send(pending, atomic, local)
 
     async def _send(self, pending: dict[tuple[str, int | None], list[Record]],

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.partitioning import key_partition
+from events.codec import plain
 from events.reference import UNIVERSITIES
 from events.topics import AGG_PARTITIONS, DLQ_TOPIC, EVENT_PARTITIONS, PARTIALS_TOPIC, ingest_topic
 from streams import batch as pure
@@ -38,8 +39,8 @@ class Worker:
                 self.partition_of[key] = partition
             if value is None:
                 self.tables[table].pop(key, None)
-            else:
-                self.tables[table][key] = value
+            else:  # (as a store reads it back: an event's stored form as its mapping)
+                self.tables[table][key] = plain(value)
         for topic, key, value, headers in writes.records:
             if topic.startswith("alliance.agg."):
                 self.agg[(topic, key or b"")] = value
