@@ -29,7 +29,7 @@ from events.topics import EVENT_PARTITIONS, PARTIALS_TOPIC, Family, agg_topic, f
 from streams import engine
 from streams import rollup as rollups
 from streams.domains import Domain
-from streams.ingest import Rejected, classify, readable_event_id, seen_key
+from streams.ingest import Rejected, classify, readable_event_id
 
 Headers = list[tuple[str, bytes]]
 
@@ -207,7 +207,7 @@ def ingest(batch: Sequence[Raw], university_of: Mapping[str, str], seen: Callabl
         if result.replay:
             out.replays += 1
         else:
-            key = seen_key(university, str(event.event_id))
+            key = result.seen_key
             accepted[key] = result.seen.to_value()
             out.puts.append((SEEN, raw.partition, key, accepted[key]))
             out.ingested[(event.target_family, event.source)] += 1  # (a revision: its original's family)

@@ -52,6 +52,7 @@ class Accepted:
     event: Event
     seen: Seen
     encoded: bytes  # the event's canonical encoding (what the canonical topic receives)
+    seen_key: str  # its key in the dedupe table (``seen_key``)
     replay: bool = False  # the worker re-read a record it had accepted itself
 
 
@@ -109,12 +110,13 @@ def classify(raw: bytes | None, university: str, seen: Callable[[str], Any], *, 
             return Rejected("future_timestamp", problem, university, event_id)
     encoded = encode(event)
     this = Seen(digest(encoded), partition, offset)
-    value = seen(seen_key(university, event_id))
+    key = seen_key(university, event_id)
+    value = seen(key)
     if value is None:
-        return Accepted(event, this, encoded)
+        return Accepted(event, this, encoded, key)
     first = Seen.from_value(value)
     if (first.partition, first.offset) == (partition, offset):
-        return Accepted(event, first, encoded, replay=True)
+        return Accepted(event, first, encoded, key, replay=True)
     if first.digest == this.digest:
         return Rejected("duplicate", f"event_id {event_id} already ingested (partition {first.partition}, "
                                      f"offset {first.offset})", university, event_id)
