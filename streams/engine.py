@@ -51,7 +51,9 @@ Item = tuple[int, Event] | tuple[int, Event, str] | tuple[int, Event, str, bytes
 
 @dataclass
 class BatchResult:
-    states: dict[str, tuple[int, State | None]] = field(default_factory=dict)  # None: deleted
+    # (partition, value) of every key written, None: deleted. Entity states, member keys, log entries (an event's
+    # canonical record: StoredJson), applied pointers, counts, erasure indexes and markers
+    states: dict[str, tuple[int, Any]] = field(default_factory=dict)
     applied_ids: dict[str, int] = field(default_factory=dict)  # applied_key -> partition, first-time events
     # (the applied keys themselves are in ``states``: an event's points at its entry in the entity's log)
     partials: dict[PartialKey, Values] = field(default_factory=dict)
