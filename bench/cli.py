@@ -184,7 +184,7 @@ class Bench:
             "faust no-op agent (framework ceiling) vs bare loop", run.noop_rate, "ev/s",
             baseline=run.baseline_rate, direction="info", parameters=params,
             note="bench.noop_worker: the worker's faust settings and batching, counting only",
-            error=None if run.noop_rate is not None else "too fast to time: every event within one poll"))
+            error=None if run.noop_rate is not None else "not timed: see its progress line"))
         self.results.append(Result(
             "pipeline events/s vs faust no-op agent", run.timing.rate, "ev/s", baseline=run.noop_rate, direction="info",
             parameters=params))

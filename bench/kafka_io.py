@@ -103,7 +103,7 @@ def paced(credentials: Credentials, items: Sequence[Item], suffix: str, rate: fl
 @dataclass(frozen=True)
 class ConsumeResult:
     records: int
-    seconds: float  # from the first non-empty fetch to the last needed record
+    seconds: float  # from partition assignment (group join excluded) to the last needed record
     first_batch: int
 
     @property

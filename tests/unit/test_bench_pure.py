@@ -11,7 +11,7 @@ import pytest
 
 from bench import revision
 from bench.env import measurement_topics
-from bench.pipeline import Timing
+from bench.pipeline import Timing, noop_rate
 from bench.profile import STAGES, Hotspot, _Stores, format_hotspots, pure_path, table_operations
 from bench.projector import canonical, with_database
 from bench.report import BenchError
@@ -176,3 +176,14 @@ def test_a_failed_drain_of_the_earlier_revision_is_left_out_and_this_trees_fails
     monkeypatch.setattr(revision, "pipeline_run", _Drains({"revb1"}))
     with pytest.raises(BenchError, match="revb1"):  # this tree's own failure is never left out
         revision.compare_pipelines(cast(Any, None), [], "old", 2, tmp_path)
+
+
+def test_the_noop_agent_is_timed_by_its_own_clock() -> None:
+    """20,000 events in a few tenths of a second: the 0.2 s poll cannot time it, its own stamps can."""
+    clock = {"first_batch_at": 100.0, "first_batch_events": 2_000, "last_batch_at": 100.45, "events": 20_000}
+    assert noop_rate(clock, 20_000) == pytest.approx(18_000 / 0.45)
+    assert noop_rate({**clock, "events": 20_400}, 20_000) is None  # a rebalance re-read some: not a drain of N
+    assert noop_rate({**clock, "last_batch_at": 100.0}, 20_000) is None  # one batch: nothing to time
+    assert noop_rate({"first_batch_at": None, "first_batch_events": 0, "last_batch_at": None, "events": 0},
+                     20_000) is None
+    assert noop_rate({}, 20_000) is None  # a worker without the clock (an earlier no-op worker)
