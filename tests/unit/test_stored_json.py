@@ -13,7 +13,7 @@ from typing import Any
 import faust
 
 from events.base import Event
-from events.codec import StoredJson, decode_stored, encode, plain, stored
+from events.codec import StoredJson, decode, decode_stored, encode, plain, stored
 from events.simulator import alliance_day
 from events.simulator.revisions import retraction
 from streams import batch as pure
@@ -38,6 +38,21 @@ def test_the_canonical_record_is_the_stored_form_byte_for_byte() -> None:
         assert StoredJson(encode(event)).value() == stored(event)
         assert decode_stored(plain(StoredJson(encode(event)))) == event
     assert plain({"a": 1}) == {"a": 1} and plain(None) is None and plain(b"{}") == b"{}"  # only StoredJson unwraps
+
+
+def test_a_record_in_another_valid_spelling_is_kept_as_the_event_that_was_applied() -> None:
+    """The canonical topics are the worker's own (ACLs), but bytes that decode strictly are a stored form whatever
+    their spelling: indented, ASCII-escaped, or with a key twice (both parsers take the last)."""
+    event = next(e for e in _day(seed=6) if e.type == "recruitment.application_submitted")
+    body = json.loads(encode(event))
+    other = "cqu" if event.source != "cqu" else "scu"
+    spellings = [json.dumps(body, indent=2, ensure_ascii=True).encode(),
+                 (f'{{"source": "{other}", ' + json.dumps(body)[1:]).encode()]
+    for raw in spellings:
+        tabled = Worker()._tables([pure.Raw("alliance.events.recruitment", 0, 0, None, event.key, raw)])
+        assert tabled.applied == 1
+        (entry,) = [v for _, _, k, v in tabled.puts if "|event|" in k]
+        assert entry.json == raw and decode_stored(plain(entry)) == event == decode(raw)
 
 
 def test_a_log_entry_is_the_record_the_tables_agent_read() -> None:
