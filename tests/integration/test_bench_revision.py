@@ -7,11 +7,9 @@ from __future__ import annotations
 import pytest
 
 from bench import revision
-from bench.env import Services
 from bench.workload import load_items
-from core.kafka_access import ADMIN
 from core.settings import Settings
-from core.topic_admin import admin_client
+from tests.bench_services import bench_services, topics_left
 
 pytestmark = pytest.mark.integration
 
@@ -20,8 +18,7 @@ EVENTS = 3_000
 
 def test_an_earlier_revisions_worker_and_this_trees_drain_the_same_events(settings: Settings, pg_server_dsn: str,
                                                                           unique: str) -> None:
-    svc = Services(settings.kafka_bootstrap_servers, pg_server_dsn, False, unique,
-                   credentials=settings.kafka_credentials_file, cafile=settings.kafka_ssl_cafile)
+    svc = bench_services(settings, pg_server_dsn, unique)
     items = load_items(EVENTS)
     lines: list[str] = []
     cmp = revision.compare_pipelines(svc, items, "HEAD", 1, settings.local_dir / f"rev-{unique}",
@@ -31,9 +28,4 @@ def test_an_earlier_revisions_worker_and_this_trees_drain_the_same_events(settin
         assert 0 < timing.events <= EVENTS and timing.seconds > 0 and timing.cpu_seconds > 0
     assert cmp.rate_ratio > 0 and cmp.cpu_ratio > 0
     assert any("round 1/1, HEAD" in line for line in lines) and any("this tree" in line for line in lines)
-    admin = admin_client(settings.kafka(ADMIN), f"check-{unique}")
-    try:
-        left = [t for t in admin.list_topics() if f"bench-{unique}-" in t]
-    finally:
-        admin.close()
-    assert left == []
+    assert topics_left(settings, unique) == []
