@@ -29,6 +29,7 @@ PUBLISHER_TARGET = 0.50
 PURE_TARGET = 3.0  # the pure per-event path against the issue's start (bench.revision), same run and harness
 LATENCY_P99_TARGET_MS = 500.0  # produce -> aggregated topic at 20 % load, after the warm-up (the performance issue)
 PURE_ROUNDS = 2  # rounds per process of that measurement
+LATENCY_LOAD = 0.20
 
 
 def pure_revision_row(rev: str) -> str:
@@ -37,7 +38,6 @@ def pure_revision_row(rev: str) -> str:
 
 def pipeline_revision_row(rev: str) -> str:
     return f"pipeline events/s vs {rev}'s worker, interleaved drains"
-LATENCY_LOAD = 0.20
 
 
 def log(msg: str) -> None:

@@ -174,8 +174,7 @@ def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, l
             load_s = kafka_io.load(svc.kafka, items, suffix)
             progress(f"  {workers} worker(s) ready; loaded {len(items):,} events ({partitions} ingest partitions) "
                      f"in {load_s:.1f}s")
-        timeout = max(180.0, len(items) / 100)
-        timing = measure_workers(ws, len(items), timeout, progress)
+        timing = measure_workers(ws, len(items), drain_timeout(len(items)), progress)
         progress(f"  pipeline ({workers} worker(s)): {len(items):,} events, {timing.rate:,.0f}/s "
                  f"(start-up {timing.startup_seconds:.1f}s excluded; {timing.cpu_us_per_event:,.0f} µs of CPU per "
                  f"event, {timing.busy:.0%} of a core)")
@@ -194,11 +193,17 @@ def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, l
                 progress(f"  could not drop the topics of {label}: {type(exc).__name__}: {exc}")
 
 
+def drain_timeout(expected: int, min_rate: float = 100) -> float:
+    """Seconds a drain of ``expected`` events may take before it counts as failed: 3 minutes, or longer at
+    ``min_rate`` events/s."""
+    return max(180.0, expected / min_rate)
+
+
 def timed_alone(worker: Worker, expected: int, progress: Progress, min_rate: float = 100) -> Timing:
     """Start ``worker``, time it over ``expected`` events like the pipeline, stop it."""
     try:
         worker.start()
-        return measure_workers([worker], expected, max(180.0, expected / min_rate), progress)
+        return measure_workers([worker], expected, drain_timeout(expected, min_rate), progress)
     finally:
         worker.stop()
 
@@ -213,7 +218,7 @@ def noop_run(svc: Services, suffix: str, label: str, expected: int, log_dir: Pat
     try:
         w.start()
         try:
-            measure_workers([w], expected, max(180.0, expected / 100), progress)
+            measure_workers([w], expected, drain_timeout(expected), progress)
         except TooFastToTime:
             pass  # (every event within one poll: its own clock still tells)
         clock = (w.json("/freshness/") or {}).get("clock") or {}
