@@ -251,6 +251,8 @@ def _m_unknown_type(rng: random.Random, ev: Event, obj: dict[str, Any], day: dat
 
 def _m_missing_field(rng: random.Random, ev: Event, obj: dict[str, Any], day: date) -> Mutation | None:
     where, name = rng.choice((("", "source"), ("", "occurred_at"), ("", "type"), ("data", ev.key_field)))
+    if where and name not in obj[where]:  # a revision's key is its envelope's subject, not a field of its data
+        return None  # (another mutation is tried)
     del (obj[where] if where else obj)[name]
     if where:
         del obj["subject"]

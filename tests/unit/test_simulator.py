@@ -45,6 +45,7 @@ from events.simulator import (
     entity_of,
     invalid_record,
 )
+from events.simulator.noise import _fails_decode
 from events.simulator.publish import build_parser, main, summary, throttle_delay
 from events.simulator.world import NOT_SIMULATED
 from events.topics import ingest_topic
@@ -447,3 +448,11 @@ def test_dry_run_prints_the_summary_and_publishes_nothing(capsys: pytest.Capture
     out = capsys.readouterr().out
     assert "dry run" in out and "alliance.ingest.cqu" in out and "recruitment.job_posted" in out
     assert build_parser().parse_args(["--rate", "500"]).rate == 500.0
+
+
+def test_a_day_with_revisions_whose_invalid_record_copies_a_revision_is_still_made() -> None:
+    """A revision's key field is its envelope's ``subject``, not a field of its data: the missing-field mutation
+    deleted ``data["subject"]`` and the whole day failed (``make run``'s random seed 24, 1 day in ~23)."""
+    records = alliance_day(seed=24, scale=1.0, revision_rate=0.01)
+    invalid = [r for r in records if r.kind == "invalid"]
+    assert invalid and all(_fails_decode(r.value) for r in invalid)
