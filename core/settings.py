@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     pg_portal_password: SecretStr | None = Field(default=None, description="password of role alliance_portal "
                                                  "(python -m infra db-roles)")
     local_dir: Path = Field(default=PROJECT_ROOT / ".local", description="state of local services")
+    tables_home: Path | None = Field(
+        default=None, description="where workers keep their tables (tables_dir); unset: in the local Kafka's "
+                                  "home with a local Kafka, else <local dir>/faust. Processes started by infra "
+                                  "get their parent's, so a fresh `make run` wipes the tables its workers used")
     local_kafka_port: int = Field(default=9092, ge=1, le=65535, description="client port of the local broker")
     local_kafka_controller_port: int = Field(default=9093, ge=1, le=65535,
                                              description="KRaft controller port of the local broker")
@@ -186,7 +190,10 @@ class Settings(BaseSettings):
     def tables_dir(self) -> Path:
         """Where workers keep their tables (``table_store`` rocksdb): ``<app id>/<worker>/`` below it. The
         tables mirror one Kafka cluster's changelogs, so with a local Kafka they live in its home (the single
-        broker and the 3-node cluster each have their own) and are wiped with its data."""
+        broker and the 3-node cluster each have their own) and are wiped with its data. ``tables_home`` when set:
+        the child processes of ``infra`` (their Kafka is given as bootstrap servers, so they could not tell)."""
+        if self.tables_home is not None:
+            return self.tables_home
         return self.local_kafka_home / "tables" if self.uses_local_kafka else self.local_dir / "faust"
 
     @property

@@ -183,6 +183,7 @@ class Service:
         env = {**os.environ, **settings.kafka_env(),  # each service takes its own role's password
                **settings.database_env(), "ALLIANCE_TOPIC_SUFFIX": settings.topic_suffix,
                "ALLIANCE_APP_ID": settings.app_id, "ALLIANCE_LOCAL_DIR": str(settings.local_dir),
+               "ALLIANCE_TABLES_HOME": str(settings.tables_dir),  # (the one this process wipes with its Kafka)
                "ALLIANCE_REPLICATION_FACTOR": str(settings.replication_factor),
                **({"ALLIANCE_HTTP_TOKEN": settings.http_token.get_secret_value()} if settings.http_token else {}),
                "PYTHONUNBUFFERED": "1", **self.env}

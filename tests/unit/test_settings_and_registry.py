@@ -54,3 +54,19 @@ def test_registry_names_follow_the_convention() -> None:
     agg = [s for s in registry() if s.name.startswith("alliance.agg.")]
     assert agg and all(s.compacted and s.config()["cleanup.policy"] == "compact" for s in agg)
     assert all(s.config()["cleanup.policy"] == "delete" for s in registry() if not s.compacted)
+
+
+def test_a_worker_started_by_infra_keeps_its_tables_where_infra_wipes_them(tmp_path: Path) -> None:
+    """``make run`` wipes the tables with its local Kafka's data; its children are given that Kafka as bootstrap
+    servers, and without the parent's tables home they kept theirs under <local dir>/faust, which no fresh run
+    wiped: a second ``make run`` crashed (faust's ConsistencyError, a persisted offset past an empty changelog)."""
+    from infra.processes import Service
+
+    parent = Settings(local_dir=tmp_path)
+    assert parent.uses_local_kafka
+    probe = Service("probe", ["-c", "from core.settings import load_settings; print(load_settings().tables_dir)"],
+                    tmp_path / "probe.log", 0, quiet=True)
+    probe.start(parent)
+    assert probe.proc is not None and probe.proc.wait(60) == 0
+    assert (tmp_path / "probe.log").read_text().split()[-1] == str(parent.tables_dir)
+    assert parent.tables_dir == tmp_path / "kafka" / "tables"
