@@ -16,7 +16,7 @@ from bench import profile, publisher, revision, workload
 from bench.env import BENCH_ROOT, Services, services
 from bench.peer_steps import GUARANTEES, TOPOLOGIES
 from bench.pipeline import WARM_UP_DAY, Latency, latency_run, pipeline_run, profile_worker
-from bench.report import BenchError, Result, document, format_table, write_json
+from bench.report import BenchError, Result, document, format_table, percentile, write_json
 from bench.worker import Worker
 from core.runtime import tune_gc
 from core.settings import PROJECT_ROOT
@@ -30,6 +30,11 @@ PURE_TARGET = 3.0  # the pure per-event path against the issue's start (bench.re
 LATENCY_P99_TARGET_MS = 500.0  # produce -> aggregated topic at 20 % load, after the warm-up (the performance issue)
 PURE_ROUNDS = 2  # rounds per process of that measurement
 LATENCY_LOAD = 0.20
+HOP_NOTES = {  # what each hop of the latency path spans (bench.pipeline.hop_latencies), by record timestamps
+    "ingest": "the paced send -> the canonical record (publisher linger, fetch, the ingest agent's batch)",
+    "tables": "the canonical record -> the partial counting the event (fetch, the tables agent's batch)",
+    "rollup": "the partial -> the alliance-wide record including it (fetch, the rollup agent's batch)",
+}
 
 
 def pure_revision_row(rev: str) -> str:
@@ -285,6 +290,19 @@ class Bench:
             self.extra.setdefault("latency_by_second", {})[phase] = [
                 {"second": s, "events": n, "p50_ms": round(p50, 1), "max_ms": round(mx, 1), "max_ack_ms": round(ack, 1)}
                 for s, n, p50, mx, ack in seconds]
+            if lat.hops is not None and lat.hops.ingest_ms:
+                hops = {hop: {"p50_ms": round(percentile(ms, 50), 1), "p99_ms": round(percentile(ms, 99), 1)}
+                        for hop, ms in lat.hops.by_hop().items()}
+                log(f"  by agent's hop (p50 / p99 ms, {len(lat.hops.ingest_ms):,} events, "
+                    f"{lat.hops.unmatched:,} unmatched): " +
+                    "  ".join(f"{hop} {v['p50_ms']:.0f} / {v['p99_ms']:.0f}" for hop, v in hops.items()))
+                self.extra.setdefault("latency_by_hop", {})[phase] = {**hops, "events": len(lat.hops.ingest_ms),
+                                                                      "unmatched": lat.hops.unmatched}
+                if phase != "warm-up":
+                    for hop, v in hops.items():
+                        self.results.append(Result(
+                            f"latency p99 of the {hop} hop", v["p99_ms"], "ms", direction="info",
+                            note=HOP_NOTES[hop]))
             params = {"rate_events_per_s": round(rate, 1), "load_share_of_max": LATENCY_LOAD, "sent": lat.sent,
                       "matched": lat.matched, "seconds": warm_up if phase == "warm-up" else duration,
                       "path": "ingest -> tables -> rollup -> agg.windows"}

@@ -137,9 +137,11 @@ async def bare_consume(kafka: KafkaAccess, topics: Sequence[str], expected: int,
         await consumer.stop()
 
 
-async def read_all(kafka: KafkaAccess, topic: str, partitions: int,
-                   limit_s: float = 60.0) -> list[tuple[int, bytes | None, bytes | None]]:
-    """Every record of ``topic`` up to its current end: (timestamp ms, key, value)."""
+Record = tuple[int, int, int, bytes | None, bytes | None]  # partition, offset, timestamp (ms), key, value
+
+
+async def read_records(kafka: KafkaAccess, topic: str, partitions: int, limit_s: float = 60.0) -> list[Record]:
+    """Every record of ``topic`` up to its current end, with its partition and offset."""
     consumer = AIOKafkaConsumer(**kafka.aiokafka(), enable_auto_commit=False, client_id="bench-read")
     await consumer.start()
     try:
@@ -147,13 +149,19 @@ async def read_all(kafka: KafkaAccess, topic: str, partitions: int,
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
-        out: list[tuple[int, bytes | None, bytes | None]] = []
+        out: list[Record] = []
         deadline = time.monotonic() + limit_s
         while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
             if time.monotonic() > deadline:
                 raise BenchError(f"reading {topic} to its end took more than {limit_s:.0f}s")
-            for recs in (await consumer.getmany(timeout_ms=300)).values():
-                out += [(r.timestamp, r.key, r.value) for r in recs]
+            for tp, recs in (await consumer.getmany(timeout_ms=300)).items():
+                out += [(tp.partition, r.offset, r.timestamp, r.key, r.value) for r in recs]
         return out
     finally:
         await consumer.stop()
+
+
+async def read_all(kafka: KafkaAccess, topic: str, partitions: int,
+                   limit_s: float = 60.0) -> list[tuple[int, bytes | None, bytes | None]]:
+    """Every record of ``topic`` up to its current end: (timestamp ms, key, value)."""
+    return [(ts, key, value) for _, _, ts, key, value in await read_records(kafka, topic, partitions, limit_s)]

@@ -8,7 +8,7 @@ import json
 import pstats
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -25,9 +25,21 @@ from bench.report import BenchError, percentile
 from bench.worker import Worker, total
 from core.kafka_access import ADMIN
 from events.base import Event
+from events.codec import decode
+from events.corrections import EventCorrected, EventRetracted
 from events.reference import UNIVERSITIES
-from events.topics import AGG_PARTITIONS, INGEST_PARTITIONS, agg_topic, ingest_topic
+from events.topics import (
+    AGG_PARTITIONS,
+    EVENT_PARTITIONS,
+    INGEST_PARTITIONS,
+    PARTIALS_TOPIC,
+    Family,
+    agg_topic,
+    family_topic,
+    ingest_topic,
+)
 from infra.processes import wait_until
+from streams.contributions import parse_dimkey
 from streams.windows import window_counts
 
 POLL_S = 0.2
@@ -300,6 +312,7 @@ class Latency:
     seconds_ms: list[float]
     sent_ms: list[int] = field(default_factory=list)  # each latency's send time, same order
     ack_ms: list[float] = field(default_factory=list)  # each event's produce acknowledgement - its send time
+    hops: Hops | None = None  # the same events' time per agent (hop_latencies)
 
     def p(self, q: float) -> float:
         return percentile(self.seconds_ms, q)
@@ -347,11 +360,21 @@ def latency_run(svc: Services, workers: list[Worker], suffix: str, rate: float, 
             raise BenchError(f"{label} run: the workers did not process the paced events within 120s")
         time.sleep(POLL_S)
     time.sleep(2.0)  # let the rollup publish the last aggregates
-    records = asyncio.run(kafka_io.read_all(svc.kafka(ADMIN), agg_topic("windows") + suffix, AGG_PARTITIONS))
-    lat = match_latencies(rate, keys, sent, records)
+    records = asyncio.run(kafka_io.read_records(svc.kafka(ADMIN), agg_topic("windows") + suffix, AGG_PARTITIONS))
+    lat = match_latencies(rate, keys, sent, [(ts, key, value) for _, _, ts, key, value in records])
     if not lat.matched:
         raise BenchError(f"{label} run: no aggregate record of {agg_topic('windows') + suffix} matched")
+    lat.hops = hop_latencies({str(it.event.event_id): ts for it, ts in zip(its, sent.sent_ms, strict=True)},
+                             *asyncio.run(_hop_records(svc, suffix)), records)
     return lat
+
+
+async def _hop_records(svc: Services, suffix: str) -> tuple[list[kafka_io.Record], list[kafka_io.Record]]:
+    """Every record of the run's canonical topics, and of its partials topic (for hop_latencies)."""
+    canonical: list[kafka_io.Record] = []
+    for family in Family:
+        canonical += await kafka_io.read_records(svc.kafka(ADMIN), family_topic(family) + suffix, EVENT_PARTITIONS)
+    return canonical, await kafka_io.read_records(svc.kafka(ADMIN), PARTIALS_TOPIC + suffix, AGG_PARTITIONS)
 
 
 def match_latencies(rate: float, keys: Sequence[str], sent: kafka_io.Paced,
@@ -379,6 +402,98 @@ def match_latencies(rate: float, keys: Sequence[str], sent: kafka_io.Paced,
             lat_ack.append(ack)
         covered[k] = max(start, count)
     return Latency(rate, len(keys), len(lat), lat, lat_sent, lat_ack)
+
+
+HOPS = ("ingest", "tables", "rollup")
+
+
+@dataclass(frozen=True)
+class Hops:
+    """Each matched event's time in each agent's hop (ms; the three lists in the same order): what the ingest,
+    tables and rollup agents add to produce -> alliance.agg.windows."""
+
+    ingest_ms: list[float]  # its canonical record's timestamp - its send
+    tables_ms: list[float]  # the first partial of its (daily window key, partition) counting it - the canonical record
+    rollup_ms: list[float]  # the first alliance-wide record of the key including that partial - the partial
+    unmatched: int  # events sent that are not in the lists (not applied, a revision's key, no record counting them)
+
+    def by_hop(self) -> dict[str, list[float]]:
+        return dict(zip(HOPS, (self.ingest_ms, self.tables_ms, self.rollup_ms), strict=True))
+
+
+def _windows_records(records: Sequence[kafka_io.Record]) -> Iterator[tuple[int, int, str, dict[str, Any]]]:
+    """(offset, timestamp, daily window key, body) of the records of daily-window keys, partials or alliance-wide
+    (keyed ``windows|<key>`` and ``<key>``)."""
+    for _, offset, ts, key, value in records:
+        name = (key or b"").decode().removeprefix("windows|")
+        if value is not None and "granularity=day" in name and json.loads(value).get("aggregate") == "windows":
+            yield offset, ts, name, json.loads(value)
+
+
+def hop_latencies(sent_ms: Mapping[str, int], canonical: Sequence[kafka_io.Record],
+                  partials: Sequence[kafka_io.Record], aggregates: Sequence[kafka_io.Record]) -> Hops:
+    """Split each event's way to alliance.agg.windows into the agents' hops, from record timestamps (CreateTime:
+    the paced publisher's send, then each agent's producer when it staged the record; one clock).
+
+    ``sent_ms``: event id -> send time of the events sent (the topics' other events only count for the ranks
+    below); ``canonical``: the records of every family topic (one family per
+    daily window key, so a key's events on a partition are those of one topic partition); ``partials``: the
+    partials topic; ``aggregates``: alliance.agg.windows. A partition's events of a key are applied in offset
+    order and only add to its count, so its n-th event is counted by the key's first partial from that
+    partition (member ``p<partition>``) whose ``events`` is >= n. The rollup agent reads a key's partials in
+    their topic's order, so a partial is included in the key's first alliance-wide record whose ``events``
+    reaches the sum of every member's latest partial up to it. A revision can take a count back, so the keys of
+    its family and university are left out (the latency workload has none)."""
+    groups: dict[tuple[str, int], list[tuple[int, int, str]]] = {}  # (key, partition) -> (offset, ts, event id)
+    revised: set[tuple[str, str]] = set()  # (family, university) of revisions
+    for partition, offset, ts, _, value in canonical:
+        if value is None:
+            continue
+        event = decode(value)
+        if isinstance(event, EventRetracted | EventCorrected):
+            revised.add((event.target_family, event.source))
+            continue
+        try:
+            groups.setdefault((_day_key(event), partition), []).append((offset, ts, str(event.event_id)))
+        except ValueError:
+            continue
+    counted: dict[tuple[str, int], list[tuple[int, int, int]]] = {}  # (key, member) -> (offset, ts, events)
+    by_key: dict[str, list[tuple[int, int, int, int]]] = {}  # key -> (offset, ts, member, events)
+    for offset, ts, key, body in _windows_records(partials):
+        member, events = int(str(body["member"]).removeprefix("p")), int(body["partial"].get("events", 0))
+        counted.setdefault((key, member), []).append((offset, ts, events))
+        by_key.setdefault(key, []).append((offset, ts, member, events))
+    published: dict[str, list[tuple[int, int, int]]] = {}  # key -> (offset, ts, events) of alliance-wide records
+    for offset, ts, key, body in _windows_records(aggregates):
+        published.setdefault(key, []).append((offset, ts, int(body["value"].get("events", 0))))
+    included: dict[tuple[str, int], int] = {}  # (key, partial's offset) -> ts of the first record including it
+    for key, arrivals in by_key.items():
+        latest: dict[int, int] = {}
+        records, i = sorted(published.get(key, [])), 0
+        for offset, _, member, events in sorted(arrivals):
+            latest[member] = events
+            total = sum(latest.values())
+            while i < len(records) and records[i][2] < total:
+                i += 1
+            if i < len(records):
+                included[(key, offset)] = records[i][1]
+    ingest: list[float] = []
+    tables: list[float] = []
+    rollup: list[float] = []
+    for (key, partition), applied in groups.items():
+        dims = parse_dimkey(key)
+        rows, j = sorted(counted.get((key, partition), [])), 0
+        for n, (_, ts, event_id) in enumerate(sorted(applied), 1):
+            while j < len(rows) and rows[j][2] < n:
+                j += 1
+            sent = sent_ms.get(event_id)
+            at = included.get((key, rows[j][0])) if j < len(rows) else None
+            if sent is None or at is None or (dims.get("family", ""), dims.get("university", "")) in revised:
+                continue
+            ingest.append(float(ts - sent))
+            tables.append(float(rows[j][1] - ts))
+            rollup.append(float(at - rows[j][1]))
+    return Hops(ingest, tables, rollup, len(sent_ms) - len(ingest))
 
 
 def wait_idle(workers: list[Worker], quiet_s: float = 2.0, limit_s: float = 180.0) -> None:
