@@ -1,12 +1,16 @@
 """The benchmark's pipeline row on the real broker (bench.pipeline.pipeline_run): the bare loop, the faust no-op
 agent (timed by its own clock: it drains the events in a few tenths of a second) and the worker over the same
-events, and none of the measurement's topics left afterwards."""
+events, and none of the measurement's topics left afterwards; and its latency row (bench.pipeline.latency_run)
+on the worker kept running, split by agent hop."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.pipeline import pipeline_run
+from bench.env import drop_measurement
+from bench.pipeline import latency_run, pipeline_run
+from bench.report import percentile
+from bench.worker import Worker
 from bench.workload import load_items
 from core.settings import Settings
 from tests.bench_services import bench_services, topics_left
@@ -26,4 +30,26 @@ def test_the_bare_loop_the_noop_agent_and_the_worker_drain_the_same_events(setti
     assert run.noop_rate is not None and run.noop_rate > 0, lines  # timed, even when within one poll
     assert any("faust no-op agent: 3,000 events" in line and "its own clock" in line for line in lines), lines
     assert 0 < run.timing.events <= EVENTS and run.timing.seconds > 0 and run.timing.cpu_seconds > 0
+    assert topics_left(settings, unique) == []
+
+
+def test_every_paced_event_is_matched_and_split_into_the_three_agents_hops(settings: Settings, pg_server_dsn: str,
+                                                                          unique: str) -> None:
+    svc = bench_services(settings, pg_server_dsn, unique)
+    kept: list[Worker] = []
+    try:
+        run = pipeline_run(svc, load_items(1_000), label="l1", log_dir=settings.local_dir / f"lat-{unique}",
+                           baseline=False, keep=kept, progress=lambda _: None)
+        lat = latency_run(svc, kept, run.suffix, rate=150.0, duration=3.0, progress=lambda _: None)
+    finally:
+        for worker in kept:
+            worker.stop()
+        drop_measurement(svc, "l1")
+    assert lat.sent == 450 and lat.matched == lat.sent
+    hops = lat.hops
+    assert hops is not None and hops.unmatched == 0 and len(hops.ingest_ms) == lat.sent
+    assert all(ms >= 0 for each in hops.by_hop().values() for ms in each)  # (one clock: each hop follows the last)
+    # the hops of an event add up to its way to the aggregated topic, which the send-order matching measures too
+    total = [sum(each) for each in zip(hops.ingest_ms, hops.tables_ms, hops.rollup_ms, strict=True)]
+    assert min(lat.seconds_ms) <= percentile(total, 50) <= max(lat.seconds_ms)
     assert topics_left(settings, unique) == []
