@@ -27,7 +27,9 @@ from core.kafka_access import ADMIN
 from events.base import Event
 from events.codec import decode
 from events.corrections import EventCorrected, EventRetracted
+from events.errors import EventValidationError
 from events.reference import UNIVERSITIES
+from events.services import SeekerErasureRequested
 from events.topics import (
     AGG_PARTITIONS,
     EVENT_PARTITIONS,
@@ -443,13 +445,19 @@ def hop_latencies(sent_ms: Mapping[str, int], canonical: Sequence[kafka_io.Recor
     partition (member ``p<partition>``) whose ``events`` is >= n. The rollup agent reads a key's partials in
     their topic's order, so a partial is included in the key's first alliance-wide record whose ``events``
     reaches the sum of every member's latest partial up to it. A revision can take a count back, so the keys of
-    its family and university are left out (the latency workload has none)."""
+    its family and university are left out (the latency workload has none); an event the tables agent refuses
+    (an erased seeker's) would shift the ranks after it on its partition (the workload has none either)."""
     groups: dict[tuple[str, int], list[tuple[int, int, str]]] = {}  # (key, partition) -> (offset, ts, event id)
     revised: set[tuple[str, str]] = set()  # (family, university) of revisions
     for partition, offset, ts, _, value in canonical:
         if value is None:
             continue
-        event = decode(value)
+        try:
+            event = decode(value)
+        except EventValidationError:
+            continue  # (the ingest writes none such; the tables agent refuses it, uncounted)
+        if isinstance(event, SeekerErasureRequested):
+            continue  # (applied to no window count)
         if isinstance(event, EventRetracted | EventCorrected):
             revised.add((event.target_family, event.source))
             continue

@@ -13,6 +13,7 @@ from bench.workload import load_items
 from core.partitioning import key_partition
 from events.codec import decode
 from events.reference import UNIVERSITIES
+from events.services import SeekerErasureRequested, SeekerErasureRequestedData
 from events.topics import AGG_PARTITIONS, DLQ_TOPIC, EVENT_PARTITIONS, PARTIALS_TOPIC, agg_topic, ingest_topic
 from streams import batch as pure
 from streams.domains import domains
@@ -181,3 +182,18 @@ def test_events_of_other_runs_are_ranked_not_reported_and_uncounted_events_are_u
     # an event sent but never applied (refused, or still on its way) is unmatched
     hops = hop_latencies({**sent, "never-applied": 1}, canonical, partials, aggregates)
     assert hops.unmatched == 1 and len(hops.ingest_ms) == 199
+
+
+def test_records_no_window_counts_leave_the_ranks_alone() -> None:
+    """An erasure request's copy (applied to no count) or a record that is not an event, before every event of a
+    partition, must not take the first rank there."""
+    sent, canonical, partials, aggregates, oracle = _agents_day(200, tables_batch=50, rollup_batch=20)
+    services = next((p, decode(v or b"")) for p, _, _, _, v in canonical
+                    if decode(v or b"").family == "services")
+    partition, event = services
+    erasure = SeekerErasureRequested(source=event.source, occurred_at=event.occurred_at,
+                                     data=SeekerErasureRequestedData(seeker_id=event.data.seeker_id))  # type: ignore[attr-defined]
+    extra: list[Record] = [(partition, -2, 1, erasure.key, erasure.to_json()), (partition, -1, 1, b"k", b"not json")]
+    hops = hop_latencies(sent, extra + canonical, partials, aggregates)
+    assert hops.unmatched == 0
+    assert sorted(zip(hops.ingest_ms, hops.tables_ms, hops.rollup_ms, strict=True)) == sorted(oracle.values())
