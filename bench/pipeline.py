@@ -428,8 +428,11 @@ def _windows_records(records: Sequence[kafka_io.Record]) -> Iterator[tuple[int, 
     (keyed ``windows|<key>`` and ``<key>``)."""
     for _, offset, ts, key, value in records:
         name = (key or b"").decode().removeprefix("windows|")
-        if value is not None and "granularity=day" in name and json.loads(value).get("aggregate") == "windows":
-            yield offset, ts, name, json.loads(value)
+        if value is None or "granularity=day" not in name:
+            continue
+        body = json.loads(value)
+        if body.get("aggregate") == "windows":
+            yield offset, ts, name, body
 
 
 def hop_latencies(sent_ms: Mapping[str, int], canonical: Sequence[kafka_io.Record],
@@ -438,9 +441,9 @@ def hop_latencies(sent_ms: Mapping[str, int], canonical: Sequence[kafka_io.Recor
     the paced publisher's send, then each agent's producer when it staged the record; one clock).
 
     ``sent_ms``: event id -> send time of the events sent (the topics' other events only count for the ranks
-    below); ``canonical``: the records of every family topic (one family per
-    daily window key, so a key's events on a partition are those of one topic partition); ``partials``: the
-    partials topic; ``aggregates``: alliance.agg.windows. A partition's events of a key are applied in offset
+    below); ``canonical``: the records of every family topic (one family per daily window key, so a key's events
+    on a partition are those of one topic partition); ``partials``: the partials topic; ``aggregates``:
+    alliance.agg.windows. A partition's events of a key are applied in offset
     order and only add to its count, so its n-th event is counted by the key's first partial from that
     partition (member ``p<partition>``) whose ``events`` is >= n. The rollup agent reads a key's partials in
     their topic's order, so a partial is included in the key's first alliance-wide record whose ``events``
