@@ -159,9 +159,3 @@ async def read_records(kafka: KafkaAccess, topic: str, partitions: int, limit_s:
         return out
     finally:
         await consumer.stop()
-
-
-async def read_all(kafka: KafkaAccess, topic: str, partitions: int,
-                   limit_s: float = 60.0) -> list[tuple[int, bytes | None, bytes | None]]:
-    """Every record of ``topic`` up to its current end: (timestamp ms, key, value)."""
-    return [(ts, key, value) for _, _, ts, key, value in await read_records(kafka, topic, partitions, limit_s)]

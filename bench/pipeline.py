@@ -464,10 +464,7 @@ def hop_latencies(sent_ms: Mapping[str, int], canonical: Sequence[kafka_io.Recor
         if isinstance(event, EventRetracted | EventCorrected):
             revised.add((event.target_family, event.source))
             continue
-        try:
-            groups.setdefault((_day_key(event), partition), []).append((offset, ts, str(event.event_id)))
-        except ValueError:
-            continue
+        groups.setdefault((_day_key(event), partition), []).append((offset, ts, str(event.event_id)))
     counted: dict[tuple[str, int], list[tuple[int, int, int]]] = {}  # (key, member) -> (offset, ts, events)
     by_key: dict[str, list[tuple[int, int, int, int]]] = {}  # key -> (offset, ts, member, events)
     for offset, ts, key, body in _windows_records(partials):
