@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from core import kafka_python_fix
 from core.credentials import CredentialsError
 from events.reference import UNIVERSITIES
 
@@ -81,7 +82,9 @@ class KafkaAccess:
         return out
 
     def kafka_python(self) -> dict[str, Any]:
-        """Keyword arguments of a kafka-python client (KafkaProducer, KafkaConsumer, KafkaAdminClient)."""
+        """Keyword arguments of a kafka-python client (KafkaProducer, KafkaConsumer, KafkaAdminClient); installs
+        the project's workaround for kafka-python's metadata refresh (core.kafka_python_fix)."""
+        kafka_python_fix.install()
         if self.protocol == "SASL_PLAINTEXT":
             _quiet_scram_warning()
         out = {"bootstrap_servers": self.bootstrap, **self._security()}
