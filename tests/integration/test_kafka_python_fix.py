@@ -10,14 +10,16 @@ opens a new connection, and that one is reset. Without the workaround ``partitio
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from kafka.net import manager
 
+from bench.kafka_io import read_records
 from core.kafka_access import KafkaAccess
 from core.topic_admin import provision
 from events.topics import TopicSpec
@@ -43,17 +45,6 @@ def reset_next_tls_transport(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return built
 
 
-def read_values(kafka: KafkaAccess, topic: str, partitions: int) -> list[bytes]:
-    consumer = KafkaConsumer(**kafka.kafka_python(), enable_auto_commit=False, consumer_timeout_ms=10_000)
-    try:
-        parts = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        return sorted(record.value for record in consumer)
-    finally:
-        consumer.close()
-
-
 def test_a_producer_learns_a_topic_after_its_metadata_connection_was_reset(kafka_admin: KafkaAccess,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     assert kafka_admin.ssl_cafile is not None, "the session's broker has a TLS listener"
@@ -77,4 +68,4 @@ def test_a_producer_learns_a_topic_after_its_metadata_connection_was_reset(kafka
     finally:
         producer.close(timeout=5)
     assert resets[:2] == ["reset", "built"]  # the fault happened, and the client connected again
-    assert read_values(kafka_admin, second, 2) == sorted(values)
+    assert sorted(value for *_, value in asyncio.run(read_records(kafka_admin, second, 2))) == sorted(values)
