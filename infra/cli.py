@@ -27,6 +27,7 @@ from core.errors import AllianceError
 from core.settings import load_settings
 from core.topic_admin import provision_deployment
 from infra.local import LocalStack
+from infra.processes import Terminated, interrupt_on_sigterm
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
@@ -172,10 +173,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = argparse.Namespace(func=_cmd_users, sub_args=argv[1:])
     else:
         args = build_parser().parse_args(argv)
+    interrupt_on_sigterm()  # a command killed with SIGTERM stops what it started, like one stopped with Ctrl-C
     try:
         return int(args.func(args))
     except AllianceError as exc:  # InfraError, TopicError, SettingsError
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("[infra] terminated (SIGTERM): stopped what this command started", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         return 130

@@ -126,6 +126,26 @@ def terminate(pid: int, timeout: float = 30.0) -> None:
     _reap(pid)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised the way Ctrl-C raises KeyboardInterrupt (:func:`interrupt_on_sigterm`)."""
+
+
+def interrupt_on_sigterm() -> None:
+    """From now on SIGTERM raises :class:`Terminated` in the main thread, as Ctrl-C raises KeyboardInterrupt:
+    every ``finally`` runs, so a command stopped by ``kill`` or a supervisor stops the services it started
+    (workers, projector, a chaos run's cluster) instead of leaving them running. A second SIGTERM during
+    that clean-up is ignored (SIGKILL still ends it); children started later get the default handler."""
+
+    def ignore(signum: int, frame: Any) -> None:
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, ignore)
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _reap(pid: int) -> None:
     try:
         os.waitpid(pid, os.WNOHANG)

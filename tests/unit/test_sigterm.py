@@ -1,0 +1,71 @@
+"""infra.processes.interrupt_on_sigterm: a command of ``python -m infra`` stopped with SIGTERM (``kill``, a
+supervisor) runs its ``finally`` blocks, as with Ctrl-C, so it stops the services it started (found: a chaos run
+killed so left its workers and projector running)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+from core.settings import PROJECT_ROOT
+from infra.processes import pid_alive
+
+COMMAND = textwrap.dedent("""
+    import subprocess, sys, time
+    from infra.processes import Terminated, interrupt_on_sigterm
+    interrupt_on_sigterm()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], stdout=subprocess.DEVNULL)
+    try:
+        print(child.pid, flush=True)
+        time.sleep(120)
+    except Terminated:
+        print("terminated", flush=True)
+    finally:
+        print("stopping", flush=True)
+        time.sleep(0.5)  # (a clean-up that takes a while: a second SIGTERM arrives meanwhile)
+        child.terminate()
+        child.wait()
+        print("stopped", flush=True)
+""")
+
+
+def test_sigterm_runs_the_clean_up_once_and_a_second_one_does_not_cut_it_short() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", COMMAND], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    child = int(proc.stdout.readline())
+    assert pid_alive(child)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.stdout.readline() == "terminated\n"
+    assert proc.stdout.readline() == "stopping\n"
+    proc.send_signal(signal.SIGTERM)  # during the clean-up: ignored
+    out, _ = proc.communicate(timeout=30)
+    assert out == "stopped\n" and proc.returncode == 0
+    deadline = time.monotonic() + 5
+    while pid_alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(child)
+
+
+def test_the_infra_command_line_turns_sigterm_into_its_own_exit_status() -> None:
+    """``python -m infra`` exits 143 on SIGTERM (128 + 15, as a shell reports it), after its clean-up."""
+    script = textwrap.dedent("""
+        import sys, time
+        import infra.cli
+        def waits(args):
+            print("ready", flush=True)
+            time.sleep(120)
+            return 0
+        infra.cli._cmd_chaos = waits  # (a long command, without its stack)
+        sys.exit(infra.cli.main(["chaos"]))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143 and "terminated (SIGTERM)" in err
