@@ -300,10 +300,9 @@ def serve_inbox(app: faust.App, inbox: Inbox,
                 else:
                     await launch(following)
 
-        def blocked(flight: _Flight) -> bool:  # nothing more is computed before the flight completes
+        def blocked(flight: _Flight) -> bool:  # nothing more may be computed before the flight completes
             last = ahead[-1].entries if ahead else flight.entries
-            # (a second batch ahead only when a whole one waits: partial batches write more, each key once per batch)
-            return last is None or len(ahead) >= LOOKAHEAD or (bool(ahead) and not again and len(inbox) < inbox.size)
+            return last is None or len(ahead) >= LOOKAHEAD
 
         try:  # whatever fails here stops the worker: a dead agent would leave its inbox full and the fetch stuck
             while not app.should_stop:

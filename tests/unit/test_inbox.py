@@ -661,21 +661,3 @@ async def test_batches_computed_behind_a_batch_processed_in_parts_are_computed_a
     assert [entry[1] for entry in steps.log if entry[0] == "completed"] == [[0, 1], [2, 3], [4, 5], [6, 7]]
     assert consumer._new_offset(TP(INGEST, 0)) == 8
     task.cancel()
-
-
-async def test_a_second_batch_ahead_is_computed_only_when_a_whole_one_waits() -> None:
-    """One batch ahead takes what the inbox holds; more only when a whole batch waits: a partial batch computed
-    early would write every key it touches once more (a batch writes each key once)."""
-    box = inbox(size=2, within=0.0, capacity=20)
-    steps = Steps()
-    _, agent = await _served(box, steps)
-    for offset in range(5):
-        box.put(message(INGEST, 0, offset))
-    task = asyncio.create_task(agent())
-    await asyncio.sleep(0.05)
-    assert [entry[:2] for entry in steps.log] == [("compute", [0, 1]), ("launch", [0, 1]), ("compute", [2, 3])]
-    assert len(box) == 1  # [4] waits for more, or for [0, 1]
-    steps.gates[0].set()
-    await asyncio.sleep(0.05)
-    assert [entry[:2] for entry in steps.log[3:]] == [("completed", [0, 1]), ("launch", [2, 3]), ("compute", [4])]
-    task.cancel()
