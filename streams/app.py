@@ -14,7 +14,6 @@ import asyncio
 import logging
 import os
 import signal
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +41,7 @@ from streams.domains import domains
 from streams.fence import MembershipFence
 from streams.inbox import Inbox
 from streams.lag import LagReporter, StallGuard
-from streams.pipeline import Pending, Pipeline, overlay
+from streams.pipeline import NOTHING_PENDING, Pending, Pipeline
 from streams.sensors import batch_in, batch_out
 from streams.store import URL as STORE_URL
 from streams.store import changelog_configs, store_options
@@ -178,15 +177,12 @@ def agent_inbox(name: str, topics: Iterable[str], size: int = BATCH_SIZE, within
 
 
 class Staged(Protocol):
-    """An agent whose batch runs in two phases (streams.pipeline.AgentSteps): ``compute`` awaits nothing and
-    reads through the entries of the batches before it whose writes are not acknowledged yet; ``entries``
-    are those of what it computed (None: compute the next batch only after this one completed); ``launch``
-    stages what it computed and returns what completes the batch, and whether it writes what was computed
-    (False: it is computed again, in parts, and the batches computed behind it must be computed again)."""
+    """An agent whose batch runs in two phases (streams.pipeline.AgentSteps): ``compute`` awaits nothing;
+    ``launch`` stages what it computed and returns what completes the batch, with the entries the next
+    batch must read through until then (None: compute the next batch only after it completed)."""
 
     def compute(self, batch: Sequence[Message], pending: Pending) -> Any: ...
-    def entries(self, computed: Any) -> Pending | None: ...
-    def launch(self, batch: Sequence[Message], computed: Any) -> tuple[Awaitable[None], bool]: ...
+    def launch(self, batch: Sequence[Message], computed: Any) -> tuple[Awaitable[None], Pending | None]: ...
 
 
 @dataclass(frozen=True)
@@ -198,22 +194,8 @@ class Sequential:
     def compute(self, batch: Sequence[Message], pending: Pending) -> None:
         return None
 
-    def entries(self, computed: None) -> None:
-        return None
-
-    def launch(self, batch: Sequence[Message], computed: None) -> tuple[Awaitable[None], bool]:
-        return self.handle(batch), True
-
-
-@dataclass
-class _Computed:
-    """A batch computed and not launched yet, with the entries it will write (None: unknown)."""
-
-    batch: Sequence[Message]
-    computed: Any
-    entries: Pending | None
-    generation: int
-    time_in: float
+    def launch(self, batch: Sequence[Message], computed: None) -> tuple[Awaitable[None], Pending | None]:
+        return self.handle(batch), None
 
 
 @dataclass
@@ -222,15 +204,12 @@ class _Flight:
 
     batch: Sequence[Message]
     task: asyncio.Future[None]
-    entries: Pending | None
+    pending: Pending | None
     generation: int
     time_in: float
 
 
 SEND_TURNS = 4  # event-loop turns after a launch: the producer's sender takes them to put the requests on the wire
-# batches an agent computes while an earlier batch's writes wait for the broker: a broker that answers late
-# (hundreds of ms) finds them computed, and they are sent one after another as the acknowledgements come in
-LOOKAHEAD = 3
 
 
 def serve_inbox(app: faust.App, inbox: Inbox,
@@ -242,13 +221,11 @@ def serve_inbox(app: faust.App, inbox: Inbox,
     partitions back to their committed offsets after the rebalance. A batch that fails stops the worker
     without committing (:func:`stop_without_committing`).
 
-    A :class:`Staged` agent computes up to :data:`LOOKAHEAD` next batches while the broker acknowledges the
-    writes of the batch in flight, each reading through the entries of every batch before it (which the store
-    takes only after their acknowledgement). Each is staged and sent only after its predecessor completed and
-    was acknowledged, so a changelog record batch never lands on top of an earlier one that failed. Computed
-    batches are dropped unsent (read again after the rebalance) when a rebalance began meanwhile, and
-    computed again when a batch before them was processed in parts. With nothing taken to compute, the batch
-    in flight is completed and acknowledged first."""
+    A :class:`Staged` agent computes its next batch while the broker acknowledges the previous one's writes
+    (reading through their entries, which the store takes only after the acknowledgement): the next batch is
+    staged and sent only after that acknowledgement, so a changelog record batch never lands on top of an
+    earlier one that failed, and it is dropped unsent (read again after the rebalance) when a rebalance began
+    meanwhile. With nothing taken to compute, a launched batch is completed and acknowledged first."""
     for topic in inbox.topics:
         app.topics.add(raw_topic(app, topic))  # subscribed by faust's conductor, acknowledged records commit
     steps = cast(Staged, handle) if hasattr(handle, "launch") else Sequential(cast(Any, handle))
@@ -258,8 +235,6 @@ def serve_inbox(app: faust.App, inbox: Inbox,
 
     async def agent() -> None:
         flight: _Flight | None = None
-        ahead: deque[_Computed] = deque()  # computed behind the flight, launched one after another
-        again: deque[Sequence[Message]] = deque()  # taken batches to compute again, before anything newer
         batch: Sequence[Message] = []
 
         async def land() -> None:
@@ -273,62 +248,35 @@ def serve_inbox(app: faust.App, inbox: Inbox,
             batch_out(app.monitor, flight.batch, flight.time_in)
             flight = None
 
-        async def launch(computed: _Computed) -> None:
-            nonlocal flight, batch
-            batch = computed.batch
-            cast(GaplessConsumer, app.consumer).track_batch(batch)
-            batch_in(app.monitor, inbox.name, batch)
-            completion, as_computed = steps.launch(batch, computed.computed)
-            flight = _Flight(batch, asyncio.ensure_future(completion), computed.entries if as_computed else None,
-                             computed.generation, computed.time_in)
-            batch = []
-            if not as_computed and ahead:  # computed through entries this batch does not write as they were
-                again.extendleft(reversed([later.batch for later in ahead]))
-                ahead.clear()
-            if flight.entries is not None:
-                for _ in range(SEND_TURNS):
-                    await asyncio.sleep(0)
-
-        async def advance() -> None:
-            """Complete the flight, then launch the batch computed next, unless a rebalance began or ended since
-            it was computed: then every computed batch is dropped unsent, read again after the rebalance."""
-            await land()
-            if ahead:
-                following = ahead.popleft()
-                if moved(following.generation):
-                    ahead.clear()
-                else:
-                    await launch(following)
-
-        def blocked(flight: _Flight) -> bool:  # nothing more may be computed before the flight completes
-            last = ahead[-1].entries if ahead else flight.entries
-            return last is None or len(ahead) >= LOOKAHEAD
-
         try:  # whatever fails here stops the worker: a dead agent would leave its inbox full and the fetch stuck
             while not app.should_stop:
-                if flight is not None and (flight.task.done() or blocked(flight) or not (again or len(inbox))):
-                    await advance()  # (nothing to compute meanwhile, or nothing more may be: complete it)
-                    continue
-                batch = again.popleft() if again else await inbox.take()
+                if flight is not None and (flight.pending is None or not len(inbox)):
+                    await land()  # nothing to compute meanwhile (or no entries to read through): complete it
+                batch = await inbox.take()
                 if not batch:
                     continue  # cleared by a rebalance while it filled up
                 generation = app.consumer_generation_id
                 if moved(generation) or any(m.generation_id != generation for m in batch):
                     continue  # a rebalance began: these records are read again after it
                 if flight is not None and flight.generation != generation:  # its entries may be of moved partitions
-                    while flight is not None:
-                        await advance()  # (what was computed in its generation is dropped)
+                    await land()
                     if moved(generation):
                         continue
                 started = app.monitor.time()
-                chain = [flight.entries, *(later.entries for later in ahead)] if flight is not None else []
-                computed = steps.compute(batch, overlay([entries for entries in chain if entries is not None]))
-                this = _Computed(batch, computed, steps.entries(computed), generation, started)
-                if flight is None:
-                    await launch(this)
-                else:
-                    ahead.append(this)
-                    batch = []
+                through = flight.pending if flight is not None else None  # (None: none, completed above)
+                computed = steps.compute(batch, through or NOTHING_PENDING)
+                if flight is not None:
+                    await land()
+                    if moved(generation):
+                        continue  # computed from partitions that may have moved: read again after the rebalance
+                cast(GaplessConsumer, app.consumer).track_batch(batch)
+                batch_in(app.monitor, inbox.name, batch)
+                completion, pending = steps.launch(batch, computed)
+                flight = _Flight(batch, asyncio.ensure_future(completion), pending, generation, started)
+                batch = []
+                if pending is not None:
+                    for _ in range(SEND_TURNS):
+                        await asyncio.sleep(0)
             if flight is not None:
                 await land()
         except Exception:  # (a failed completion stopped the worker in ``land``: this is the batch at hand)

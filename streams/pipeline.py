@@ -8,9 +8,8 @@ first ``await`` (the flush): a rebalance can only revoke partitions at an await.
 partition revoked meanwhile (its next owner recovers it from the changelog).
 
 Each agent's batch has two phases (:class:`AgentSteps`), so that the agent loop (streams.app.serve_inbox) can
-compute the next batches while the previous one's writes wait for the broker: ``compute`` (no await; reads
-through the entries of every earlier batch not yet acknowledged, :func:`overlay` and :func:`through`) and
-``launch`` (staged and sealed in one go, then flushed).
+compute a batch while the previous one's writes wait for the broker: ``compute`` (no await; reads through
+the previous batch's entries, :func:`through`) and ``launch`` (staged and sealed in one go, then flushed).
 """
 
 from __future__ import annotations
@@ -69,34 +68,9 @@ NOTHING_PENDING: Pending = MappingProxyType({})
 _ABSENT = object()
 
 
-def entries(writes: pure.Writes) -> Pending:
-    """``writes``' table entries per table and key (value None: deleted; a key written twice: its last value)."""
-    pending: dict[str, dict[str, Any]] = {}
-    for table, _, key, value in writes.puts:
-        if (keyed := pending.get(table)) is None:
-            keyed = pending[table] = {}
-        keyed[key] = value
-    return pending
-
-
-def overlay(chain: Sequence[Pending]) -> Pending:
-    """The entries of batches staged one after another (``chain``, oldest first) as one: a key's newest
-    entry wins. What a batch computed behind all of them reads through."""
-    if len(chain) <= 1:
-        return chain[0] if chain else NOTHING_PENDING
-    merged: dict[str, dict[str, Any]] = {}
-    for pending in chain:
-        for table, keyed in pending.items():
-            if (into := merged.get(table)) is None:
-                merged[table] = dict(keyed)
-            else:
-                into.update(keyed)
-    return merged
-
-
 def through(pending: Pending, table: str, read: Callable[..., Any]) -> Callable[..., Any]:
     """``read`` (a table reader of streams.store), seeing ``pending``'s entries of ``table`` first: the
-    earlier batches' writes, which their flushes write to the store only once the broker acknowledged them."""
+    previous batch's writes, which its flush writes to the store only once the broker acknowledged them."""
     entries = pending.get(table)
     if not entries:
         return read
@@ -109,21 +83,17 @@ def through(pending: Pending, table: str, read: Callable[..., Any]) -> Callable[
 
 @dataclass(frozen=True)
 class AgentSteps:
-    """One agent's batch in two phases (streams.app.serve_inbox runs the next batches' first phase while the
+    """One agent's batch in two phases (streams.app.serve_inbox runs the next batch's first phase while the
     broker acknowledges this one's writes): ``compute`` (no await: the pure batch path over the tables, its
-    reads through the pending entries of the batches before it) and :meth:`launch` (staged into the writer;
-    what it returns flushes, then ``report`` s)."""
+    reads through the previous batch's pending entries) and :meth:`launch` (staged into the writer; what it
+    returns flushes, then ``report`` s)."""
 
     pipeline: Pipeline
     agent: str
     compute: Callable[[Sequence[Message], Pending], pure.Writes]
     report: Callable[[Sequence[Message], pure.Writes], None]
 
-    @staticmethod
-    def entries(writes: pure.Writes) -> Pending:
-        return entries(writes)
-
-    def launch(self, batch: Sequence[Message], writes: pure.Writes) -> tuple[Awaitable[None], bool]:
+    def launch(self, batch: Sequence[Message], writes: pure.Writes) -> tuple[Awaitable[None], Pending | None]:
         return self.pipeline.launch(self, batch, writes)
 
 
@@ -163,29 +133,33 @@ class Pipeline:
         """``agent``'s batch in the phases :func:`streams.app.serve_inbox` overlaps."""
         return self._steps[agent]
 
-    def _stage(self, writes: pure.Writes) -> int | None:
+    def _stage(self, writes: pure.Writes) -> tuple[int | None, Pending]:
         """Table entries (in memory and changelog), then the records, into the writer: nothing awaited. When
         the writes to one changelog partition would pass :data:`streams.writer.SPLIT_BYTES`, nothing is staged
-        and their size is returned: the caller processes the batch in parts."""
-        listed: dict[str, list[tuple[int, str, Any]]] = {}  # per table, in the batch's order
+        and their size is returned: the caller processes the batch in parts. Also returns the entries per
+        table and key (None: deleted), which the agent's next batch reads through until they are written."""
+        entries: dict[str, list[tuple[int, str, Any]]] = {}  # per table, in the batch's order
+        pending: dict[str, dict[str, Any]] = {}
         for table, partition, key, value in writes.puts:
-            if (rows := listed.get(table)) is None:
-                rows = listed[table] = []
-            rows.append((partition, key, value))
-        for table, rows in listed.items():
-            self.writer.put_all(self._tables[table], rows)
+            if (listed := entries.get(table)) is None:
+                listed = entries[table] = []
+                pending[table] = {}
+            listed.append((partition, key, value))
+            pending[table][key] = value
+        for table, listed in entries.items():
+            self.writer.put_all(self._tables[table], listed)
         if (largest := self.writer.largest_changelog_batch()) > SPLIT_BYTES:
             self.writer.discard()
-            return largest
+            return largest, NOTHING_PENDING
         for name, record_key, record_value, headers in writes.records:
             self.writer.add(name, record_key, record_value, headers=headers)
         for name, partition, record_key, record_value, headers in writes.routed:
             self.writer.add(name, record_key, record_value, partition=partition, headers=headers)
-        return None
+        return None, pending
 
     async def _write(self, writes: pure.Writes) -> int | None:
         """:meth:`_stage`, then one flush, the batch's only await. Returns the size that forces parts, if so."""
-        too_large = self._stage(writes)
+        too_large, _ = self._stage(writes)
         if too_large is None:
             await self._sent(writes, self.writer.seal())
         return too_large
@@ -199,16 +173,15 @@ class Pipeline:
                 m.record_rejected(university, reason, n=n)
 
     def launch(self, steps: AgentSteps, batch: Sequence[Message], writes: pure.Writes
-               ) -> tuple[Awaitable[None], bool]:
+               ) -> tuple[Awaitable[None], Pending | None]:
         """Stage ``writes`` (computed by ``steps.compute``) and return what completes the batch (its flush, then
-        its report), and whether it writes ``writes`` (their :func:`entries` are what the batches computed
-        behind it read through). A batch too large for one changelog record batch is processed in parts
-        instead, computed again from the tables: False, the batches computed behind it must be computed again
-        after it completed."""
-        too_large = self._stage(writes)
+        its report), with the entries the agent's next batch must read through until that completes. A batch
+        too large for one changelog record batch is processed in parts instead, its entries unknown here:
+        None, the next batch is computed only after it."""
+        too_large, pending = self._stage(writes)
         if too_large is not None:
-            return self._in_parts(steps, batch, too_large), False
-        return self._complete(steps, batch, writes, self.writer.seal()), True
+            return self._in_parts(steps, batch, too_large), None
+        return self._complete(steps, batch, writes, self.writer.seal()), pending
 
     async def _complete(self, steps: AgentSteps, batch: Sequence[Message], writes: pure.Writes,
                         send: Callable[[], Awaitable[int]]) -> None:

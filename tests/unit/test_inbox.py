@@ -19,7 +19,6 @@ from faust.transport.consumer import ConsumerMessage
 from faust.types import TP
 from prometheus_client import CollectorRegistry, generate_latest
 
-import streams.app
 from streams.app import serve_inbox
 from streams.consumer import GaplessConsumer, install
 from streams.inbox import Inbox
@@ -428,15 +427,11 @@ class Steps:
         self.log: list[tuple[Any, ...]] = []
         self.gates: dict[int, asyncio.Event] = {}
         self.fail: set[int] = set()
-        self.in_parts: set[int] = set()  # batches (by first offset) the launch processes in parts
 
     def compute(self, batch: Sequence[ConsumerMessage], pending: Any) -> list[int]:
         offsets = [m.offset for m in batch]
         self.log.append(("compute", offsets, dict(pending.get("t", {}))))
         return offsets
-
-    def entries(self, computed: list[int]) -> dict[str, dict[str, int]]:  # every batch writes k0 (the newest wins)
-        return {"t": {"k0": computed[0], **{f"k{offset}": offset for offset in computed}}}
 
     def launch(self, batch: Sequence[ConsumerMessage], computed: list[int]) -> tuple[Any, Any]:
         self.log.append(("launch", computed, self.acked()))
@@ -449,7 +444,7 @@ class Steps:
                 raise RuntimeError("the broker refused a write")
             self.log.append(("completed", computed))
 
-        return complete(), computed[0] not in self.in_parts
+        return complete(), {"t": {f"k{offset}": offset for offset in computed}}
 
 
 async def test_a_staged_agent_computes_the_next_batch_while_the_previous_one_completes_and_sends_it_after() -> None:
@@ -542,122 +537,4 @@ async def test_a_batch_of_a_new_generation_waits_for_the_last_one_and_is_dropped
     steps.gates[0].set()
     await asyncio.sleep(0.05)
     assert steps.log[2:] == [("completed", [0, 1])]  # [2, 3]: neither computed nor launched
-    task.cancel()
-
-
-async def test_batches_computed_ahead_read_through_every_batch_before_them_and_are_sent_one_after_another(
-) -> None:
-    """While a batch waits for the broker, the next LOOKAHEAD batches are computed, each through the entries
-    of every batch before it not yet acknowledged (a key's newest entry wins: every batch writes k0); then
-    nothing more until the flight completes. Each is launched only after its predecessor completed and was
-    acknowledged, and a batch computed after an acknowledgement no longer reads that batch's entries (the
-    store has them)."""
-    assert streams.app.LOOKAHEAD == 3
-    box = inbox(size=2, within=0.0, capacity=20)
-    steps = Steps()
-    app, agent = await _served(box, steps)
-    consumer: Any = app.consumer
-    steps.acked = lambda: sorted(consumer._acked.get(TP(INGEST, 0), ()))
-    for offset in range(12):
-        box.put(message(INGEST, 0, offset))
-    task = asyncio.create_task(agent())
-    await asyncio.sleep(0.05)
-    assert steps.log == [
-        ("compute", [0, 1], {}), ("launch", [0, 1], []),
-        ("compute", [2, 3], {"k0": 0, "k1": 1}),
-        ("compute", [4, 5], {"k0": 2, "k1": 1, "k2": 2, "k3": 3}),
-        ("compute", [6, 7], {"k0": 4, "k1": 1, "k2": 2, "k3": 3, "k4": 4, "k5": 5}),
-    ]  # three ahead: [8, 9] waits
-    assert consumer._new_offset(TP(INGEST, 0)) is None and len(box) == 4
-    steps.gates[0].set()
-    await asyncio.sleep(0.05)
-    assert steps.log[5:] == [
-        ("completed", [0, 1]), ("launch", [2, 3], [0, 1]),
-        ("compute", [8, 9], {"k0": 6, "k2": 2, "k3": 3, "k4": 4, "k5": 5, "k6": 6, "k7": 7}),  # no k1
-    ]
-    for first in (2, 4, 6, 8, 10):
-        steps.gates[first].set()
-        await asyncio.sleep(0.05)
-    assert [entry[1] for entry in steps.log if entry[0] == "launch"] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9],
-                                                                         [10, 11]]
-    launches = [entry for entry in steps.log if entry[0] == "launch"]
-    assert [entry[2] for entry in launches] == [list(range(n)) for n in range(0, 12, 2)]  # each after the last ack
-    assert consumer._new_offset(TP(INGEST, 0)) == 12
-    task.cancel()
-
-
-async def test_batches_computed_ahead_are_dropped_unsent_when_a_rebalance_begins() -> None:
-    box = inbox(size=2, within=0.0, capacity=20)
-    steps = Steps()
-    app, agent = await _served(box, steps)
-    consumer: Any = app.consumer
-    for offset in range(8):
-        box.put(message(INGEST, 0, offset))
-    task = asyncio.create_task(agent())
-    await asyncio.sleep(0.05)
-    assert [entry[0] for entry in steps.log] == ["compute", "launch", "compute", "compute", "compute"]
-    app.flow_control.suspend()  # a rebalance begins while [0, 1] waits for the broker, three batches computed
-    box.clear()  # (faust clears the inboxes as it suspends the flow)
-    steps.gates[0].set()
-    await asyncio.sleep(0.05)
-    assert steps.log[5:] == [("completed", [0, 1])]  # none of the three launched: read again after the rebalance
-    assert consumer._new_offset(TP(INGEST, 0)) == 2
-    assert not consumer._unacked_messages  # nor tracked: the rebalance does not wait for them
-    task.cancel()
-
-
-async def test_a_failing_completion_stops_the_worker_with_nothing_computed_behind_it_sent(monkeypatch: Any) -> None:
-    stopped: list[tuple[str, list[int]]] = []
-
-    def stop(agent: str, batch: Sequence[ConsumerMessage]) -> None:
-        stopped.append((agent, [m.offset for m in batch]))
-        raise Stopped
-
-    monkeypatch.setattr(streams.app, "stop_without_committing", stop)
-    box = inbox(size=2, within=0.0, capacity=20)
-    steps = Steps()
-    steps.fail.add(0)
-    app, agent = await _served(box, steps)
-    for offset in range(8):
-        box.put(message(INGEST, 0, offset))
-    run = asyncio.create_task(agent())
-    await asyncio.sleep(0.05)
-    steps.gates[0].set()
-    with pytest.raises(Stopped):
-        await asyncio.wait_for(run, 1.0)
-    assert stopped == [("ingest", [0, 1])]
-    assert [entry[0] for entry in steps.log] == ["compute", "launch", "compute", "compute", "compute"]
-    assert app.consumer._new_offset(TP(INGEST, 0)) is None  # type: ignore[attr-defined]
-
-
-async def test_batches_computed_behind_a_batch_processed_in_parts_are_computed_again_after_it() -> None:
-    """A launch that processes its batch in parts (too large for one changelog record batch) computes it again:
-    what the batches behind it read through is void. They are computed again, in order, once it completed,
-    before anything newer."""
-    box = inbox(size=2, within=0.0, capacity=20)
-    steps = Steps()
-    steps.in_parts.add(2)
-    app, agent = await _served(box, steps)
-    consumer: Any = app.consumer
-    steps.acked = lambda: sorted(consumer._acked.get(TP(INGEST, 0), ()))
-    for offset in range(8):
-        box.put(message(INGEST, 0, offset))
-    task = asyncio.create_task(agent())
-    await asyncio.sleep(0.05)
-    steps.gates[0].set()
-    await asyncio.sleep(0.05)
-    assert steps.log[5:] == [("completed", [0, 1]), ("launch", [2, 3], [0, 1])]  # in parts: nothing computed
-    steps.gates[2].set()
-    await asyncio.sleep(0.05)
-    assert steps.log[7:] == [
-        ("completed", [2, 3]),
-        ("compute", [4, 5], {}), ("launch", [4, 5], [0, 1, 2, 3]),  # again, through nothing: the store has it
-        ("compute", [6, 7], {"k0": 4, "k4": 4, "k5": 5}),
-    ]
-    steps.gates[4].set()
-    await asyncio.sleep(0.05)
-    steps.gates[6].set()
-    await asyncio.sleep(0.05)
-    assert [entry[1] for entry in steps.log if entry[0] == "completed"] == [[0, 1], [2, 3], [4, 5], [6, 7]]
-    assert consumer._new_offset(TP(INGEST, 0)) == 8
     task.cancel()
