@@ -350,9 +350,11 @@ def kill_publisher(run: Run, stack: LocalStack) -> None:
            **({"ALLIANCE_KAFKA_SSL_CAFILE": access.ssl_cafile} if access.ssl_cafile else {})}
     first = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
-    time.sleep(2.5)  # the CLI starts (imports, connects) and sends part of the file
-    first.kill()
-    first.wait(timeout=30)
+    try:
+        time.sleep(2.5)  # the CLI starts (imports, connects) and sends part of the file
+    finally:  # (also when the chaos command itself is stopped meanwhile)
+        first.kill()
+        first.wait(timeout=30)
     run.fault(f"kill -9 the publish command of {university} ({len(mine)} lines)")
     again = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300,
                            check=False)
