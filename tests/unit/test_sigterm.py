@@ -9,10 +9,9 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 from core.settings import PROJECT_ROOT
-from infra.processes import pid_alive
+from infra.processes import pid_alive, wait_until
 
 COMMAND = textwrap.dedent("""
     import subprocess, sys, time
@@ -44,10 +43,7 @@ def test_sigterm_runs_the_clean_up_once_and_a_second_one_does_not_cut_it_short()
     proc.send_signal(signal.SIGTERM)  # during the clean-up: ignored
     out, _ = proc.communicate(timeout=30)
     assert out == "stopped\n" and proc.returncode == 0
-    deadline = time.monotonic() + 5
-    while pid_alive(child) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not pid_alive(child)
+    wait_until(lambda: not pid_alive(child), 5, "the child stopped")
 
 
 def test_the_infra_command_line_turns_sigterm_into_its_own_exit_status() -> None:
