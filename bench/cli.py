@@ -21,6 +21,7 @@ from bench.worker import Worker
 from core.runtime import tune_gc
 from core.settings import PROJECT_ROOT
 from infra.errors import InfraError
+from infra.processes import Terminated, interrupt_on_sigterm
 
 PIPELINE_TARGET = 0.30
 PEER_TARGET = 2.0  # the pipeline against the best Quix Streams topology at-least-once (the performance issue)
@@ -426,6 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.pipeline_rounds is not None and args.pipeline_rounds < 1:
         parser.error("--pipeline-rounds must be at least 1")
     tune_gc()  # the worker's garbage-collector settings (core.runtime), for the pure path measured in-process
+    interrupt_on_sigterm()  # a bench stopped with SIGTERM stops its Kafka, PostgreSQL and workers, as on Ctrl-C
     started = time.time()
     log("starting services (own Kafka + PostgreSQL under .local/bench/ unless ALLIANCE_* are set)")
     try:
@@ -436,6 +438,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InfraError, BenchError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("bench: terminated (SIGTERM): stopped the services it started", file=sys.stderr)
+        return 143
     params = {"events": bench.n, "quick": bench.quick, "source": bench.source, "run_id": svc.run_id,
               "local_services": svc.local, "wall_seconds": round(time.time() - started, 1)}
     print()
