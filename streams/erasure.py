@@ -92,18 +92,29 @@ def index(tx: Tx, current: dict[str, list[str]], family: str, partition: int, lo
             tx.put(index_key(seeker, family, partition), sorted(indexed.union(keys)))
 
 
-def _log_entries(tx: Tx, listed: str) -> list[str]:
+def _log_entries(tx: Tx, listed: str, seeker: str, anonymous: str) -> list[str]:
     """The entry keys of the log a listed ``…|events`` key names (none for any other key: those are not read
-    here, only where they are renamed)."""
+    here, only where they are renamed). The log's count is in its entity's state, or, when an erasure written in
+    parts stopped after renaming that state (its replay resumes it), in the renamed state."""
     if not listed.endswith(LOG_COUNT_SUFFIX):
         return []
     entity = listed.removesuffix(LOG_COUNT_SUFFIX)
     count = log_count(tx.get, entity, tx.get(entity))
+    if count is None and seeker in entity:
+        moved = entity.replace(seeker, anonymous)
+        count = log_count(tx.get, moved, tx.get(moved))
     return [log_key(entity, position) for position in range(count[0])] if count is not None else []
 
 
 def erase(tx: Tx, seeker: str, anonymous: str, family: str, partition: int) -> list[tuple[str, Any]]:
-    """Apply one erasure copy; the (key, old value) pairs it renamed (empty when it was applied before)."""
+    """Apply one erasure copy; the (key, old value) pairs it renamed (empty when it was applied before).
+
+    Resumable: the writes, in their order, may be made durable in parts (a seeker with hundreds of events on a
+    partition writes more than one changelog record batch holds; streams.batch.resumable_parts), and whatever
+    prefix of them a crash left, running the copy again completes it to the same tables. So each renamed key
+    is written before its original is deleted, a log is found through its renamed entity once that is gone
+    (``_log_entries``), and the index is deleted and the marker written last (the marker ends the erasure:
+    written first, a replay would stop at it and leave the rest)."""
     mk = marker_key(seeker, family, partition)
     if tx.get(mk) is not None:
         return []
@@ -111,13 +122,15 @@ def erase(tx: Tx, seeker: str, anonymous: str, family: str, partition: int) -> l
     moved = []
     # every log's entries found before anything is renamed (the count lives in the entity's state, which may be
     # renamed itself), each before the key that named it
-    keys = [key for listed in tx.get(ik) or [] for key in (*_log_entries(tx, listed), listed)]
+    keys = [key for listed in tx.get(ik) or [] for key in (*_log_entries(tx, listed, seeker, anonymous), listed)]
     for key in keys:
         value = tx.get(key)
         if value is None or not (seeker in key or _names(value, seeker)):
             continue  # (an entry of the log that names someone else; a key renamed before)
-        tx.put(key, None)
-        tx.put(key.replace(seeker, anonymous), renamed(value, seeker, anonymous))
+        new_key = key.replace(seeker, anonymous)
+        tx.put(new_key, renamed(value, seeker, anonymous))
+        if new_key != key:
+            tx.put(key, None)
         moved.append((key, value))
     tx.put(ik, None)
     tx.put(mk, 1)

@@ -18,10 +18,12 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from core.partitioning import key_partition
 from events import wire
 from events.base import Event
-from events.codec import encode, from_dict
+from events.codec import encode, from_dict, plain
 from events.privacy import minted_by, named_seekers, seeker_digest
 from events.simulator import alliance_day
 from events.topics import DLQ_TOPIC, EVENT_PARTITIONS, ingest_topic
@@ -350,3 +352,60 @@ def test_a_value_is_found_to_name_a_seeker_exactly_when_one_of_its_texts_holds_t
     assert checked > 1000 and named > 100
     assert extra <= checked // 100  # a match across two texts: rare (and harmless: one key indexed too many)
     assert erasure._names(seekers[0], seekers[0]) and not erasure._names(seekers[0] + "x", seekers[0])
+
+
+def _recommendations(seeker: str, n: int) -> list[Event]:
+    owner = minted_by(seeker)
+    assert owner is not None
+    return [_event(owner[0], "services.job_recommended",
+                   {"seeker_id": seeker, "recommendation_id": f"rec-{i}", "posting_id": f"{owner[0]}-job-{i}"})
+            for i in range(n)]
+
+
+def _applied(table: dict[str, Any], puts: Iterable[tuple[str, int, str, Any]]) -> dict[str, Any]:
+    out = dict(table)
+    for _, _, key, value in puts:
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = plain(value)
+    return out
+
+
+@pytest.mark.parametrize("layout", ["current", "earlier"])
+def test_an_erasure_copy_run_again_from_any_prefix_of_its_writes_ends_as_the_whole(layout: str) -> None:
+    """An erasure too large for one changelog record batch is made durable in parts (streams.batch.resumable_parts):
+    a crash may leave any prefix of its writes, and the replay of the copy must complete it. For every copy of a
+    request and every prefix of its writes, the copy run again on the table that prefix left ends in exactly the
+    table the whole erasure leaves (its own 1-1-3-1 state and log renamed first, the marker last), in the current
+    layout and in the earlier one (logs counted apart, indexes listing entries)."""
+    day = _day(seed=31)
+    worker = Worker()
+    worker.send(_records(day))
+    seeker = most_active_seekers(day, 1)[0]
+    worker.send(_records(_recommendations(seeker, 25)))  # a long log of the seeker's own entity
+    if layout == "earlier":
+        _earlier_layout(worker, [seeker])
+    ingested = pure.ingest([pure.Raw(ingest_topic(minted_by(seeker)[0]), 0, 10**6, None,  # type: ignore[index]
+                                     *_records([erasure_request(seeker)])[0][1:])],
+                           worker.university_of, worker.tables[pure.SEEN].get, NOW, str, DLQ_TOPIC)
+    copies = worker._consumed(ingested, "alliance.events.", EVENT_PARTITIONS)
+    assert len(copies) == 4 * EVENT_PARTITIONS
+    base = dict(worker.tables[pure.STATES])
+
+    def run(table: dict[str, Any], copy: pure.Raw) -> pure.TablesWrites:
+        return pure.tables([copy], worker.domains, lambda key, partition: table.get(key), NOW.isoformat(), str,
+                           DLQ_TOPIC)
+
+    resumed = 0
+    for copy in copies:
+        whole = run(base, copy)
+        assert whole.resumable and not whole.rejected
+        final = _applied(base, whole.puts)
+        for k in range(len(whole.puts) + 1):
+            left = _applied(base, whole.puts[:k])
+            assert _applied(left, run(left, copy).puts) == final, (copy.topic, copy.partition, k)
+            resumed += 1
+    assert resumed > 150  # (the seeker's own entity alone: a state, 25 members and a log of 25 renamed)
+    everything = _applied(base, [p for copy in copies for p in run(base, copy).puts])
+    assert not [k for k, v in everything.items() if seeker in k or seeker in json.dumps(v)]
