@@ -231,6 +231,9 @@ class TablesWrites(Writes):
     events: list[Event] = field(default_factory=list)  # the batch's valid events
     applied: int = 0  # events applied for the first time (replays excluded)
     aggregates: list[str] = field(default_factory=list)  # aggregate of every per-entity record written
+    # the puts may be made durable in parts, in their order (a batch of one erasure copy: streams.erasure.erase
+    # completes from any prefix of its writes when run again): see resumable_parts
+    resumable: bool = False
 
 
 def tables(batch: Sequence[Raw], domains: Mapping[str, Domain], lookup: Callable[[str, int], Any], now: str,
@@ -260,6 +263,7 @@ def tables(batch: Sequence[Raw], domains: Mapping[str, Domain], lookup: Callable
         out.reject(dlq, raw, Rejected(reason, why[:900], event.source, str(event.event_id))
                    if reason in ENGINE_REFUSALS else internal_reject(reason, why, raw))
     out.applied = result.applied
+    out.resumable = len(items) == 1 and isinstance(items[0][1], SeekerErasureRequested) and not result.failed
     failed = {index for index, _, _ in result.failed}
     out.events = [item[1] for i, item in enumerate(items) if i not in failed]
     for key, (partition, state) in result.states.items():
@@ -278,6 +282,32 @@ def tables(batch: Sequence[Raw], domains: Mapping[str, Domain], lookup: Callable
         out.records.append((topic(agg_topic(aggregate)), key.encode(), to_json(record), []))
         out.aggregates.append(aggregate)
     return out
+
+
+def resumable_parts(writes: TablesWrites, size: Callable[[str, Any], int], limit: int) -> list[TablesWrites] | None:
+    """``writes`` cut into consecutive parts whose table entries take at most ``limit`` bytes each (``size(key,
+    value)``: an entry's bytes in its changelog record batch), to be made durable one after the other, or None
+    if they may not be cut (not :attr:`TablesWrites.resumable`) or one entry alone passes ``limit``. The first
+    part carries every record (an erasure's view tombstones: sent before anything is renamed, so a replay that
+    finds the seeker's state renamed already has nothing left to tombstone) and the counts; the last part
+    carries the last entries (an erasure's index deletion and marker)."""
+    if not writes.resumable:
+        return None
+    cut: list[list[tuple[str, int, str, Any]]] = [[]]
+    used = 0
+    for put in writes.puts:
+        n = size(put[2], put[3])
+        if n > limit:
+            return None
+        if cut[-1] and used + n > limit:
+            cut.append([])
+            used = 0
+        cut[-1].append(put)
+        used += n
+    first = TablesWrites(puts=cut[0], records=writes.records, routed=writes.routed, rejected=writes.rejected,
+                         events=writes.events, applied=writes.applied, aggregates=writes.aggregates,
+                         resumable=True)
+    return [first, *(TablesWrites(puts=puts, resumable=True) for puts in cut[1:])]
 
 
 # ---------------------------------------------------------------------------------------------- rollup

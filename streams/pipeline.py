@@ -41,6 +41,7 @@ class Writer(Protocol):
     def add(self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None,
             headers: list[tuple[str, bytes]] | None = None) -> None: ...
     def put_all(self, table: Any, entries: Iterable[tuple[int, str, Any]]) -> None: ...
+    def entry_bytes(self, key: str, value: Any) -> int: ...
     def largest_changelog_batch(self) -> int: ...
     def discard(self) -> None: ...
     def seal(self) -> Callable[[], Awaitable[int]]: ...
@@ -116,6 +117,7 @@ class Pipeline:
     events_processed: dict[str, int] = field(default_factory=dict)
     events_applied: dict[str, int] = field(default_factory=dict)  # first-time events (replays excluded)
     split_batches: dict[str, int] = field(default_factory=dict)  # agent -> batches processed in parts (_write)
+    erasures_in_parts: int = 0  # erasure copies too large for one changelog record batch, written in parts
     university_of: dict[str, str] = field(default_factory=dict)  # ingest topic -> university code
     event_partitions: int = EVENT_PARTITIONS  # of each canonical topic (an erasure request goes to all)
     recent: pure.Recent = field(default_factory=pure.Recent)  # events the ingest encoded, for the tables agent
@@ -180,7 +182,7 @@ class Pipeline:
         None, the next batch is computed only after it."""
         too_large, pending = self._stage(writes)
         if too_large is not None:
-            return self._in_parts(steps, batch, too_large), None
+            return self._in_parts(steps, batch, writes, too_large), None
         return self._complete(steps, batch, writes, self.writer.seal()), pending
 
     async def _complete(self, steps: AgentSteps, batch: Sequence[Message], writes: pure.Writes,
@@ -193,10 +195,22 @@ class Pipeline:
         work, _ = self.launch(steps, batch, steps.compute(batch, NOTHING_PENDING))
         await work
 
-    async def _in_parts(self, steps: AgentSteps, batch: Sequence[Message], size: int) -> None:
-        """``batch`` in two halves, one after the other (the second computed from what the first wrote); a
-        single record whose own writes are too large goes to the DLQ, not applied (``pure.oversized``)."""
+    async def _in_parts(self, steps: AgentSteps, batch: Sequence[Message], writes: pure.Writes, size: int) -> None:
+        """``batch`` in two halves, one after the other (the second computed from what the first wrote). A single
+        record whose own writes are too large is written in resumable parts when it may be (an erasure of a
+        seeker with hundreds of events on the partition: ``pure.resumable_parts``), each flushed before the next;
+        the batch completes (and its offset may be committed) after the last. Any other goes to the DLQ, not
+        applied (``pure.oversized``)."""
         if len(batch) == 1:
+            parts = pure.resumable_parts(writes, self.writer.entry_bytes, SPLIT_BYTES) \
+                if isinstance(writes, pure.TablesWrites) else None
+            if parts is not None:
+                self.erasures_in_parts += 1
+                for part in parts:
+                    if (still := await self._write(part)) is not None:  # (sized by the writer's own measure)
+                        raise RuntimeError(f"a resumable part of {still:,} bytes exceeds {SPLIT_BYTES:,}")
+                steps.report(batch, writes)
+                return
             await self._write(pure.oversized(raw(batch[0]), self.dlq, size, SPLIT_BYTES))
             self._done(steps.agent, batch, applied=None if steps.agent == "rollup" else 0)
             return

@@ -46,6 +46,8 @@ def freshness(pipeline: Pipeline) -> dict[str, Any]:
             out[agent]["events_applied"] = pipeline.events_applied[agent]
         if agent in pipeline.split_batches:  # batches too large for one changelog record batch (streams.writer)
             out[agent]["batches_split"] = pipeline.split_batches[agent]
+        if agent == "tables" and pipeline.erasures_in_parts:  # (streams.batch.resumable_parts)
+            out[agent]["erasures_in_parts"] = pipeline.erasures_in_parts
     return out
 
 

@@ -99,6 +99,11 @@ class BatchWriter:
             if store is None:
                 memory.append((data, key, value))
 
+    @staticmethod
+    def entry_bytes(key: str, value: Any) -> int:
+        """What one table entry adds to its changelog record batch, as :meth:`largest_changelog_batch` counts it."""
+        return len(table_bytes(key)) + (0 if value is None else len(value_bytes(value))) + RECORD_OVERHEAD
+
     def largest_changelog_batch(self) -> int:
         """Bytes (uncompressed, with record overhead) of the largest changelog record batch staged so far."""
         return max((sum(len(key) + len(value or b"") for key, value, _ in changes) + RECORD_OVERHEAD * len(changes)

@@ -18,6 +18,7 @@ from bench.workload import load_items
 from core.partitioning import key_partition
 from events import jobfair as j
 from events import recruitment as r
+from events import services as sv
 from events.reference import City, Degree, EmployerType, Industry
 from events.topics import DLQ_TOPIC, EVENT_PARTITIONS, PARTIALS_TOPIC, agg_topic, family_topic, ingest_topic
 from streams.domains import domains
@@ -64,9 +65,13 @@ class Writer:
     def put_all(self, table: Any, entries: Iterable[tuple[int, str, Any]]) -> None:
         for partition, key, value in entries:
             self.staged.append((table, key, value))
-            size = len(table_bytes(key)) + (0 if value is None else len(table_bytes(value))) + RECORD_OVERHEAD
+            size = self.entry_bytes(key, value)
             self.sizes[(id(table), partition)] = self.sizes.get((id(table), partition), 0) + size
             self.calls.append(("put", table, partition, key, value))
+
+    @staticmethod
+    def entry_bytes(key: str, value: Any) -> int:
+        return len(table_bytes(key)) + (0 if value is None else len(table_bytes(value))) + RECORD_OVERHEAD
 
     def largest_changelog_batch(self) -> int:
         return max(self.sizes.values(), default=0)
@@ -265,6 +270,91 @@ async def test_one_oversized_event_is_refused_and_the_good_events_around_it_are_
     postings = {k for k in p.states if k.startswith("posting:") and "|" not in k}
     assert postings == {f"posting:scu-job-{i}" for i in range(7) if i != 3}
     assert p.events_applied["tables"] == 6 and p.events_processed["tables"] == 7
+
+
+SEEKER = "ps.scu.dev." + "5e" * 16
+
+
+def _served_then_erased(n: int) -> tuple[list[Message], Message]:
+    """``n`` job recommendations of one seeker (their own 1-1-3-1 entity: a log of ``n`` events on one partition),
+    and the erasure request's copy on that partition, as the tables agent reads them."""
+    events = [sv.JobRecommended(source="scu", occurred_at=T0, data=sv.JobRecommendedData(
+        seeker_id=SEEKER, recommendation_id=f"rec-{i}", posting_id=f"scu-job-{i}")) for i in range(n)]
+    request = sv.SeekerErasureRequested(source="scu", occurred_at=T0 + timedelta(minutes=1),
+                                        data=sv.SeekerErasureRequestedData(seeker_id=SEEKER))
+    partition = key_partition(request.key, EVENT_PARTITIONS)
+    served = [ev(family_topic("services"), partition, i, e.to_json(), key=e.key) for i, e in enumerate(events)]
+    return served, ev(family_topic("services"), partition, n, request.to_json(), key=request.key)
+
+
+class FailingWriter(Writer):
+    """The fake writer, but its ``fail_at``-th flush raises before writing anything (a crash in the middle)."""
+
+    fail_at = 0
+    flushes = 0
+
+    def seal(self) -> Any:
+        flush = super().seal()
+
+        async def failing() -> int:
+            self.flushes += 1
+            if self.flushes == self.fail_at:
+                raise ConnectionError("the worker died here")
+            return await flush()  # type: ignore[no-any-return]
+        return failing
+
+
+async def test_an_erasure_too_large_for_one_changelog_record_batch_is_written_in_parts_and_resumes(
+        monkeypatch: Any) -> None:
+    """A seeker with many events on one partition: the erasure's own writes pass the split size. Before, it was
+    refused to the DLQ (and the seeker stayed); now it is written in parts, each within the limit, its view's
+    tombstone with the first, and it ends as the erasure in one write does. A crash before any later part leaves a
+    prefix; the record is read again (its offset was not committed) and the erasure completes from there."""
+    import streams.pipeline
+
+    whole, w_whole = pipeline()
+    served, erasure = _served_then_erased(60)
+    await handled(whole, "tables", served)
+    before = dict(whole.states)
+    w_whole.calls.clear()
+    await handled(whole, "tables", [erasure])
+    [(_, one_flush)] = [c for c in w_whole.calls if c[0] == "flush"]
+    assert not [k for k, v in whole.states.items() if SEEKER in k or SEEKER in json.dumps(v)]
+    limit = one_flush // 6
+    monkeypatch.setattr(streams.pipeline, "SPLIT_BYTES", limit)
+
+    parts, w_parts = pipeline()
+    parts.states.update(before)
+    await handled(parts, "tables", [erasure])
+    flushes = [c[1] for c in w_parts.calls if c[0] == "flush"]
+    assert len(flushes) >= 6 and all(size <= limit for size in flushes), flushes
+    assert dict(parts.states) == dict(whole.states)
+    assert not [c for c in w_parts.calls if c[0] == "add" and c[1] == DLQ_TOPIC + ".t"]
+    first_flush = next(i for i, c in enumerate(w_parts.calls) if c[0] == "flush")
+    [tombstone] = [i for i, c in enumerate(w_parts.calls) if c[0] == "add" and c[3] is None]
+    assert w_parts.calls[tombstone][2] == f"seeker:{SEEKER}".encode() and tombstone < first_flush
+    assert parts.events_processed["tables"] == 1 and parts.erasures_in_parts == 1 and not parts.split_batches
+
+    for fail_at in range(2, len(flushes) + 1):  # a crash before each later part, then the record again
+        crashed, w_crashed = pipeline()
+        crashed.writer = w_crashed = FailingWriter()
+        w_crashed.fail_at = fail_at
+        crashed.states.update(before)
+        with pytest.raises(ConnectionError):
+            await handled(crashed, "tables", [erasure])
+        assert crashed.states != before and crashed.states != whole.states  # a prefix was durable
+        assert "tables" not in crashed.events_processed  # not done: its offset is not committed
+        again, _ = pipeline()
+        again.states.update(crashed.states)
+        await handled(again, "tables", [erasure])
+        assert dict(again.states) == dict(whole.states), fail_at
+
+    # an event that is not an erasure still may not be cut: refused, as before
+    monkeypatch.setattr(streams.pipeline, "SPLIT_BYTES", 500)
+    refused, w_refused = pipeline()
+    await handled(refused, "tables", served[:1])
+    assert [dict(c[4])["x-alliance-reject-reason"] for c in w_refused.calls
+            if c[0] == "add" and c[1] == DLQ_TOPIC + ".t"] == [b"unprocessable"]
 
 
 def test_a_1_mb_record_is_cut_in_its_dlq_copy_and_the_good_events_around_it_pass() -> None:
