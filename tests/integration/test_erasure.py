@@ -18,6 +18,7 @@ import asyncio
 import random
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -160,3 +161,51 @@ async def test_an_erased_student_leaves_every_stage_and_every_figure_stays(
             assert due.returncode == 0, due.stderr
             assert set(due.stdout.split()) == listed and f"{len(listed)} seeker(s)" in due.stderr
         assert stack.alive()
+
+
+LONG_HISTORY = 3000  # job recommendations of one seeker: their erasure writes ~2.7 MB to one changelog partition
+
+
+async def test_a_seeker_with_a_long_history_is_erased_in_parts_even_when_the_worker_is_killed_meanwhile(
+        settings: Settings, pg_dsn: str, unique: str) -> None:
+    """A seeker with thousands of events on one partition (their own 1-1-3-1 entity): the erasure renames more
+    than one changelog record batch may hold (streams.writer.SPLIT_BYTES). Before, it was refused to the DLQ and
+    the seeker stayed in the worker's tables. Now the worker writes it in parts (streams.batch.resumable_parts);
+    killed (-9) as soon as it began and started again, it replays the copy from what was durable and completes
+    it: no live record names the seeker, their 1-1-3-1 record is a tombstone, nothing went to the DLQ, and every
+    figure is the oracle's."""
+    seeker = "ps.scu.dev." + uuid.uuid4().hex
+    at = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+
+    def event(etype: str, data: dict[str, Any]) -> Event:
+        return from_dict({"event_id": str(uuid.uuid4()), "type": etype, "source": "scu", "occurred_at": at,
+                          "schema_version": 1, "data": {"seeker_id": seeker, **data}})
+
+    served = [event("services.job_recommended", {"recommendation_id": f"long-rec-{i:05d}",
+                                                 "posting_id": f"scu-job-{i:05d}"}) for i in range(LONG_HISTORY)]
+    request = event("services.seeker_erasure_requested", {})
+    async with worker_and_projector(settings, pg_dsn, unique, "long-erase") as stack:
+        changelog = f"{stack.app_id}-entity-state-changelog"
+        stack.publish([Record(ingest_topic("scu"), e.key, encode(e), "valid", e) for e in served])
+        state = await stack.exact_everywhere(expected_aggregates(served), "served", [changelog])
+        assert sum(seeker in k for k, (v, _) in state[changelog].items() if v is not None) > 2 * LONG_HISTORY
+
+        stack.publish([Record(ingest_topic("scu"), request.key, encode(request), "valid", request)])
+        deadline = time.monotonic() + 120
+        while not ((await asyncio.to_thread(stack.worker.json, "/freshness/") or {}).get("tables") or {}).get(
+                "erasures_in_parts"):
+            assert time.monotonic() < deadline and stack.alive(), stack.worker.log_tail(40)
+            await asyncio.sleep(0.01)
+        await stack.crash_and_restart()  # while its parts are being written (or just after)
+
+        def no_live_record_names_them(state: dict[str, Any]) -> bool:
+            return not [k for k, (v, _) in state[changelog].items()
+                        if v is not None and (seeker in k or seeker in str(v))]
+
+        state = await stack.exact_everywhere(expected_aggregates([*served, request]), "erased", [changelog],
+                                             no_live_record_names_them)
+        assert no_live_record_names_them(state)
+        assert sum(v is None and seeker in k for k, (v, _) in state[changelog].items()) > 2 * LONG_HISTORY
+        assert state[agg_topic("seeker-guarantee") + stack.suffix].get(f"seeker:{seeker}", (None,))[0] is None
+        assert not state[stack.dlq], [h for _, h in state[stack.dlq].values()][:3]
+        assert await _rows_naming(stack.conn, [seeker]) == {}
