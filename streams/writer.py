@@ -55,6 +55,11 @@ RECORD_OVERHEAD = 64  # bytes a record adds to its record batch beyond key and v
 CHANGELOG_CODEC = DefaultRecordBatch.CODEC_ZSTD
 
 
+def _record_bytes(key: bytes, value: bytes | None) -> int:
+    """A changelog record's share of its record batch, counted against :data:`SPLIT_BYTES`."""
+    return len(key) + len(value or b"") + RECORD_OVERHEAD
+
+
 class ChangelogBatchTooLarge(RuntimeError):
     """One batch's writes to a changelog partition do not fit one record batch (they must be atomic)."""
 
@@ -102,12 +107,12 @@ class BatchWriter:
     @staticmethod
     def entry_bytes(key: str, value: Any) -> int:
         """What one table entry adds to its changelog record batch, as :meth:`largest_changelog_batch` counts it."""
-        return len(table_bytes(key)) + (0 if value is None else len(value_bytes(value))) + RECORD_OVERHEAD
+        return _record_bytes(table_bytes(key), None if value is None else value_bytes(value))
 
     def largest_changelog_batch(self) -> int:
         """Bytes (uncompressed, with record overhead) of the largest changelog record batch staged so far."""
-        return max((sum(len(key) + len(value or b"") for key, value, _ in changes) + RECORD_OVERHEAD * len(changes)
-                    for changes in self._atomic.values()), default=0)
+        return max((sum(_record_bytes(key, value) for key, value, _ in changes) for changes in self._atomic.values()),
+                   default=0)
 
     def discard(self) -> None:
         """Forget everything staged since the last seal (nothing of it was sent or written anywhere)."""

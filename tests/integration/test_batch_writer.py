@@ -104,8 +104,9 @@ async def test_batch_writer_delivers_in_order_on_the_right_partitions(kafka_admi
 async def test_a_changelog_batch_up_to_the_split_size_fits_the_broker_even_incompressible(
         kafka_admin: KafkaAccess, unique: str) -> None:
     """Puts are staged and counted per changelog partition (``largest_changelog_batch``, what the pipeline
-    splits a batch by) and reach an in-memory table only with the flush; a discard forgets them. A changelog
-    record batch of just under ``SPLIT_BYTES`` of random text (zstd saves a quarter at most) is accepted by a
+    splits a batch by; ``entry_bytes`` counts one entry the same way, what an erasure's parts are cut by) and
+    reach an in-memory table only with the flush; a discard forgets them. A changelog record batch of just under
+    ``SPLIT_BYTES`` of random text (zstd saves a quarter at most) is accepted by a
     topic with the broker's default message size."""
     import random
     import string
@@ -121,6 +122,7 @@ async def test_a_changelog_batch_up_to_the_split_size_fits_the_broker_even_incom
         table = SimpleNamespace(data={}, changelog_topic=SimpleNamespace(get_topic_name=lambda: changelog))
         writer.put_all(table, [(0, "a", {"n": 1}), (1, "b", None), (1, "c", {"n": 22})])
         assert writer.largest_changelog_batch() == len(b'"c"') + len(b'{"n":22}') + len(b'"b"') + 2 * RECORD_OVERHEAD
+        assert writer.entry_bytes("c", {"n": 22}) + writer.entry_bytes("b", None) == writer.largest_changelog_batch()
         assert table.data == {}  # staged, not written
         writer.discard()
         assert writer.largest_changelog_batch() == 0 and await writer.seal()() == 0 and table.data == {}
@@ -128,9 +130,11 @@ async def test_a_changelog_batch_up_to_the_split_size_fits_the_broker_even_incom
         value_chars = 8 * 1024
         n = SPLIT_BYTES // (value_chars + 2 + 12 + RECORD_OVERHEAD)  # a JSON string's quotes; a key's 12 bytes
         rng = random.Random(7)
-        writer.put_all(table, [(0, f"key-{i:06d}", "".join(rng.choices(string.ascii_letters + string.digits,
-                                                                        k=value_chars))) for i in range(n)])
+        table_entries = [(f"key-{i:06d}", "".join(rng.choices(string.ascii_letters + string.digits, k=value_chars)))
+                         for i in range(n)]
+        writer.put_all(table, [(0, k, v) for k, v in table_entries])
         assert SPLIT_BYTES * 0.9 < writer.largest_changelog_batch() <= SPLIT_BYTES
+        assert writer.largest_changelog_batch() == sum(writer.entry_bytes(k, v) for k, v in table_entries)
         assert await writer.seal()() == n
         assert len(table.data) == n
         got = await _read(kafka_admin, changelog, 2, n)
