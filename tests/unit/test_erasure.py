@@ -24,6 +24,7 @@ from core.partitioning import key_partition
 from events import wire
 from events.base import Event
 from events.codec import encode, from_dict, plain
+from events.corrections import EventRetracted, EventRetractedData
 from events.privacy import minted_by, named_seekers, seeker_digest
 from events.simulator import alliance_day
 from events.topics import DLQ_TOPIC, EVENT_PARTITIONS, ingest_topic
@@ -372,20 +373,30 @@ def _applied(table: dict[str, Any], puts: Iterable[tuple[str, int, str, Any]]) -
     return out
 
 
-@pytest.mark.parametrize("layout", ["current", "earlier"])
+@pytest.mark.parametrize("layout", ["current", "earlier", "retracted"])
 def test_an_erasure_copy_run_again_from_any_prefix_of_its_writes_ends_as_the_whole(layout: str) -> None:
     """An erasure too large for one changelog record batch is made durable in parts (streams.batch.resumable_parts):
     a crash may leave any prefix of its writes, and the replay of the copy must complete it. For every copy of a
     request and every prefix of its writes, the copy run again on the table that prefix left ends in exactly the
     table the whole erasure leaves (its own 1-1-3-1 state and log renamed first, the marker last), in the current
-    layout and in the earlier one (logs counted apart, indexes listing entries)."""
+    layout, in the earlier one (logs counted apart, indexes listing entries), and with every event of the seeker's
+    own 1-1-3-1 entity retracted (no state; the log's count on a key of its own)."""
     day = _day(seed=31)
     worker = Worker()
     worker.send(_records(day))
     seeker = most_active_seekers(day, 1)[0]
-    worker.send(_records(_recommendations(seeker, 25)))  # a long log of the seeker's own entity
+    recommended = _recommendations(seeker, 25)
+    worker.send(_records(recommended))  # a long log of the seeker's own entity
     if layout == "earlier":
         _earlier_layout(worker, [seeker])
+    if layout == "retracted":
+        own = [e for e in day + recommended if e.type.startswith("services.") and e.key == seeker.encode()]
+        worker.send(_records([EventRetracted(source=e.source, occurred_at=NOW - timedelta(minutes=1),
+                                             data=EventRetractedData(event_id=e.event_id, type=e.type,
+                                                                     subject=seeker, reason="entered twice"))
+                              for e in own]))
+        assert f"seeker:{seeker}" not in worker.tables[pure.STATES] and not worker.dlq
+        assert worker.tables[pure.STATES][f"seeker:{seeker}|events"][0] == len(own)
     ingested = pure.ingest([pure.Raw(ingest_topic(minted_by(seeker)[0]), 0, 10**6, None,  # type: ignore[index]
                                      *_records([erasure_request(seeker)])[0][1:])],
                            worker.university_of, worker.tables[pure.SEEN].get, NOW, str, DLQ_TOPIC)
@@ -406,6 +417,7 @@ def test_an_erasure_copy_run_again_from_any_prefix_of_its_writes_ends_as_the_who
             left = _applied(base, whole.puts[:k])
             assert _applied(left, run(left, copy).puts) == final, (copy.topic, copy.partition, k)
             resumed += 1
-    assert resumed > 150  # (the seeker's own entity alone: a state, 25 members and a log of 25 renamed)
+    # (the seeker's own entity alone: 25 members and a log of 25 renamed; retracted: its log's count and the rest)
+    assert resumed > (150 if layout != "retracted" else 50)
     everything = _applied(base, [p for copy in copies for p in run(base, copy).puts])
     assert not [k for k, v in everything.items() if seeker in k or seeker in json.dumps(v)]
