@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -231,9 +231,13 @@ class TablesWrites(Writes):
     events: list[Event] = field(default_factory=list)  # the batch's valid events
     applied: int = 0  # events applied for the first time (replays excluded)
     aggregates: list[str] = field(default_factory=list)  # aggregate of every per-entity record written
-    # the puts may be made durable in parts, in their order (a batch of one erasure copy: streams.erasure.erase
-    # completes from any prefix of its writes when run again): see resumable_parts
-    resumable: bool = False
+
+    @property
+    def resumable(self) -> bool:
+        """Whether the puts may be made durable in parts, in their order (:func:`resumable_parts`): the batch
+        applied one erasure copy and nothing else, and streams.erasure.erase completes from any prefix of its
+        writes when run again."""
+        return len(self.events) == 1 and isinstance(self.events[0], SeekerErasureRequested)
 
 
 def tables(batch: Sequence[Raw], domains: Mapping[str, Domain], lookup: Callable[[str, int], Any], now: str,
@@ -263,7 +267,6 @@ def tables(batch: Sequence[Raw], domains: Mapping[str, Domain], lookup: Callable
         out.reject(dlq, raw, Rejected(reason, why[:900], event.source, str(event.event_id))
                    if reason in ENGINE_REFUSALS else internal_reject(reason, why, raw))
     out.applied = result.applied
-    out.resumable = len(items) == 1 and isinstance(items[0][1], SeekerErasureRequested) and not result.failed
     failed = {index for index, _, _ in result.failed}
     out.events = [item[1] for i, item in enumerate(items) if i not in failed]
     for key, (partition, state) in result.states.items():
@@ -304,10 +307,7 @@ def resumable_parts(writes: TablesWrites, size: Callable[[str, Any], int], limit
             used = 0
         cut[-1].append(put)
         used += n
-    first = TablesWrites(puts=cut[0], records=writes.records, routed=writes.routed, rejected=writes.rejected,
-                         events=writes.events, applied=writes.applied, aggregates=writes.aggregates,
-                         resumable=True)
-    return [first, *(TablesWrites(puts=puts, resumable=True) for puts in cut[1:])]
+    return [replace(writes, puts=cut[0]), *(TablesWrites(puts=puts) for puts in cut[1:])]
 
 
 # ---------------------------------------------------------------------------------------------- rollup
