@@ -34,6 +34,7 @@ from events.privacy import minted_by, named_seekers
 from events.simulator import Record, alliance_day
 from events.topics import agg_topic, ingest_topic
 from infra.oracle import accepted_events, expected_aggregates
+from infra.processes import freshness
 from tests.data.samples import most_active_seekers
 from tests.stack import worker_and_projector
 
@@ -192,8 +193,7 @@ async def test_a_seeker_with_a_long_history_is_erased_in_parts_even_when_the_wor
 
         stack.publish([Record(ingest_topic("scu"), request.key, encode(request), "valid", request)])
         deadline = time.monotonic() + 120
-        while not ((await asyncio.to_thread(stack.worker.json, "/freshness/") or {}).get("tables") or {}).get(
-                "erasures_in_parts"):
+        while not (await asyncio.to_thread(freshness, [stack.worker], "erasures_in_parts")).get("tables"):
             assert time.monotonic() < deadline and stack.alive(), stack.worker.log_tail(40)
             await asyncio.sleep(0.01)
         await stack.crash_and_restart()  # while its parts are being written (or just after)

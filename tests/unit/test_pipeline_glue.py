@@ -336,9 +336,9 @@ async def test_an_erasure_too_large_for_one_changelog_record_batch_is_written_in
     assert parts.events_processed["tables"] == 1 and parts.erasures_in_parts == 1 and not parts.split_batches
 
     for fail_at in range(2, len(flushes) + 1):  # a crash before each later part, then the record again
-        crashed, w_crashed = pipeline()
-        crashed.writer = w_crashed = FailingWriter()
-        w_crashed.fail_at = fail_at
+        crashed, _ = pipeline()
+        crashed.writer = failing = FailingWriter()
+        failing.fail_at = fail_at
         crashed.states.update(before)
         with pytest.raises(ConnectionError):
             await handled(crashed, "tables", [erasure])
