@@ -12,7 +12,10 @@ any partition: check-ins at fairs, offers and hires on postings, mentor assignme
   (``seekers|<pseudonym>|<family>|<partition>``: the keys an event naming the seeker wrote; for the entries
   of an entity's event log, which name the seeker by construction, the log's count key, standing for every
   entry of that log: so the index grows with the entities naming the seeker, not with their events, and is
-  not rewritten for every event), and deletes the index;
+  not rewritten for every event), and deletes the index. The index is paged (:class:`Listing`): its first
+  ``PAGE_KEYS`` keys on the index key itself (a sorted list, as every earlier version kept the whole index),
+  further keys appended to pages of ``PAGE_KEYS`` each, so an event adding a key rewrites one bounded page, not
+  an index that grows with the seeker's history;
 - leaves a marker ``erased|<sha256 of the pseudonym>|<family>|<partition>``: an event naming the seeker that
   arrives on that partition afterwards is refused (reason ``erased_seeker``; its DLQ copy is redacted), and
   a replay of an event applied before the erasure changes nothing. The marker holds a digest, not the
@@ -26,6 +29,7 @@ changes nothing (the marker is there).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic_core import to_json
@@ -48,6 +52,70 @@ def index_key(seeker: str, family: str, partition: int) -> str:
     return f"seekers|{seeker}|{family}|{partition}"
 
 
+def page_key(seeker: str, family: str, partition: int, page: int) -> str:
+    """The ``page``-th further page (1, 2, …) of the seeker's index on (``family``, ``partition``)."""
+    return f"{index_key(seeker, family, partition)}|{page}"
+
+
+# keys per page of a seeker's index (~88 bytes each: a page is ~5.5 KiB at most). A seeker has far fewer keys on a
+# partition (a few per entity naming them), so their index is one page, on the index key, as it always was; one
+# flooded with thousands of events (job recommendations to one student) gets further pages, each bounded.
+PAGE_KEYS = 64
+
+
+@dataclass
+class Listing:
+    """A seeker's index on one (family, partition) as it stands: its first page (on the index key: a sorted list
+    of keys, or, once further pages exist, ``{"keys": [...], "pages": n}``), how many further pages follow, and
+    the keys of the last of them, where new keys are added."""
+
+    first: list[str] = field(default_factory=list)
+    pages: int = 0
+    last: list[str] = field(default_factory=list)  # page ``pages``'s keys (none while ``pages`` is 0)
+
+    @classmethod
+    def read(cls, tx: Tx, head: Any, seeker: str, family: str, partition: int) -> Listing:
+        """The listing whose first page is ``head`` (the index key's value, None: no index)."""
+        if isinstance(head, dict):
+            pages = head["pages"]
+            return cls(list(head["keys"]), pages, list(tx.get(page_key(seeker, family, partition, pages)) or []))
+        return cls(list(head or []))
+
+    def known(self) -> set[str]:
+        """Keys an event need not list again: those of the first page and the last (a key listed on a page
+        between them may be listed twice; the erasure takes each key once)."""
+        return {*self.first, *self.last}
+
+    def add(self, keys: Iterable[str]) -> dict[int, Any]:
+        """List ``keys`` (none listed before): the pages written, by number (0: the index key's value)."""
+        written: dict[int, Any] = {}
+        for key in keys:
+            if self.pages == 0 and len(self.first) < PAGE_KEYS:
+                self.first.append(key)
+                written[0] = None
+                continue
+            if self.pages == 0 or len(self.last) >= PAGE_KEYS:
+                self.pages, self.last = self.pages + 1, []
+                written[0] = None  # (the count of pages)
+            self.last.append(key)
+            written[self.pages] = self.last
+        if 0 in written:
+            written[0] = sorted(self.first) if self.pages == 0 else {"keys": sorted(self.first), "pages": self.pages}
+        return written
+
+
+def _listed(tx: Tx, seeker: str, family: str, partition: int) -> tuple[list[str], int]:
+    """Every key the seeker's index lists on (``family``, ``partition``), each once, and its number of further
+    pages. A page missing is one an erasure that stopped part-way deleted already (after renaming every key)."""
+    head = tx.get(index_key(seeker, family, partition))
+    if not isinstance(head, dict):
+        return list(head or []), 0
+    keys = list(head["keys"])
+    for page in range(1, head["pages"] + 1):
+        keys += tx.get(page_key(seeker, family, partition, page)) or []
+    return list(dict.fromkeys(keys)), head["pages"]
+
+
 def _names(value: Any, seeker: str) -> bool:
     """Whether ``value`` holds the pseudonym (as a dict key or value, at any depth): its JSON-escaped text is
     looked for in the value's JSON, in one call of pydantic's serialiser instead of a walk through every nested
@@ -60,36 +128,36 @@ def _names(value: Any, seeker: str) -> bool:
     return isinstance(value, dict | list | tuple) and to_json(seeker)[1:-1] in to_json(value)
 
 
-def standing(tx: Tx, seekers: Iterable[str], family: str, partition: int) -> dict[str, list[str]] | None:
+def standing(tx: Tx, seekers: Iterable[str], family: str, partition: int) -> dict[str, Listing] | None:
     """The index of each of ``seekers`` on (``family``, ``partition``) (empty for a seeker without one), or
     None if any of them was erased there. Only a seeker without an index is looked up among the erased: an
     index exists only for a seeker not erased there (``erase`` deletes it in the transaction that writes the
     marker, and no event naming an erased seeker is indexed afterwards), so most events read one key per
-    seeker, not two."""
-    current: dict[str, list[str]] = {}
+    seeker, not two (a seeker whose index has further pages: one more, its last page)."""
+    current: dict[str, Listing] = {}
     for seeker in seekers:
-        listed = tx.get(index_key(seeker, family, partition))
-        if listed is None and tx.get(marker_key(seeker, family, partition)) is not None:
+        head = tx.get(index_key(seeker, family, partition))
+        if head is None and tx.get(marker_key(seeker, family, partition)) is not None:
             return None
-        current[seeker] = listed or []
+        current[seeker] = Listing.read(tx, head, seeker, family, partition)
     return current
 
 
-def index(tx: Tx, current: dict[str, list[str]], family: str, partition: int, logged: Logged | None = None) -> None:
+def index(tx: Tx, current: dict[str, Listing], family: str, partition: int, logged: Logged | None = None) -> None:
     """Remember which of the event's writes name each of its seekers (after the domain applied it).
     ``current``: each seeker's index before the event (``standing``). ``logged``: what the event wrote to its
     entity's log: the entry names every seeker of the event, and the index keeps the log's count key for it
     (``erase`` walks the log); the applied key names none. A key the index holds already is not looked into
     again (an entity the seeker's events keep updating)."""
     skip = {logged.entry_key, logged.applied_key, logged.count_key} if logged is not None else set()
-    for seeker, listed in current.items():
-        indexed = set(listed)
+    for seeker, listing in current.items():
+        indexed = listing.known()
         keys = [k for k, v in tx.writes.items()
                 if k not in skip and k not in indexed and (seeker in k or _names(v, seeker))]
         if logged is not None and logged.count_key not in indexed:
             keys.append(logged.count_key)
-        if keys:
-            tx.put(index_key(seeker, family, partition), sorted(indexed.union(keys)))
+        for page, value in listing.add(keys).items():
+            tx.put(page_key(seeker, family, partition, page) if page else index_key(seeker, family, partition), value)
 
 
 def _log_entries(tx: Tx, listed: str, seeker: str, anonymous: str) -> list[str]:
@@ -118,11 +186,11 @@ def erase(tx: Tx, seeker: str, anonymous: str, family: str, partition: int) -> l
     mk = marker_key(seeker, family, partition)
     if tx.get(mk) is not None:
         return []
-    ik = index_key(seeker, family, partition)
+    listed_keys, pages = _listed(tx, seeker, family, partition)
     moved = []
     # every log's entries found before anything is renamed (the count lives in the entity's state, which may be
     # renamed itself), each before the key that named it
-    keys = [key for listed in tx.get(ik) or [] for key in (*_log_entries(tx, listed, seeker, anonymous), listed)]
+    keys = [key for listed in listed_keys for key in (*_log_entries(tx, listed, seeker, anonymous), listed)]
     for key in keys:
         value = tx.get(key)
         if value is None or not (seeker in key or _names(value, seeker)):
@@ -132,6 +200,8 @@ def erase(tx: Tx, seeker: str, anonymous: str, family: str, partition: int) -> l
         if new_key != key:
             tx.put(key, None)
         moved.append((key, value))
-    tx.put(ik, None)
+    for page in range(1, pages + 1):  # the further pages before the first, which counts them
+        tx.put(page_key(seeker, family, partition, page), None)
+    tx.put(index_key(seeker, family, partition), None)
     tx.put(mk, 1)
     return moved

@@ -32,6 +32,7 @@ from infra.oracle import expected_aggregates
 from streams import batch as pure
 from streams import erasure
 from streams.domains.base import LOG_FIELD
+from streams.store import value_bytes
 from tests.data.samples import most_active_seekers
 from tests.pure_worker import NOW, Worker
 
@@ -373,14 +374,18 @@ def _applied(table: dict[str, Any], puts: Iterable[tuple[str, int, str, Any]]) -
     return out
 
 
-@pytest.mark.parametrize("layout", ["current", "earlier", "retracted"])
-def test_an_erasure_copy_run_again_from_any_prefix_of_its_writes_ends_as_the_whole(layout: str) -> None:
+@pytest.mark.parametrize("layout", ["current", "earlier", "retracted", "paged"])
+def test_an_erasure_copy_run_again_from_any_prefix_of_its_writes_ends_as_the_whole(
+        layout: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """An erasure too large for one changelog record batch is made durable in parts (streams.batch.resumable_parts):
     a crash may leave any prefix of its writes, and the replay of the copy must complete it. For every copy of a
     request and every prefix of its writes, the copy run again on the table that prefix left ends in exactly the
     table the whole erasure leaves (its own 1-1-3-1 state and log renamed first, the marker last), in the current
-    layout, in the earlier one (logs counted apart, indexes listing entries), and with every event of the seeker's
-    own 1-1-3-1 entity retracted (no state; the log's count on a key of its own)."""
+    layout, in the earlier one (logs counted apart, indexes listing entries), with every event of the seeker's
+    own 1-1-3-1 entity retracted (no state; the log's count on a key of its own), and with the seeker's index on
+    several pages (streams.erasure.Listing; pages of 4 keys here)."""
+    if layout == "paged":
+        monkeypatch.setattr(erasure, "PAGE_KEYS", 4)
     day = _day(seed=31)
     worker = Worker()
     worker.send(_records(day))
@@ -389,6 +394,8 @@ def test_an_erasure_copy_run_again_from_any_prefix_of_its_writes_ends_as_the_who
     worker.send(_records(recommended))  # a long log of the seeker's own entity
     if layout == "earlier":
         _earlier_layout(worker, [seeker])
+    if layout == "paged":  # (the further pages' keys end in their number)
+        assert len([k for k in _indexes(worker, seeker) if k.count("|") == 4]) > 4
     if layout == "retracted":
         own = [e for e in day + recommended if e.type.startswith("services.") and e.key == seeker.encode()]
         worker.send(_records([EventRetracted(source=e.source, occurred_at=NOW - timedelta(minutes=1),
@@ -421,3 +428,41 @@ def test_an_erasure_copy_run_again_from_any_prefix_of_its_writes_ends_as_the_who
     assert resumed > (150 if layout != "retracted" else 50)
     everything = _applied(base, [p for copy in copies for p in run(base, copy).puts])
     assert not [k for k, v in everything.items() if seeker in k or seeker in json.dumps(v)]
+
+
+def _index_bytes(puts: Iterable[tuple[str, int, str, Any]], seeker: str) -> int:
+    return sum(len(value_bytes(value)) for _, _, key, value in puts
+               if key.startswith(f"seekers|{seeker}|") and value is not None)
+
+
+def test_a_seeker_flooded_with_events_has_an_index_written_in_bounded_pages_and_is_still_erased() -> None:
+    """A seeker whose events keep adding keys naming them on one partition (job recommendations to one student: a
+    member key of their own 1-1-3-1 entity each): each event adds its keys to the last page of the index (pages
+    of streams.erasure.PAGE_KEYS), so what it writes to the index stays bounded however long the seeker's history
+    (before, the whole index was written again: quadratic, ~700 MB for 4,000 events one per batch, and past
+    ~10,000 keys each further event was refused). The erasure still renames every key and deletes every page,
+    and every figure is the oracle's."""
+    day = _day(seed=37)
+    worker = Worker()
+    worker.send(_records(day))
+    seeker = most_active_seekers(day, 1)[0]
+    flood = _recommendations(seeker, 5 * erasure.PAGE_KEYS)
+    written = []
+    for event in flood:  # one per batch: the worst case (a batch writes each key once)
+        _, tabled = worker.send(_records([event]))
+        assert tabled.applied == 1 and not worker.dlq
+        written.append(_index_bytes(tabled.puts, seeker))
+    longest = max(len(k) for k in worker.tables[pure.STATES] if seeker in k)
+    page = len(value_bytes([" " * longest] * erasure.PAGE_KEYS)) + 64  # (a first page also counts the pages)
+    assert max(written) <= page, (max(written), page)
+    assert sum(written[-erasure.PAGE_KEYS:]) <= 1.5 * sum(written[-2 * erasure.PAGE_KEYS:-erasure.PAGE_KEYS])
+    pages = _indexes(worker, seeker)
+    assert len(pages) >= 4  # (the index key and at least 3 further pages, on the seeker's own partition)
+    listed = [k for v in pages.values() for k in (v["keys"] if isinstance(v, dict) else v)]
+    assert len(listed) == len(set(listed)) >= len(flood)
+    request = erasure_request(seeker)
+    worker.send(_records([request]))
+    assert _names_anywhere(worker, seeker) == [] and _indexes(worker, seeker) == {}
+    _oracle_matches(worker, day + flood + [request])
+    _, tabled = worker.send(_records(_recommendations(seeker, 1)))
+    assert tabled.applied == 0 and worker.dlq  # (refused: erased_seeker)

@@ -357,6 +357,28 @@ async def test_an_erasure_too_large_for_one_changelog_record_batch_is_written_in
             if c[0] == "add" and c[1] == DLQ_TOPIC + ".t"] == [b"unprocessable"]
 
 
+async def test_a_seekers_index_past_one_changelog_record_batch_does_not_refuse_their_further_events(
+        monkeypatch: Any) -> None:
+    """A seeker whose events keep adding keys naming them on one partition (job recommendations): before, their
+    index was one value listing every such key, and once it alone passed the split size each further event naming
+    them was refused to the DLQ as ``unprocessable``. Its pages (streams.erasure.PAGE_KEYS keys each) keep every
+    event's writes small: all are applied, and the erasure still removes the seeker."""
+    import streams.pipeline
+
+    served, erasure = _served_then_erased(400)
+    index_bytes = 400 * len(f'"seeker:{SEEKER}|recommended|rec-000",'.encode())  # (the index the old layout wrote)
+    monkeypatch.setattr(streams.pipeline, "SPLIT_BYTES", index_bytes // 3)
+    p, w = pipeline()
+    for start in range(0, len(served), 40):
+        await handled(p, "tables", served[start:start + 40])
+    assert not [c for c in w.calls if c[0] == "add" and c[1] == DLQ_TOPIC + ".t"]
+    assert p.events_processed["tables"] == len(served)
+    assert p.states[f"seeker:{SEEKER}"]["_log"][0] == len(served)  # (every one applied to their own entity)
+    await handled(p, "tables", [erasure])
+    assert not [k for k, v in p.states.items() if SEEKER in k or SEEKER in json.dumps(v)]
+    assert not [c for c in w.calls if c[0] == "add" and c[1] == DLQ_TOPIC + ".t"]
+
+
 def test_a_1_mb_record_is_cut_in_its_dlq_copy_and_the_good_events_around_it_pass() -> None:
     """Bug: a ~1 MB record on an ingest topic made a DLQ copy larger than the broker takes; the batch failed and
     good events around it were lost."""
