@@ -86,21 +86,27 @@ class Listing:
         between them may be listed twice; the erasure takes each key once)."""
         return {*self.first, *self.last}
 
-    def add(self, keys: Iterable[str]) -> dict[int, Any]:
-        """List ``keys`` (none listed before): the pages written, by number (0: the index key's value)."""
+    def add(self, keys: list[str]) -> dict[int, Any]:
+        """List ``keys`` (none listed before): the pages written, by number (0: the index key's value). When the
+        first further page begins, a first page longer than one (an earlier version's whole index) is cut into
+        pages too, so that no page is written again at more than ``PAGE_KEYS`` keys."""
+        if not keys:
+            return {}
         written: dict[int, Any] = {}
+        if self.pages == 0:
+            pending = sorted([*self.first, *keys])
+            if len(pending) <= PAGE_KEYS:
+                self.first = pending
+                return {0: pending}
+            self.first, keys = pending[:PAGE_KEYS], pending[PAGE_KEYS:]
         for key in keys:
-            if self.pages == 0 and len(self.first) < PAGE_KEYS:
-                self.first.append(key)
-                written[0] = None
-                continue
             if self.pages == 0 or len(self.last) >= PAGE_KEYS:
                 self.pages, self.last = self.pages + 1, []
-                written[0] = None  # (the count of pages)
+                written[0] = None  # (the first page counts the pages)
             self.last.append(key)
             written[self.pages] = self.last
         if 0 in written:
-            written[0] = sorted(self.first) if self.pages == 0 else {"keys": sorted(self.first), "pages": self.pages}
+            written[0] = {"keys": self.first, "pages": self.pages}
         return written
 
 

@@ -356,12 +356,12 @@ def test_a_value_is_found_to_name_a_seeker_exactly_when_one_of_its_texts_holds_t
     assert erasure._names(seekers[0], seekers[0]) and not erasure._names(seekers[0] + "x", seekers[0])
 
 
-def _recommendations(seeker: str, n: int) -> list[Event]:
+def _recommendations(seeker: str, n: int, start: int = 0) -> list[Event]:
     owner = minted_by(seeker)
     assert owner is not None
     return [_event(owner[0], "services.job_recommended",
                    {"seeker_id": seeker, "recommendation_id": f"rec-{i}", "posting_id": f"{owner[0]}-job-{i}"})
-            for i in range(n)]
+            for i in range(start, start + n)]
 
 
 def _applied(table: dict[str, Any], puts: Iterable[tuple[str, int, str, Any]]) -> dict[str, Any]:
@@ -435,18 +435,28 @@ def _index_bytes(puts: Iterable[tuple[str, int, str, Any]], seeker: str) -> int:
                if key.startswith(f"seekers|{seeker}|") and value is not None)
 
 
-def test_a_seeker_flooded_with_events_has_an_index_written_in_bounded_pages_and_is_still_erased() -> None:
+@pytest.mark.parametrize("history", ["paged", "one list first"])
+def test_a_seeker_flooded_with_events_has_an_index_written_in_bounded_pages_and_is_still_erased(
+        history: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A seeker whose events keep adding keys naming them on one partition (job recommendations to one student: a
     member key of their own 1-1-3-1 entity each): each event adds its keys to the last page of the index (pages
     of streams.erasure.PAGE_KEYS), so what it writes to the index stays bounded however long the seeker's history
     (before, the whole index was written again: quadratic, ~700 MB for 4,000 events one per batch, and past
     ~10,000 keys each further event was refused). The erasure still renames every key and deletes every page,
-    and every figure is the oracle's."""
+    and every figure is the oracle's. ``one list first``: the seeker's first keys were listed by an earlier version
+    (one list, here longer than a page), which stays the first page."""
     day = _day(seed=37)
     worker = Worker()
     worker.send(_records(day))
     seeker = most_active_seekers(day, 1)[0]
-    flood = _recommendations(seeker, 5 * erasure.PAGE_KEYS)
+    earlier = _recommendations(seeker, 2 * erasure.PAGE_KEYS) if history == "one list first" else []
+    if earlier:
+        page_keys = erasure.PAGE_KEYS
+        monkeypatch.setattr(erasure, "PAGE_KEYS", 10**9)
+        worker.send(_records(earlier))
+        monkeypatch.setattr(erasure, "PAGE_KEYS", page_keys)
+        assert [len(v) for v in _indexes(worker, seeker).values() if len(v) > page_keys]  # (one long list)
+    flood = _recommendations(seeker, 5 * erasure.PAGE_KEYS, start=len(earlier))
     written = []
     for event in flood:  # one per batch: the worst case (a batch writes each key once)
         _, tabled = worker.send(_records([event]))
@@ -454,15 +464,17 @@ def test_a_seeker_flooded_with_events_has_an_index_written_in_bounded_pages_and_
         written.append(_index_bytes(tabled.puts, seeker))
     longest = max(len(k) for k in worker.tables[pure.STATES] if seeker in k)
     page = len(value_bytes([" " * longest] * erasure.PAGE_KEYS)) + 64  # (a first page also counts the pages)
-    assert max(written) <= page, (max(written), page)
+    if earlier:  # (the earlier list is cut into pages once: when the first further page begins)
+        written.remove(max(written))
+    assert max(written) <= 2 * page, (max(written), page)  # (at most a last page and the first, which counts them)
     assert sum(written[-erasure.PAGE_KEYS:]) <= 1.5 * sum(written[-2 * erasure.PAGE_KEYS:-erasure.PAGE_KEYS])
     pages = _indexes(worker, seeker)
     assert len(pages) >= 4  # (the index key and at least 3 further pages, on the seeker's own partition)
     listed = [k for v in pages.values() for k in (v["keys"] if isinstance(v, dict) else v)]
-    assert len(listed) == len(set(listed)) >= len(flood)
+    assert len(listed) == len(set(listed)) >= len(earlier + flood)
     request = erasure_request(seeker)
     worker.send(_records([request]))
     assert _names_anywhere(worker, seeker) == [] and _indexes(worker, seeker) == {}
-    _oracle_matches(worker, day + flood + [request])
+    _oracle_matches(worker, day + earlier + flood + [request])
     _, tabled = worker.send(_records(_recommendations(seeker, 1)))
     assert tabled.applied == 0 and worker.dlq  # (refused: erased_seeker)
