@@ -35,6 +35,7 @@ from events.simulator import Record, alliance_day
 from events.topics import agg_topic, ingest_topic
 from infra.oracle import accepted_events, expected_aggregates
 from infra.processes import freshness
+from streams import erasure
 from tests.data.samples import most_active_seekers
 from tests.stack import worker_and_projector
 
@@ -190,6 +191,8 @@ async def test_a_seeker_with_a_long_history_is_erased_in_parts_even_when_the_wor
         stack.publish([Record(ingest_topic("scu"), e.key, encode(e), "valid", e) for e in served])
         state = await stack.exact_everywhere(expected_aggregates(served), "served", [changelog])
         assert sum(seeker in k for k, (v, _) in state[changelog].items() if v is not None) > 2 * LONG_HISTORY
+        pages = [k for k, (v, _) in state[changelog].items() if v is not None and f"seekers|{seeker}|" in k]
+        assert len(pages) > LONG_HISTORY // erasure.PAGE_KEYS  # (their index in pages: streams.erasure.Listing)
 
         stack.publish([Record(ingest_topic("scu"), request.key, encode(request), "valid", request)])
         deadline = time.monotonic() + 120
