@@ -31,7 +31,7 @@ from core.credentials import CredentialStore
 from core.kafka_access import BROKER, MECHANISM, KafkaAccess, local_principals
 from core.topic_admin import grant
 from infra.errors import InfraError
-from infra.processes import port_open, read_pid, tail, terminate, wait_until
+from infra.processes import port_open, read_pid, tail, terminate_all, wait_until
 from infra.tls import LOCAL_HOSTS, TlsFiles
 from infra.tls import ensure as ensure_tls
 
@@ -269,11 +269,7 @@ class LocalKafka:
         grant_admin(self.superuser)
 
     def stop(self) -> None:
-        pid = self.pid()
-        if pid is not None:
-            print(f"[infra] stopping kafka node {self.node_id} (pid {pid})", flush=True)
-            terminate(pid, timeout=45)
-        self.pid_file.unlink(missing_ok=True)
+        stop_nodes([self])
 
     def kill(self) -> None:
         """kill -9 (a crash): the node's log is recovered at its next start."""
@@ -285,6 +281,16 @@ class LocalKafka:
                 pass
             wait_until(lambda: read_pid(self.pid_file) is None, 30, f"kafka node {self.node_id} to die")
         self.pid_file.unlink(missing_ok=True)
+
+
+def stop_nodes(nodes: list[LocalKafka]) -> None:
+    """Stop the running ones of ``nodes`` together (:func:`infra.processes.terminate_all`)."""
+    running = [(node, pid) for node in nodes if (pid := node.pid()) is not None]
+    for node, pid in running:
+        print(f"[infra] stopping kafka node {node.node_id} (pid {pid})", flush=True)
+    terminate_all([pid for _, pid in running], timeout=45)
+    for node in nodes:
+        node.pid_file.unlink(missing_ok=True)
 
 
 @dataclass
@@ -367,8 +373,9 @@ class LocalKafkaCluster:
         grant_admin(self.superuser)
 
     def stop(self) -> None:
-        for node in self.nodes:
-            node.stop()
+        """Every node at once (~6 s here). One after the other, the last node waited out its controlled shutdown
+        for a controller quorum that had gone with the others, 45 s, and was then killed (an unclean stop)."""
+        stop_nodes(self.nodes)
 
     def is_running(self) -> bool:
         return any(n.is_running() for n in self.nodes)

@@ -109,21 +109,33 @@ def pid_alive(pid: int) -> bool:
 
 def terminate(pid: int, timeout: float = 30.0) -> None:
     """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+    terminate_all([pid], timeout)
+
+
+def terminate_all(pids: list[int], timeout: float = 30.0) -> None:
+    """SIGTERM to every one of ``pids`` at once, wait up to ``timeout`` seconds for all, then SIGKILL to those
+    left. (The nodes of a KRaft cluster must stop together: stopped one after the other, the last waits out its
+    controlled shutdown for a controller quorum that is gone.)"""
+    signalled = []
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+            signalled.append(pid)
+        except ProcessLookupError:
+            pass
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not pid_alive(pid):
+    while signalled and time.monotonic() < deadline:
+        for pid in [p for p in signalled if not pid_alive(p)]:
             _reap(pid)
-            return
-        time.sleep(0.2)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    _reap(pid)
+            signalled.remove(pid)
+        if signalled:
+            time.sleep(0.2)
+    for pid in signalled:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+        _reap(pid)
 
 
 class Terminated(KeyboardInterrupt):
