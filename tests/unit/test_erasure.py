@@ -444,7 +444,7 @@ def test_a_seeker_flooded_with_events_has_an_index_written_in_bounded_pages_and_
     (before, the whole index was written again: quadratic, ~700 MB for 4,000 events one per batch, and past
     ~10,000 keys each further event was refused). The erasure still renames every key and deletes every page,
     and every figure is the oracle's. ``one list first``: the seeker's first keys were listed by an earlier version
-    (one list, here longer than a page), which stays the first page."""
+    (one list, here longer than a page), which is cut into pages once, when the first further page begins."""
     day = _day(seed=37)
     worker = Worker()
     worker.send(_records(day))
