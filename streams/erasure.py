@@ -76,10 +76,8 @@ class Listing:
     @classmethod
     def read(cls, tx: Tx, head: Any, seeker: str, family: str, partition: int) -> Listing:
         """The listing whose first page is ``head`` (the index key's value, None: no index)."""
-        if isinstance(head, dict):
-            pages = head["pages"]
-            return cls(list(head["keys"]), pages, list(tx.get(page_key(seeker, family, partition, pages)) or []))
-        return cls(list(head or []))
+        first, pages = _first_page(head)
+        return cls(first, pages, list(tx.get(page_key(seeker, family, partition, pages)) or []) if pages else [])
 
     def known(self) -> set[str]:
         """Keys an event need not list again: those of the first page and the last (a key listed on a page
@@ -93,6 +91,7 @@ class Listing:
         if not keys:
             return {}
         written: dict[int, Any] = {}
+        pages = self.pages
         if self.pages == 0:
             pending = sorted([*self.first, *keys])
             if len(pending) <= PAGE_KEYS:
@@ -102,24 +101,28 @@ class Listing:
         for key in keys:
             if self.pages == 0 or len(self.last) >= PAGE_KEYS:
                 self.pages, self.last = self.pages + 1, []
-                written[0] = None  # (the first page counts the pages)
             self.last.append(key)
             written[self.pages] = self.last
-        if 0 in written:
+        if self.pages != pages:  # (the first page counts the pages)
             written[0] = {"keys": self.first, "pages": self.pages}
         return written
+
+
+def _first_page(head: Any) -> tuple[list[str], int]:
+    """The keys on the index key's value ``head`` (a list, or ``{"keys": [...], "pages": n}``; None: no index) and
+    the number of further pages."""
+    if isinstance(head, dict):
+        return list(head["keys"]), head["pages"]
+    return list(head or []), 0
 
 
 def _listed(tx: Tx, seeker: str, family: str, partition: int) -> tuple[list[str], int]:
     """Every key the seeker's index lists on (``family``, ``partition``), each once, and its number of further
     pages. A page missing is one an erasure that stopped part-way deleted already (after renaming every key)."""
-    head = tx.get(index_key(seeker, family, partition))
-    if not isinstance(head, dict):
-        return list(head or []), 0
-    keys = list(head["keys"])
-    for page in range(1, head["pages"] + 1):
+    keys, pages = _first_page(tx.get(index_key(seeker, family, partition)))
+    for page in range(1, pages + 1):
         keys += tx.get(page_key(seeker, family, partition, page)) or []
-    return list(dict.fromkeys(keys)), head["pages"]
+    return list(dict.fromkeys(keys)), pages
 
 
 def _names(value: Any, seeker: str) -> bool:
