@@ -31,7 +31,7 @@ from core.credentials import CredentialStore
 from core.kafka_access import BROKER, MECHANISM, KafkaAccess, local_principals
 from core.topic_admin import grant
 from infra.errors import InfraError
-from infra.processes import port_open, read_pid, tail, terminate_all, wait_until
+from infra.processes import port_open, read_pid, stop_all, tail, wait_until
 from infra.tls import LOCAL_HOSTS, TlsFiles
 from infra.tls import ensure as ensure_tls
 
@@ -284,13 +284,8 @@ class LocalKafka:
 
 
 def stop_nodes(nodes: list[LocalKafka]) -> None:
-    """Stop the running ones of ``nodes`` together (:func:`infra.processes.terminate_all`)."""
-    running = [(node, pid) for node in nodes if (pid := node.pid()) is not None]
-    for node, pid in running:
-        print(f"[infra] stopping kafka node {node.node_id} (pid {pid})", flush=True)
-    terminate_all([pid for _, pid in running], timeout=45)
-    for node in nodes:
-        node.pid_file.unlink(missing_ok=True)
+    """Stop the running ones of ``nodes`` together (:func:`infra.processes.stop_all`)."""
+    stop_all([(f"kafka node {node.node_id}", node.pid_file) for node in nodes], timeout=45)
 
 
 @dataclass

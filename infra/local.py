@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from core.settings import Settings
 from infra.kafka_local import LocalKafka, LocalKafkaCluster
 from infra.postgres_local import LocalPostgres
-from infra.processes import read_pid, terminate_all
+from infra.processes import stop_all
 
 
 @dataclass
@@ -50,14 +50,9 @@ class LocalStack:
             p.stop()
         if (k := self.kafka) is not None:
             k.stop()
-        left = []  # cluster nodes left by an interrupted chaos run: stopped together, like a cluster's
-        for pid_file in sorted(self.settings.local_dir.glob("kafka-cluster-*/node-*/broker.pid")):
-            if (pid := read_pid(pid_file)) is not None:
-                print(f"[infra] stopping kafka {pid_file.parent.name} (pid {pid})", flush=True)
-                left.append(pid)
-        terminate_all(left, timeout=45)
-        for pid_file in self.settings.local_dir.glob("kafka-cluster-*/node-*/broker.pid"):
-            pid_file.unlink(missing_ok=True)
+        # cluster nodes left by an interrupted chaos run: stopped together, like a cluster's
+        left = sorted(self.settings.local_dir.glob("kafka-cluster-*/node-*/broker.pid"))
+        stop_all([(f"kafka {pid_file.parent.name}", pid_file) for pid_file in left], timeout=45)
 
     def down_kafka(self) -> None:
         if (k := self.kafka) is not None:

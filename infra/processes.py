@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,11 +107,6 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def terminate(pid: int, timeout: float = 30.0) -> None:
-    """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL."""
-    terminate_all([pid], timeout)
-
-
 def terminate_all(pids: list[int], timeout: float = 30.0) -> None:
     """SIGTERM to every one of ``pids`` at once, wait up to ``timeout`` seconds for all, then SIGKILL to those
     left. (The nodes of a KRaft cluster must stop together: stopped one after the other, the last waits out its
@@ -136,6 +131,20 @@ def terminate_all(pids: list[int], timeout: float = 30.0) -> None:
         except ProcessLookupError:
             continue
         _reap(pid)
+
+
+def stop_all(pid_files: Iterable[tuple[str, Path]], timeout: float = 30.0) -> None:
+    """Stop the processes whose pid files ``pid_files`` gives, as (what, pid file), together (:func:`terminate_all`),
+    and remove the files."""
+    named = list(pid_files)
+    running = []
+    for what, pid_file in named:
+        if (pid := read_pid(pid_file)) is not None:
+            print(f"[infra] stopping {what} (pid {pid})", flush=True)
+            running.append(pid)
+    terminate_all(running, timeout)
+    for _, pid_file in named:
+        pid_file.unlink(missing_ok=True)
 
 
 class Terminated(KeyboardInterrupt):

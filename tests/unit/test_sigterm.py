@@ -89,7 +89,7 @@ MEMBER = textwrap.dedent("""
 def test_terminate_all_stops_a_quorum_together_cleanly(tmp_path: Path) -> None:
     """``terminate_all`` signals every process before waiting for any: the nodes of a local KRaft cluster stopped one
     after the other left the last one waiting for a quorum that was gone, killed after 45 s (an unclean stop; its
-    data directory had no ``.kafka_cleanshutdown``). With ``terminate`` one by one, these members are killed."""
+    data directory had no ``.kafka_cleanshutdown``). Signalled and waited for one by one, these members are killed."""
     names = [str(tmp_path / f"node-{i}") for i in range(3)]
     procs = [subprocess.Popen([sys.executable, "-c", MEMBER, name, *names]) for name in names]
     wait_until(lambda: all(os.path.exists(n + ".ready") for n in names), 30, "the members to start")
