@@ -24,7 +24,7 @@ from events.topics import DLQ_TOPIC, EVENT_PARTITIONS, PARTIALS_TOPIC, agg_topic
 from streams.domains import domains
 from streams.pipeline import NOTHING_PENDING, PartitionNotHeld, Pipeline, require_held
 from streams.store import URL, Store, held, register, store_options, table_bytes
-from streams.writer import RECORD_OVERHEAD
+from streams.writer import BatchWriter
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 
@@ -69,9 +69,11 @@ class Writer:
             self.sizes[(id(table), partition)] = self.sizes.get((id(table), partition), 0) + size
             self.calls.append(("put", table, partition, key, value))
 
-    @staticmethod
-    def entry_bytes(key: str, value: Any) -> int:
-        return len(table_bytes(key)) + (0 if value is None else len(table_bytes(value))) + RECORD_OVERHEAD
+    entry_bytes = staticmethod(BatchWriter.entry_bytes)  # (the real writer's measure of an entry)
+
+    def dlq(self) -> list[dict[str, bytes]]:
+        """The headers of every record sent to the dead-letter topic."""
+        return [c[4] for c in self.calls if c[0] == "add" and c[1] == DLQ_TOPIC + ".t"]
 
     def largest_changelog_batch(self) -> int:
         return max(self.sizes.values(), default=0)
@@ -240,12 +242,12 @@ async def test_a_batch_too_large_for_one_changelog_record_batch_is_applied_in_pa
         return {(json.dumps(b["key"], sort_keys=True), b["member"]): b["partial"] for b in bodies}
 
     assert latest_partials(w_parts.calls) == latest_partials(w_whole.calls)
-    # not even one event's writes fit: its log entry alone holds the description, 2,400 bytes escaped
+    # not even one event's writes fit: ~3.4 KB each (its log entry holds the description, 1,200 bytes in UTF-8)
     monkeypatch.setattr(streams.pipeline, "SPLIT_BYTES", 2_000)
     refused, w_refused = pipeline()
     await handled(refused, "tables", batch[:3])
     assert not refused.states  # nothing of them applied ...
-    dlq = [dict(c[4]) for c in w_refused.calls if c[0] == "add" and c[1] == DLQ_TOPIC + ".t"]
+    dlq = w_refused.dlq()
     assert [h["x-alliance-reject-reason"] for h in dlq] == [b"unprocessable"] * 3  # ... each refused alone
     assert all(b"exceed one changelog record batch" in h["x-alliance-reject-detail"] for h in dlq)
     assert [h["x-alliance-source-offset"] for h in dlq] == [b"0", b"1", b"2"]
@@ -259,13 +261,14 @@ async def test_one_oversized_event_is_refused_and_the_good_events_around_it_are_
     isolates it, it alone goes to the DLQ, every other event of the batch is applied."""
     import streams.pipeline
 
-    monkeypatch.setattr(streams.pipeline, "SPLIT_BYTES", 12_000)  # an ordinary posting writes ~2 KB, the long one ~30
+    # an ordinary posting writes ~2.2 KB, the long one ~8.2 KB (UTF-8, the writer's measure: BatchWriter.entry_bytes)
+    monkeypatch.setattr(streams.pipeline, "SPLIT_BYTES", 6_000)
     events = [posted(f"scu-job-{i}") for i in range(7)]
     events[3] = events[3].model_copy(update={"data": events[3].data.model_copy(update={"description": "很" * 2000})})
     p, w = pipeline()
     await handled(p, "tables",
                   [ev(family_topic("recruitment"), 4, i, e.to_json(), key=e.key) for i, e in enumerate(events)])
-    dlq = [dict(c[4]) for c in w.calls if c[0] == "add" and c[1] == DLQ_TOPIC + ".t"]
+    dlq = w.dlq()
     assert [(h["x-alliance-reject-reason"], h["x-alliance-source-offset"]) for h in dlq] == [(b"unprocessable", b"3")]
     postings = {k for k in p.states if k.startswith("posting:") and "|" not in k}
     assert postings == {f"posting:scu-job-{i}" for i in range(7) if i != 3}
@@ -329,7 +332,7 @@ async def test_an_erasure_too_large_for_one_changelog_record_batch_is_written_in
     flushes = [c[1] for c in w_parts.calls if c[0] == "flush"]
     assert len(flushes) >= 6 and all(size <= limit for size in flushes), flushes
     assert dict(parts.states) == dict(whole.states)
-    assert not [c for c in w_parts.calls if c[0] == "add" and c[1] == DLQ_TOPIC + ".t"]
+    assert not w_parts.dlq()
     first_flush = next(i for i, c in enumerate(w_parts.calls) if c[0] == "flush")
     [tombstone] = [i for i, c in enumerate(w_parts.calls) if c[0] == "add" and c[3] is None]
     assert w_parts.calls[tombstone][2] == f"seeker:{SEEKER}".encode() and tombstone < first_flush
@@ -353,8 +356,7 @@ async def test_an_erasure_too_large_for_one_changelog_record_batch_is_written_in
     monkeypatch.setattr(streams.pipeline, "SPLIT_BYTES", 500)
     refused, w_refused = pipeline()
     await handled(refused, "tables", served[:1])
-    assert [dict(c[4])["x-alliance-reject-reason"] for c in w_refused.calls
-            if c[0] == "add" and c[1] == DLQ_TOPIC + ".t"] == [b"unprocessable"]
+    assert [h["x-alliance-reject-reason"] for h in w_refused.dlq()] == [b"unprocessable"]
 
 
 async def test_a_seekers_index_past_one_changelog_record_batch_does_not_refuse_their_further_events(
@@ -371,12 +373,12 @@ async def test_a_seekers_index_past_one_changelog_record_batch_does_not_refuse_t
     p, w = pipeline()
     for start in range(0, len(served), 40):
         await handled(p, "tables", served[start:start + 40])
-    assert not [c for c in w.calls if c[0] == "add" and c[1] == DLQ_TOPIC + ".t"]
+    assert not w.dlq()
     assert p.events_processed["tables"] == len(served)
     assert p.states[f"seeker:{SEEKER}"]["_log"][0] == len(served)  # (every one applied to their own entity)
     await handled(p, "tables", [erasure])
     assert not [k for k, v in p.states.items() if SEEKER in k or SEEKER in json.dumps(v)]
-    assert not [c for c in w.calls if c[0] == "add" and c[1] == DLQ_TOPIC + ".t"]
+    assert not w.dlq()
 
 
 def test_a_1_mb_record_is_cut_in_its_dlq_copy_and_the_good_events_around_it_pass() -> None:
