@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import Field, TypeAdapter, ValidationError
-from pydantic_core import from_json
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic_core import from_json, to_json
 
 from events import corrections, jobfair, mentoring, recruitment, services
 from events.base import MAX_EVENT_BYTES, Event
@@ -24,6 +24,7 @@ AnyEvent = Annotated[
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyEvent)
 assert len(EVENT_TYPES) == len(ALL_EVENTS), "duplicate event type names"
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 def family_of(event_type: str) -> str:
@@ -126,34 +127,53 @@ def plain(value: Any) -> Any:
     return value.value() if type(value) is StoredJson else value
 
 
+_ERASED_TEXT = f'"{ERASED_PREFIX}'.encode()  # how a text starting with an anonymous token begins in JSON
+# where an erasure leaves anonymous tokens in an event: seeker ids, and the subject of an event keyed by its seeker
+# (a 1-1-3-1 record's; it must equal the stood-in id)
+_TOKEN_FIELDS = frozenset({"seeker_id", "seeker_ids", "subject"})
+
+
 def decode_stored(obj: dict[str, Any]) -> Event:
     """An event the backbone kept (``stored``). After an erasure its seeker ids are anonymous tokens
     (``erased.<32 hex>``, events.privacy), which the contract refuses as pseudonyms: they are validated as
-    stand-ins (``ps_<the same hex>``) and put back afterwards, so the event names exactly what was stored."""
+    stand-ins (``ps_<the same hex>``) and put back afterwards, so the event names exactly what was stored.
+    Only seeker ids and subjects are stood in for (at any depth: a correction's corrected event names seekers
+    too); any other text stays as stored, even one that begins like a token. Most entries hold no token at all: they
+    are validated from their JSON as it is (a refold decodes every entry of its entity's log)."""
+    raw = to_json(obj)
+    if _ERASED_TEXT not in raw:
+        return decode(raw)
     tokens: dict[str, str] = {}
 
-    def stand_in(value: Any) -> Any:
-        if isinstance(value, str) and value.startswith(ERASED_PREFIX):
+    def stand_in(value: Any, seeker: bool) -> Any:
+        if seeker and isinstance(value, str) and value.startswith(ERASED_PREFIX):
             tokens["ps_" + value[len(ERASED_PREFIX):]] = value
             return "ps_" + value[len(ERASED_PREFIX):]
         if isinstance(value, list):
-            return [stand_in(v) for v in value]
+            return [stand_in(v, seeker) for v in value]
         if isinstance(value, dict):
-            return {k: stand_in(v) for k, v in value.items()}
+            return {k: stand_in(v, k in _TOKEN_FIELDS) for k, v in value.items()}
         return value
 
-    event = from_dict(stand_in(obj))
-    if not tokens:
-        return event
+    event = decode(to_json(stand_in(obj, False)))
+    return _put_back(event, tokens) if tokens else event
 
-    def back(value: Any) -> Any:
-        if isinstance(value, str):
-            return tokens.get(value, value)
-        if isinstance(value, list | tuple):
-            return type(value)(back(v) for v in value)
-        return value
 
-    data = event.data
-    fields = {name: back(getattr(data, name)) for name in ("seeker_id", "seeker_ids") if hasattr(data, name)}
-    return event.model_copy(update={"subject": back(event.subject),
-                                    "data": data.model_copy(update=fields) if fields else data})
+def _put_back(model: _Model, tokens: dict[str, str]) -> _Model:
+    """``model`` with the anonymous tokens ``decode_stored`` stood in for put back into its seeker ids (of its
+    own and of the models it holds)."""
+    update: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        new: Any
+        if isinstance(value, BaseModel):
+            new = _put_back(value, tokens)
+        elif name in _TOKEN_FIELDS and isinstance(value, str):
+            new = tokens.get(value, value)
+        elif name in _TOKEN_FIELDS and isinstance(value, tuple | list):
+            new = type(value)(tokens.get(v, v) for v in value)
+        else:
+            continue
+        if new != value:
+            update[name] = new
+    return model.model_copy(update=update) if update else model

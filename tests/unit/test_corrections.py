@@ -26,6 +26,7 @@ from events.base import Event
 from events.codec import decode, decode_stored, encode, stored
 from events.corrections import EventCorrected, EventRetracted
 from events.errors import EventValidationError
+from events.privacy import erasure_token, named_seekers, renamed
 from events.simulator import alliance_day
 from events.simulator.revisions import corrected_copy, correction, retraction
 from events.topics import AGGREGATES, ingest_topic
@@ -212,6 +213,36 @@ def test_a_log_entry_renamed_by_an_erasure_still_decodes_as_what_was_stored() ->
     body["data"]["seeker_ids"] = [token, *body["data"]["seeker_ids"][1:]]
     again = decode_stored(body)
     assert again.data.seeker_ids[0] == token and stored(again) == body  # type: ignore[attr-defined]
+
+
+def test_every_entry_naming_an_erased_seeker_decodes_as_what_was_stored() -> None:
+    """Every event type that names a seeker, and a correction of each, renamed by an erasure as the worker and the
+    read model rename (events.privacy.renamed): the decoded event is the renamed entry, field for field, the
+    corrected event's seekers and a seeker-keyed subject included."""
+    events = [e for e in _day(0.0, seed=3) if named_seekers(e.data)]
+    kinds = {e.type: e for e in events}
+    assert len(kinds) >= 10
+    for event in kinds.values():
+        seeker = named_seekers(event.data)[0]
+        token = erasure_token(event.source, str(uuid.uuid4()))
+        for kept in (event, correction(event, event, event_id=str(uuid.uuid4()))):
+            body = renamed(stored(kept), seeker, token)
+            assert token in json.dumps(body) and seeker not in json.dumps(body)
+            again = decode_stored(body)
+            assert stored(again) == body, kept.type
+
+
+@pytest.mark.parametrize("text", ['the scanner "erased.', 'erased.' + "ab" * 16, "scanner fault"])
+def test_an_entry_is_decoded_as_stored_whether_or_not_a_text_looks_like_an_anonymous_token(text: str) -> None:
+    """decode_stored validates most entries straight from their JSON, and takes the stand-in path only when a
+    text begins like an anonymous token: a text merely holding one (quoted, in the middle) or starting with one
+    (a free-text field, never a seeker id) decodes to the event as stored either way."""
+    event = next(e for e in _day(0.0, seed=3) if e.type == "recruitment.application_submitted")
+    for revision in (retraction(event, event_id=str(uuid.uuid4()), reason=text),
+                     correction(event, event, event_id=str(uuid.uuid4()), reason=text)):
+        body = stored(revision)
+        again = decode_stored(body)
+        assert again == revision == decode(encode(revision)) and stored(again) == body
 
 
 def test_revisions_after_an_erasure_refold_with_the_anonymous_token_and_refuse_the_erased_seeker() -> None:
