@@ -192,7 +192,7 @@ async def _log_and_revise(conn: asyncpg.Connection, plan: Plan, written: Counter
         done = planned.after
         row = await conn.fetchrow("SELECT payload FROM event_log WHERE source = $1 AND event_id = $2",
                                   planned.revision.source, UUID(planned.revision.original_id))
-        original = decode_stored(json.loads(row["payload"])) if row and row["payload"] is not None else None
+        original = decode_stored(row["payload"]) if row and row["payload"] is not None else None
         if revision_problem(planned.revision, original) is not None:  # the worker refused it too (DLQ)
             written["revisions_refused"] += 1
             continue
@@ -219,7 +219,7 @@ async def _log_and_revise(conn: asyncpg.Connection, plan: Plan, written: Counter
         payloads = await conn.fetch("SELECT payload FROM event_log WHERE employer_id = ANY($1) AND payload IS NOT "
                                     "NULL", ids)
         written["rebuilt_rows"] += await _upsert(conn, EMPLOYERS, employer_rows(
-            decode_stored(json.loads(r["payload"])) for r in payloads))
+            decode_stored(r["payload"]) for r in payloads))
     return rebuilt
 
 
@@ -242,7 +242,7 @@ async def _rebuild(conn: asyncpg.Connection, family: str, subject: str) -> int:
         await conn.execute(f"DELETE FROM {table.name} WHERE {column} = $1", subject)
     payloads = await conn.fetch("SELECT payload FROM event_log WHERE family = $1 AND subject = $2 AND payload IS "
                                 "NOT NULL", family, subject)
-    rows = entity_rows(decode_stored(json.loads(r["payload"])) for r in payloads)
+    rows = entity_rows(decode_stored(r["payload"]) for r in payloads)
     return sum([await _upsert(conn, BY_NAME[name], rows.get(name)) for name in BY_NAME])
 
 

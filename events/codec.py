@@ -79,6 +79,10 @@ def decode(raw: bytes | str) -> Event:
     size = len(raw)
     if size > MAX_EVENT_BYTES:
         raise EventValidationError([FieldProblem("event", f"{size} bytes exceeds {MAX_EVENT_BYTES}")])
+    return _validated(raw)
+
+
+def _validated(raw: bytes) -> Event:
     try:
         event: Event = _ADAPTER.validate_json(raw, strict=True)
     except ValidationError as exc:
@@ -133,16 +137,18 @@ _ERASED_TEXT = f'"{ERASED_PREFIX}'.encode()  # how a text starting with an anony
 _TOKEN_FIELDS = frozenset({"seeker_id", "seeker_ids", "subject"})
 
 
-def decode_stored(obj: dict[str, Any]) -> Event:
-    """An event the backbone kept (``stored``). After an erasure its seeker ids are anonymous tokens
-    (``erased.<32 hex>``, events.privacy), which the contract refuses as pseudonyms: they are validated as
-    stand-ins (``ps_<the same hex>``) and put back afterwards, so the event names exactly what was stored.
-    Only seeker ids and subjects are stood in for (at any depth: a correction's corrected event names seekers
-    too); any other text stays as stored, even one that begins like a token. Most entries hold no token at all: they
-    are validated from their JSON as it is (a refold decodes every entry of its entity's log)."""
-    raw = to_json(obj)
+def decode_stored(obj: dict[str, Any] | str | bytes) -> Event:
+    """An event the backbone kept (``stored``; or that mapping's JSON text, as the read model's ``event_log``
+    gives it). After an erasure its seeker ids are anonymous tokens (``erased.<32 hex>``, events.privacy), which
+    the contract refuses as pseudonyms: they are validated as stand-ins (``ps_<the same hex>``) and put back
+    afterwards, so the event names exactly what was stored. Only seeker ids and subjects are stood in for (at
+    any depth: a correction's corrected event names seekers too); any other text stays as stored, even one that
+    begins like a token. Most entries hold no token at all: they are validated from their JSON as it is (a
+    refold decodes every entry of its entity's log). The wire's size limit is not applied again: the event
+    passed it when it arrived, and its stored spelling may be longer (jsonb's)."""
+    raw = to_json(obj) if isinstance(obj, dict) else obj.encode() if isinstance(obj, str) else obj
     if _ERASED_TEXT not in raw:
-        return decode(raw)
+        return _validated(raw)
     tokens: dict[str, str] = {}
 
     def stand_in(value: Any, seeker: bool) -> Any:
@@ -155,7 +161,7 @@ def decode_stored(obj: dict[str, Any]) -> Event:
             return {k: stand_in(v, k in _TOKEN_FIELDS) for k, v in value.items()}
         return value
 
-    event = decode(to_json(stand_in(obj, False)))
+    event = _validated(to_json(stand_in(obj if isinstance(obj, dict) else from_json(raw), False)))
     return _put_back(event, tokens) if tokens else event
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from events import wire
-from events.base import Event
+from events.base import MAX_EVENT_BYTES, Event
 from events.codec import decode, decode_stored, encode, stored
 from events.corrections import EventCorrected, EventRetracted
 from events.errors import EventValidationError
@@ -230,6 +230,22 @@ def test_every_entry_naming_an_erased_seeker_decodes_as_what_was_stored() -> Non
             assert token in json.dumps(body) and seeker not in json.dumps(body)
             again = decode_stored(body)
             assert stored(again) == body, kept.type
+
+
+def test_an_entry_decodes_from_its_text_in_any_spelling_even_past_the_wire_limit() -> None:
+    """The read model hands decode_stored its event_log's jsonb text (keys reordered, spaces after separators),
+    with or without an anonymous token; a stored spelling longer than the wire's limit (the event passed it as
+    it arrived) still decodes: a refold must never refuse an entry it applied before."""
+    event = next(e for e in _day(0.0, seed=3) if e.type == "mentoring.session_held")
+    token = erasure_token(event.source, str(uuid.uuid4()))
+    for body in (stored(event), renamed(stored(event), event.data.seeker_ids[0], token)):  # type: ignore[attr-defined]
+        jsonb = json.dumps(dict(sorted(body.items(), key=lambda kv: (len(kv[0]), kv[0]))))
+        padded = json.dumps(body, indent=MAX_EVENT_BYTES // 8).encode()
+        assert len(padded) > MAX_EVENT_BYTES
+        for spelling in (jsonb, padded):
+            assert stored(decode_stored(spelling)) == body
+    with pytest.raises(EventValidationError):  # (the wire itself keeps its limit)
+        decode(padded)
 
 
 @pytest.mark.parametrize("text", ['the scanner "erased.', 'erased.' + "ab" * 16, "scanner fault"])
