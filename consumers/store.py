@@ -117,9 +117,14 @@ _LOG_INSERT = f"""
 INSERT INTO event_log ({', '.join(_LOG_COLUMNS)}) SELECT {', '.join(_LOG_COLUMNS)} FROM stage_event_log
 ON CONFLICT (source, event_id) DO NOTHING"""
 # a copy of an event logged before whose stored version differs (it was revised since: the worker re-sent the
-# original after a crash): its entity is rebuilt from the log, so that the copy's rows do not stand
+# original after a crash): its entity is rebuilt from the log, so that the copy's rows do not stand. One primary-key
+# lookup per staged event (LIMIT 1 keeps the subquery from being flattened into a join): as a plain join the planner
+# hashed the whole event_log for every batch, so each batch cost in proportion to all history (120 ms at 100,000
+# logged events, against 1 ms at 2,000)
 _LOG_REVISED = """
-SELECT DISTINCT l.family, l.subject FROM event_log l JOIN stage_event_log s USING (source, event_id)
+SELECT DISTINCT l.family, l.subject FROM stage_event_log s
+CROSS JOIN LATERAL (SELECT family, subject, payload FROM event_log
+                    WHERE source = s.source AND event_id = s.event_id LIMIT 1) l
 WHERE l.payload IS DISTINCT FROM s.payload"""
 
 

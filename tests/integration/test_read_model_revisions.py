@@ -10,6 +10,7 @@ as the projector reads them go through ``consumers.mapping.plan_batch`` and ``co
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 
 from consumers.mapping import TopicKind, plan_batch
 from consumers.migrate import migrate
-from consumers.store import apply_plan, erased_markers, prepare_connection
+from consumers.store import _LOG_REVISED, apply_plan, erased_markers, prepare_connection
 from core.partitioning import key_partition
 from events.base import Event
 from events.codec import encode, from_dict
@@ -151,5 +152,42 @@ async def test_erasures_and_revisions_interleave_and_a_re_sent_original_stays_re
         assert [r["application_id"] for r in await conn.fetch("SELECT application_id FROM applications")] \
             == ["b0", "b2"]
         assert await conn.fetchval("SELECT applications FROM postings WHERE posting_id = 'scu-job-7'") == 2
+    finally:
+        await conn.close()
+
+
+def _plan_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(n for child in node.get("Plans", []) for n in _plan_nodes(child))]
+
+
+async def test_a_batch_reads_one_logged_row_per_staged_event_however_long_the_log(pg_dsn: str) -> None:
+    """consumers.store._LOG_REVISED (which copies in a batch were revised since they were logged) looks each staged
+    event up by its key: a plain join let the planner hash the whole event_log for every batch, so a batch cost in
+    proportion to all history. With 20,000 logged events (statistics up to date), 1,000 of them staged again and 10
+    of those with another payload: the query finds exactly those 10 entities, and reads no more rows of event_log
+    than it stages (EXPLAIN ANALYZE's own counts), never scanning the table."""
+    conn = await _fresh(pg_dsn)
+    try:
+        await conn.execute("""
+            INSERT INTO event_log (source, event_id, family, partition, subject, type, payload)
+            SELECT 'scu', gen_random_uuid(), 'jobfair', g % 3, 'scu-fair-' || g, 'jobfair.student_checked_in',
+                   jsonb_build_object('n', g)
+            FROM generate_series(1, 20000) g""")
+        await conn.execute("ANALYZE event_log")
+        async with conn.transaction():
+            await conn.execute("""
+                INSERT INTO stage_event_log (source, event_id, family, partition, subject, type, payload)
+                SELECT source, event_id, family, partition, subject, type, payload FROM event_log
+                ORDER BY event_id LIMIT 1000""")
+            changed = await conn.fetch("""
+                UPDATE stage_event_log SET payload = jsonb_build_object('revised', true)
+                WHERE event_id IN (SELECT event_id FROM stage_event_log ORDER BY event_id LIMIT 10)
+                RETURNING family, subject""")
+            found = {tuple(r) for r in await conn.fetch(_LOG_REVISED)}
+            assert found == {tuple(r) for r in changed} and len(found) == 10
+            plan = json.loads(await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + _LOG_REVISED))[0]["Plan"]
+        reads = [n for n in _plan_nodes(plan) if n.get("Relation Name") == "event_log"]
+        assert reads and all("Seq Scan" not in n["Node Type"] for n in reads), [n["Node Type"] for n in reads]
+        assert sum(n["Actual Rows"] * n["Actual Loops"] for n in reads) <= 1000
     finally:
         await conn.close()
