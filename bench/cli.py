@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="paced seconds before the latency window, reported apart (default 20; quick 10; 0: none)")
     p.add_argument("--only",
                    default="profile,pure-revision,publisher,pipeline,peer,latency,worker-profile,projector,scaling,"
-                           "state",
+                           "projector-history,state",
                    help="comma-separated subset of measurements ('peer': the pipeline against the Quix "
                         "Streams peer, needs the bench extra)")
     p.add_argument("--peer-rounds", type=int, default=None,
@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pipeline-rounds", type=int, default=None,
                    help="rounds of the pipeline-revision measurement, two drains each (default 4; quick 2)")
     p.add_argument("--state-day-events", type=int, default=None,
-                   help="events per simulated day of the state measurement (default 20000; quick 5000)")
+                   help="events per simulated day of the state and projector-history measurements (default 20000; "
+                        "quick 5000)")
     return p
 
 
@@ -341,6 +342,23 @@ class Bench:
         self.results.append(Result("projector rows/s vs its write path alone", res.rate, "rows/s",
                                    baseline=res.write_rate, direction="info", parameters=res.parameters))
 
+    def projector_history(self) -> None:
+        """The projector's write path applying the 10th day of history against the 1st (bench.projector.history),
+        in a database of its own."""
+        from bench import projector, state
+
+        per_day = self.args.state_day_events or (5_000 if self.quick else 20_000)
+        days = projector.history(self.svc.dsn, f"bench_history_{self.svc.run_id}", state.STEPS[-1],
+                                 lambda i: state.day_items(i, per_day), progress=log)
+        self.extra["projector_history"] = [{**vars(d), "records_per_s": round(d.records_per_s, 1)} for d in days]
+        first, last = days[0], days[-1]
+        self.results.append(Result(
+            f"projector write path: records/s applying day {last.day} vs day {first.day}", last.records_per_s,
+            "records/s", baseline=first.records_per_s, direction="info",
+            parameters={"days": last.day, "events_per_day": per_day, "records": sum(d.records for d in days),
+                        "baseline": f"day {first.day} (empty tables)",
+                        "path": "consumers.store.apply_plan of pre-planned batches, one connection, no Kafka"}))
+
     def state(self) -> None:
         """Worker memory and restart time after 1, 5 and 10 days of history, per table store; each against
         the same store after 1 day (bench.state)."""
@@ -416,6 +434,7 @@ class Bench:
                      Result("projector rows/s vs COPY of the same rows", None, "rows/s", target=PROJECTOR_TARGET))
         if not self.quick:
             self.guarded("scaling", self.scaling)
+        self.guarded("projector-history", self.projector_history)
         self.guarded("state", self.state)
 
 

@@ -1,11 +1,12 @@
 """Projector rows/s (consumers.projector.Projector over the canonical topics, offsets in the same
-transaction) against a raw asyncpg COPY of the same final rows into the same tables."""
+transaction) against a raw asyncpg COPY of the same final rows into the same tables; and its write path applying
+the 10th day of history against the 1st (:func:`history`)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,19 +95,23 @@ async def _columns(conn: asyncpg.Connection, table: str) -> str:
     return ", ".join(f'"{r["column_name"]}"' for r in rows)
 
 
+async def _new_database(dsn: str, database: str) -> str:
+    """Create ``database`` on ``dsn``'s server; its DSN."""
+    admin = await asyncpg.connect(dsn, timeout=10)
+    try:
+        await admin.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await admin.close()
+    return with_database(dsn, database)
+
+
 async def _run(svc: Services, suffix: str, items: Sequence[Item], progress: Progress,
                limit_s: float) -> ProjectorResult:
     total = len(items)
     from consumers.migrate import migrate
     from consumers.projector import Projector, ProjectorConfig
 
-    database = f"bench_{svc.run_id}"
-    admin = await asyncpg.connect(svc.dsn, timeout=10)
-    try:
-        await admin.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        await admin.close()
-    dsn = with_database(svc.dsn, database)
+    dsn = await _new_database(svc.dsn, f"bench_{svc.run_id}")
     await migrate(dsn)
     group = f"bench-{svc.run_id}"
     config = ProjectorConfig(kafka=svc.kafka(PROJECTOR), dsn=dsn, group=group,
@@ -190,3 +195,63 @@ def measure(svc: Services, items: Sequence[Item], progress: Progress = print,
     kafka_io.load(svc.kafka, records, suffix)
     progress(f"  loaded {len(records):,} canonical events into alliance.events.*{suffix}")
     return asyncio.run(_run(svc, suffix, records, progress, limit_s))
+
+
+# --- the write path as history grows ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HistoryDay:
+    day: int  # 1-based: the tables held day - 1 days before it
+    records: int
+    seconds: float  # apply_plan of the day's batches (planned beforehand, off the clock)
+
+    @property
+    def records_per_s(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+
+async def _history(server_dsn: str, database: str, days: int, day_items: Callable[[int], Sequence[Item]],
+                   batch_size: int, progress: Progress) -> list[HistoryDay]:
+    from consumers.mapping import TopicKind, plan_batch
+    from consumers.migrate import migrate
+    from consumers.store import apply_plan, prepare_connection
+
+    dsn = await _new_database(server_dsn, database)
+    await migrate(dsn)
+    kinds = {family_topic(f): TopicKind.EVENTS for f in Family}
+    conn = await asyncpg.connect(dsn, timeout=10)
+    out: list[HistoryDay] = []
+    logged = 0
+    try:
+        await prepare_connection(conn)
+        for day in range(1, days + 1):
+            records = canonical(day_items(day - 1))
+            plans = [plan_batch(b, kinds) for b in offline_batches(records, "", batch_size)]
+            t0 = time.perf_counter()
+            for plan in plans:
+                await apply_plan(conn, "bench-history", plan)
+            out.append(HistoryDay(day, len(records), time.perf_counter() - t0))
+            logged += len(records)
+            # the independent count: every canonical event of every day is logged once (no id repeats across days)
+            in_log = int(await conn.fetchval("SELECT count(*) FROM event_log"))
+            if in_log != logged:
+                raise BenchError(f"after day {day} event_log holds {in_log:,} events, {logged:,} were applied")
+            progress(f"  day {day}: {len(records):,} records in {out[-1].seconds:.2f}s "
+                     f"({out[-1].records_per_s:,.0f} records/s; {in_log:,} events in the log)")
+    finally:
+        await conn.close()
+    return out
+
+
+def history(server_dsn: str, database: str, days: int, day_items: Callable[[int], Sequence[Item]],
+            batch_size: int | None = None, progress: Progress = print) -> list[HistoryDay]:
+    """The projector's write path (``apply_plan`` of pre-planned batches, one connection, no Kafka) applying
+    ``days`` simulated days one after the other into ``database``, created on ``server_dsn``'s server for it:
+    the seconds of each day, so that
+    the last day (its tables holding every earlier day) compares with the first. Each day's events are new
+    (``day_items(i)``: day i, 0-based); batches of the projector's own size by default. Checks after each day
+    that event_log holds every event applied."""
+    from consumers.projector import ProjectorConfig
+
+    return asyncio.run(_history(server_dsn, database, days, day_items, batch_size or ProjectorConfig.batch_size,
+                                progress))

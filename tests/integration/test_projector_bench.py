@@ -6,6 +6,7 @@ both paths produced the same rows.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, date, datetime, timedelta
 
@@ -14,10 +15,12 @@ import pytest
 from kafka import KafkaProducer
 from prometheus_client import CollectorRegistry
 
+from bench import projector, state
 from consumers.mapping import event_rows
 from consumers.migrate import migrate
 from consumers.tables import POSTINGS
 from core.access_policy import Grant, Resource
+from core.db_access import with_database
 from core.kafka_access import ADMIN, PROJECTOR
 from core.settings import Settings
 from core.topic_admin import grant, provision
@@ -74,3 +77,30 @@ async def test_projector_rows_per_second_vs_raw_copy(kafka_settings: Settings, p
           f"\n[bench] projector DB transactions only: {db_s:.2f}s = {N / db_s:,.0f} rows/s"
           f"\n[bench] raw COPY of the same rows into the same table: {copy_s:.2f}s = {N / copy_s:,.0f} rows/s"
           f"\n[bench] projector / raw COPY = {copy_s / projector_s:.0%} end to end, {copy_s / db_s:.0%} DB only")
+
+
+def test_the_history_measurement_applies_every_day_into_a_database_of_its_own(pg_server_dsn: str,
+                                                                             unique: str) -> None:
+    """``python -m bench --only projector-history`` (bench.projector.history) at a small size: three simulated days
+    applied one after the other; the read model then holds exactly the events of the three days (their ids, read
+    back from its event_log), and every day is timed and reported."""
+    per_day, database = 400, f"hist_{unique}"
+    lines: list[str] = []
+    days = projector.history(pg_server_dsn, database, 3, lambda i: state.day_items(i, per_day),
+                             progress=lines.append)
+    events = [it.event for i in range(3) for it in state.day_items(i, per_day)]
+    assert [d.day for d in days] == [1, 2, 3] and sum(d.records for d in days) == len(events)
+    assert all(d.seconds > 0 and d.records_per_s > 0 for d in days) and len(lines) == 3
+
+    async def logged() -> set[tuple[str, str]]:
+        conn = await asyncpg.connect(with_database(pg_server_dsn, database))
+        try:
+            rows = await conn.fetch("SELECT source, event_id FROM event_log")
+            return {(r["source"], str(r["event_id"])) for r in rows}
+        finally:
+            await conn.close()
+            admin = await asyncpg.connect(pg_server_dsn)
+            await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            await admin.close()
+
+    assert asyncio.run(logged()) == {(e.source, str(e.event_id)) for e in events}
