@@ -215,10 +215,15 @@ def process(
             else:  # a replay: the event is in the state already (or was revised since): change nothing
                 new = old
             erasure.index(tx, indexed, family, partition, logged)
-            contributions = domain.contributions(new) if new is not None else {}
             before = known.get(key)
             if before is None:
                 before = domain.contributions(old) if old is not None else {}
+            if new is None:
+                contributions = {}
+            elif old is not None and domain.same_contributions(old, new):
+                contributions = before  # (an application to a posting: its talent flows are not walked again)
+            else:
+                contributions = domain.contributions(new)
             delta = diff(before, contributions)
             for (aggregate, dk), values in windows.items():
                 delta[(aggregate, dk)] = add_into(delta.get((aggregate, dk), {}), values)

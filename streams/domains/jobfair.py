@@ -59,4 +59,5 @@ def view(state: State) -> tuple[str, str, dict[str, Any]] | None:
     return "fairs", state["fair_id"], value
 
 
-DOMAIN = Domain("jobfair", state_key, apply, contributions, view)
+DOMAIN = Domain("jobfair", state_key, apply, contributions, view,
+                contribution_fields=())

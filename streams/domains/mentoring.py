@@ -56,4 +56,5 @@ def view(state: State) -> tuple[str, str, dict[str, Any]] | None:
     return None
 
 
-DOMAIN = Domain("mentoring", state_key, apply, contributions, view)
+DOMAIN = Domain("mentoring", state_key, apply, contributions, view,
+                contribution_fields=("registered", "sessions", "seekers", "minutes", "university", "expertise"))

@@ -17,6 +17,7 @@ stays a small record.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from events import recruitment as r
@@ -188,10 +189,16 @@ def contributions(state: State) -> Contributions:
     out: Contributions = {("postings-by-segment", dimkey(d)): values for d in with_all(dims, "university")}
     for flow, n in (state.get("flows") or {}).items():  # talent flow: once the posting (its city) is known
         metric, _, rest = flow.partition("|")
-        for d in with_all(talent_flow_dims(rest, state["city"], state["industry"]), "university"):
-            values = out.setdefault(("talent-flow", dimkey(d)), dict.fromkeys(TALENT_METRICS, 0))
+        for dk in _talent_flow_keys(rest, state["city"], state["industry"]):
+            values = out.setdefault(("talent-flow", dk), dict.fromkeys(TALENT_METRICS, 0))
             values[metric] += n
     return out
+
+
+@lru_cache(maxsize=16_384)  # (flow, city, industry): a posting's flows repeat across its events and batches
+def _talent_flow_keys(flow: str, posting_city: str, industry: str) -> tuple[str, ...]:
+    """The dimension keys a flow of a posting counts under: its own, and alliance-wide (every university)."""
+    return tuple(dimkey(d) for d in with_all(talent_flow_dims(flow, posting_city, industry), "university"))
 
 
 def talent_flow_dims(flow: str, posting_city: str, industry: str) -> dict[str, str]:
@@ -226,4 +233,5 @@ def view(state: State) -> tuple[str, str, dict[str, Any]] | None:
     return "posting-funnel", state["posting_id"], value
 
 
-DOMAIN = Domain("recruitment", state_key, apply, contributions, view)
+DOMAIN = Domain("recruitment", state_key, apply, contributions, view,
+                contribution_fields=("kind", "posted", "closed", "fields", "university", "flows", *SEGMENT))

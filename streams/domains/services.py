@@ -53,4 +53,5 @@ def view(state: State) -> tuple[str, str, dict[str, Any]] | None:
     return "seeker-guarantee", f"seeker:{state['seeker_id']}", progress(state)
 
 
-DOMAIN = Domain("services", state_key, apply, contributions, view)
+DOMAIN = Domain("services", state_key, apply, contributions, view,
+                contribution_fields=tuple(GUARANTEE))
