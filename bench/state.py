@@ -2,7 +2,8 @@
 (streams.store) against the in-memory store measured in the same run.
 
 One worker per store, static membership, a fresh app id. The days (different simulated days, different
-seeds: every entity and event is new) are published one at a time, each applied before the next (so every
+seeds: every event is new; entity ids repeat across days, so postings, fairs and mentors gather events day after
+day, as long-lived entities do) are published one at a time, each applied before the next (so every
 day meets the same backlog). At each step (1, 5, 10 days) the worker's resident memory is read from /proc,
 then it is stopped gracefully and started again with the same identity: the restart time is from the start
 to the first /readyz 200 (readiness needs the tables recovered), and its memory is read again once it is
