@@ -114,7 +114,7 @@ class Domain:
     # the state fields ``contributions`` reads, all of them (None: not declared). An event that leaves every one of
     # them as it was leaves the contributions as they were, so the engine does not compute them again: a posting's
     # talent flows, say, are walked when an offer changes them, not for every application to the posting
-    # (tests/unit/test_domains.py checks each declaration against every state of a simulated day)
+    # (tests/unit/test_contribution_fields.py checks each declaration against every state of three simulated days)
     contribution_fields: tuple[str, ...] | None = None
 
     def same_contributions(self, old: State, new: State) -> bool:
