@@ -132,52 +132,63 @@ def plain(value: Any) -> Any:
 
 
 _ERASED_TEXT = f'"{ERASED_PREFIX}'.encode()  # how a text starting with an anonymous token begins in JSON
-# where an erasure leaves anonymous tokens in an event: seeker ids, and the subject of an event keyed by its seeker
-# (a 1-1-3-1 record's; it must equal the stood-in id)
-_TOKEN_FIELDS = frozenset({"seeker_id", "seeker_ids", "subject"})
+_SEEKER_FIELDS = frozenset({"seeker_id", "seeker_ids"})  # where an erasure leaves anonymous tokens in an event
 
 
 def decode_stored(obj: dict[str, Any] | str | bytes) -> Event:
     """An event the backbone kept (``stored``; or that mapping's JSON text, as the read model's ``event_log``
     gives it). After an erasure its seeker ids are anonymous tokens (``erased.<32 hex>``, events.privacy), which
-    the contract refuses as pseudonyms: they are validated as stand-ins (``ps_<the same hex>``) and put back
-    afterwards, so the event names exactly what was stored. Only seeker ids and subjects are stood in for (at
-    any depth: a correction's corrected event names seekers too); any other text stays as stored, even one that
-    begins like a token. Most entries hold no token at all: they are validated from their JSON as it is (a
-    refold decodes every entry of its entity's log). The wire's size limit is not applied again: the event
-    passed it when it arrived, and its stored spelling may be longer (jsonb's)."""
+    the contract refuses as pseudonyms: they are validated as stand-ins (``ps_<the same hex>``), wherever the
+    token stands (a seeker's 1-1-3-1 record is keyed by them: its subject too), and put back afterwards, so the
+    event names exactly what was stored. A token is what a seeker id holds; any other text, even one that begins
+    like a token (an entity id may), stays as it is. Most entries hold no token at all: they are validated from
+    their JSON as it is (a refold decodes every entry of its entity's log). The wire's size limit is not applied
+    again: the event passed it when it arrived, and its stored spelling may be longer (jsonb's)."""
     raw = to_json(obj) if isinstance(obj, dict) else obj.encode() if isinstance(obj, str) else obj
     if _ERASED_TEXT not in raw:
         return _validated(raw)
-    tokens: dict[str, str] = {}
+    mapping = obj if isinstance(obj, dict) else from_json(raw)
+    stand_ins = {token: "ps_" + token[len(ERASED_PREFIX):] for token in _seeker_tokens(mapping, False)}
+    if not stand_ins:
+        return _validated(raw)
 
-    def stand_in(value: Any, seeker: bool) -> Any:
-        if seeker and isinstance(value, str) and value.startswith(ERASED_PREFIX):
-            tokens["ps_" + value[len(ERASED_PREFIX):]] = value
-            return "ps_" + value[len(ERASED_PREFIX):]
+    def stand_in(value: Any) -> Any:
+        if isinstance(value, str):
+            return stand_ins.get(value, value)
         if isinstance(value, list):
-            return [stand_in(v, seeker) for v in value]
+            return [stand_in(v) for v in value]
         if isinstance(value, dict):
-            return {k: stand_in(v, k in _TOKEN_FIELDS) for k, v in value.items()}
+            return {k: stand_in(v) for k, v in value.items()}
         return value
 
-    event = _validated(to_json(stand_in(obj if isinstance(obj, dict) else from_json(raw), False)))
-    return _put_back(event, tokens) if tokens else event
+    event = _validated(to_json(stand_in(mapping)))
+    return _put_back(event, {ps: token for token, ps in stand_ins.items()})
+
+
+def _seeker_tokens(value: Any, seeker: bool) -> set[str]:
+    """The anonymous tokens that seeker ids in ``value`` hold (at any depth)."""
+    if seeker and isinstance(value, str):
+        return {value} if value.startswith(ERASED_PREFIX) else set()
+    if isinstance(value, list):
+        return {t for v in value for t in _seeker_tokens(v, seeker)}
+    if isinstance(value, dict):
+        return {t for k, v in value.items() for t in _seeker_tokens(v, k in _SEEKER_FIELDS)}
+    return set()
 
 
 def _put_back(model: _Model, tokens: dict[str, str]) -> _Model:
-    """``model`` with the anonymous tokens ``decode_stored`` stood in for put back into its seeker ids (of its
-    own and of the models it holds)."""
+    """``model`` with every stand-in ``decode_stored`` validated put back to its token ``tokens[stand-in]`` (in its
+    own fields and in the models it holds)."""
     update: dict[str, Any] = {}
     for name in type(model).model_fields:
         value = getattr(model, name)
         new: Any
         if isinstance(value, BaseModel):
             new = _put_back(value, tokens)
-        elif name in _TOKEN_FIELDS and isinstance(value, str):
+        elif isinstance(value, str):
             new = tokens.get(value, value)
-        elif name in _TOKEN_FIELDS and isinstance(value, tuple | list):
-            new = type(value)(tokens.get(v, v) for v in value)
+        elif isinstance(value, tuple | list):
+            new = type(value)(tokens.get(v, v) if isinstance(v, str) else v for v in value)
         else:
             continue
         if new != value:

@@ -248,6 +248,20 @@ def test_an_entry_decodes_from_its_text_in_any_spelling_even_past_the_wire_limit
         decode(padded)
 
 
+@pytest.mark.parametrize("erased", [False, True])
+def test_an_entity_id_that_begins_like_a_token_decodes_as_stored(erased: bool) -> None:
+    """An entity id may begin with "erased." (the id pattern allows it): it is not a seeker's token, so it is
+    neither stood in for nor put back, with or without an erased seeker in the same entry."""
+    event = next(e for e in _day(0.0, seed=3) if e.type == "recruitment.application_submitted")
+    body = stored(event)
+    body["subject"] = body["data"]["posting_id"] = "erased." + "cd" * 16
+    assert decode(encode(decode_stored(body))) == decode_stored(body)  # (valid as it is: an entity id)
+    if erased:
+        body = renamed(body, event.data.seeker_id, erasure_token(event.source, str(uuid.uuid4())))  # type: ignore[attr-defined]
+    again = decode_stored(body)
+    assert stored(again) == body and again.subject == again.data.posting_id == body["subject"]  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize("text", ['the scanner "erased.', 'erased.' + "ab" * 16, "scanner fault"])
 def test_an_entry_is_decoded_as_stored_whether_or_not_a_text_looks_like_an_anonymous_token(text: str) -> None:
     """decode_stored validates most entries straight from their JSON, and takes the stand-in path only when a
