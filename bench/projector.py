@@ -105,6 +105,14 @@ async def _new_database(dsn: str, database: str) -> str:
     return with_database(dsn, database)
 
 
+async def _drop_database(dsn: str, database: str) -> None:
+    admin = await asyncpg.connect(dsn, timeout=10)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
 async def _run(svc: Services, suffix: str, items: Sequence[Item], progress: Progress,
                limit_s: float) -> ProjectorResult:
     total = len(items)
@@ -211,7 +219,7 @@ class HistoryDay:
 
 
 async def _history(server_dsn: str, database: str, days: int, day_items: Callable[[int], Sequence[Item]],
-                   batch_size: int, progress: Progress) -> list[HistoryDay]:
+                   batch_size: int, progress: Progress, keep_database: bool) -> list[HistoryDay]:
     from consumers.mapping import TopicKind, plan_batch
     from consumers.migrate import migrate
     from consumers.store import apply_plan, prepare_connection
@@ -240,18 +248,21 @@ async def _history(server_dsn: str, database: str, days: int, day_items: Callabl
                      f"({out[-1].records_per_s:,.0f} records/s; {in_log:,} events in the log)")
     finally:
         await conn.close()
+        if not keep_database:
+            await _drop_database(server_dsn, database)
     return out
 
 
 def history(server_dsn: str, database: str, days: int, day_items: Callable[[int], Sequence[Item]],
-            batch_size: int | None = None, progress: Progress = print) -> list[HistoryDay]:
+            batch_size: int | None = None, progress: Progress = print, keep_database: bool = False
+            ) -> list[HistoryDay]:
     """The projector's write path (``apply_plan`` of pre-planned batches, one connection, no Kafka) applying
-    ``days`` simulated days one after the other into ``database``, created on ``server_dsn``'s server for it:
-    the seconds of each day, so that
-    the last day (its tables holding every earlier day) compares with the first. Each day's events are new
+    ``days`` simulated days one after the other into ``database``, created on ``server_dsn``'s server for it
+    and dropped at the end (unless ``keep_database``: the caller reads it): the seconds of each day, so that the
+    last day (its tables holding every earlier day) compares with the first. Each day's events are new
     (``day_items(i)``: day i, 0-based); batches of the projector's own size by default. Checks after each day
     that event_log holds every event applied."""
     from consumers.projector import ProjectorConfig
 
     return asyncio.run(_history(server_dsn, database, days, day_items, batch_size or ProjectorConfig.batch_size,
-                                progress))
+                                progress, keep_database))

@@ -83,11 +83,12 @@ def test_the_history_measurement_applies_every_day_into_a_database_of_its_own(pg
                                                                              unique: str) -> None:
     """``python -m bench --only projector-history`` (bench.projector.history) at a small size: three simulated days
     applied one after the other; the read model then holds exactly the events of the three days (their ids, read
-    back from its event_log), and every day is timed and reported."""
+    back from its event_log), and every day is timed and reported. Run again, the measurement drops its database
+    when it ends."""
     per_day, database = 400, f"hist_{unique}"
     lines: list[str] = []
     days = projector.history(pg_server_dsn, database, 3, lambda i: state.day_items(i, per_day),
-                             progress=lines.append)
+                             progress=lines.append, keep_database=True)
     events = [it.event for i in range(3) for it in state.day_items(i, per_day)]
     assert [d.day for d in days] == [1, 2, 3] and sum(d.records for d in days) == len(events)
     assert all(d.seconds > 0 and d.records_per_s > 0 for d in days) and len(lines) == 3
@@ -104,3 +105,13 @@ def test_the_history_measurement_applies_every_day_into_a_database_of_its_own(pg
             await admin.close()
 
     assert asyncio.run(logged()) == {(e.source, str(e.event_id)) for e in events}
+    projector.history(pg_server_dsn, database, 1, lambda i: state.day_items(i, 50), progress=lines.append)
+
+    async def databases() -> list[str]:
+        admin = await asyncpg.connect(pg_server_dsn)
+        try:
+            return [r["datname"] for r in await admin.fetch("SELECT datname FROM pg_database")]
+        finally:
+            await admin.close()
+
+    assert database not in asyncio.run(databases())  # (left by default: dropped)
