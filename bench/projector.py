@@ -95,22 +95,19 @@ async def _columns(conn: asyncpg.Connection, table: str) -> str:
     return ", ".join(f'"{r["column_name"]}"' for r in rows)
 
 
+async def _on_server(dsn: str, statement: str) -> None:
+    """Run one statement (CREATE / DROP DATABASE) on ``dsn``'s server."""
+    admin = await asyncpg.connect(dsn, timeout=10)
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
 async def _new_database(dsn: str, database: str) -> str:
     """Create ``database`` on ``dsn``'s server; its DSN."""
-    admin = await asyncpg.connect(dsn, timeout=10)
-    try:
-        await admin.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        await admin.close()
+    await _on_server(dsn, f'CREATE DATABASE "{database}"')
     return with_database(dsn, database)
-
-
-async def _drop_database(dsn: str, database: str) -> None:
-    admin = await asyncpg.connect(dsn, timeout=10)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def _run(svc: Services, suffix: str, items: Sequence[Item], progress: Progress,
@@ -249,7 +246,7 @@ async def _history(server_dsn: str, database: str, days: int, day_items: Callabl
     finally:
         await conn.close()
         if not keep_database:
-            await _drop_database(server_dsn, database)
+            await _on_server(server_dsn, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     return out
 
 
