@@ -21,7 +21,8 @@ from core.db_access import with_database
 from core.kafka_access import PROJECTOR
 from events.topics import EVENT_PARTITIONS, Family, family_topic
 
-BOOKKEEPING = ("consumer_offsets", "projector_rejects", "schema_migrations", "agg_snapshot")
+BOOKKEEPING = ("consumer_offsets", "projector_rejects", "schema_migrations", "agg_snapshot",
+               "reference_cities", "reference_universities")  # (and reference data the migrations seed)
 POLL_S = 0.05
 
 

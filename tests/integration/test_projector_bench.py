@@ -16,6 +16,8 @@ from kafka import KafkaProducer
 from prometheus_client import CollectorRegistry
 
 from bench import projector, state
+from bench.env import drop_measurement
+from bench.workload import load_items
 from consumers.mapping import event_rows
 from consumers.migrate import migrate
 from consumers.tables import POSTINGS
@@ -27,6 +29,7 @@ from core.topic_admin import grant, provision
 from events import recruitment as rc
 from events.codec import encode
 from events.topics import Family, TopicSpec
+from tests.bench_services import bench_services
 from tests.integration.test_projector import Topics, config_for, end_offsets, project_until_caught_up
 
 pytestmark = pytest.mark.integration
@@ -115,3 +118,19 @@ def test_the_history_measurement_applies_every_day_into_a_database_of_its_own(pg
             await admin.close()
 
     assert database not in asyncio.run(databases())  # (left by default: dropped)
+
+
+def test_the_projector_measurement_compares_the_same_rows_on_every_path(settings: Settings, pg_server_dsn: str,
+                                                                       unique: str) -> None:
+    """``python -m bench --only projector`` (bench.projector.measure) at a small size: the projector through Kafka, a
+    COPY of its final rows and its write path alone must end with the same rows. The reference tables the
+    migrations seed are not its output: counted, they made every run an ERROR (the write path's baseline starts
+    from truncated tables) from migration 007 on."""
+    svc = bench_services(settings, pg_server_dsn, unique)
+    try:
+        result = projector.measure(svc, load_items(600), progress=lambda _line: None, limit_s=180)
+    finally:
+        drop_measurement(svc, "proj")
+    assert result.rate > 0 and result.copy_rate > 0 and result.write_rate > 0
+    assert result.parameters["records"] == 600 and result.parameters["rows"] > 600
+    assert not any(t.startswith("reference_") for t in result.parameters["rows_per_table"])
