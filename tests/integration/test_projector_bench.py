@@ -131,6 +131,9 @@ def test_the_projector_measurement_compares_the_same_rows_on_every_path(settings
         result = projector.measure(svc, load_items(600), progress=lambda _line: None, limit_s=180)
     finally:
         drop_measurement(svc, "proj")
-    assert result.rate > 0 and result.copy_rate > 0 and result.write_rate > 0
+    # (measure raises BenchError when the COPY or the write path ends with other rows than the projector; its rate
+    # may be 0 at this size: the clock starts at the first committed batch, which can hold every record)
+    assert result.copy_rate > 0 and result.write_rate > 0 and result.rate >= 0
     assert result.parameters["records"] == 600 and result.parameters["rows"] > 600
+    assert sum(result.parameters["rows_per_table"].values()) == result.parameters["rows"]
     assert not any(t.startswith("reference_") for t in result.parameters["rows_per_table"])
