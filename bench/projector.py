@@ -218,9 +218,8 @@ class HistoryDay:
 
 async def _history(server_dsn: str, database: str, days: int, day_items: Callable[[int], Sequence[Item]],
                    batch_size: int, progress: Progress, keep_database: bool) -> list[HistoryDay]:
-    from consumers.mapping import TopicKind, plan_batch
+    from consumers.mapping import TopicKind
     from consumers.migrate import migrate
-    from consumers.store import apply_plan, prepare_connection
 
     dsn = await _new_database(server_dsn, database)
     await migrate(dsn)
@@ -229,14 +228,10 @@ async def _history(server_dsn: str, database: str, days: int, day_items: Callabl
     out: list[HistoryDay] = []
     logged = 0
     try:
-        await prepare_connection(conn)
         for day in range(1, days + 1):
             records = canonical(day_items(day - 1))
-            plans = [plan_batch(b, kinds) for b in offline_batches(records, "", batch_size)]
-            t0 = time.perf_counter()
-            for plan in plans:
-                await apply_plan(conn, "bench-history", plan)
-            out.append(HistoryDay(day, len(records), time.perf_counter() - t0))
+            seconds = await _write_path(conn, dsn, "bench-history", offline_batches(records, "", batch_size), kinds)
+            out.append(HistoryDay(day, len(records), seconds))
             logged += len(records)
             # the independent count: every canonical event of every day is logged once (no id repeats across days)
             in_log = int(await conn.fetchval("SELECT count(*) FROM event_log"))
