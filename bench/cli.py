@@ -31,6 +31,10 @@ PURE_TARGET = 3.0  # the pure per-event path against the issue's start (bench.re
 LATENCY_P99_TARGET_MS = 500.0  # produce -> aggregated topic at 20 % load, after the warm-up (the performance issue)
 PURE_ROUNDS = 2  # rounds per process of that measurement
 LATENCY_LOAD = 0.20
+#: the paced publisher stands in for the universities' systems, which do not share the backbone's cores: on this
+#: 2-core machine it ran beside the worker and the broker at the same priority and took ~0.7 of a core
+#: (docs/benchmarks.md, 2026-12-06, twelfth session)
+LATENCY_PUBLISHER_NICE = 10
 HOP_NOTES = {  # what each hop of the latency path spans (bench.pipeline.hop_latencies), by record timestamps
     "ingest": "the paced send -> the canonical record (publisher linger, fetch, the ingest agent's batch)",
     "tables": "the canonical record -> the partial counting the event (fetch, the tables agent's batch)",
@@ -58,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-seconds", type=float, default=None, help="steady-load duration (default 30; quick 15)")
     p.add_argument("--latency-warm-up", type=float, default=None,
                    help="paced seconds before the latency window, reported apart (default 20; quick 10; 0: none)")
+    p.add_argument("--latency-publisher-nice", type=int, default=LATENCY_PUBLISHER_NICE,
+                   help="how much lower the paced publisher's CPU priority is than the backbone's (default "
+                        f"{LATENCY_PUBLISHER_NICE}; 0: the same, as before 2026-12-06)")
     p.add_argument("--only",
                    default="profile,pure-revision,publisher,pipeline,peer,latency,worker-profile,projector,scaling,"
                            "projector-history,state",
@@ -273,13 +280,15 @@ class Bench:
         rate = max(self.pipeline_rate * LATENCY_LOAD, 20.0)
         duration = self.args.latency_seconds or (15.0 if self.quick else 30.0)
         warm_up = self.args.latency_warm_up if self.args.latency_warm_up is not None else (10.0 if self.quick else 20.0)
+        nice = self.args.latency_publisher_nice
         runs: list[tuple[str, Latency]] = []
         try:
             if warm_up > 0:
                 runs.append(("warm-up", latency_run(self.svc, self.kept, self.kept_suffix, rate, warm_up,
-                                                    progress=log, day=WARM_UP_DAY, seed=12, label="warm-up")))
+                                                    progress=log, day=WARM_UP_DAY, seed=12, label="warm-up",
+                                                    nice=nice)))
             runs.append(("measured", latency_run(self.svc, self.kept, self.kept_suffix, rate, duration,
-                                                 progress=log)))
+                                                 progress=log, nice=nice)))
         finally:
             for w in self.kept:
                 w.stop()
@@ -289,6 +298,10 @@ class Bench:
             log(f"latency ({phase}) p50 {lat.p(50):.0f} ms  p99 {lat.p(99):.0f} ms  max {max(lat.seconds_ms):.0f} ms")
             log("  by second of sending (events, p50, max, max produce acknowledgement ms): " +
                 "  ".join(f"{s}:{n}/{p50:.0f}/{mx:.0f}/{ack:.0f}" for s, n, p50, mx, ack in seconds))
+            log(f"  cores used while sending (of {lat.cores['machine']:.0f}): the paced publisher (niced by {nice}) "
+                f"{lat.cores['publisher']:.2f}, the worker(s) {lat.cores['workers']:.2f}, everything else (the "
+                f"broker) {lat.cores['others']:.2f}")
+            self.extra.setdefault("latency_cores", {})[phase] = {k: round(v, 3) for k, v in lat.cores.items()}
             self.extra.setdefault("latency_by_second", {})[phase] = [
                 {"second": s, "events": n, "p50_ms": round(p50, 1), "max_ms": round(mx, 1), "max_ack_ms": round(ack, 1)}
                 for s, n, p50, mx, ack in seconds]
@@ -306,6 +319,7 @@ class Bench:
                             f"latency p99 of the {hop} hop", v["p99_ms"], "ms", direction="info",
                             note=HOP_NOTES[hop]))
             params = {"rate_events_per_s": round(rate, 1), "load_share_of_max": LATENCY_LOAD, "sent": lat.sent,
+                      "publisher_nice": nice,
                       "matched": lat.matched, "seconds": warm_up if phase == "warm-up" else duration,
                       "path": "ingest -> tables -> rollup -> agg.windows"}
             for q in (50, 99):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import pstats
 import shutil
 import time
@@ -19,7 +20,7 @@ from bench import kafka_io, workload
 from bench.env import Services, drop_measurement, provision_run
 from bench.kafka_io import Progress
 from bench.peer_steps import output_suffix
-from bench.procfs import cpu_seconds
+from bench.procfs import cpu_seconds, machine_busy_seconds
 from bench.profile import Hotspot, hotspots, own_time_by_area
 from bench.report import BenchError, percentile
 from bench.worker import Worker, total
@@ -315,6 +316,7 @@ class Latency:
     sent_ms: list[int] = field(default_factory=list)  # each latency's send time, same order
     ack_ms: list[float] = field(default_factory=list)  # each event's produce acknowledgement - its send time
     hops: Hops | None = None  # the same events' time per agent (hop_latencies)
+    cores: dict[str, float] = field(default_factory=dict)  # cores used while sending (CpuWatch.cores)
 
     def p(self, q: float) -> float:
         return percentile(self.seconds_ms, q)
@@ -339,23 +341,42 @@ LATENCY_DAY = date(2026, 6, 9)
 WARM_UP_DAY = date(2026, 6, 8)
 
 
+class CpuWatch:
+    """The cores used over a span (``/proc``): by this process (the benchmark: its paced publisher), by the
+    workers, and by everything else on the machine (the broker, mostly)."""
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.workers = workers
+        self.start = self._reading()
+
+    def _reading(self) -> tuple[float, float, float, float]:
+        return (time.monotonic(), cpu_seconds(os.getpid()), _cpu(self.workers), machine_busy_seconds())
+
+    def cores(self) -> dict[str, float]:
+        t, publisher, workers, machine = (b - a for a, b in zip(self.start, self._reading(), strict=True))
+        used = {"publisher": publisher / t, "workers": workers / t}
+        return {**used, "others": max(machine / t - sum(used.values()), 0.0), "machine": float(os.cpu_count() or 1)}
+
+
 def latency_run(svc: Services, workers: list[Worker], suffix: str, rate: float, duration: float,
                 progress: Progress = print, *, day: date = LATENCY_DAY, seed: int = 11,
-                label: str = "latency") -> Latency:
+                label: str = "latency", nice: int = 0) -> Latency:
     """Publish fresh events at ``rate``/s for ``duration`` s to running workers, then read
     alliance.agg.windows<suffix> and match each event to the first daily-window record that counts it.
 
     Latency of an event = CreateTime of that aggregate record - CreateTime of the produced event (both set
     on this machine's clock). The daily window keys of ``day`` must see only these events (one run per day
     and suffix), so the count in an aggregate record says how many of the key's events (in send order) it
-    reflects."""
+    reflects. ``nice``: the paced publisher's lower CPU priority (kafka_io.paced)."""
     n = max(int(rate * duration), 50)
     its = workload.load_items(n, seed=seed, day=day)
     keys = [_day_key(it.event) for it in its]
     wait_idle(workers)
     before = sum(w.processed("tables") for w in workers)
     progress(f"  {label}: {n:,} fresh events at {rate:,.0f}/s for {n / rate:.0f}s")
-    sent = kafka_io.paced(svc.kafka, its, suffix, rate)
+    watch = CpuWatch(workers)
+    sent = kafka_io.paced(svc.kafka, its, suffix, rate, nice=nice)
+    cores = watch.cores()
     deadline = time.monotonic() + 120
     while sum(w.processed("tables") for w in workers) < before + n:
         if time.monotonic() > deadline:
@@ -368,6 +389,7 @@ def latency_run(svc: Services, workers: list[Worker], suffix: str, rate: float, 
         raise BenchError(f"{label} run: no aggregate record of {agg_topic('windows') + suffix} matched")
     lat.hops = hop_latencies({str(it.event.event_id): ts for it, ts in zip(its, sent.sent_ms, strict=True)},
                              *asyncio.run(_hop_records(svc, suffix)), records)
+    lat.cores = cores
     return lat
 
 

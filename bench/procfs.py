@@ -32,3 +32,14 @@ def cpu_seconds(pid: int) -> float:
         return cpu_ticks(Path(f"/proc/{pid}/stat").read_text()) / CLOCK_TICKS
     except (OSError, ValueError, IndexError) as exc:
         raise BenchError(f"cannot read the CPU time of pid {pid}: {exc}") from exc
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the machine's cores have spent busy so far, summed over the cores (``/proc/stat``: user, nice,
+    system, irq and softirq time; idle, I/O wait and a hypervisor's steal are not busy)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[1:8])
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"cannot read /proc/stat: {exc}") from exc
+    return (user + nice + system + irq + softirq) / CLOCK_TICKS

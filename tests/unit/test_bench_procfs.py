@@ -10,8 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from bench.kafka_io import in_niced_thread
 from bench.pipeline import measure_workers
-from bench.procfs import CLOCK_TICKS, cpu_seconds, cpu_ticks, rss_mb
+from bench.procfs import CLOCK_TICKS, cpu_seconds, cpu_ticks, machine_busy_seconds, rss_mb
 from bench.report import BenchError
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
@@ -81,3 +82,47 @@ def test_the_timed_window_carries_the_cpu_time_spent_in_it() -> None:
     assert 0 < timing.cpu_seconds <= spent + 2 / CLOCK_TICKS  # within the call's own CPU time
     assert timing.busy > 0.2  # the spinning thread kept (about) a core busy over the window
     assert timing.cpu_us_per_event == pytest.approx(timing.cpu_seconds / timing.events * 1e6)
+
+
+def test_the_machine_was_busy_at_least_as_long_as_this_process() -> None:
+    def own() -> float:
+        t = os.times()
+        return t.user + t.system
+
+    machine, mine = machine_busy_seconds(), own()
+    end = time.process_time() + 0.3
+    while time.process_time() < end:
+        pass
+    busy, used = machine_busy_seconds() - machine, own() - mine
+    assert used >= 0.29
+    assert busy >= used - 2 / CLOCK_TICKS  # every core's busy time, this process's among it
+    assert busy <= (os.cpu_count() or 1) * 5  # (and not some other counter: at most every core, for the ~0.3 s)
+
+
+def _niceness() -> int:
+    return os.getpriority(os.PRIO_PROCESS, 0)  # Linux: the calling thread's own
+
+
+def test_a_niced_thread_runs_lower_and_so_do_the_threads_it_starts_the_caller_does_not() -> None:
+    base = _niceness()
+    seen: dict[str, int] = {}
+
+    def work() -> str:
+        seen["thread"] = _niceness()
+        child = threading.Thread(target=lambda: seen.__setitem__("child", _niceness()))
+        child.start()  # as kafka-python starts its network thread
+        child.join()
+        return "done"
+
+    assert in_niced_thread(work, 10) == "done"
+    assert seen == {"thread": min(base + 10, 19), "child": min(base + 10, 19)}
+    assert _niceness() == base
+    assert in_niced_thread(_niceness, 0) == base
+
+
+def test_a_niced_threads_error_reaches_the_caller() -> None:
+    def fail() -> None:
+        raise BenchError("no broker")
+
+    with pytest.raises(BenchError, match="no broker"):
+        in_niced_thread(fail, 5)
