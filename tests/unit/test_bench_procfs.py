@@ -94,7 +94,7 @@ def test_the_machine_was_busy_at_least_as_long_as_this_process() -> None:
     while time.process_time() < end:
         pass
     busy, used = machine_busy_seconds() - machine, own() - mine
-    assert used >= 0.29
+    assert used >= 0.25  # (os.times counts in clock ticks)
     assert busy >= used - 2 / CLOCK_TICKS  # every core's busy time, this process's among it
     assert busy <= (os.cpu_count() or 1) * 5  # (and not some other counter: at most every core, for the ~0.3 s)
 

@@ -194,7 +194,11 @@ async def test_a_full_inbox_holds_the_fetch_loop_until_the_agent_takes_a_batch()
     fetched = [message(INGEST, 0, offset) for offset in range(5)]
     consumer: Any = await consumer_with(box, fetched)
     loop = asyncio.create_task(consumer._drain_messages(consumer.fetcher))
-    await asyncio.sleep(0.05)
+    for _ in range(200):  # (a fixed 50 ms was once too short on a loaded machine)
+        await asyncio.sleep(0.01)
+        if len(box) == 2:
+            break
+    await asyncio.sleep(0.05)  # time to drop or overfill, were it to
     assert len(box) == 2 and not loop.done()  # waiting for space, not dropping
     taken = [m.offset for m in await box.take()]
     taken += [m.offset for m in await box.take()]
