@@ -54,6 +54,17 @@ def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def _niceness(text: str) -> int:
+    """A CPU priority decrease: 0 (none) to 19 (the lowest); raising a priority would need privileges."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= 19:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 (the backbone's priority) and 19 (the lowest)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--events", type=int, default=None, help="events per measurement (default 20000; quick 5000)")
@@ -62,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-seconds", type=float, default=None, help="steady-load duration (default 30; quick 15)")
     p.add_argument("--latency-warm-up", type=float, default=None,
                    help="paced seconds before the latency window, reported apart (default 20; quick 10; 0: none)")
-    p.add_argument("--latency-publisher-nice", type=int, default=LATENCY_PUBLISHER_NICE,
+    p.add_argument("--latency-publisher-nice", type=_niceness, default=LATENCY_PUBLISHER_NICE,
                    help="how much lower the paced publisher's CPU priority is than the backbone's (default "
                         f"{LATENCY_PUBLISHER_NICE}; 0: the same, as before 2026-12-06)")
     p.add_argument("--only",

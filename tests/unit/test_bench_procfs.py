@@ -126,3 +126,16 @@ def test_a_niced_threads_error_reaches_the_caller() -> None:
 
     with pytest.raises(BenchError, match="no broker"):
         in_niced_thread(fail, 5)
+
+
+def test_the_publishers_niceness_option_takes_0_to_19_and_refuses_the_rest(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.cli import LATENCY_PUBLISHER_NICE, build_parser
+
+    parser = build_parser()
+    assert parser.parse_args([]).latency_publisher_nice == LATENCY_PUBLISHER_NICE == 10
+    assert parser.parse_args(["--latency-publisher-nice", "0"]).latency_publisher_nice == 0
+    assert parser.parse_args(["--latency-publisher-nice", "19"]).latency_publisher_nice == 19
+    for bad, says in (("-5", "not between 0"), ("20", "not between 0"), ("ten", "not a whole number")):
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse_args(["--latency-publisher-nice", bad])
+        assert exit_.value.code == 2 and says in capsys.readouterr().err
