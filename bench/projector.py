@@ -60,9 +60,9 @@ def offline_batches(records: Sequence[Item], suffix: str, batch_size: int) -> li
     return [out[i:i + batch_size] for i in range(0, len(out), batch_size)]
 
 
-async def _write_path(conn: asyncpg.Connection, dsn: str, group: str, batches: list[list[_Record]],
-                      kinds: dict[str, Any]) -> float:
-    """Seconds for ``apply_plan`` of every batch (planned beforehand, off the clock) on one connection."""
+async def _write_path(dsn: str, group: str, batches: list[list[_Record]], kinds: dict[str, Any]) -> float:
+    """Seconds for ``apply_plan`` of every batch (planned beforehand, off the clock) on one connection of its
+    own."""
     from consumers.mapping import plan_batch
     from consumers.store import apply_plan, prepare_connection
 
@@ -171,7 +171,7 @@ async def _run(svc: Services, suffix: str, items: Sequence[Item], progress: Prog
             raise BenchError(f"COPY baseline wrote {copied} rows, expected {rows}")
         # the write path alone: the same records planned beforehand, then only apply_plan on the clock
         await conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE")
-        write_s = await _write_path(conn, dsn, f"{group}-write", offline_batches(items, suffix, config.batch_size),
+        write_s = await _write_path(dsn, f"{group}-write", offline_batches(items, suffix, config.batch_size),
                                     projector.kinds)
         written = sum([int(await conn.fetchval(f'SELECT count(*) FROM "{t}"')) for t in tables])
         if written != rows:
@@ -230,7 +230,7 @@ async def _history(server_dsn: str, database: str, days: int, day_items: Callabl
     try:
         for day in range(1, days + 1):
             records = canonical(day_items(day - 1))
-            seconds = await _write_path(conn, dsn, "bench-history", offline_batches(records, "", batch_size), kinds)
+            seconds = await _write_path(dsn, "bench-history", offline_batches(records, "", batch_size), kinds)
             out.append(HistoryDay(day, len(records), seconds))
             logged += len(records)
             # the independent count: every canonical event of every day is logged once (no id repeats across days)
