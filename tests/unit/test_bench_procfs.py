@@ -25,17 +25,18 @@ def test_the_cpu_fields_are_found_after_a_command_name_with_spaces_and_parenthes
     assert cpu_ticks(f"7 (python3) {rest}") == 1290
 
 
-def test_cpu_seconds_agree_with_the_processes_own_accounting() -> None:
-    def own() -> float:  # os.times(): getrusage, another interface to the same kernel counters
-        t = os.times()
-        return t.user + t.system
+def _own_cpu_seconds() -> float:  # os.times(): getrusage, another interface to the same kernel counters
+    t = os.times()
+    return t.user + t.system
 
+
+def test_cpu_seconds_agree_with_the_processes_own_accounting() -> None:
     end = time.process_time() + 0.3
     while time.process_time() < end:  # some CPU time to read
         pass
-    before = own()
+    before = _own_cpu_seconds()
     read = cpu_seconds(os.getpid())
-    after = own()
+    after = _own_cpu_seconds()
     assert before - 2 / CLOCK_TICKS <= read <= after + 2 / CLOCK_TICKS
     assert rss_mb(os.getpid()) > 1
 
@@ -85,15 +86,11 @@ def test_the_timed_window_carries_the_cpu_time_spent_in_it() -> None:
 
 
 def test_the_machine_was_busy_at_least_as_long_as_this_process() -> None:
-    def own() -> float:
-        t = os.times()
-        return t.user + t.system
-
-    machine, mine = machine_busy_seconds(), own()
+    machine, mine = machine_busy_seconds(), _own_cpu_seconds()
     end = time.process_time() + 0.3
     while time.process_time() < end:
         pass
-    busy, used = machine_busy_seconds() - machine, own() - mine
+    busy, used = machine_busy_seconds() - machine, _own_cpu_seconds() - mine
     assert used >= 0.25  # (os.times counts in clock ticks)
     assert busy >= used - 2 / CLOCK_TICKS  # every core's busy time, this process's among it
     assert busy <= (os.cpu_count() or 1) * 5  # (and not some other counter: at most every core, for the ~0.3 s)
