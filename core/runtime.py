@@ -13,14 +13,30 @@ worker's resident memory kept the high-water marks of every backlog it met. :fun
 large buffers out of the heap (mmapped, unmapped when freed) and :func:`trim_memory` asks glibc to return
 the heap's free pages (``malloc_trim``; the worker calls it once a minute). Measured in
 docs/benchmarks.md (2026-12-03, fourth session).
+
+With the threshold fixed, a buffer of 128 KiB or more is mapped, page-faulted and unmapped on every allocation.
+Two libraries did that per call on the worker's hot path, and :func:`tune_allocator` changes both
+(docs/benchmarks.md, 2026-12-06, thirteenth session):
+
+* asyncio's TLS transport decrypts into a new ``bytes`` of ``SSLProtocol.max_size`` (256 KiB) per read call,
+  two calls per socket read at least, and keeps what one TLS record holds (16 KiB at most). A small message
+  cost 65 µs instead of 6. :data:`TLS_READ_BYTES` keeps the buffer in the heap;
+* aiokafka compresses each zstd record batch (the worker's changelogs, streams.writer) with a new compression
+  context per call (cramjam), about a megabyte of mapped memory: 500 µs for 20 KiB instead of 31.
+  :func:`reuse_zstd_contexts` gives aiokafka's record builder a compressor that keeps its context, one per
+  thread (zstandard, which kafka-python uses for the same codec).
 """
 
 from __future__ import annotations
 
+import asyncio.sslproto
 import ctypes
 import ctypes.util
 import functools
 import gc
+import threading
+
+import zstandard
 
 GC_THRESHOLDS = (200_000, 50, 1_000)
 
@@ -33,6 +49,10 @@ def tune_gc() -> None:
 #: glibc's mallopt parameter: allocations of at least this size are mmapped (and unmapped when freed)
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 128 * 1024
+#: the plaintext buffer of one TLS read call of asyncio (its default, 256 KiB, is above the threshold); one call
+#: returns one TLS record (16 KiB at most), so a smaller buffer makes no more calls
+TLS_READ_BYTES = 64 * 1024
+ZSTD_LEVEL = 3  # aiokafka's (and the broker's) default level
 
 
 @functools.cache
@@ -51,10 +71,45 @@ def tune_allocator() -> bool:
     """Keep large allocations out of the heap: glibc raises its mmap threshold each time a large mmapped block
     is freed (up to 32 MiB), after which a worker's big transient buffers (fetched record batches of up to
     8 MiB, a batch's encoded records, RocksDB's memtable arena blocks) come from the heap and leave it
-    fragmented. Setting the threshold fixes it at :data:`MMAP_THRESHOLD_BYTES`; False where the C library
-    is not glibc."""
+    fragmented. Setting the threshold fixes it at :data:`MMAP_THRESHOLD_BYTES`, and keeps the two per-call
+    buffers of the hot path below it (the module's docstring); False where the C library is not glibc."""
+    asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BYTES
+    reuse_zstd_contexts()
     libc = _libc()
     return bool(libc is not None and libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+
+
+_zstd = threading.local()
+
+
+def zstd_encode(payload: bytes | bytearray | memoryview, level: int | None = None) -> bytes:
+    """aiokafka's ``zstd_encode``, with a compressor (and its context) kept per thread and level: a
+    ``ZstdCompressor`` may be reused, not shared between threads."""
+    compressors: dict[int, zstandard.ZstdCompressor] | None = getattr(_zstd, "compressors", None)
+    if compressors is None:
+        compressors = _zstd.compressors = {}
+    level = ZSTD_LEVEL if level is None else level
+    compressor = compressors.get(level)
+    if compressor is None:
+        compressor = compressors[level] = zstandard.ZstdCompressor(level=level)
+    return compressor.compress(payload)
+
+
+def reuse_zstd_contexts() -> list[str]:
+    """Make aiokafka's record batch builders (its C extension's and its pure-Python fallback) compress with
+    :func:`zstd_encode`; the modules it changed. Idempotent."""
+    import importlib
+
+    changed = []
+    for name in ("aiokafka.record._crecords.default_records", "aiokafka.record.default_records"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # no C extension (AIOKAFKA_NO_EXTENSIONS, an unusual platform)
+            continue
+        if hasattr(module, "zstd_encode"):
+            setattr(module, "zstd_encode", zstd_encode)  # noqa: B010  (a module of a library: no declared attribute)
+            changed.append(name)
+    return changed
 
 
 def trim_memory() -> bool:
