@@ -20,6 +20,11 @@ database only after its changelog record batch was acknowledged, with that recor
 state is never ahead of the changelog; the in-memory store is written when the batch is sealed, before
 anything is sent (entries staged for a batch that is then processed in parts, ``discard``, are never written).
 
+Every record batch is closed before it goes to the producer. aiokafka sends an open batch only once the
+producer's linger has passed (5 ms per stage, three stages on the way to an aggregate), in case more records
+come; the writer has batched already. A closed batch also takes nothing that faust sends through the same
+producer, so a changelog batch holds exactly what the agent wrote.
+
 Records keep their order within a topic-partition. Keyed records with no explicit partition go where the
 producer's default partitioner (murmur2, the same as kafka-python's) would put them, so the publisher, the
 worker and the projector agree on where a key lives. Changelog records carry the key and value in the
@@ -151,6 +156,7 @@ class BatchWriter:
                 if builder.append(key=change_key, value=change_value, timestamp=None, headers=change_headers) is None:
                     raise ChangelogBatchTooLarge(f"{len(changes)} changelog records for {changelog}"
                                                  f"[{changelog_partition}] exceed {ATOMIC_BATCH_BYTES} bytes")
+            builder.close()  # sent now (no linger), and nothing of faust's can append to it
             future = await producer.send_batch(builder, changelog, partition=changelog_partition)
             futures.append(future)
             changelog_futures[(changelog, changelog_partition)] = future
@@ -167,12 +173,13 @@ class BatchWriter:
         for (topic, partition), records in by_tp.items():
             batch = producer.create_batch()
             for key, value, headers in records:
-                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:  # (closes it)
                     futures.append(await producer.send_batch(batch, topic, partition=partition))
                     batch = producer.create_batch()
                     # an empty batch takes any first record (even one larger than the batch size)
                     batch.append(key=key, value=value, timestamp=None, headers=headers)
                 sent += 1
+            batch.close()
             futures.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*futures)
         for tp, (store, epoch) in local.items():  # acknowledged: now the local state may follow

@@ -101,6 +101,35 @@ async def test_batch_writer_delivers_in_order_on_the_right_partitions(kafka_admi
         await producer.stop()
 
 
+async def test_the_writer_s_record_batches_do_not_wait_out_the_producer_s_linger(kafka_admin: KafkaAccess,
+                                                                                  unique: str) -> None:
+    """The writer batches already: it closes each record batch it hands to the producer, so the batch goes out
+    with the next produce request (aiokafka sends an open batch only once its linger passed) and nothing else
+    sent through the same producer is appended to it. With a linger of ten minutes, a flush is acknowledged
+    all the same (with open batches it waited the ten minutes: the stall guard below failed)."""
+    import asyncio
+
+    topic, changelog = f"writer-linger-{unique}", f"writer-linger-cl-{unique}"
+    provision(kafka_admin, [TopicSpec(topic, 2), TopicSpec(changelog, 2)])
+    producer = AIOKafkaProducer(**kafka_admin.aiokafka(), acks="all", linger_ms=600_000)
+    await producer.start()
+    try:
+        writer = BatchWriter(lambda: producer)
+        table = SimpleNamespace(data={}, changelog_topic=SimpleNamespace(get_topic_name=lambda: changelog))
+        writer.put_all(table, [(0, "a", {"n": 1}), (1, "b", {"n": 2})])
+        writer.add(topic, b"k", b"v")
+        writer.add(topic, b"fixed", b"w", partition=1)
+        assert await asyncio.wait_for(writer.seal()(), 60) == 4  # (a stall guard: an open batch waits 10 min)
+    finally:
+        await producer.stop()  # (nothing lingers: returns at once)
+    got = await _read(kafka_admin, topic, 2, 2)
+    assert sorted(r.value for recs in got.values() for r in recs) == [b"v", b"w"]
+    assert b"w" in [r.value for r in got[1]]  # the explicit partition
+    changelog_records = await _read(kafka_admin, changelog, 2, 2)
+    assert {p: [json.loads(r.value) for r in recs] for p, recs in changelog_records.items()} == {0: [{"n": 1}],
+                                                                                                  1: [{"n": 2}]}
+
+
 async def test_a_changelog_batch_up_to_the_split_size_fits_the_broker_even_incompressible(
         kafka_admin: KafkaAccess, unique: str) -> None:
     """Puts are staged and counted per changelog partition (``largest_changelog_batch``, what the pipeline
