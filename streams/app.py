@@ -129,7 +129,7 @@ def faust_config(settings: Settings, *, app_id: str | None = None, web_port: int
         consumer_max_fetch_size=8 * 1024 * 1024,
         broker_commit_every=10_000,
         broker_commit_interval=1.0,
-        producer_linger_ms=5,
+        producer_linger_ms=5,  # faust's own sends; the writer closes its batches, which then do not linger
         producer_max_batch_size=512 * 1024,
         table_cleanup_interval=60.0,
         # No standby replicas: with them, two workers starting on a backlog stopped processing after the
