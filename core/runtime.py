@@ -79,19 +79,22 @@ def tune_allocator() -> bool:
     return bool(libc is not None and libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
 
 
-_zstd = threading.local()
+class _Compressors(threading.local):
+    """One ``ZstdCompressor`` per level, per thread: a compressor may be reused, not shared between threads."""
+
+    def __init__(self) -> None:
+        self.by_level: dict[int, zstandard.ZstdCompressor] = {}
+
+
+_zstd = _Compressors()
 
 
 def zstd_encode(payload: bytes | bytearray | memoryview, level: int | None = None) -> bytes:
-    """aiokafka's ``zstd_encode``, with a compressor (and its context) kept per thread and level: a
-    ``ZstdCompressor`` may be reused, not shared between threads."""
-    compressors: dict[int, zstandard.ZstdCompressor] | None = getattr(_zstd, "compressors", None)
-    if compressors is None:
-        compressors = _zstd.compressors = {}
+    """aiokafka's ``zstd_encode``, with a compressor (and its context) kept per thread and level."""
     level = ZSTD_LEVEL if level is None else level
-    compressor = compressors.get(level)
+    compressor = _zstd.by_level.get(level)
     if compressor is None:
-        compressor = compressors[level] = zstandard.ZstdCompressor(level=level)
+        compressor = _zstd.by_level[level] = zstandard.ZstdCompressor(level=level)
     return compressor.compress(payload)
 
 

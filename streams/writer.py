@@ -55,8 +55,9 @@ ATOMIC_BATCH_BYTES = 8 * 1024 * 1024  # uncompressed limit of one changelog part
 # postings keyed to one partition made a 16 MiB batch of a thousand, which failed on every worker taking it over.
 SPLIT_BYTES = 900 * 1024
 RECORD_OVERHEAD = 64  # bytes a record adds to its record batch beyond key and value, at most (varints, headers)
-# zstd (cramjam, aiokafka's zstd extra): on the worker's changelog records it compresses better than gzip level 9
-# (15 % against 18 % of the size) and ~8x faster; gzip was 7 % of the worker's time (docs/benchmarks.md)
+# zstd: on the worker's changelog records it compresses better than gzip level 9 (15 % against 18 % of the size)
+# and ~8x faster; gzip was 7 % of the worker's time (docs/benchmarks.md). The worker compresses with a context kept
+# per thread (core.runtime.zstd_encode, set by tune_allocator), not aiokafka's new cramjam context per batch
 CHANGELOG_CODEC = DefaultRecordBatch.CODEC_ZSTD
 
 
