@@ -15,7 +15,7 @@ from typing import Any
 from bench import profile, publisher, revision, workload
 from bench.env import BENCH_ROOT, Services, services
 from bench.peer_steps import GUARANTEES, TOPOLOGIES
-from bench.pipeline import WARM_UP_DAY, Latency, latency_run, pipeline_run, profile_worker
+from bench.pipeline import WARM_UP_DAY, Latency, drop_topics, latency_run, pipeline_run, profile_worker
 from bench.report import BenchError, Result, document, format_table, percentile, write_json
 from bench.worker import Worker
 from core.runtime import tune_gc
@@ -110,8 +110,9 @@ class Bench:
         self.items, self.source = workload.load_items(self.n), "simulator"
         self.pipeline_rate: float | None = None
         self.pure_rate: float | None = None
-        self.kept: list[Worker] = []
+        self.kept: list[Worker] = []  # the pipeline row's worker, kept running for the latency row
         self.kept_suffix = ""
+        self.kept_label = ""
 
     def guarded(self, name: str, fn: Callable[[], None], *failed: Result) -> None:
         """Run one measurement; on failure record its results as errors and go on with the next."""
@@ -195,9 +196,11 @@ class Bench:
             parameters=params, note="user + system CPU of each worker (/proc) over its timed window, medians"))
 
     def pipeline(self) -> None:
-        run = pipeline_run(self.svc, self.items, label="p3w1", log_dir=self.log_dir, progress=log,
+        label = "p3w1"
+        run = pipeline_run(self.svc, self.items, label=label, log_dir=self.log_dir, progress=log,
                            keep=self.kept if "latency" in self.only else None)
-        self.kept_suffix = run.suffix
+        if self.kept:  # the latency row's: its topics stay until release_kept
+            self.kept_suffix, self.kept_label = run.suffix, label
         self.pipeline_rate = run.timing.rate
         params = {"events": run.events, "ingest_partitions": run.partitions, "workers": 1,
                   "seconds": round(run.timing.seconds, 3), "worker_startup_s": round(run.timing.startup_seconds, 2),
@@ -301,9 +304,7 @@ class Bench:
             runs.append(("measured", latency_run(self.svc, self.kept, self.kept_suffix, rate, duration,
                                                  progress=log, nice=nice)))
         finally:
-            for w in self.kept:
-                w.stop()
-            self.kept.clear()
+            self.release_kept()
         for phase, lat in runs:
             seconds = lat.by_second()
             log(f"latency ({phase}) p50 {lat.p(50):.0f} ms  p99 {lat.p(99):.0f} ms  max {max(lat.seconds_ms):.0f} ms")
@@ -343,6 +344,17 @@ class Bench:
                         f"latency p{q} produce -> alliance.agg.windows", lat.p(q), "ms",
                         target=LATENCY_P99_TARGET_MS if q == 99 else None, direction="lower" if q == 99 else "info",
                         parameters={**params, "warm_up_seconds": warm_up}))
+
+    def release_kept(self) -> None:
+        """Stop the workers the pipeline row kept for the latency row and drop that measurement's topics, as
+        every other measurement drops its own when it ends (bench.env.drop_measurement): the later ones do not
+        run beside its partitions (bench.pipeline.drop_topics)."""
+        for w in self.kept:
+            w.stop()
+        self.kept.clear()
+        if self.kept_label:
+            label, self.kept_label = self.kept_label, ""
+            drop_topics(self.svc, label, log)
 
     def publisher(self) -> None:
         rates = publisher.measure(self.svc, self.items, rounds=1 if self.quick else 2, progress=log)
@@ -450,8 +462,7 @@ class Bench:
                          Result("latency p99 produce -> alliance.agg.windows", None, "ms",
                                 target=LATENCY_P99_TARGET_MS, direction="lower"))
         finally:
-            for w in self.kept:
-                w.stop()
+            self.release_kept()
         self.guarded("peer", self.peer,
                      Result("pipeline vs best Quix Streams peer at-least-once", None, "ev/s", target=PEER_TARGET))
         self.guarded("worker-profile", self.worker_profile)

@@ -202,10 +202,16 @@ def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, l
         if not handed_over:
             for w in ws:
                 w.stop()
-            try:
-                progress(f"  dropped the {drop_measurement(svc, label)} topics of {label}")
-            except Exception as exc:  # the measurement stands; the next ones run on a fuller broker
-                progress(f"  could not drop the topics of {label}: {type(exc).__name__}: {exc}")
+            drop_topics(svc, label, progress)
+
+
+def drop_topics(svc: Services, label: str, progress: Progress = print) -> None:
+    """Drop the topics of measurement ``label`` once it is over (bench.env.drop_measurement) and say so; a
+    failure is reported, not raised: the measurement stands, and the next ones run on a fuller broker."""
+    try:
+        progress(f"  dropped the {drop_measurement(svc, label)} topics of {label}")
+    except Exception as exc:
+        progress(f"  could not drop the topics of {label}: {type(exc).__name__}: {exc}")
 
 
 def drain_timeout(expected: int, min_rate: float = 100) -> float:

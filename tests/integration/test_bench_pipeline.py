@@ -1,12 +1,14 @@
 """The benchmark's pipeline row on the real broker (bench.pipeline.pipeline_run): the bare loop, the faust no-op
 agent (timed by its own clock: it drains the events in a few tenths of a second) and the worker over the same
 events, and none of the measurement's topics left afterwards; and its latency row (bench.pipeline.latency_run)
-on the worker kept running, split by agent hop."""
+on the worker kept running, split by agent hop; and the two rows as ``python -m bench`` runs them (bench.cli.Bench),
+which drops the kept worker's topics once the latency row is over."""
 
 from __future__ import annotations
 
 import pytest
 
+from bench.cli import Bench, build_parser
 from bench.env import drop_measurement
 from bench.pipeline import latency_run, pipeline_run
 from bench.report import percentile
@@ -58,3 +60,26 @@ def test_every_paced_event_is_matched_and_split_into_the_three_agents_hops(setti
     assert lat.cores["publisher"] > 0 and lat.cores["workers"] > 0 and lat.cores["others"] >= 0
     assert lat.cores["publisher"] + lat.cores["workers"] <= lat.cores["machine"] * 1.05
     assert topics_left(settings, unique) == []
+
+
+def test_the_benchmark_drops_the_topics_of_the_worker_it_kept_for_the_latency_row(settings: Settings,
+                                                                                  pg_server_dsn: str,
+                                                                                  unique: str) -> None:
+    """Every measurement drops its topics when it ends, so that the later ones do not run beside its partitions;
+    the pipeline row's worker and topics are kept for the latency row, and dropped once that row is over (they
+    were left on the broker for the rest of the run before 2026-12-06, fourteenth session)."""
+    svc = bench_services(settings, pg_server_dsn, unique)
+    args = build_parser().parse_args(["--only", "pipeline,latency", "--events", str(EVENTS),
+                                      "--latency-seconds", "2", "--latency-warm-up", "0"])
+    bench = Bench(svc, args)
+    try:
+        bench.run()
+    finally:
+        bench.release_kept()  # (a no-op when run() released them, as it must)
+    rows = {r.name: r for r in bench.results}
+    assert all(r.error is None for r in bench.results), [(r.name, r.error) for r in bench.results]
+    latency = rows["latency p99 produce -> alliance.agg.windows"]
+    assert latency.value is not None and latency.value > 0
+    assert latency.parameters["matched"] == latency.parameters["sent"] > 0
+    assert rows["pipeline events/s (1 worker) vs bare aiokafka loop"].value is not None
+    assert bench.kept == [] and topics_left(settings, unique) == []
