@@ -111,8 +111,7 @@ class Bench:
         self.pipeline_rate: float | None = None
         self.pure_rate: float | None = None
         self.kept: list[Worker] = []  # the pipeline row's worker, kept running for the latency row
-        self.kept_suffix = ""
-        self.kept_label = ""
+        self.kept_label = ""  # its measurement (topics suffixed svc.suffix(label)), until release_kept
 
     def guarded(self, name: str, fn: Callable[[], None], *failed: Result) -> None:
         """Run one measurement; on failure record its results as errors and go on with the next."""
@@ -200,7 +199,7 @@ class Bench:
         run = pipeline_run(self.svc, self.items, label=label, log_dir=self.log_dir, progress=log,
                            keep=self.kept if "latency" in self.only else None)
         if self.kept:  # the latency row's: its topics stay until release_kept
-            self.kept_suffix, self.kept_label = run.suffix, label
+            self.kept_label = label
         self.pipeline_rate = run.timing.rate
         params = {"events": run.events, "ingest_partitions": run.partitions, "workers": 1,
                   "seconds": round(run.timing.seconds, 3), "worker_startup_s": round(run.timing.startup_seconds, 2),
@@ -291,6 +290,7 @@ class Bench:
         alliance broker has long compiled them, so the warm-up is measured and shown, not counted."""
         if not self.kept or self.pipeline_rate is None:
             raise BenchError("needs the pipeline measurement (its worker) first")
+        suffix = self.svc.suffix(self.kept_label)  # (the topics pipeline_run provisioned for it)
         rate = max(self.pipeline_rate * LATENCY_LOAD, 20.0)
         duration = self.args.latency_seconds or (15.0 if self.quick else 30.0)
         warm_up = self.args.latency_warm_up if self.args.latency_warm_up is not None else (10.0 if self.quick else 20.0)
@@ -298,10 +298,10 @@ class Bench:
         runs: list[tuple[str, Latency]] = []
         try:
             if warm_up > 0:
-                runs.append(("warm-up", latency_run(self.svc, self.kept, self.kept_suffix, rate, warm_up,
+                runs.append(("warm-up", latency_run(self.svc, self.kept, suffix, rate, warm_up,
                                                     progress=log, day=WARM_UP_DAY, seed=12, label="warm-up",
                                                     nice=nice)))
-            runs.append(("measured", latency_run(self.svc, self.kept, self.kept_suffix, rate, duration,
+            runs.append(("measured", latency_run(self.svc, self.kept, suffix, rate, duration,
                                                  progress=log, nice=nice)))
         finally:
             self.release_kept()

@@ -4,6 +4,7 @@ headers; batches that overflow the producer's batch size are split."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
 from types import SimpleNamespace
@@ -107,8 +108,6 @@ async def test_the_writer_s_record_batches_do_not_wait_out_the_producer_s_linger
     with the next produce request (aiokafka sends an open batch only once its linger passed) and nothing else
     sent through the same producer is appended to it. With a linger of ten minutes, a flush is acknowledged
     all the same (with open batches it waited the ten minutes: the stall guard below failed)."""
-    import asyncio
-
     topic, changelog = f"writer-linger-{unique}", f"writer-linger-cl-{unique}"
     provision(kafka_admin, [TopicSpec(topic, 2), TopicSpec(changelog, 2)])
     producer = AIOKafkaProducer(**kafka_admin.aiokafka(), acks="all", linger_ms=600_000)
