@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import profile, publisher, revision, workload
-from bench.env import BENCH_ROOT, Services, services
+from bench.env import BENCH_ROOT, Services, drop_topics, services
 from bench.peer_steps import GUARANTEES, TOPOLOGIES
-from bench.pipeline import WARM_UP_DAY, Latency, drop_topics, latency_run, pipeline_run, profile_worker
+from bench.pipeline import WARM_UP_DAY, Latency, latency_run, pipeline_run, profile_worker
 from bench.report import BenchError, Result, document, format_table, percentile, write_json
 from bench.worker import Worker
 from core.runtime import tune_gc
@@ -348,7 +348,7 @@ class Bench:
     def release_kept(self) -> None:
         """Stop the workers the pipeline row kept for the latency row and drop that measurement's topics, as
         every other measurement drops its own when it ends (bench.env.drop_measurement): the later ones do not
-        run beside its partitions (bench.pipeline.drop_topics)."""
+        run beside its partitions (bench.env.drop_topics)."""
         for w in self.kept:
             w.stop()
         self.kept.clear()
@@ -415,6 +415,10 @@ class Bench:
             self.results.append(Result(f"state {store}: events/s applying day {last.days} vs day {first.days}",
                                        last.day_events_per_s, "events/s", baseline=first.day_events_per_s,
                                        direction="info", parameters=params))
+            self.results.append(Result(f"state {store}: worker CPU per event applying day {last.days} vs day "
+                                       f"{first.days}", last.day_cpu_us_per_event, "µs",
+                                       baseline=first.day_cpu_us_per_event, direction="info", parameters=params,
+                                       note="the kernel's count; the events/s above also hold publishing"))
             self.results.append(Result(f"state {store}: restart to ready after {last.days} days vs {first.days}",
                                        last.restart_s, "s", baseline=first.restart_s, direction="info",
                                        parameters=params))

@@ -8,7 +8,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +110,15 @@ def drop_measurement(svc: Services, label: str) -> int:
         return len(names)
     finally:
         admin.close()
+
+
+def drop_topics(svc: Services, label: str, progress: Callable[[str], None] = print) -> None:
+    """Drop the topics of measurement ``label`` once it is over (:func:`drop_measurement`) and say so; a
+    failure is reported, not raised: the measurement stands, and the next ones run on a fuller broker."""
+    try:
+        progress(f"  dropped the {drop_measurement(svc, label)} topics of {label}")
+    except Exception as exc:
+        progress(f"  could not drop the topics of {label}: {type(exc).__name__}: {exc}")
 
 
 def provision_run(svc: Services, suffix: str, ingest_partitions: int = INGEST_PARTITIONS,

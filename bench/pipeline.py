@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import kafka_io, workload
-from bench.env import Services, drop_measurement, provision_run
+from bench.env import Services, drop_topics, provision_run
 from bench.kafka_io import Progress
 from bench.peer_steps import output_suffix
 from bench.procfs import cpu_seconds, machine_busy_seconds
@@ -205,15 +205,6 @@ def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, l
             drop_topics(svc, label, progress)
 
 
-def drop_topics(svc: Services, label: str, progress: Progress = print) -> None:
-    """Drop the topics of measurement ``label`` once it is over (bench.env.drop_measurement) and say so; a
-    failure is reported, not raised: the measurement stands, and the next ones run on a fuller broker."""
-    try:
-        progress(f"  dropped the {drop_measurement(svc, label)} topics of {label}")
-    except Exception as exc:
-        progress(f"  could not drop the topics of {label}: {type(exc).__name__}: {exc}")
-
-
 def drain_timeout(expected: int, min_rate: float = 100) -> float:
     """Seconds a drain of ``expected`` events may take before it counts as failed: 3 minutes, or longer at
     ``min_rate`` events/s."""
@@ -297,14 +288,17 @@ def profile_worker(svc: Services, items: Sequence[workload.Item], log_dir: Path,
     """The pipeline again, on its own freshly loaded topics, in a worker under cProfile; reports its own time
     by package and its top functions."""
     suffix = svc.suffix("profiled")
-    provision_run(svc, suffix, app_id=f"bench-{svc.run_id}")
-    kafka_io.load(svc.kafka, items, suffix)
-    expected = len(items)
-    out = log_dir / f"worker-{svc.run_id}.prof"
-    out.unlink(missing_ok=True)
-    w = Worker(svc, suffix, f"bench-{svc.run_id}-profiled", log_dir,
-               env={"BENCH_PROFILE_OUT": str(out)})
-    rate = timed_alone(w, expected, progress, min_rate=50).rate
+    try:
+        provision_run(svc, suffix, app_id=f"bench-{svc.run_id}")
+        kafka_io.load(svc.kafka, items, suffix)
+        expected = len(items)
+        out = log_dir / f"worker-{svc.run_id}.prof"
+        out.unlink(missing_ok=True)
+        w = Worker(svc, suffix, f"bench-{svc.run_id}-profiled", log_dir,
+                   env={"BENCH_PROFILE_OUT": str(out)})
+        rate = timed_alone(w, expected, progress, min_rate=50).rate
+    finally:
+        drop_topics(svc, "profiled", progress)
     if not out.exists():
         raise BenchError(f"the profiled worker wrote no profile to {out}:\n{w.log_tail()}")
     stats = pstats.Stats(str(out))

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from bench import kafka_io
-from bench.env import Services, provision_run
+from bench.env import Services, drop_topics, provision_run
 from bench.kafka_io import Progress
 from bench.report import BenchError
 from bench.workload import Item
@@ -196,11 +196,14 @@ async def _run(svc: Services, suffix: str, items: Sequence[Item], progress: Prog
 def measure(svc: Services, items: Sequence[Item], progress: Progress = print,
             limit_s: float = 600.0) -> ProjectorResult:
     suffix = svc.suffix("proj")
-    provision_run(svc, suffix)
-    records = canonical(items)
-    kafka_io.load(svc.kafka, records, suffix)
-    progress(f"  loaded {len(records):,} canonical events into alliance.events.*{suffix}")
-    return asyncio.run(_run(svc, suffix, records, progress, limit_s))
+    try:
+        provision_run(svc, suffix)
+        records = canonical(items)
+        kafka_io.load(svc.kafka, records, suffix)
+        progress(f"  loaded {len(records):,} canonical events into alliance.events.*{suffix}")
+        return asyncio.run(_run(svc, suffix, records, progress, limit_s))
+    finally:
+        drop_topics(svc, "proj", progress)
 
 
 # --- the write path as history grows ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import kafka_io
-from bench.env import Services, provision_run
+from bench.env import Services, drop_topics, provision_run
 from bench.kafka_io import Progress
 from bench.report import BenchError
 from bench.workload import Item
@@ -66,18 +66,21 @@ def measure(svc: Services, items: Sequence[Item], rounds: int, progress: Progres
     dict_inputs = [(it.event.source, it.event.model_dump(mode="json")) for it in items]
     model_inputs = [(it.event.source, it.event) for it in items]
     best = {"raw": 0.0, "dicts": 0.0, "models": 0.0}
-    warm = svc.suffix("pub-warmup")  # first connections, topic creation, JIT-less but cold caches
-    provision_run(svc, warm, only_ingest=True)
-    raw_rate(svc, items[: min(len(items), 3000)], warm)
-    sdk_rate(svc, dict_inputs[: min(len(items), 1000)], warm)
-    for r in range(rounds):
-        for variant in best:
-            suffix = svc.suffix(f"pub-{variant}-{r}")
-            provision_run(svc, suffix, only_ingest=True)
-            if variant == "raw":
-                v = raw_rate(svc, items, suffix)
-            else:
-                v = sdk_rate(svc, dict_inputs if variant == "dicts" else model_inputs, suffix)
-            progress(f"  publisher round {r + 1}/{rounds} {variant}: {v:,.0f} events/s")
-            best[variant] = max(best[variant], v)
+    try:
+        warm = svc.suffix("pub-warmup")  # first connections, topic creation, JIT-less but cold caches
+        provision_run(svc, warm, only_ingest=True)
+        raw_rate(svc, items[: min(len(items), 3000)], warm)
+        sdk_rate(svc, dict_inputs[: min(len(items), 1000)], warm)
+        for r in range(rounds):
+            for variant in best:
+                suffix = svc.suffix(f"pub-{variant}-{r}")
+                provision_run(svc, suffix, only_ingest=True)
+                if variant == "raw":
+                    v = raw_rate(svc, items, suffix)
+                else:
+                    v = sdk_rate(svc, dict_inputs if variant == "dicts" else model_inputs, suffix)
+                progress(f"  publisher round {r + 1}/{rounds} {variant}: {v:,.0f} events/s")
+                best[variant] = max(best[variant], v)
+    finally:
+        drop_topics(svc, "pub", progress)  # (the warm-up's and every round's: all of them start with "pub-")
     return PublisherRates(best["raw"], best["dicts"], best["models"])

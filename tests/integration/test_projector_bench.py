@@ -29,7 +29,7 @@ from core.topic_admin import grant, provision
 from events import recruitment as rc
 from events.codec import encode
 from events.topics import Family, TopicSpec
-from tests.bench_services import bench_services
+from tests.bench_services import bench_services, topics_left
 from tests.integration.test_projector import Topics, config_for, end_offsets, project_until_caught_up
 
 pytestmark = pytest.mark.integration
@@ -127,10 +127,13 @@ def test_the_projector_measurement_compares_the_same_rows_on_every_path(settings
     migrations seed are not its output: counted, they made every run an ERROR (the write path's baseline starts
     from truncated tables) from migration 007 on."""
     svc = bench_services(settings, pg_server_dsn, unique)
+    lines: list[str] = []
     try:
-        result = projector.measure(svc, load_items(600), progress=lambda _line: None, limit_s=180)
+        result = projector.measure(svc, load_items(600), progress=lines.append, limit_s=180)
     finally:
-        drop_measurement(svc, "proj")
+        leftover = topics_left(settings, unique)
+        drop_measurement(svc, "proj")  # (so that a failure here leaves nothing behind for the next tests)
+    assert leftover == [] and any(line.startswith("  dropped the ") and "topics of proj" in line for line in lines)
     # (measure raises BenchError when the COPY or the write path ends with other rows than the projector; its rate
     # may be 0 at this size: the clock starts at the first committed batch, which can hold every record)
     assert result.copy_rate > 0 and result.write_rate > 0 and result.rate >= 0
