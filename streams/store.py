@@ -25,8 +25,8 @@ its batch was in flight is not written locally at all (its next recovery reads t
 changelog).
 
 A restart therefore reads only the changelog written since the last batch the worker persisted, not the
-whole history, and memory does not grow with the number of keys (they live on disk; memtables and block
-caches are bounded by :data:`ROCKSDB_OPTIONS`).
+whole history, and memory does not grow with the number of keys (they live on disk; a worker's memtables and
+block cache are bounded by :data:`MEMTABLE_BYTES` and :data:`BLOCK_CACHE_BYTES`, whatever it holds).
 
 A table with a horizon (``ingest-seen``: event ids for the ingest's duplicate check, ``dedupe_horizon_days``)
 forgets its entries: RocksDB's TTL drops them at compaction, and its changelog deletes segments older than
@@ -36,6 +36,7 @@ the horizon, so neither the disk nor a recovery grows with history.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
@@ -47,37 +48,63 @@ from faust.stores import rocksdb as faust_rocksdb
 from events.codec import StoredJson
 
 URL = "alliance-rocksdb://"
-# per partition database: 4 MiB memtables (at most 2), 4 MiB block cache; faust's defaults (64 MiB x 3
-# memtables, a 2 GiB cache) are per database, and a worker opens one per table partition (12 here). The
-# block cache fills with history until its cap (uncompressed blocks of files that compaction keeps
-# rewriting): with 8 MiB per database it was the largest part of a running worker's growth; the files'
-# pages stay in the OS page cache, outside the worker's memory. 2 / 4 / 8 MiB measured (docs/benchmarks.md,
-# 2026-12-03 fourth session): RSS 10 vs 1 day 1.34 / 1.41 / 1.67x, events/s on day 10 715-767 / 828 / 837
+# per partition database: memtables of at most 4 MiB (at most 2); faust's defaults (64 MiB x 3 memtables, a
+# 2 GiB block cache) are per database, and a worker opens one per table partition it holds (12 here, all 24 of
+# two workers' after a failover).
 ROCKSDB_OPTIONS: dict[str, Any] = {
     "driver": "rocksdict",
     "write_buffer_size": 4 * 1024 * 1024,
     "max_write_buffer_number": 2,
-    "block_cache_size": 4 * 1024 * 1024,
     "target_file_size_base": 16 * 1024 * 1024,
 }
+# A worker's RocksDB memory is bounded by two budgets that every database it opens shares, whatever the
+# number of partitions it holds: one block cache (uncompressed blocks; the files' pages stay in the OS page
+# cache, outside the worker's memory) and one memtable budget (a write that finds the worker's memtables
+# over it flushes one of its own database's: RocksDB's write buffer manager). Per database, a 4 MiB cache
+# and two 4 MiB memtables, they filled with history up to 144 MiB for 12 databases: RSS after 10 days of
+# history 1.29-1.40x that after 1, against 1.13-1.24x with these budgets (docs/benchmarks.md, 2026-12-06
+# fifteenth session; the worker's CPU per event did not differ beyond the runs' noise).
+BLOCK_CACHE_BYTES = 16 * 1024 * 1024
+MEMTABLE_BYTES = 32 * 1024 * 1024
 
 Change = tuple[bytes, bytes | None]  # a changelog record's key and value (None: delete)
 
 
+@cache
+def shared_budgets() -> tuple[rocksdict.Cache, rocksdict.WriteBufferManager]:
+    """This process's block cache and memtable budget (:data:`BLOCK_CACHE_BYTES`, :data:`MEMTABLE_BYTES`),
+    made once and given to every database it opens. The budget flushes, it never stalls a write."""
+    return rocksdict.Cache(BLOCK_CACHE_BYTES), rocksdict.WriteBufferManager(MEMTABLE_BYTES, False)
+
+
 class Options(faust_rocksdb.RocksDBOptions):
-    """faust's RocksDB options (rocksdict driver), but a database is opened with its column family's options
-    given explicitly. ``rocksdict.Rdict(path, options=...)`` on an *existing* database reads the column
-    family's options back from the database's OPTIONS file instead, where the block cache is not kept: every
-    database reopened after a restart ran with RocksDB's default 8 MiB block cache, not
-    :data:`ROCKSDB_OPTIONS`' (measured: block-cache-usage summed over the databases 54 MB after 4 days
-    since a restart, against the 24 MB configured; docs/benchmarks.md, 2026-12-03 fourth session)."""
+    """faust's RocksDB options (rocksdict driver), with the process's shared block cache and memtable budget
+    (:func:`shared_budgets`) instead of a cache per database, and a database is opened with its column
+    family's options given explicitly. ``rocksdict.Rdict(path, options=...)`` on an *existing* database reads
+    the column family's options back from the database's OPTIONS file instead, where the block cache is not
+    kept: every database reopened after a restart ran with RocksDB's default 8 MiB block cache, not the
+    configured one (measured: block-cache-usage summed over the databases 54 MB after 4 days since a restart,
+    against the 24 MB configured; docs/benchmarks.md, 2026-12-03 fourth session)."""
+
+    def as_options(self) -> rocksdict.Options:
+        options = cast(rocksdict.Options, super().as_options())  # faust's, whose table options we replace
+        if not self.use_rocksdict:  # pragma: no cover - the alliance store is rocksdict's
+            return options
+        block_cache, memtables = shared_budgets()
+        table = rocksdict.BlockBasedOptions()  # as faust's (bloom filter, binary-search index), shared cache
+        table.set_bloom_filter(self.bloom_filter_size, True)
+        table.set_block_cache(block_cache)
+        table.set_index_type(rocksdict.BlockBasedIndexType.binary_search())
+        options.set_block_based_table_factory(table)
+        options.set_write_buffer_manager(memtables)
+        return options
 
     def open(self, path: Path, *, read_only: bool = False) -> rocksdict.Rdict:
         if not self.use_rocksdict:  # pragma: no cover - the alliance store is rocksdict's
             return cast(rocksdict.Rdict, super().open(path, read_only=read_only))
         access = (rocksdict.AccessType.read_write() if self.ttl is None
                   else rocksdict.AccessType.with_ttl(self.ttl))
-        options = self.as_options()  # one set (each builds its own block cache): the database's and its family's
+        options = self.as_options()  # one set: the database's and its family's
         db = rocksdict.Rdict(str(path), options=options, column_families={"default": options}, access_type=access)
         db.set_read_options(rocksdict.ReadOptions())
         return db

@@ -4,6 +4,7 @@ events. What each agent batch writes, to which partition, and that every write p
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -459,11 +460,11 @@ def test_a_reopened_partition_database_keeps_the_configured_block_cache(tmp_path
                                                                         horizon_s: int | None) -> None:
     """rocksdict reads an existing database's column family options back from its OPTIONS file, where the
     block cache is not kept: reopened after a restart, every partition database ran with RocksDB's default
-    8 MiB cache instead of ROCKSDB_OPTIONS' (the state benchmark's memory growth after a restart)."""
-    from streams.store import ROCKSDB_OPTIONS
+    8 MiB cache instead of the configured one (the state benchmark's memory growth after a restart)."""
+    from streams.store import BLOCK_CACHE_BYTES
 
     register()
-    configured = ROCKSDB_OPTIONS["block_cache_size"]
+    configured = BLOCK_CACHE_BYTES
     for start in ("first start", "restart"):
         app = faust.App(f"cache-{horizon_s}", broker="kafka://127.0.0.1:1", store=URL, datadir=str(tmp_path))
         table = app.Table("entity-state", partitions=2, default=None, options=store_options(horizon_s))
@@ -476,6 +477,44 @@ def test_a_reopened_partition_database_keeps_the_configured_block_cache(tmp_path
         db.close()
         store._dbs.clear()
     assert configured != 8 * 1024 * 1024  # RocksDB's default: the test could not tell otherwise
+
+
+def test_every_database_of_a_worker_shares_one_block_cache_and_one_memtable_budget(tmp_path: Path) -> None:
+    """A worker's RocksDB memory does not grow with the partitions it holds: all its databases (every table's,
+    every partition's) fill one block cache and one memtable budget (streams.store.shared_budgets); with a cache
+    and memtables per database, a worker holding 12 partitions could grow to 144 MiB, and to twice that after
+    taking over a failed worker's partitions."""
+    from streams.store import BLOCK_CACHE_BYTES, MEMTABLE_BYTES
+
+    register()
+    app = faust.App("budgets", broker="kafka://127.0.0.1:1", store=URL, datadir=str(tmp_path))
+    tables = [app.Table(name, partitions=6, default=None, options=store_options(horizon))
+              for name, horizon in (("entity-state", None), ("ingest-seen", 3600))]
+    dbs = [table.data._db_for_partition(p) for table in tables for p in range(6)]
+    value = bytes(range(256)) * 8  # 2 KiB that snappy cannot shrink
+    n = 20_000  # 40 MB: over the memtable budget, under what 12 databases' own 4 MiB memtables hold unflushed
+    for i in range(n):
+        dbs[i % len(dbs)][f"posting:scu-job-{i:06}".encode()] = value
+
+    def memtables() -> int:
+        return sum(db.property_int_value("rocksdb.cur-size-all-mem-tables") for db in dbs)
+
+    def flushed() -> int:
+        return sum(db.property_int_value("rocksdb.total-sst-files-size") for db in dbs)
+
+    deadline = time.monotonic() + 10  # (flushes run on RocksDB's background threads)
+    while (memtables() > MEMTABLE_BYTES or not flushed()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert memtables() <= MEMTABLE_BYTES < n * len(value), memtables()
+    assert flushed() > 0  # the budget flushed memtables to files: nothing was dropped
+    for i in range(0, n, 7):  # every database's reads fill the same cache
+        assert dbs[i % len(dbs)][f"posting:scu-job-{i:06}".encode()] == value
+    usage = {db.property_int_value("rocksdb.block-cache-usage") for db in dbs}
+    capacity = {db.property_int_value("rocksdb.block-cache-capacity") for db in dbs}
+    assert capacity == {BLOCK_CACHE_BYTES} and len(usage) == 1  # one cache: each database sees the same usage
+    assert 0 < usage.pop() <= BLOCK_CACHE_BYTES
+    for db in dbs:
+        db.close()
 
 
 @dataclass
