@@ -62,8 +62,9 @@ ROCKSDB_OPTIONS: dict[str, Any] = {
 # cache, outside the worker's memory) and one memtable budget (a write that finds the worker's memtables
 # over it flushes one of its own database's: RocksDB's write buffer manager). Per database, a 4 MiB cache
 # and two 4 MiB memtables, they filled with history up to 144 MiB for 12 databases: RSS after 10 days of
-# history 1.29-1.40x that after 1, against 1.13-1.24x with these budgets (docs/benchmarks.md, 2026-12-06
-# fifteenth session; the worker's CPU per event did not differ beyond the runs' noise).
+# history 1.29-1.40x that after 1, against 1.18-1.23x with these budgets, and flat from 10 to 20 days
+# (docs/benchmarks.md, 2026-12-06 fifteenth session; the worker's CPU per event did not differ beyond the
+# runs' noise).
 BLOCK_CACHE_BYTES = 16 * 1024 * 1024
 MEMTABLE_BYTES = 32 * 1024 * 1024
 
