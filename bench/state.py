@@ -69,10 +69,11 @@ def measure(svc: Services, per_day: int, log_dir: Path, progress: Callable[[str]
                 # one day at a time, each applied before the next: every step carries the same backlog, so
                 # what differs between 1 and 10 days is the history only (5 days published at once had
                 # measured faust's buffers holding a 100,000-event backlog, not the state)
+                day = days[target - 1]
                 assert w.proc is not None
                 t_day, cpu_day = time.monotonic(), cpu_seconds(w.proc.pid)
-                kafka_io.load(svc.kafka, days[target - 1], suffix)
-                goal += len(days[target - 1])
+                kafka_io.load(svc.kafka, day, suffix)
+                goal += len(day)
 
                 def applied(goal: int = goal, w: Worker = w) -> tuple[bool, str]:
                     done = w.processed("tables")
@@ -80,12 +81,11 @@ def measure(svc: Services, per_day: int, log_dir: Path, progress: Callable[[str]
 
                 wait_until(applied, APPLY_TIMEOUT_S, f"{store}: {target} days applied", on_fail=w.log_tail,
                            interval=0.5, error=BenchError)
-                day_rate = len(days[target - 1]) / (time.monotonic() - t_day)
-                day_cpu_us = (cpu_seconds(w.proc.pid) - cpu_day) / len(days[target - 1]) * 1e6
+                day_rate = len(day) / (time.monotonic() - t_day)
+                day_cpu_us = (cpu_seconds(w.proc.pid) - cpu_day) / len(day) * 1e6
                 if target not in steps:
                     continue
                 goal = 0
-                assert w.proc is not None
                 rss = rss_mb(w.proc.pid)
                 if w.stop(timeout=60) != 0:
                     raise BenchError(f"{store}: the worker's graceful stop failed:\n{w.log_tail(20)}")
