@@ -80,7 +80,7 @@ def expected_aggregates(events: list[Any]) -> dict[str, dict[str, dict[str, Any]
     events = [e for e in kept.values() if e is not None]
 
     # --- postings
-    posted = {e.data.posting_id: e for e in events if e.type == "recruitment.job_posted"}
+    posted = _newest(events, "recruitment.job_posted", "posting_id")
     closed = {e.data.posting_id for e in events if e.type == "recruitment.job_posting_closed"}
     positions: dict[str, tuple[str, int]] = {}
     for e in events:
@@ -162,7 +162,7 @@ def expected_aggregates(events: list[Any]) -> dict[str, dict[str, dict[str, Any]
     }
 
     # --- mentors
-    reg = {e.data.mentor_id: e.data for e in events if e.type == "mentoring.mentor_registered"}
+    reg = {mid: e.data for mid, e in _newest(events, "mentoring.mentor_registered", "mentor_id").items()}
     reports: dict[str, dict[str, tuple[str, int]]] = defaultdict(dict)  # newest report of a session wins
     assigned: dict[str, set[str]] = defaultdict(set)
     for e in events:
@@ -255,4 +255,16 @@ def expected_aggregates(events: list[Any]) -> dict[str, dict[str, dict[str, Any]
         win[_k(family=e.family, university=e.source, granularity="hour", bucket=local.strftime("%Y-%m-%dT%H"))] += 1
         win[_k(family=e.family, university=e.source, granularity="day", bucket=local.strftime("%Y-%m-%d"))] += 1
     out["windows"] = {k: {"events": n} for k, n in win.items()}
+    return out
+
+
+def _newest(events: list[Any], type_: str, id_field: str) -> dict[str, Any]:
+    """The newest event of ``type_`` per entity (an entity created twice: the newest creation's fields stand;
+    at the same instant the earlier in ``events``)."""
+    out: dict[str, Any] = {}
+    for e in events:
+        if e.type == type_:
+            entity = getattr(e.data, id_field)
+            if entity not in out or e.occurred_at > out[entity].occurred_at:
+                out[entity] = e
     return out

@@ -17,6 +17,21 @@ from events.base import Event
 from streams.contributions import Contributions, State
 
 
+def newest(state: State, version: str, ts: str) -> bool:
+    """Whether an event of ``occurred_at`` ``ts`` sets the fields its entity's creating event sets (JobPosted,
+    JobFairScheduled, MentorRegistered: the segment, the fair's place and time, the mentor's profile), and if so
+    records ``ts`` under ``version``. The newest such event's fields stand, as in the read model's ``posted_at``,
+    ``scheduled_at`` and ``registered_at`` groups (consumers.tables); at the same instant the one applied first
+    stays (both apply a partition's events in its order), so a second creating event that arrives first does
+    not lose to an older one that arrives later. A state written before the version was kept has none: the
+    event sets the fields, as every event did then."""
+    current = state.get(version)
+    if current is not None and ts <= current:
+        return False
+    state[version] = ts
+    return True
+
+
 def member_key(entity_key: str, set_name: str, member: str) -> str:
     return f"{entity_key}|{set_name}|{member}"
 

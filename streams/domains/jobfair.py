@@ -14,7 +14,7 @@ from typing import Any
 from events import jobfair as j
 from events.base import Event
 from streams.contributions import Contributions, State
-from streams.domains.base import Domain, Tx
+from streams.domains.base import Domain, Tx, newest
 
 
 def state_key(event: Event) -> str:
@@ -29,10 +29,13 @@ def _new(fair_id: str) -> State:
 def apply(tx: Tx, state: State | None, event: Event) -> State:
     key = state_key(event)
     s: State = dict(state) if state else _new(str(event.subject))
+    ts = event.occurred_at.isoformat()
     if isinstance(event, j.JobFairScheduled):
+        s["scheduled"] = True
         fair = event.data
-        s.update(scheduled=True, name=fair.name, host_university=fair.host_university, city=fair.city.value,
-                 starts_at=fair.starts_at.isoformat(), ends_at=fair.ends_at.isoformat())
+        if newest(s, "scheduled_at", ts):  # scheduled twice: the newest JobFairScheduled (the read model's rule)
+            s.update(name=fair.name, host_university=fair.host_university, city=fair.city.value,
+                     starts_at=fair.starts_at.isoformat(), ends_at=fair.ends_at.isoformat())
     elif isinstance(event, j.BoothRegistered):
         s["booths"] += tx.add(key, "booth", event.data.booth_id)
     elif isinstance(event, j.StudentCheckedIn):
@@ -41,7 +44,6 @@ def apply(tx: Tx, state: State | None, event: Event) -> State:
         s["onsite_offers"] += tx.add(key, "offer", event.data.offer_id)
     elif isinstance(event, j.JobFairClosed):
         s["closed"] = True
-    ts = event.occurred_at.isoformat()
     s["updated_at"] = max(ts, s["updated_at"] or ts)
     return s
 

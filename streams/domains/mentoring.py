@@ -11,7 +11,7 @@ from typing import Any
 from events import mentoring as m
 from events.base import Event
 from streams.contributions import Contributions, State, dimkey, with_all
-from streams.domains.base import Domain, Tx, member_key
+from streams.domains.base import Domain, Tx, member_key, newest
 
 
 def state_key(event: Event) -> str:
@@ -24,8 +24,10 @@ def apply(tx: Tx, state: State | None, event: Event) -> State:
                                    "minutes": 0, "updated_at": None}
     ts = event.occurred_at.isoformat()
     if isinstance(event, m.MentorRegistered):
-        s.update(registered=True, university=event.data.university, expertise=event.data.expertise.value,
-                 industry=event.data.industry.value)
+        s["registered"] = True
+        if newest(s, "registered_at", ts):  # registered twice: the newest profile (the read model's rule)
+            s.update(university=event.data.university, expertise=event.data.expertise.value,
+                     industry=event.data.industry.value)
     elif isinstance(event, m.MentorAssigned):
         s["seekers"] += tx.add(key, "seeker", event.data.seeker_id)
     elif isinstance(event, m.MentoringSessionHeld):  # a session's duration: its newest report (as in the read model)

@@ -1,7 +1,8 @@
 """Recruitment: posting state, funnel per posting, open postings/positions by segment.
 
 Merge rules (order-insensitive; the read model applies the same ones, see docs/read-model.md "One set of
-rules"): a closed posting stays closed, whatever arrives later; each updatable field keeps the value with the
+rules"): a posting posted twice keeps the segment of its newest JobPosted (domains.base.newest); a closed
+posting stays closed, whatever arrives later; each updatable field keeps the value with the
 newest occurred_at (on a tie, the greater value); applications are a set of ids, so a repeated event counts
 once; an offer is known from any event naming it (made, answered or hired on), and its job seeker is the one
 the earliest of those events names; an offer's answer is its newest answer (on a tie, a decline wins over an
@@ -25,7 +26,7 @@ from events.base import Event
 from events.privacy import minted_by
 from events.reference import OUTSIDE_CIRCLE, PROVINCE, UNIVERSITIES, City
 from streams.contributions import Contributions, State, dimkey, ratio, with_all
-from streams.domains.base import Domain, Tx, member_key
+from streams.domains.base import Domain, Tx, member_key, newest
 from streams.windows import month_of
 
 UPDATABLE = ("title", "positions", "salary_min", "salary_max", "deadline")
@@ -148,8 +149,9 @@ def apply(tx: Tx, state: State | None, event: Event) -> State:
         s["posted"] = True
         s["university"] = event.source
         posting = event.data
-        s.update(kind_of_job=posting.kind.value, industry=posting.industry.value, city=posting.city.value,
-                 employer_type=posting.employer_type.value, employer_id=posting.employer_id)
+        if newest(s, "posted_at", ts):  # posted twice: the newest JobPosted's segment (the read model's posted_at)
+            s.update(kind_of_job=posting.kind.value, industry=posting.industry.value, city=posting.city.value,
+                     employer_type=posting.employer_type.value, employer_id=posting.employer_id)
         for f in UPDATABLE:
             value = getattr(posting, f)
             _set_field(s, f, value.isoformat() if f == "deadline" else value, ts)

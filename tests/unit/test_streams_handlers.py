@@ -7,7 +7,10 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from consumers.mapping import event_rows
+from consumers.tables import FAIRS, MENTORS, POSTINGS
 from events import jobfair as j
+from events import mentoring as m
 from events import recruitment as r
 from events.base import MAX_CLOCK_SKEW, Event
 from events.reference import City, Degree, EmployerType, Industry
@@ -142,6 +145,52 @@ def test_field_values_follow_occurred_at_not_arrival_order() -> None:
     assert fold([posted(), newer, older])["fields"]["positions"][0] == 7
     # the update arrives before the posting itself: still counted once the posting arrives
     assert fold([newer, posted()])["fields"]["positions"][0] == 7
+
+
+def _created_twice() -> list[tuple[Domain, list[Event], tuple[str, ...], Any]]:
+    """For each owned entity: its creating event twice, an hour apart, with other segment fields; the state
+    fields and the read model's table that hold them."""
+    later = T0 + timedelta(hours=1)
+    post = posted()
+    reposted = post.model_copy(update={"occurred_at": later, "event_id": uuid.uuid4(), "data": post.data.model_copy(
+        update={"industry": Industry.FINANCE, "city": City.CHONGQING, "employer_type": EmployerType.STATE_OWNED})})
+    fair = j.JobFairScheduled(source="cqu", occurred_at=T0, data=j.JobFairScheduledData(
+        fair_id="cqu-fair-1", name="Autumn fair", host_university="cqu", city=City.CHONGQING, venue="Gym",
+        starts_at=T0 + timedelta(days=1), ends_at=T0 + timedelta(days=1, hours=6)))
+    moved = fair.model_copy(update={"occurred_at": later, "event_id": uuid.uuid4(), "data": fair.data.model_copy(
+        update={"city": City.CHENGDU, "name": "Autumn fair (moved)", "starts_at": T0 + timedelta(days=2),
+                "ends_at": T0 + timedelta(days=2, hours=6)})})
+    mentor = m.MentorRegistered(source="swu", occurred_at=T0, data=m.MentorRegisteredData(
+        mentor_id="swu-mentor-1", university="swu", expertise=m.Expertise.TECHNOLOGY, industry=Industry.IT_SOFTWARE,
+        employer_type=EmployerType.PRIVATE, title="Engineer"))
+    profiled = mentor.model_copy(update={"occurred_at": later, "event_id": uuid.uuid4(), "data": mentor.data.model_copy(
+        update={"expertise": m.Expertise.CAREER_PLANNING, "industry": Industry.FINANCE})})
+    return [(domains()["recruitment"], [post, reposted], ("industry", "city", "employer_type"), POSTINGS),
+            (domains()["jobfair"], [fair, moved], ("name", "city", "starts_at"), FAIRS),
+            (domains()["mentoring"], [mentor, profiled], ("expertise", "industry"), MENTORS)]
+
+
+def test_an_entity_created_twice_keeps_its_newest_creation_in_any_order_as_the_read_model_does() -> None:
+    # a posting posted twice (a university's system re-sends JobPosted with another segment instead of a
+    # correction), a fair scheduled twice, a mentor registered twice: arrival order must not decide which
+    # segment the alliance figures count it under
+    for domain, (old, new), names, table in _created_twice():
+        key = domain.state_key(old)
+        states = [apply_all(domain, order)[key] for order in ([old, new], [new, old])]
+        assert [{n: s[n] for n in names} for s in states] == [{n: states[0][n] for n in names}] * 2
+        assert domain.contributions(states[0]) == domain.contributions(states[1])
+        [row] = table.merge_rows([next(r for t, r in event_rows(e) if t is table) for e in (new, old)])
+        newest = {n: getattr(new.data, n) for n in names}
+        worker = {n: states[0][n] for n in names}
+        read_model = {n: row[table.index(n)] for n in names}
+        assert worker == {n: v.isoformat() if isinstance(v, datetime) else str(v) for n, v in newest.items()}
+        assert read_model == {n: newest[n] for n in names}, table.name
+    # at the same instant the one applied first stays, in the worker as in the read model's batch fold
+    domain, (old, new), _, _ = _created_twice()[0]
+    tie = new.model_copy(update={"occurred_at": old.occurred_at})
+    key = domain.state_key(old)
+    assert (apply_all(domain, [old, tie])[key]["industry"], apply_all(domain, [tie, old])[key]["industry"]) == (
+        "it_software", "finance")
 
 
 def test_answers_imply_offers_and_repeats_count_once() -> None:
