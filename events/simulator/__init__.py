@@ -21,6 +21,12 @@ What the day contains (numbers at ``scale=1``, about 20,000 records; everything 
   as ``not_owner``) and out-of-order publication
   of valid records (``kind`` stays "valid"; ``occurred_at`` keeps the true time).
 
+Days of history: the ids of what happens on a day carry the day (``scu-job-20261126-00001``, its applications
+and offers, ``cqu-fair-2026-autumn-20261126``, mentoring sessions, counselling sessions, recommendations), so
+days simulated one after the other (``--day``, the benchmark's history) are new postings and fairs, not the
+same ones posted again with other data; the mentor pool is the same people every day, each with one profile,
+and the students, employers, briefings and programs are the same too.
+
 Timestamps lie between 08:00 and 20:00 Asia/Shanghai (stored as aware UTC datetimes) and are strictly
 increasing along every entity's causal chain (posted < applied < offered < answered < hired < closed).
 

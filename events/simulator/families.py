@@ -117,6 +117,14 @@ class Ctx:
     def between(self, lo: tuple[int, int], hi: tuple[int, int]) -> datetime:
         return _uniform(self.rng, self.at(*lo), self.at(*hi))
 
+    @property
+    def tag(self) -> str:
+        """The day in the ids of what happens on it (``20261201``): a posting, an application, an offer, a fair,
+        a mentoring session, a counselling session and a recommendation of one day are not those of another,
+        so simulated days published one after the other are days of history, not the same day again with
+        other data (a posting re-posted in another industry, an application counted once for two days)."""
+        return self.day.strftime("%Y%m%d")
+
 
 def salary_range(rng: random.Random, industry: Industry, degree: Degree, kind: PostingKind) -> tuple[int, int]:
     """A sensible monthly salary range in CNY, within 4,000 .. 30,000."""
@@ -156,7 +164,7 @@ def make_posting(ctx: Ctx, university: str, seq: int) -> Posting:
     posted_at = ctx.between((8, 0), (8, 30)) if seq < 2 else ctx.between((8, 0), (16, 30))
     expiring = rng.random() < 0.08
     deadline = ctx.day if expiring else ctx.day + timedelta(days=rng.randint(7, 60))
-    posting_id = f"{university}-job-{seq:05d}"
+    posting_id = f"{university}-job-{ctx.tag}-{seq:05d}"
     description = None
     if rng.random() < 0.5:
         description = (f"{title} at {employer.name} in {employer.city.value.title()}. {positions} position(s); "
@@ -191,7 +199,7 @@ def add_applications(ctx: Ctx, p: Posting, app_counter: list[int]) -> None:
             continue
         applicants.add(student.seeker_id)
         app_counter[0] += 1
-        application_id = f"{p.university}-app-{app_counter[0]:06d}"
+        application_id = f"{p.university}-app-{ctx.tag}-{app_counter[0]:06d}"
         applied = _later(rng, p.posted_at, ctx.at(18, 0))
         _recruitment_event(ApplicationSubmitted, ctx, p, applied, application_id=application_id,
                            seeker_id=student.seeker_id, degree=student.degree)
@@ -345,10 +353,15 @@ def recruitment(ctx: Ctx) -> tuple[list[Event], list[Posting]]:
 # --------------------------------------------------------------------------------------------------
 
 
+def fair_id_of(plan: FairPlan, day: date) -> str:
+    """The fair ``plan`` held on ``day`` (``cqu-fair-2026-autumn-20261126``): each simulated day holds it anew."""
+    return f"{plan.slug}-{day:%Y%m%d}"
+
+
 def job_fair(ctx: Ctx, plan: FairPlan) -> list[Event]:
     """One fair, all published by its host: scheduled, booths, check-ins, on-site offers, closed."""
     rng = ctx.rng
-    host, fair_id = plan.host, plan.slug
+    host, fair_id = plan.host, fair_id_of(plan, ctx.day)
     starts, ends = local_time(ctx.day, plan.starts), local_time(ctx.day, plan.ends)
     n_booths = _scaled(plan.booths, ctx.scale, minimum=4)
     events: list[Event] = []
@@ -397,7 +410,7 @@ def _fair_visit(ctx: Ctx, plan: FairPlan, student: Student, booths: list[str],
 
     def emit(cls: type[Event], at: datetime, **data: Any) -> None:
         events.append(new_event(cls, rng, plan.host, at,
-                                {"fair_id": plan.slug, "seeker_id": student.seeker_id, **data}))
+                                {"fair_id": fair_id_of(plan, ctx.day), "seeker_id": student.seeker_id, **data}))
 
     t = _arrival(rng, starts, ends)
     emit(StudentCheckedIn, t, booth_id=None)
@@ -417,7 +430,7 @@ def _fair_visit(ctx: Ctx, plan: FairPlan, student: Student, booths: list[str],
             if offer_at < ends:
                 t = offer_at
                 offers[0] += 1
-                emit(OnSiteOfferMade, t, booth_id=booth, offer_id=f"{plan.slug}-o{offers[0]:04d}")
+                emit(OnSiteOfferMade, t, booth_id=booth, offer_id=f"{fair_id_of(plan, ctx.day)}-o{offers[0]:04d}")
     return events
 
 
@@ -430,11 +443,15 @@ def mentor(ctx: Ctx, university: str, seq: int) -> list[Event]:
     """A mentor registered by ``university``, assigned to students, holding sessions with several of them."""
     rng = ctx.rng
     mentor_id = f"{university}-mentor-{seq:03d}"
+    # who the mentor is does not change from one simulated day to the next (the pool is the same people): drawn
+    # from the mentor's id, not from the day's random source
+    who = random.Random(mentor_id)
     skew = _EXPERTISE_SKEW.get(university)
-    expertise = skew if skew is not None and rng.random() < 0.5 else rng.choice(list(Expertise))
-    industry = _weighted(rng, INDUSTRY_WEIGHTS[university])
-    employer_type = ET.PUBLIC_INSTITUTION if rng.random() < 0.5 else _weighted(
-        rng, EMPLOYER_TYPE_WEIGHTS[industry])
+    expertise = skew if skew is not None and who.random() < 0.5 else who.choice(list(Expertise))
+    industry = _weighted(who, INDUSTRY_WEIGHTS[university])
+    employer_type = ET.PUBLIC_INSTITUTION if who.random() < 0.5 else _weighted(
+        who, EMPLOYER_TYPE_WEIGHTS[industry])
+    title = who.choice(MENTOR_TITLES[expertise])
     events: list[Event] = []
 
     def emit(cls: type[Event], at: datetime, **data: Any) -> None:
@@ -442,7 +459,7 @@ def mentor(ctx: Ctx, university: str, seq: int) -> list[Event]:
 
     registered = ctx.between((8, 0), (10, 0))
     emit(MentorRegistered, registered, university=university, expertise=expertise, industry=industry,
-         employer_type=employer_type, title=rng.choice(MENTOR_TITLES[expertise]))
+         employer_type=employer_type, title=title)
     assigned: dict[str, datetime] = {}
     t = registered
     for _ in range(rng.choice((0, 1, 2, 3, 3, 4, 5, 6))):
@@ -456,7 +473,7 @@ def mentor(ctx: Ctx, university: str, seq: int) -> list[Event]:
     for s in range(rng.choice((1, 1, 2)) if seekers else 0):
         group = rng.sample(seekers, rng.randint(min(2, len(seekers)), min(8, len(seekers))))
         t = _later(rng, max(t, *(assigned[g] for g in group)), ctx.at(19, 0), min_gap_s=600)
-        emit(MentoringSessionHeld, t, session_id=f"{mentor_id}-s{s + 1}",
+        emit(MentoringSessionHeld, t, session_id=f"{mentor_id}-{ctx.tag}-s{s + 1}",
              topic=expertise if rng.random() < 0.8 else rng.choice(list(Expertise)),
              seeker_ids=tuple(group), duration_minutes=rng.choice((30, 45, 60, 90, 120)))
     return events
@@ -521,7 +538,7 @@ def seeker_services(ctx: Ctx, student: Student, open_postings: OpenPostings, cou
             data |= {"briefing_id": f"{u}-briefing-{k + 1}", "topic": BRIEFING_TOPICS[k]}
         elif what == "counselling":
             cls = CareerCounsellingHeld
-            data |= {"counselling_id": f"{u}-counsel-{n:05d}",
+            data |= {"counselling_id": f"{u}-counsel-{ctx.tag}-{n:05d}",
                      "counsellor_id": f"{u}-counsellor-{rng.randint(1, 12):02d}"}
         elif what == "recommendation":
             posting_id = open_postings.pick(rng, at, u, recommended)
@@ -529,7 +546,7 @@ def seeker_services(ctx: Ctx, student: Student, open_postings: OpenPostings, cou
                 continue
             recommended.add(posting_id)
             cls = JobRecommended
-            data |= {"recommendation_id": f"{u}-rec-{n:06d}", "posting_id": posting_id}
+            data |= {"recommendation_id": f"{u}-rec-{ctx.tag}-{n:06d}", "posting_id": posting_id}
         else:
             k = rng.randrange(len(TRAINING_PROVIDERS))
             kind, provider = TRAINING_PROVIDERS[k]

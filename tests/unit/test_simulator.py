@@ -424,6 +424,39 @@ def test_other_days_work() -> None:
                for r in records if r.event is not None)
 
 
+def _occurrence_ids(events: list[Event]) -> dict[str, set[str]]:
+    """The ids of what happens on a day, by kind."""
+    ids: dict[str, set[str]] = defaultdict(set)
+    for e in events:
+        for name in ("posting_id", "application_id", "offer_id", "fair_id", "booth_id", "session_id",
+                     "counselling_id", "recommendation_id"):
+            value = getattr(e.data, name, None)
+            if value is not None and not (name == "posting_id" and isinstance(e, JobRecommended)):
+                ids[name].add(value)
+    return ids
+
+
+def test_consecutive_days_are_history_not_the_same_day_again() -> None:
+    # days published one after the other (python -m events.simulator --day ..., the benchmark's days of history)
+    # name other postings, applications, offers, fairs, sessions and services: the same ids with other data
+    # would re-post a posting in another industry and count a second day's application as the first's
+    days = [date(2026, 11, 30), date(2026, 12, 1)]
+    evs = [[r.event for r in alliance_day(seed=1 + i, scale=0.05, day=d, duplicate_rate=0.0, invalid_rate=0.0,
+                                          spoofed_rate=0.0, foreign_rate=0.0) if r.event is not None]
+           for i, d in enumerate(days)]
+    first, second = _occurrence_ids(evs[0]), _occurrence_ids(evs[1])
+    assert set(first) == set(second) == {"posting_id", "application_id", "offer_id", "fair_id", "booth_id",
+                                         "session_id", "counselling_id", "recommendation_id"}
+    for name in first:
+        assert first[name] and not first[name] & second[name], name
+    # the mentor pool is the same people on both days, each registered with the same profile
+    mentors = [{e.data.mentor_id: e.data.model_dump(exclude={"mentor_id"}) for e in day
+                if isinstance(e, MentorRegistered)} for day in evs]
+    assert mentors[0] and mentors[0] == mentors[1]
+    # and every id still names its owner
+    assert not [e for day in evs for e in day if ownership_problem(e) is not None]
+
+
 # -- the command line (pure parts; publishing is covered by the integration test) --------------------
 
 
