@@ -1,7 +1,7 @@
 """Every figure exact everywhere: one alliance day (event ids of every UUID version, duplicates, bad and
 spoofed records, 5% of the events retracted or corrected by their university later in the day) through a
 real worker and the real projector. Every aggregate kind is checked against the
-independent oracle (tests/oracle.py) three times: on its compacted topic, in the read model's
+independent oracle (infra/oracle.py) three times: on its compacted topic, in the read model's
 ``agg_snapshot``, and in the read model's typed tables (postings, fairs, mentors, service_progress);
 ``projector_rejects`` must hold exactly the records that were made bad on purpose."""
 
