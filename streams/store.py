@@ -56,6 +56,12 @@ ROCKSDB_OPTIONS: dict[str, Any] = {
     "write_buffer_size": 4 * 1024 * 1024,
     "max_write_buffer_number": 2,
     "target_file_size_base": 16 * 1024 * 1024,
+    # bits per key of each file's bloom filter (faust's default: 3, which lets ~15 % of the files a read of an
+    # absent key probes through to a block read). Most reads miss: every new event's dedupe id, in each of the
+    # worker's seen databases, and its applied key; a miss over three seen databases cost 5.4-9.8 us after 10-20
+    # simulated days with 3 bits, 2.5-3.7 us with 10 (docs/benchmarks.md, sixteenth session); ~1 byte more of
+    # filter per key, held with the file's reader
+    "bloom_filter_size": 10,
 }
 # A worker's RocksDB memory is bounded by two budgets that every database it opens shares, whatever the
 # number of partitions it holds: one block cache (uncompressed blocks; the files' pages stay in the OS page
