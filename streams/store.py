@@ -59,8 +59,8 @@ ROCKSDB_OPTIONS: dict[str, Any] = {
     # bits per key of each file's bloom filter (faust's default: 3, which lets ~15 % of the files a read of an
     # absent key probes through to a block read). Most reads miss: every new event's dedupe id, in each of the
     # worker's seen databases, and its applied key; a miss over three seen databases cost 5.4-9.8 us after 10-20
-    # simulated days with 3 bits, 2.5-3.7 us with 10 (docs/benchmarks.md, sixteenth session); ~1 byte more of
-    # filter per key, held with the file's reader
+    # simulated days with 3 bits, 2.5-3.7 us with 10 (docs/benchmarks.md, sixteenth session). The worker: 5-8 %
+    # less CPU per event over 20 days, and 4-13 MB more RSS after 10-20 days (the filters, held with each file)
     "bloom_filter_size": 10,
 }
 # A worker's RocksDB memory is bounded by two budgets that every database it opens shares, whatever the
