@@ -353,15 +353,15 @@ def recruitment(ctx: Ctx) -> tuple[list[Event], list[Posting]]:
 # --------------------------------------------------------------------------------------------------
 
 
-def fair_id_of(plan: FairPlan, day: date) -> str:
-    """The fair ``plan`` held on ``day`` (``cqu-fair-2026-autumn-20261126``): each simulated day holds it anew."""
-    return f"{plan.slug}-{day:%Y%m%d}"
+def fair_id_of(ctx: Ctx, plan: FairPlan) -> str:
+    """The fair ``plan`` held on the simulated day (``cqu-fair-2026-autumn-20261126``): each day holds it anew."""
+    return f"{plan.slug}-{ctx.tag}"
 
 
 def job_fair(ctx: Ctx, plan: FairPlan) -> list[Event]:
     """One fair, all published by its host: scheduled, booths, check-ins, on-site offers, closed."""
     rng = ctx.rng
-    host, fair_id = plan.host, fair_id_of(plan, ctx.day)
+    host, fair_id = plan.host, fair_id_of(ctx, plan)
     starts, ends = local_time(ctx.day, plan.starts), local_time(ctx.day, plan.ends)
     n_booths = _scaled(plan.booths, ctx.scale, minimum=4)
     events: list[Event] = []
@@ -406,11 +406,12 @@ def _fair_visit(ctx: Ctx, plan: FairPlan, student: Student, booths: list[str],
     """One student's visit: entrance check-in (sometimes twice), booth check-ins, maybe an on-site offer."""
     rng = ctx.rng
     starts, ends = local_time(ctx.day, plan.starts), local_time(ctx.day, plan.ends)
+    fair_id = fair_id_of(ctx, plan)
     events: list[Event] = []
 
     def emit(cls: type[Event], at: datetime, **data: Any) -> None:
         events.append(new_event(cls, rng, plan.host, at,
-                                {"fair_id": fair_id_of(plan, ctx.day), "seeker_id": student.seeker_id, **data}))
+                                {"fair_id": fair_id, "seeker_id": student.seeker_id, **data}))
 
     t = _arrival(rng, starts, ends)
     emit(StudentCheckedIn, t, booth_id=None)
@@ -430,7 +431,7 @@ def _fair_visit(ctx: Ctx, plan: FairPlan, student: Student, booths: list[str],
             if offer_at < ends:
                 t = offer_at
                 offers[0] += 1
-                emit(OnSiteOfferMade, t, booth_id=booth, offer_id=f"{fair_id_of(plan, ctx.day)}-o{offers[0]:04d}")
+                emit(OnSiteOfferMade, t, booth_id=booth, offer_id=f"{fair_id}-o{offers[0]:04d}")
     return events
 
 
