@@ -22,6 +22,7 @@ from core.runtime import tune_gc
 from core.settings import PROJECT_ROOT
 from infra.errors import InfraError
 from infra.processes import Terminated, interrupt_on_sigterm
+from infra.tools import ensure_valgrind
 
 PIPELINE_TARGET = 0.30
 PEER_TARGET = 2.0  # the pipeline against the best Quix Streams topology at-least-once (the performance issue)
@@ -44,6 +45,10 @@ HOP_NOTES = {  # what each hop of the latency path spans (bench.pipeline.hop_lat
 
 def pure_revision_row(rev: str) -> str:
     return f"pure path vs {rev} (the issue's start), same harness"
+
+
+def pure_instructions_row(rev: str) -> str:
+    return f"pure path instructions per event: {rev} (the issue's start) / this tree"
 
 
 def pipeline_revision_row(rev: str) -> str:
@@ -77,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how much lower the paced publisher's CPU priority is than the backbone's (default "
                         f"{LATENCY_PUBLISHER_NICE}; 0: the same, as before 2026-12-06)")
     p.add_argument("--only",
-                   default="profile,pure-revision,publisher,pipeline,peer,latency,worker-profile,projector,scaling,"
+                   default="profile,pure-revision,pure-instructions,publisher,pipeline,peer,latency,worker-profile,projector,scaling,"
                            "projector-history,state",
                    help="comma-separated subset of measurements ('peer': the pipeline against the Quix "
                         "Streams peer, needs the bench extra)")
@@ -168,6 +173,20 @@ class Bench:
         self.extra["pure_revision"] = {"revision": rev, "earlier_us_per_event": [round(t, 2) for t in cmp.earlier_us],
                                        "current_us_per_event": [round(t, 2) for t in cmp.current_us],
                                        "ratio": round(cmp.ratio, 3)}
+
+    def pure_instructions(self) -> None:
+        """The pure path's instructions per event, the issue's start against this tree (bench.revision.
+        compare_instructions): a count that the host's speed does not move, beside the timed ratio above."""
+        rev = self.args.pure_against
+        small, large = (1_000, 3_000) if self.quick else (2_000, 6_000)
+        cmp = revision.compare_instructions(ensure_valgrind(), rev, small, large, progress=log)
+        self.results.append(Result(
+            pure_instructions_row(rev), cmp.earlier, "instr", baseline=cmp.current, direction="info",
+            parameters={"events": large - small, "counted_by": "valgrind --tool=callgrind"},
+            note="instructions per event (the difference of two processes, each tree's own workload and GC "
+                 "settings): how many times fewer this tree executes; not cache misses, not seconds"))
+        self.extra["pure_instructions"] = {"revision": rev, "earlier_per_event": round(cmp.earlier),
+                                           "current_per_event": round(cmp.current), "ratio": round(cmp.ratio, 3)}
 
     def pipeline_revision(self) -> None:
         """This tree's worker against an earlier revision's on the same events (bench.revision.compare_pipelines):
@@ -453,6 +472,8 @@ class Bench:
         self.guarded("profile", self.profile)
         self.guarded("pure-revision", self.pure_revision,
                      Result(pure_revision_row(self.args.pure_against), None, "ev/s", target=PURE_TARGET))
+        self.guarded("pure-instructions", self.pure_instructions,
+                     Result(pure_instructions_row(self.args.pure_against), None, "instr", direction="info"))
         self.guarded("pipeline-revision", self.pipeline_revision,
                      Result(pipeline_revision_row(self.args.pipeline_against), None, "ev/s", direction="info"))
         self.guarded("publisher", self.publisher,

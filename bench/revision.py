@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -65,6 +66,7 @@ from streams import batch as pure
 from streams.domains import domains
 
 events, rounds = int(sys.argv[1]), int(sys.argv[2])
+first_n = int(sys.argv[3]) if len(sys.argv) > 3 else events  # only the first ``first_n`` of the events made
 NOW = datetime.now(UTC)
 RECENT = "recent" in inspect.signature(pure.ingest).parameters
 
@@ -109,7 +111,7 @@ def one_round(items, batch=1000):
     return spent, accepted
 
 
-items = load_items(events)
+items = load_items(events)[:first_n]
 times = []
 for _ in range(rounds):
     spent, accepted = one_round(items)
@@ -183,6 +185,69 @@ def compare(revision: str = ISSUE_START, events: int = 20_000, pairs: int = 3, r
             progress(f"pure path, pair {pair + 1}/{pairs}: {revision} {statistics.median(earlier):.1f} µs/event, "
                      f"this tree {statistics.median(current):.1f} µs/event")
     return Comparison(revision, earlier, current)
+
+
+# ------------------------------------------------------------------------------ instructions, not seconds
+COLLECTED = re.compile(r"==\d+== Collected : (\d+)")  # callgrind's summary line (instructions executed)
+
+
+def instructions(tree: Path, made: int, processed: int, valgrind: str) -> int:
+    """Instructions a fresh process executes (valgrind's callgrind, the whole process) that makes ``made``
+    events with ``tree``'s workload generator and runs ``tree``'s pure path over the first ``processed``
+    of them (:data:`HARNESS`, one round). The hash seed is fixed: the same tree and arguments count the same
+    (to ~0.01 %), whatever else the machine is doing."""
+    with tempfile.TemporaryDirectory(prefix="alliance-cg-") as tmp:
+        proc = subprocess.run([valgrind, "--tool=callgrind", f"--callgrind-out-file={tmp}/callgrind.out",
+                               sys.executable, "-c", HARNESS, str(made), "1", str(processed)], cwd=tree,
+                              env={**os.environ, **tree_env(tree), "PYTHONHASHSEED": "0"},
+                              capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        raise RevisionError(f"the pure path of {tree} failed under valgrind:\n{proc.stderr[-3000:]}")
+    found = COLLECTED.findall(proc.stderr)
+    if not found:
+        raise RevisionError(f"valgrind printed no instruction count for {tree}:\n{proc.stderr[-2000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    if not Path(out["streams"]).resolve().is_relative_to(tree.resolve()):
+        raise RevisionError(f"measured {out['streams']}, not the tree {tree}")
+    if out["events"] != processed or not out["accepted"]:
+        raise RevisionError(f"{tree}: {out['events']} events processed ({out['accepted']} accepted), not {processed}")
+    return int(found[-1])
+
+
+def instructions_per_event(tree: Path, small: int, large: int, valgrind: str) -> float:
+    """The pure path's instructions per event of ``tree``: two processes make the same ``large`` events, one
+    runs the first ``small`` of them, the other all; the difference over ``large - small`` events leaves out
+    what both do once (imports, the workload generator, the harness's set-up). It counts the three stages
+    and the harness's hand-over between them (building the next stage's records, a few % of the whole)."""
+    if not 0 < small < large:
+        raise RevisionError(f"need 0 < small < large events (small={small}, large={large})")
+    return (instructions(tree, large, large, valgrind) - instructions(tree, large, small, valgrind)) / (large - small)
+
+
+@dataclass(frozen=True)
+class InstructionComparison:
+    revision: str
+    earlier: float  # the earlier revision's instructions per event
+    current: float
+
+    @property
+    def ratio(self) -> float:
+        """How many times fewer instructions per event this tree executes than the earlier revision."""
+        return self.earlier / self.current
+
+
+def compare_instructions(valgrind: str, revision: str = ISSUE_START, small: int = 2_000, large: int = 6_000,
+                         progress: Callable[[str], None] = lambda _: None) -> InstructionComparison:
+    """Instructions per event of the earlier revision's pure path and this tree's (:func:`instructions_per_event`).
+    A repeatable count, not a time: it does not see cache misses or the host's speed, which is why the timed
+    ``pure-revision`` measurement stays the goal's."""
+    with tempfile.TemporaryDirectory(prefix="alliance-rev-") as tmp:
+        tree = export(revision, Path(tmp))
+        earlier = instructions_per_event(tree, small, large, valgrind)
+        progress(f"pure path, {revision}: {earlier:,.0f} instructions per event")
+    current = instructions_per_event(REPO, small, large, valgrind)
+    progress(f"pure path, this tree: {current:,.0f} instructions per event")
+    return InstructionComparison(revision, earlier, current)
 
 
 # ------------------------------------------------------------------------------------- the whole pipeline

@@ -1,7 +1,8 @@
 """External command-line tools the project's checks need, located or installed by the project itself.
 
 ``promtool`` (checks Prometheus configs, rules and metric exposition) comes from the Debian package
-``prometheus``; a PostgreSQL server built with TLS from Debian's ``postgresql`` (infra.postgres_local).
+``prometheus``; a PostgreSQL server built with TLS from Debian's ``postgresql`` (infra.postgres_local); the
+benchmark's instruction counts need ``valgrind`` (Debian's package of that name, :func:`ensure_valgrind`).
 :func:`ensure_promtool` returns its path and installs the package when it is missing
 (as root, with apt-get), without leaving a Prometheus server running.
 """
@@ -48,6 +49,12 @@ def _ensure(override: str, name: str, package: str, timeout: float) -> str:
         if not found:
             raise ToolError(f"apt-get installed {package!r} but {name} is still not on PATH")
         return found
+
+
+def ensure_valgrind(*, timeout: float = 900.0) -> str:
+    """Path of valgrind (``ALLIANCE_VALGRIND``, PATH, /usr/bin), installing Debian's ``valgrind`` if it is
+    missing: the benchmark counts the pure path's instructions with its callgrind tool (bench.revision)."""
+    return _ensure("ALLIANCE_VALGRIND", "valgrind", "valgrind", timeout)
 
 
 def find_promtool() -> str | None:

@@ -18,6 +18,7 @@ from bench.report import BenchError
 from bench.workload import load_items
 from events.codec import decode
 from events.topics import family_topic
+from infra.tools import ensure_valgrind
 from streams.batch import SEEN, STATES
 
 
@@ -87,6 +88,23 @@ def test_the_issues_start_is_measurable_from_this_clone(tmp_path: Path) -> None:
         return
     tree = revision.export(revision.ISSUE_START, tmp_path)
     assert len(revision.time_tree(tree, events=200, rounds=1)) == 1
+
+
+def test_the_pure_paths_instructions_are_counted_the_same_twice_and_grow_with_the_events(tmp_path: Path) -> None:
+    """bench.revision.instructions (valgrind's callgrind): the whole process, so what the measurement subtracts
+    (imports, the workload generator) must count the same in both processes, and it does to a few thousand of
+    ~3·10⁹ instructions; more events processed of the same ones made count more."""
+    valgrind = ensure_valgrind()
+    head = revision.export("HEAD", tmp_path)
+    first, again = (revision.instructions(head, 150, 50, valgrind) for _ in range(2))
+    assert abs(first - again) <= first * 1e-5
+    per_event = (revision.instructions(head, 150, 150, valgrind) - first) / 100
+    assert 50_000 < per_event < 5_000_000  # (this tree: ~0.5 million; the issue's start: ~0.7 million)
+    assert revision.InstructionComparison("x", 700_000.0, 350_000.0).ratio == 2.0
+    with pytest.raises(revision.RevisionError, match="small < large"):
+        revision.instructions_per_event(head, 150, 150, valgrind)
+    with pytest.raises(revision.RevisionError, match="printed no instruction count"):
+        revision.instructions(head, 150, 50, "/bin/true")  # (not valgrind: ran nothing, counted nothing)
 
 
 def test_a_measurement_drops_its_own_topics_and_no_other_measurements() -> None:
