@@ -32,6 +32,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.env import Services
 from bench.pipeline import Timing, pipeline_run
@@ -145,18 +146,31 @@ def tree_env(tree: Path) -> dict[str, str]:
     return {"PYTHONPATH": str(tree), "PYTHONSAFEPATH": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def time_tree(tree: Path, events: int, rounds: int) -> list[float]:
-    """µs per event of ``tree``'s pure path, one value per round, measured in a fresh process."""
-    proc = subprocess.run([sys.executable, "-c", HARNESS, str(events), str(rounds)], cwd=tree,
-                          env={**os.environ, **tree_env(tree)},
-                          capture_output=True, text=True, timeout=1800)
+def run_harness(tree: Path, events: int, rounds: int, first_n: int | None = None, *, under: Sequence[str] = (),
+                env: dict[str, str] | None = None, timeout: float = 1800) -> tuple[dict[str, Any], str]:
+    """:data:`HARNESS` in a fresh process that imports ``tree`` (``under``: the command it runs under, valgrind);
+    its result and its standard error. Fails unless it ran ``tree``'s own ``streams`` and accepted events."""
+    what = [str(events), str(rounds), *([str(first_n)] if first_n is not None else [])]
+    proc = subprocess.run([*under, sys.executable, "-c", HARNESS, *what], cwd=tree,
+                          env={**os.environ, **tree_env(tree), **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        raise RevisionError(f"the pure path of {tree} failed:\n{proc.stderr[-3000:]}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+        raise RevisionError(f"the pure path of {tree} failed{' under ' + under[0] if under else ''}:\n"
+                            f"{proc.stderr[-3000:]}")
+    lines = proc.stdout.strip().splitlines()
+    if not lines:
+        raise RevisionError(f"the pure path of {tree} printed no result (ran: {[*under, 'python']})")
+    out: dict[str, Any] = json.loads(lines[-1])
     if not Path(out["streams"]).resolve().is_relative_to(tree.resolve()):
         raise RevisionError(f"measured {out['streams']}, not the tree {tree}")
     if not out["accepted"]:
         raise RevisionError(f"{tree}: no event accepted")
+    return out, proc.stderr
+
+
+def time_tree(tree: Path, events: int, rounds: int) -> list[float]:
+    """µs per event of ``tree``'s pure path, one value per round, measured in a fresh process."""
+    out, _ = run_harness(tree, events, rounds)
     return [float(t) for t in out["us_per_event"]]
 
 
@@ -195,22 +209,15 @@ def instructions(tree: Path, made: int, processed: int, valgrind: str) -> int:
     """Instructions a fresh process executes (valgrind's callgrind, the whole process) that makes ``made``
     events with ``tree``'s workload generator and runs ``tree``'s pure path over the first ``processed``
     of them (:data:`HARNESS`, one round). The hash seed is fixed: the same tree and arguments count the same
-    (to ~0.01 %), whatever else the machine is doing."""
+    (to ~0.001 %), whatever else the machine is doing."""
     with tempfile.TemporaryDirectory(prefix="alliance-cg-") as tmp:
-        proc = subprocess.run([valgrind, "--tool=callgrind", f"--callgrind-out-file={tmp}/callgrind.out",
-                               sys.executable, "-c", HARNESS, str(made), "1", str(processed)], cwd=tree,
-                              env={**os.environ, **tree_env(tree), "PYTHONHASHSEED": "0"},
-                              capture_output=True, text=True, timeout=3600)
-    if proc.returncode != 0:
-        raise RevisionError(f"the pure path of {tree} failed under valgrind:\n{proc.stderr[-3000:]}")
-    found = COLLECTED.findall(proc.stderr)
+        out, stderr = run_harness(tree, made, 1, processed, timeout=3600, env={"PYTHONHASHSEED": "0"},
+                                  under=(valgrind, "--tool=callgrind", f"--callgrind-out-file={tmp}/callgrind.out"))
+    found = COLLECTED.findall(stderr)
     if not found:
-        raise RevisionError(f"valgrind printed no instruction count for {tree}:\n{proc.stderr[-2000:]}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    if not Path(out["streams"]).resolve().is_relative_to(tree.resolve()):
-        raise RevisionError(f"measured {out['streams']}, not the tree {tree}")
-    if out["events"] != processed or not out["accepted"]:
-        raise RevisionError(f"{tree}: {out['events']} events processed ({out['accepted']} accepted), not {processed}")
+        raise RevisionError(f"valgrind printed no instruction count for {tree}:\n{stderr[-2000:]}")
+    if out["events"] != processed:
+        raise RevisionError(f"{tree}: {out['events']} events processed, not {processed}")
     return int(found[-1])
 
 

@@ -103,8 +103,13 @@ def test_the_pure_paths_instructions_are_counted_the_same_twice_and_grow_with_th
     assert revision.InstructionComparison("x", 700_000.0, 350_000.0).ratio == 2.0
     with pytest.raises(revision.RevisionError, match="small < large"):
         revision.instructions_per_event(head, 150, 150, valgrind)
-    with pytest.raises(revision.RevisionError, match="printed no instruction count"):
+    with pytest.raises(revision.RevisionError, match="printed no result"):
         revision.instructions(head, 150, 50, "/bin/true")  # (not valgrind: ran nothing, counted nothing)
+    no_count = tmp_path / "runs-without-counting"  # takes valgrind's options, runs the harness, counts nothing
+    no_count.write_text('#!/bin/sh\nshift 2\nexec "$@"\n')
+    no_count.chmod(0o755)
+    with pytest.raises(revision.RevisionError, match="printed no instruction count"):
+        revision.instructions(head, 150, 50, str(no_count))
 
 
 def test_a_measurement_drops_its_own_topics_and_no_other_measurements() -> None:
