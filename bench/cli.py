@@ -44,11 +44,16 @@ HOP_NOTES = {  # what each hop of the latency path spans (bench.pipeline.hop_lat
 
 
 def pure_revision_row(rev: str) -> str:
-    return f"pure path vs {rev} (the issue's start), same harness"
+    return f"pure path vs {_named(rev)}, same harness"
 
 
 def pure_instructions_row(rev: str) -> str:
-    return f"pure path instructions per event: {rev} (the issue's start) / this tree"
+    return f"pure path instructions per event: {_named(rev)} / this tree"
+
+
+def _named(rev: str) -> str:
+    """A revision as the rows name it: the issue's start says so (``--pure-against`` may name any other)."""
+    return f"{rev} (the issue's start)" if rev == revision.ISSUE_START else rev
 
 
 def pipeline_revision_row(rev: str) -> str:
@@ -175,8 +180,8 @@ class Bench:
                                        "ratio": round(cmp.ratio, 3)}
 
     def pure_instructions(self) -> None:
-        """The pure path's instructions per event, the issue's start against this tree (bench.revision.
-        compare_instructions): a count that the host's speed does not move, beside the timed ratio above."""
+        """The pure path's instructions per event, ``--pure-against`` (the issue's start) against this tree
+        (bench.revision.compare_instructions): a count that the host's speed does not move, beside the timed ratio."""
         rev = self.args.pure_against
         small, large = (1_000, 3_000) if self.quick else (2_000, 6_000)
         cmp = revision.compare_instructions(ensure_valgrind(), rev, small, large, progress=log)

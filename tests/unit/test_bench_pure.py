@@ -210,3 +210,10 @@ def test_the_noop_agent_is_timed_by_its_own_clock() -> None:
     assert noop_rate({"first_batch_at": None, "first_batch_events": 0, "last_batch_at": None, "events": 0},
                      20_000) is None
     assert noop_rate({}, 20_000) is None  # a worker without the clock (an earlier no-op worker)
+
+
+def test_the_rows_call_only_the_issues_start_by_that_name() -> None:
+    from bench.cli import pure_instructions_row, pure_revision_row
+    for row in (pure_revision_row, pure_instructions_row):
+        assert f"{revision.ISSUE_START} (the issue's start)" in row(revision.ISSUE_START)
+        assert "HEAD~3" in row("HEAD~3") and "issue's start" not in row("HEAD~3")  # (--pure-against another)
