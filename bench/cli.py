@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how much lower the paced publisher's CPU priority is than the backbone's (default "
                         f"{LATENCY_PUBLISHER_NICE}; 0: the same, as before 2026-12-06)")
     p.add_argument("--only",
-                   default="profile,pure-revision,pure-instructions,publisher,pipeline,peer,latency,worker-profile,projector,scaling,"
-                           "projector-history,state",
+                   default="profile,pure-revision,pure-instructions,publisher,pipeline,peer,latency,worker-profile,"
+                           "projector,scaling,projector-history,state",
                    help="comma-separated subset of measurements ('peer': the pipeline against the Quix "
                         "Streams peer, needs the bench extra)")
     p.add_argument("--peer-rounds", type=int, default=None,
