@@ -388,7 +388,7 @@ def job_fair(ctx: Ctx, plan: FairPlan) -> list[Event]:
     offers = [0]
     for _ in range(_scaled(plan.students, ctx.scale, minimum=10)):
         student = pick_student(rng, ctx.students, host, plan.host_share, neighbours_only=rng.random() < 0.7)
-        events += _fair_visit(ctx, plan, student, booths, registered, offers)
+        events += _fair_visit(ctx, plan, fair_id, student, booths, registered, offers)
     last = max(e.occurred_at for e in events)
     emit(JobFairClosed, _later(rng, max(last, ends), ends + timedelta(minutes=20)))
     return events
@@ -401,12 +401,12 @@ def _arrival(rng: random.Random, starts: datetime, ends: datetime) -> datetime:
     return starts + timedelta(milliseconds=int(rng.triangular(0, span, span * mode) * 1000))
 
 
-def _fair_visit(ctx: Ctx, plan: FairPlan, student: Student, booths: list[str],
+def _fair_visit(ctx: Ctx, plan: FairPlan, fair_id: str, student: Student, booths: list[str],
                 registered: dict[str, datetime], offers: list[int]) -> list[Event]:
-    """One student's visit: entrance check-in (sometimes twice), booth check-ins, maybe an on-site offer."""
+    """One student's visit to ``fair_id`` (``plan`` held that day): entrance check-in (sometimes twice), booth
+    check-ins, maybe an on-site offer."""
     rng = ctx.rng
     starts, ends = local_time(ctx.day, plan.starts), local_time(ctx.day, plan.ends)
-    fair_id = fair_id_of(ctx, plan)
     events: list[Event] = []
 
     def emit(cls: type[Event], at: datetime, **data: Any) -> None:
