@@ -206,17 +206,20 @@ class Bench:
                   "current_cpu_us_per_event": [round(t.cpu_us_per_event, 1) for t in cmp.current],
                   "earlier_busy": [round(t.busy, 3) for t in cmp.earlier],
                   "current_busy": [round(t.busy, 3) for t in cmp.current],
-                  "earlier_failed_drains": list(cmp.earlier_failed)}
+                  "earlier_failed_drains": list(cmp.earlier_failed),
+                  "rate_per_round": cmp.rate_per_round.summary(), "cpu_per_round": cmp.cpu_per_round.summary()}
         self.results.append(Result(
             pipeline_revision_row(rev), cmp.rate("current"), "ev/s", baseline=cmp.rate("earlier"), direction="info",
             parameters=params,
-            note="one worker each, fresh topics per drain (dropped after it), same broker and events"
+            note="one worker each, fresh topics per drain (dropped after it), same broker and events; "
+                 f"this tree's events/s over {rev}'s {cmp.rate_per_round.describe()}"
                  + (f"; {len(cmp.earlier_failed)} drain(s) of {rev} failed and are left out (parameters)"
                     if cmp.earlier_failed else "")))
         self.results.append(Result(
             f"worker CPU per event: {rev} / this tree", cmp.cpu_us("earlier"), "µs", baseline=cmp.cpu_us("current"),
             direction="info",
-            parameters=params, note="user + system CPU of each worker (/proc) over its timed window, medians"))
+            parameters=params, note="user + system CPU of each worker (/proc) over its timed window, medians; "
+                                    f"{rev}'s over this tree's {cmp.cpu_per_round.describe()}"))
 
     def pipeline(self) -> None:
         label = "p3w1"

@@ -281,14 +281,73 @@ def drain_order(rounds: int) -> list[tuple[int, str]]:
 
 
 @dataclass(frozen=True)
+class Paired:
+    """Ratios of the rounds of an interleaved comparison, one per round that drained both trees: how far apart
+    they are, not only their median (the drains of one tree spread by ~10 % on this machine, docs/benchmarks.md)."""
+
+    ratios: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.ratios)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.ratios)
+
+    @property
+    def stdev(self) -> float | None:
+        """The sample standard deviation of the ratios (None for a single round)."""
+        return statistics.stdev(self.ratios) if len(self.ratios) > 1 else None
+
+    @property
+    def stderr(self) -> float | None:
+        """The standard error of :attr:`mean` (None for a single round)."""
+        sd = self.stdev
+        return None if sd is None else sd / len(self.ratios) ** 0.5
+
+    @property
+    def above_one(self) -> int:
+        """Rounds whose ratio is above 1 (this tree better)."""
+        return sum(r > 1 for r in self.ratios)
+
+    def summary(self) -> dict[str, Any]:
+        return {"rounds": len(self.ratios), "median": round(self.median, 3), "mean": round(self.mean, 3),
+                "stdev": None if self.stdev is None else round(self.stdev, 3),
+                "stderr": None if self.stderr is None else round(self.stderr, 3), "above_one": self.above_one}
+
+    def describe(self) -> str:
+        spread = "" if self.stderr is None else f" ± {self.stderr:.3f} (standard error)"
+        return (f"per round: mean {self.mean:.3f}{spread}, median {self.median:.3f}, this tree better in "
+                f"{self.above_one} of {len(self.ratios)}")
+
+
+@dataclass(frozen=True)
 class PipelineComparison:
     revision: str
     earlier: list[Timing]  # one per completed drain, in round order
     current: list[Timing]
     earlier_failed: tuple[str, ...] = ()  # why each of the earlier revision's other drains failed
+    earlier_rounds: tuple[int, ...] = ()  # the round of each of ``earlier`` (empty: the same rounds as ``current``)
 
     def _drains(self, who: str) -> list[Timing]:
         return {"earlier": self.earlier, "current": self.current}[who]
+
+    def pairs(self) -> list[tuple[Timing, Timing]]:
+        """(earlier, current) of every round in which both drained (this tree drains in every round)."""
+        if not self.earlier_rounds:
+            return list(zip(self.earlier, self.current, strict=True))
+        return [(t, self.current[r]) for t, r in zip(self.earlier, self.earlier_rounds, strict=True)]
+
+    @property
+    def cpu_per_round(self) -> Paired:
+        """Per round, the earlier revision's CPU per event over this tree's (above 1: this tree needs less)."""
+        return Paired(tuple(e.cpu_us_per_event / c.cpu_us_per_event for e, c in self.pairs()))
+
+    @property
+    def rate_per_round(self) -> Paired:
+        """Per round, this tree's events/s over the earlier revision's."""
+        return Paired(tuple(c.rate / e.rate for e, c in self.pairs()))
 
     def rate(self, who: str) -> float:
         """Median events/s of ``who`` ("earlier" or "current")."""
@@ -319,6 +378,7 @@ def compare_pipelines(svc: Services, items: Sequence[Item], revision: str, round
     if rounds < 1:
         raise RevisionError("at least one round")
     timings: dict[str, list[Timing]] = {"earlier": [], "current": []}
+    earlier_rounds: list[int] = []
     failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="alliance-rev-") as tmp:
         tree = export(revision, Path(tmp))
@@ -336,8 +396,10 @@ def compare_pipelines(svc: Services, items: Sequence[Item], revision: str, round
                 progress(f"  round {r + 1}/{rounds}, {revision}: FAILED, left out ({failed[-1]})")
                 continue
             timings[who].append(run.timing)
+            if who == "earlier":
+                earlier_rounds.append(r)
             progress(f"  round {r + 1}/{rounds}, {revision if who == 'earlier' else 'this tree'}: "
                      f"{run.timing.rate:,.0f} events/s, {run.timing.cpu_us_per_event:,.1f} µs of CPU per event")
     if not timings["earlier"]:
         raise RevisionError(f"no drain of {revision}'s worker completed: " + "; ".join(failed))
-    return PipelineComparison(revision, timings["earlier"], timings["current"], tuple(failed))
+    return PipelineComparison(revision, timings["earlier"], timings["current"], tuple(failed), tuple(earlier_rounds))

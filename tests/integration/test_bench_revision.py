@@ -27,5 +27,10 @@ def test_an_earlier_revisions_worker_and_this_trees_drain_the_same_events(settin
     for timing in (*cmp.earlier, *cmp.current):  # each drain applied every event (counted from its first batch on)
         assert 0 < timing.events <= EVENTS and timing.seconds > 0 and timing.cpu_seconds > 0
     assert cmp.rate_ratio > 0 and cmp.cpu_ratio > 0
+    # one round: its own ratios, and no spread to report
+    assert cmp.earlier_rounds == (0,) and cmp.pairs() == [(cmp.earlier[0], cmp.current[0])]
+    assert cmp.rate_per_round.ratios == (cmp.current[0].rate / cmp.earlier[0].rate,)
+    assert cmp.cpu_per_round.ratios == (cmp.earlier[0].cpu_us_per_event / cmp.current[0].cpu_us_per_event,)
+    assert cmp.rate_per_round.stderr is None
     assert any("round 1/1, HEAD" in line for line in lines) and any("this tree" in line for line in lines)
     assert topics_left(settings, unique) == []

@@ -136,6 +136,22 @@ def test_pipeline_drains_alternate_so_that_each_contestant_runs_first_in_half_th
     assert cmp.cpu_ratio == 230.0 / 110.0  # medians of the CPU per event: 230 vs 110 µs
 
 
+def test_the_rounds_ratios_are_reported_with_their_spread() -> None:
+    paired = revision.Paired((1.1, 0.9, 1.3, 1.0))
+    # by hand: deviations from the mean 1.075 are 0.025, -0.175, 0.225, -0.075; their squares sum to 0.0875
+    assert paired.median == pytest.approx(1.05) and paired.mean == pytest.approx(1.075)
+    assert paired.stdev == pytest.approx((0.0875 / 3) ** 0.5)
+    assert paired.stderr == pytest.approx((0.0875 / 3) ** 0.5 / 2)
+    assert paired.above_one == 2  # 1.1 and 1.3; a tie is not better
+    assert paired.summary() == {"rounds": 4, "median": 1.05, "mean": 1.075, "stdev": 0.171, "stderr": 0.085,
+                                "above_one": 2}
+    assert paired.describe() == ("per round: mean 1.075 ± 0.085 (standard error), median 1.050, "
+                                 "this tree better in 2 of 4")
+    alone = revision.Paired((1.2,))
+    assert alone.stdev is None and alone.stderr is None and alone.summary()["stderr"] is None
+    assert alone.describe() == "per round: mean 1.200, median 1.200, this tree better in 1 of 1"
+
+
 def _fake_tree(root: Path, packages: tuple[str, ...]) -> Path:
     for package in packages:
         (root / package).mkdir(parents=True)
@@ -178,7 +194,8 @@ class _Drains:
         assert ("PYTHONPATH" in env) == label.startswith("reva")  # only the earlier revision's worker gets the tree
         if label in self.failing:
             raise BenchError(f"worker bench-x-{label} exited with 75:\nlog tail")
-        return SimpleNamespace(timing=Timing(2.0 if label.startswith("reva") else 1.0, 1.0, 10_000, 1.5))
+        r = int(label[4:])  # each round drains at its own pace, so that a round matched wrongly shows
+        return SimpleNamespace(timing=Timing((2.0 if label.startswith("reva") else 1.0) * (r + 1), 1.0, 10_000, 1.5))
 
 
 def test_a_failed_drain_of_the_earlier_revision_is_left_out_and_this_trees_fails_the_measurement(
@@ -190,8 +207,13 @@ def test_a_failed_drain_of_the_earlier_revision_is_left_out_and_this_trees_fails
     lines: list[str] = []
     cmp = revision.compare_pipelines(cast(Any, None), [], "old", 2, tmp_path, progress=lines.append)
     assert drains.labels == ["reva0", "revb0", "revb1", "reva1"]
-    assert len(cmp.earlier) == 1 and len(cmp.current) == 2 and cmp.rate_ratio == 2.0
+    assert len(cmp.earlier) == 1 and len(cmp.current) == 2
+    assert cmp.rate_ratio == 1.5  # medians: 7,500 (10,000 and 5,000) against 5,000
     assert cmp.earlier_failed == ("round 2: worker bench-x-reva1 exited with 75:",)
+    assert cmp.pairs() == [(cmp.earlier[0], cmp.current[0])]  # round 2 drained this tree only: no pair
+    assert cmp.rate_per_round.ratios == (2.0,) and cmp.cpu_per_round.ratios == (1.0,)  # the same CPU, half the time
+    cmp = revision.compare_pipelines(cast(Any, None), [], "old", 3, tmp_path)  # with the same failure, three rounds
+    assert [c.seconds for _, c in cmp.pairs()] == [1.0, 3.0] and cmp.rate_per_round.ratios == (2.0, 2.0)
     assert any("old: FAILED, left out" in line for line in lines)
     monkeypatch.setattr(revision, "pipeline_run", _Drains({"reva0", "reva1"}))
     with pytest.raises(revision.RevisionError, match=r"no drain of old's worker completed: round 1: .*round 2: "):
