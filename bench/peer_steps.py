@@ -73,6 +73,7 @@ class Steps:
     source: Callable[[str], str] | None = None
     domains: Mapping[str, Domain] = field(default_factory=all_domains)
     counts: Counter[str] = field(default_factory=Counter)  # records per step (the benchmark's progress)
+    first: dict[str, float] = field(default_factory=dict)  # step -> when it began its first record
     last: dict[str, float] = field(default_factory=dict)  # step -> time of its last record
     # as the worker: the tables step takes what the ingest step encoded in this process, without decoding it
     recent: pure.Recent = field(default_factory=pure.Recent)
@@ -96,20 +97,27 @@ class Steps:
             Out(topic, key, value, headers) for topic, _p, key, value, headers in writes.routed]
 
     def freshness(self) -> dict[str, dict[str, Any]]:
-        """The peer's ``/freshness/`` document, shaped like the worker's (records per step, seconds since the
-        last one), so the benchmark times it with the same polling code."""
+        """The peer's ``/freshness/`` document, shaped like the worker's (records per step, when it began its
+        first and ended its last, seconds since), so the benchmark times it the same way."""
         now = time.time()
+        def iso(at: float | None) -> str | None:
+            return None if at is None else datetime.fromtimestamp(at, UTC).isoformat()
+
         return {step: {"events_processed": self.counts[step],
+                       "first_batch_at": iso(self.first.get(step)), "last_batch_at": iso(self.last.get(step)),
                        "seconds_since_last_batch": now - self.last[step] if step in self.last else None}
                 for step in ("ingest", "tables", "rollup")}
 
     def ingest(self, raw: pure.Raw, state: KeyState) -> list[Out]:
+        self.first.setdefault("ingest", time.time())
         writes = pure.ingest([raw], self.university_of, state.get, datetime.now(UTC), self.topic, self.dlq,
                              recent=self.recent)
         self._put(state, writes.puts)
         return self._done("ingest", writes)
 
     def tables(self, raw: pure.Raw, state: KeyState) -> list[Out]:
+        self.first.setdefault("tables", time.time())
+
         def lookup(key: str, partition: int) -> Any:  # Quix's state is the record's key's already
             return None if key.startswith("partial:") else state.get(key)
 
@@ -119,6 +127,7 @@ class Steps:
         return self._done("tables", writes)
 
     def rollup(self, raw: pure.Raw, state: KeyState) -> list[Out]:
+        self.first.setdefault("rollup", time.time())
         out = pure.RollupWrites()
         try:
             body = rollups.parse_partial(raw.value)

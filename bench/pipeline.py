@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from bench import kafka_io, workload
 from bench.env import Services, drop_topics, provision_run
 from bench.kafka_io import Progress
 from bench.peer_steps import output_suffix
-from bench.procfs import cpu_seconds, machine_busy_seconds
+from bench.procfs import CpuTrace, cpu_seconds, machine_busy_seconds
 from bench.profile import Hotspot, hotspots, own_time_by_area
 from bench.report import BenchError, percentile
 from bench.worker import Worker, total
@@ -51,10 +51,11 @@ STALL_S = 45.0  # no progress for this long = failure (with the worker's log)
 
 @dataclass(frozen=True)
 class Timing:
-    """A timed drain: from the first ingest progress to ``expected`` events applied."""
+    """A timed drain: from the first batch the workers began to ``expected`` events applied (their own clocks,
+    ``/freshness/``), or, timed by the poll (``own_clock=False``), from the first ingest progress seen."""
 
     seconds: float
-    startup_seconds: float  # worker start -> first ingest progress
+    startup_seconds: float  # worker start -> its first batch (the poll clock: -> the first ingest progress seen)
     events: int  # applied within the window
     cpu_seconds: float  # the workers' user + system CPU time within the window (bench.procfs)
 
@@ -106,10 +107,36 @@ class TooFastToTime(BenchError):
     """The workers finished before the clock could start (within one poll)."""
 
 
-def measure_workers(workers: list[Worker], expected: int, timeout: float, progress: Progress) -> Timing:
-    """Poll /freshness/ every 0.2 s. The clock starts when ingest first reports progress (worker start-up
-    excluded) and stops when the tables agent has processed ``expected`` events; the workers' CPU time is read
-    from /proc at both ends."""
+def _stamp(iso: str | None) -> float | None:
+    return None if not iso else datetime.fromisoformat(iso).timestamp()
+
+
+def own_window(freshness: Sequence[Mapping[str, Any]]) -> tuple[float, float]:
+    """(first, last): when the first of the workers began its first ingest batch and when the last of them
+    completed its last tables batch, as they report them (``first_batch_at`` / ``last_batch_at``)."""
+    firsts = [_stamp((f.get("ingest") or {}).get("first_batch_at")) for f in freshness]
+    lasts = [_stamp((f.get("tables") or {}).get("last_batch_at")) for f in freshness]
+    began, ended = [t for t in firsts if t is not None], [t for t in lasts if t is not None]
+    if not began or not ended:
+        raise BenchError("the workers' /freshness/ reports no first ingest batch or no last tables batch "
+                         "(first_batch_at / last_batch_at): a worker of an earlier version? (time it by the poll)")
+    return min(began), max(ended)
+
+
+def measure_workers(workers: list[Worker], expected: int, timeout: float, progress: Progress,
+                    own_clock: bool = True) -> Timing:
+    """Poll /freshness/ every 0.2 s until the tables agent has processed ``expected`` events (or fail: the
+    timeout, a stall, a dead worker).
+
+    The drain is timed by the workers' own clocks: from the moment the first began its first ingest batch to
+    the moment the last completed the tables batch that reached ``expected``, all ``expected`` events, and
+    their CPU time between those two moments (read from /proc every 10 ms, bench.procfs.CpuTrace). The peer
+    (bench.quix_peer) reports the same two moments, per record. With ``own_clock=False`` (an earlier revision's
+    worker may not report them) the clock is the poll's: it starts when ingest first reports progress, i.e.
+    after the workers' first ingest batch completed and up to a poll later, and stops at the poll that sees
+    ``expected``; the events applied before the start are left out. That window leaves out the first batch
+    (~0.1-0.4 s of a ~2 s drain, docs/benchmarks.md, eighteenth session): use it only to compare workers with
+    each other."""
     started = min(w.started_at for w in workers)
     deadline = time.monotonic() + timeout
     t0: float | None = None
@@ -117,40 +144,50 @@ def measure_workers(workers: list[Worker], expected: int, timeout: float, progre
     cpu_at_t0 = 0.0
     last_report = 0.0
     last_counts, last_change = (-1, -1), time.monotonic()
-    while True:
-        now = time.monotonic()
-        if now > deadline:
-            done = total(workers, "tables")
-            raise BenchError(f"pipeline processed {done} of {expected} events in {timeout:.0f}s\n"
-                             + "\n".join(w.log_tail(15) for w in workers))
-        ingest = total(workers, "ingest")
-        tables = total(workers, "tables")
-        if (ingest, tables) != last_counts:
-            last_counts, last_change = (ingest, tables), now
-        elif t0 is not None and now - last_change > STALL_S:
-            raise BenchError(f"pipeline stalled at ingest {ingest}, tables {tables} of {expected} for "
-                             f"{STALL_S:.0f}s (an agent crashed?)\n" + "\n".join(w.log_tail(20) for w in workers))
-        if t0 is None and ingest > 0:
-            t0, tables_at_t0, cpu_at_t0 = now, tables, _cpu(workers)
-        if tables >= expected:
-            assert t0 is not None
-            seconds = now - t0
-            n = expected - tables_at_t0
-            if seconds <= 0 or n <= 0:
-                raise TooFastToTime(f"all {expected:,} events were processed within one {POLL_S}s poll: too few "
-                                    "to time (use --events with more)")
-            return Timing(seconds, t0 - started, n, _cpu(workers) - cpu_at_t0)
-        if now - last_report > 2.0:
-            progress(f"  ... ingest {ingest:,}  tables {tables:,} / {expected:,}")
-            last_report = now
-        time.sleep(POLL_S)
+    pids = [w.proc.pid for w in workers if w.proc is not None]
+    with CpuTrace(pids) as trace:
+        while True:
+            now = time.monotonic()
+            if now > deadline:
+                done = total(workers, "tables")
+                raise BenchError(f"pipeline processed {done} of {expected} events in {timeout:.0f}s\n"
+                                 + "\n".join(w.log_tail(15) for w in workers))
+            ingest = total(workers, "ingest")
+            tables = total(workers, "tables")
+            if (ingest, tables) != last_counts:
+                last_counts, last_change = (ingest, tables), now
+            elif t0 is not None and now - last_change > STALL_S:
+                raise BenchError(f"pipeline stalled at ingest {ingest}, tables {tables} of {expected} for "
+                                 f"{STALL_S:.0f}s (an agent crashed?)\n" + "\n".join(w.log_tail(20) for w in workers))
+            if t0 is None and ingest > 0:
+                t0, tables_at_t0, cpu_at_t0 = now, tables, _cpu(workers)
+            if tables >= expected:
+                break
+            if now - last_report > 2.0:
+                progress(f"  ... ingest {ingest:,}  tables {tables:,} / {expected:,}")
+                last_report = now
+            time.sleep(POLL_S)
+    assert t0 is not None
+    if own_clock:
+        first, last = own_window([w.json("/freshness/") or {} for w in workers])
+        if last <= first:
+            raise BenchError(f"the workers report their last tables batch ({last}) before their first ingest "
+                             f"batch ({first})")
+        mono_first = first - (time.time() - time.monotonic())  # (the start is monotonic)
+        return Timing(last - first, mono_first - started, expected, trace.at(last) - trace.at(first))
+    seconds = now - t0
+    n = expected - tables_at_t0
+    if seconds <= 0 or n <= 0:
+        raise TooFastToTime(f"all {expected:,} events were processed within one {POLL_S}s poll: too few "
+                            "to time (use --events with more)")
+    return Timing(seconds, t0 - started, n, _cpu(workers) - cpu_at_t0)
 
 
 def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, log_dir: Path,
                  partitions: int = INGEST_PARTITIONS, workers: int = 1, baseline: bool = True,
                  progress: Progress = print, keep: list[Worker] | None = None,
                  steady: bool = False, peers: Sequence[tuple[str, str]] = (),
-                 env: dict[str, str] | None = None) -> PipelineRun:
+                 env: dict[str, str] | None = None, own_clock: bool = True) -> PipelineRun:
     """Load ``items`` into freshly provisioned suffixed topics, time the bare loop over them, then the
     workers, then the Quix Streams peer in each (topology, guarantee) of ``peers`` (bench.quix_peer) over
     the same topics. With ``keep`` the workers stay running (appended to ``keep``; the caller stops them).
@@ -158,7 +195,7 @@ def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, l
     ``steady``: the workers start first and the events are loaded once every worker holds its partitions,
     so the rate is the one of a running group, without the start-up rebalance of workers that join
     together on a backlog (which docs/streams.md covers). ``env``: more environment for the workers (an
-    earlier revision's tree first on their path: bench.revision)."""
+    earlier revision's tree first on their path: bench.revision). ``own_clock``: see :func:`measure_workers`."""
     suffix = svc.suffix(label)
     provision_run(svc, suffix, ingest_partitions=partitions, app_id=f"bench-{svc.run_id}")
     load_s = 0.0
@@ -189,7 +226,7 @@ def pipeline_run(svc: Services, items: Sequence[workload.Item], *, label: str, l
             load_s = kafka_io.load(svc.kafka, items, suffix)
             progress(f"  {workers} worker(s) ready; loaded {len(items):,} events ({partitions} ingest partitions) "
                      f"in {load_s:.1f}s")
-        timing = measure_workers(ws, len(items), drain_timeout(len(items)), progress)
+        timing = measure_workers(ws, len(items), drain_timeout(len(items)), progress, own_clock=own_clock)
         progress(f"  pipeline ({workers} worker(s)): {len(items):,} events, {timing.rate:,.0f}/s "
                  f"(start-up {timing.startup_seconds:.1f}s excluded; {timing.cpu_us_per_event:,.0f} µs of CPU per "
                  f"event, {timing.busy:.0%} of a core)")
@@ -230,7 +267,7 @@ def noop_run(svc: Services, suffix: str, label: str, expected: int, log_dir: Pat
     try:
         w.start()
         try:
-            measure_workers([w], expected, drain_timeout(expected), progress)
+            measure_workers([w], expected, drain_timeout(expected), progress, own_clock=False)  # (waits only)
         except TooFastToTime:
             pass  # (every event within one poll: its own clock still tells)
         clock = (w.json("/freshness/") or {}).get("clock") or {}

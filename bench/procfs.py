@@ -4,7 +4,11 @@ CPU time from here."""
 
 from __future__ import annotations
 
+import bisect
 import os
+import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.report import BenchError
@@ -43,3 +47,46 @@ def machine_busy_seconds() -> float:
     except (OSError, ValueError) as exc:
         raise BenchError(f"cannot read /proc/stat: {exc}") from exc
     return (user + nice + system + irq + softirq) / CLOCK_TICKS
+
+
+class CpuTrace:
+    """The CPU seconds (:func:`cpu_seconds`, summed) of ``pids``, read every ``interval`` s by a thread, so that
+    their CPU time at a moment they report themselves (a worker's first and last batch) can be read afterwards:
+    :meth:`at` gives the last reading at or before it, i.e. at most ``interval`` (and the kernel's tick) early."""
+
+    def __init__(self, pids: Sequence[int], interval: float = 0.01) -> None:
+        self.pids, self.interval = list(pids), interval
+        self.times: list[float] = []  # time.time() of each reading
+        self.cpu: list[float] = []
+        self.error: BenchError | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cpu-trace", daemon=True)
+
+    def _read(self) -> None:
+        at = time.time()
+        total = sum(cpu_seconds(pid) for pid in self.pids)
+        self.times.append(at)
+        self.cpu.append(total)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.interval):
+                self._read()
+        except BenchError as exc:  # a process gone: readings up to here stand
+            self.error = exc
+
+    def __enter__(self) -> CpuTrace:
+        self._read()  # one reading before the thread's first
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self.error is None:
+            self._read()
+
+    def at(self, when: float) -> float:
+        """The CPU seconds read last at or before ``when`` (the first reading if ``when`` precedes it)."""
+        i = bisect.bisect_right(self.times, when)
+        return self.cpu[max(i - 1, 0)]

@@ -372,9 +372,10 @@ def compare_pipelines(svc: Services, items: Sequence[Item], revision: str, round
                       progress: Callable[[str], None] = lambda _: None) -> PipelineComparison:
     """One worker of ``revision`` and one of this tree, each draining ``items`` from fresh topics
     (bench.pipeline.pipeline_run, no bare-loop baseline), in :func:`drain_order`; the topics of each drain are
-    dropped after it. A drain of the earlier revision that fails (a defect fixed since: an old worker's stall)
-    is reported and left out, the rounds go on; with none of its drains completed, or any of this tree's
-    failing, the measurement fails."""
+    dropped after it. Both are timed by the poll (a worker before 2026-12-07 does not report its first batch):
+    the same window for both, fit for their ratio, not for a rate against another system. A drain of the
+    earlier revision that fails (a defect fixed since: an old worker's stall) is reported and left out, the
+    rounds go on; with none of its drains completed, or any of this tree's failing, the measurement fails."""
     if rounds < 1:
         raise RevisionError("at least one round")
     timings: dict[str, list[Timing]] = {"earlier": [], "current": []}
@@ -388,7 +389,7 @@ def compare_pipelines(svc: Services, items: Sequence[Item], revision: str, round
             label = f"rev{'a' if who == 'earlier' else 'b'}{r}"
             try:
                 run = pipeline_run(svc, items, label=label, log_dir=log_dir, baseline=False, progress=progress,
-                                   env=env[who])
+                                   env=env[who], own_clock=False)
             except BenchError as exc:
                 if who == "current":
                     raise

@@ -113,6 +113,7 @@ class Pipeline:
     writer: Writer
     registry: CollectorRegistry | None = None
     metrics: PipelineMetrics | None = None
+    first_batch_at: dict[str, float] = field(default_factory=dict)  # when each agent began its first batch
     last_batch_at: dict[str, float] = field(default_factory=dict)
     events_processed: dict[str, int] = field(default_factory=dict)
     events_applied: dict[str, int] = field(default_factory=dict)  # first-time events (replays excluded)
@@ -240,6 +241,7 @@ class Pipeline:
 
     # ------------------------------------------------------------------ each agent's two phases
     def _compute_ingest(self, batch: Sequence[Message], pending: Pending) -> pure.Writes:
+        self.first_batch_at.setdefault("ingest", time.time())
         require_held(self.seen, batch)
         reads = self._reads(self.seen)
         writes = pure.ingest([raw(message) for message in batch], self.university_of,
@@ -261,6 +263,7 @@ class Pipeline:
     def _compute_tables(self, batch: Sequence[Message], pending: Pending) -> pure.Writes:
         """If a crash lands between the table writes and the sends, the replay finds the events already
         applied (``applied:`` keys) and re-sends the same partials and views."""
+        self.first_batch_at.setdefault("tables", time.time())
         require_held(self.states, batch)
         reads = self._reads(self.states)
         writes = pure.tables([raw(message) for message in batch], self.domains,
@@ -281,6 +284,7 @@ class Pipeline:
         self._done("tables", batch, applied=writes.applied)
 
     def _compute_rollup(self, batch: Sequence[Message], pending: Pending) -> pure.Writes:
+        self.first_batch_at.setdefault("rollup", time.time())
         require_held(self.rollups, batch)
         reads = self._reads(self.rollups)
         writes = pure.rollup([raw(message) for message in batch],

@@ -4,7 +4,7 @@
                               service-guarantee, windows) + freshness                      [token]
   GET /entities/{key}/        one posting, fair, mentor or employer state (e.g. posting:scu-job-1), routed
                               to the worker that owns the key's partition; never a job seeker  [token]
-  GET /freshness/             per agent: last batch time, seconds since, events processed, batches split
+  GET /freshness/             per agent: first and last batch time, seconds since, events processed, batches split
                               (counts only)
 
 [token]: ``Authorization: Bearer <ALLIANCE_HTTP_TOKEN>`` (core.http_auth). faust's own /router/ and /table/
@@ -34,12 +34,16 @@ def _age(iso: str | None) -> float | None:
 
 
 def freshness(pipeline: Pipeline) -> dict[str, Any]:
-    """Per agent: last batch, events processed (replays after a rebalance included) and, for ingest and
-    tables, events applied for the first time (accepted new events; events new to their entity state)."""
+    """Per agent: when it began its first batch since the worker started and when it completed its last (the
+    benchmark times a drain between the two), events processed (replays after a rebalance included) and, for
+    ingest and tables, events applied for the first time (accepted new events; events new to their entity
+    state)."""
     now = time.time()
     out: dict[str, Any] = {}
     for agent, at in pipeline.last_batch_at.items():
-        out[agent] = {"last_batch_at": datetime.fromtimestamp(at, UTC).isoformat(),
+        first = pipeline.first_batch_at.get(agent, at)
+        out[agent] = {"first_batch_at": datetime.fromtimestamp(first, UTC).isoformat(),
+                      "last_batch_at": datetime.fromtimestamp(at, UTC).isoformat(),
                       "seconds_since_last_batch": round(now - at, 3),
                       "events_processed": pipeline.events_processed.get(agent, 0)}
         if agent in pipeline.events_applied:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,7 +13,7 @@ import pytest
 
 from bench.kafka_io import in_niced_thread
 from bench.pipeline import measure_workers
-from bench.procfs import CLOCK_TICKS, cpu_seconds, cpu_ticks, machine_busy_seconds, rss_mb
+from bench.procfs import CLOCK_TICKS, CpuTrace, cpu_seconds, cpu_ticks, machine_busy_seconds, rss_mb
 from bench.report import BenchError
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
@@ -61,7 +62,7 @@ class _Busy:
         return self.polls
 
 
-def test_the_timed_window_carries_the_cpu_time_spent_in_it() -> None:
+def test_the_poll_clocks_window_carries_the_cpu_time_spent_in_it() -> None:
     stop = threading.Event()
 
     def spin() -> None:
@@ -72,7 +73,8 @@ def test_the_timed_window_carries_the_cpu_time_spent_in_it() -> None:
     spinner.start()
     try:
         t = os.times()
-        timing = measure_workers([_Busy()], 8, timeout=30.0, progress=lambda _: None)  # type: ignore[list-item]
+        timing = measure_workers([_Busy()], 8, timeout=30.0, progress=lambda _: None,  # type: ignore[list-item]
+                                 own_clock=False)
         t2 = os.times()
     finally:
         stop.set()
@@ -83,6 +85,73 @@ def test_the_timed_window_carries_the_cpu_time_spent_in_it() -> None:
     assert 0 < timing.cpu_seconds <= spent + 2 / CLOCK_TICKS  # within the call's own CPU time
     assert timing.busy > 0.2  # the spinning thread kept (about) a core busy over the window
     assert timing.cpu_us_per_event == pytest.approx(timing.cpu_seconds / timing.events * 1e6)
+
+
+class _Reporting(_Busy):
+    """A worker in this process that reports when it began its first ingest batch and completed its last tables
+    batch, as the worker's /freshness/ does: it begins at the second poll and ends at the eighth, and notes this
+    process's own CPU time (os.times) at both moments, the oracle."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.began = self.ended = 0.0
+        self.cpu_began = self.cpu_ended = 0.0
+
+    def processed(self, agent: str) -> int:
+        n = super().processed(agent)
+        if agent == "ingest" and self.polls == 2:
+            self.began, self.cpu_began = time.time(), _own_cpu_seconds()
+        if agent == "ingest" and self.polls == 8:
+            self.ended, self.cpu_ended = time.time(), _own_cpu_seconds()
+        return n
+
+    def json(self, path: str) -> dict[str, object]:
+        assert path == "/freshness/"
+        iso = lambda t: datetime.fromtimestamp(t, UTC).isoformat()  # noqa: E731
+        return {"ingest": {"first_batch_at": iso(self.began)}, "tables": {"last_batch_at": iso(self.ended)}}
+
+
+def test_the_workers_own_clock_times_the_drain_from_their_first_batch_to_their_last() -> None:
+    stop = threading.Event()
+    spinner = threading.Thread(target=lambda: [None for _ in iter(stop.is_set, True)])  # a core kept busy
+    spinner.start()
+    worker = _Reporting()
+    try:
+        timing = measure_workers([worker], 8, timeout=30.0, progress=lambda _: None)  # type: ignore[list-item]
+    finally:
+        stop.set()
+        spinner.join()
+    assert timing.events == 8  # every event: the window begins before any
+    assert timing.seconds == pytest.approx(worker.ended - worker.began, abs=1e-5)  # (microseconds in the text)
+    assert 6 * 0.2 * 0.9 <= timing.seconds  # six polls apart
+    oracle = worker.cpu_ended - worker.cpu_began
+    # read from /proc every 10 ms: at most one interval and a tick or two early at either end
+    assert abs(timing.cpu_seconds - oracle) <= 0.02 + 3 / CLOCK_TICKS, (timing.cpu_seconds, oracle)
+    assert timing.busy > 0.2
+
+
+def test_a_worker_that_does_not_report_its_first_batch_cannot_be_timed_by_its_own_clock() -> None:
+    class Silent(_Busy):
+        def json(self, path: str) -> dict[str, object]:
+            return {"ingest": {"events_applied": 3}, "tables": {"last_batch_at": None}}
+
+    with pytest.raises(BenchError, match="first_batch_at"):
+        measure_workers([Silent()], 3, timeout=30.0, progress=lambda _: None)  # type: ignore[list-item]
+
+
+def test_a_cpu_trace_reads_the_cpu_time_at_a_past_moment() -> None:
+    with CpuTrace([os.getpid()], interval=0.01) as trace:
+        before_t, before = time.time(), _own_cpu_seconds()
+        end = time.process_time() + 0.2
+        while time.process_time() < end:
+            pass
+        after_t, after = time.time(), _own_cpu_seconds()
+        time.sleep(0.05)
+    assert trace.at(before_t) <= before + 2 / CLOCK_TICKS
+    assert trace.at(after_t) == pytest.approx(after, abs=0.02 + 3 / CLOCK_TICKS)
+    assert trace.at(after_t) - trace.at(before_t) == pytest.approx(after - before, abs=0.04 + 4 / CLOCK_TICKS)
+    assert trace.at(0.0) == trace.cpu[0]  # before every reading: the first
+    assert len(trace.times) >= 5 and trace.times == sorted(trace.times)  # (this thread spun, holding the GIL)
 
 
 def test_the_machine_was_busy_at_least_as_long_as_this_process() -> None:
