@@ -168,6 +168,8 @@ def measure_workers(workers: list[Worker], expected: int, timeout: float, progre
                 last_report = now
             time.sleep(POLL_S)
     assert t0 is not None
+    if trace.error is not None:  # a worker gone before the end: its CPU time is not known
+        raise trace.error
     if own_clock:
         first, last = own_window([w.json("/freshness/") or {} for w in workers])
         if last <= first:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -151,6 +153,17 @@ def test_a_cpu_trace_reads_the_cpu_time_at_a_past_moment() -> None:
     assert trace.at(after_t) == pytest.approx(after, abs=0.02 + 3 / CLOCK_TICKS)
     assert trace.at(after_t) - trace.at(before_t) == pytest.approx(after - before, abs=0.04 + 4 / CLOCK_TICKS)
     assert trace.at(0.0) == trace.cpu[0]  # before every reading: the first
+    assert trace.error is None
+
+
+def test_a_cpu_trace_of_a_process_that_is_gone_says_so() -> None:
+    with pytest.raises(BenchError, match="CPU time of pid"):
+        CpuTrace([2**22 + 12345]).__enter__()  # gone before the first reading
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    with CpuTrace([child.pid], interval=0.01) as trace:
+        child.wait()
+        time.sleep(0.1)  # (reaped: its /proc entry is gone)
+    assert isinstance(trace.error, BenchError) and len(trace.times) >= 1
     assert len(trace.times) >= 5 and trace.times == sorted(trace.times)  # (this thread spun, holding the GIL)
 
 
