@@ -51,12 +51,19 @@ from streams.inbox import Inbox
 log = logging.getLogger("streams.consumer")
 
 
-def _firsts(records_it: Any) -> dict[Any, int]:
-    """The first (lowest) offset per partition of what is left in a fetched batch's iterator."""
-    firsts: dict[Any, int] = {}
-    for tp, record in records_it:
-        firsts.setdefault(tp, record.offset)
-    return firsts
+def _firsts(runs: Sequence[tuple[Any, Sequence[Any]]]) -> dict[Any, int]:
+    """The first (lowest) offset of each partition's run of a fetch (to seek back to)."""
+    return {tp: run[0].offset for tp, run in runs if run}
+
+
+def _unread(run: Sequence[Any], read_offset: int | None) -> Sequence[Any] | None:
+    """One partition's fetched records (in offset order) less those read before, if they continue where the
+    partition's reading stands without a hole: the run an inbox takes at once. None otherwise (records out of
+    order, or a hole that faust books as a gap): those go one by one."""
+    first, last = run[0].offset, run[-1].offset
+    if last - first + 1 != len(run) or (read_offset and first - read_offset > 1):
+        return None
+    return run[read_offset - first:] if read_offset is not None and first < read_offset else run
 
 
 class FencedRebalanceListener(ConsumerRebalanceListener):
@@ -121,91 +128,82 @@ class GaplessConsumer(Consumer):
                 log.info("%s[%d]: sought back to %d, the first record not delivered (%s)", tp.topic,
                          tp.partition, offset, why)
 
-    async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:  # noqa: ASYNC109  (faust's signature)
-        """faust's ``getmany`` (round-robin over the fetched partitions), but a batch cut short by a stopped
-        flow or a new generation seeks its partitions back instead of dropping the rest."""
+    async def _fetched(self, timeout: float) -> tuple[int, list[tuple[Any, list[Any]]], set[Any]] | None:  # noqa: ASYNC109
+        """The next fetch as runs: each partition's records in offset order (faust's ``getmany`` hands them out
+        one at a time, round-robin over the partitions), the generation it was fetched in and the partitions
+        whose records may be delivered (faust skips the others: paused, or being revoked). None if there is
+        nothing to deliver; a fetch that arrives while the flow is stopped is sought back whole."""
         records, active_partitions = await self._wait_next_records(timeout)
         generation_id = self.app.consumer_generation_id
         if records is None or self.should_stop:
-            return
-
-        def deliverable(tp: Any) -> bool:
-            return active_partitions is None or tp in active_partitions or tp in self._buffered_partitions
-
+            return None
+        runs = [(tp, run) for tp, run in records.items() if run]
+        buffered = self._buffered_partitions
+        deliverable = {tp for tp, _ in runs if active_partitions is None or tp in active_partitions or tp in buffered}
         monitor = self.app.monitor
-        for tp in filter(deliverable, records):  # faust's end-offset gauge, once per partition and fetch
-            monitor.track_tp_end_offset(tp, self.highwater(tp))  # (faust: once per record)
-        records_it = self.scheduler.iterate(records)
-        to_message = self._to_message
+        for tp in deliverable:  # faust's end-offset gauge, once per partition and fetch (faust: once per record)
+            monitor.track_tp_end_offset(tp, self.highwater(tp))
         if not self.flow_active:
-            await self._rewind(_firsts(records_it), "flow not active")
+            await self._rewind(_firsts(runs), "flow not active")
+            return None
+        return generation_id, runs, deliverable
+
+    def _cut(self, generation_id: int) -> str | None:
+        """Why the rest of a fetch must not be delivered (it is sought back then), or None."""
+        if not self.flow_active:
+            return "flow stopped"
+        if self.app.consumer_generation_id != generation_id:
+            return "generation changed"
+        return None
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:  # noqa: ASYNC109  (faust's signature)
+        """faust's ``getmany``, one record at a time (a partition's run after another), but a fetch cut short by a
+        stopped flow or a new generation seeks its partitions back instead of dropping the rest. (The fetch loop,
+        :meth:`_drain_messages`, delivers whole runs instead.)"""
+        fetched = await self._fetched(timeout)
+        if fetched is None:
             return
-        for tp, record in records_it:
-            cut = ("flow stopped" if not self.flow_active
-                   else "generation changed" if self.app.consumer_generation_id != generation_id else None)
-            if cut is not None:
-                undelivered = _firsts(records_it)
-                undelivered.setdefault(tp, record.offset)
-                undelivered[tp] = min(undelivered[tp], record.offset)
-                await self._rewind(undelivered, cut)
-                return
-            if deliverable(tp):
-                yield tp, to_message(tp, record)
+        generation_id, runs, deliverable = fetched
+        for i, (tp, run) in enumerate(runs):
+            if tp not in deliverable:
+                continue
+            for j, record in enumerate(run):
+                if (cut := self._cut(generation_id)) is not None:
+                    await self._rewind({**_firsts(runs[i + 1:]), tp: run[j].offset}, cut)
+                    return
+                yield tp, self._to_message(tp, record)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - the fetcher's background task
         """faust's fetcher loop, but a record counts as read only once it was delivered: when the flow
-        suspension wins the race, the partition is sought back to that record."""
-        callback = self.callback
+        suspension wins the race, the partition is sought back to that record. A fetch is delivered a
+        partition's run at a time: an agent's records into its inbox in as few steps as its room allows
+        (:meth:`_to_inbox`), any other topic's one by one through faust's callback (:meth:`_one_by_one`)."""
         consumer_stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set
-        read_offset = self._read_offset
-        commit_every = self._commit_every
-        acks_enabled_for = self.app.topics.acks_enabled_for
         inboxes = self.inboxes
-        suspended = self.suspend_flow.is_set
-        num_since_yield = 0
         try:
             while not (consumer_stopped() or fetcher_stopped()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                ait = self.getmany(timeout=1.0)
+                fetched = await self._fetched(timeout=1.0)
                 await self.sleep(0)
-                if self.should_stop:
+                if fetched is None or self.should_stop:
                     continue
-                rewound: set[Any] = set()  # partitions sought back in this fetch: skip the rest of theirs
-                async for tp, message in ait:
-                    num_since_yield += 1
-                    if num_since_yield > 100:
-                        await asyncio.sleep(0)
-                        num_since_yield = 0
-                    if tp in rewound:
+                generation_id, runs, deliverable = fetched
+                for i, (tp, run) in enumerate(runs):
+                    if (cut := self._cut(generation_id)) is not None:  # (a rebalance began at the last await)
+                        await self._rewind(_firsts(runs[i:]), cut)
+                        break
+                    if tp not in deliverable:
                         continue
-                    offset = message.offset
-                    r_offset = read_offset[tp]
-                    if r_offset is not None and offset < r_offset:
-                        continue  # read before (faust logs these as DROPPED MESSAGE)
-                    if offset - (r_offset or 0) > 1 and r_offset and acks_enabled_for(message.topic):
-                        await self._add_gap(tp, r_offset + 1, offset)
-                    if commit_every is not None and self._n_acked >= commit_every:
-                        self._n_acked = 0
-                        await self.commit()
                     inbox = inboxes.get(tp.topic)
-                    if inbox is not None:  # an agent's record: straight into its inbox (streams.inbox)
-                        if inbox.full():
-                            await self.wait_first(inbox.wait_space(), self.suspend_flow.wait())
-                        if inbox.full() or suspended() or not self.flow_active:
-                            rewound.add(tp)  # a rebalance began: read it again after (as below)
-                            await self._rewind({tp: offset}, "flow suspended before the record reached the inbox")
-                            continue
-                        inbox.put(message)
-                        read_offset[tp] = offset
-                        continue
-                    delivery = callback(message)
-                    waited = await self.wait_first(delivery, self.suspend_flow.wait())
-                    if delivery in waited.done:
-                        read_offset[tp] = offset
-                    else:  # suspended (or stopping) before the record reached the stream: read it again later
-                        rewound.add(tp)
-                        await self._rewind({tp: offset}, "flow suspended during delivery")
+                    records = _unread(run, self._read_offset[tp]) if inbox is not None else None
+                    delivered = (await self._to_inbox(tp, records, inbox, generation_id)
+                                 if records is not None and inbox is not None
+                                 else await self._one_by_one(tp, run, inbox, generation_id))
+                    if not delivered:  # cut short: the run sought back from its first record not delivered
+                        await self._rewind(_firsts(runs[i + 1:]), self._cut(generation_id) or "cut")
+                        break
+                    await asyncio.sleep(0)  # (a run may hold thousands of records: let the agents and a rebalance in)
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -217,6 +215,69 @@ class GaplessConsumer(Consumer):
             raise
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _to_inbox(self, tp: Any, records: Sequence[Any], inbox: Inbox, generation_id: int) -> bool:
+        """Hand one partition's run (:func:`_unread`) to its agent's inbox, as many records at a time as fit,
+        waiting for the agent to take a batch when it is full. When the flow is suspended first, the partition
+        is sought back to its first record not handed over. False if the fetch must stop (sought back)."""
+        to_message, read_offset = self._to_message, self._read_offset
+        messages = [to_message(tp, record) for record in records]
+        i = 0
+        while i < len(messages):
+            await self._commit_if_due()
+            if inbox.full():
+                await self.wait_first(inbox.wait_space(), self.suspend_flow.wait())
+            if (cut := self._cut(generation_id)) is not None:  # (the flow stopped, or a new generation, meanwhile)
+                await self._rewind({tp: messages[i].offset}, cut)
+                return False
+            if inbox.full() or self.suspend_flow.is_set():
+                await self._rewind({tp: messages[i].offset}, "flow suspended before the record reached the inbox")
+                return True  # (every later partition of the fetch meets the same, and is sought back in turn)
+            i = inbox.put_many(messages, i)
+            read_offset[tp] = messages[i - 1].offset
+        return True
+
+    async def _one_by_one(self, tp: Any, run: Sequence[Any], inbox: Inbox | None, generation_id: int) -> bool:
+        """faust's per-record delivery of one partition's run, into ``inbox`` or else through the conductor's
+        callback, with its checks: records read before skipped, a hole booked (:meth:`_add_gap`), a record whose
+        delivery lost the race against the flow suspension sought back. False if the fetch must stop."""
+        read_offset = self._read_offset
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        for record in run:
+            if (cut := self._cut(generation_id)) is not None:
+                await self._rewind({tp: record.offset}, cut)
+                return False
+            message = self._to_message(tp, record)
+            offset = message.offset
+            r_offset = read_offset[tp]
+            if r_offset is not None and offset < r_offset:
+                continue  # read before (faust logs these as DROPPED MESSAGE)
+            if offset - (r_offset or 0) > 1 and r_offset and acks_enabled_for(message.topic):
+                await self._add_gap(tp, r_offset + 1, offset)
+            await self._commit_if_due()
+            if inbox is not None:
+                if inbox.full():
+                    await self.wait_first(inbox.wait_space(), self.suspend_flow.wait())
+                if inbox.full() or self.suspend_flow.is_set() or not self.flow_active:
+                    await self._rewind({tp: offset}, "flow suspended before the record reached the inbox")
+                    return True
+                inbox.put(message)
+                read_offset[tp] = offset
+                continue
+            delivery = self.callback(message)
+            waited = await self.wait_first(delivery, self.suspend_flow.wait())
+            if delivery in waited.done:
+                read_offset[tp] = offset
+            else:  # suspended (or stopping) before the record reached the stream: read it again later
+                await self._rewind({tp: offset}, "flow suspended during delivery")
+                return True
+        return True
+
+    async def _commit_if_due(self) -> None:
+        """faust's commit after every ``broker_commit_every`` acknowledged records (if set)."""
+        if self._commit_every is not None and self._n_acked >= self._commit_every:
+            self._n_acked = 0
+            await self.commit()
 
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
         GaplessConsumer.skipped_jumps += 1

@@ -18,7 +18,7 @@ No I/O and no faust here; the consumer and the agent loop do both.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 # bytes of keys and values an inbox holds at most (beyond that the fetch loop waits for the agent): a university
@@ -75,6 +75,30 @@ class Inbox:
             self._filled.set()
         if self.full():
             self._space.clear()
+
+    def put_many(self, messages: Sequence[Any], start: int = 0) -> int:
+        """Append ``messages[start:]`` one after another until the inbox is full (what :meth:`put` does for each
+        while :meth:`full` is false; the consumer checks it first, so one always fits). Returns the index after
+        the last one appended."""
+        items = self._items
+        had = len(items)
+        end = min(len(messages), start + self.capacity - had)
+        size, limit = self._bytes, self.max_bytes
+        i = start
+        while i < end and size < limit:
+            message = messages[i]
+            size += len(message.key or b"") + len(message.value or b"")  # (size_of, inlined: once per record)
+            i += 1
+        items.extend(messages[start:i])
+        self._bytes = size
+        n = len(items)
+        if had == 0 and n:
+            self._arrived.set()
+        if n >= self.size:
+            self._filled.set()
+        if self.full():
+            self._space.clear()
+        return i
 
     async def wait_space(self) -> None:
         await self._space.wait()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -101,10 +101,22 @@ class Fetcher:
         self._stopped = asyncio.Event()
 
 
+def as_fetched(records: Sequence[ConsumerMessage]) -> dict[TP, list[ConsumerRecord]]:
+    """``records`` as aiokafka fetches them: each partition's in a list of its own, in the order given."""
+    fetch: dict[TP, list[ConsumerRecord]] = {}
+    for m in records:
+        fetch.setdefault(m.tp, []).append(ConsumerRecord(m.topic, m.partition, m.offset, int(m.timestamp * 1000), 0,
+                                                         m.key, m.value, None, len(m.key or b""),
+                                                         len(m.value or b""), m.headers))
+    return fetch
+
+
 async def consumer_with(box: Inbox, fetched: list[ConsumerMessage], *, before: Any = None) -> GaplessConsumer:
     """A never-started consumer of an app served like the worker's (its inbox's topics subscribed through
     faust's conductor, whose index decides which acknowledgements count) whose fetch loop reads ``fetched``
-    once; ``before(consumer, i)`` runs before the i-th record is delivered. Seeks are recorded, not sent."""
+    once (one fetch: each partition's records in the order given, the partitions in order of first appearance);
+    ``before(consumer, i)`` runs as the i-th record (in the order the fetch loop takes them) becomes a message.
+    Seeks are recorded, not sent."""
     app = faust.App(f"inbox-{id(box)}", broker="kafka://127.0.0.1:1", store="memory://")
     install(app, inboxes=[box])
 
@@ -112,18 +124,28 @@ async def consumer_with(box: Inbox, fetched: list[ConsumerMessage], *, before: A
         raise AssertionError("not run")
 
     serve_inbox(app, box, handle)
-    await app.topics._update_indices()  # what faust's conductor does when it subscribes
+    await app.topics._update_indices()
     consumer: Any = app.consumer
     consumer.delivered_elsewhere = []
     consumer.sought = []
     fetcher = Fetcher()
+    fetches = [as_fetched(fetched)]
 
-    async def getmany(timeout: float) -> AsyncIterator[tuple[TP, ConsumerMessage]]:  # noqa: ASYNC109
-        for i, record in enumerate(fetched):
-            if before is not None:
-                before(consumer, i)
-            yield record.tp, record
-        fetcher._stopped.set()
+    async def wait_next_records(timeout: float) -> tuple[Any, Any]:  # noqa: ASYNC109
+        if not fetches:
+            fetcher._stopped.set()
+            return None, None
+        return fetches.pop(), None
+
+    made = 0
+    to_message = consumer._to_message
+
+    def message_of(tp: TP, record: ConsumerRecord) -> ConsumerMessage:
+        nonlocal made
+        if before is not None:
+            before(consumer, made)
+        made += 1
+        return to_message(tp, record)  # type: ignore[no-any-return]
 
     async def callback(record: ConsumerMessage) -> None:  # faust's conductor, for topics no inbox reads
         consumer.delivered_elsewhere.append(record.offset)
@@ -131,10 +153,12 @@ async def consumer_with(box: Inbox, fetched: list[ConsumerMessage], *, before: A
     async def seek(tp: TP, offset: int) -> None:
         consumer.sought.append((tp, offset))
 
-    consumer.getmany = getmany
+    consumer._wait_next_records = wait_next_records
+    consumer._to_message = message_of
     consumer.callback = callback
     consumer.seek = seek
     consumer.assignment = lambda: {record.tp for record in fetched}
+    consumer.highwater = lambda tp: 0
     consumer.fetcher = fetcher
     consumer.flow_active = True
     consumer.suspend_flow.clear()
@@ -146,19 +170,18 @@ async def test_the_fetch_loop_hands_an_agents_records_to_its_inbox_and_the_rest_
     fetched = [message(INGEST, 0, 0), message(OTHER, 0, 5), message(INGEST, 1, 7), message(INGEST, 0, 1)]
     consumer: Any = await consumer_with(box, fetched)
     await consumer._drain_messages(consumer.fetcher)
-    assert [(m.partition, m.offset) for m in await box.take()] == [(0, 0), (1, 7), (0, 1)]
+    assert [(m.partition, m.offset) for m in await box.take()] == [(0, 0), (0, 1), (1, 7)]  # a partition's run at once
     assert consumer.delivered_elsewhere == [5]
     assert consumer._read_offset[TP(INGEST, 0)] == 1 and consumer._read_offset[TP(INGEST, 1)] == 7
 
 
 async def test_a_fetch_yields_every_delivered_record_and_tracks_each_partitions_end_offset_once() -> None:
-    """The consumer's own ``getmany`` over a stubbed fetch: every record of the delivered partitions, in
-    faust's round-robin order, and faust's end-offset gauge set once per partition and fetch."""
+    """The consumer's own ``getmany`` over a stubbed fetch: every record of the delivered partitions, a
+    partition's run after another, and faust's end-offset gauge set once per partition and fetch."""
     tps = [TP(INGEST, 0), TP(INGEST, 1), TP(INGEST, 2)]
     fetch = {tp: [ConsumerRecord(tp.topic, tp.partition, o, 0, 0, b"k", b"v", None, 1, 1, [])
                   for o in range(3 * tp.partition, 3 * tp.partition + 3)] for tp in tps}
     consumer: Any = await consumer_with(inbox(), [])
-    del consumer.getmany  # the class's own again
 
     async def wait_next_records(timeout: float) -> tuple[Any, Any]:  # noqa: ASYNC109
         return fetch, {tps[0], tps[1]}  # partition 2 is not active (faust: paused or being revoked)
@@ -168,25 +191,62 @@ async def test_a_fetch_yields_every_delivered_record_and_tracks_each_partitions_
     consumer.highwater = lambda tp: 100 + tp.partition
     consumer.app.monitor.track_tp_end_offset = lambda tp, offset: tracked.append((tp, offset))
     got = [(tp.partition, m.offset) async for tp, m in consumer.getmany(timeout=1.0)]
-    assert got == [(0, 0), (1, 3), (0, 1), (1, 4), (0, 2), (1, 5)]
+    assert got == [(0, 0), (0, 1), (0, 2), (1, 3), (1, 4), (1, 5)]
     assert sorted(tracked) == [(tps[0], 100), (tps[1], 101)]
 
 
+async def test_getmany_cut_short_by_a_rebalance_seeks_back_what_it_did_not_yield() -> None:
+    tps = [TP(INGEST, 0), TP(INGEST, 1)]
+    fetch = {tp: [ConsumerRecord(tp.topic, tp.partition, o, 0, 0, b"k", b"v", None, 1, 1, []) for o in range(3)]
+             for tp in tps}
+    consumer: Any = await consumer_with(inbox(), [])
+
+    async def wait_next_records(timeout: float) -> tuple[Any, Any]:  # noqa: ASYNC109
+        return fetch, None
+
+    consumer._wait_next_records = wait_next_records
+    consumer.assignment = lambda: set(tps)
+    got = []
+    async for tp, m in consumer.getmany(timeout=1.0):
+        got.append((tp.partition, m.offset))
+        if len(got) == 2:
+            consumer.stop_flow()  # what faust does first when partitions are revoked
+    assert got == [(0, 0), (0, 1)] and sorted(consumer.sought) == [(tps[0], 2), (tps[1], 0)]
+
+
 async def test_records_fetched_as_a_rebalance_suspends_the_flow_are_sought_back_not_dropped() -> None:
-    """The flow stops before the third record: it and every later record of its partition are sought back
-    (read again after the rebalance); nothing of them reaches the inbox."""
+    """The flow is suspended while the fetch loop hands over the first partition's run (the rebalance's
+    callbacks run at its next await): that run is in the inbox, the other partition is sought back to its
+    first record and nothing of it reaches the inbox."""
     box = inbox(size=10, capacity=10)
     fetched = [message(INGEST, 0, 0), message(INGEST, 1, 3), message(INGEST, 0, 1), message(INGEST, 0, 2),
                message(INGEST, 1, 4)]
 
     def before(consumer: Any, i: int) -> None:
-        if i == 2:
-            consumer.suspend_flow.set()
+        if i == 1:
+            asyncio.get_running_loop().call_soon(consumer.suspend_flow.set)
 
     consumer: Any = await consumer_with(box, fetched, before=before)
     await consumer._drain_messages(consumer.fetcher)
-    assert [(m.partition, m.offset) for m in box._items] == [(0, 0), (1, 3)]
-    assert consumer.sought == [(TP(INGEST, 0), 1), (TP(INGEST, 1), 4)]
+    assert [(m.partition, m.offset) for m in box._items] == [(0, 0), (0, 1), (0, 2)]
+    assert consumer.sought == [(TP(INGEST, 1), 3)]
+
+
+async def test_a_fetch_whose_records_do_not_continue_the_partition_goes_one_by_one() -> None:
+    """Records read before are skipped; a jump in offsets is booked as faust would (and never committed over,
+    streams.consumer); out-of-order records take the per-record path. The inbox gets exactly what the
+    per-record loop would hand it."""
+    box = inbox(size=20, capacity=20)
+    fetched = [message(INGEST, 0, o) for o in (3, 4, 5, 6)] + [message(INGEST, 1, o) for o in (10, 12)]
+    fetched += [message(INGEST, 2, o) for o in (7, 5, 8)]
+    consumer: Any = await consumer_with(box, fetched)
+    consumer._read_offset[TP(INGEST, 0)] = 5  # 3 and 4 read before; 5 again (as faust: only lower ones skipped)
+    consumer._read_offset[TP(INGEST, 1)] = 8  # a hole: 9 was never fetched
+    before = GaplessConsumer.skipped_jumps
+    await consumer._drain_messages(consumer.fetcher)
+    assert [(m.partition, m.offset) for m in box._items] == [(0, 5), (0, 6), (1, 10), (1, 12), (2, 7), (2, 8)]
+    assert GaplessConsumer.skipped_jumps - before == 2  # 8 -> 10 and 10 -> 12 (2: 7 then 5 skipped, then 8)
+    assert consumer._read_offset[TP(INGEST, 0)] == 6 and consumer._read_offset[TP(INGEST, 2)] == 8
 
 
 async def test_a_full_inbox_holds_the_fetch_loop_until_the_agent_takes_a_batch() -> None:
