@@ -167,9 +167,9 @@ class GaplessConsumer(Consumer):
         for i, (tp, run) in enumerate(runs):
             if tp not in deliverable:
                 continue
-            for j, record in enumerate(run):
+            for record in run:
                 if (cut := self._cut(generation_id)) is not None:
-                    await self._rewind({**_firsts(runs[i + 1:]), tp: run[j].offset}, cut)
+                    await self._rewind({**_firsts(runs[i + 1:]), tp: record.offset}, cut)
                     return
                 yield tp, self._to_message(tp, record)
 
