@@ -197,10 +197,10 @@ class GaplessConsumer(Consumer):
                         continue
                     inbox = inboxes.get(tp.topic)
                     records = _unread(run, self._read_offset[tp]) if inbox is not None else None
-                    delivered = (await self._to_inbox(tp, records, inbox, generation_id)
-                                 if records is not None and inbox is not None
-                                 else await self._one_by_one(tp, run, inbox, generation_id))
-                    if not delivered:  # cut short: the run sought back from its first record not delivered
+                    go_on = (await self._to_inbox(tp, records, inbox, generation_id)
+                             if records is not None and inbox is not None
+                             else await self._one_by_one(tp, run, inbox, generation_id))
+                    if not go_on:  # cut short: this run was sought back from its first record not delivered
                         await self._rewind(_firsts(runs[i + 1:]), self._cut(generation_id) or "cut")
                         break
                     await asyncio.sleep(0)  # (a run may hold thousands of records: let the agents and a rebalance in)
