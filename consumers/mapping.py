@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
 from consumers.tables import (
@@ -41,6 +41,7 @@ from events.corrections import EventCorrected, EventRetracted, Revision, replace
 from events.errors import EventValidationError
 from events.privacy import erasure_token, minted_by, named_seekers, renamed, seeker_digest
 from events.topics import AGGREGATES
+from events.wire import ConsumedRecord
 
 TableRows = list[tuple[Table, Row]]
 
@@ -48,21 +49,6 @@ TableRows = list[tuple[Table, Row]]
 class TopicKind(StrEnum):
     EVENTS = "events"
     AGG = "agg"
-
-
-class RecordLike(Protocol):
-    """The part of aiokafka's ConsumerRecord the projector reads."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
 
 
 def _row(table: Table, **values: Any) -> tuple[Table, Row]:
@@ -448,7 +434,7 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:1000]
 
 
-def plan_batch(records: Iterable[RecordLike], kinds: Mapping[str, TopicKind],
+def plan_batch(records: Iterable[ConsumedRecord], kinds: Mapping[str, TopicKind],
                erased: set[tuple[str, str, int]] | None = None) -> Plan:
     """``erased``: the (seeker digest, family, partition) markers of erasures applied before this batch; the
     batch's own erasures are added to it."""

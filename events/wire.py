@@ -3,6 +3,8 @@ and the CloudEvents-style headers (Kafka binary content mode) every publisher se
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from events.base import Event
 
 CE_SPECVERSION = "1.0"
@@ -19,6 +21,23 @@ DLQ_EVENT_ID = "x-alliance-event-id"
 # On a record redriven from the DLQ (python -m events.tools dlq redrive): the DLQ record it fixes,
 # "<partition>:<offset>", so that nothing is redriven twice.
 REDRIVE_OF = "x-alliance-redrive-of"
+
+
+class ConsumedRecord(Protocol):
+    """A record as a consumer reads it back from a topic (aiokafka's ``ConsumerRecord`` in the projector, faust's
+    message in the worker's agents): the fields the alliance's consumers read. ``streams.batch.Record`` adds the
+    timestamp, whose unit differs between the two clients."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
 
 
 def cloudevent_headers(event: Event) -> list[tuple[str, bytes]]:

@@ -48,22 +48,12 @@ REDACTED = frozenset({"personal_data", "erased_seeker"})
 ENGINE_REFUSALS = frozenset({"erased_seeker", "not_revisable"})
 
 
-class Record(Protocol):
+class Record(wire.ConsumedRecord, Protocol):
     """One consumed record, as the agents see it: in the worker, faust's message itself (streams.pipeline hands
     a batch's messages in as they are: a copy per record cost ~1 % of the worker's CPU); elsewhere a :class:`Raw`."""
 
     @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def timestamp(self) -> float | None: ...  # the Kafka record timestamp, seconds since the epoch
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
+    def timestamp(self) -> float | None: ...  # the Kafka record timestamp, seconds since the epoch (faust's unit)
 
 
 class Raw(NamedTuple):
