@@ -65,24 +65,16 @@ class Inbox:
 
     def put(self, message: Any) -> None:
         """Append one fetched record (the consumer checks :meth:`full` first)."""
-        items = self._items
-        items.append(message)
+        self._items.append(message)
         self._bytes += size_of(message)
-        n = len(items)
-        if n == 1:
-            self._arrived.set()
-        if n >= self.size:
-            self._filled.set()
-        if self.full():
-            self._space.clear()
+        self._settle()
 
     def put_many(self, messages: Sequence[Any], start: int = 0) -> int:
         """Append ``messages[start:]`` one after another until the inbox is full (what :meth:`put` does for each
         while :meth:`full` is false; the consumer checks it first, so one always fits). Returns the index after
         the last one appended."""
         items = self._items
-        had = len(items)
-        end = min(len(messages), start + self.capacity - had)
+        end = min(len(messages), start + self.capacity - len(items))
         size, limit = self._bytes, self.max_bytes
         i = start
         while i < end and size < limit:
@@ -91,13 +83,7 @@ class Inbox:
             i += 1
         items.extend(messages[start:i])
         self._bytes = size
-        n = len(items)
-        if had == 0 and n:
-            self._arrived.set()
-        if n >= self.size:
-            self._filled.set()
-        if self.full():
-            self._space.clear()
+        self._settle()
         return i
 
     async def wait_space(self) -> None:
@@ -128,10 +114,10 @@ class Inbox:
         self._settle()
 
     def _settle(self) -> None:
+        """The three events from what the inbox holds now (every change of its records ends here)."""
         n = len(self._items)
-        if n == 0:
-            self._arrived.clear()
-        if n < self.size:
-            self._filled.clear()
-        if not self.full():
-            self._space.set()
+        for event, on in ((self._arrived, n > 0), (self._filled, n >= self.size), (self._space, not self.full())):
+            if on:
+                event.set()
+            else:
+                event.clear()
