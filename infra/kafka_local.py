@@ -119,7 +119,12 @@ def broker_properties(*, node_id: int | str, voters: str, listeners: dict[str, t
                   "ssl.enabled.protocols=TLSv1.3,TLSv1.2", "ssl.endpoint.identification.algorithm=https"]
     if development:
         lines += ["offsets.topic.num.partitions=10", "transaction.state.log.num.partitions=4",
-                  "group.initial.rebalance.delay.ms=0", "log.cleaner.backoff.ms=2000"]
+                  "group.initial.rebalance.delay.ms=0", "log.cleaner.backoff.ms=2000",
+                  # a local stack's nodes are stopped together or one after the other. A broker's controlled
+                  # shutdown waits for the controller quorum's approval, and the quorum is the other nodes: when they
+                  # had left first, the broker waited until it was killed, with no clean-shutdown marker
+                  # (tests/integration/test_local_cluster.py). compose's brokers keep it, for rolling restarts
+                  "controlled.shutdown.enable=false"]
     else:
         lines += ["group.initial.rebalance.delay.ms=3000"]
     return lines
@@ -368,8 +373,9 @@ class LocalKafkaCluster:
         grant_admin(self.superuser)
 
     def stop(self) -> None:
-        """Every node at once (~6 s here). One after the other, the last node waited out its controlled shutdown
-        for a controller quorum that had gone with the others, 45 s, and was then killed (an unclean stop)."""
+        """Every node at once (~6 s here). The nodes skip the controlled shutdown (``broker_properties``), so each
+        stops cleanly in any order; with it, the last to be approved waited for a controller quorum that had gone
+        with the others, 45 s, and was then killed (an unclean stop)."""
         stop_nodes(self.nodes)
 
     def is_running(self) -> bool:
