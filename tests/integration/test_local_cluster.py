@@ -8,6 +8,7 @@ partitions and was approved last."""
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -15,15 +16,23 @@ import pytest
 
 from core.settings import PROJECT_ROOT
 from infra.kafka_local import LocalKafkaCluster, broker_properties, compose_properties
-from infra.processes import free_ports, port_open
+from infra.processes import free_ports
 
 pytestmark = pytest.mark.integration
 
 
 def cluster_ports() -> int:
-    """A port p with p .. p+5 free (the cluster uses p + 2(i-1) and the controller p + 1 + 2(i-1))."""
+    """A port p with p .. p+5 free to bind now (node i listens on p + 2(i-1), its controller on p + 1 + 2(i-1))."""
+    def free(port: int) -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+            return True
+
     for port in free_ports(20):
-        if not any(port_open(port + k) for k in range(6)):
+        if all(free(port + k) for k in range(6)):
             return port
     raise AssertionError("no six consecutive free ports")
 
