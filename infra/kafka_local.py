@@ -76,8 +76,9 @@ def broker_properties(*, node_id: int | str, voters: str, listeners: dict[str, t
     cluster and compose (``infra/kafka/compose``): client listeners ``{name: (bind, advertised)}`` (the first
     one also carries the brokers' own traffic) on SASL/SCRAM-SHA-512, the controller listener on SASL/PLAIN
     for ``broker`` only, StandardAuthorizer denying what no ACL allows, ``broker`` the only super user.
-    ``development`` adds the local stack's tuning (no rebalance delay, quick compaction). ``tls``: (keystore,
-    truststore) PEM files (infra.tls): every listener, the controller's too, then runs SASL over TLS."""
+    ``development`` adds the local stack's tuning (no rebalance delay, quick compaction, no controlled
+    shutdown). ``tls``: (keystore, truststore) PEM files (infra.tls): every listener, the controller's too, then
+    runs SASL over TLS."""
     jaas = "org.apache.kafka.common.security"
     names = list(listeners)
     min_isr = max(1, replicas - 1)
