@@ -37,35 +37,47 @@ def _listen_range() -> tuple[int, int]:
     return (10000, low - 1) if low > 12000 else (low, 65535)
 
 
-def free_ports(n: int) -> list[int]:
+def free_ports(n: int, span: int = 1) -> list[int]:
     """``n`` distinct loopback ports free now, outside the ephemeral range and never handed out before by
-    this process (all held open until every one is chosen)."""
+    this process (all held open until every one is chosen). ``span``: each port p comes with p+1 .. p+span-1
+    free too, and handed out with it (a local cluster's nodes listen on consecutive ports)."""
     lo, hi = _listen_range()
     rng = random.SystemRandom()
     socks: list[socket.socket] = []
     ports: list[int] = []
+    taken: set[int] = set()
     try:
         for _ in range(200 * n):
             if len(ports) == n:
                 break
-            port = rng.randint(lo, hi)
-            if port in _handed_out or port in ports:
+            port = rng.randint(lo, hi - span + 1)
+            block = range(port, port + span)
+            if any(p in _handed_out or p in taken for p in block):
                 continue
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                s.close()
+            bound = [b for b in (_bound(p) for p in block) if b is not None]
+            socks.extend(bound)
+            if len(bound) < span:
                 continue
-            socks.append(s)
             ports.append(port)
+            taken.update(block)
         if len(ports) < n:
             raise InfraError(f"no {n} free loopback ports found between {lo} and {hi}")
-        _handed_out.update(ports)
+        _handed_out.update(taken)
         return ports
     finally:
         for s in socks:
             s.close()
+
+
+def _bound(port: int) -> socket.socket | None:
+    """A socket bound to loopback ``port``, or None if it is taken."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        return None
+    return s
 
 
 def free_port() -> int:

@@ -8,7 +8,6 @@ partitions and was approved last."""
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -21,22 +20,6 @@ from infra.processes import free_ports
 pytestmark = pytest.mark.integration
 
 
-def cluster_ports() -> int:
-    """A port p with p .. p+5 free to bind now (node i listens on p + 2(i-1), its controller on p + 1 + 2(i-1))."""
-    def free(port: int) -> bool:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-            return True
-
-    for port in free_ports(20):
-        if all(free(port + k) for k in range(6)):
-            return port
-    raise AssertionError("no six consecutive free ports")
-
-
 def properties(text: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
 
@@ -44,7 +27,7 @@ def properties(text: str) -> dict[str, str]:
 def test_a_local_cluster_stopped_node_by_node_leaves_every_log_directory_clean(tmp_path: Path) -> None:
     from kafka.admin import KafkaAdminClient, NewTopic
 
-    port = cluster_ports()
+    port = free_ports(1, span=6)[0]  # node i listens on port + 2(i-1), its controller on port + 1 + 2(i-1)
     cluster = LocalKafkaCluster(home=tmp_path / "kafka-cluster-3", cache_dir=PROJECT_ROOT / ".local", port=port,
                                 controller_port=port + 1)
     cluster.start()

@@ -96,3 +96,20 @@ def test_terminate_all_stops_a_quorum_together_cleanly(tmp_path: Path) -> None:
     terminate_all([p.pid for p in procs], timeout=30)
     assert not [p.pid for p in procs if pid_alive(p.pid)]
     assert all(os.path.exists(n + ".clean") for n in names)  # each stopped by itself, none killed
+
+
+def test_free_ports_with_a_span_hand_out_disjoint_blocks_each_free_to_bind() -> None:
+    """A local cluster's nodes listen on consecutive ports (tests/integration/test_local_cluster.py): each port
+    comes with the ``span`` after it free, and no later call hands out any port of a block again."""
+    import socket
+
+    from infra import processes
+    from infra.processes import free_ports
+
+    firsts = free_ports(3, span=6)
+    blocks = [set(range(p, p + 6)) for p in firsts]
+    assert len(set().union(*blocks)) == 18  # disjoint
+    for port in sorted(set().union(*blocks)):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", port))  # raises if it was taken
+    assert set().union(*blocks) <= processes._handed_out  # what free_ports never hands out again
