@@ -152,6 +152,7 @@ def process(
         tx = Tx(reader(run.partition))
         try:
             new = refold(tx, key, run)
+            erasure.index_refold(tx, run.events.values(), run.domain.family, run.partition)
             delta = diff(run.domain.contributions(run.old) if run.old is not None else {},
                          run.domain.contributions(new) if new is not None else {})
             partials = partials_for(delta, run.partition)

@@ -35,7 +35,8 @@ from typing import Any
 from pydantic_core import to_json
 
 from events.base import Event
-from events.privacy import erasure_token, renamed, seeker_digest
+from events.codec import plain
+from events.privacy import ERASED_PREFIX, erasure_token, named_seekers, renamed, seeker_digest
 from streams.domains.base import LOG_COUNT_SUFFIX, Logged, Tx, log_count, log_key
 
 
@@ -165,8 +166,59 @@ def index(tx: Tx, current: dict[str, Listing], family: str, partition: int, logg
                 if k not in skip and k not in indexed and (seeker in k or _names(v, seeker))]
         if logged is not None and logged.count_key not in indexed:
             keys.append(logged.count_key)
-        for page, value in listing.add(keys).items():
-            tx.put(page_key(seeker, family, partition, page) if page else index_key(seeker, family, partition), value)
+        _list(tx, listing, keys, seeker, family, partition)
+
+
+def index_refold(tx: Tx, standing_events: Iterable[Event], family: str, partition: int) -> None:
+    """List a refold's writes (streams.engine.refold) in the index of every seeker they name. A refold rewrites an
+    entity's member keys from all of its standing events at once, so a value may come to name a seeker whose own
+    event did not write it: a corrected event's new seeker (a check-in moved to another student), or the seeker
+    of an offer's next-earliest event once the earliest is retracted. Listed like an event's own writes, or an
+    erasure of that seeker would leave their pseudonym behind. The candidates are the seekers the standing
+    events name (``standing_events``; an erased seeker's anonymous token is not one), matched exactly against
+    the parts of each written key and the texts of each written value (deletions name nobody any more)."""
+    written = [(k, v) for k, v in tx.writes.items() if v is not None]
+    texts: dict[str, list[str]] = {}
+    for key, value in written:
+        for text in {*_key_parts(key), *_texts(plain(value))}:
+            texts.setdefault(text, []).append(key)
+    if not texts:
+        return
+    named: dict[str, list[str]] = {}
+    for event in standing_events:
+        for seeker in named_seekers(event.data) + ((str(event.subject),) if family == "services" else ()):
+            if seeker in texts and not seeker.startswith(ERASED_PREFIX):
+                named[seeker] = texts[seeker]
+    for seeker, keys in named.items():
+        current = standing(tx, [seeker], family, partition)
+        if current is None:  # cannot happen (the log names an erased seeker by the token): refuse, do not leak
+            raise RuntimeError(f"a refold would write a seeker erased on {family}/{partition}")
+        listing = current[seeker]
+        indexed = listing.known()
+        _list(tx, listing, [k for k in dict.fromkeys(keys) if k not in indexed], seeker, family, partition)
+
+
+def _list(tx: Tx, listing: Listing, keys: list[str], seeker: str, family: str, partition: int) -> None:
+    """Add ``keys`` (none listed yet) to the seeker's index: the pages that change."""
+    for page, value in listing.add(keys).items():
+        tx.put(page_key(seeker, family, partition, page) if page else index_key(seeker, family, partition), value)
+
+
+def _key_parts(key: str) -> list[str]:
+    """The ids a table key is made of (``<kind>:<id>|<set>|<member>``)."""
+    parts = key.split("|")
+    return parts + [p.partition(":")[2] for p in parts if ":" in p]
+
+
+def _texts(value: Any) -> list[str]:
+    """Every text in a table value (dict keys included), at any depth."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in (*_texts(k), *_texts(v))]
+    if isinstance(value, list | tuple):
+        return [t for v in value for t in _texts(v)]
+    return []
 
 
 def _log_entries(tx: Tx, listed: str, seeker: str, anonymous: str) -> list[str]:

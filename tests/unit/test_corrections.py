@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -35,7 +36,7 @@ from infra.verify import agg_key, value_diffs
 from streams import batch as pure
 from streams.domains.base import LOG_FIELD
 from tests.pure_worker import Worker
-from tests.unit.test_erasure import erasure_request
+from tests.unit.test_erasure import _names_anywhere, _oracle_matches, erasure_request
 
 
 def _records(events: list[Event]) -> list[tuple[str, bytes, bytes]]:
@@ -300,6 +301,56 @@ def test_revisions_after_an_erasure_refold_with_the_anonymous_token_and_refuse_t
     funnel = _published(worker)["posting-funnel"][posting]
     assert {k: funnel[k] for k in expected["posting-funnel"][posting]} == expected["posting-funnel"][posting]
     assert worker.totals()["windows"] == expected["windows"]
+
+
+@pytest.mark.parametrize("etype", ["jobfair.student_checked_in", "mentoring.mentor_assigned",
+                                   "recruitment.offer_made", "recruitment.application_submitted"])
+def test_a_seeker_a_correction_brought_in_is_erased_from_every_key_the_refold_wrote(etype: str) -> None:
+    """A correction moves an event to another student: the refold writes the new student's member keys (a
+    check-in, an assignment) and values (an offer's seeker) from the corrected event. Their erasure must find
+    those too (the refold lists them in the student's index, as an event's own writes are)."""
+    events = _day(0.0, seed=3)
+    original = next(e for e in events if e.type == etype)
+    other = original.data.seeker_id[:-6] + "abcdef"  # type: ignore[attr-defined]
+    fixed = original.model_copy(update={"data": original.data.model_copy(update={"seeker_id": other})})
+    worker = Worker()
+    worker.send(_records(events))
+    revised = correction(original, fixed, event_id=str(uuid.uuid4()))
+    worker.send(_records([revised]))
+    assert not worker.dlq and _names_anywhere(worker, other)
+    request = erasure_request(other)
+    worker.send(_records([request]))
+    assert not worker.dlq
+    assert _names_anywhere(worker, other) == []
+    _oracle_matches(worker, [*events, revised, request])
+
+
+def test_an_offer_whose_earliest_event_is_retracted_is_erased_with_the_seeker_it_then_names() -> None:
+    """An offer's seeker is the one its earliest event names. A university that sent the acceptance under
+    another student, and then retracts the offer, leaves the offer naming that student: written by the refold,
+    not by the acceptance (whose write named the first student), and still found by that student's erasure."""
+    events = _day(0.0, seed=3)
+    made = next(e for e in events if e.type == "recruitment.offer_made")
+    template = next(e for e in events if e.type == "recruitment.offer_accepted")
+    second = made.data.seeker_id[:-6] + "bbbbbb"  # type: ignore[attr-defined]
+    accepted = template.model_copy(update={
+        "event_id": uuid.uuid4(), "subject": made.subject, "source": made.source,
+        "occurred_at": made.occurred_at + timedelta(minutes=5),
+        "data": template.data.model_copy(update={"offer_id": made.data.offer_id,  # type: ignore[attr-defined]
+                                                  "seeker_id": second})})
+    worker = Worker()
+    worker.send(_records([*events, accepted]))
+    offer = f"posting:{made.subject}|offer|{made.data.offer_id}"  # type: ignore[attr-defined]
+    assert worker.tables[pure.STATES][offer]["seeker"] == made.data.seeker_id  # type: ignore[attr-defined]
+    revoked = retraction(made, event_id=str(uuid.uuid4()))
+    worker.send(_records([revoked]))
+    assert worker.tables[pure.STATES][offer]["seeker"] == second
+    request = erasure_request(second)
+    worker.send(_records([request]))
+    assert not worker.dlq
+    assert _names_anywhere(worker, second) == []
+    _oracle_matches(worker, [*events, accepted, revoked, request])
+    assert worker.tables[pure.STATES][offer]["seeker"].startswith("erased.")
 
 
 def test_a_bulk_retraction_in_one_batch_refolds_once_and_equals_a_worker_that_never_saw_the_events() -> None:
