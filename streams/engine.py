@@ -15,7 +15,10 @@ and an event's applied key points at its entry. A revision refolds the entity fr
 (or with the corrected event in its place): the domains are order-insensitive, so the result is the state
 the entity would have had; member keys only the original wrote are deleted, and the partials move by the
 difference of the contributions, like for any event. The revisions of one entity in a batch refold it once
-(``_Run``). Costs: one more key per event, and a run reads the whole log of its entity.
+(``_Run``). Costs: one more key per event, and a run reads the whole log of its entity. An original that only
+added a member (a check-in, an application, a service item: ``Domain.members``) is taken back alone instead
+(``take_back``): its member key counts the standing events that added it, the entity's state counts its standing
+events, so neither the log nor the other members are read.
 """
 
 from __future__ import annotations
@@ -39,7 +42,17 @@ from events.services import SeekerErasureRequested
 from streams import erasure
 from streams.contributions import Contributions, State, Values, add_into, diff
 from streams.domains import Domain
-from streams.domains.base import Logged, Tx, keep_log_count, log_count, log_count_key, log_key
+from streams.domains.base import (
+    LOG_FIELD,
+    Logged,
+    Tx,
+    keep_log_count,
+    log_count,
+    log_count_key,
+    log_key,
+    standing_count,
+    take_member,
+)
 from streams.windows import window_counts
 
 PartialKey = tuple[str, str, int]  # (aggregate, dimkey, partition)
@@ -132,6 +145,28 @@ def process(
             partials[pk] = add_into(current, values)
         return partials
 
+    def moved(key: str, domain: Domain, old: State | None, new: State | None, windows: Contributions,
+              partition: int, replayed: Contributions | None = None) -> tuple[Contributions, dict[PartialKey, Values]]:
+        """The entity's contributions in ``new``, and the partials moved by their difference from ``old``'s and by
+        ``windows`` (event counts). ``replayed``: the event counts of a replay, which changes nothing but
+        publishes the current partials again (they may never have left)."""
+        before = known.get(key)
+        if before is None:
+            before = domain.contributions(old) if old is not None else {}
+        if new is None:
+            contributions = {}
+        elif old is not None and domain.same_contributions(old, new):
+            contributions = before  # (an application to a posting: its talent flows are not walked again)
+        else:
+            contributions = domain.contributions(new)
+        delta = diff(before, contributions)
+        for (aggregate, dk), values in windows.items():
+            delta[(aggregate, dk)] = add_into(delta.get((aggregate, dk), {}), values)
+        if replayed is not None:
+            for aggregate, dk in contributions.keys() | replayed.keys():
+                delta.setdefault((aggregate, dk), {})
+        return contributions, partials_for(delta, partition)
+
     def commit(tx: Tx, partition: int, partials: dict[PartialKey, Values]) -> None:
         for written, value in tx.writes.items():  # the entity and its member keys, all on the event's partition
             out.states[written] = (partition, value)
@@ -194,13 +229,23 @@ def process(
                 if isinstance(revised, str):
                     out.failed.append((index, "not_revisable", revised))
                     continue
-                key, run, windows = revised
+                key, outcome, windows = revised
                 tx.put(ak, 1)
                 erasure.index(tx, indexed, family, partition)  # the corrected event's log entry names them
-                partials = partials_for(windows, partition)
-                runs[key] = run
+                if isinstance(outcome, _Run):  # refolded later, once for the entity's run of revisions
+                    runs[key] = outcome
+                    partials = partials_for(windows, partition)
+                    out.applied_ids[ak] = partition
+                    commit(tx, partition, partials)
+                    continue
+                taken: State = outcome  # taken back already (take_back): moved like any event's
+                before: State | None = tx.get(key)
+                tx.put(key, taken)
+                contributions, partials = moved(key, domain, before, taken, windows, partition)
                 out.applied_ids[ak] = partition
                 commit(tx, partition, partials)
+                settle(key, domain, before, taken, partition)
+                known[key] = contributions
                 continue
             key = domain.state_key(event)
             if key in runs:  # the entity's pending refold first: the event applies to what stands
@@ -216,22 +261,8 @@ def process(
             else:  # a replay: the event is in the state already (or was revised since): change nothing
                 new = old
             erasure.index(tx, indexed, family, partition, logged)
-            before = known.get(key)
-            if before is None:
-                before = domain.contributions(old) if old is not None else {}
-            if new is None:
-                contributions = {}
-            elif old is not None and domain.same_contributions(old, new):
-                contributions = before  # (an application to a posting: its talent flows are not walked again)
-            else:
-                contributions = domain.contributions(new)
-            delta = diff(before, contributions)
-            for (aggregate, dk), values in windows.items():
-                delta[(aggregate, dk)] = add_into(delta.get((aggregate, dk), {}), values)
-            if not first_time:  # a replay: publish the current partials again (they may never have left)
-                for aggregate, dk in contributions.keys() | window_counts(event).keys():
-                    delta.setdefault((aggregate, dk), {})
-            partials = partials_for(delta, partition)
+            replayed = None if first_time else window_counts(event)
+            contributions, partials = moved(key, domain, old, new, windows, partition, replayed)
         except Exception as exc:  # a bug or a value the domain cannot take: this event alone is refused
             out.failed.append((index, "unprocessable", f"{type(exc).__name__}: {exc}"))
             continue
@@ -264,7 +295,8 @@ def log_event(tx: Tx, key: str, old: State | None, new: State, event: Event, ak:
     n, complete = count if count is not None else (0, True)
     entry = log_key(key, n)
     tx.put(entry, StoredJson(encoded) if encoded is not None else stored(event))
-    keep_log_count(tx, key, old, new, [n + 1, complete])
+    standing = standing_count(old) if old is not None else 0  # (no state: no event of the entity stands)
+    keep_log_count(tx, key, old, new, [n + 1, complete] if standing is None else [n + 1, complete, standing + 1])
     tx.put(ak, {"log": n})
     return Logged(entry, log_count_key(key), ak)
 
@@ -280,11 +312,11 @@ def _fold(domain: Domain, events: Iterable[Event]) -> tuple[State | None, dict[s
 
 def revise(tx: Tx, revision: EventRetracted | EventCorrected, domain: Domain,
            pending: Callable[[str], _Run | None], index: int, partition: int
-           ) -> str | tuple[str, _Run, Contributions]:
-    """Retract or correct the revision's original in its entity's log (the refold comes later: ``refold``).
-    Returns (entity key, the entity's run of revisions, the change of the event counts: the original's taken
-    back, the corrected event's counted), or why the revision cannot apply
-    (events.corrections.revision_problem)."""
+           ) -> str | tuple[str, _Run | State, Contributions]:
+    """Retract or correct the revision's original in its entity's log: taken back alone (``take_back``) when it
+    can be, else in the entity's run of revisions (the refold comes later: ``refold``). Returns (entity key, the
+    entity's new state or its run, the change of the event counts: the original's taken back, the corrected
+    event's counted), or why the revision cannot apply (events.corrections.revision_problem)."""
     key = domain.state_key(entity_probe(revision.data.type, str(revision.subject), revision.source))
     state = tx.get(key)
     count = log_count(tx.get, key, state)
@@ -306,20 +338,50 @@ def revise(tx: Tx, revision: EventRetracted | EventCorrected, domain: Domain,
     assert original is not None and position is not None
     if not complete:
         return f"{key} has events from before corrections were supported; it cannot be refolded"
+    corrected = replacement(revision)
+    windows = {k: {m: -v for m, v in values.items()} for k, values in window_counts(original).items()}
+    for k, values in (window_counts(corrected) if corrected is not None else {}).items():
+        windows[k] = add_into(windows.get(k, {}), values)
+    entry = stored(corrected) if corrected is not None else None
+    if run is None and (taken := take_back(tx, domain, key, state, original, corrected, revision)) is not None:
+        tx.put(log_key(key, position), entry)
+        return key, taken, windows
     if run is None:
         standing = {j: decode_stored(e) for j in range(n) if (e := tx.get(log_key(key, j))) is not None}
         run = _Run(domain, partition, index, state, list(standing.values()), standing, "")
-    corrected = replacement(revision)
-    tx.put(log_key(key, position), stored(corrected) if corrected is not None else None)
+    tx.put(log_key(key, position), entry)
     if corrected is not None:
         run.events[position] = corrected
     else:
         del run.events[position]
     run.index, run.at = index, max(run.at, revision.occurred_at.isoformat())
-    windows = {k: {m: -v for m, v in values.items()} for k, values in window_counts(original).items()}
-    for k, values in (window_counts(corrected) if corrected is not None else {}).items():
-        windows[k] = add_into(windows.get(k, {}), values)
     return key, run, windows
+
+
+def take_back(tx: Tx, domain: Domain, key: str, state: State | None, original: Event, corrected: Event | None,
+              revision: Event) -> State | None:
+    """The entity's state with ``original`` taken back (and ``corrected`` applied in its place), without refolding
+    it: when ``original`` only added a member (``Domain.members``: a check-in, an application, a service item),
+    and the state counts its standing events and its member keys count theirs (``standing_count``), and another
+    event stays standing. Its member key loses one count (gone at none); the corrected event, of the same type,
+    applies like a new one. None otherwise (the entity is refolded): nothing is written then. Costs what one
+    event does, whatever the entity's history; a refold reads its whole log."""
+    member = domain.members.get(type(original))
+    count = state.get(LOG_FIELD) if isinstance(state, dict) else None
+    standing = standing_count(state)
+    if member is None or state is None or count is None or standing is None or standing <= 1:
+        return None  # (the last event standing: the refold deletes the entity and keeps its log's count apart)
+    sub = Tx(tx.get)  # (written to ``tx`` only if the member key counts the original)
+    new = dict(state)
+    if not take_member(sub, new, key, member, original):
+        return None
+    tx.writes.update(sub.writes)
+    new[LOG_FIELD] = [count[0], count[1], standing if corrected is not None else standing - 1]
+    if corrected is not None:
+        new = domain.apply(tx, new, corrected)
+    at = revision.occurred_at.isoformat()  # the record's time moves on, never back (as a refold's)
+    new["updated_at"] = max(t for t in (new.get("updated_at"), at) if t)
+    return new
 
 
 def refold(tx: Tx, key: str, run: _Run) -> State | None:
@@ -339,8 +401,8 @@ def refold(tx: Tx, key: str, run: _Run) -> State | None:
     # the log keeps its length (entries are replaced or emptied); with no event standing the state goes and the
     # log stays, counted on its own key
     current = tx.get(key)
-    if (count := log_count(tx.get, key, current)) is not None:
-        keep_log_count(tx, key, current, new, list(count))
+    if (count := log_count(tx.get, key, current)) is not None:  # (and from now on the events standing: the
+        keep_log_count(tx, key, current, new, [*count, len(run.events)])  # member keys count theirs, as folded)
     tx.put(key, new)
     return new
 

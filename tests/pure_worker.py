@@ -103,6 +103,24 @@ class Worker:
                 moved.add(f"{key}|events")
         return moved
 
+    def members_counted_once(self) -> set[str]:
+        """Rewrite the entity-state table as versions before 2026-12-07 kept it: a member key holds 1 however many
+        events added it, and a state's log count does not count the events standing. Returns the member keys
+        that counted more than one event."""
+        states = self.tables[pure.STATES]
+        several = set()
+        for key, value in list(states.items()):
+            if isinstance(value, dict) and isinstance(value.get(LOG_FIELD), list):
+                states[key] = {**value, LOG_FIELD: value[LOG_FIELD][:2]}
+            elif isinstance(value, list) and key.endswith("|events"):
+                states[key] = value[:2]
+            elif any(f"|{m.set_name}|" in key for d in self.domains.values() for m in d.members.values()) \
+                    and isinstance(value, int) and not key.startswith(("applied:", "partial:")):
+                if value > 1:
+                    several.add(key)
+                states[key] = 1
+        return several
+
     def replay(self, batch: int = 101) -> None:
         """The tables agent reads every canonical record again (a worker taking over after a crash)."""
         for start in range(0, len(self.canonical), batch):

@@ -9,7 +9,7 @@ entity with 100,000 applications is 100,000 small records, not one record that g
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeGuard
 
@@ -43,7 +43,11 @@ def log_key(entity_key: str, position: int) -> str:
 
 
 LOG_COUNT_SUFFIX = "|events"
-LOG_FIELD = "_log"  # the entity's own state holds its log's count (one key less to read and write per event)
+# the entity's own state holds its log's count (one key less to read and write per event): [events logged,
+# complete] and, since 2026-12-07, the events standing (logged and not retracted). The third number also says that
+# every member key of the entity counts the standing events that add it (``Tx.add``), so a revision can take one
+# such event back without refolding the entity (streams.engine.take_back); a state without it refolds.
+LOG_FIELD = "_log"
 
 
 class Logged(NamedTuple):
@@ -72,6 +76,13 @@ def log_count(read: Callable[[str], Any], entity_key: str, state: Any) -> tuple[
     return (0, False) if state is not None else None
 
 
+def standing_count(state: Any) -> int | None:
+    """The events standing in the entity's log, as its ``state`` counts them; None for a state that does not
+    (written before the count was kept: its member keys may not count their events either)."""
+    count = state.get(LOG_FIELD) if isinstance(state, dict) else None
+    return count[2] if _is_count(count) and len(count) == 3 else None
+
+
 def keep_log_count(tx: Tx, entity_key: str, before: State | None, after: State | None, count: list[Any]) -> None:
     """Keep the log's ``count`` [events logged, complete] with the entity's ``after`` state (which the caller
     writes): in the state, or on the log's own key while no event stands (``after`` None). A count that lay on
@@ -88,7 +99,7 @@ def keep_log_count(tx: Tx, entity_key: str, before: State | None, after: State |
 
 def _is_count(value: Any) -> TypeGuard[list[Any]]:
     # (a key that merely ends like a count key, a member named "…|events", holds something else)
-    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], int)
+    return isinstance(value, list) and len(value) in (2, 3) and isinstance(value[0], int)
 
 
 def without_log(state: State) -> State:
@@ -110,13 +121,47 @@ class Tx:
     def put(self, key: str, value: Any) -> None:
         self.writes[key] = value
 
-    def add(self, entity_key: str, set_name: str, member: str, value: Any = 1) -> bool:
-        """Add ``member`` to a set of the entity; True if it was not there yet."""
+    def add(self, entity_key: str, set_name: str, member: str) -> bool:
+        """Add ``member`` to a set of the entity; True if it was not there yet. The member's key counts the
+        events that added it (a student checked in twice: 2), so that taking one of them back leaves it."""
         key = member_key(entity_key, set_name, member)
-        if self.get(key) is not None:
-            return False
-        self.put(key, value)
-        return True
+        current = self.get(key)
+        self.put(key, 1 if current is None else current + 1)
+        return current is None
+
+    def remove(self, entity_key: str, set_name: str, member: str) -> bool | None:
+        """Take back one event that added ``member`` (``add``); True if none is left, so the member is gone.
+        None if the key does not count an event (missing: nothing to take back)."""
+        key = member_key(entity_key, set_name, member)
+        current = self.get(key)
+        if not isinstance(current, int) or isinstance(current, bool) or current < 1:
+            return None
+        self.put(key, current - 1 or None)
+        return current == 1
+
+
+class Member(NamedTuple):
+    """An event that adds one member to a set of its entity, and nothing else but the entity's time: a check-in,
+    an application, a service item. The domain's ``apply`` adds it through :func:`add_member`; a revision takes
+    it back through :func:`take_member` (streams.engine), without refolding the entity."""
+
+    set_name: str  # the member key's set (``<entity>|<set>|<member id>``)
+    counter: str  # the state's field that counts the set's members
+    attribute: str  # the event data's field naming the member
+
+
+def add_member(tx: Tx, state: State, entity_key: str, member: Member, event: Event) -> None:
+    state[member.counter] += tx.add(entity_key, member.set_name, getattr(event.data, member.attribute))
+
+
+def take_member(tx: Tx, state: State, entity_key: str, member: Member, event: Event) -> bool:
+    """Take ``event`` back from ``state`` (a copy the caller writes); False if its member key does not count it
+    (then nothing is written)."""
+    gone = tx.remove(entity_key, member.set_name, getattr(event.data, member.attribute))
+    if gone is None:
+        return False
+    state[member.counter] -= gone
+    return True
 
 
 @dataclass(frozen=True)
@@ -131,6 +176,8 @@ class Domain:
     # talent flows, say, are walked when an offer changes them, not for every application to the posting
     # (tests/unit/test_contribution_fields.py checks each declaration against every state of three simulated days)
     contribution_fields: tuple[str, ...] | None = None
+    # the event classes that add one member and nothing else (``Member``): a revision of one is taken back alone
+    members: Mapping[type[Event], Member] = field(default_factory=dict)
 
     def same_contributions(self, old: State, new: State) -> bool:
         """Whether ``new`` has the contributions of ``old`` because no field they read differs."""

@@ -14,7 +14,13 @@ from typing import Any
 from events import jobfair as j
 from events.base import Event
 from streams.contributions import Contributions, State
-from streams.domains.base import Domain, Tx, newest
+from streams.domains.base import Domain, Member, Tx, add_member, newest
+
+MEMBERS: dict[type[Event], Member] = {
+    j.BoothRegistered: Member("booth", "booths", "booth_id"),
+    j.StudentCheckedIn: Member("seeker", "checkins", "seeker_id"),
+    j.OnSiteOfferMade: Member("offer", "onsite_offers", "offer_id"),
+}
 
 
 def state_key(event: Event) -> str:
@@ -36,12 +42,8 @@ def apply(tx: Tx, state: State | None, event: Event) -> State:
         if newest(s, "scheduled_at", ts):  # scheduled twice: the newest JobFairScheduled (the read model's rule)
             s.update(name=fair.name, host_university=fair.host_university, city=fair.city.value,
                      starts_at=fair.starts_at.isoformat(), ends_at=fair.ends_at.isoformat())
-    elif isinstance(event, j.BoothRegistered):
-        s["booths"] += tx.add(key, "booth", event.data.booth_id)
-    elif isinstance(event, j.StudentCheckedIn):
-        s["checkins"] += tx.add(key, "seeker", event.data.seeker_id)
-    elif isinstance(event, j.OnSiteOfferMade):
-        s["onsite_offers"] += tx.add(key, "offer", event.data.offer_id)
+    elif (member := MEMBERS.get(type(event))) is not None:
+        add_member(tx, s, key, member, event)
     elif isinstance(event, j.JobFairClosed):
         s["closed"] = True
     s["updated_at"] = max(ts, s["updated_at"] or ts)
@@ -62,4 +64,4 @@ def view(state: State) -> tuple[str, str, dict[str, Any]] | None:
 
 
 DOMAIN = Domain("jobfair", state_key, apply, contributions, view,
-                contribution_fields=())
+                contribution_fields=(), members=MEMBERS)

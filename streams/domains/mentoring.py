@@ -11,7 +11,9 @@ from typing import Any
 from events import mentoring as m
 from events.base import Event
 from streams.contributions import Contributions, State, dimkey, with_all
-from streams.domains.base import Domain, Tx, member_key, newest
+from streams.domains.base import Domain, Member, Tx, add_member, member_key, newest
+
+MEMBERS: dict[type[Event], Member] = {m.MentorAssigned: Member("seeker", "seekers", "seeker_id")}
 
 
 def state_key(event: Event) -> str:
@@ -29,7 +31,7 @@ def apply(tx: Tx, state: State | None, event: Event) -> State:
             s.update(university=event.data.university, expertise=event.data.expertise.value,
                      industry=event.data.industry.value)
     elif isinstance(event, m.MentorAssigned):
-        s["seekers"] += tx.add(key, "seeker", event.data.seeker_id)
+        add_member(tx, s, key, MEMBERS[m.MentorAssigned], event)
     elif isinstance(event, m.MentoringSessionHeld):  # a session's duration: its newest report (as in the read model)
         session = member_key(key, "session", event.data.session_id)
         current = tx.get(session)
@@ -59,4 +61,5 @@ def view(state: State) -> tuple[str, str, dict[str, Any]] | None:
 
 
 DOMAIN = Domain("mentoring", state_key, apply, contributions, view,
-                contribution_fields=("registered", "sessions", "seekers", "minutes", "university", "expertise"))
+                contribution_fields=("registered", "sessions", "seekers", "minutes", "university", "expertise"),
+                members=MEMBERS)

@@ -26,12 +26,13 @@ from events.base import Event
 from events.privacy import minted_by
 from events.reference import OUTSIDE_CIRCLE, PROVINCE, UNIVERSITIES, City
 from streams.contributions import Contributions, State, dimkey, ratio, with_all
-from streams.domains.base import Domain, Tx, member_key, newest
+from streams.domains.base import Domain, Member, Tx, add_member, member_key, newest
 from streams.windows import month_of
 
 UPDATABLE = ("title", "positions", "salary_min", "salary_max", "deadline")
 UNKNOWN = "unknown"  # a seeker of the first pseudonym form (no university), a hire without a degree (v1)
 SEGMENT = ("industry", "city", "employer_type")
+MEMBERS: dict[type[Event], Member] = {r.ApplicationSubmitted: Member("application", "applications", "application_id")}
 
 
 def state_key(event: Event) -> str:
@@ -164,7 +165,7 @@ def apply(tx: Tx, state: State | None, event: Event) -> State:
         s["closed"] = True
         s["close_reason"] = event.data.reason.value
     elif isinstance(event, r.ApplicationSubmitted):
-        s["applications"] += tx.add(key, "application", event.data.application_id)
+        add_member(tx, s, key, MEMBERS[r.ApplicationSubmitted], event)
     elif isinstance(event, r.OfferMade | r.OfferAccepted | r.OfferDeclined | r.Hired):
         _offer_event(tx, s, key, event, ts)
     s["updated_at"] = max(ts, s["updated_at"] or ts)
@@ -236,4 +237,5 @@ def view(state: State) -> tuple[str, str, dict[str, Any]] | None:
 
 
 DOMAIN = Domain("recruitment", state_key, apply, contributions, view,
-                contribution_fields=("kind", "posted", "closed", "fields", "university", "flows", *SEGMENT))
+                contribution_fields=("kind", "posted", "closed", "fields", "university", "flows", *SEGMENT),
+                members=MEMBERS)

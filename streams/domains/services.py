@@ -8,16 +8,16 @@ from typing import Any
 from events import services as sv
 from events.base import Event
 from streams.contributions import Contributions, State
-from streams.domains.base import Domain, Tx
+from streams.domains.base import Domain, Member, Tx, add_member
 
 GUARANTEE = {"briefings": 1, "counsellings": 1, "recommended_postings": 3, "programs": 1}
 
 
-ITEM_OF: dict[type[Event], tuple[str, str]] = {
-    sv.PolicyBriefingDelivered: ("briefings", "briefing_id"),
-    sv.CareerCounsellingHeld: ("counsellings", "counselling_id"),
-    sv.JobRecommended: ("recommended_postings", "posting_id"),
-    sv.TrainingOrInternshipOffered: ("programs", "program_id"),
+MEMBERS: dict[type[Event], Member] = {  # each item a set of its own, counted under the set's name
+    sv.PolicyBriefingDelivered: Member("briefings", "briefings", "briefing_id"),
+    sv.CareerCounsellingHeld: Member("counsellings", "counsellings", "counselling_id"),
+    sv.JobRecommended: Member("recommended_postings", "recommended_postings", "posting_id"),
+    sv.TrainingOrInternshipOffered: Member("programs", "programs", "program_id"),
 }
 
 
@@ -27,8 +27,7 @@ def state_key(event: Event) -> str:
 
 def apply(tx: Tx, state: State | None, event: Event) -> State:
     s: State = dict(state) if state else {"seeker_id": event.subject, **{k: 0 for k in GUARANTEE}, "updated_at": None}
-    name, attr = ITEM_OF[type(event)]
-    s[name] += tx.add(state_key(event), name, getattr(event.data, attr))
+    add_member(tx, s, state_key(event), MEMBERS[type(event)], event)
     ts = event.occurred_at.isoformat()
     s["updated_at"] = max(ts, s["updated_at"] or ts)
     return s
@@ -54,4 +53,4 @@ def view(state: State) -> tuple[str, str, dict[str, Any]] | None:
 
 
 DOMAIN = Domain("services", state_key, apply, contributions, view,
-                contribution_fields=tuple(GUARANTEE))
+                contribution_fields=tuple(GUARANTEE), members=MEMBERS)

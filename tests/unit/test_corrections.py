@@ -353,6 +353,63 @@ def test_an_offer_whose_earliest_event_is_retracted_is_erased_with_the_seeker_it
     assert worker.tables[pure.STATES][offer]["seeker"].startswith("erased.")
 
 
+class _LogReads(Worker):
+    """A worker that counts the log entries its tables agent reads (``<entity>|event|<n>``)."""
+
+    entries = 0
+
+    def read_states(self, key: str, partition: int) -> Any:
+        self.entries += "|event|" in key
+        return super().read_states(key, partition)
+
+
+def _fair_with_checkins(n: int) -> tuple[list[Event], list[Event]]:
+    """A fair's scheduling and ``n`` check-ins, every tenth student checked in twice."""
+    events = _day(0.0, seed=3)
+    fair = next(e for e in events if e.type == "jobfair.scheduled")
+    template = next(e for e in events if e.type == "jobfair.student_checked_in" and e.subject == fair.subject)
+    checkins = [template.model_copy(update={"event_id": uuid.uuid4(), "data": template.data.model_copy(
+        update={"seeker_id": f"ps.cqu.dev.{i - i % 10 * (i % 10 == 1):032x}"})}) for i in range(n)]
+    return [fair], checkins
+
+
+@pytest.mark.parametrize("layout", ["counted", "before 2026-12-07"])
+def test_a_revision_of_a_member_event_costs_one_event_whatever_the_entity_history(layout: str) -> None:
+    """Retracting a check-in, one of a student's two check-ins, and correcting a check-in to another student, on a
+    fair with 600 check-ins: each revision reads its original's log entry and nothing else of the log (its member
+    key counts the events adding it, the fair's state its standing events). The figures, states and member counts
+    are those of a worker that saw only the events left standing. Tables of the earlier layout (members counted
+    once) refold the fair once, which counts them, and take the next revisions back alone."""
+    fair, checkins = _fair_with_checkins(600)
+    worker = _LogReads()
+    worker.send(_records(fair + checkins))
+    if layout != "counted":
+        assert worker.members_counted_once()
+    twice = [c for c in checkins if c.data.seeker_id == checkins[11].data.seeker_id]  # type: ignore[attr-defined]
+    assert len(twice) == 2
+    other = checkins[55].model_copy(update={"data": checkins[55].data.model_copy(  # type: ignore[attr-defined]
+        update={"seeker_id": "ps.cqu.dev." + "e" * 32})})
+    rounds = [[retraction(checkins[33], event_id=str(uuid.uuid4())), retraction(twice[0], event_id=str(uuid.uuid4()))],
+              [correction(checkins[55], other, event_id=str(uuid.uuid4()))],
+              [retraction(twice[1], event_id=str(uuid.uuid4()))]]
+    reads = []
+    for revisions in rounds:
+        worker.entries = 0
+        worker.send(_records(revisions))
+        assert not worker.dlq
+        reads.append(worker.entries)
+    if layout == "counted":
+        assert reads == [2, 1, 1]
+    else:  # the first batch refolds (every entry read), then the fair counts
+        assert reads[0] >= len(checkins) and reads[1:] == [1, 1]
+    gone = {checkins[33].event_id, *(t.event_id for t in twice)}
+    clean = Worker()
+    clean.send(_records(fair + [other if c is checkins[55] else c for c in checkins if c.event_id not in gone]))
+    assert _entities(worker) == _entities(clean)
+    assert _published(worker)["fairs"] == _published(clean)["fairs"]
+    assert worker.totals() == clean.totals()
+
+
 def test_a_bulk_retraction_in_one_batch_refolds_once_and_equals_a_worker_that_never_saw_the_events() -> None:
     """All check-ins one faulty scanner recorded, taken back in one batch, with a new check-in and corrections
     of the same fair among them: the fair refolds before the new check-in and once at the end of the batch."""
@@ -415,21 +472,21 @@ def test_an_entity_whose_every_event_was_retracted_keeps_its_log_and_comes_back_
     worker = Worker()
     worker.send(_records(events))
     states = worker.tables[pure.STATES]
-    assert states[key][LOG_FIELD] == [len(events), True] and f"{key}|events" not in states
+    assert states[key][LOG_FIELD] == [len(events), True, len(events)] and f"{key}|events" not in states
     assert str(events[0].subject) in _published(worker)["posting-funnel"]
     worker.send(_records([retraction(e, event_id=str(uuid.uuid4())) for e in events]))
-    assert not worker.dlq and key not in states and states[f"{key}|events"] == [len(events), True]
+    assert not worker.dlq and key not in states and states[f"{key}|events"] == [len(events), True, 0]
     comeback = events[1].model_copy(update={"event_id": uuid.uuid4()})  # another application to the posting
     worker.send(_records([comeback]))
     assert not worker.dlq and f"{key}|events" not in states
-    assert states[key][LOG_FIELD] == [len(events) + 1, True]
+    assert states[key][LOG_FIELD] == [len(events) + 1, True, 1]
     assert states[f"applied:{comeback.source}/{comeback.event_id}"] == {"log": len(events)}
     # a second retraction of an old event is refused (its entry is empty), the new event can be retracted
     worker.send(_records([retraction(events[1], event_id=str(uuid.uuid4()))]))
     assert _rejects(worker) == [("not_revisable", events[1].source)]
     worker.dlq.clear()
     worker.send(_records([retraction(comeback, event_id=str(uuid.uuid4()))]))
-    assert not worker.dlq and key not in states and states[f"{key}|events"] == [len(events) + 1, True]
+    assert not worker.dlq and key not in states and states[f"{key}|events"] == [len(events) + 1, True, 0]
     assert [k for k in _entities(worker) if k.startswith(key)] == []  # no state, no member key
     assert str(events[0].subject) not in _published(worker)["posting-funnel"]  # its record: a tombstone
 

@@ -178,8 +178,9 @@ async def test_tables_and_rollup_write_each_key_to_its_event_partition_and_a_rep
     logs = {k: v for k, v in puts.items() if "|event" in k}  # each entity's event log (events.corrections)
     assert states == {"posting:scu-job-1": 4, "fair:cqu-fair-1": 1, "fair:cqu-fair-1|booth|b-1": 1}
     assert logs == {"posting:scu-job-1|event|0": 4, "fair:cqu-fair-1|event|0": 1}
-    values = {c[3]: c[4] for c in calls if c[0] == "put" and c[1] is p.states}  # a log's count: in its entity's state
-    assert values["posting:scu-job-1"]["_log"] == values["fair:cqu-fair-1"]["_log"] == [1, True]
+    values = {c[3]: c[4] for c in calls if c[0] == "put" and c[1] is p.states}
+    # a log's count, in its entity's state: events logged, complete, events standing
+    assert values["posting:scu-job-1"]["_log"] == values["fair:cqu-fair-1"]["_log"] == [1, True, 1]
     assert applied == {f"applied:scu/{job.event_id}": 4, f"applied:cqu/{booth.event_id}": 1}
     assert {v for k, v in puts.items() if k.startswith("partial:postings-by-segment")} == {4}
     views = {c[2]: json.loads(c[3]) for c in calls if c[0] == "add" and c[1] == agg_topic("fairs") + ".t"}
