@@ -225,6 +225,22 @@ MAPPERS: dict[type[Event], Callable[[Any], TableRows]] = {
     services.TrainingOrInternshipOffered: _training_ref,
 }
 
+# The event types whose rows in their entity's tables are each keyed by the entity and one field of the event's
+# data (a check-in: the fair and the student), in tables no other type writes: a revision of one rebuilds only the
+# rows of its member, from the entity's standing events of its type that name the same value (consumers.store),
+# not the whole entity. Checked against every event of a simulated day (tests/unit/test_projector_mapping.py).
+MEMBER_FIELDS: dict[type[Event], str] = {
+    recruitment.ApplicationSubmitted: "application_id",
+    jobfair.BoothRegistered: "booth_id",
+    jobfair.StudentCheckedIn: "seeker_id",
+    jobfair.OnSiteOfferMade: "offer_id",
+    mentoring.MentorAssigned: "seeker_id",
+    services.PolicyBriefingDelivered: "briefing_id",
+    services.CareerCounsellingHeld: "counselling_id",
+    services.JobRecommended: "recommendation_id",
+    services.TrainingOrInternshipOffered: "program_id",
+}
+
 # The read-model rows that name job seekers, per family: (table, the column of the entity the event is keyed
 # by (so its partition), the seeker column). An erasure renames the seeker in exactly these (consumers.store).
 SEEKER_COLUMNS: dict[str, tuple[tuple[Table, str, str], ...]] = {

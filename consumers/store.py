@@ -12,6 +12,7 @@ import asyncpg
 
 from consumers.mapping import (
     ENTITY_TABLES,
+    MEMBER_FIELDS,
     SEEKER_COLUMNS,
     Erasure,
     LogEntry,
@@ -19,9 +20,11 @@ from consumers.mapping import (
     employer_of,
     employer_rows,
     entity_rows,
+    event_rows,
 )
 from consumers.tables import BY_NAME, EMPLOYERS, TABLES, Row, Table
 from core.partitioning import key_partition
+from events.base import Event
 from events.codec import decode_stored
 from events.corrections import replacement, revision_problem
 from events.topics import EVENT_PARTITIONS
@@ -190,6 +193,7 @@ async def _log_and_revise(conn: asyncpg.Connection, plan: Plan, written: Counter
     was read); then rebuild the rows of every revised entity from its events left standing. Returns the
     rebuilt entities' subjects per family (for the recounts)."""
     entities: set[tuple[str, str]] = set()
+    members: dict[tuple[str, str], list[Event]] = {}  # entities whose member rows alone are rebuilt: the versions
     employers: set[str] = set()
     done = 0
     for planned in plan.revisions:
@@ -207,9 +211,13 @@ async def _log_and_revise(conn: asyncpg.Connection, plan: Plan, written: Counter
                            UUID(planned.revision.original_id),
                            json.dumps(planned.replacement) if planned.replacement is not None else None)
         written["revisions"] += 1
-        entities.add((planned.family, planned.subject))
-        for version in (original, replacement(planned.revision)):
-            if version is not None and (employer := employer_of(version)) is not None:
+        versions = [v for v in (original, replacement(planned.revision)) if v is not None]
+        if all(type(v) in MEMBER_FIELDS for v in versions):
+            members.setdefault((planned.family, planned.subject), []).extend(versions)
+        else:
+            entities.add((planned.family, planned.subject))
+        for version in versions:
+            if (employer := employer_of(version)) is not None:
                 employers.add(employer)
     entities |= await _log(conn, plan.log[done:])
     written["event_log"] += len(plan.log)
@@ -217,6 +225,11 @@ async def _log_and_revise(conn: asyncpg.Connection, plan: Plan, written: Counter
     for family, subject in sorted(entities):
         rows = await _rebuild(conn, family, subject)
         written["rebuilt_rows"] += rows
+        rebuilt.setdefault(family, set()).add(subject)
+    for (family, subject), versions in sorted(members.items()):
+        if subject in rebuilt.get(family, ()):
+            continue
+        written["rebuilt_rows"] += await _rebuild_members(conn, family, subject, versions)
         rebuilt.setdefault(family, set()).add(subject)
     if employers:
         ids = sorted(employers)
@@ -249,6 +262,40 @@ async def _rebuild(conn: asyncpg.Connection, family: str, subject: str) -> int:
                                 "NOT NULL", family, subject)
     rows = entity_rows(decode_stored(r["payload"]) for r in payloads)
     return sum([await _upsert(conn, BY_NAME[name], rows.get(name)) for name in BY_NAME])
+
+
+async def _rebuild_members(conn: asyncpg.Connection, family: str, subject: str, versions: list[Event]) -> int:
+    """Replace the rows the revised member events (``versions``: the originals and their corrected versions; types
+    of MEMBER_FIELDS) keyed in the entity's tables with those of the entity's standing events naming the same
+    members: what ``_rebuild`` does to those rows, reading the events of those members only, not the entity's
+    whole history. An entity none of whose events stands is rebuilt whole (its rows all go)."""
+    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM event_log WHERE family = $1 AND subject = $2 AND "
+                               "payload IS NOT NULL)", family, subject):
+        return await _rebuild(conn, family, subject)
+    keys: dict[str, set[Row]] = {}  # table -> the keys of the rows the versions wrote
+    named: dict[tuple[str, str], set[str]] = {}  # (type, data field) -> the values the versions have there
+    for version in versions:
+        field = MEMBER_FIELDS[type(version)]
+        named.setdefault((version.type, field), set()).add(str(getattr(version.data, field)))
+        for table, row in event_rows(version):
+            if table is not EMPLOYERS:
+                keys.setdefault(table.name, set()).add(row[:len(table.key)])
+    payloads = []
+    for (etype, field), values in sorted(named.items()):
+        payloads += await conn.fetch("SELECT payload FROM event_log WHERE family = $1 AND subject = $2 AND type = $3 "
+                                     "AND payload->'data'->>$4 = ANY($5::text[]) AND payload IS NOT NULL",
+                                     family, subject, etype, field, sorted(values))
+    rows = entity_rows(decode_stored(r["payload"]) for r in payloads)
+    column = {table.name: entity for table, entity in ENTITY_TABLES[family]}
+    written = 0
+    for name, table_keys in sorted(keys.items()):
+        table = BY_NAME[name]
+        key = ", ".join(table.key)
+        await conn.execute(f"DELETE FROM {name} WHERE {column[name]} = $1 AND ({key}) IN (SELECT * FROM unnest("
+                           + ", ".join(f"${i + 2}::text[]" for i in range(len(table.key))) + "))",
+                           subject, *(list(k[i] for k in sorted(table_keys)) for i in range(len(table.key))))
+        written += await _upsert(conn, table, [r for r in rows.get(name, []) if r[:len(table.key)] in table_keys])
+    return written
 
 
 async def _recount(conn: asyncpg.Connection, plan: Plan, rebuilt: dict[str, set[str]]) -> None:

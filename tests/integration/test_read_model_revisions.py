@@ -21,9 +21,11 @@ import pytest
 from consumers.mapping import TopicKind, plan_batch
 from consumers.migrate import migrate
 from consumers.store import _LOG_REVISED, apply_plan, erased_markers, prepare_connection
+from consumers.tables import TABLES
 from core.partitioning import key_partition
 from events.base import Event
 from events.codec import encode, from_dict
+from events.simulator import alliance_day
 from events.simulator.revisions import correction, retraction
 from events.topics import EVENT_PARTITIONS, Family, family_topic
 from tests.unit.test_projector_mapping import Rec
@@ -189,5 +191,79 @@ async def test_a_batch_reads_one_logged_row_per_staged_event_however_long_the_lo
         reads = [n for n in _plan_nodes(plan) if n.get("Relation Name") == "event_log"]
         assert reads and all("Seq Scan" not in n["Node Type"] for n in reads), [n["Node Type"] for n in reads]
         assert sum(n["Actual Rows"] * n["Actual Loops"] for n in reads) <= 1000
+    finally:
+        await conn.close()
+
+
+async def _everything(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every read-model table an entity writes or counts into (event_log's bookkeeping aside)."""
+    names = [t.name for t in TABLES] + ["service_progress"]
+    return {name: sorted(tuple(str(v) for v in r) for r in await conn.fetch(f"SELECT * FROM {name}"))  # (catalogue)
+            for name in names}
+
+
+async def test_a_revision_of_a_member_event_rebuilds_that_member_alone_as_a_full_rebuild_would(pg_dsn: str) -> None:
+    """A simulated day with a fair of 400 more check-ins (a student checked in twice): revisions of member events
+    (check-ins, a booth, an on-site offer, an application, an assignment, service items; consumers.mapping.
+    MEMBER_FIELDS) rebuild only the rows of their members: a few rows, not the fair's hundreds. The read model is
+    then row for row that of one that saw only the events left standing, parents' counts and 1-1-3-1 progress
+    included; and a retraction of an entity's last standing event removes its rows like a full rebuild."""
+    day = [r.event for r in alliance_day(seed=13, scale=0.05, duplicate_rate=0.0, invalid_rate=0.0,
+                                         spoofed_rate=0.0, foreign_rate=0.0) if r.kind == "valid" and r.event]
+    fair = next(e for e in day if e.type == "jobfair.scheduled")
+    template = next(e for e in day if e.type == "jobfair.student_checked_in" and e.subject == fair.subject)
+    more = [template.model_copy(update={"event_id": uuid.uuid4(), "occurred_at": T0 + timedelta(minutes=i % 50),
+                                        "data": template.data.model_copy(update={"seeker_id": f"ps.scu.dev.{i:032x}"})})
+            for i in range(400)]
+    twice = more[7].model_copy(update={"event_id": uuid.uuid4(), "occurred_at": T0 + timedelta(minutes=90)})
+    events = [*day, *more, twice]
+
+    def first(etype: str, *, skip: int = 0) -> Event:
+        return [e for e in day if e.type == etype][skip]
+
+    moved = more[8].model_copy(update={"occurred_at": T0 - timedelta(minutes=5), "data": more[8].data.model_copy(
+        update={"seeker_id": more[9].data.seeker_id})})  # onto a student checked in already, earlier than them
+    application = first("recruitment.application_submitted")
+    other_seeker = first("recruitment.application_submitted", skip=1).data.seeker_id
+    fixed_application = application.model_copy(update={"data": application.data.model_copy(
+        update={"seeker_id": other_seeker})})
+    retracted = [more[7], more[20], first("jobfair.booth_registered"), first("jobfair.onsite_offer_made"),
+                 first("mentoring.mentor_assigned"), first("services.job_recommended"),
+                 first("services.policy_briefing_delivered")]
+    revisions = [retraction(e, event_id=str(uuid.uuid4())) for e in retracted]
+    revisions += [correction(more[8], moved, event_id=str(uuid.uuid4())),
+                  correction(application, fixed_application, event_id=str(uuid.uuid4()))]
+    gone = {e.event_id for e in retracted}
+    fixes = {more[8].event_id: moved, application.event_id: fixed_application}
+    standing = [fixes.get(e.event_id, e) for e in events if e.event_id not in gone]
+    conn = await _fresh(pg_dsn)
+    log = Log()
+    try:
+        for start in range(0, len(events), 500):
+            await _project(conn, log.records(events[start:start + 500]))
+        assert await conn.fetchval("SELECT count(*) FROM fair_checkins WHERE fair_id = $1", str(fair.subject)) > 400
+        written = await apply_plan(conn, "g", plan_batch(log.records(revisions), KINDS, await erased_markers(conn)))
+        assert written["revisions"] == len(revisions)
+        assert 0 < written["rebuilt_rows"] <= 2 * len(revisions)  # (a full rebuild of the fair alone: 400+)
+        revised = await _everything(conn)
+        await conn.execute("TRUNCATE " + ", ".join([t.name for t in TABLES] + ["service_progress", "event_log"]))
+        await _project(conn, Log().records(standing))
+        assert revised == await _everything(conn)
+        again = next(r for r in revised["fair_checkins"] if r[1] == more[7].data.seeker_id)
+        assert again[2] == str(twice.occurred_at)  # (its earlier check-in retracted: the later one is the first)
+        # a student's one service item, retracted: the student's items and progress go, as with a full rebuild
+        lone = next(e for e in standing if e.family == "services"
+                    and sum(1 for x in standing if x.family == "services" and x.subject == e.subject) == 1)
+        await _project(conn, Log().records([retraction(lone, event_id=str(uuid.uuid4()))]))
+        for table in ("service_items", "service_progress"):
+            assert await conn.fetchval(f"SELECT count(*) FROM {table} WHERE seeker_id = $1", str(lone.subject)) == 0
+        # a fair known only by one check-in (its scheduling not sent yet), retracted: its row goes too
+        alone = template.model_copy(update={"event_id": uuid.uuid4(), "subject": "scu-fair-alone",
+                                            "data": template.data.model_copy(update={"fair_id": "scu-fair-alone"})})
+        await _project(conn, Log().records([alone]))
+        assert await conn.fetchval("SELECT checkins FROM fairs WHERE fair_id = 'scu-fair-alone'") == 1
+        await _project(conn, Log().records([retraction(alone, event_id=str(uuid.uuid4()))]))
+        for table in ("fairs", "fair_checkins"):
+            assert await conn.fetchval(f"SELECT count(*) FROM {table} WHERE fair_id = 'scu-fair-alone'") == 0
     finally:
         await conn.close()

@@ -208,3 +208,37 @@ def test_aggregate_of_topic_understands_topic_suffixes() -> None:
     assert aggregate_of_topic("alliance.agg.fairs.staging-2") == "fairs"
     with pytest.raises(ValueError):
         aggregate_of_topic("alliance.agg.unknown")
+
+
+def test_a_member_type_keys_its_rows_by_its_entity_and_its_declared_field_alone() -> None:
+    """consumers.mapping.MEMBER_FIELDS, checked against every event of a simulated day with duplicates: each row a
+    member type writes (beside the shared employers) carries its entity and the declared field in its key, and
+    every row of one key, whatever type wrote it, comes from events of that one type, one entity and one value of
+    the declared field. So a revision
+    rebuilding only the rows of its member (consumers.store._rebuild_members) finds every event behind them."""
+    from consumers.mapping import ENTITY_TABLES, MAPPERS, MEMBER_FIELDS
+    from consumers.tables import EMPLOYERS
+    from events.simulator import alliance_day
+
+    events = [r.event for r in alliance_day(seed=9, scale=0.05, invalid_rate=0.0, spoofed_rate=0.0,
+                                            foreign_rate=0.0) if r.kind in ("valid", "duplicate") and r.event]
+    assert set(MEMBER_FIELDS) <= set(MAPPERS)
+    member_tables = {t.name for cls in MEMBER_FIELDS for e in events if type(e) is cls
+                     for t, _ in event_rows(e) if t is not EMPLOYERS}
+    behind: dict[tuple[str, tuple[object, ...]], set[tuple[str, str, str | None]]] = {}
+    for event in events:
+        for table, row in event_rows(event):
+            if table.name not in member_tables:
+                continue
+            field = MEMBER_FIELDS.get(type(event))
+            if field is not None:
+                column = dict((t.name, c) for t, c in ENTITY_TABLES[event.family])[table.name]
+                assert row[table.index(column)] == str(event.subject), (event.type, table.name)
+            value = str(getattr(event.data, field)) if field is not None else None
+            assert field is None or value in row[:len(table.key)], (event.type, field)  # the field is in the key
+            behind.setdefault((table.name, row[:len(table.key)]), set()).add((event.type, str(event.subject), value))
+    assert member_tables and behind
+    assert {k: v for k, v in behind.items() if len(v) != 1} == {}
+    assert all(value is not None for found in behind.values() for _, _, value in found)  # no other type's rows
+    members = sum(1 for e in events if type(e) in MEMBER_FIELDS)
+    assert members > len(behind)  # (members named by more than one event: duplicates, a second check-in)
