@@ -43,6 +43,7 @@ DELETE FROM agg_snapshot t USING stage_agg s
 WHERE s.value IS NULL AND t.aggregate = s.aggregate AND t.key = s.key"""
 
 # Placeholder parents for children that arrive first, then recounts of the touched parents only.
+_PENDING = "DELETE FROM pending_rebuilds RETURNING family, subject"
 _PLACEHOLDER = "INSERT INTO {table} ({key}) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING"
 _RECOUNT_POSTINGS = """
 UPDATE postings p SET applications = c.applications, offers = c.offers, accepted = c.accepted,
@@ -221,6 +222,8 @@ async def _log_and_revise(conn: asyncpg.Connection, plan: Plan, written: Counter
                 employers.add(employer)
     entities |= await _log(conn, plan.log[done:])
     written["event_log"] += len(plan.log)
+    # entities a migration asked to rebuild (009: member rows merged across entities by their earlier keys)
+    entities |= {(r["family"], r["subject"]) for r in await conn.fetch(_PENDING)}
     rebuilt: dict[str, set[str]] = {}
     for family, subject in sorted(entities):
         rows = await _rebuild(conn, family, subject)

@@ -140,17 +140,20 @@ POSTINGS = _t(
     Group("deadline_at", ("deadline",), tiebreak=True),
     Group("closed_at", ("close_reason",), wins="earliest"),
 )
+# A member row (an application, an offer, a session) is keyed by its entity as well as by its own id: ids are the
+# publishing university's, so another university reusing one on its own entity gets a row of its own, never this one
+# (migration 009).
 APPLICATIONS = _t(
-    "applications", ["application_id"],
-    f"application_id text, posting_id text, seeker_id text, degree text, university text, submitted_at {TS}",
-    Group("submitted_at", ("posting_id", "seeker_id", "degree", "university")),
+    "applications", ["posting_id", "application_id"],
+    f"posting_id text, application_id text, seeker_id text, degree text, university text, submitted_at {TS}",
+    Group("submitted_at", ("seeker_id", "degree", "university")),
 )
 OFFERS = _t(
-    "offers", ["offer_id"],
-    f"offer_id text, posting_id text, seeker_id text, seen_at {TS}, application_id text, "
+    "offers", ["posting_id", "offer_id"],
+    f"posting_id text, offer_id text, seeker_id text, seen_at {TS}, application_id text, "
     f"salary_monthly integer, university text, made_at {TS}, answer text, answered_at {TS}, "
     f"start_date date, hired_at {TS}, seeker_university text, hire_at {TS}, hire_place text",
-    Group("seen_at", ("posting_id", "seeker_id", "seeker_university"), wins="earliest"),
+    Group("seen_at", ("seeker_id", "seeker_university"), wins="earliest"),
     Group("made_at", ("application_id", "salary_monthly", "university")),
     Group("answered_at", ("answer",), tiebreak=True),  # a decline wins over an acceptance of the same instant
     Group("hired_at", ("start_date",), wins="earliest"),
@@ -175,8 +178,8 @@ FAIR_CHECKINS = _t(
     Group("first_at", (), wins="earliest"),
 )
 FAIR_OFFERS = _t(
-    "fair_offers", ["offer_id"], f"offer_id text, fair_id text, booth_id text, seeker_id text, made_at {TS}",
-    Group("made_at", ("fair_id", "booth_id", "seeker_id")),
+    "fair_offers", ["fair_id", "offer_id"], f"fair_id text, offer_id text, booth_id text, seeker_id text, made_at {TS}",
+    Group("made_at", ("booth_id", "seeker_id")),
 )
 MENTORS = _t(
     "mentors", ["mentor_id"],
@@ -189,9 +192,9 @@ MENTOR_ASSIGNMENTS = _t(
     Group("assigned_at", (), wins="earliest"),
 )
 MENTORING_SESSIONS = _t(
-    "mentoring_sessions", ["session_id"],
-    f"session_id text, mentor_id text, topic text, seeker_ids text[], duration_minutes integer, held_at {TS}",
-    Group("held_at", ("mentor_id", "topic", "seeker_ids", "duration_minutes")),
+    "mentoring_sessions", ["mentor_id", "session_id"],
+    f"mentor_id text, session_id text, topic text, seeker_ids text[], duration_minutes integer, held_at {TS}",
+    Group("held_at", ("topic", "seeker_ids", "duration_minutes")),
 )
 SERVICE_ITEMS = _t(
     "service_items", ["seeker_id", "kind", "item_id"],

@@ -127,7 +127,7 @@ def test_session_seekers_are_distinct_and_sorted() -> None:
         mentor_id="m1", session_id="s1", topic="technology", seeker_ids=(other, SEEKER, other),
         duration_minutes=45))
     [(_, row)] = event_rows(e)
-    assert row == ("s1", "m1", "technology", [SEEKER, other], 45, T0)
+    assert row == ("m1", "s1", "technology", [SEEKER, other], 45, T0)  # (keyed by mentor and session)
 
 
 def agg(value: object, topic: str = "alliance.agg.fairs", key: bytes | None = b"k") -> AggUpdate:
