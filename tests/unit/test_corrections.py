@@ -410,6 +410,33 @@ def test_a_revision_of_a_member_event_costs_one_event_whatever_the_entity_histor
     assert worker.totals() == clean.totals()
 
 
+@pytest.mark.parametrize("erase_first", [True, False])
+@pytest.mark.parametrize("times", [1, 2])
+def test_a_check_in_taken_back_in_the_batch_that_erases_its_student_leaves_what_the_erasure_alone_would(
+        erase_first: bool, times: int) -> None:
+    """A retraction taken back alone (its member key counted) and the erasure of the student it names, in one batch
+    and in either order, for a student checked in at the fair once (the member goes, the fair counts one less) or
+    twice (it stays, renamed): nothing names the student, and the tables and figures are those of a worker that
+    never saw the check-in and then erased the student."""
+    events = _day(0.0, seed=3)
+    checkin = next(e for e in events if e.type == "jobfair.student_checked_in")  # (every student re-enters: twice)
+    if times == 1:  # a student who came once
+        checkin = checkin.model_copy(update={"event_id": uuid.uuid4(), "data": checkin.data.model_copy(
+            update={"seeker_id": "ps.cqu.dev." + "c" * 32})})
+        events = [*events, checkin]
+    seeker = checkin.data.seeker_id  # type: ignore[attr-defined]
+    request, revoked = erasure_request(seeker), retraction(checkin, event_id=str(uuid.uuid4()))
+    worker = Worker()
+    worker.send(_records(events))
+    worker.send(_records([request, revoked] if erase_first else [revoked, request]))
+    assert not worker.dlq and _names_anywhere(worker, seeker) == []
+    clean = Worker()
+    clean.send(_records([e for e in events if e.event_id != checkin.event_id]))
+    clean.send(_records([request]))
+    assert _entities(worker) == _entities(clean)
+    assert _published(worker)["fairs"] == _published(clean)["fairs"] and worker.totals() == clean.totals()
+
+
 def test_a_bulk_retraction_in_one_batch_refolds_once_and_equals_a_worker_that_never_saw_the_events() -> None:
     """All check-ins one faulty scanner recorded, taken back in one batch, with a new check-in and corrections
     of the same fair among them: the fair refolds before the new check-in and once at the end of the batch."""
