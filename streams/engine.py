@@ -238,29 +238,23 @@ def process(
                     out.applied_ids[ak] = partition
                     commit(tx, partition, partials)
                     continue
-                taken: State = outcome  # taken back already (take_back): moved like any event's
-                before: State | None = tx.get(key)
-                tx.put(key, taken)
-                contributions, partials = moved(key, domain, before, taken, windows, partition)
-                out.applied_ids[ak] = partition
-                commit(tx, partition, partials)
-                settle(key, domain, before, taken, partition)
-                known[key] = contributions
-                continue
-            key = domain.state_key(event)
-            if key in runs:  # the entity's pending refold first: the event applies to what stands
-                flush(key)
-            old = tx.get(key)
-            windows = {}
-            logged = None
-            if first_time:
-                new = domain.apply(tx, old, event)
-                logged = log_event(tx, key, old, new, event, ak, item[3] if len(item) == 4 else None)
+                old, new = tx.get(key), outcome  # taken back already (take_back): moved like any event
                 tx.put(key, new)
-                windows = window_counts(event)  # event counts: count each event id once
-            else:  # a replay: the event is in the state already (or was revised since): change nothing
-                new = old
-            erasure.index(tx, indexed, family, partition, logged)
+            else:
+                key = domain.state_key(event)
+                if key in runs:  # the entity's pending refold first: the event applies to what stands
+                    flush(key)
+                old = tx.get(key)
+                windows = {}
+                logged = None
+                if first_time:
+                    new = domain.apply(tx, old, event)
+                    logged = log_event(tx, key, old, new, event, ak, item[3] if len(item) == 4 else None)
+                    tx.put(key, new)
+                    windows = window_counts(event)  # event counts: count each event id once
+                else:  # a replay: the event is in the state already (or was revised since): change nothing
+                    new = old
+                erasure.index(tx, indexed, family, partition, logged)
             replayed = None if first_time else window_counts(event)
             contributions, partials = moved(key, domain, old, new, windows, partition, replayed)
         except Exception as exc:  # a bug or a value the domain cannot take: this event alone is refused
@@ -367,10 +361,10 @@ def take_back(tx: Tx, domain: Domain, key: str, state: State | None, original: E
     applies like a new one. None otherwise (the entity is refolded): nothing is written then. Costs what one
     event does, whatever the entity's history; a refold reads its whole log."""
     member = domain.members.get(type(original))
-    count = state.get(LOG_FIELD) if isinstance(state, dict) else None
     standing = standing_count(state)
-    if member is None or state is None or count is None or standing is None or standing <= 1:
+    if member is None or state is None or standing is None or standing <= 1:
         return None  # (the last event standing: the refold deletes the entity and keeps its log's count apart)
+    count = state[LOG_FIELD]  # (standing_count read it: [events logged, complete, events standing])
     sub = Tx(tx.get)  # (written to ``tx`` only if the member key counts the original)
     new = dict(state)
     if not take_member(sub, new, key, member, original):

@@ -189,13 +189,12 @@ def index_refold(tx: Tx, standing_events: Iterable[Event], family: str, partitio
         for seeker in named_seekers(event.data) + ((str(event.subject),) if family == "services" else ()):
             if seeker in texts and not seeker.startswith(ERASED_PREFIX):
                 named[seeker] = texts[seeker]
-    for seeker, keys in named.items():
-        current = standing(tx, [seeker], family, partition)
-        if current is None:  # cannot happen (the log names an erased seeker by the token): refuse, do not leak
-            raise RuntimeError(f"a refold would write a seeker erased on {family}/{partition}")
-        listing = current[seeker]
+    current = standing(tx, named, family, partition)
+    if current is None:  # cannot happen (the log names an erased seeker by the token): refuse, do not leak
+        raise RuntimeError(f"a refold would write a seeker erased on {family}/{partition}")
+    for seeker, listing in current.items():
         indexed = listing.known()
-        _list(tx, listing, [k for k in dict.fromkeys(keys) if k not in indexed], seeker, family, partition)
+        _list(tx, listing, [k for k in dict.fromkeys(named[seeker]) if k not in indexed], seeker, family, partition)
 
 
 def _list(tx: Tx, listing: Listing, keys: list[str], seeker: str, family: str, partition: int) -> None:
