@@ -437,6 +437,31 @@ def test_a_check_in_taken_back_in_the_batch_that_erases_its_student_leaves_what_
     assert _published(worker)["fairs"] == _published(clean)["fairs"] and worker.totals() == clean.totals()
 
 
+def test_refused_revisions_among_taken_back_ones_and_new_events_lose_none_of_the_good_ones() -> None:
+    """One batch mixing a new check-in, a retraction taken back alone, a retraction of an unknown event, another
+    university's retraction of the fair's check-in and a correction taken back alone: the unknown one goes to the DLQ
+    as ``not_revisable`` (tables agent), the foreign one as ``not_owner`` (ingest: the fair is not its sender's), and
+    the rest is what a worker that saw only the good events would hold."""
+    fair, checkins = _fair_with_checkins(50)
+    worker = Worker()
+    worker.send(_records(fair + checkins[:40]))
+    unknown = retraction(checkins[0], event_id=str(uuid.uuid4())).model_dump(mode="json")
+    unknown["data"]["event_id"] = str(uuid.uuid4())
+    foreign = retraction(checkins[3], event_id=str(uuid.uuid4())).model_dump(mode="json")
+    foreign["source"] = "swu" if checkins[3].source != "swu" else "scu"
+    moved = checkins[5].model_copy(update={"data": checkins[5].data.model_copy(  # type: ignore[attr-defined]
+        update={"seeker_id": "ps.cqu.dev." + "d" * 32})})
+    batch: list[Event] = [checkins[40], retraction(checkins[2], event_id=str(uuid.uuid4())),
+                          EventRetracted.model_validate(unknown), EventRetracted.model_validate(foreign),
+                          correction(checkins[5], moved, event_id=str(uuid.uuid4())), *checkins[41:]]
+    worker.send(_records(batch))
+    assert sorted(r for r, _ in _rejects(worker)) == ["not_owner", "not_revisable"]
+    clean = Worker()
+    clean.send(_records(fair + [moved if c is checkins[5] else c for c in checkins if c is not checkins[2]]))
+    assert _entities(worker) == _entities(clean)
+    assert _published(worker)["fairs"] == _published(clean)["fairs"] and worker.totals() == clean.totals()
+
+
 def test_a_bulk_retraction_in_one_batch_refolds_once_and_equals_a_worker_that_never_saw_the_events() -> None:
     """All check-ins one faulty scanner recorded, taken back in one batch, with a new check-in and corrections
     of the same fair among them: the fair refolds before the new check-in and once at the end of the batch."""
