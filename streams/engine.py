@@ -211,19 +211,22 @@ def process(
                 continue
             ak = applied_key(event)
             first_time = tx.get(ak) is None
+            domain = domains[family]
             if isinstance(event, EventRetracted | EventCorrected):
                 if not first_time:  # a replay of a revision applied before (a refused one leaves no key: read
                     continue        # again, it meets the same state, since its batch's writes did not persist)
                 seekers = revision_seekers(event, family)
             else:
                 seekers = named_seekers(event.data)
+                key = domain.state_key(event)
+                if key in runs:  # the entity's pending refold first: the event applies to what stands (and the
+                    flush(key)   # seekers' indexes are read after it: the refold may have listed keys in them)
             indexed = erasure.standing(tx, seekers, family, partition)
             if indexed is None:
                 if first_time:  # (a replay of an event applied before the erasure changes nothing)
                     out.failed.append((index, "erased_seeker", "the event names a job seeker erased before it "
                                                                "arrived (services.seeker_erasure_requested)"))
                 continue
-            domain = domains[family]
             if isinstance(event, EventRetracted | EventCorrected):
                 revised = revise(tx, event, domain, runs.get, index, partition)
                 if isinstance(revised, str):
@@ -241,9 +244,6 @@ def process(
                 old, new = tx.get(key), outcome  # taken back already (take_back): moved like any event
                 tx.put(key, new)
             else:
-                key = domain.state_key(event)
-                if key in runs:  # the entity's pending refold first: the event applies to what stands
-                    flush(key)
                 old = tx.get(key)
                 windows = {}
                 logged = None

@@ -570,3 +570,30 @@ def test_logs_counted_apart_by_an_earlier_version_are_revised_and_grow_into_thei
     for count_key in kept:  # the others: untouched since, or every event retracted
         state = states.get(count_key.removesuffix("|events"))
         assert state is None or LOG_FIELD not in state, count_key
+
+
+def test_a_student_a_refold_and_a_new_event_of_one_batch_both_name_is_erased_from_every_key_of_both() -> None:
+    """A correction moves an offer to another student, and the same batch then makes that student a new offer on the
+    same posting. The posting's pending refold runs before the new offer applies and lists the moved offer in the
+    student's erasure index; the new offer's listing must add to that index, not write over it with what it read
+    before the refold (then the erasure would leave the moved offer naming the student)."""
+    events = _day(0.0, seed=3)
+    made = next(e for e in events if e.type == "recruitment.offer_made")
+    other = made.data.seeker_id[:-6] + "abcdef"  # type: ignore[attr-defined]
+    moved = made.model_copy(update={"data": made.data.model_copy(update={"seeker_id": other})})
+    another = made.model_copy(update={"event_id": uuid.uuid4(), "data": made.data.model_copy(
+        update={"seeker_id": other, "offer_id": made.data.offer_id + "-b"})})  # type: ignore[attr-defined]
+    worker = Worker()
+    worker.send(_records(events))
+    revised = correction(made, moved, event_id=str(uuid.uuid4()))
+    worker.send(_records([revised, another]))  # one batch
+    posting = f"posting:{made.subject}|offer|"
+    assert not worker.dlq
+    assert {k.rsplit("|", 1)[1] for k, v in worker.tables[pure.STATES].items()
+            if k.startswith(posting) and v["seeker"] == other} == {made.data.offer_id,  # type: ignore[attr-defined]
+                                                                  another.data.offer_id}  # type: ignore[attr-defined]
+    request = erasure_request(other)
+    worker.send(_records([request]))
+    assert not worker.dlq
+    assert _names_anywhere(worker, other) == []
+    _oracle_matches(worker, [*events, revised, another, request])
