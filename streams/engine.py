@@ -15,17 +15,19 @@ and an event's applied key points at its entry. A revision refolds the entity fr
 (or with the corrected event in its place): the domains are order-insensitive, so the result is the state
 the entity would have had; member keys only the original wrote are deleted, and the partials move by the
 difference of the contributions, like for any event. The revisions of one entity in a batch refold it once
-(``_Run``). Costs: one more key per event, and a run reads the whole log of its entity. An original that only
-added a member (a check-in, an application, a service item: ``Domain.members``) is taken back alone instead
-(``take_back``): its member key counts the standing events that added it, the entity's state counts its standing
-events, so neither the log nor the other members are read.
+(``_Run``). An original that only added a member (a check-in, an application, a service item: ``Domain.members``)
+is taken back alone instead (``take_back``): its member key counts the standing events that added it, the entity's
+state counts its standing events, so neither the log nor the other members are read. Any other original refolds the
+entity's other events alone (a partial run): their log positions are listed in the entity's refold index
+(``domains.base.refold_index_key``), and the fold starts from the state's member part (``Domain.members_only``).
+Costs: one more key per event (its log entry), one more for an event that is not a member (its index entry).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from events.base import Event
 from events.codec import StoredJson, decode_stored, plain, stored
@@ -50,6 +52,9 @@ from streams.domains.base import (
     log_count,
     log_count_key,
     log_key,
+    log_numbers,
+    refold_count,
+    refold_index_key,
     standing_count,
     take_member,
 )
@@ -106,10 +111,13 @@ class _Run:
     domain: Domain
     partition: int
     index: int  # the newest revision's item (a refold that fails is reported against it)
-    old: State | None  # the entity's state when the run began
     before: list[Event]  # the entity's events when the run began
     events: dict[int, Event]  # log position -> the event standing there now
     at: str  # occurred_at of the newest revision
+    # the run reads the entity's events that are not members alone (its refold index): ``before`` and ``events``
+    # hold those, and the refold keeps the member keys and the counters of the state as they are then
+    partial: bool = False
+    retracted: int = 0  # retractions in the run (the events standing are the state's count less these)
 
 
 def process(
@@ -186,16 +194,17 @@ def process(
         known.pop(key, None)
         tx = Tx(reader(run.partition))
         try:
+            old = tx.get(key)  # (a partial run's: with the members taken back since it began)
             new = refold(tx, key, run)
             erasure.index_refold(tx, run.events.values(), run.domain.family, run.partition)
-            delta = diff(run.domain.contributions(run.old) if run.old is not None else {},
+            delta = diff(run.domain.contributions(old) if old is not None else {},
                          run.domain.contributions(new) if new is not None else {})
             partials = partials_for(delta, run.partition)
         except Exception as exc:  # a bug: the entity keeps its state (the log already says what stands)
             out.failed.append((run.index, "unprocessable", f"refold of {key}: {type(exc).__name__}: {exc}"))
             return
         commit(tx, run.partition, partials)
-        settle(key, run.domain, run.old, new, run.partition)
+        settle(key, run.domain, old, new, run.partition)
 
     for index, item in enumerate(items):
         partition, event = item[0], item[1]
@@ -229,6 +238,13 @@ def process(
                 continue
             if isinstance(event, EventRetracted | EventCorrected):
                 revised = revise(tx, event, domain, runs.get, index, partition)
+                if isinstance(revised, FlushFirst):  # (revise wrote nothing): the run, then the seekers' indexes
+                    flush(revised.key)
+                    if (indexed := erasure.standing(tx, seekers, family, partition)) is None:
+                        raise RuntimeError("a refold cannot erase a seeker")
+                    revised = revise(tx, event, domain, runs.get, index, partition)
+                if isinstance(revised, FlushFirst):
+                    raise RuntimeError(f"{revised.key}: a revision met a run after its flush")
                 if isinstance(revised, str):
                     out.failed.append((index, "not_revisable", revised))
                     continue
@@ -249,7 +265,8 @@ def process(
                 logged = None
                 if first_time:
                     new = domain.apply(tx, old, event)
-                    logged = log_event(tx, key, old, new, event, ak, item[3] if len(item) == 4 else None)
+                    logged = log_event(tx, key, old, new, event, ak, item[3] if len(item) == 4 else None,
+                                       type(event) not in domain.members)
                     tx.put(key, new)
                     windows = window_counts(event)  # event counts: count each event id once
                 else:  # a replay: the event is in the state already (or was revised since): change nothing
@@ -281,36 +298,54 @@ def process(
 # --- the entity's event log, and revisions (events.corrections) ------------------------------------------
 
 def log_event(tx: Tx, key: str, old: State | None, new: State, event: Event, ak: str,
-              encoded: bytes | None = None) -> Logged:
+              encoded: bytes | None = None, refolded: bool = True) -> Logged:
     """Append ``event`` to the entity's log: the entry, the count in the entity's ``new`` state, and the
     applied key pointing at the entry. ``encoded``: the canonical record ``event`` was decoded from, kept as
-    the entry's bytes (``StoredJson``; the stored form is built otherwise)."""
-    count = log_count(tx.get, key, old)
-    n, complete = count if count is not None else (0, True)
+    the entry's bytes (``StoredJson``; the stored form is built otherwise). ``refolded``: the event is not a
+    member (``Domain.members``), so a revision of it refolds: its position goes in the entity's refold index."""
+    numbers = log_numbers(tx.get, key, old) or [0, True]
+    n = numbers[0]
     entry = log_key(key, n)
     tx.put(entry, StoredJson(encoded) if encoded is not None else stored(event))
-    standing = standing_count(old) if old is not None else 0  # (no state: no event of the entity stands)
-    keep_log_count(tx, key, old, new, [n + 1, complete] if standing is None else [n + 1, complete, standing + 1])
+    count = [n + 1, numbers[1]]
+    if old is None:  # no event of the entity stands: none to count, none to index
+        count += [1, numbers[3] if len(numbers) == 4 else 0]
+    elif len(numbers) >= 3:
+        count += numbers[2:]
+        count[2] += 1
+    if len(count) == 4 and refolded:
+        tx.put(refold_index_key(key, count[3]), n)
+        count[3] += 1
+    keep_log_count(tx, key, old, new, count)
     tx.put(ak, {"log": n})
     return Logged(entry, log_count_key(key), ak)
 
 
-def _fold(domain: Domain, events: Iterable[Event]) -> tuple[State | None, dict[str, Any]]:
-    """The entity's state and member keys from ``events`` alone (the domains are order-insensitive)."""
+def _fold(domain: Domain, events: Iterable[Event], seed: State | None = None) -> tuple[State | None, dict[str, Any]]:
+    """The entity's state and member keys from ``events`` alone (the domains are order-insensitive), folded onto
+    ``seed`` (its member events' part: ``Domain.members_only``) if given."""
     tx = Tx(lambda _: None)
-    state: State | None = None
+    state = seed
     for event in events:
         state = domain.apply(tx, state, event)
     return state, tx.writes
 
 
+class FlushFirst(NamedTuple):
+    """``revise`` cannot apply the revision while its entity's run is pending: refold the run first, then revise."""
+
+    key: str
+
+
 def revise(tx: Tx, revision: EventRetracted | EventCorrected, domain: Domain,
            pending: Callable[[str], _Run | None], index: int, partition: int
-           ) -> str | tuple[str, _Run | State, Contributions]:
+           ) -> str | FlushFirst | tuple[str, _Run | State, Contributions]:
     """Retract or correct the revision's original in its entity's log: taken back alone (``take_back``) when it
-    can be, else in the entity's run of revisions (the refold comes later: ``refold``). Returns (entity key, the
+    can be, else in the entity's run of revisions (the refold comes later: ``refold``), which reads the entity's
+    events that are not members alone when the original is not one (``_partial``). Returns (entity key, the
     entity's new state or its run, the change of the event counts: the original's taken back, the corrected
-    event's counted), or why the revision cannot apply (events.corrections.revision_problem)."""
+    event's counted), or why the revision cannot apply (events.corrections.revision_problem). Nothing is written
+    before it returns ``FlushFirst`` or a problem."""
     key = domain.state_key(entity_probe(revision.data.type, str(revision.subject), revision.source))
     state = tx.get(key)
     count = log_count(tx.get, key, state)
@@ -320,9 +355,9 @@ def revise(tx: Tx, revision: EventRetracted | EventCorrected, domain: Domain,
     run = pending(key)
     original: Event | None = None
     if position is not None and position < n:
-        if run is not None:
-            original = run.events.get(position)
-        elif (entry := tx.get(log_key(key, position))) is not None:
+        if run is not None and position in run.events:
+            original = run.events[position]
+        elif (entry := tx.get(log_key(key, position))) is not None:  # (what a run revised is written already)
             original = decode_stored(entry)
     if original is not None and (original.source, str(original.event_id)) != (revision.source,
                                                                              revision.original_id):
@@ -337,19 +372,33 @@ def revise(tx: Tx, revision: EventRetracted | EventCorrected, domain: Domain,
     for k, values in (window_counts(corrected) if corrected is not None else {}).items():
         windows[k] = add_into(windows.get(k, {}), values)
     entry = stored(corrected) if corrected is not None else None
-    if run is None and (taken := take_back(tx, domain, key, state, original, corrected, revision)) is not None:
-        tx.put(log_key(key, position), entry)
+    if (run is None or run.partial) and (taken := take_back(tx, domain, key, state, original, corrected,
+                                                            revision)) is not None:
+        tx.put(log_key(key, position), entry)  # (a pending partial run keeps the member counts it finds then)
         return key, taken, windows
+    if run is not None and run.partial and type(original) in domain.members:
+        return FlushFirst(key)  # a member the partial run does not hold, not taken back: the entity refolds whole
     if run is None:
-        standing = {j: decode_stored(e) for j in range(n) if (e := tx.get(log_key(key, j))) is not None}
-        run = _Run(domain, partition, index, state, list(standing.values()), standing, "")
+        partial = _partial(domain, state, original)
+        positions = ((tx.get(refold_index_key(key, j)) for j in range(refold_count(state) or 0)) if partial
+                     else range(n))
+        standing = {j: decode_stored(e) for j in positions if (e := tx.get(log_key(key, j))) is not None}
+        run = _Run(domain, partition, index, list(standing.values()), standing, "", partial)
     tx.put(log_key(key, position), entry)
     if corrected is not None:
         run.events[position] = corrected
     else:
         del run.events[position]
+        run.retracted += 1
     run.index, run.at = index, max(run.at, revision.occurred_at.isoformat())
     return key, run, windows
+
+
+def _partial(domain: Domain, state: State | None, original: Event) -> bool:
+    """Whether a revision of ``original`` refolds the entity's events that are not members alone: it is not a
+    member, and the state counts its standing events and indexes the others (``refold_count``)."""
+    return (domain.fresh is not None and type(original) not in domain.members and refold_count(state) is not None
+            and bool(standing_count(state)))
 
 
 def take_back(tx: Tx, domain: Domain, key: str, state: State | None, original: Event, corrected: Event | None,
@@ -370,7 +419,7 @@ def take_back(tx: Tx, domain: Domain, key: str, state: State | None, original: E
     if not take_member(sub, new, key, member, original):
         return None
     tx.writes.update(sub.writes)
-    new[LOG_FIELD] = [count[0], count[1], standing if corrected is not None else standing - 1]
+    new[LOG_FIELD] = [count[0], count[1], standing if corrected is not None else standing - 1, *count[3:]]
     if corrected is not None:
         new = domain.apply(tx, new, corrected)
     at = revision.occurred_at.isoformat()  # the record's time moves on, never back (as a refold's)
@@ -381,24 +430,44 @@ def take_back(tx: Tx, domain: Domain, key: str, state: State | None, original: E
 def refold(tx: Tx, key: str, run: _Run) -> State | None:
     """The entity's state from the events standing now (``run.events``): written with the member keys that
     changed; member keys only retracted events wrote are deleted. Returns the new state (None: no event
-    stands)."""
+    stands). A partial run (``_Run.partial``) folds the entity's events that are not members onto its state's
+    member counts (``Domain.members_only``), and its member keys stay as they are."""
+    current = tx.get(key)
+    numbers = log_numbers(tx.get, key, current)
+    if run.partial:
+        standing = (standing_count(current) or 0) - run.retracted
+        if standing < len(run.events):
+            raise RuntimeError(f"{key} counts {standing} events standing, fewer than its {len(run.events)} others")
+        seed = run.domain.members_only(current) if standing and current is not None else None
+    else:
+        standing, seed = len(run.events), None
     _, before = _fold(run.domain, run.before)
-    new, after = _fold(run.domain, run.events.values())
+    new, after = _fold(run.domain, run.events.values(), seed) if standing else (None, {})
     for member in before.keys() - after.keys():
         tx.put(member, None)
     for member, value in after.items():
         if tx.get(member) != value:
             tx.put(member, value)
     if new is not None:  # the record's time moves on (the read model keeps the newest record per entity)
-        times = [new.get("updated_at"), (run.old or {}).get("updated_at"), run.at]
+        times = [new.get("updated_at"), (current or {}).get("updated_at"), run.at]
         new["updated_at"] = max(t for t in times if t)
     # the log keeps its length (entries are replaced or emptied); with no event standing the state goes and the
-    # log stays, counted on its own key
-    current = tx.get(key)
-    if (count := log_count(tx.get, key, current)) is not None:  # (and from now on the events standing: the
-        keep_log_count(tx, key, current, new, [*count, len(run.events)])  # member keys count theirs, as folded)
+    # log stays, counted on its own key. From now on the count holds the events standing (the member keys count
+    # theirs, as folded) and the refold index (written here from the events standing if the state had none)
+    if numbers is not None:
+        indexed = numbers[3] if len(numbers) == 4 else _index_refolded(tx, key, run)
+        keep_log_count(tx, key, current, new, [numbers[0], bool(numbers[1]), standing, indexed])
     tx.put(key, new)
     return new
+
+
+def _index_refolded(tx: Tx, key: str, run: _Run) -> int:
+    """Write the entity's refold index from a whole run's standing events (a state from before the index was kept);
+    its count."""
+    positions = [j for j, event in sorted(run.events.items()) if type(event) not in run.domain.members]
+    for i, position in enumerate(positions):
+        tx.put(refold_index_key(key, i), position)
+    return len(positions)
 
 
 def _erase(tx: Tx, request: SeekerErasureRequested, family: str, partition: int, domains: Mapping[str, Domain],

@@ -121,6 +121,20 @@ class Worker:
                 states[key] = 1
         return several
 
+    def refolds_unindexed(self) -> int:
+        """Rewrite the entity-state table as versions before 2026-12-08 kept it: no refold index, and a log count of
+        three numbers. Returns the index entries deleted."""
+        states = self.tables[pure.STATES]
+        entries = [key for key in states if "|refold|" in key]
+        for key in entries:
+            del states[key]
+        for key, value in list(states.items()):
+            if isinstance(value, dict) and isinstance(value.get(LOG_FIELD), list):
+                states[key] = {**value, LOG_FIELD: value[LOG_FIELD][:3]}
+            elif isinstance(value, list) and key.endswith("|events"):
+                states[key] = value[:3]
+        return len(entries)
+
     def replay(self, batch: int = 101) -> None:
         """The tables agent reads every canonical record again (a worker taking over after a crash)."""
         for start in range(0, len(self.canonical), batch):

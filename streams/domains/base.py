@@ -47,7 +47,17 @@ LOG_COUNT_SUFFIX = "|events"
 # complete] and, since 2026-12-07, the events standing (logged and not retracted). The third number also says that
 # every member key of the entity counts the standing events that add it (``Tx.add``), so a revision can take one
 # such event back without refolding the entity (streams.engine.take_back); a state without it refolds.
+# Since 2026-12-08 a fourth number counts the entity's refold index (``refold_index_key``): where in the log the
+# events that are not members stand, so that a revision of one refolds those alone and keeps the members.
 LOG_FIELD = "_log"
+REFOLD_SET = "refold"
+
+
+def refold_index_key(entity_key: str, j: int) -> str:
+    """The ``j``-th entry of the entity's refold index: the log position of the ``j``-th event logged that is not a
+    member (``Domain.members``: a scheduling, a posting's fields, an offer, a session, a flag). A retracted event's
+    entry stays (its log entry is empty); a correction stays at its original's position."""
+    return member_key(entity_key, REFOLD_SET, str(j))
 
 
 class Logged(NamedTuple):
@@ -65,22 +75,36 @@ def log_count_key(entity_key: str) -> str:
     return f"{entity_key}{LOG_COUNT_SUFFIX}"
 
 
+def log_numbers(read: Callable[[str], Any], entity_key: str, state: Any) -> list[Any] | None:
+    """The entity's log count as kept (``LOG_FIELD``: 2 to 4 numbers), in its ``state`` (the caller has read it) or
+    on the log's own key; None if it has no log, ``[0, False]`` if it has a state from before logs were kept."""
+    if isinstance(state, dict) and _is_count(count := state.get(LOG_FIELD)):
+        return count
+    if _is_count(count := read(log_count_key(entity_key))):
+        return count
+    return [0, False] if state is not None else None
+
+
 def log_count(read: Callable[[str], Any], entity_key: str, state: Any) -> tuple[int, bool] | None:
     """``(events logged, complete)`` of the entity's log, None if it has none; ``state``: the entity's state
     (the caller has read it). Complete unless the entity had a state before it had a log (an entity from
     before corrections were supported: its events cannot be refolded, so it cannot be revised)."""
-    if isinstance(state, dict) and _is_count(count := state.get(LOG_FIELD)):
-        return count[0], bool(count[1])
-    if _is_count(count := read(log_count_key(entity_key))):
-        return count[0], bool(count[1])
-    return (0, False) if state is not None else None
+    numbers = log_numbers(read, entity_key, state)
+    return (numbers[0], bool(numbers[1])) if numbers is not None else None
 
 
 def standing_count(state: Any) -> int | None:
     """The events standing in the entity's log, as its ``state`` counts them; None for a state that does not
     (written before the count was kept: its member keys may not count their events either)."""
     count = state.get(LOG_FIELD) if isinstance(state, dict) else None
-    return count[2] if _is_count(count) and len(count) == 3 else None
+    return count[2] if _is_count(count) and len(count) >= 3 else None
+
+
+def refold_count(state: Any) -> int | None:
+    """The entries of the entity's refold index (``refold_index_key``), as its ``state`` counts them; None for a
+    state without the index (written before it was kept: a revision refolds the whole log, and writes the index)."""
+    count = state.get(LOG_FIELD) if isinstance(state, dict) else None
+    return count[3] if _is_count(count) and len(count) == 4 else None
 
 
 def keep_log_count(tx: Tx, entity_key: str, before: State | None, after: State | None, count: list[Any]) -> None:
@@ -99,7 +123,7 @@ def keep_log_count(tx: Tx, entity_key: str, before: State | None, after: State |
 
 def _is_count(value: Any) -> TypeGuard[list[Any]]:
     # (a key that merely ends like a count key, a member named "…|events", holds something else)
-    return isinstance(value, list) and len(value) in (2, 3) and isinstance(value[0], int)
+    return isinstance(value, list) and len(value) in (2, 3, 4) and isinstance(value[0], int)
 
 
 def without_log(state: State) -> State:
@@ -178,6 +202,21 @@ class Domain:
     contribution_fields: tuple[str, ...] | None = None
     # the event classes that add one member and nothing else (``Member``): a revision of one is taken back alone
     members: Mapping[type[Event], Member] = field(default_factory=dict)
+    # the state of an entity before any event, from a state of it (its id): what a revision of an event that is not a
+    # member refolds onto (``members_only``), reading the entity's other events alone. None: such a revision refolds
+    # the whole log
+    fresh: Callable[[State], State] | None = None
+
+    def members_only(self, state: State) -> State:
+        """``state`` as its entity's member events alone would have left it (the domains are order-insensitive, and
+        a member event changes nothing but its set's counter and the entity's time): fresh, with the counters kept.
+        The entity's other events folded onto it give the state all its events give."""
+        assert self.fresh is not None
+        seed = self.fresh(state)
+        for member in self.members.values():
+            if member.counter in seed:  # (a posting's, not an employer's: recruitment keeps both kinds)
+                seed[member.counter] = state[member.counter]
+        return seed
 
     def same_contributions(self, old: State, new: State) -> bool:
         """Whether ``new`` has the contributions of ``old`` because no field they read differs."""

@@ -64,4 +64,4 @@ def view(state: State) -> tuple[str, str, dict[str, Any]] | None:
 
 
 DOMAIN = Domain("jobfair", state_key, apply, contributions, view,
-                contribution_fields=(), members=MEMBERS)
+                contribution_fields=(), members=MEMBERS, fresh=lambda s: _new(s["fair_id"]))

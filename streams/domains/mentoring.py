@@ -20,10 +20,13 @@ def state_key(event: Event) -> str:
     return f"mentor:{event.subject}"
 
 
+def _new(mentor_id: str) -> State:
+    return {"mentor_id": mentor_id, "registered": False, "sessions": 0, "seekers": 0, "minutes": 0, "updated_at": None}
+
+
 def apply(tx: Tx, state: State | None, event: Event) -> State:
     key = state_key(event)
-    s: State = dict(state) if state else {"mentor_id": event.subject, "registered": False, "sessions": 0, "seekers": 0,
-                                   "minutes": 0, "updated_at": None}
+    s: State = dict(state) if state else _new(str(event.subject))
     ts = event.occurred_at.isoformat()
     if isinstance(event, m.MentorRegistered):
         s["registered"] = True
@@ -62,4 +65,4 @@ def view(state: State) -> tuple[str, str, dict[str, Any]] | None:
 
 DOMAIN = Domain("mentoring", state_key, apply, contributions, view,
                 contribution_fields=("registered", "sessions", "seekers", "minutes", "university", "expertise"),
-                members=MEMBERS)
+                members=MEMBERS, fresh=lambda s: _new(s["mentor_id"]))

@@ -48,6 +48,14 @@ def _new_posting(posting_id: str) -> State:
     }
 
 
+def _new_employer(employer_id: str) -> State:
+    return {"kind": "employer", "employer_id": employer_id, "flags": 0}
+
+
+def _fresh(state: State) -> State:
+    return _new_posting(state["posting_id"]) if state["kind"] == "posting" else _new_employer(state["employer_id"])
+
+
 def _set_field(state: State, name: str, value: Any, ts: str) -> None:
     current = state["fields"].get(name)
     if current is None or (current[1], current[0]) < (ts, value):
@@ -135,7 +143,7 @@ def apply(tx: Tx, state: State | None, event: Event) -> State:
     ts = event.occurred_at.isoformat()
     key = state_key(event)
     if isinstance(event, r.EmployerFlagged):  # a shared entity: each university's flag is its own
-        s: State = dict(state) if state else {"kind": "employer", "employer_id": event.subject, "flags": 0}
+        s: State = dict(state) if state else _new_employer(str(event.subject))
         s["flags"] += tx.add(key, "flag", f"{event.source}/{event.event_id}")
         by_university = dict(s.get("by_university") or {})
         current = by_university.get(event.source)  # [severity, occurred_at] of its newest flag
@@ -238,4 +246,4 @@ def view(state: State) -> tuple[str, str, dict[str, Any]] | None:
 
 DOMAIN = Domain("recruitment", state_key, apply, contributions, view,
                 contribution_fields=("kind", "posted", "closed", "fields", "university", "flows", *SEGMENT),
-                members=MEMBERS)
+                members=MEMBERS, fresh=_fresh)

@@ -28,6 +28,7 @@ from events.codec import decode, decode_stored, encode, stored
 from events.corrections import EventCorrected, EventRetracted
 from events.errors import EventValidationError
 from events.privacy import erasure_token, named_seekers, renamed
+from events.reference import City
 from events.simulator import alliance_day
 from events.simulator.revisions import corrected_copy, correction, retraction
 from events.topics import AGGREGATES, ingest_topic
@@ -54,13 +55,13 @@ def _published(worker: Worker) -> dict[str, dict[str, Any]]:
 
 
 def _entities(worker: Worker) -> dict[str, Any]:
-    """The entity states and member keys, without the logs (their entries, their counts in the states), applied
-    ids and partials (bookkeeping)."""
+    """The entity states and member keys, without the logs (their entries, their counts in the states, their refold
+    indexes), applied ids and partials (bookkeeping)."""
     return {k: ({f: v for f, v in value.items() if f not in ("updated_at", LOG_FIELD)} if isinstance(value, dict)
                 else value)
             for k, value in worker.tables[pure.STATES].items()
             if not k.startswith(("applied:", "partial:", "seekers|", "erased|")) and "|event|" not in k
-            and not k.endswith("|events")}
+            and "|refold|" not in k and not k.endswith("|events")}
 
 
 def _day(rate: float, seed: int = 5) -> list[Event]:
@@ -524,21 +525,22 @@ def test_an_entity_whose_every_event_was_retracted_keeps_its_log_and_comes_back_
     worker = Worker()
     worker.send(_records(events))
     states = worker.tables[pure.STATES]
-    assert states[key][LOG_FIELD] == [len(events), True, len(events)] and f"{key}|events" not in states
+    others = sum(e.type != "recruitment.application_submitted" for e in events)  # indexed for refolds
+    assert states[key][LOG_FIELD] == [len(events), True, len(events), others] and f"{key}|events" not in states
     assert str(events[0].subject) in _published(worker)["posting-funnel"]
     worker.send(_records([retraction(e, event_id=str(uuid.uuid4())) for e in events]))
-    assert not worker.dlq and key not in states and states[f"{key}|events"] == [len(events), True, 0]
+    assert not worker.dlq and key not in states and states[f"{key}|events"] == [len(events), True, 0, others]
     comeback = events[1].model_copy(update={"event_id": uuid.uuid4()})  # another application to the posting
     worker.send(_records([comeback]))
     assert not worker.dlq and f"{key}|events" not in states
-    assert states[key][LOG_FIELD] == [len(events) + 1, True, 1]
+    assert states[key][LOG_FIELD] == [len(events) + 1, True, 1, others]
     assert states[f"applied:{comeback.source}/{comeback.event_id}"] == {"log": len(events)}
     # a second retraction of an old event is refused (its entry is empty), the new event can be retracted
     worker.send(_records([retraction(events[1], event_id=str(uuid.uuid4()))]))
     assert _rejects(worker) == [("not_revisable", events[1].source)]
     worker.dlq.clear()
     worker.send(_records([retraction(comeback, event_id=str(uuid.uuid4()))]))
-    assert not worker.dlq and key not in states and states[f"{key}|events"] == [len(events) + 1, True, 0]
+    assert not worker.dlq and key not in states and states[f"{key}|events"] == [len(events) + 1, True, 0, others]
     assert [k for k in _entities(worker) if k.startswith(key)] == []  # no state, no member key
     assert str(events[0].subject) not in _published(worker)["posting-funnel"]  # its record: a tombstone
 
@@ -597,3 +599,138 @@ def test_a_student_a_refold_and_a_new_event_of_one_batch_both_name_is_erased_fro
     assert not worker.dlq
     assert _names_anywhere(worker, other) == []
     _oracle_matches(worker, [*events, revised, another, request])
+
+
+def _fair_with_history(n: int) -> tuple[list[Event], list[Event]]:
+    """A fair's events that are not members (its scheduling, a rescheduling to another city an hour later, its
+    closing) and ``n`` check-ins (``_fair_with_checkins``)."""
+    fair, checkins = _fair_with_checkins(n)
+    scheduled = fair[0]
+    city = scheduled.data.city  # type: ignore[attr-defined]
+    moved = scheduled.model_copy(update={
+        "event_id": uuid.uuid4(), "occurred_at": scheduled.occurred_at + timedelta(hours=1),
+        "data": scheduled.data.model_copy(update={"name": "Moved fair",
+                                                  "city": next(c for c in City if c != city)})})
+    events = _day(0.0, seed=3)
+    template = next(e for e in events if e.type == "jobfair.closed")
+    closed = template.model_copy(update={
+        "event_id": uuid.uuid4(), "subject": scheduled.subject, "source": scheduled.source,
+        "data": template.data.model_copy(update={"fair_id": scheduled.subject})})
+    return [scheduled, moved, closed], checkins
+
+
+@pytest.mark.parametrize("layout", ["indexed", "before 2026-12-08", "before 2026-12-07"])
+def test_a_revision_of_an_event_that_is_not_a_member_reads_the_entitys_other_events_alone(layout: str) -> None:
+    """A fair with 600 check-ins and three events that are not members (scheduled, rescheduled, closed): retracting
+    the closing, correcting the rescheduling, then retracting the rescheduling and a check-in in one batch. Each
+    revision of a non-member reads the fair's refold index and the log entries it names (its events that are not
+    members), not the check-ins; the states, member counts, figures and records are those of a worker that saw only
+    the events left standing. Tables of an earlier layout refold the whole log once, which writes the index."""
+    others, checkins = _fair_with_history(600)
+    scheduled, moved, closed = others
+    worker = _LogReads()
+    worker.send(_records(others + checkins))
+    if layout == "before 2026-12-08":
+        assert worker.refolds_unindexed() == 3
+    elif layout == "before 2026-12-07":
+        assert worker.refolds_unindexed() == 3 and worker.members_counted_once()
+    renamed = moved.model_copy(update={"data": moved.data.model_copy(update={"name": "Renamed fair"})})
+    rounds = [[retraction(closed, event_id=str(uuid.uuid4()))],
+              [correction(moved, renamed, event_id=str(uuid.uuid4()))],
+              [retraction(renamed, event_id=str(uuid.uuid4())), retraction(checkins[33], event_id=str(uuid.uuid4()))]]
+    reads = []
+    for revisions in rounds:
+        worker.entries = 0
+        worker.send(_records(revisions))
+        assert not worker.dlq, _rejects(worker)
+        reads.append(worker.entries)
+    # each: the original's entry, then the entries the index names (3, retracted ones included); the check-in: 1
+    if layout == "indexed":
+        assert reads == [1 + 3, 1 + 3, 1 + 3 + 1]
+    else:  # the whole refold wrote the index from the events standing then (the closing retracted: 2)
+        assert reads[0] >= len(checkins) and reads[1:] == [1 + 2, 1 + 2 + 1]
+    clean = Worker()
+    clean.send(_records([scheduled] + [c for c in checkins if c is not checkins[33]]))
+    assert _entities(worker) == _entities(clean)
+    assert _published(worker)["fairs"] == _published(clean)["fairs"]
+    assert worker.totals() == clean.totals()
+    fair = worker.tables[pure.STATES][f"fair:{scheduled.subject}"]
+    assert fair["name"] == scheduled.data.name and fair["checkins"] == clean.tables[pure.STATES][  # type: ignore[attr-defined]
+        f"fair:{scheduled.subject}"]["checkins"]
+
+
+def test_a_member_key_lost_from_the_table_is_rebuilt_by_a_whole_refold_behind_a_pending_partial_one() -> None:
+    """A check-in whose member key is missing (a damaged table) cannot be taken back alone; its retraction, in the
+    batch after a retraction of the fair's closing (a partial refold, pending), refolds that first and then the
+    whole fair from its log: the result is a worker's that saw only the events left standing."""
+    others, checkins = _fair_with_history(60)
+    worker = Worker()
+    worker.send(_records(others + checkins))
+    lost = f"fair:{others[0].subject}|seeker|{checkins[7].data.seeker_id}"  # type: ignore[attr-defined]
+    del worker.tables[pure.STATES][lost]
+    worker.send(_records([retraction(others[2], event_id=str(uuid.uuid4())),
+                          retraction(checkins[7], event_id=str(uuid.uuid4()))]))
+    assert not worker.dlq, _rejects(worker)
+    clean = Worker()
+    clean.send(_records(others[:2] + [c for c in checkins if c is not checkins[7]]))
+    assert _entities(worker) == _entities(clean)
+    assert _published(worker)["fairs"] == _published(clean)["fairs"] and worker.totals() == clean.totals()
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23])
+def test_a_day_revised_heavily_in_small_batches_matches_the_oracle_and_a_worker_that_saw_what_stands(
+        seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fifth of a day's events retracted or corrected, in batches of 29 (runs, take-backs and new events of one
+    entity mixed in a batch): every figure is the oracle's, the entities a clean worker's; partial refolds (of the
+    events that are not members) and take-backs both ran."""
+    from streams import engine
+
+    kinds = {"partial": 0, "whole": 0}
+    real = engine._partial
+
+    def counted(*args: Any) -> bool:
+        partial = real(*args)
+        kinds["partial" if partial else "whole"] += 1
+        return partial
+
+    monkeypatch.setattr(engine, "_partial", counted)
+    events = _day(0.2, seed=seed)
+    worker = Worker()
+    for start in range(0, len(events), 29):
+        worker.send(_records(events[start:start + 29]))
+    assert not worker.dlq, [dict(h)[wire.DLQ_DETAIL] for _, _, h in worker.dlq][:3]
+    expected = expected_aggregates(accepted_events([_valid(e) for e in events]))
+    published = _published(worker)
+    published.update(worker.totals())
+    for name in AGGREGATES:
+        assert not value_diffs(published[name], expected[name]), (name, value_diffs(published[name],
+                                                                                     expected[name])[:5])
+    clean = Worker()
+    clean.send(_records(_effective(events)))
+    assert _entities(worker) == _entities(clean)
+    assert kinds["partial"] > 10 and kinds["whole"] >= 1, kinds
+
+
+@pytest.mark.parametrize("session_first", [True, False])
+def test_a_partial_refold_and_a_take_back_of_one_mentor_in_one_batch_move_every_figure_once(
+        session_first: bool) -> None:
+    """A mentor's session retracted (a partial refold: sessions are not members) and one of the mentor's assignments
+    retracted (taken back alone) in one batch, in either order: the refold starts from the state as the take-back
+    left it, so the pool's figures (sessions, minutes, seekers assigned) move once each, as for a worker that saw
+    only the events left standing."""
+    events = _day(0.0, seed=3)
+    mentor = next(e.subject for e in events if e.type == "mentoring.mentor_registered"
+                  and sum(x.subject == e.subject and x.type == "mentoring.session_held" for x in events) >= 2
+                  and sum(x.subject == e.subject and x.type == "mentoring.mentor_assigned" for x in events) >= 2)
+    session = next(e for e in events if e.subject == mentor and e.type == "mentoring.session_held")
+    assigned = next(e for e in events if e.subject == mentor and e.type == "mentoring.mentor_assigned")
+    worker = Worker()
+    worker.send(_records(events))
+    revisions = [retraction(session, event_id=str(uuid.uuid4())), retraction(assigned, event_id=str(uuid.uuid4()))]
+    worker.send(_records(revisions if session_first else revisions[::-1]))
+    assert not worker.dlq, _rejects(worker)
+    clean = Worker()
+    clean.send(_records([e for e in events if e is not session and e is not assigned]))
+    assert _entities(worker) == _entities(clean)
+    assert worker.totals() == clean.totals()
+    _oracle_matches(worker, [*events, *revisions])

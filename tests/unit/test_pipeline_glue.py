@@ -173,14 +173,17 @@ async def test_tables_and_rollup_write_each_key_to_its_event_partition_and_a_rep
     puts = {c[3]: c[2] for c in calls if c[0] == "put" and c[1] is p.states}
     # the entity, its member keys (streams.domains.base), the applied ids and the partial sums: one table,
     # each key to the partition of the event that caused it
-    states = {k: v for k, v in puts.items() if not k.startswith(("applied:", "partial:")) and "|event" not in k}
+    logs = {k: v for k, v in puts.items() if "|event" in k or "|refold|" in k}  # each entity's event log
+    states = {k: v for k, v in puts.items() if not k.startswith(("applied:", "partial:")) and k not in logs}
     applied = {k: v for k, v in puts.items() if k.startswith("applied:")}
-    logs = {k: v for k, v in puts.items() if "|event" in k}  # each entity's event log (events.corrections)
     assert states == {"posting:scu-job-1": 4, "fair:cqu-fair-1": 1, "fair:cqu-fair-1|booth|b-1": 1}
-    assert logs == {"posting:scu-job-1|event|0": 4, "fair:cqu-fair-1|event|0": 1}
+    # (events.corrections), and the posting's refold index (the job posting is not a member: streams.engine)
+    assert logs == {"posting:scu-job-1|event|0": 4, "fair:cqu-fair-1|event|0": 1, "posting:scu-job-1|refold|0": 4}
     values = {c[3]: c[4] for c in calls if c[0] == "put" and c[1] is p.states}
-    # a log's count, in its entity's state: events logged, complete, events standing
-    assert values["posting:scu-job-1"]["_log"] == values["fair:cqu-fair-1"]["_log"] == [1, True, 1]
+    # a log's count, in its entity's state: events logged, complete, events standing, refold index entries (a
+    # booth is a member of its fair: not indexed)
+    assert values["posting:scu-job-1"]["_log"] == [1, True, 1, 1]
+    assert values["fair:cqu-fair-1"]["_log"] == [1, True, 1, 0]
     assert applied == {f"applied:scu/{job.event_id}": 4, f"applied:cqu/{booth.event_id}": 1}
     assert {v for k, v in puts.items() if k.startswith("partial:postings-by-segment")} == {4}
     views = {c[2]: json.loads(c[3]) for c in calls if c[0] == "add" and c[1] == agg_topic("fairs") + ".t"}
@@ -424,7 +427,8 @@ def test_an_event_the_engine_cannot_apply_goes_to_the_dlq_alone() -> None:
     events = [posted("scu-job-1"), posted("scu-job-bad"), posted("scu-job-2")]
     raws = [pure.Raw(family_topic("recruitment"), 0, i, None, e.key, e.to_json()) for i, e in enumerate(events)]
     out = pure.tables(raws, doms, lambda _key, _partition: None, T0.isoformat(), lambda n: n, DLQ_TOPIC)
-    entity = {k for t, _, k, _ in out.puts if t == pure.STATES and k.startswith("posting:") and "|event" not in k}
+    entity = {k for t, _, k, _ in out.puts
+              if t == pure.STATES and k.startswith("posting:") and "|event" not in k and "|refold|" not in k}
     assert entity == {"posting:scu-job-1", "posting:scu-job-2"}
     assert out.applied == 2 and [e.subject for e in out.events] == ["scu-job-1", "scu-job-2"]
     [(key, headers)] = [(k, dict(h)) for t, k, _, h in out.records if t == DLQ_TOPIC]
