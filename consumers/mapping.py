@@ -225,20 +225,53 @@ MAPPERS: dict[type[Event], Callable[[Any], TableRows]] = {
     services.TrainingOrInternshipOffered: _training_ref,
 }
 
-# The event types whose rows in their entity's tables are each keyed by the entity and one field of the event's
-# data (a check-in: the fair and the student), in tables no other type writes: a revision of one rebuilds only the
-# rows of its member, from the entity's standing events of its type that name the same value (consumers.store),
-# not the whole entity. Checked against every event of a simulated day (tests/unit/test_projector_mapping.py).
-MEMBER_FIELDS: dict[type[Event], str] = {
-    recruitment.ApplicationSubmitted: "application_id",
-    jobfair.BoothRegistered: "booth_id",
-    jobfair.StudentCheckedIn: "seeker_id",
-    jobfair.OnSiteOfferMade: "offer_id",
-    mentoring.MentorAssigned: "seeker_id",
-    services.PolicyBriefingDelivered: "briefing_id",
-    services.CareerCounsellingHeld: "counselling_id",
-    services.JobRecommended: "recommendation_id",
-    services.TrainingOrInternshipOffered: "program_id",
+@dataclass(frozen=True)
+class RowSource:
+    """Which of an entity's events write the rows an event of a type writes in the entity's tables: the events of
+    ``types`` (the types writing those tables) naming the same value in their data's ``field`` (the rest of the
+    rows' key, beside the entity), or every event of ``types`` when ``field`` is None (the entity's own row:
+    its scheduling, posting, registration; few events per entity)."""
+
+    types: tuple[str, ...]
+    field: str | None
+
+
+def _types(*classes: type[Event]) -> tuple[str, ...]:
+    return tuple(cls.model_fields["type"].default for cls in classes)
+
+
+_POSTING = RowSource(_types(recruitment.JobPosted, recruitment.JobPostingUpdated, recruitment.JobPostingClosed), None)
+_OFFER = RowSource(_types(recruitment.OfferMade, recruitment.OfferAccepted, recruitment.OfferDeclined,
+                          recruitment.Hired), "offer_id")
+_FAIR = RowSource(_types(jobfair.JobFairScheduled, jobfair.JobFairClosed), None)
+
+# A revision of an event of these types rebuilds only the rows its versions (the original, the corrected event) write
+# in their entity's tables, from the entity's standing events that write the same rows (consumers.store), not the
+# entity's whole history: a check-in's row from the fair's check-ins of that student, a fair's own row from its
+# scheduling and closing (not its check-ins; the counts are recounted from the child tables). An employer's flags
+# (the employer is the entity, every event of it a flag) rebuild the employer whole. Checked against every event of
+# a simulated day (tests/unit/test_projector_mapping.py).
+ROW_SOURCES: dict[type[Event], RowSource] = {
+    recruitment.JobPosted: _POSTING,
+    recruitment.JobPostingUpdated: _POSTING,
+    recruitment.JobPostingClosed: _POSTING,
+    recruitment.ApplicationSubmitted: RowSource(_types(recruitment.ApplicationSubmitted), "application_id"),
+    recruitment.OfferMade: _OFFER,
+    recruitment.OfferAccepted: _OFFER,
+    recruitment.OfferDeclined: _OFFER,
+    recruitment.Hired: _OFFER,
+    jobfair.JobFairScheduled: _FAIR,
+    jobfair.JobFairClosed: _FAIR,
+    jobfair.BoothRegistered: RowSource(_types(jobfair.BoothRegistered), "booth_id"),
+    jobfair.StudentCheckedIn: RowSource(_types(jobfair.StudentCheckedIn), "seeker_id"),
+    jobfair.OnSiteOfferMade: RowSource(_types(jobfair.OnSiteOfferMade), "offer_id"),
+    mentoring.MentorRegistered: RowSource(_types(mentoring.MentorRegistered), None),
+    mentoring.MentorAssigned: RowSource(_types(mentoring.MentorAssigned), "seeker_id"),
+    mentoring.MentoringSessionHeld: RowSource(_types(mentoring.MentoringSessionHeld), "session_id"),
+    services.PolicyBriefingDelivered: RowSource(_types(services.PolicyBriefingDelivered), "briefing_id"),
+    services.CareerCounsellingHeld: RowSource(_types(services.CareerCounsellingHeld), "counselling_id"),
+    services.JobRecommended: RowSource(_types(services.JobRecommended), "recommendation_id"),
+    services.TrainingOrInternshipOffered: RowSource(_types(services.TrainingOrInternshipOffered), "program_id"),
 }
 
 # The read-model rows that name job seekers, per family: (table, the column of the entity the event is keyed

@@ -12,7 +12,7 @@ import asyncpg
 
 from consumers.mapping import (
     ENTITY_TABLES,
-    MEMBER_FIELDS,
+    ROW_SOURCES,
     SEEKER_COLUMNS,
     Erasure,
     LogEntry,
@@ -194,7 +194,7 @@ async def _log_and_revise(conn: asyncpg.Connection, plan: Plan, written: Counter
     was read); then rebuild the rows of every revised entity from its events left standing. Returns the
     rebuilt entities' subjects per family (for the recounts)."""
     entities: set[tuple[str, str]] = set()
-    members: dict[tuple[str, str], list[Event]] = {}  # entities whose member rows alone are rebuilt: the versions
+    members: dict[tuple[str, str], list[Event]] = {}  # entities whose revised rows alone are rebuilt: the versions
     employers: set[str] = set()
     done = 0
     for planned in plan.revisions:
@@ -213,7 +213,7 @@ async def _log_and_revise(conn: asyncpg.Connection, plan: Plan, written: Counter
                            json.dumps(planned.replacement) if planned.replacement is not None else None)
         written["revisions"] += 1
         versions = [v for v in (original, replacement(planned.revision)) if v is not None]
-        if all(type(v) in MEMBER_FIELDS for v in versions):
+        if all(type(v) in ROW_SOURCES for v in versions):
             members.setdefault((planned.family, planned.subject), []).extend(versions)
         else:
             entities.add((planned.family, planned.subject))
@@ -232,7 +232,7 @@ async def _log_and_revise(conn: asyncpg.Connection, plan: Plan, written: Counter
     for (family, subject), versions in sorted(members.items()):
         if subject in rebuilt.get(family, ()):
             continue
-        written["rebuilt_rows"] += await _rebuild_members(conn, family, subject, versions)
+        written["rebuilt_rows"] += await _rebuild_rows(conn, family, subject, versions)
         rebuilt.setdefault(family, set()).add(subject)
     if employers:
         ids = sorted(employers)
@@ -267,27 +267,34 @@ async def _rebuild(conn: asyncpg.Connection, family: str, subject: str) -> int:
     return sum([await _upsert(conn, BY_NAME[name], rows.get(name)) for name in BY_NAME])
 
 
-async def _rebuild_members(conn: asyncpg.Connection, family: str, subject: str, versions: list[Event]) -> int:
-    """Replace the rows the revised member events (``versions``: the originals and their corrected versions; types
-    of MEMBER_FIELDS) keyed in the entity's tables with those of the entity's standing events naming the same
-    members: what ``_rebuild`` does to those rows, reading the events of those members only, not the entity's
-    whole history. An entity none of whose events stands is rebuilt whole (its rows all go)."""
+async def _rebuild_rows(conn: asyncpg.Connection, family: str, subject: str, versions: list[Event]) -> int:
+    """Replace the rows the revised events (``versions``: the originals and their corrected versions; types of
+    ROW_SOURCES) keyed in the entity's tables with those of the entity's standing events that write the same rows:
+    what ``_rebuild`` does to those rows, reading those events only (a member's, or the few that write the entity's
+    own row), not the entity's whole history. An entity none of whose events stands is rebuilt whole (its rows all
+    go)."""
     if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM event_log WHERE family = $1 AND subject = $2 AND "
                                "payload IS NOT NULL)", family, subject):
         return await _rebuild(conn, family, subject)
     keys: dict[str, set[Row]] = {}  # table -> the keys of the rows the versions wrote
-    named: dict[tuple[str, str], set[str]] = {}  # (type, data field) -> the values the versions have there
+    named: dict[tuple[tuple[str, ...], str | None], set[str]] = {}  # (types, data field) -> the versions' values
     for version in versions:
-        field = MEMBER_FIELDS[type(version)]
-        named.setdefault((version.type, field), set()).add(str(getattr(version.data, field)))
+        source = ROW_SOURCES[type(version)]
+        values = named.setdefault((source.types, source.field), set())
+        if source.field is not None:
+            values.add(str(getattr(version.data, source.field)))
         for table, row in event_rows(version):
             if table is not EMPLOYERS:
                 keys.setdefault(table.name, set()).add(row[:len(table.key)])
     payloads = []
-    for (etype, field), values in sorted(named.items()):
-        payloads += await conn.fetch("SELECT payload FROM event_log WHERE family = $1 AND subject = $2 AND type = $3 "
-                                     "AND payload->'data'->>$4 = ANY($5::text[]) AND payload IS NOT NULL",
-                                     family, subject, etype, field, sorted(values))
+    for (types, field), values in sorted(named.items(), key=lambda item: (item[0][0], item[0][1] or "")):
+        if field is None:  # (the entity's own row: every event of the types writing it)
+            payloads += await conn.fetch("SELECT payload FROM event_log WHERE family = $1 AND subject = $2 AND type = "
+                                         "ANY($3::text[]) AND payload IS NOT NULL", family, subject, list(types))
+            continue
+        payloads += await conn.fetch("SELECT payload FROM event_log WHERE family = $1 AND subject = $2 AND type = "
+                                     "ANY($3::text[]) AND payload->'data'->>$4 = ANY($5::text[]) AND payload IS NOT "
+                                     "NULL", family, subject, list(types), field, sorted(values))
     rows = entity_rows(decode_stored(r["payload"]) for r in payloads)
     column = {table.name: entity for table, entity in ENTITY_TABLES[family]}
     written = 0

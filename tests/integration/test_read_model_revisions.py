@@ -202,12 +202,9 @@ async def _everything(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...
             for name in names}
 
 
-async def test_a_revision_of_a_member_event_rebuilds_that_member_alone_as_a_full_rebuild_would(pg_dsn: str) -> None:
-    """A simulated day with a fair of 400 more check-ins (a student checked in twice): revisions of member events
-    (check-ins, a booth, an on-site offer, an application, an assignment, service items; consumers.mapping.
-    MEMBER_FIELDS) rebuild only the rows of their members: a few rows, not the fair's hundreds. The read model is
-    then row for row that of one that saw only the events left standing, parents' counts and 1-1-3-1 progress
-    included; and a retraction of an entity's last standing event removes its rows like a full rebuild."""
+def _day_and_a_big_fair() -> tuple[list[Event], list[Event], list[Event]]:
+    """A simulated day, and 400 more check-ins at one of its fairs (a student checked in twice): (day, more,
+    every event)."""
     day = [r.event for r in alliance_day(seed=13, scale=0.05, duplicate_rate=0.0, invalid_rate=0.0,
                                          spoofed_rate=0.0, foreign_rate=0.0) if r.kind == "valid" and r.event]
     fair = next(e for e in day if e.type == "jobfair.scheduled")
@@ -216,7 +213,39 @@ async def test_a_revision_of_a_member_event_rebuilds_that_member_alone_as_a_full
                                         "data": template.data.model_copy(update={"seeker_id": f"ps.scu.dev.{i:032x}"})})
             for i in range(400)]
     twice = more[7].model_copy(update={"event_id": uuid.uuid4(), "occurred_at": T0 + timedelta(minutes=90)})
-    events = [*day, *more, twice]
+    return day, more, [*day, *more, twice]
+
+
+async def _revise_as_if_standing(conn: asyncpg.Connection, events: list[Event], retracted: list[Event],
+                                 fixes: list[tuple[Event, Event]]) -> tuple[dict[str, int], dict[str, Any]]:
+    """Project ``events`` (batches of 500), then retract ``retracted`` and correct each (original, fixed) of
+    ``fixes`` in one batch; then project only the events left standing into the emptied tables: the two read models
+    must be equal row for row. Returns the revision batch's counts, and the revised tables (the second read model
+    stays in ``conn``)."""
+    log = Log()
+    for start in range(0, len(events), 500):
+        await _project(conn, log.records(events[start:start + 500]))
+    revisions = [retraction(e, event_id=str(uuid.uuid4())) for e in retracted]
+    revisions += [correction(original, fixed, event_id=str(uuid.uuid4())) for original, fixed in fixes]
+    written = await apply_plan(conn, "g", plan_batch(log.records(revisions), KINDS, await erased_markers(conn)))
+    assert written["revisions"] == len(revisions)
+    gone = {e.event_id for e in retracted}
+    fixed = {original.event_id: new for original, new in fixes}
+    revised = await _everything(conn)
+    await conn.execute("TRUNCATE " + ", ".join([t.name for t in TABLES] + ["service_progress", "event_log"]))
+    await _project(conn, Log().records([fixed.get(e.event_id, e) for e in events if e.event_id not in gone]))
+    assert revised == await _everything(conn)
+    return written, revised
+
+
+async def test_a_revision_of_a_member_event_rebuilds_that_member_alone_as_a_full_rebuild_would(pg_dsn: str) -> None:
+    """A simulated day with a fair of 400 more check-ins (a student checked in twice): revisions of member events
+    (check-ins, a booth, an on-site offer, an application, an assignment, service items; consumers.mapping.
+    ROW_SOURCES) rebuild only the rows of their members: a few rows, not the fair's hundreds. The read model is
+    then row for row that of one that saw only the events left standing, parents' counts and 1-1-3-1 progress
+    included; and a retraction of an entity's last standing event removes its rows like a full rebuild."""
+    day, more, events = _day_and_a_big_fair()
+    template, twice = more[0], events[-1]
 
     def first(etype: str, *, skip: int = 0) -> Event:
         return [e for e in day if e.type == etype][skip]
@@ -230,25 +259,13 @@ async def test_a_revision_of_a_member_event_rebuilds_that_member_alone_as_a_full
     retracted = [more[7], more[20], first("jobfair.booth_registered"), first("jobfair.onsite_offer_made"),
                  first("mentoring.mentor_assigned"), first("services.job_recommended"),
                  first("services.policy_briefing_delivered")]
-    revisions = [retraction(e, event_id=str(uuid.uuid4())) for e in retracted]
-    revisions += [correction(more[8], moved, event_id=str(uuid.uuid4())),
-                  correction(application, fixed_application, event_id=str(uuid.uuid4()))]
-    gone = {e.event_id for e in retracted}
-    fixes = {more[8].event_id: moved, application.event_id: fixed_application}
-    standing = [fixes.get(e.event_id, e) for e in events if e.event_id not in gone]
+    fixes = [(more[8], moved), (application, fixed_application)]
     conn = await _fresh(pg_dsn)
-    log = Log()
     try:
-        for start in range(0, len(events), 500):
-            await _project(conn, log.records(events[start:start + 500]))
-        assert await conn.fetchval("SELECT count(*) FROM fair_checkins WHERE fair_id = $1", str(fair.subject)) > 400
-        written = await apply_plan(conn, "g", plan_batch(log.records(revisions), KINDS, await erased_markers(conn)))
-        assert written["revisions"] == len(revisions)
-        assert 0 < written["rebuilt_rows"] <= 2 * len(revisions)  # (a full rebuild of the fair alone: 400+)
-        revised = await _everything(conn)
-        await conn.execute("TRUNCATE " + ", ".join([t.name for t in TABLES] + ["service_progress", "event_log"]))
-        await _project(conn, Log().records(standing))
-        assert revised == await _everything(conn)
+        written, revised = await _revise_as_if_standing(conn, events, retracted, fixes)
+        assert 0 < written["rebuilt_rows"] <= 2 * (len(retracted) + len(fixes))  # (the fair rebuilt whole: 400+)
+        gone = {e.event_id for e in retracted}
+        standing = [e for e in events if e.event_id not in gone]
         again = next(r for r in revised["fair_checkins"] if r[1] == more[7].data.seeker_id)
         assert again[2] == str(twice.occurred_at)  # (its earlier check-in retracted: the later one is the first)
         # a student's one service item, retracted: the student's items and progress go, as with a full rebuild
@@ -265,5 +282,39 @@ async def test_a_revision_of_a_member_event_rebuilds_that_member_alone_as_a_full
         await _project(conn, Log().records([retraction(alone, event_id=str(uuid.uuid4()))]))
         for table in ("fairs", "fair_checkins"):
             assert await conn.fetchval(f"SELECT count(*) FROM {table} WHERE fair_id = 'scu-fair-alone'") == 0
+    finally:
+        await conn.close()
+
+
+async def test_a_revision_of_an_event_that_is_not_a_member_rebuilds_its_rows_alone_as_a_full_rebuild_would(
+        pg_dsn: str) -> None:
+    """The same day and fair: revisions of events that are not members (the big fair's scheduling corrected to
+    another city, a posting's update and closing, an offer's answer and hire, a session, a mentor's registration,
+    a posting's JobPosted while its applications stand, an employer's flag) rebuild only the rows those events
+    write, from the entity's events of the types writing them (consumers.mapping.ROW_SOURCES): a few rows, not the
+    fair's 400 check-ins. The read model is row for row that of one that saw only the events left standing."""
+    day, more, events = _day_and_a_big_fair()
+
+    def first(etype: str, *, where: Any = lambda e: True) -> Event:
+        return next(e for e in day if e.type == etype and where(e))
+
+    scheduled = first("jobfair.scheduled", where=lambda e: e.subject == more[0].subject)
+    city = next(c for c in ("chengdu", "chongqing", "mianyang") if c != scheduled.data.city.value)
+    rescheduled = from_dict({**scheduled.model_dump(mode="json"),
+                             "data": {**scheduled.data.model_dump(mode="json"), "city": city, "name": "Moved"}})
+    session = first("mentoring.session_held")
+    shorter = session.model_copy(update={"data": session.data.model_copy(update={"duration_minutes": 10})})
+    applied = {e.subject for e in day if e.type == "recruitment.application_submitted"}
+    retracted = [first("recruitment.job_posting_updated"), first("recruitment.job_posting_closed"),
+                 first("recruitment.offer_accepted"), first("recruitment.hired"), first("mentoring.mentor_registered"),
+                 first("recruitment.job_posted", where=lambda e: e.subject in applied),
+                 first("recruitment.employer_flagged")]
+    conn = await _fresh(pg_dsn)
+    try:
+        written, revised = await _revise_as_if_standing(conn, events, retracted,
+                                                        [(scheduled, rescheduled), (session, shorter)])
+        assert 0 < written["rebuilt_rows"] <= 30, written  # (the fair rebuilt whole: 400+ rows)
+        fair = next(r for r in revised["fairs"] if r[0] == str(scheduled.subject))
+        assert city in fair and "Moved" in fair
     finally:
         await conn.close()

@@ -210,35 +210,40 @@ def test_aggregate_of_topic_understands_topic_suffixes() -> None:
         aggregate_of_topic("alliance.agg.unknown")
 
 
-def test_a_member_type_keys_its_rows_by_its_entity_and_its_declared_field_alone() -> None:
-    """consumers.mapping.MEMBER_FIELDS, checked against every event of a simulated day with duplicates: each row a
-    member type writes (beside the shared employers) carries its entity and the declared field in its key, and
-    every row of one key, whatever type wrote it, comes from events of that one type, one entity and one value of
-    the declared field. So a revision
-    rebuilding only the rows of its member (consumers.store._rebuild_members) finds every event behind them."""
-    from consumers.mapping import ENTITY_TABLES, MAPPERS, MEMBER_FIELDS
+def test_every_row_a_revision_rebuilds_comes_from_the_events_its_row_source_names() -> None:
+    """consumers.mapping.ROW_SOURCES, checked against every event of a simulated day with duplicates: each row an
+    event writes in its entity's tables (beside the shared employers) carries the event's entity in its key, and
+    the declared field's value when there is one (else the key is the entity alone); every row of one key, whatever
+    wrote it, comes from events of one entity, of the declared types, and of one value of the declared field. So a
+    revision rebuilding only the rows of its versions (consumers.store._rebuild_rows) finds every event behind
+    them. Every type but the employer's flag is declared."""
+    from consumers.mapping import ENTITY_TABLES, MAPPERS, ROW_SOURCES
     from consumers.tables import EMPLOYERS
+    from events import recruitment
     from events.simulator import alliance_day
 
     events = [r.event for r in alliance_day(seed=9, scale=0.05, invalid_rate=0.0, spoofed_rate=0.0,
                                             foreign_rate=0.0) if r.kind in ("valid", "duplicate") and r.event]
-    assert set(MEMBER_FIELDS) <= set(MAPPERS)
-    member_tables = {t.name for cls in MEMBER_FIELDS for e in events if type(e) is cls
-                     for t, _ in event_rows(e) if t is not EMPLOYERS}
-    behind: dict[tuple[str, tuple[object, ...]], set[tuple[str, str, str | None]]] = {}
+    assert set(ROW_SOURCES) == set(MAPPERS) - {recruitment.EmployerFlagged}
+    behind: dict[tuple[str, tuple[object, ...]], set[tuple[tuple[str, ...], str, str | None]]] = {}
     for event in events:
+        source = ROW_SOURCES.get(type(event))
+        if source is None:
+            continue
+        assert event.type in source.types
         for table, row in event_rows(event):
-            if table.name not in member_tables:
+            if table is EMPLOYERS:
                 continue
-            field = MEMBER_FIELDS.get(type(event))
-            if field is not None:
-                column = dict((t.name, c) for t, c in ENTITY_TABLES[event.family])[table.name]
-                assert row[table.index(column)] == str(event.subject), (event.type, table.name)
-            value = str(getattr(event.data, field)) if field is not None else None
-            assert field is None or value in row[:len(table.key)], (event.type, field)  # the field is in the key
-            behind.setdefault((table.name, row[:len(table.key)]), set()).add((event.type, str(event.subject), value))
-    assert member_tables and behind
+            column = dict((t.name, c) for t, c in ENTITY_TABLES[event.family])[table.name]
+            assert row[table.index(column)] == str(event.subject), (event.type, table.name)
+            key = row[:len(table.key)]
+            value = str(getattr(event.data, source.field)) if source.field is not None else None
+            if value is None:
+                assert key == (str(event.subject),), (event.type, table.name)  # the entity's own row
+            else:
+                assert value in key, (event.type, source.field)  # the field is in the key
+            behind.setdefault((table.name, key), set()).add((source.types, str(event.subject), value))
     assert {k: v for k, v in behind.items() if len(v) != 1} == {}
-    assert all(value is not None for found in behind.values() for _, _, value in found)  # no other type's rows
-    members = sum(1 for e in events if type(e) in MEMBER_FIELDS)
-    assert members > len(behind)  # (members named by more than one event: duplicates, a second check-in)
+    tables = {name for name, _ in behind}
+    assert {"postings", "offers", "fairs", "fair_checkins", "mentors", "mentoring_sessions",
+            "service_items"} <= tables
