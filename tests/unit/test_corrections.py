@@ -77,24 +77,34 @@ def test_a_day_with_5_percent_retracted_or_corrected_matches_the_oracle_everywhe
     assert 0.04 * originals <= len({r.data.event_id for r in revisions}) <= 0.06 * originals
     assert {type(r) for r in revisions} == {EventRetracted, EventCorrected}
     worker = Worker()
-    for start in range(0, len(events), 97):  # batches, as the agents see them
-        worker.send(_records(events[start:start + 97]))
-        assert not worker.dlq, [dict(h)[wire.DLQ_DETAIL] for _, _, h in worker.dlq][:3]
-    expected = expected_aggregates(accepted_events([_valid(e) for e in events]))
-    published = _published(worker)
-    published.update(worker.totals())  # rollups: the sums the worker publishes
-    for name in AGGREGATES:
-        assert not value_diffs(published[name], expected[name]), (name, value_diffs(published[name],
-                                                                                     expected[name])[:5])
-    # the entity states are those of a worker that only ever saw the events left standing
-    effective = _effective(events)
-    clean = Worker()
-    clean.send(_records(effective))
-    assert _entities(worker) == _entities(clean)
+    _revised_in_batches(worker, events, 97)
     # and a replay of the whole day (a worker re-reading it after a crash) changes nothing
     before = (dict(worker.tables[pure.STATES]), worker.totals())
     worker.replay()
     assert (worker.tables[pure.STATES], worker.totals()) == before
+
+
+def _revised_in_batches(worker: Worker, events: list[Event], size: int, start: int = 0) -> None:
+    """Send ``events[start:]`` in batches of ``size`` (as the agents see them): nothing is refused, every figure is
+    the oracle's for ``events``, and the entity states are those of a worker that only ever saw the events left
+    standing."""
+    for first in range(start, len(events), size):
+        worker.send(_records(events[first:first + size]))
+        assert not worker.dlq, [dict(h)[wire.DLQ_DETAIL] for _, _, h in worker.dlq][:3]
+    _the_oracles_figures(worker, events)
+    clean = Worker()
+    clean.send(_records(_effective(events)))
+    assert _entities(worker) == _entities(clean)
+
+
+def _the_oracles_figures(worker: Worker, events: list[Event]) -> None:
+    """Every aggregate the worker publishes (rollups: the sums it publishes) is the oracle's for ``events``."""
+    expected = expected_aggregates(accepted_events([_valid(e) for e in events]))
+    published = _published(worker)
+    published.update(worker.totals())
+    for name in AGGREGATES:
+        assert not value_diffs(published[name], expected[name]), (name, value_diffs(published[name],
+                                                                                     expected[name])[:5])
 
 
 def _valid(event: Event) -> Any:
@@ -555,17 +565,7 @@ def test_logs_counted_apart_by_an_earlier_version_are_revised_and_grow_into_thei
     worker.send(_records(events[:half]))
     apart = worker.count_logs_apart()
     assert apart
-    for start in range(half, len(events), 97):
-        worker.send(_records(events[start:start + 97]))
-    assert not worker.dlq, [dict(h)[wire.DLQ_DETAIL] for _, _, h in worker.dlq][:3]
-    expected = expected_aggregates(accepted_events([_valid(e) for e in events]))
-    published = _published(worker)
-    published.update(worker.totals())
-    for name in AGGREGATES:
-        assert not value_diffs(published[name], expected[name]), name
-    clean = Worker()
-    clean.send(_records(_effective(events)))
-    assert _entities(worker) == _entities(clean)
+    _revised_in_batches(worker, events, 97, start=half)
     states = worker.tables[pure.STATES]
     kept = [k for k in apart if k in states]
     assert len(kept) < len(apart)  # the entities that had events since moved their counts
@@ -695,19 +695,7 @@ def test_a_day_revised_heavily_in_small_batches_matches_the_oracle_and_a_worker_
 
     monkeypatch.setattr(engine, "_partial", counted)
     events = _day(0.2, seed=seed)
-    worker = Worker()
-    for start in range(0, len(events), 29):
-        worker.send(_records(events[start:start + 29]))
-    assert not worker.dlq, [dict(h)[wire.DLQ_DETAIL] for _, _, h in worker.dlq][:3]
-    expected = expected_aggregates(accepted_events([_valid(e) for e in events]))
-    published = _published(worker)
-    published.update(worker.totals())
-    for name in AGGREGATES:
-        assert not value_diffs(published[name], expected[name]), (name, value_diffs(published[name],
-                                                                                     expected[name])[:5])
-    clean = Worker()
-    clean.send(_records(_effective(events)))
-    assert _entities(worker) == _entities(clean)
+    _revised_in_batches(Worker(), events, 29)
     assert kinds["partial"] > 10 and kinds["whole"] >= 1, kinds
 
 
