@@ -122,8 +122,8 @@ class Worker:
         return several
 
     def refolds_unindexed(self) -> int:
-        """Rewrite the entity-state table as versions before 2026-12-08 kept it: no refold index, and a log count of
-        three numbers. Returns the index entries deleted."""
+        """Rewrite the entity-state table as versions before the twenty-second session (2026-12-07) kept it: no refold
+        index, and a log count of three numbers. Returns the index entries deleted."""
         states = self.tables[pure.STATES]
         entries = [key for key in states if "|refold|" in key]
         for key in entries:

@@ -47,8 +47,8 @@ LOG_COUNT_SUFFIX = "|events"
 # complete] and, since 2026-12-07, the events standing (logged and not retracted). The third number also says that
 # every member key of the entity counts the standing events that add it (``Tx.add``), so a revision can take one
 # such event back without refolding the entity (streams.engine.take_back); a state without it refolds.
-# Since 2026-12-08 a fourth number counts the entity's refold index (``refold_index_key``): where in the log the
-# events that are not members stand, so that a revision of one refolds those alone and keeps the members.
+# Later that day a fourth number: the entries of the entity's refold index (``refold_index_key``), where in the log
+# the events that are not members stand, so that a revision of one refolds those alone and keeps the members.
 LOG_FIELD = "_log"
 REFOLD_SET = "refold"
 
