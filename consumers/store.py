@@ -293,8 +293,8 @@ async def _rebuild_rows(conn: asyncpg.Connection, family: str, subject: str, ver
                                          "ANY($3::text[]) AND payload IS NOT NULL", family, subject, list(types))
             continue
         payloads += await conn.fetch("SELECT payload FROM event_log WHERE family = $1 AND subject = $2 AND type = "
-                                     "ANY($3::text[]) AND payload->'data'->>$4 = ANY($5::text[]) AND payload IS NOT "
-                                     "NULL", family, subject, list(types), field, sorted(values))
+                                     "ANY($3::text[]) AND member = ANY($4::text[]) AND payload IS NOT NULL",
+                                     family, subject, list(types), sorted(values))  # (member: the field, migration 011)
     rows = entity_rows(decode_stored(r["payload"]) for r in payloads)
     column = {table.name: entity for table, entity in ENTITY_TABLES[family]}
     written = 0

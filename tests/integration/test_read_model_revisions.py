@@ -76,11 +76,11 @@ class Log:
     def __init__(self) -> None:
         self.offset = 0
 
-    def records(self, events: list[Event], copy_to: bytes = b"") -> list[Rec]:
+    def records(self, events: list[Event], copy_to: bytes = b"", family: str = "recruitment") -> list[Rec]:
         out = []
         for e in events:
             key = copy_to if e.type == "services.seeker_erasure_requested" else e.key
-            topic = family_topic("recruitment" if e.type.startswith("services.seeker_erasure") else e.target_family)
+            topic = family_topic(family if e.type.startswith("services.seeker_erasure") else e.target_family)
             out.append(Rec(topic, key_partition(key, EVENT_PARTITIONS), self.offset, e.key, encode(e)))
             self.offset += 1
         return out
@@ -316,5 +316,32 @@ async def test_a_revision_of_an_event_that_is_not_a_member_rebuilds_its_rows_alo
         assert 0 < written["rebuilt_rows"] <= 30, written  # (the fair rebuilt whole: 400+ rows)
         fair = next(r for r in revised["fairs"] if r[0] == str(scheduled.subject))
         assert city in fair and "Moved" in fair
+    finally:
+        await conn.close()
+
+
+async def test_a_check_in_of_an_erased_student_is_revised_through_the_member_the_erasure_renamed(pg_dsn: str) -> None:
+    """event_log's ``member`` column (migration 011) is computed from the payload, so the erasure's rename of the
+    payload renames it too: a student checked in twice and then erased, one check-in retracted, keeps the row under
+    the anonymous token (rebuilt from the other check-in, found by the token); retracting the second removes it."""
+    fair = "scu-fair-9"
+    twice = [_event("jobfair.student_checked_in", {"fair_id": fair, "seeker_id": SEEKERS[0]}, 5 + i) for i in range(2)]
+    other = _event("jobfair.student_checked_in", {"fair_id": fair, "seeker_id": SEEKERS[1]}, 8)
+    conn = await _fresh(pg_dsn)
+    log = Log()
+    try:
+        await _project(conn, log.records([*twice, other]))
+        await _project(conn, log.records([_erasure(SEEKERS[0])], copy_to=twice[0].key, family="jobfair"))
+        members = {r["member"] for r in await conn.fetch("SELECT member FROM event_log WHERE subject = $1", fair)}
+        assert SEEKERS[0] not in members and SEEKERS[1] in members and len(members) == 2
+        token = next(m for m in members if m != SEEKERS[1])
+        assert token.startswith("erased.")
+        await _project(conn, log.records([retraction(twice[0], event_id=str(uuid.uuid4()))]))
+        rows = await conn.fetch("SELECT seeker_id, first_at FROM fair_checkins WHERE fair_id = $1 ORDER BY 1", fair)
+        assert [r["seeker_id"] for r in rows] == sorted([token, SEEKERS[1]])
+        assert await conn.fetchval("SELECT checkins FROM fairs WHERE fair_id = $1", fair) == 2
+        await _project(conn, log.records([retraction(twice[1], event_id=str(uuid.uuid4()))]))
+        assert [r["seeker_id"] for r in await conn.fetch("SELECT seeker_id FROM fair_checkins WHERE fair_id = $1",
+                                                          fair)] == [SEEKERS[1]]
     finally:
         await conn.close()

@@ -247,3 +247,19 @@ def test_every_row_a_revision_rebuilds_comes_from_the_events_its_row_source_name
     tables = {name for name, _ in behind}
     assert {"postings", "offers", "fairs", "fair_checkins", "mentors", "mentoring_sessions",
             "service_items"} <= tables
+
+
+def test_the_member_column_of_event_log_takes_the_field_row_sources_declare_for_each_type() -> None:
+    """Migration 011's generated ``member`` column (what a member revision's rebuild looks events up by) reads, for
+    each type, exactly the data field consumers.mapping.ROW_SOURCES declares, and nothing for the types whose rows
+    are their entity's own (or an employer's flag)."""
+    import re
+
+    from consumers.mapping import ROW_SOURCES
+    from consumers.migrate import MIGRATIONS_DIR
+
+    sql = (MIGRATIONS_DIR / "011_event_log_member.sql").read_text(encoding="utf-8")
+    column = dict(re.findall(r"WHEN '([a-z_.]+)' THEN payload->'data'->>'([a-z_]+)'", sql))
+    declared = {cls.model_fields["type"].default: source.field for cls, source in ROW_SOURCES.items()
+                if source.field is not None}
+    assert column == declared
