@@ -197,9 +197,7 @@ def process(
             old = tx.get(key)  # (a partial run's: with the members taken back since it began)
             new = refold(tx, key, run)
             erasure.index_refold(tx, run.events.values(), run.domain.family, run.partition)
-            delta = diff(run.domain.contributions(old) if old is not None else {},
-                         run.domain.contributions(new) if new is not None else {})
-            partials = partials_for(delta, run.partition)
+            _, partials = moved(key, run.domain, old, new, {}, run.partition)  # (``known`` holds none for it)
         except Exception as exc:  # a bug: the entity keeps its state (the log already says what stands)
             out.failed.append((run.index, "unprocessable", f"refold of {key}: {type(exc).__name__}: {exc}"))
             return
@@ -413,7 +411,7 @@ def take_back(tx: Tx, domain: Domain, key: str, state: State | None, original: E
     standing = standing_count(state)
     if member is None or state is None or standing is None or standing <= 1:
         return None  # (the last event standing: the refold deletes the entity and keeps its log's count apart)
-    count = state[LOG_FIELD]  # (standing_count read it: [events logged, complete, events standing])
+    count = state[LOG_FIELD]  # (standing_count read it: [events logged, complete, events standing(, indexed)])
     sub = Tx(tx.get)  # (written to ``tx`` only if the member key counts the original)
     new = dict(state)
     if not take_member(sub, new, key, member, original):
