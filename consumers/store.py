@@ -194,7 +194,7 @@ async def _log_and_revise(conn: asyncpg.Connection, plan: Plan, written: Counter
     was read); then rebuild the rows of every revised entity from its events left standing. Returns the
     rebuilt entities' subjects per family (for the recounts)."""
     entities: set[tuple[str, str]] = set()
-    members: dict[tuple[str, str], list[Event]] = {}  # entities whose revised rows alone are rebuilt: the versions
+    revised: dict[tuple[str, str], list[Event]] = {}  # entities whose revised rows alone are rebuilt: the versions
     employers: set[str] = set()
     done = 0
     for planned in plan.revisions:
@@ -214,7 +214,7 @@ async def _log_and_revise(conn: asyncpg.Connection, plan: Plan, written: Counter
         written["revisions"] += 1
         versions = [v for v in (original, replacement(planned.revision)) if v is not None]
         if all(type(v) in ROW_SOURCES for v in versions):
-            members.setdefault((planned.family, planned.subject), []).extend(versions)
+            revised.setdefault((planned.family, planned.subject), []).extend(versions)
         else:
             entities.add((planned.family, planned.subject))
         for version in versions:
@@ -229,7 +229,7 @@ async def _log_and_revise(conn: asyncpg.Connection, plan: Plan, written: Counter
         rows = await _rebuild(conn, family, subject)
         written["rebuilt_rows"] += rows
         rebuilt.setdefault(family, set()).add(subject)
-    for (family, subject), versions in sorted(members.items()):
+    for (family, subject), versions in sorted(revised.items()):
         if subject in rebuilt.get(family, ()):
             continue
         written["rebuilt_rows"] += await _rebuild_rows(conn, family, subject, versions)
@@ -277,24 +277,24 @@ async def _rebuild_rows(conn: asyncpg.Connection, family: str, subject: str, ver
                                "payload IS NOT NULL)", family, subject):
         return await _rebuild(conn, family, subject)
     keys: dict[str, set[Row]] = {}  # table -> the keys of the rows the versions wrote
-    named: dict[tuple[tuple[str, ...], str | None], set[str]] = {}  # (types, data field) -> the versions' values
+    # types -> the members the versions name (event_log's ``member``: the declared field, migration 011); None: the
+    # entity's own row, written by every event of those types
+    named: dict[tuple[str, ...], set[str] | None] = {}
     for version in versions:
         source = ROW_SOURCES[type(version)]
-        values = named.setdefault((source.types, source.field), set())
-        if source.field is not None:
-            values.add(str(getattr(version.data, source.field)))
+        if source.field is None:
+            named[source.types] = None
+        elif (members := named.setdefault(source.types, set())) is not None:
+            members.add(str(getattr(version.data, source.field)))
         for table, row in event_rows(version):
             if table is not EMPLOYERS:
                 keys.setdefault(table.name, set()).add(row[:len(table.key)])
     payloads = []
-    for (types, field), values in sorted(named.items(), key=lambda item: (item[0][0], item[0][1] or "")):
-        if field is None:  # (the entity's own row: every event of the types writing it)
-            payloads += await conn.fetch("SELECT payload FROM event_log WHERE family = $1 AND subject = $2 AND type = "
-                                         "ANY($3::text[]) AND payload IS NOT NULL", family, subject, list(types))
-            continue
-        payloads += await conn.fetch("SELECT payload FROM event_log WHERE family = $1 AND subject = $2 AND type = "
-                                     "ANY($3::text[]) AND member = ANY($4::text[]) AND payload IS NOT NULL",
-                                     family, subject, list(types), sorted(values))  # (member: the field, migration 011)
+    for types, members in sorted(named.items()):
+        which = "" if members is None else " AND member = ANY($4::text[])"
+        payloads += await conn.fetch(f"SELECT payload FROM event_log WHERE family = $1 AND subject = $2 AND type = "
+                                     f"ANY($3::text[]){which} AND payload IS NOT NULL", family, subject, list(types),
+                                     *([] if members is None else [sorted(members)]))
     rows = entity_rows(decode_stored(r["payload"]) for r in payloads)
     column = {table.name: entity for table, entity in ENTITY_TABLES[family]}
     written = 0
