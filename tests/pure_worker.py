@@ -108,13 +108,10 @@ class Worker:
         events added it, and a state's log count does not count the events standing. Returns the member keys
         that counted more than one event."""
         states = self.tables[pure.STATES]
+        self._log_counts_cut_to(2)
         several = set()
         for key, value in list(states.items()):
-            if isinstance(value, dict) and isinstance(value.get(LOG_FIELD), list):
-                states[key] = {**value, LOG_FIELD: value[LOG_FIELD][:2]}
-            elif isinstance(value, list) and key.endswith("|events"):
-                states[key] = value[:2]
-            elif any(f"|{m.set_name}|" in key for d in self.domains.values() for m in d.members.values()) \
+            if any(f"|{m.set_name}|" in key for d in self.domains.values() for m in d.members.values()) \
                     and isinstance(value, int) and not key.startswith(("applied:", "partial:")):
                 if value > 1:
                     several.add(key)
@@ -128,12 +125,17 @@ class Worker:
         entries = [key for key in states if "|refold|" in key]
         for key in entries:
             del states[key]
+        self._log_counts_cut_to(3)
+        return len(entries)
+
+    def _log_counts_cut_to(self, numbers: int) -> None:
+        """Keep the first ``numbers`` numbers of every log count (in a state, or on a log's own key)."""
+        states = self.tables[pure.STATES]
         for key, value in list(states.items()):
             if isinstance(value, dict) and isinstance(value.get(LOG_FIELD), list):
-                states[key] = {**value, LOG_FIELD: value[LOG_FIELD][:3]}
+                states[key] = {**value, LOG_FIELD: value[LOG_FIELD][:numbers]}
             elif isinstance(value, list) and key.endswith("|events"):
-                states[key] = value[:3]
-        return len(entries)
+                states[key] = value[:numbers]
 
     def replay(self, batch: int = 101) -> None:
         """The tables agent reads every canonical record again (a worker taking over after a crash)."""
