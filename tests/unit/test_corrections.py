@@ -722,3 +722,30 @@ def test_a_partial_refold_and_a_take_back_of_one_mentor_in_one_batch_move_every_
     assert _entities(worker) == _entities(clean)
     assert worker.totals() == clean.totals()
     _oracle_matches(worker, [*events, *revisions])
+
+
+def test_refused_and_replayed_revisions_around_a_partial_refold_lose_none_of_the_good_events() -> None:
+    """One batch around a partial refold (the fair's closing retracted): a retraction of an unknown event, another
+    university's retraction of the fair's scheduling, a check-in taken back, a new check-in, the rescheduling
+    corrected, and the closing's retraction sent again. The unknown one is ``not_revisable`` (tables agent), the
+    foreign one ``not_owner`` and the re-sent one ``duplicate`` (ingest); the rest is what a worker that saw only the
+    good events would hold, and the record published for the fair is the same."""
+    others, checkins = _fair_with_history(50)
+    scheduled, moved, closed = others
+    worker = Worker()
+    worker.send(_records(others + checkins[:40]))
+    unknown = retraction(closed, event_id=str(uuid.uuid4())).model_dump(mode="json")
+    unknown["data"]["event_id"] = str(uuid.uuid4())
+    foreign = retraction(scheduled, event_id=str(uuid.uuid4())).model_dump(mode="json")
+    foreign["source"] = "swu" if scheduled.source != "swu" else "scu"
+    renamed = moved.model_copy(update={"data": moved.data.model_copy(update={"name": "Renamed fair"})})
+    unclosed = retraction(closed, event_id=str(uuid.uuid4()))
+    batch: list[Event] = [unclosed, EventRetracted.model_validate(unknown), EventRetracted.model_validate(foreign),
+                          retraction(checkins[2], event_id=str(uuid.uuid4())), checkins[40],
+                          correction(moved, renamed, event_id=str(uuid.uuid4())), unclosed, *checkins[41:]]
+    worker.send(_records(batch))
+    assert sorted(r for r, _ in _rejects(worker)) == ["duplicate", "not_owner", "not_revisable"]
+    clean = Worker()
+    clean.send(_records([scheduled, renamed] + [c for c in checkins if c is not checkins[2]]))
+    assert _entities(worker) == _entities(clean)
+    assert _published(worker)["fairs"] == _published(clean)["fairs"] and worker.totals() == clean.totals()
